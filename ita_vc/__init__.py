@@ -1,0 +1,88 @@
+"""ita-vc: git-native versioning for trading research, on top of git and DVC.
+
+The public Python API; everything not listed in ``__all__`` is internal. Names are imported on
+first use (PEP 562), so ``import ita_vc`` and the CLI's ``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ita_vc._version import __version__
+
+if TYPE_CHECKING:
+    from ita_vc.config import Config, load_config
+    from ita_vc.errors import (
+        ConfigError,
+        IndexCorruptError,
+        IntegrityError,
+        ItaVcError,
+        NotInitializedError,
+        PersistentStoreError,
+        RetentionRefusedError,
+        RuleValidationError,
+        VcsError,
+        WorkspaceLockedError,
+    )
+    from ita_vc.initialize import InitReport, init_workspace
+    from ita_vc.store import ArtifactRef, PersistentStore, canonical_json, hash_canonical
+    from ita_vc.workspace import Workspace
+
+_EXPORTS = {
+    "ArtifactRef": "ita_vc.store",
+    "Config": "ita_vc.config",
+    "ConfigError": "ita_vc.errors",
+    "IndexCorruptError": "ita_vc.errors",
+    "InitReport": "ita_vc.initialize",
+    "IntegrityError": "ita_vc.errors",
+    "ItaVcError": "ita_vc.errors",
+    "NotInitializedError": "ita_vc.errors",
+    "PersistentStore": "ita_vc.store",
+    "PersistentStoreError": "ita_vc.errors",
+    "RetentionRefusedError": "ita_vc.errors",
+    "RuleValidationError": "ita_vc.errors",
+    "VcsError": "ita_vc.errors",
+    "Workspace": "ita_vc.workspace",
+    "WorkspaceLockedError": "ita_vc.errors",
+    "canonical_json": "ita_vc.store",
+    "hash_canonical": "ita_vc.store",
+    "init_workspace": "ita_vc.initialize",
+    "load_config": "ita_vc.config",
+}
+
+__all__ = [
+    "ArtifactRef",
+    "Config",
+    "ConfigError",
+    "IndexCorruptError",
+    "InitReport",
+    "IntegrityError",
+    "ItaVcError",
+    "NotInitializedError",
+    "PersistentStore",
+    "PersistentStoreError",
+    "RetentionRefusedError",
+    "RuleValidationError",
+    "VcsError",
+    "Workspace",
+    "WorkspaceLockedError",
+    "__version__",
+    "canonical_json",
+    "hash_canonical",
+    "init_workspace",
+    "load_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ita_vc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

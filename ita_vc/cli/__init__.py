@@ -1,0 +1,109 @@
+"""The ``ita-vc`` command line: a thin typer layer over the core library.
+
+Each command parses its arguments, calls one core function and renders the result. Every error
+passes through :func:`main`, the one error boundary: an :class:`~ita_vc.errors.ItaVcError`
+prints its message to stderr and exits with its documented code; anything else is a bug: the
+traceback goes to the log file and the exit code is 3 (``--debug`` shows it).
+Heavy libraries (dvc, pandas, git) are imported inside the commands that need them, so
+``ita-vc --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from ita_vc._version import __version__
+from ita_vc.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ItaVcError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ita-vc",
+    help="Git-native versioning for trading research, on top of git and DVC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ita-vc {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of errors.")
+    ] = False,
+) -> None:
+    """Git-native versioning for trading research, on top of git and DVC."""
+
+
+def _register() -> None:
+    from ita_vc.cli import index, init, store
+
+    app.command("init")(init.init_command)
+    app.add_typer(store.app, name="store")
+    app.add_typer(index.app, name="index")
+
+
+_register()
+
+
+def _crash_log(exc: BaseException) -> str:
+    """Write the traceback of an unexpected error to the workspace log (or a temp file)."""
+    import tempfile
+    import traceback
+    from pathlib import Path
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        from ita_vc.workspace import Workspace
+
+        log_file = Workspace.discover().setup_logging()
+    except Exception:  # noqa: BLE001 - a crash report must not crash
+        log_file = Path(tempfile.gettempdir()) / "ita-vc-crash.log"
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a", encoding="utf-8") as stream:
+            stream.write(text)
+    except OSError:
+        return "(could not write the traceback)"
+    return str(log_file)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``ita-vc`` and ``python -m ita_vc``: the error boundary."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="ita-vc")
+    except ItaVcError as exc:
+        logging.getLogger("ita_vc").error("%s: %s", type(exc).__name__, exc)  # noqa: TRY400
+        if debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        if debug:
+            raise
+        where = _crash_log(exc)
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__}: {exc}\n"
+            f"This is a bug in ita-vc; the traceback is in {where} (rerun with --debug to see it)\n"
+        )
+        raise SystemExit(EXIT_UNEXPECTED) from None

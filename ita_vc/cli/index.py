@@ -1,0 +1,23 @@
+"""``ita-vc index ...``: the SQLite metadata index (a derived cache)."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+app = typer.Typer(help="Manage the metadata index.", no_args_is_help=True)
+
+
+@app.command("rebuild")
+def rebuild_command() -> None:
+    """Recreate the index from the files in the workspace (cures a deleted or corrupt index)."""
+    from ita_vc.cli.console import out
+    from ita_vc.store import PersistentStore
+    from ita_vc.workspace import Workspace
+
+    store = PersistentStore(Workspace.discover())
+    started = time.perf_counter()
+    count = store.rebuild_index()
+    elapsed = time.perf_counter() - started
+    out().print(f"Index rebuilt: {count} artifact(s) in {elapsed:.2f} s -> {store.index.path}")

@@ -1,0 +1,109 @@
+"""The one exception tree of ita-vc, and the exit codes the CLI maps it to.
+
+Exit codes are a contract with git hooks and CI scripts: they are append-only.
+
+====  =============================================================
+code  meaning
+====  =============================================================
+0     success
+1     :class:`ItaVcError` (any other ita-vc error)
+2     usage error (bad command line, reported by typer)
+3     unexpected exception (a bug: traceback in ``logs/``)
+4     :class:`RuleValidationError`
+5     :class:`NotInitializedError`
+6     :class:`IntegrityError` (DVC data dirty or missing, hash mismatch)
+7     :class:`RetentionRefusedError`
+8     :class:`ConfigError`
+9     :class:`PersistentStoreError`
+10    :class:`WorkspaceLockedError`
+130   interrupted (Ctrl-C)
+====  =============================================================
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_UNEXPECTED",
+    "EXIT_USAGE",
+    "ConfigError",
+    "IndexCorruptError",
+    "IntegrityError",
+    "ItaVcError",
+    "NotInitializedError",
+    "PersistentStoreError",
+    "RetentionRefusedError",
+    "RuleValidationError",
+    "VcsError",
+    "WorkspaceLockedError",
+]
+
+EXIT_USAGE = 2
+EXIT_UNEXPECTED = 3
+EXIT_INTERRUPTED = 130
+
+
+class ItaVcError(Exception):
+    """Base class of every error ita-vc raises on purpose (exit code 1)."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class RuleValidationError(ItaVcError):
+    """A rule or lifecycle file is invalid, or a committed version was changed."""
+
+    exit_code: ClassVar[int] = 4
+
+
+class NotInitializedError(ItaVcError):
+    """The current directory is not inside an ita-vc workspace."""
+
+    exit_code: ClassVar[int] = 5
+
+
+class IntegrityError(ItaVcError):
+    """Stored data does not match its recorded hash, or DVC data is dirty/missing."""
+
+    exit_code: ClassVar[int] = 6
+
+
+class RetentionRefusedError(ItaVcError):
+    """A retention run would delete something that must be kept."""
+
+    exit_code: ClassVar[int] = 7
+
+
+class ConfigError(ItaVcError):
+    """``configs/config.yaml`` (or another config file) is invalid."""
+
+    exit_code: ClassVar[int] = 8
+
+
+class PersistentStoreError(ItaVcError):
+    """A store read or write failed; nothing was half-written.
+
+    Attributes:
+        path: the repo-relative (or absolute) path concerned, when known.
+    """
+
+    exit_code: ClassVar[int] = 9
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+class IndexCorruptError(PersistentStoreError):
+    """The SQLite metadata index cannot be read; `ita-vc index rebuild` recreates it."""
+
+
+class VcsError(ItaVcError):
+    """A git or DVC operation failed."""
+
+
+class WorkspaceLockedError(ItaVcError):
+    """Another ita-vc process holds the workspace lock."""
+
+    exit_code: ClassVar[int] = 10

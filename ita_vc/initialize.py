@@ -1,0 +1,116 @@
+"""``ita-vc init``: turn a folder into an ita-vc workspace (idempotent, never overwrites)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+from ita_vc.config import CONFIG_RELPATH, default_config_text, load_config
+from ita_vc.errors import ItaVcError, VcsError
+from ita_vc.store.atomic import atomic_write_bytes
+
+__all__ = ["InitReport", "init_workspace"]
+
+
+@dataclass(slots=True)
+class InitReport:
+    """What ``init_workspace`` did: each item a repo-relative path or a step name."""
+
+    root: Path
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """False when the folder already was a complete workspace."""
+        return bool(self.created)
+
+
+def _template(name: str) -> str:
+    return resources.files("ita_vc.templates").joinpath(name).read_text("utf-8")
+
+
+def _write_new(root: Path, relpath: str, text: str, report: InitReport) -> None:
+    target = root / relpath
+    if target.exists():
+        report.kept.append(relpath)
+        return
+    atomic_write_bytes(target, text.encode("utf-8"), overwrite=False)
+    report.created.append(relpath)
+
+
+def _gitignore_lines(root: Path) -> list[str]:
+    paths = load_config(root).paths
+    state = PurePosixPath(paths.index_path).parent
+    lines = [f"/{state}/"] if state.parts else [f"/{paths.index_path}*", "/workspace.lock"]
+    if not (state.parts and PurePosixPath(paths.trash_root).is_relative_to(state)):
+        lines.append(f"/{paths.trash_root}/")
+    lines += [f"/{paths.logs_root}/", "__pycache__/"]
+    return list(dict.fromkeys(lines))
+
+
+def _update_gitignore(root: Path, report: InitReport) -> None:
+    target = root / ".gitignore"
+    existing = target.read_text("utf-8") if target.exists() else ""
+    present = {line.strip() for line in existing.splitlines()}
+    missing = [line for line in _gitignore_lines(root) if line not in present]
+    if not missing:
+        report.kept.append(".gitignore")
+        return
+    prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
+    text = prefix + _template("gitignore") + "".join(f"{line}\n" for line in missing)
+    atomic_write_bytes(target, text.encode("utf-8"))
+    report.created.append(".gitignore (" + ", ".join(missing) + ")")
+
+
+def init_workspace(path: str | Path) -> InitReport:
+    """Make ``path`` an ita-vc workspace: git, DVC, config, params, pipeline, rules, ignores.
+
+    Safe to run again: existing files are kept as they are and reported as kept.
+
+    Raises:
+        ItaVcError: ``path`` is a file, or lies inside another git work tree.
+        VcsError: git or DVC failed.
+        ConfigError: an existing ``configs/config.yaml`` is invalid.
+    """
+    from ita_vc.vcs import dvc as dvc_vcs
+    from ita_vc.vcs import git as git_vcs
+
+    root = Path(path).resolve()
+    if root.exists() and not root.is_dir():
+        raise ItaVcError(f"{root} exists and is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    report = InitReport(root=root)
+
+    top = git_vcs.git_toplevel(root)
+    if top is None:
+        git_vcs.init_repo(root)
+        report.created.append("git repository")
+    elif top != root:
+        raise VcsError(
+            f"{root} is inside the git work tree {top}; run `ita-vc init` at that top level "
+            "(DVC and ita-vc expect the workspace root to be the repository root)"
+        )
+    else:
+        report.kept.append("git repository")
+
+    if dvc_vcs.is_dvc_repo(root):
+        report.kept.append("DVC repository")
+    else:
+        dvc_vcs.init_dvc(root)
+        report.created.append("DVC repository")
+    if dvc_vcs.disable_analytics(root):
+        report.created.append("DVC analytics off (.dvc/config)")
+
+    _write_new(root, CONFIG_RELPATH, default_config_text(), report)
+    config = load_config(root)  # validates an existing user config too
+    _write_new(root, "params.yaml", _template("params.yaml"), report)
+    _write_new(root, "dvc.yaml", _template("dvc.yaml"), report)
+    rules = root / config.paths.rules_root
+    if rules.is_dir():
+        report.kept.append(config.paths.rules_root + "/")
+    else:
+        _write_new(root, f"{config.paths.rules_root}/.gitkeep", "", report)
+    _update_gitignore(root, report)
+    return report

@@ -1,0 +1,278 @@
+"""The SQLite metadata index: one row per stored artifact, a derived cache of the workspace.
+
+Git and DVC files are the source of truth; this index only makes listing and lookup fast, and
+``ita-vc index rebuild`` recreates it from the files. Concurrency: WAL journal, a 60 s busy
+timeout, ``BEGIN IMMEDIATE`` write transactions, and a file lock around writers, so several
+processes saving at once neither lose rows nor see ``database is locked``.
+A new database is built in a temp file and moved into place, so a reader never sees a
+half-created schema; applied migrations are recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import IndexCorruptError, PersistentStoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+__all__ = ["MIGRATIONS", "IndexRow", "MetadataIndex", "utc_now_iso"]
+
+_BUSY_TIMEOUT_S = 60.0
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "artifacts",
+        """
+        CREATE TABLE artifacts (
+            file_id TEXT PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            format TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            symbol TEXT,
+            timeframe TEXT,
+            run_id TEXT,
+            rule_version TEXT,
+            created_at TEXT NOT NULL,
+            meta_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+        CREATE INDEX artifacts_kind ON artifacts (kind);
+        CREATE INDEX artifacts_run_id ON artifacts (run_id);
+        CREATE INDEX artifacts_symbol ON artifacts (symbol, timeframe);
+        """,
+    ),
+)
+
+_COLUMNS = (
+    "file_id", "path", "kind", "format", "sha256", "size", "symbol", "timeframe", "run_id",
+    "rule_version", "created_at", "meta_json",
+)
+
+# column names are constants, values are bound parameters
+_INSERT = (
+    f"INSERT OR REPLACE INTO artifacts ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+
+
+def utc_now_iso() -> str:
+    """Current UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """One artifact row of the index."""
+
+    file_id: str
+    path: str
+    kind: str
+    format: str
+    sha256: str
+    size: int
+    symbol: str | None
+    timeframe: str | None
+    run_id: str | None
+    rule_version: str | None
+    created_at: str
+    meta_json: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a plain mapping."""
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+    def values(self) -> tuple[Any, ...]:
+        """Column values in table order."""
+        return tuple(getattr(self, name) for name in _COLUMNS)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(os.fspath(path), timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, name, sql in MIGRATIONS:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, utc_now_iso())
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class MetadataIndex:
+    """The SQLite artifact index at ``path`` (created on first use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+
+    # -- connection management -------------------------------------------------------------
+    def _write_lock(self) -> Any:
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(os.fspath(self._lock_path), timeout=_BUSY_TIMEOUT_S)
+
+    def _create(self) -> None:
+        """Build a fresh, migrated database in a temp file and move it into place."""
+        fd, name = tempfile.mkstemp(prefix=".index.", suffix=".sqlite", dir=self.path.parent)
+        os.close(fd)
+        try:
+            with contextlib.closing(_connect(Path(name))) as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+                _migrate(conn)
+            os.replace(name, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+    def _ensure(self) -> None:
+        if self.path.exists():
+            return
+        with self._write_lock():
+            if not self.path.exists():
+                self._create()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._ensure()
+            with contextlib.closing(_connect(self.path)) as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+                versions = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                if versions != {m[0] for m in MIGRATIONS}:
+                    with self._write_lock():
+                        _migrate(conn)
+                yield conn
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"the metadata index cannot be read ({exc}); it is a cache: "
+                "run `ita-vc index rebuild` to recreate it from the workspace",
+                path=str(self.path),
+            ) from exc
+        except OSError as exc:
+            raise PersistentStoreError(
+                f"cannot open the metadata index: {exc.strerror or exc}", path=str(self.path)
+            ) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as conn, self._write_lock():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- writes ----------------------------------------------------------------------------
+    def upsert(self, row: IndexRow) -> None:
+        """Insert or replace the row for ``row.path``."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM artifacts WHERE path = ? AND file_id != ?",
+                         (row.path, row.file_id))
+            conn.execute(
+                _INSERT,
+                row.values(),
+            )
+
+    def delete(self, path: str) -> bool:
+        """Remove the row of ``path``; True if there was one."""
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM artifacts WHERE path = ?", (path,)).rowcount > 0
+
+    def replace_all(self, rows: Iterable[IndexRow]) -> int:
+        """Recreate the whole index from ``rows`` (built aside, then moved into place)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".index.", suffix=".sqlite", dir=self.path.parent)
+        os.close(fd)
+        count = 0
+        try:
+            with contextlib.closing(_connect(Path(name))) as conn:
+                _migrate(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                for row in rows:
+                    conn.execute(
+                        _INSERT,
+                        row.values(),
+                    )
+                    count += 1
+                conn.execute("COMMIT")
+                conn.execute("PRAGMA journal_mode = WAL")
+            with self._write_lock():
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
+                os.replace(name, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+        return count
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, path: str) -> IndexRow | None:
+        """The row of ``path``, if indexed."""
+        rows = self.query(path=path)
+        return rows[0] if rows else None
+
+    def query(self, **filters: Any) -> list[IndexRow]:
+        """Rows matching every given column filter (``None`` filters are ignored), by path."""
+        clauses = []
+        params = []
+        for column, value in filters.items():
+            if column not in _COLUMNS:
+                raise ValueError(f"unknown index column {column!r}")
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM artifacts{where} ORDER BY path"  # noqa: S608
+        with self._connection() as conn:
+            return [IndexRow(*row) for row in conn.execute(sql, params)]
+
+    def duplicates(self) -> dict[str, list[str]]:
+        """Content stored at more than one path: ``{sha256: [paths]}``."""
+        sql = (
+            "SELECT sha256, path FROM artifacts WHERE sha256 IN "
+            "(SELECT sha256 FROM artifacts GROUP BY sha256 HAVING COUNT(*) > 1) "
+            "ORDER BY sha256, path"
+        )
+        found: dict[str, list[str]] = {}
+        with self._connection() as conn:
+            for sha, path in conn.execute(sql):
+                found.setdefault(sha, []).append(path)
+        return found
+
+    def migrations(self) -> list[Mapping[str, Any]]:
+        """The applied migrations (version, name, applied_at)."""
+        with self._connection() as conn:
+            rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations")
+            return [{"version": v, "name": n, "applied_at": a} for v, n, a in rows]

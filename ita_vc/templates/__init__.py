@@ -1,0 +1,1 @@
+"""Files ita-vc init writes (package data)."""

@@ -1,0 +1,111 @@
+"""Shared test helpers: a workspace path with generators, the CLI runner, real subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+class TmpRepo(type(Path())):  # type: ignore[misc]
+    """A temporary git + DVC + ita-vc workspace (a ``Path`` with helpers, as dvc's TmpDir)."""
+
+    def gen(self, files: dict[str, str | bytes]) -> list[Path]:
+        """Write files (relative path -> text or bytes); returns their paths."""
+        made = []
+        for rel, content in files.items():
+            path = self / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+            made.append(path)
+        return made
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a real ``git`` command in the repo."""
+        return run(["git", *args], cwd=self, check=check)
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the real ``dvc`` CLI of this venv in the repo."""
+        return run([str(VENV_BIN / "dvc"), *args], cwd=self, check=check)
+
+    def git_gen(self, files: dict[str, str | bytes], message: str = "add files") -> list[Path]:
+        """Write files, ``git add`` and commit them."""
+        made = self.gen(files)
+        self.git("add", "--", *files)
+        self.git("commit", "-q", "-m", message)
+        return made
+
+    def dvc_gen(self, files: dict[str, str | bytes], commit: str | None = None) -> list[Path]:
+        """Write files, ``dvc add`` them and optionally commit the .dvc files."""
+        made = self.gen(files)
+        self.dvc("add", "-q", *files)
+        if commit:
+            self.git("add", "-A")
+            self.git("commit", "-q", "-m", commit)
+        return made
+
+
+def run(
+    cmd: list[str], cwd: Path | str, *, check: bool = True, env: dict[str, str] | None = None,
+    input_text: str | None = None, timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run a real subprocess with the test environment; raise with its output on failure."""
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True,
+        input=input_text, timeout=timeout, check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{cmd} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+@dataclass
+class CliResult:
+    """What one ``ita-vc`` invocation through :func:`ita_vc.cli.main` produced."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def invoke(*args: str, cwd: Path | str | None = None) -> CliResult:
+    """Run ``ita-vc ARGS`` in-process through the real error boundary (``main``)."""
+    from ita_vc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    with contextlib.ExitStack() as stack:
+        if cwd is not None:
+            stack.enter_context(contextlib.chdir(cwd))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+    if code is None:
+        code = 0
+    return CliResult(int(code), out.getvalue(), err.getvalue())
+
+
+def ita_vc_subprocess(*args: str, cwd: Path | str, check: bool = False,
+                      ) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``ita-vc`` console script as a real subprocess."""
+    return run([str(VENV_BIN / "ita-vc"), *args], cwd=cwd, check=check)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from ita_vc.config import default_config_text, load_config, parse_config
+from ita_vc.errors import ConfigError
+
+
+def test_defaults_parse_and_are_what_init_writes():
+    config = parse_config(default_config_text())
+    assert config.paths.data_root == "data"
+    assert config.paths.results_root == "results"
+    assert config.paths.provenance_root == "provenance"
+    assert config.store.kinds["candles"] == "data/candles"
+    assert config.store.parquet_compression == "zstd"
+
+
+def test_missing_keys_take_defaults_and_user_values_win():
+    config = parse_config("paths:\n  logs_root: var/logs\nstore:\n  kinds:\n    extra: data/x\n")
+    assert config.paths.logs_root == "var/logs"
+    assert config.paths.data_root == "data"
+    assert config.store.kinds == {"extra": "data/x"}
+
+
+def test_empty_file_is_all_defaults():
+    assert parse_config("").paths == parse_config(default_config_text()).paths
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("paths:\n  data_rot: data\n", r"config.yaml:2: paths.data_rot: unknown key"),
+        ("colour: blue\n", r"colour: unknown key"),
+        ("paths:\n  data_root: 5\n", r"paths.data_root: must be a string, got an integer"),
+        ("paths: [a]\n", r"paths: must be a mapping"),
+        ("paths:\n  data_root: /abs/data\n", r"must be relative to the repository"),
+        ("paths:\n  data_root: ../outside\n", r"must not leave the repository"),
+        ("paths:\n  results_root: data/results\n", r"overlaps data_root data: DVC forbids"),
+        ("paths:\n  provenance_root: data/results/provenance\n", r"overlaps data_root"),
+        ("paths:\n  data_root: .git/x\n", r"must not point inside \.git/"),
+        ("paths:\n  trash_root: data/trash\n", r"trash_root: data/trash must not be inside"),
+        ("paths:\n  data_root: 'a\\b'\n", r"use '/' as the separator"),
+        ("paths:\n  data_root: .\n", r"must name a folder below the repository root"),
+        ("store:\n  parquet_compression: lzma\n", r"must be one of"),
+        ("store:\n  kinds: {}\n", r"at least one artifact kind"),
+        ("store:\n  kinds:\n    bad-name: x\n", r"kind names are identifiers"),
+        ("store:\n  kinds: 3\n", r"store.kinds: must be a mapping"),
+        ("schema_version: 2\n", r"unsupported version 2"),
+        ("schema_version: true\n", r"must be an integer, got a boolean"),
+        ("paths:\n  data_root: data\n  data_root: x\n", r"yaml:3: duplicate key 'data_root'"),
+        ("paths: {data_root: [\n", r"config.yaml"),
+        ("a: !!python/object:os.system {}\n", r"tag not allowed"),
+    ],
+)
+def test_invalid_configs_name_file_key_and_line(text, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_config(text)
+
+
+def test_load_config_reads_the_workspace_file(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "config.yaml").write_text("paths:\n  logs_root: mylogs\n")
+    assert load_config(tmp_path).paths.logs_root == "mylogs"
+
+
+def test_load_config_rejects_non_utf8(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "config.yaml").write_bytes(b"paths:\n  logs_root: \xff\n")
+    with pytest.raises(ConfigError, match="not valid UTF-8"):
+        load_config(tmp_path)
+
+
+def test_config_error_exit_code():
+    assert ConfigError.exit_code == 8
