@@ -6,10 +6,14 @@ first use (PEP 562), so ``import ita_vc`` and the CLI's ``--help`` stay fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING
 
+from ita_vc._lazy import lazy_exports
 from ita_vc._version import __version__
+
+# a library never configures logging; the CLI and the store attach their file handlers
+logging.getLogger("ita_vc").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from ita_vc.config import Config, load_config
@@ -75,14 +79,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ita_vc' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -12,7 +12,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["YamlError", "load_yaml_file", "load_yaml_text", "node_lines", "read_text_file"]
+__all__ = [
+    "YamlError",
+    "load_yaml_file",
+    "load_yaml_text",
+    "node_index",
+    "node_lines",
+    "read_text_file",
+]
 
 
 class YamlError(ValueError):
@@ -46,28 +53,39 @@ class _StrictSafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def node_lines(text: str) -> dict[str, int]:
-    """Map each dotted key path of the document's mappings to its 1-based line number."""
+def node_index(text: str) -> dict[str, tuple[int, str | None]]:
+    """Map each dotted key path to ``(1-based line, raw scalar text or None)``.
+
+    The raw text is what the author typed (``1.10`` even where YAML reads the number 1.1), so
+    messages can quote it. Empty when the text is not valid YAML.
+    """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return {}
-    lines: dict[str, int] = {}
+    index: dict[str, tuple[int, str | None]] = {}
 
     def walk(node: yaml.Node | None, prefix: str) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = f"{prefix}{key_node.value}"
-                lines.setdefault(key, key_node.start_mark.line + 1)
+                raw = value_node.value if isinstance(value_node, yaml.ScalarNode) else None
+                index.setdefault(key, (key_node.start_mark.line + 1, raw))
                 walk(value_node, key + ".")
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 key = f"{prefix}{i}"
-                lines.setdefault(key, item.start_mark.line + 1)
+                raw = item.value if isinstance(item, yaml.ScalarNode) else None
+                index.setdefault(key, (item.start_mark.line + 1, raw))
                 walk(item, key + ".")
 
     walk(root, "")
-    return lines
+    return index
+
+
+def node_lines(text: str) -> dict[str, int]:
+    """Map each dotted key path of the document's mappings to its 1-based line number."""
+    return {key: line for key, (line, _raw) in node_index(text).items()}
 
 
 def load_yaml_text(text: str, source: str = "<string>") -> Any:

@@ -2,21 +2,35 @@
 
 Use :class:`PersistentStore` with an explicit :class:`~ita_vc.workspace.Workspace`, or the
 module-level functions below, which use the workspace containing the current directory.
+Names are loaded on first use, so importing the hashing helpers does not import pandas.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.store.artifacts import FORMATS, ArtifactRef, PersistentStore
-from ita_vc.store.hashing import canonical_json, hash_bytes, hash_canonical, hash_file
-from ita_vc.store.tablehash import hash_dataframe
+from ita_vc._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping
 
     import pandas as pd
+
+    from ita_vc.store.artifacts import FORMATS, ArtifactRef, PersistentStore
+    from ita_vc.store.hashing import canonical_json, hash_bytes, hash_canonical, hash_file
+    from ita_vc.store.tablehash import hash_dataframe
+
+_EXPORTS = {
+    "FORMATS": "ita_vc.store.artifacts",
+    "ArtifactRef": "ita_vc.store.artifacts",
+    "PersistentStore": "ita_vc.store.artifacts",
+    "canonical_json": "ita_vc.store.hashing",
+    "hash_bytes": "ita_vc.store.hashing",
+    "hash_canonical": "ita_vc.store.hashing",
+    "hash_file": "ita_vc.store.hashing",
+    "hash_dataframe": "ita_vc.store.tablehash",
+}
 
 __all__ = [
     "FORMATS",
@@ -36,10 +50,11 @@ __all__ = [
     "save_json",
 ]
 
-Ref = ArtifactRef | str | os.PathLike[str]
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 def _store() -> PersistentStore:
+    from ita_vc.store.artifacts import PersistentStore
     from ita_vc.workspace import Workspace
 
     return PersistentStore(Workspace.discover())
@@ -53,7 +68,7 @@ def save_dataframe(
     return _store().save_dataframe(df, kind, filename, subdir, fmt, overwrite, meta)
 
 
-def load_dataframe(ref: Ref) -> pd.DataFrame:
+def load_dataframe(ref: ArtifactRef | str | os.PathLike[str]) -> pd.DataFrame:
     """:meth:`PersistentStore.load_dataframe` in the current workspace."""
     return _store().load_dataframe(ref)
 
@@ -66,7 +81,7 @@ def save_json(
     return _store().save_json(obj, kind, filename, subdir, overwrite, meta)
 
 
-def load_json(ref: Ref) -> Any:
+def load_json(ref: ArtifactRef | str | os.PathLike[str]) -> Any:
     """:meth:`PersistentStore.load_json` in the current workspace."""
     return _store().load_json(ref)
 
@@ -79,11 +94,11 @@ def save_binary(
     return _store().save_binary(data, kind, filename, subdir, overwrite, meta)
 
 
-def load_binary(ref: Ref) -> bytes:
+def load_binary(ref: ArtifactRef | str | os.PathLike[str]) -> bytes:
     """:meth:`PersistentStore.load_binary` in the current workspace."""
     return _store().load_binary(ref)
 
 
-def file_exists(ref: Ref) -> bool:
+def file_exists(ref: ArtifactRef | str | os.PathLike[str]) -> bool:
     """:meth:`PersistentStore.file_exists` in the current workspace."""
     return _store().file_exists(ref)

@@ -1,0 +1,306 @@
+"""The commit checks behind ``ita-vc rule check`` and the pre-commit hook.
+
+They read git's *index* (what is being committed), never the working tree, and compare it with
+HEAD: every rule file parses and validates; its location matches its ``setup_id``/``version``;
+its ``params_hash`` is right; a version file that exists in HEAD is byte-identical; deleting a
+committed version is refused; lifecycle files validate and name only existing versions, with at
+most one active version; a version number is never reused. Every problem is reported, not only
+the first. ``--against REV`` runs the same checks on every commit since the merge base with
+``REV`` and catches two branches that each created the same version.
+
+Only ``yaml`` and ``git`` subprocesses are used on this path (no dvc, pandas or gitpython).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from ita_vc.rules.model import Problem, RuleVersion
+from ita_vc.rules.validate import LIFECYCLE_FILENAME, check_setup_id, parse_lifecycle, parse_rule
+from ita_vc.vcs import gitcli
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from ita_vc.catalog import Catalog
+
+__all__ = [
+    "CheckReport",
+    "check_against",
+    "check_files",
+    "check_staged",
+    "check_worktree",
+    "run_rule_check",
+]
+
+_IMMUTABLE = (
+    "{tag} of {setup} is committed and immutable; "
+    "create a new version with `ita-vc rule bump {setup}`"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What a check looked at and what it found."""
+
+    checked: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def describe(self) -> str:
+        """Every problem, one per line, under a count."""
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        return (f"rule check: {len(self.problems)} problem(s) in {len(self.checked)} file(s):\n"
+                f"{lines}")
+
+
+class _View:
+    """Read access to one state of the repository (index, a commit, or the working tree)."""
+
+    def __init__(self, root: Path, rev: str | None) -> None:
+        self.root = root
+        self.rev = rev  # None: git's index; "WORKTREE": the files on disk; else a commit
+        self._cache: dict[str, bytes | None] = {}
+
+    def spec(self, path: str) -> str:
+        return f":{path}" if self.rev is None else f"{self.rev}:{path}"
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        wanted = [p for p in paths if p not in self._cache]
+        if not wanted:
+            return
+        if self.rev == "WORKTREE":
+            for p in wanted:
+                file = self.root / p
+                self._cache[p] = file.read_bytes() if file.is_file() else None
+            return
+        if self.rev == gitcli.EMPTY_TREE:
+            self._cache.update(dict.fromkeys(wanted))
+            return
+        blobs = gitcli.cat_files(self.root, [self.spec(p) for p in wanted])
+        for p in wanted:
+            self._cache[p] = blobs[self.spec(p)]
+
+    def read(self, path: str) -> bytes | None:
+        self.prefetch([path])
+        return self._cache[path]
+
+    def listdir(self, folder: str) -> list[str]:
+        if self.rev == "WORKTREE":
+            base = self.root / folder
+            return sorted(
+                PurePosixPath(folder, p.name).as_posix() for p in base.iterdir() if p.is_file()
+            ) if base.is_dir() else []
+        if self.rev == gitcli.EMPTY_TREE:
+            return []
+        if self.rev is None:
+            return gitcli.ls_files(self.root, folder + "/")
+        return gitcli.ls_tree(self.root, self.rev, folder + "/")
+
+
+def _classify(path: str, rules_root: str) -> tuple[str, str, str] | None:
+    """``(kind, setup_id, name)`` of a path under the rules root, or None outside it.
+
+    kind: ``version`` (``v*.yaml``), ``lifecycle``, ``yaml`` (another YAML file in a setup
+    folder: an error), ``other`` (anything else, ignored).
+    """
+    parts = PurePosixPath(path).parts
+    root_parts = PurePosixPath(rules_root).parts
+    if parts[: len(root_parts)] != root_parts or len(parts) != len(root_parts) + 2:
+        return None
+    setup_id, name = parts[-2], parts[-1]
+    if name == LIFECYCLE_FILENAME:
+        return "lifecycle", setup_id, name
+    if name.endswith((".yaml", ".yml")):
+        try:
+            RuleVersion.parse(name.removesuffix(".yaml"))
+        except ValueError:
+            return "yaml", setup_id, name
+        return "version", setup_id, name
+    return "other", setup_id, name
+
+
+def _check(  # noqa: PLR0912 - one branch per kind of change
+    root: Path, new: _View, old: _View, changes: list[gitcli.Change], *, rules_root: str,
+    catalog: Catalog, reused: Callable[[str], bool] | None = None,
+) -> tuple[list[str], list[Problem]]:
+    problems: list[Problem] = []
+    checked: list[str] = []
+    setups: set[str] = set()
+    classified = [(status, path, _classify(path, rules_root)) for status, path in changes]
+    relevant = [(s, p, c) for s, p, c in classified if c is not None and c[0] != "other"]
+    new.prefetch(p for s, p, _ in relevant if s != "D")
+    old.prefetch(p for _, p, _ in relevant)
+    for status, path, info in relevant:
+        assert info is not None  # noqa: S101 - filtered above
+        kind, setup_id, name = info
+        setups.add(setup_id)
+        checked.append(path)
+        if reason := check_setup_id(setup_id):
+            problems.append(Problem(path, f"setup folder: {reason}"))
+            continue
+        if kind == "yaml":
+            problems.append(Problem(path, f"{name!r} is not a version file name "
+                                          "(rule versions are named v<major>.<minor>.yaml)"))
+            continue
+        if kind != "version":
+            continue
+        tag = name.removesuffix(".yaml")
+        before = old.read(path)
+        if status == "D":
+            if before is not None:
+                problems.append(Problem(path, f"{tag} of {setup_id} is committed; deleting a "
+                                              "committed version is refused (deprecate it with "
+                                              f"`ita-vc rule deprecate {setup_id} {tag}`)"))
+            continue
+        content = new.read(path)
+        if content is None:
+            continue
+        if before is not None and before != content:
+            problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
+        elif before is None and reused is not None and reused(path):
+            problems.append(Problem(path, f"version number {tag} of {setup_id} was used before "
+                                          "(it is in the history); version numbers are never "
+                                          f"reused: `ita-vc rule bump {setup_id}`"))
+        _rule, found = parse_rule(content, path, catalog=catalog, rules_root=rules_root)
+        problems.extend(found)
+    for setup_id in sorted(setups):
+        if check_setup_id(setup_id):
+            continue
+        folder = PurePosixPath(rules_root, setup_id).as_posix()
+        lifecycle_path = f"{folder}/{LIFECYCLE_FILENAME}"
+        content = new.read(lifecycle_path)
+        if content is None:
+            continue
+        names = {PurePosixPath(p).name for p in new.listdir(folder)}
+
+        def exists(version: RuleVersion, names: set[str] = names) -> bool:
+            return version.filename in names
+
+        _entries, found = parse_lifecycle(content, lifecycle_path, setup_id=setup_id,
+                                          version_exists=exists)
+        if lifecycle_path not in checked:
+            checked.append(lifecycle_path)
+        problems.extend(found)
+    return checked, problems
+
+
+def _report(checked: list[str], problems: list[Problem]) -> CheckReport:
+    unique = list(dict.fromkeys(problems))
+    return CheckReport(tuple(dict.fromkeys(checked)), tuple(unique))
+
+
+def check_staged(root: Path, *, rules_root: str, catalog: Catalog) -> CheckReport:
+    """Check what is staged for the next commit (git's index) against HEAD."""
+    head = "HEAD" if gitcli.has_commit(root) else gitcli.EMPTY_TREE
+    changes = gitcli.diff_names(root, "--cached", head, prefix=rules_root)
+    checked, problems = _check(
+        root, _View(root, None), _View(root, head), changes, rules_root=rules_root,
+        catalog=catalog,
+        reused=(lambda p: gitcli.path_in_history(root, p)) if head == "HEAD" else None,
+    )
+    return _report(checked, problems)
+
+
+def check_files(root: Path, files: Iterable[str], *, rules_root: str,
+                catalog: Catalog) -> CheckReport:
+    """Check the given working-tree files (repo-relative) against HEAD."""
+    head = "HEAD" if gitcli.has_commit(root) else gitcli.EMPTY_TREE
+    changes = [("M" if (root / f).is_file() else "D", f) for f in files]
+    checked, problems = _check(root, _View(root, "WORKTREE"), _View(root, head), changes,
+                               rules_root=rules_root, catalog=catalog)
+    return _report(checked, problems)
+
+
+def check_worktree(root: Path, *, rules_root: str, catalog: Catalog) -> CheckReport:
+    """Check every rule and lifecycle file of the working tree (and deletions vs HEAD)."""
+    base = root / rules_root
+    files = sorted(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file()) \
+        if base.is_dir() else []
+    if gitcli.has_commit(root):
+        files += [p for p in gitcli.ls_tree(root, "HEAD", rules_root + "/") if p not in files]
+    return check_files(root, files, rules_root=rules_root, catalog=catalog)
+
+
+def check_against(root: Path, rev: str, *, rules_root: str, catalog: Catalog) -> CheckReport:
+    """CI check of a branch: every commit since the merge base with ``rev``, plus versions the
+    branch created that ``rev`` has with other content (two branches, one version number).
+
+    Raises:
+        VcsError: ``rev`` is not a commit.
+    """
+    if not gitcli.has_commit(root, rev):
+        from ita_vc.errors import VcsError
+
+        raise VcsError(f"--against {rev}: not a commit")
+    base = gitcli.git(["merge-base", rev, "HEAD"], root).decode().strip()
+    checked: list[str] = []
+    problems: list[Problem] = []
+    for commit in gitcli.rev_list(root, "--reverse", "--first-parent", f"{base}..HEAD"):
+        parent = f"{commit}^" if gitcli.has_commit(root, f"{commit}^") else gitcli.EMPTY_TREE
+        changes = gitcli.diff_names(root, parent, commit, prefix=rules_root)
+        c, p = _check(root, _View(root, commit), _View(root, parent), changes,
+                      rules_root=rules_root, catalog=catalog)
+        checked += c
+        problems += [Problem(x.path, f"(commit {commit[:10]}) {x.message}", x.field, x.line)
+                     for x in p]
+    added = [p for s, p in gitcli.diff_names(root, base, "HEAD", prefix=rules_root) if s == "A"]
+    theirs = _View(root, rev)
+    ours = _View(root, "HEAD")
+    theirs.prefetch(added)
+    ours.prefetch(added)
+    for path in added:
+        info = _classify(path, rules_root)
+        if info is None or info[0] != "version":
+            continue
+        other = theirs.read(path)
+        if other is not None and other != ours.read(path):
+            tag = info[2].removesuffix(".yaml")
+            problems.append(Problem(path, f"{tag} of {info[1]} was also created on {rev} with "
+                                          "other content; one version number, two rules: "
+                                          f"renumber yours with `ita-vc rule bump {info[1]}`"))
+    return _report(checked, problems)
+
+
+def run_rule_check(
+    *, files: Iterable[str] = (), against: str | None = None, all_files: bool = False,
+    start: Path | None = None,
+) -> CheckReport:
+    """The check ``ita-vc rule check`` runs, in the workspace containing ``start`` (or cwd):
+    ``against`` a revision, ``all_files`` of the working tree, the given ``files``, or (the
+    default, as the pre-commit hook) what is staged.
+
+    Raises:
+        NotInitializedError: not in a workspace. VcsError: not a git repository / bad REV.
+    """
+    from ita_vc.catalog import load_catalog
+    from ita_vc.config import load_config
+    from ita_vc.workspace import find_root
+
+    root = find_root(start)
+    gitcli.toplevel(root)  # a clear error outside git
+    rules_root = load_config(root).paths.rules_root
+    catalog = load_catalog(root)
+    if against:
+        return check_against(root, against, rules_root=rules_root, catalog=catalog)
+    if all_files:
+        return check_worktree(root, rules_root=rules_root, catalog=catalog)
+    file_list = list(files)
+    if file_list:
+        rels = []
+        for f in file_list:
+            path = (Path.cwd() / f).resolve()
+            try:
+                rels.append(path.relative_to(root).as_posix())
+            except ValueError as exc:
+                from ita_vc.errors import RuleValidationError
+
+                raise RuleValidationError(f"{f}: outside the workspace {root}") from exc
+        return check_files(root, rels, rules_root=rules_root, catalog=catalog)
+    return check_staged(root, rules_root=rules_root, catalog=catalog)
