@@ -64,10 +64,11 @@ def _update_gitignore(root: Path, report: InitReport) -> None:
     report.created.append(".gitignore (" + ", ".join(missing) + ")")
 
 
-def init_workspace(path: str | Path) -> InitReport:
+def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitReport:
     """Make ``path`` an ita-vc workspace: git, DVC, config, params, pipeline, rules, ignores.
 
     Safe to run again: existing files are kept as they are and reported as kept.
+    ``install_hooks`` also installs the rule-check git hooks (``ita-vc hooks install``).
 
     Raises:
         ItaVcError: ``path`` is a file, or lies inside another git work tree.
@@ -105,6 +106,7 @@ def init_workspace(path: str | Path) -> InitReport:
 
     _write_new(root, CONFIG_RELPATH, default_config_text(), report)
     config = load_config(root)  # validates an existing user config too
+    _write_new(root, "configs/indicators.yaml", _template("indicators.yaml"), report)
     _write_new(root, "params.yaml", _template("params.yaml"), report)
     _write_new(root, "dvc.yaml", _template("dvc.yaml"), report)
     rules = root / config.paths.rules_root
@@ -113,4 +115,9 @@ def init_workspace(path: str | Path) -> InitReport:
     else:
         _write_new(root, f"{config.paths.rules_root}/.gitkeep", "", report)
     _update_gitignore(root, report)
+    if install_hooks:
+        from ita_vc.rules.hooks import install_hooks as install
+
+        hooks = install(root)
+        report.created += [f"git hook {name}" for name in hooks.written]
     return report

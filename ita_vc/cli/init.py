@@ -10,6 +10,8 @@ import typer
 
 def init_command(
     path: Annotated[Path, typer.Argument(help="Folder to turn into a workspace.")] = Path("."),
+    hooks: Annotated[bool, typer.Option(
+        "--hooks", help="Also install the rule-check git hooks (ita-vc hooks install).")] = False,
 ) -> None:
     """Create an ita-vc workspace: git + DVC, configs/config.yaml, params.yaml, dvc.yaml, rules/.
 
@@ -18,7 +20,7 @@ def init_command(
     from ita_vc.cli.console import out
     from ita_vc.initialize import init_workspace
 
-    report = init_workspace(path)
+    report = init_workspace(path, install_hooks=hooks)
     console = out()
     if not report.changed:
         console.print(f"{report.root} is already an ita-vc workspace; nothing changed.")
@@ -29,3 +31,9 @@ def init_command(
     for item in report.kept:
         console.print(f"  kept    {item}")
     console.print("Next: git add -A && git commit -m 'ita-vc init'")
+    if not hooks:
+        console.print(
+            "Protect committed rule versions with a pre-commit check, either\n"
+            "  ita-vc hooks install              (a git hook, keeps existing hooks), or\n"
+            "  the pre-commit framework: hook id ita-vc-rule-check (see docs/rules.md)"
+        )

@@ -100,7 +100,8 @@ def show_command(
     rule = registry.get(setup_id, version)
     entry = registry.status(setup_id, rule.version)
     console = out()
-    console.print(f"{rule.setup_id} {rule.version.tag}  [{entry.status}]  {rule.path}")
+    header = f"{rule.setup_id} {rule.version.tag}  [{entry.status}]  {rule.path}"
+    console.print(header, markup=False)
     if entry.deprecation_reason:
         console.print(f"deprecated: {entry.deprecation_reason}")
     console.print(registry.workspace.path(rule.path).read_text("utf-8"), markup=False)
@@ -117,11 +118,14 @@ def diff_command(
 
     from ita_vc.cli.console import out
 
-    changes = _registry().diff(setup_id, a, b)
+    registry = _registry()
+    changes = registry.diff(setup_id, a, b)
+    old, new = registry.get(setup_id, a), registry.get(setup_id, b)
     if not changes:
-        out().print("no differences")
+        out().print(f"no differences ({old.params_hash})")
         return
-    table = Table(title=f"{setup_id}: {a} -> {b}")
+    table = Table(title=f"{setup_id}: {old.version.tag} -> {new.version.tag}",
+                  caption=f"params_hash {old.params_hash[7:19]} -> {new.params_hash[7:19]}")
     for column in ("field", "change", "old", "new"):
         table.add_column(column, overflow="fold")
     for c in changes:

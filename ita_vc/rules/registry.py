@@ -21,6 +21,7 @@ from ita_vc.errors import RuleValidationError
 from ita_vc.rules.model import LifecycleEntry, Problem, Rule, RuleVersion
 from ita_vc.rules.validate import (
     LIFECYCLE_FILENAME,
+    RULE_FIELDS,
     SCHEMA_VERSION,
     check_setup_id,
     compute_params_hash,
@@ -293,8 +294,9 @@ class RuleRegistry:
             RuleValidationError: either version is missing or invalid.
         """
         old, new = self.get(setup_id, a).to_dict(), self.get(setup_id, b).to_dict()
-        for doc in (old, new):
+        for doc in (old, new):  # identity and the derived hash are not fields to compare
             doc.pop("version", None)
+            doc.pop("params_hash", None)
         flat_old, flat_new = _flatten(old), _flatten(new)
         changes = []
         for field in sorted(set(flat_old) | set(flat_new)):
@@ -361,8 +363,12 @@ class RuleRegistry:
         params = dict(_DEFAULT_PARAMS)
         if from_file is not None:
             source = param_fields(self._read_source(from_file))
-            params = {**{k: v for k, v in _DEFAULT_PARAMS.items()
+            merged = {**{k: v for k, v in _DEFAULT_PARAMS.items()
                          if k in ("targets", "direction", "sizing")}, **source}
+            order = [k for k in RULE_FIELDS if k in merged] + [
+                k for k in merged if k not in RULE_FIELDS
+            ]
+            params = {k: merged[k] for k in order}
         version = RuleVersion(1, 0)
         doc = {
             "schema_version": SCHEMA_VERSION, "setup_id": setup_id, "version": str(version),
@@ -436,12 +442,9 @@ class RuleRegistry:
                 f"{latest.tag} ({base.params_hash}); change something with --set or --from"
             )
         doc["params_hash"] = new_hash
-        if doc.ca.comment and doc.ca.comment[1]:
-            doc.ca.comment[1] = []
-        doc.yaml_set_start_comment(
-            f"Rule {setup_id} {version.tag} (bumped from {latest.tag}). Immutable once "
-            f"committed: change it with `ita-vc rule bump {setup_id}`."
-        )
+        _replace_header(doc, setup_id,
+                        f"Rule {setup_id} {version.tag} (bumped from {latest.tag}). Immutable "
+                        f"once committed: change it with `ita-vc rule bump {setup_id}`.")
         rule = self._write_version(setup_id, version, dump_rt(doc))
         if reason:
             self._edit_lifecycle(setup_id, version, author=author, note=reason)
@@ -536,6 +539,14 @@ def _quote(doc: Any) -> None:
     for key in ("version", "created"):
         if key in doc:
             doc[key] = DoubleQuotedScalarString(str(doc[key]))
+
+
+def _replace_header(doc: Any, setup_id: str, header: str) -> None:
+    """Put ``header`` first, dropping only the header ita-vc wrote; keep the user's comments."""
+    tokens = doc.ca.comment[1] if doc.ca.comment and doc.ca.comment[1] else []
+    ours = f"# Rule {setup_id} v"
+    kept = [t.value.rstrip("\n") for t in tokens if not t.value.lstrip().startswith(ours)]
+    doc.yaml_set_start_comment("\n".join([header, *kept]))
 
 
 def _sort_versions(versions: Any) -> None:
