@@ -128,7 +128,7 @@ def _classify(path: str, rules_root: str) -> tuple[str, str, str] | None:
 
 def _check(  # noqa: PLR0912 - one branch per kind of change
     root: Path, new: _View, old: _View, changes: list[gitcli.Change], *, rules_root: str,
-    catalog: Catalog, reused: Callable[[str], bool] | None = None,
+    catalog: Catalog, reused: Callable[[list[str]], set[str]] | None = None,
 ) -> tuple[list[str], list[Problem]]:
     problems: list[Problem] = []
     checked: list[str] = []
@@ -137,6 +137,8 @@ def _check(  # noqa: PLR0912 - one branch per kind of change
     relevant = [(s, p, c) for s, p, c in classified if c is not None and c[0] != "other"]
     new.prefetch(p for s, p, _ in relevant if s != "D")
     old.prefetch(p for _, p, _ in relevant)
+    added = [p for s, p, c in relevant if s == "A" and c is not None and c[0] == "version"]
+    reused_paths = reused(added) if reused is not None else set()
     for status, path, info in relevant:
         assert info is not None  # noqa: S101 - filtered above
         kind, setup_id, name = info
@@ -164,7 +166,7 @@ def _check(  # noqa: PLR0912 - one branch per kind of change
             continue
         if before is not None and before != content:
             problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
-        elif before is None and reused is not None and reused(path):
+        elif before is None and path in reused_paths:
             problems.append(Problem(path, f"version number {tag} of {setup_id} was used before "
                                           "(it is in the history); version numbers are never "
                                           f"reused: `ita-vc rule bump {setup_id}`"))
@@ -203,7 +205,7 @@ def check_staged(root: Path, *, rules_root: str, catalog: Catalog) -> CheckRepor
     checked, problems = _check(
         root, _View(root, None), _View(root, head), changes, rules_root=rules_root,
         catalog=catalog,
-        reused=(lambda p: gitcli.path_in_history(root, p)) if head == "HEAD" else None,
+        reused=(lambda paths: gitcli.deleted_in_history(root, paths)) if head == "HEAD" else None,
     )
     return _report(checked, problems)
 

@@ -22,7 +22,7 @@ __all__ = [
     "has_commit",
     "ls_files",
     "ls_tree",
-    "path_in_history",
+    "deleted_in_history",
     "rev_list",
     "toplevel",
 ]
@@ -114,8 +114,10 @@ def rev_list(root: str | Path, *args: str) -> list[str]:
     return git(["rev-list", *args], root).decode().split()
 
 
-def path_in_history(root: str | Path, path: str, rev: str = "HEAD") -> bool:
-    """True if any commit reachable from ``rev`` touched ``path``."""
-    if not has_commit(root, rev):
-        return False
-    return bool(git(["rev-list", "-1", rev, "--", path], root).strip())
+def deleted_in_history(root: str | Path, paths: list[str], rev: str = "HEAD") -> set[str]:
+    """Those of ``paths`` that some commit reachable from ``rev`` deleted (one git call)."""
+    if not paths:
+        return set()
+    raw = git(["log", "--format=", "--name-only", "--no-renames", "--diff-filter=D", "-z", rev,
+               "--", *paths], root)
+    return set(_split_z(raw)) & set(paths)

@@ -1,0 +1,97 @@
+"""Rule check (pre-commit hook) speed with 1,000 rule files in the repo and 10 staged.
+
+Times, as fresh processes (median of several): the hook's entry point ``ita-vc-rule-check``
+(what ``.git/hooks/pre-commit`` and the pre-commit framework run), the full ``ita-vc rule
+check`` CLI, and a ``git commit`` through the installed hook. Target: the hook under 0.3 s.
+
+Run: ``.venv/bin/python benchmarks/bench_rules.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _util import BIN, ENV, median_time, print_table, run_quiet
+
+
+def make_repo(root: Path, setups: int, versions: int) -> None:
+    from ita_vc.rules.validate import compute_params_hash
+    from ita_vc.yamlio import load_yaml_text
+
+    run_quiet(str(BIN / "ita-vc"), "init", str(root))
+    for s in range(setups):
+        sid = f"setup_{s:03d}"
+        folder = root / "rules" / sid
+        folder.mkdir(parents=True)
+        for v in range(versions):
+            body = (
+                f'schema_version: 1\nsetup_id: {sid}\nversion: "1.{v}"\nauthor: bench\n'
+                f'created: "2025-01-01"\ncomponents: []\nindicators:\n'
+                f"  - {{name: ma_cross, params: {{fast: {5 + v}, slow: 50}}}}\n"
+                f"rules: {{}}\ntargets: {{tp_pct: {1 + s % 5}, sl_pct: 1}}\n"
+                f"direction: long-short\nsizing: {{mode: all_in}}\n"
+            )
+            digest = compute_params_hash(load_yaml_text(body))
+            (folder / f"v1.{v}.yaml").write_text(body + f"params_hash: {digest}\n")
+        (folder / "lifecycle.yaml").write_text(
+            f"schema_version: 1\nsetup_id: {sid}\nversions:\n  v1.0: {{active: true}}\n"
+        )
+    run_quiet("git", "add", "-A", cwd=root)
+    run_quiet("git", "commit", "-q", "-m", "rules", "--no-verify", cwd=root)
+    run_quiet(str(BIN / "ita-vc"), "hooks", "install", "--no-dvc", cwd=root)
+
+
+def stage_bumps(root: Path, count: int) -> None:
+    for s in range(count):
+        run_quiet(str(BIN / "ita-vc"), "rule", "bump", f"setup_{s:03d}", "-S",
+                  "targets.sl_pct=2", cwd=root)
+    run_quiet("git", "add", "-A", cwd=root)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    repeat = 5 if args.quick else 11
+    base = Path(tempfile.mkdtemp(prefix="ita-vc-bench-rules-"))
+    try:
+        root = base / "ws"
+        make_repo(root, 100, 10)
+        stage_bumps(root, 10)
+        files = len(list((root / "rules").rglob("v*.yaml")))
+        staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=root, env=ENV,
+                                capture_output=True, text=True, check=True).stdout.split()
+        hook = median_time(lambda: run_quiet(str(BIN / "ita-vc-rule-check"), cwd=root), repeat)
+        cli = median_time(lambda: run_quiet(str(BIN / "ita-vc"), "rule", "check", cwd=root),
+                          repeat)
+
+        def commit() -> None:
+            run_quiet("git", "commit", "-q", "-m", "bench", cwd=root)
+            run_quiet("git", "reset", "-q", "--soft", "HEAD~1", cwd=root)
+
+        commit_t = median_time(commit, repeat)
+        no_verify = median_time(lambda: (
+            run_quiet("git", "commit", "-q", "-m", "bench", "--no-verify", cwd=root),
+            run_quiet("git", "reset", "-q", "--soft", "HEAD~1", cwd=root)), repeat)
+        print(f"repo: {files} rule version files, {len(staged)} staged paths")
+        print_table("Rule check on the staged state (fresh processes, median)", [
+            ("ita-vc-rule-check (the hook)", f"{hook * 1000:.0f} ms", "target < 300 ms"),
+            ("ita-vc rule check (CLI)", f"{cli * 1000:.0f} ms", ""),
+            ("git commit through the hook", f"{commit_t * 1000:.0f} ms",
+             f"+{(commit_t - no_verify) * 1000:.0f} ms vs --no-verify"),
+            ("git commit --no-verify", f"{no_verify * 1000:.0f} ms", ""),
+        ], ("what", "median", "note"))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
