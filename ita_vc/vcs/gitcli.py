@@ -17,12 +17,12 @@ __all__ = [
     "EMPTY_TREE",
     "Change",
     "cat_files",
+    "deleted_in_history",
     "diff_names",
     "git",
     "has_commit",
     "ls_files",
     "ls_tree",
-    "deleted_in_history",
     "rev_list",
     "toplevel",
 ]
