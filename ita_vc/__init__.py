@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ita_vc.config import Config, load_config
     from ita_vc.errors import (
         ConfigError,
+        DataValidationError,
         IndexCorruptError,
         IntegrityError,
         ItaVcError,
@@ -37,6 +38,7 @@ _EXPORTS = {
     "ArtifactRef": "ita_vc.store",
     "Config": "ita_vc.config",
     "ConfigError": "ita_vc.errors",
+    "DataValidationError": "ita_vc.errors",
     "IndexCorruptError": "ita_vc.errors",
     "InitReport": "ita_vc.initialize",
     "IntegrityError": "ita_vc.errors",
@@ -59,6 +61,7 @@ __all__ = [
     "ArtifactRef",
     "Config",
     "ConfigError",
+    "DataValidationError",
     "IndexCorruptError",
     "InitReport",
     "IntegrityError",

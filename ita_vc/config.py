@@ -21,6 +21,7 @@ from ita_vc.yamlio import YamlError, load_yaml_text, node_lines, read_text_file
 __all__ = [
     "CONFIG_RELPATH",
     "SCHEMA_VERSION",
+    "CandlesConfig",
     "Config",
     "PathsConfig",
     "StoreConfig",
@@ -63,12 +64,21 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CandlesConfig:
+    """Where canonical candles live and which markets exist."""
+
+    layout: str
+    markets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A validated workspace configuration."""
 
     schema_version: int
     paths: PathsConfig
     store: StoreConfig
+    candles: CandlesConfig
     raw: Mapping[str, Any] = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,9 +87,10 @@ class Config:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(value), "a mapping" if isinstance(value, Mapping) else type(value).__name__
-    )
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", type(None): "null"}
+    return names.get(type(value), "a mapping" if isinstance(value, Mapping) else
+                     type(value).__name__)
 
 
 def _merge(  # noqa: PLR0912 - one branch per value kind
@@ -141,7 +152,7 @@ def _inside(child: PurePosixPath, parent: PurePosixPath) -> bool:
     return child == parent or parent in child.parents
 
 
-def _validate_layout(merged: dict[str, Any], fail: Any) -> None:
+def _validate_layout(merged: dict[str, Any], fail: Any) -> None:  # noqa: PLR0912
     paths = {
         key: _check_relpath(value, f"paths.{key}", fail) for key, value in merged["paths"].items()
     }
@@ -169,6 +180,16 @@ def _validate_layout(merged: dict[str, Any], fail: Any) -> None:
     compression = merged["store"]["parquet_compression"]
     if compression not in _COMPRESSIONS:
         fail("store.parquet_compression", f"must be one of {sorted(_COMPRESSIONS)}")
+    if "candles" not in kinds:
+        fail("store.kinds", "needs a 'candles' kind (where canonical candles are stored)")
+    layout = merged["candles"]["layout"]
+    missing = [p for p in ("{market}", "{symbol}", "{timeframe}") if p not in layout]
+    if missing or not layout.endswith(".parquet") or layout.startswith("/") or ".." in layout:
+        fail("candles.layout", "must be a relative path ending in .parquet that uses "
+             f"{{market}}, {{symbol}} and {{timeframe}} (missing: {', '.join(missing) or '-'})")
+    markets = merged["candles"]["markets"]
+    if not markets or not all(isinstance(m, str) and m.strip() for m in markets):
+        fail("candles.markets", "must be a non-empty list of market names")
 
 
 def parse_config(text: str, source: str = CONFIG_RELPATH) -> Config:
@@ -200,6 +221,9 @@ def parse_config(text: str, source: str = CONFIG_RELPATH) -> Config:
         store=StoreConfig(
             parquet_compression=merged["store"]["parquet_compression"],
             kinds=dict(merged["store"]["kinds"]),
+        ),
+        candles=CandlesConfig(
+            layout=merged["candles"]["layout"], markets=tuple(merged["candles"]["markets"])
         ),
         raw=merged,
     )

@@ -16,6 +16,7 @@ code  meaning
 8     :class:`ConfigError`
 9     :class:`PersistentStoreError`
 10    :class:`WorkspaceLockedError`
+11    :class:`DataValidationError` (input data refused: candles, params)
 130   interrupted (Ctrl-C)
 ====  =============================================================
 """
@@ -29,6 +30,7 @@ __all__ = [
     "EXIT_UNEXPECTED",
     "EXIT_USAGE",
     "ConfigError",
+    "DataValidationError",
     "IndexCorruptError",
     "IntegrityError",
     "ItaVcError",
@@ -107,3 +109,10 @@ class WorkspaceLockedError(ItaVcError):
     """Another ita-vc process holds the workspace lock."""
 
     exit_code: ClassVar[int] = 10
+
+
+class DataValidationError(ItaVcError):
+    """Input data was refused (bad candles, a merge conflict, bad run parameters); nothing was
+    written."""
+
+    exit_code: ClassVar[int] = 11

@@ -64,6 +64,19 @@ def _update_gitignore(root: Path, report: InitReport) -> None:
     report.created.append(".gitignore (" + ", ".join(missing) + ")")
 
 
+def _update_dvcignore(root: Path, report: InitReport) -> None:
+    """Keep the store's in-flight temp files out of ``dvc add``."""
+    target = root / ".dvcignore"
+    existing = target.read_text("utf-8") if target.exists() else ""
+    line = "*.ita-tmp"
+    if line in {x.strip() for x in existing.splitlines()}:
+        return
+    prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
+    text = prefix + "# ita-vc: temp files of atomic writes in progress\n" + line + "\n"
+    atomic_write_bytes(target, text.encode("utf-8"))
+    report.created.append(".dvcignore (*.ita-tmp)")
+
+
 def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitReport:
     """Make ``path`` an ita-vc workspace: git, DVC, config, params, pipeline, rules, ignores.
 
@@ -115,6 +128,7 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
     else:
         _write_new(root, f"{config.paths.rules_root}/.gitkeep", "", report)
     _update_gitignore(root, report)
+    _update_dvcignore(root, report)
     if install_hooks:
         from ita_vc.rules.hooks import install_hooks as install
 

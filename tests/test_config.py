@@ -16,10 +16,12 @@ def test_defaults_parse_and_are_what_init_writes():
 
 
 def test_missing_keys_take_defaults_and_user_values_win():
-    config = parse_config("paths:\n  logs_root: var/logs\nstore:\n  kinds:\n    extra: data/x\n")
+    config = parse_config("paths:\n  logs_root: var/logs\nstore:\n  kinds:\n    extra: data/x\n"
+                          "    candles: data/c\n")
     assert config.paths.logs_root == "var/logs"
     assert config.paths.data_root == "data"
-    assert config.store.kinds == {"extra": "data/x"}
+    assert config.store.kinds == {"extra": "data/x", "candles": "data/c"}
+    assert config.candles.markets[0] == "binance-spot"
 
 
 def test_empty_file_is_all_defaults():
@@ -43,6 +45,11 @@ def test_empty_file_is_all_defaults():
         ("paths:\n  data_root: .\n", r"must name a folder below the repository root"),
         ("store:\n  parquet_compression: lzma\n", r"must be one of"),
         ("store:\n  kinds: {}\n", r"at least one artifact kind"),
+        ("store:\n  kinds: {png: data/png}\n", r"needs a 'candles' kind"),
+        ("candles:\n  layout: '{market}/{symbol}.parquet'\n", r"missing: \{timeframe\}"),
+        ("candles:\n  layout: '{market}/{symbol}/{timeframe}.csv'\n", r"ending in .parquet"),
+        ("candles:\n  markets: []\n", r"non-empty list of market names"),
+        ("candles:\n  markets: 3\n", r"must be a list, got an integer"),
         ("store:\n  kinds:\n    bad-name: x\n", r"kind names are identifiers"),
         ("store:\n  kinds: 3\n", r"store.kinds: must be a mapping"),
         ("schema_version: 2\n", r"unsupported version 2"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ita_vc.errors import VcsError
 
-__all__ = ["disable_analytics", "init_dvc", "is_dvc_repo"]
+__all__ = ["disable_analytics", "init_dvc", "is_dvc_repo", "track_path"]
 
 
 def is_dvc_repo(root: str | Path) -> bool:
@@ -53,3 +53,24 @@ def disable_analytics(root: str | Path) -> bool:
     except DvcException as exc:
         raise VcsError(f"cannot edit {root}/.dvc/config: {exc}") from exc
     return True
+
+
+def track_path(root: str | Path, relpath: str) -> None:
+    """``dvc add <relpath>`` (e.g. the data root, writing ``data.dvc``).
+
+    Raises:
+        VcsError: DVC refused (e.g. the path overlaps a pipeline output).
+    """
+    import contextlib
+    import io
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        # DVC prints git hints; the caller reports what happened itself
+        with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
+            repo.scm_context.quiet = True
+            repo.add([str(Path(root) / relpath)])
+    except DvcException as exc:
+        raise VcsError(f"dvc add {relpath} failed: {exc}") from exc
