@@ -85,6 +85,23 @@ class ImportReport:
     unchanged: bool
 
 
+def _raise_conflicts(clashing: pd.DataFrame, source: str) -> None:
+    lines = []
+    for ts, group in list(clashing.groupby("ts_utc", sort=True))[:MAX_LISTED_ROWS]:
+        values = "; ".join(
+            ("stored" if r.src_side == 0 else f"row {r.row_no}") + ": " +
+            " ".join(f"{c}={getattr(r, c)}" for c in _VALUE_COLUMNS)
+            for r in group.itertuples()
+        )
+        lines.append(f"{format_ts(ts)}: {values}")  # type: ignore[arg-type]
+    count = clashing["ts_utc"].nunique()
+    more = f"\n  (and {count - MAX_LISTED_ROWS} more)" if count > MAX_LISTED_ROWS else ""
+    raise DataValidationError(
+        f"{source}: {count} timestamp(s) with different values; nothing was written "
+        "(choose with --on-conflict keep-new|keep-old):\n  " + "\n  ".join(lines) + more
+    )
+
+
 def merge_candles(old: pd.DataFrame | None, new: pd.DataFrame, *, on_conflict: str = "error",
                   source: str = "import") -> tuple[pd.DataFrame, int, int]:
     """Merge ``new`` rows into ``old``: exact duplicates dropped; the same ``ts_utc`` with other
@@ -95,7 +112,6 @@ def merge_candles(old: pd.DataFrame | None, new: pd.DataFrame, *, on_conflict: s
     Raises:
         DataValidationError: conflicts with ``on_conflict="error"``, or a bad policy.
     """
-    import numpy as np
     import pandas as pd
 
     if on_conflict not in CONFLICT_POLICIES:
@@ -106,35 +122,23 @@ def merge_candles(old: pd.DataFrame | None, new: pd.DataFrame, *, on_conflict: s
         frames.append(old[cols].assign(src_side=0, row_no=-1))
     frames.append(new[cols].assign(src_side=1, row_no=new["_row"].to_numpy()))
     both = pd.concat(frames, ignore_index=True)
-    before = len(both)
-    both = both.drop_duplicates(subset=cols, keep="first")
-    duplicates = before - len(both)
-    clash = both["ts_utc"].duplicated(keep=False).to_numpy()
-    resolved = 0
-    if clash.any():
-        clashing = both[clash].sort_values(["ts_utc", "src_side"], kind="stable")
-        if on_conflict == "error":
-            lines = []
-            for ts, group in list(clashing.groupby("ts_utc", sort=True))[:MAX_LISTED_ROWS]:
-                values = "; ".join(
-                    ("stored" if r.src_side == 0 else f"row {r.row_no}") + ": " +
-                    " ".join(f"{c}={getattr(r, c)}" for c in _VALUE_COLUMNS)
-                    for r in group.itertuples()
-                )
-                lines.append(f"{format_ts(ts)}: {values}")  # type: ignore[arg-type]
-            count = clashing["ts_utc"].nunique()
-            more = f"\n  (and {count - MAX_LISTED_ROWS} more)" if count > MAX_LISTED_ROWS else ""
-            raise DataValidationError(
-                f"{source}: {count} timestamp(s) with different values; nothing was written "
-                "(choose with --on-conflict keep-new|keep-old):\n  " + "\n  ".join(lines) + more
-            )
-        keep_side = 1 if on_conflict == "keep-new" else 0
-        ts_clash = both["ts_utc"].to_numpy()[clash]
-        resolved = len(np.unique(ts_clash))
-        drop = clash & (both["src_side"].to_numpy() != keep_side)
-        both = both[~drop]
-        # several rows of the same side for one ts (within new files) keep the last one read
-        both = both.drop_duplicates(subset=["ts_utc"], keep="last")
+    shared = both["ts_utc"].duplicated(keep=False).to_numpy()
+    duplicates = resolved = 0
+    if shared.any():  # only rows whose timestamp occurs twice need a closer look
+        sub = both[shared]
+        unique = sub.drop_duplicates(subset=cols, keep="first")
+        duplicates = len(sub) - len(unique)
+        clash = unique["ts_utc"].duplicated(keep=False).to_numpy()
+        if clash.any():
+            clashing = unique[clash].sort_values(["ts_utc", "src_side"], kind="stable")
+            if on_conflict == "error":
+                _raise_conflicts(clashing, source)
+            keep_side = 1 if on_conflict == "keep-new" else 0
+            resolved = clashing["ts_utc"].nunique()
+            unique = unique[~(clash & (unique["src_side"].to_numpy() != keep_side))]
+            # several rows of one side for one timestamp (within new files): the last one read
+            unique = unique.drop_duplicates(subset=["ts_utc"], keep="last")
+        both = pd.concat([both[~shared], unique], ignore_index=True)
     merged = both.sort_values("ts_utc", kind="stable").reset_index(drop=True)
     return merged[cols], duplicates, resolved
 

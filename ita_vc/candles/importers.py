@@ -151,7 +151,7 @@ def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
     import pandas as pd
 
     try:
-        result: pd.DataFrame = pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
+        result: pd.DataFrame = pd.read_csv(path, keep_default_na=False, na_values=[""], **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
             ValueError) as exc:
         raise DataValidationError(f"{path}: cannot read CSV: {exc}") from exc
