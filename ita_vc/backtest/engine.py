@@ -1,0 +1,229 @@
+"""The close-fill engine: one numba-compiled pass over the bars of the range.
+
+At each bar close t, in this order (see docs/backtest-model.md):
+
+1. a position opened at an earlier bar is checked against close-based SL/TP (percent of its
+   entry fill price; NaN disables; both hit -> SL) and exits at close[t];
+2. a signal edge (``s[t] != s[t-1]`` and ``s[t]`` LONG or SHORT) acts per the direction mode
+   (reversals close, then open); an edge in the held direction is ignored; NEUTRAL never
+   closes; nothing opens on the last bar;
+3. fills: buys at ``close * (1 + slip)``, sells at ``close * (1 - slip)``, fee
+   ``fee_rate * |qty * fill|``; sizes after the bar's exits are booked;
+
+equity = cash + signed position * close. A position still open after the last bar is closed at
+the last close (slippage and fee) with reason ``end``; it changes the last equity value but not
+the position series.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+__all__ = [
+    "DIRECTION_CODES",
+    "REASONS",
+    "SIZING_CODES",
+    "EngineOutput",
+    "run_engine",
+]
+
+DIRECTION_CODES = {"long-short": 0, "long-only": 1, "short-only": 2}
+SIZING_CODES = {"all_in": 0, "fixed_quote": 1, "strategy_compound": 2,
+                "strategy_compound_profit_lock": 3}
+REASONS = ("signal", "sl", "tp", "end")
+_SIGNAL, _SL, _TP, _END = 0, 1, 2, 3
+
+
+@nb.njit(cache=True, nogil=True)
+def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma: no cover
+    close: Any, states: Any, prev_state: int, direction: int, mode: int, amount: float,
+    budget: float, safe_pct: float, sl_pct: float, tp_pct: float, fee_rate: float,
+    slip: float, init_cash: float,
+) -> Any:
+    n = len(close)
+    equity = np.empty(n)
+    position = np.empty(n)
+    # trades: entry_i, exit_i, dir, qty, entry_price, exit_price, entry_fee, exit_fee, pnl, ret,
+    # reason
+    trades = np.empty((n + 1, 11))
+    # fills: i, side (+1 buy / -1 sell), qty, price, fee, slippage cost, pnl_realized
+    fills = np.empty((2 * n + 2, 7))
+    n_trades = 0
+    n_fills = 0
+    cash = init_cash
+    pos_dir = 0
+    qty = 0.0
+    entry_price = 0.0
+    entry_fee = 0.0
+    entry_i = -1
+    balance = budget
+    safe = 0.0
+    s_prev = prev_state
+    for t in range(n):
+        c = close[t]
+        for step in range(3):
+            # step 0: SL/TP; step 1: signal close; step 2: signal open
+            reason = -1
+            open_dir = 0
+            if step == 0:
+                if pos_dir != 0 and entry_i < t:
+                    if pos_dir == 1:
+                        sl_hit = not math.isnan(sl_pct) and c <= entry_price * (1 - sl_pct / 100)
+                        tp_hit = not math.isnan(tp_pct) and c >= entry_price * (1 + tp_pct / 100)
+                    else:
+                        sl_hit = not math.isnan(sl_pct) and c >= entry_price * (1 + sl_pct / 100)
+                        tp_hit = not math.isnan(tp_pct) and c <= entry_price * (1 - tp_pct / 100)
+                    if sl_hit:
+                        reason = _SL
+                    elif tp_hit:
+                        reason = _TP
+            else:
+                s = states[t]
+                if s != s_prev and s != 0:
+                    wants_long = s == 1
+                    if step == 1:
+                        # close the opposite position when the mode lets this edge act on it
+                        if wants_long and pos_dir == -1 and direction != 1:
+                            reason = _SIGNAL
+                        elif not wants_long and pos_dir == 1 and direction != 2:
+                            reason = _SIGNAL
+                    elif pos_dir == 0 and t < n - 1:
+                        if wants_long and direction != 2:
+                            open_dir = 1
+                        elif not wants_long and direction != 1:
+                            open_dir = -1
+            if reason >= 0:
+                fill = c * (1 - slip) if pos_dir == 1 else c * (1 + slip)
+                fee = fee_rate * abs(qty * fill)
+                if pos_dir == 1:
+                    cash += qty * fill - fee
+                else:
+                    cash -= qty * fill + fee
+                pnl = pos_dir * qty * (fill - entry_price) - entry_fee - fee
+                trades[n_trades, 0] = entry_i
+                trades[n_trades, 1] = t
+                trades[n_trades, 2] = pos_dir
+                trades[n_trades, 3] = qty
+                trades[n_trades, 4] = entry_price
+                trades[n_trades, 5] = fill
+                trades[n_trades, 6] = entry_fee
+                trades[n_trades, 7] = fee
+                trades[n_trades, 8] = pnl
+                trades[n_trades, 9] = pnl / (qty * entry_price) * 100
+                trades[n_trades, 10] = reason
+                n_trades += 1
+                fills[n_fills, 0] = t
+                fills[n_fills, 1] = -pos_dir
+                fills[n_fills, 2] = qty
+                fills[n_fills, 3] = fill
+                fills[n_fills, 4] = fee
+                fills[n_fills, 5] = qty * abs(fill - c)
+                fills[n_fills, 6] = pnl
+                n_fills += 1
+                balance += pnl
+                if mode == 3 and pnl > 0:
+                    safe += pnl * safe_pct / 100
+                pos_dir = 0
+                qty = 0.0
+            if open_dir != 0:
+                fill = c * (1 + slip) if open_dir == 1 else c * (1 - slip)
+                if mode == 0:
+                    size = cash / (fill * (1 + fee_rate))
+                elif mode == 1:
+                    size = min(amount, cash / (1 + fee_rate)) / fill
+                elif mode == 2:
+                    size = balance / (fill * (1 + fee_rate))
+                else:
+                    size = (balance - safe) / (fill * (1 + fee_rate))
+                if size > 0:
+                    fee = fee_rate * abs(size * fill)
+                    if open_dir == 1:
+                        cash -= size * fill + fee
+                    else:
+                        cash += size * fill - fee
+                    pos_dir = open_dir
+                    qty = size
+                    entry_price = fill
+                    entry_fee = fee
+                    entry_i = t
+                    fills[n_fills, 0] = t
+                    fills[n_fills, 1] = open_dir
+                    fills[n_fills, 2] = size
+                    fills[n_fills, 3] = fill
+                    fills[n_fills, 4] = fee
+                    fills[n_fills, 5] = size * abs(fill - c)
+                    fills[n_fills, 6] = 0.0
+                    n_fills += 1
+        s_prev = states[t]
+        position[t] = pos_dir * qty
+        equity[t] = cash + pos_dir * qty * c
+    if pos_dir != 0 and n > 0:
+        t = n - 1
+        c = close[t]
+        fill = c * (1 - slip) if pos_dir == 1 else c * (1 + slip)
+        fee = fee_rate * abs(qty * fill)
+        if pos_dir == 1:
+            cash += qty * fill - fee
+        else:
+            cash -= qty * fill + fee
+        pnl = pos_dir * qty * (fill - entry_price) - entry_fee - fee
+        trades[n_trades, 0] = entry_i
+        trades[n_trades, 1] = t
+        trades[n_trades, 2] = pos_dir
+        trades[n_trades, 3] = qty
+        trades[n_trades, 4] = entry_price
+        trades[n_trades, 5] = fill
+        trades[n_trades, 6] = entry_fee
+        trades[n_trades, 7] = fee
+        trades[n_trades, 8] = pnl
+        trades[n_trades, 9] = pnl / (qty * entry_price) * 100
+        trades[n_trades, 10] = _END
+        n_trades += 1
+        fills[n_fills, 0] = t
+        fills[n_fills, 1] = -pos_dir
+        fills[n_fills, 2] = qty
+        fills[n_fills, 3] = fill
+        fills[n_fills, 4] = fee
+        fills[n_fills, 5] = qty * abs(fill - c)
+        fills[n_fills, 6] = pnl
+        n_fills += 1
+        equity[t] = cash
+    return equity, position, trades[:n_trades], fills[:n_fills]
+
+
+class EngineOutput:
+    """Raw engine arrays: equity and position per bar, trade and fill records."""
+
+    __slots__ = ("equity", "fills", "position", "trades")
+
+    def __init__(self, equity: Any, position: Any, trades: Any, fills: Any) -> None:
+        self.equity = equity
+        self.position = position
+        self.trades = trades
+        self.fills = fills
+
+
+def run_engine(
+    close: Any, states: Any, *, prev_state: int = 0, direction: str = "long-short",
+    sizing: dict[str, Any] | None = None, sl_pct: float | None = None,
+    tp_pct: float | None = None, fee_rate: float = 0.00075, slip: float = 0.0001,
+    init_cash: float = 10_000.0,
+) -> EngineOutput:
+    """Run the engine over the bars of the range (``states`` per bar, ``prev_state`` before)."""
+    sizing = sizing or {"mode": "all_in"}
+    mode = SIZING_CODES[sizing["mode"]]
+    budget = float(sizing.get("budget", init_cash))
+    result = _engine(
+        np.ascontiguousarray(close, dtype=np.float64),
+        np.ascontiguousarray(states, dtype=np.int8), int(prev_state),
+        DIRECTION_CODES[direction], mode, float(sizing.get("amount", 0.0)), budget,
+        float(sizing.get("safe_profit_percent", 0.0)),
+        math.nan if sl_pct is None else float(sl_pct),
+        math.nan if tp_pct is None else float(tp_pct), float(fee_rate), float(slip),
+        float(init_cash),
+    )
+    return EngineOutput(*result)

@@ -1,0 +1,159 @@
+"""The metrics report (``metrics.json``), to the letter of docs/backtest-model.md.
+
+Inputs: bar timestamps (ms), closes, the equity series (after all of a bar's fills, the final
+forced close included), the position series (the final forced close excluded), the trades, and
+the initial cash. Undefined values are ``None`` (``null`` in JSON), never NaN or inf.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["METRIC_NAMES", "compute_metrics", "drawdown_periods", "drawdown_series"]
+
+METRIC_NAMES = (
+    "Start", "End", "Duration", "Init. Cash", "Total Profit", "Total Return [%]",
+    "Benchmark Return [%]", "Position Coverage [%]", "Max. Drawdown [%]", "Avg. Drawdown [%]",
+    "Max. Drawdown Duration", "Avg. Drawdown Duration", "Num. Trades", "Win Rate [%]",
+    "Best Trade [%]", "Worst Trade [%]", "Avg. Trade [%]", "Max. Trade Duration",
+    "Avg. Trade Duration", "Expectancy", "SQN", "Gross Exposure", "Sharpe Ratio",
+    "Sortino Ratio", "Calmar Ratio",
+)
+_DAY_MS = 86_400_000
+
+
+def _clean(value: Any) -> Any:
+    """Python float/int, or None for NaN/inf."""
+    if value is None:
+        return None
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def drawdown_series(equity: Any, init_cash: float) -> Any:
+    """``equity / peak - 1`` per bar, the peak starting at the initial cash."""
+    peak = np.maximum.accumulate(np.r_[init_cash, np.asarray(equity, dtype=np.float64)])[1:]
+    return np.asarray(equity, dtype=np.float64) / peak - 1.0
+
+
+def drawdown_periods(ts: Any, equity: Any, init_cash: float) -> list[tuple[float, float]]:
+    """``(deepest point as a fraction, duration in seconds)`` of each drawdown period.
+
+    A period starts at the first bar below the running peak and ends at the first bar with
+    equity >= that peak (recovery) or at the last bar. Its duration runs from the peak bar (the
+    last bar at the running peak before the period, or Start when the peak is still the initial
+    cash) to the recovery bar (or End).
+    """
+    periods: list[tuple[float, float]] = []
+    peak = init_cash
+    peak_i = -1
+    in_dd = False
+    depth = 0.0
+    start_ts = 0
+    for i, value in enumerate(np.asarray(equity, dtype=np.float64)):
+        if value >= peak:
+            if in_dd:
+                periods.append((depth, (int(ts[i]) - start_ts) / 1000.0))
+                in_dd = False
+            peak = value
+            peak_i = i
+        else:
+            level = value / peak - 1.0
+            if not in_dd:
+                in_dd = True
+                depth = level
+                start_ts = int(ts[0]) if peak_i < 0 else int(ts[peak_i])
+            else:
+                depth = min(depth, level)
+    if in_dd:
+        periods.append((depth, (int(ts[-1]) - start_ts) / 1000.0))
+    return periods
+
+
+def _daily_returns(ts: Any, equity: Any) -> Any:
+    days = np.asarray(ts, dtype=np.int64) // _DAY_MS
+    first, last = int(days[0]), int(days[-1])
+    daily = np.full(last - first + 1, np.nan)
+    is_last_of_day = np.r_[days[1:] != days[:-1], True]
+    daily[days[is_last_of_day] - first] = np.asarray(equity, dtype=np.float64)[is_last_of_day]
+    for i in range(1, len(daily)):  # forward-fill days without bars
+        if math.isnan(daily[i]):
+            daily[i] = daily[i - 1]
+    return daily[1:] / daily[:-1] - 1.0
+
+
+def compute_metrics(  # noqa: PLR0915 - one line per metric
+    ts: Any, close: Any, equity: Any, position: Any, trades: Any, init_cash: float,
+) -> dict[str, Any]:
+    """All metrics; ``trades`` has columns ``entry_ts, exit_ts, pnl, return_pct``."""
+    from ita_vc.candles.validate import format_ts
+
+    ts = np.asarray(ts, dtype=np.int64)
+    n = len(ts)
+    metrics: dict[str, Any] = dict.fromkeys(METRIC_NAMES)
+    metrics["Init. Cash"] = float(init_cash)
+    metrics["Num. Trades"] = len(trades)
+    if n == 0:
+        metrics.update({"Total Profit": 0.0, "Total Return [%]": 0.0, "Duration": 0.0})
+        return metrics
+    equity = np.asarray(equity, dtype=np.float64)
+    close = np.asarray(close, dtype=np.float64)
+    position = np.asarray(position, dtype=np.float64)
+    final = float(equity[-1])
+    duration = (int(ts[-1]) - int(ts[0])) / 1000.0
+    metrics["Start"] = format_ts(int(ts[0]))
+    metrics["End"] = format_ts(int(ts[-1]))
+    metrics["Duration"] = duration
+    metrics["Total Profit"] = final - init_cash
+    metrics["Total Return [%]"] = (final / init_cash - 1.0) * 100.0
+    metrics["Benchmark Return [%]"] = (close[-1] / close[0] - 1.0) * 100.0
+    metrics["Position Coverage [%]"] = np.count_nonzero(position) / n * 100.0
+    dd = drawdown_series(equity, init_cash)
+    max_dd = float(dd.min())
+    metrics["Max. Drawdown [%]"] = max_dd * 100.0
+    periods = drawdown_periods(ts, equity, init_cash)
+    if periods:
+        depths = np.array([p[0] for p in periods])
+        lengths = np.array([p[1] for p in periods])
+        metrics["Avg. Drawdown [%]"] = float(depths.mean()) * 100.0
+        metrics["Max. Drawdown Duration"] = float(lengths.max())
+        metrics["Avg. Drawdown Duration"] = float(lengths.mean())
+    if len(trades):
+        pnl = np.asarray(trades["pnl"], dtype=np.float64)
+        ret = np.asarray(trades["return_pct"], dtype=np.float64)
+        held = (np.asarray(trades["exit_ts"], dtype=np.int64)
+                - np.asarray(trades["entry_ts"], dtype=np.int64)) / 1000.0
+        metrics["Win Rate [%]"] = np.count_nonzero(pnl > 0) / len(pnl) * 100.0
+        metrics["Best Trade [%]"] = ret.max()
+        metrics["Worst Trade [%]"] = ret.min()
+        metrics["Avg. Trade [%]"] = ret.mean()
+        metrics["Max. Trade Duration"] = held.max()
+        metrics["Avg. Trade Duration"] = held.mean()
+        metrics["Expectancy"] = pnl.mean()
+        if len(pnl) > 1:
+            std = pnl.std(ddof=1)
+            metrics["SQN"] = math.sqrt(len(pnl)) * pnl.mean() / std if std > 0 else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exposure = np.abs(position * close) / equity
+    metrics["Gross Exposure"] = exposure.mean() if np.all(equity > 0) else None
+    returns = _daily_returns(ts, equity)
+    if len(returns) > 1:
+        std = returns.std(ddof=1)
+        metrics["Sharpe Ratio"] = returns.mean() / std * math.sqrt(365) if std > 0 else None
+    if len(returns) > 0:
+        downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+        metrics["Sortino Ratio"] = (returns.mean() * math.sqrt(365) / downside
+                                    if downside > 0 else None)
+    days = duration / 86_400.0
+    if final > 0 and days > 0 and max_dd < 0:
+        try:
+            cagr = (final / init_cash) ** (365.0 / days) - 1.0
+        except OverflowError:  # a tiny range annualised: no finite CAGR
+            cagr = math.inf
+        metrics["Calmar Ratio"] = cagr / abs(max_dd)
+    return {k: v if isinstance(v, str) else _clean(v) for k, v in metrics.items()}

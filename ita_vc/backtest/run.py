@@ -1,0 +1,241 @@
+"""``run_backtest(candles, rule, params) -> BacktestResult``: the whole core, without DVC.
+
+Steps: validate params and rule; roll up when the candles are finer than the requested
+timeframe; keep the range ``[start, end)`` plus up to ``warmup_bars`` bars before it; compute
+indicator states on all of them; run the engine over the range (the state before the range is
+the last warm-up bar's, or NEUTRAL); compute metrics. Pure: DataFrames in, DataFrames out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ita_vc.errors import DataValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ita_vc.backtest.params import RunParams
+    from ita_vc.catalog import Catalog
+    from ita_vc.rules.model import Rule
+
+__all__ = ["ENGINE_VERSION", "BacktestResult", "load_rule", "prepare_candles", "run_backtest"]
+
+ENGINE_VERSION = "1.0"
+
+
+@dataclass
+class BacktestResult:
+    """Everything one backtest produced."""
+
+    metrics: dict[str, Any]
+    trades: pd.DataFrame
+    fills: pd.DataFrame
+    equity: pd.DataFrame
+    drawdown: pd.DataFrame
+    summary: dict[str, Any]
+    position: Any = field(repr=False, default=None)
+
+
+def load_rule(rule: Rule | Mapping[str, Any] | str | Path, catalog: Catalog) -> Rule:
+    """A :class:`Rule` from a Rule, a mapping or a file anywhere (outside the registry a
+    missing ``params_hash`` is computed, a present one must match; missing direction, sizing
+    and targets default to long-short, all_in and no SL/TP).
+
+    Raises:
+        RuleValidationError: invalid rule.
+    """
+    from ita_vc.errors import RuleValidationError
+    from ita_vc.rules.model import Rule as RuleClass
+    from ita_vc.rules.validate import parse_rule
+
+    if isinstance(rule, RuleClass):
+        return rule
+    if isinstance(rule, Mapping):
+        import yaml
+
+        raw = yaml.safe_dump(dict(rule), sort_keys=False).encode("utf-8")
+        source = "<rule mapping>"
+    else:
+        path = Path(rule)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise RuleValidationError(f"{path}: cannot read the rule file: {exc}") from exc
+        source = str(path)
+    parsed, problems = parse_rule(raw, source, catalog=catalog, rules_root=None,
+                                  require_hash=False)
+    if parsed is None:
+        raise RuleValidationError("\n".join(str(p) for p in problems))
+    return parsed
+
+
+def _infer_step(ts: Any) -> int | None:
+    diffs = np.diff(np.asarray(ts, dtype=np.int64))
+    return int(diffs.min()) if len(diffs) else None
+
+
+def prepare_candles(candles: pd.DataFrame, params: RunParams) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Roll up to ``params.data.timeframe`` when needed and cut ``[start, end)`` plus warm-up.
+
+    Returns the frame (with a boolean ``warmup`` column) and a report.
+
+    Raises:
+        DataValidationError: missing columns, a range outside the data, a coarser source.
+    """
+    import pandas as pd
+
+    from ita_vc.candles.rollup import rollup_with_report
+    from ita_vc.candles.schema import TIMEFRAMES, timeframe_ms
+
+    missing = [c for c in ("ts_utc", "open", "high", "low", "close") if c not in candles]
+    if missing:
+        raise DataValidationError(f"candles: missing column(s) {', '.join(missing)}")
+    frame = candles.sort_values("ts_utc", kind="stable").reset_index(drop=True)
+    if "volume" not in frame:
+        frame = frame.assign(volume=0.0)
+    target = timeframe_ms(params.data.timeframe)
+    step = _infer_step(frame["ts_utc"])
+    report: dict[str, Any] = {"rollup": None}
+    if step is not None and step < target:
+        source = next((name for name, ms in TIMEFRAMES.items() if ms == step), None)
+        if source is None:
+            raise DataValidationError(f"candles: bar spacing of {step} ms is no known timeframe")
+        frame, rolled = rollup_with_report(frame, params.data.timeframe, source)
+        report["rollup"] = rolled.to_dict()
+    elif step is not None and step > target:
+        raise DataValidationError(
+            f"candles are {step // 60_000}m bars, coarser than the requested "
+            f"{params.data.timeframe}"
+        )
+    ts = frame["ts_utc"].to_numpy(dtype=np.int64)
+    start, end = params.data.start_ms, params.data.end_ms
+    if len(ts) and ((start is not None and start > ts[-1]) or (end is not None and end <= ts[0])):
+        from ita_vc.candles.validate import format_ts
+
+        raise DataValidationError(
+            f"the range [{params.to_dict()['data']['start']}, {params.to_dict()['data']['end']}) "
+            f"is outside the data ({format_ts(int(ts[0]))} .. {format_ts(int(ts[-1]))})"
+        )
+    lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+    hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="left"))
+    first = max(0, lo - params.backtest.warmup_bars)
+    cut = frame.iloc[first:hi].reset_index(drop=True)
+    cut["warmup"] = np.arange(len(cut)) < (lo - first)
+    report.update(warmup_bars=lo - first, bars=hi - lo)
+    return pd.DataFrame(cut), report
+
+
+def run_backtest(
+    candles: pd.DataFrame, rule: Rule | Mapping[str, Any] | str | Path,
+    params: Mapping[str, Any] | RunParams | None = None, *, catalog: Catalog | None = None,
+) -> BacktestResult:
+    """Backtest ``rule`` on ``candles`` with ``params`` (shaped like params.yaml).
+
+    ``candles`` may already be prepared (with a ``warmup`` column); otherwise they are rolled up
+    and cut here.
+
+    Raises:
+        DataValidationError: bad params, range or candles. RuleValidationError: bad rule.
+    """
+    import pandas as pd
+
+    from ita_vc.backtest.engine import REASONS, run_engine
+    from ita_vc.backtest.metrics import compute_metrics, drawdown_series
+    from ita_vc.backtest.params import RunParams, parse_params
+    from ita_vc.backtest.signals import resolve_indicator_params, rule_states
+    from ita_vc.catalog import load_catalog
+    from ita_vc.store.hashing import hash_canonical
+    from ita_vc.store.tablehash import hash_dataframe
+
+    catalog = catalog or load_catalog()
+    run_params = params if isinstance(params, RunParams) else parse_params(params)
+    parsed_rule = load_rule(rule, catalog)
+    indicators = resolve_indicator_params(parsed_rule.indicators, catalog)
+    sizing = parsed_rule.sizing
+    budget = sizing.get("budget")
+    if budget is not None and budget > run_params.backtest.init_cash:
+        raise DataValidationError(
+            f"sizing.budget {budget} is larger than backtest.init_cash "
+            f"{run_params.backtest.init_cash}"
+        )
+    if "warmup" in candles:
+        frame, prep = candles.reset_index(drop=True), {"rollup": None}
+        prep.update(warmup_bars=int(frame["warmup"].sum()),
+                    bars=int((~frame["warmup"]).sum()))
+    else:
+        frame, prep = prepare_candles(candles, run_params)
+    used = frame[["ts_utc", "open", "high", "low", "close", "volume"]]
+    data_hash = hash_dataframe(used.astype({"ts_utc": "int64", "open": "float64",
+                                            "high": "float64", "low": "float64",
+                                            "close": "float64", "volume": "float64"}))
+    high, low, close = (frame[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close"))
+    states, conflicting = rule_states(indicators, high, low, close)
+    warm = frame["warmup"].to_numpy(dtype=bool)
+    n_warm = int(warm.sum())
+    prev_state = int(states[n_warm - 1]) if n_warm else 0
+    ts = frame["ts_utc"].to_numpy(dtype=np.int64)[n_warm:]
+    closes = close[n_warm:]
+    targets = parsed_rule.targets
+    out = run_engine(
+        closes, states[n_warm:], prev_state=prev_state, direction=parsed_rule.direction,
+        sizing=sizing, sl_pct=targets["sl_pct"], tp_pct=targets["tp_pct"],
+        fee_rate=run_params.backtest.fee_rate, slip=run_params.backtest.slip,
+        init_cash=run_params.backtest.init_cash,
+    )
+    t = out.trades
+    trades = pd.DataFrame({
+        "entry_ts": ts[t[:, 0].astype(np.int64)] if len(t) else np.zeros(0, np.int64),
+        "exit_ts": ts[t[:, 1].astype(np.int64)] if len(t) else np.zeros(0, np.int64),
+        "direction": np.where(t[:, 2] > 0, "long", "short") if len(t) else np.zeros(0, str),
+        "qty": t[:, 3], "entry_price": t[:, 4], "exit_price": t[:, 5], "entry_fee": t[:, 6],
+        "exit_fee": t[:, 7], "pnl": t[:, 8], "return_pct": t[:, 9],
+        "exit_reason": [REASONS[int(r)] for r in t[:, 10]],
+    }).astype({"entry_ts": "int64", "exit_ts": "int64", "direction": "str",
+               "exit_reason": "str"})
+    f = out.fills
+    fills = pd.DataFrame({
+        "ts_utc": ts[f[:, 0].astype(np.int64)] if len(f) else np.zeros(0, np.int64),
+        "side": np.where(f[:, 1] > 0, "buy", "sell") if len(f) else np.zeros(0, str),
+        "qty": f[:, 2], "price": f[:, 3], "fee": f[:, 4], "slippage": f[:, 5],
+        "pnl_realized": f[:, 6], "borrow_cost": np.zeros(len(f)),
+    }).astype({"ts_utc": "int64", "side": "str"})
+    equity = pd.DataFrame({"ts_utc": ts, "equity": out.equity})
+    drawdown = pd.DataFrame({"ts_utc": ts,
+                             "drawdown": drawdown_series(out.equity, run_params.backtest.init_cash)})
+    metrics = compute_metrics(ts, closes, out.equity, out.position, trades,
+                              run_params.backtest.init_cash)
+    resolved = run_params.to_dict()
+    config = {
+        "engine_version": ENGINE_VERSION,
+        "rule": {"setup_id": parsed_rule.setup_id, "version": parsed_rule.version.tag,
+                 "params_hash": parsed_rule.params_hash},
+        "data": resolved["data"], "backtest": resolved["backtest"],
+    }
+    from ita_vc.candles.validate import format_ts
+
+    summary = {
+        "setup_id": parsed_rule.setup_id, "rule_version": parsed_rule.version.tag,
+        "params_hash": parsed_rule.params_hash, "market": run_params.data.market,
+        "symbol": run_params.data.symbol, "timeframe": run_params.data.timeframe,
+        "range": {
+            "start": resolved["data"]["start"], "end": resolved["data"]["end"],
+            "first_bar": format_ts(int(ts[0])) if len(ts) else None,
+            "last_bar": format_ts(int(ts[-1])) if len(ts) else None,
+            "bars": len(ts), "warmup_bars": n_warm,
+        },
+        "data_hash": data_hash, "config_hash": hash_canonical(config),
+        "engine_version": ENGINE_VERSION,
+        "conflicting_signals": int(conflicting[n_warm:].sum()),
+        "fee_pct": run_params.backtest.fee_pct, "slippage_pct": run_params.backtest.slippage_pct,
+        "init_cash": run_params.backtest.init_cash, "direction": parsed_rule.direction,
+        "sizing": sizing, "targets": targets,
+        "indicators": [{"name": n, "params": p} for n, p in indicators],
+        "rollup": prep.get("rollup"), "num_trades": len(trades),
+    }
+    return BacktestResult(metrics, trades, fills, equity, drawdown, summary, out.position)
