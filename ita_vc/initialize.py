@@ -68,13 +68,15 @@ def _update_dvcignore(root: Path, report: InitReport) -> None:
     """Keep the store's in-flight temp files out of ``dvc add``."""
     target = root / ".dvcignore"
     existing = target.read_text("utf-8") if target.exists() else ""
-    line = "*.ita-tmp"
-    if line in {x.strip() for x in existing.splitlines()}:
+    present = {x.strip() for x in existing.splitlines()}
+    missing = [line for line in ("*.ita-tmp", "__pycache__/") if line not in present]
+    if not missing:
         return
     prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
-    text = prefix + "# ita-vc: temp files of atomic writes in progress\n" + line + "\n"
+    text = prefix + "# ita-vc: temp files of atomic writes in progress, python caches\n"
+    text += "".join(f"{line}\n" for line in missing)
     atomic_write_bytes(target, text.encode("utf-8"))
-    report.created.append(".dvcignore (*.ita-tmp)")
+    report.created.append(f".dvcignore ({', '.join(missing)})")
 
 
 def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitReport:
@@ -121,7 +123,7 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
     config = load_config(root)  # validates an existing user config too
     _write_new(root, "configs/indicators.yaml", _template("indicators.yaml"), report)
     _write_new(root, "params.yaml", _template("params.yaml"), report)
-    _write_new(root, "dvc.yaml", _template("dvc.yaml"), report)
+    _write_new(root, "dvc.yaml", _template("dvc.yaml.in"), report)
     rules = root / config.paths.rules_root
     if rules.is_dir():
         report.kept.append(config.paths.rules_root + "/")

@@ -68,7 +68,7 @@ class DataParams:
 
     market: str
     symbol: str
-    timeframe: str
+    timeframe: str | None  # None: the candles' own bars
     start_ms: int | None
     end_ms: int | None
     source_timeframe: str = "1m"
@@ -175,9 +175,10 @@ def parse_params(raw: Mapping[str, Any] | None) -> RunParams:
             raise DataValidationError(f"params: rule.version: {exc}") from exc
     data = _section(raw, "data", _DATA_KEYS)
     market = str(data.get("market", "generic"))
-    timeframe = str(data.get("timeframe", "1m"))
+    timeframe = None if data.get("timeframe") is None else str(data["timeframe"])
     source_tf = str(data.get("source_timeframe", "1m"))
-    timeframe_ms(timeframe)
+    if timeframe is not None:
+        timeframe_ms(timeframe)
     timeframe_ms(source_tf)
     start = parse_time(data.get("start"), "params: data.start")
     end = parse_time(data.get("end"), "params: data.end")

@@ -99,18 +99,19 @@ def prepare_candles(candles: pd.DataFrame, params: RunParams) -> tuple[pd.DataFr
     frame = candles.sort_values("ts_utc", kind="stable").reset_index(drop=True)
     if "volume" not in frame:
         frame = frame.assign(volume=0.0)
-    target = timeframe_ms(params.data.timeframe)
     step = _infer_step(frame["ts_utc"])
-    report: dict[str, Any] = {"rollup": None}
-    if step is not None and step < target:
+    target = step if params.data.timeframe is None else timeframe_ms(params.data.timeframe)
+    report: dict[str, Any] = {"rollup": None, "timeframe": params.data.timeframe or next(
+        (name for name, ms in TIMEFRAMES.items() if ms == step), None)}
+    if step is not None and target is not None and step < target:
         source = next((name for name, ms in TIMEFRAMES.items() if ms == step), None)
         if source is None:
             raise DataValidationError(f"candles: bar spacing of {step} ms is no known timeframe")
-        frame, rolled = rollup_with_report(frame, params.data.timeframe, source)
+        frame, rolled = rollup_with_report(frame, str(params.data.timeframe), source)
         report["rollup"] = rolled.to_dict()
-    elif step is not None and step > target:
+    elif step is not None and target is not None and step > target:
         raise DataValidationError(
-            f"candles are {step // 60_000}m bars, coarser than the requested "
+            f"candles are {step // 60_000}-minute bars, coarser than the requested "
             f"{params.data.timeframe}"
         )
     ts = frame["ts_utc"].to_numpy(dtype=np.int64)
@@ -165,7 +166,8 @@ def run_backtest(
             f"{run_params.backtest.init_cash}"
         )
     if "warmup" in candles:
-        frame, prep = candles.reset_index(drop=True), {"rollup": None}
+        frame = candles.reset_index(drop=True)
+        prep = {"rollup": None, "timeframe": run_params.data.timeframe}
         prep.update(warmup_bars=int(frame["warmup"].sum()),
                     bars=int((~frame["warmup"]).sum()))
     else:
@@ -222,7 +224,7 @@ def run_backtest(
     summary = {
         "setup_id": parsed_rule.setup_id, "rule_version": parsed_rule.version.tag,
         "params_hash": parsed_rule.params_hash, "market": run_params.data.market,
-        "symbol": run_params.data.symbol, "timeframe": run_params.data.timeframe,
+        "symbol": run_params.data.symbol, "timeframe": prep.get("timeframe"),
         "range": {
             "start": resolved["data"]["start"], "end": resolved["data"]["end"],
             "first_bar": format_ts(int(ts[0])) if len(ts) else None,

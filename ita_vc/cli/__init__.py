@@ -51,11 +51,12 @@ def _root(
 
 
 def _register() -> None:
-    from ita_vc.cli import data, hooks, index, indicators, init, rule, store
+    from ita_vc.cli import backtest, data, hooks, index, indicators, init, rule, store
 
     app.command("init")(init.init_command)
     app.add_typer(rule.app, name="rule")
     app.add_typer(data.app, name="data")
+    app.add_typer(backtest.app, name="backtest")
     app.add_typer(hooks.app, name="hooks")
     app.add_typer(indicators.app, name="indicators")
     app.add_typer(store.app, name="store")

@@ -1,0 +1,63 @@
+"""``ita-vc backtest ...``: the backtest core without DVC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Run the backtest core directly (no DVC).", no_args_is_help=True)
+
+
+@app.command("run")
+def run_command(
+    candles: Annotated[Path, typer.Option(help="Candle file: canonical parquet or any format "
+                                          "`ita-vc data import` reads.")],
+    rule: Annotated[Path, typer.Option(help="Rule YAML file (anywhere).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    params: Annotated[Path | None, typer.Option(help="params.yaml-shaped file.")] = None,
+) -> None:
+    """Backtest RULE on CANDLES; write trades, fills, equity, drawdown, metrics, summary,
+    report.md and charts to OUT."""
+    import pandas as pd
+
+    from ita_vc.backtest.run import run_backtest
+    from ita_vc.candles.importers import read_candle_file
+    from ita_vc.cli.console import out as console
+    from ita_vc.errors import DataValidationError
+    from ita_vc.pipeline.outputs import DirSink, write_backtest, write_report
+    from ita_vc.yamlio import YamlError, load_yaml_file
+
+    raw_params = {}
+    if params is not None:
+        try:
+            raw_params = load_yaml_file(params, max_bytes=1 << 20) or {}
+        except YamlError as exc:
+            raise DataValidationError(str(exc)) from exc
+    frame: pd.DataFrame
+    if candles.suffix == ".parquet":
+        frame = pd.read_parquet(candles) if candles.is_file() else pd.DataFrame()
+        if "ts_utc" not in frame:
+            frame = read_candle_file(candles)[0]
+    else:
+        frame = read_candle_file(candles)[0]
+    catalog = None
+    try:
+        from ita_vc.catalog import load_catalog
+        from ita_vc.workspace import find_root
+
+        catalog = load_catalog(find_root())
+    except Exception:  # noqa: BLE001 - outside a workspace the embedded catalog applies
+        catalog = None
+    result = run_backtest(frame, rule, raw_params, catalog=catalog)
+    sink = DirSink(out)
+    write_backtest(result, sink, sink)
+    write_report(result.summary, result.metrics, result.equity, result.drawdown, sink)
+    m = result.metrics
+    console().print(
+        f"{result.summary['setup_id']} {result.summary['rule_version']}: "
+        f"{m['Num. Trades']} trades, Total Return {m['Total Return [%]']:.4f} %, "
+        f"Max DD {m['Max. Drawdown [%]']} %, Sharpe {m['Sharpe Ratio']} -> {out}",
+        markup=False,
+    )

@@ -1,0 +1,36 @@
+"""``python -m ita_vc.pipeline {prepare,backtest,report}``: the commands of dvc.yaml."""
+
+from __future__ import annotations
+
+import sys
+
+from ita_vc.errors import ItaVcError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one stage; print one line; return the exit code."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ita_vc.pipeline")
+    parser.add_argument("stage", choices=["prepare", "backtest", "report"])
+    args = parser.parse_args(argv)
+    from ita_vc.pipeline import stages
+
+    try:
+        if args.stage == "prepare":
+            report = stages.stage_prepare()
+            print(f"prepare: {report['bars']} bars in range, {report['warmup_bars']} warm-up")
+        elif args.stage == "backtest":
+            summary = stages.stage_backtest()
+            print(f"backtest: {summary['setup_id']} {summary['rule_version']}, "
+                  f"{summary['num_trades']} trades, config {summary['config_hash'][:19]}")
+        else:
+            print(f"report: {stages.stage_report()}")
+    except ItaVcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

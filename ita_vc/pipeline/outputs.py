@@ -1,0 +1,93 @@
+"""Where a backtest's outputs go: the workspace's Persistent Store, or any folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ita_vc.backtest.run import BacktestResult
+    from ita_vc.store.artifacts import PersistentStore
+
+__all__ = ["DirSink", "OutputSink", "StoreSink", "write_backtest", "write_report"]
+
+
+class OutputSink(Protocol):
+    """Something that saves named tables, JSON documents and bytes atomically."""
+
+    def table(self, df: pd.DataFrame, name: str) -> None: ...
+
+    def json(self, obj: Any, name: str) -> None: ...
+
+    def binary(self, data: bytes, name: str) -> None: ...
+
+
+class StoreSink:
+    """Writes through the Persistent Store (kind + subdir), so outputs are hashed and indexed."""
+
+    def __init__(self, store: PersistentStore, kind: str, subdir: str = "",
+                 meta: dict[str, Any] | None = None) -> None:
+        self.store, self.kind, self.subdir, self.meta = store, kind, subdir, meta
+
+    def table(self, df: pd.DataFrame, name: str) -> None:
+        self.store.save_dataframe(df, self.kind, name, subdir=self.subdir, meta=self.meta)
+
+    def json(self, obj: Any, name: str) -> None:
+        self.store.save_json(obj, self.kind, name, subdir=self.subdir)
+
+    def binary(self, data: bytes, name: str) -> None:
+        self.store.save_binary(data, self.kind, name, subdir=self.subdir)
+
+
+class DirSink:
+    """Writes atomically into a plain folder (``ita-vc backtest run --out DIR``)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def table(self, df: pd.DataFrame, name: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from ita_vc.store.atomic import atomic_write_with
+
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        atomic_write_with(self.folder / name,
+                          lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+    def json(self, obj: Any, name: str) -> None:
+        from ita_vc.store.atomic import atomic_write_bytes
+
+        text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+        atomic_write_bytes(self.folder / name, (text + "\n").encode("utf-8"))
+
+    def binary(self, data: bytes, name: str) -> None:
+        from ita_vc.store.atomic import atomic_write_bytes
+
+        atomic_write_bytes(self.folder / name, data)
+
+
+def write_backtest(result: BacktestResult, sink: OutputSink, metrics_sink: OutputSink) -> None:
+    """trades/fills/equity/drawdown parquet + summary.json to ``sink``; metrics.json to
+    ``metrics_sink``."""
+    sink.table(result.trades, "trades.parquet")
+    sink.table(result.fills, "fills.parquet")
+    sink.table(result.equity, "equity.parquet")
+    sink.table(result.drawdown, "drawdown.parquet")
+    sink.json(result.summary, "summary.json")
+    metrics_sink.json(result.metrics, "metrics.json")
+
+
+def write_report(summary: dict[str, Any], metrics: dict[str, Any], equity: pd.DataFrame,
+                 drawdown: pd.DataFrame, sink: OutputSink) -> None:
+    """report.md, equity.png and drawdown.png."""
+    from ita_vc.backtest.report import render_chart_png, render_report_md
+
+    sink.binary(render_report_md(summary, metrics).encode("utf-8"), "report.md")
+    title = f"{summary.get('setup_id')} {summary.get('rule_version')} {summary.get('symbol')}"
+    sink.binary(render_chart_png(equity, "equity", f"Equity: {title}"), "equity.png")
+    sink.binary(render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True),
+                "drawdown.png")
