@@ -33,6 +33,7 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e . --group bench
 	$(BIN)/python benchmarks/run.py
 
 clean:

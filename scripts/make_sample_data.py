@@ -8,7 +8,7 @@
    table's content hash equals the generated one.
 3. Pushes the objects to the ``sample`` remote, a folder committed in the repository
    (``samples/dvc-remote``, URL relative to ``.dvc/``) and *not* the default remote, so that
-   ``dvc pull -r sample`` restores the data offline on a fresh clone.
+   ``dvc pull -r sample data.dvc`` restores the data offline on a fresh clone.
 
 Run from the repository root: ``.venv/bin/python scripts/make_sample_data.py``
 """

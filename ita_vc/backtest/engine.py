@@ -83,13 +83,13 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
                         reason = _TP
             else:
                 s = states[t]
-                if s != s_prev and s != 0:
+                if s != s_prev and s != 0:  # noqa: PLR1714 - plain compares compile best
                     wants_long = s == 1
                     if step == 1:
                         # close the opposite position when the mode lets this edge act on it
-                        if wants_long and pos_dir == -1 and direction != 1:
-                            reason = _SIGNAL
-                        elif not wants_long and pos_dir == 1 and direction != 2:
+                        closes_short = wants_long and pos_dir == -1 and direction != 1
+                        closes_long = not wants_long and pos_dir == 1 and direction != 2
+                        if closes_short or closes_long:
                             reason = _SIGNAL
                     elif pos_dir == 0 and t < n - 1:
                         if wants_long and direction != 2:

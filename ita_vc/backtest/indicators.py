@@ -78,9 +78,7 @@ def _sma(values: Any, n: int) -> Any:  # pragma: no cover - compiled
             result = sum_x / nobs
             if same >= nobs:
                 result = prev
-            elif neg_ct == 0 and result < 0:
-                result = 0.0
-            elif neg_ct == nobs and result > 0:
+            elif (neg_ct == 0 and result < 0) or (neg_ct == nobs and result > 0):
                 result = 0.0
             out[i] = result
     return out

@@ -130,7 +130,8 @@ def _section(raw: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, 
     unknown = sorted(set(section) - keys)
     if unknown:
         raise DataValidationError(
-            f"params: {name}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(keys))})"
+            f"params: {name}: unknown key(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(keys))})"
         )
     return section
 

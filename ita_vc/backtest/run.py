@@ -80,7 +80,9 @@ def _infer_step(ts: Any) -> int | None:
     return int(diffs.min()) if len(diffs) else None
 
 
-def prepare_candles(candles: pd.DataFrame, params: RunParams) -> tuple[pd.DataFrame, dict[str, Any]]:
+def prepare_candles(
+    candles: pd.DataFrame, params: RunParams
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Roll up to ``params.data.timeframe`` when needed and cut ``[start, end)`` plus warm-up.
 
     Returns the frame (with a boolean ``warmup`` column) and a report.
@@ -167,9 +169,10 @@ def run_backtest(
         )
     if "warmup" in candles:
         frame = candles.reset_index(drop=True)
-        prep = {"rollup": None, "timeframe": run_params.data.timeframe}
-        prep.update(warmup_bars=int(frame["warmup"].sum()),
-                    bars=int((~frame["warmup"]).sum()))
+        prep: dict[str, Any] = {
+            "rollup": None, "timeframe": run_params.data.timeframe,
+            "warmup_bars": int(frame["warmup"].sum()), "bars": int((~frame["warmup"]).sum()),
+        }
     else:
         frame, prep = prepare_candles(candles, run_params)
     used = frame[["ts_utc", "open", "high", "low", "close", "volume"]]
@@ -208,8 +211,8 @@ def run_backtest(
         "pnl_realized": f[:, 6], "borrow_cost": np.zeros(len(f)),
     }).astype({"ts_utc": "int64", "side": "str"})
     equity = pd.DataFrame({"ts_utc": ts, "equity": out.equity})
-    drawdown = pd.DataFrame({"ts_utc": ts,
-                             "drawdown": drawdown_series(out.equity, run_params.backtest.init_cash)})
+    drawdown = pd.DataFrame({
+        "ts_utc": ts, "drawdown": drawdown_series(out.equity, run_params.backtest.init_cash)})
     metrics = compute_metrics(ts, closes, out.equity, out.position, trades,
                               run_params.backtest.init_cash)
     resolved = run_params.to_dict()

@@ -16,7 +16,6 @@ and another SHORT are *conflicting*.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +24,8 @@ from ita_vc.backtest import indicators as ind
 from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from ita_vc.catalog import Catalog
 
 __all__ = [

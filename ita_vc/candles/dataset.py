@@ -180,7 +180,7 @@ class CandleStore:
             raise DataValidationError(
                 f"no candles for {market} {symbol} {timeframe} at {rel}: import them with "
                 "`ita-vc data import`, or restore them with `dvc pull` (the sample data: "
-                "`dvc pull -r sample`)"
+                "`dvc pull -r sample data.dvc`)"
             )
         return self.store.load_dataframe(rel)
 

@@ -29,7 +29,7 @@ def run_command(
     from ita_vc.pipeline.outputs import DirSink, write_backtest, write_report
     from ita_vc.yamlio import YamlError, load_yaml_file
 
-    raw_params = {}
+    raw_params: dict[str, object] = {}
     if params is not None:
         try:
             raw_params = load_yaml_file(params, max_bytes=1 << 20) or {}

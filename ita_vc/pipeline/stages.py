@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import DataValidationError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["PARAMS_FILE", "load_params_file", "stage_backtest", "stage_prepare", "stage_report"]
 

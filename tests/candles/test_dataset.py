@@ -128,7 +128,7 @@ def test_bad_arguments(cstore, tmp_path, kwargs, match):
 def test_no_files_and_missing_dataset(cstore):
     with pytest.raises(DataValidationError, match="no files"):
         cstore.import_files([], market="generic", symbol="X")
-    with pytest.raises(DataValidationError, match="dvc pull -r sample"):
+    with pytest.raises(DataValidationError, match="dvc pull -r sample data.dvc"):
         cstore.load("generic", "X", "1m")
 
 

@@ -30,7 +30,7 @@ def test_a_fresh_clone_restores_the_sample_candles_offline(fresh_clone):
     assert not (fresh_clone / "data").exists()
     remote = run([str(VENV_BIN / "dvc"), "remote", "list"], cwd=fresh_clone).stdout
     assert "sample" in remote and "(default)" not in remote  # `dvc push` never writes into git
-    run([str(VENV_BIN / "dvc"), "pull", "-r", "sample"], cwd=fresh_clone)
+    run([str(VENV_BIN / "dvc"), "pull", "-r", "sample", "data.dvc"], cwd=fresh_clone)
     status = run([str(VENV_BIN / "dvc"), "status", "data.dvc"], cwd=fresh_clone).stdout
     assert "up to date" in status
     from ita_vc.candles import CandleStore
