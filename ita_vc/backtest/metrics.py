@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 __all__ = ["METRIC_NAMES", "compute_metrics", "drawdown_periods", "drawdown_series"]
@@ -41,24 +42,24 @@ def drawdown_series(equity: Any, init_cash: float) -> Any:
     return np.asarray(equity, dtype=np.float64) / peak - 1.0
 
 
-def drawdown_periods(ts: Any, equity: Any, init_cash: float) -> list[tuple[float, float]]:
-    """``(deepest point as a fraction, duration in seconds)`` of each drawdown period.
-
-    A period starts at the first bar below the running peak and ends at the first bar with
-    equity >= that peak (recovery) or at the last bar. Its duration runs from the peak bar (the
-    last bar at the running peak before the period, or Start when the peak is still the initial
-    cash) to the recovery bar (or End).
-    """
-    periods: list[tuple[float, float]] = []
+@nb.njit(cache=True, nogil=True)
+def _drawdown_periods(ts: Any, equity: Any, init_cash: float) -> Any:  # pragma: no cover
+    n = len(equity)
+    depths = np.empty(n)
+    lengths = np.empty(n)
+    count = 0
     peak = init_cash
     peak_i = -1
     in_dd = False
     depth = 0.0
     start_ts = 0
-    for i, value in enumerate(np.asarray(equity, dtype=np.float64)):
+    for i in range(n):
+        value = equity[i]
         if value >= peak:
             if in_dd:
-                periods.append((depth, (int(ts[i]) - start_ts) / 1000.0))
+                depths[count] = depth
+                lengths[count] = (ts[i] - start_ts) / 1000.0
+                count += 1
                 in_dd = False
             peak = value
             peak_i = i
@@ -67,12 +68,28 @@ def drawdown_periods(ts: Any, equity: Any, init_cash: float) -> list[tuple[float
             if not in_dd:
                 in_dd = True
                 depth = level
-                start_ts = int(ts[0]) if peak_i < 0 else int(ts[peak_i])
-            else:
-                depth = min(depth, level)
+                start_ts = ts[0] if peak_i < 0 else ts[peak_i]
+            elif level < depth:
+                depth = level
     if in_dd:
-        periods.append((depth, (int(ts[-1]) - start_ts) / 1000.0))
-    return periods
+        depths[count] = depth
+        lengths[count] = (ts[n - 1] - start_ts) / 1000.0
+        count += 1
+    return depths[:count], lengths[:count]
+
+
+def drawdown_periods(ts: Any, equity: Any, init_cash: float) -> list[tuple[float, float]]:
+    """``(deepest point as a fraction, duration in seconds)`` of each drawdown period.
+
+    A period starts at the first bar below the running peak and ends at the first bar with
+    equity >= that peak (recovery) or at the last bar. Its duration runs from the peak bar (the
+    last bar at the running peak before the period, or Start when the peak is still the initial
+    cash) to the recovery bar (or End).
+    """
+    depths, lengths = _drawdown_periods(np.ascontiguousarray(ts, dtype=np.int64),
+                                        np.ascontiguousarray(equity, dtype=np.float64),
+                                        float(init_cash))
+    return list(zip(depths.tolist(), lengths.tolist(), strict=True))
 
 
 def _daily_returns(ts: Any, equity: Any) -> Any:
@@ -89,8 +106,10 @@ def _daily_returns(ts: Any, equity: Any) -> Any:
 
 def compute_metrics(  # noqa: PLR0915 - one line per metric
     ts: Any, close: Any, equity: Any, position: Any, trades: Any, init_cash: float,
+    drawdown: Any | None = None,
 ) -> dict[str, Any]:
-    """All metrics; ``trades`` has columns ``entry_ts, exit_ts, pnl, return_pct``."""
+    """All metrics; ``trades`` has columns ``entry_ts, exit_ts, pnl, return_pct``;
+    ``drawdown`` is :func:`drawdown_series` of the equity, when the caller has it."""
     from ita_vc.candles.validate import format_ts
 
     ts = np.asarray(ts, dtype=np.int64)
@@ -113,13 +132,11 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
     metrics["Total Return [%]"] = (final / init_cash - 1.0) * 100.0
     metrics["Benchmark Return [%]"] = (close[-1] / close[0] - 1.0) * 100.0
     metrics["Position Coverage [%]"] = np.count_nonzero(position) / n * 100.0
-    dd = drawdown_series(equity, init_cash)
+    dd = drawdown_series(equity, init_cash) if drawdown is None else np.asarray(drawdown)
     max_dd = float(dd.min())
     metrics["Max. Drawdown [%]"] = max_dd * 100.0
-    periods = drawdown_periods(ts, equity, init_cash)
-    if periods:
-        depths = np.array([p[0] for p in periods])
-        lengths = np.array([p[1] for p in periods])
+    depths, lengths = _drawdown_periods(ts, equity, float(init_cash))
+    if len(depths):
         metrics["Avg. Drawdown [%]"] = float(depths.mean()) * 100.0
         metrics["Max. Drawdown Duration"] = float(lengths.max())
         metrics["Avg. Drawdown Duration"] = float(lengths.mean())

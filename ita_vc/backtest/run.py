@@ -98,7 +98,9 @@ def prepare_candles(
     missing = [c for c in ("ts_utc", "open", "high", "low", "close") if c not in candles]
     if missing:
         raise DataValidationError(f"candles: missing column(s) {', '.join(missing)}")
-    frame = candles.sort_values("ts_utc", kind="stable").reset_index(drop=True)
+    frame = candles if candles["ts_utc"].is_monotonic_increasing else candles.sort_values(
+        "ts_utc", kind="stable")
+    frame = frame.reset_index(drop=True)
     if "volume" not in frame:
         frame = frame.assign(volume=0.0)
     step = _infer_step(frame["ts_utc"])
@@ -214,7 +216,7 @@ def run_backtest(
     drawdown = pd.DataFrame({
         "ts_utc": ts, "drawdown": drawdown_series(out.equity, run_params.backtest.init_cash)})
     metrics = compute_metrics(ts, closes, out.equity, out.position, trades,
-                              run_params.backtest.init_cash)
+                              run_params.backtest.init_cash, drawdown["drawdown"].to_numpy())
     resolved = run_params.to_dict()
     config = {
         "engine_version": ENGINE_VERSION,

@@ -1,0 +1,111 @@
+"""Single-backtest speed: one ma_cross(10, 20) long-short backtest on 1,000,000 synthetic 1m
+bars with all metrics, in-process, next to vectorbt on the same data in the same run.
+
+* ita-vc: ``run_backtest`` (indicators, signals, engine, trades/fills/equity frames, every
+  metric of docs/backtest-model.md, data and config hashes);
+* vectorbt: ``MA.run`` x2 + ``ma_crossed_above/below`` + ``Portfolio.from_signals(direction=
+  "both")`` + ``.stats()`` (its own metric set);
+* the floor: the compiled engine pass alone over precomputed states (``run_engine``), and the
+  indicator + signal step alone.
+
+Both libraries are warmed up (numba compilation) before timing; each number is a median.
+Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_backtest.py [--quick]``
+(vectorbt comes from the ``bench`` dependency group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _util import median_time, print_table
+
+T0 = 1_577_836_800_000
+RULE = {"setup_id": "bench", "version": "1.0", "direction": "long-short",
+        "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}]}
+# no fees/slippage: on a random walk, fees ruin a 1m ma_cross and vectorbt then stops trading
+# (orders below its minimum size), which would compare different trade counts
+PARAMS = {"backtest": {"warmup_bars": 0, "fee_pct": 0.0, "slippage_pct": 0.0}}
+
+
+def synthetic(n: int):  # noqa: ANN201
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 5e-4, n))), 4)
+    open_ = np.r_[100.0, close[:-1]]
+    return pd.DataFrame({"ts_utc": T0 + np.arange(n, dtype=np.int64) * 60_000, "open": open_,
+                         "high": np.maximum(open_, close) * 1.0002,
+                         "low": np.minimum(open_, close) * 0.9998, "close": close,
+                         "volume": np.ones(n)})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--bars", type=int, default=None)
+    args = parser.parse_args()
+    n = args.bars or (200_000 if args.quick else 1_000_000)
+    repeat = 3 if args.quick else 5
+    import numpy as np
+    import pandas as pd
+
+    from ita_vc.backtest.engine import run_engine
+    from ita_vc.backtest.run import run_backtest
+    from ita_vc.backtest.signals import rule_states
+
+    df = synthetic(n)
+    run_backtest(df.iloc[:5000], RULE, PARAMS)  # compile / load the numba cache
+    ours = median_time(lambda: run_backtest(df, RULE, PARAMS), repeat)
+    result = run_backtest(df, RULE, PARAMS)
+    close = df["close"].to_numpy()
+    indicators = [("ma_cross", {"fast": 10, "slow": 20})]
+    states, _ = rule_states(indicators, close, close, close)
+    t_signals = median_time(lambda: rule_states(indicators, close, close, close), repeat)
+    t_engine = median_time(lambda: run_engine(close, states, fee_rate=0.0, slip=0.0), repeat)
+    rows = [
+        ("ita-vc run_backtest + all metrics", f"{ours:.3f} s", "1.0x",
+         str(result.metrics["Num. Trades"]), f"{result.metrics['Total Return [%]']:.4f}"),
+        ("  floor: indicators + signals", f"{t_signals:.3f} s", "", "", ""),
+        ("  floor: compiled engine pass", f"{t_engine:.3f} s", "", "", ""),
+    ]
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        vbt = None
+        rows.append(("vectorbt", "not installed (pip install --group bench)", "", "", ""))
+    if vbt is not None:
+        series = pd.Series(close, index=pd.to_datetime(df["ts_utc"], unit="ms"))
+
+        def with_vectorbt(data: pd.Series) -> object:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fast = vbt.MA.run(data, 10)
+                slow = vbt.MA.run(data, 20)
+                pf = vbt.Portfolio.from_signals(
+                    data, fast.ma_crossed_above(slow), fast.ma_crossed_below(slow),
+                    direction="both", fees=0.0, slippage=0.0, init_cash=10_000,
+                    freq="1min")
+                return pf.stats()
+
+        with_vectorbt(series.iloc[:5000])  # compile
+        theirs = median_time(lambda: with_vectorbt(series), repeat)
+        stats = with_vectorbt(series)
+        rows.append(("vectorbt from_signals + stats()", f"{theirs:.3f} s",
+                     f"{theirs / ours:.1f}x slower" if theirs > ours else
+                     f"{ours / theirs:.1f}x faster", str(stats["Total Trades"]),
+                     f"{stats['Total Return [%]']:.4f}"))
+    print_table(f"ma_cross(10, 20) long-short on {n:,} 1m bars, in-process (median of {repeat})",
+                rows, ("what", "median", "vs ita-vc", "trades", "total return %"))
+    print(f"\nita-vc: {n / ours / 1e6:.1f} M bars/s end to end; engine floor "
+          f"{n / t_engine / 1e6:.0f} M bars/s ({ours / t_engine:.1f}x the engine pass alone)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
