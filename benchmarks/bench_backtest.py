@@ -32,7 +32,7 @@ RULE = {"setup_id": "bench", "version": "1.0", "direction": "long-short",
 PARAMS = {"backtest": {"warmup_bars": 0, "fee_pct": 0.0, "slippage_pct": 0.0}}
 
 
-def synthetic(n: int):  # noqa: ANN201
+def synthetic(n: int):
     import numpy as np
     import pandas as pd
 
@@ -52,7 +52,6 @@ def main() -> int:
     args = parser.parse_args()
     n = args.bars or (200_000 if args.quick else 1_000_000)
     repeat = 3 if args.quick else 5
-    import numpy as np
     import pandas as pd
 
     from ita_vc.backtest.engine import run_engine
