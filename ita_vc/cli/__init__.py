@@ -51,12 +51,16 @@ def _root(
 
 
 def _register() -> None:
-    from ita_vc.cli import backtest, data, hooks, index, indicators, init, rule, store
+    from ita_vc.cli import backtest, data, hooks, index, indicators, init, rule, run, store
 
     app.command("init")(init.init_command)
     app.add_typer(rule.app, name="rule")
     app.add_typer(data.app, name="data")
     app.add_typer(backtest.app, name="backtest")
+    app.command("run")(run.run_command)
+    app.add_typer(run.runs_app, name="runs")
+    app.add_typer(run.snapshot_app, name="snapshot")
+    app.command("reproduce")(run.reproduce_command)
     app.add_typer(hooks.app, name="hooks")
     app.add_typer(indicators.app, name="indicators")
     app.add_typer(store.app, name="store")

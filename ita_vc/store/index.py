@@ -24,7 +24,7 @@ from ita_vc.errors import IndexCorruptError, PersistentStoreError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["MIGRATIONS", "IndexRow", "MetadataIndex", "utc_now_iso"]
+__all__ = ["MIGRATIONS", "RUN_COLUMNS", "IndexRow", "MetadataIndex", "utc_now_iso"]
 
 _BUSY_TIMEOUT_S = 60.0
 
@@ -53,6 +53,35 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX artifacts_symbol ON artifacts (symbol, timeframe);
         """,
     ),
+    (
+        2,
+        "runs",
+        """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            setup_id TEXT,
+            rule_version TEXT,
+            config_hash TEXT,
+            git_commit TEXT,
+            run_mode TEXT,
+            snapshot_path TEXT NOT NULL,
+            snapshot_sha256 TEXT NOT NULL,
+            metrics_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX runs_setup ON runs (setup_id, rule_version);
+        """,
+    ),
+)
+
+RUN_COLUMNS = (
+    "run_id", "status", "created_at", "setup_id", "rule_version", "config_hash", "git_commit",
+    "run_mode", "snapshot_path", "snapshot_sha256", "metrics_json",
+)
+_INSERT_RUN = (
+    f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
 )
 
 _COLUMNS = (
@@ -209,8 +238,29 @@ class MetadataIndex:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM artifacts WHERE path = ?", (path,)).rowcount > 0
 
-    def replace_all(self, rows: Iterable[IndexRow]) -> int:
-        """Recreate the whole index from ``rows`` (built aside, then moved into place)."""
+    def upsert_run(self, run: Mapping[str, Any]) -> None:
+        """Insert or replace a row of the runs table (keys: :data:`RUN_COLUMNS`)."""
+        with self._transaction() as conn:
+            conn.execute(_INSERT_RUN, tuple(run.get(c) for c in RUN_COLUMNS))
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        """Rows of the runs table matching the filters, oldest first."""
+        clauses, params = [], []
+        for column, value in filters.items():
+            if column not in RUN_COLUMNS:
+                raise ValueError(f"unknown runs column {column!r}")
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where} ORDER BY created_at, run_id"  # noqa: S608
+        with self._connection() as conn:
+            return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
+
+    def replace_all(self, rows: Iterable[IndexRow],
+                    runs: Iterable[Mapping[str, Any]] = ()) -> int:
+        """Recreate the whole index from ``rows`` and ``runs`` (built aside, then moved into
+        place)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=".index.", suffix=".sqlite", dir=self.path.parent)
         os.close(fd)
@@ -225,6 +275,8 @@ class MetadataIndex:
                         row.values(),
                     )
                     count += 1
+                for run in runs:
+                    conn.execute(_INSERT_RUN, tuple(run.get(c) for c in RUN_COLUMNS))
                 conn.execute("COMMIT")
                 conn.execute("PRAGMA journal_mode = WAL")
             with self._write_lock():

@@ -11,7 +11,17 @@ from pathlib import Path
 
 from ita_vc.errors import VcsError
 
-__all__ = ["disable_analytics", "init_dvc", "is_dvc_repo", "track_path"]
+__all__ = [
+    "cache_dir",
+    "cache_paths",
+    "checkout",
+    "disable_analytics",
+    "init_dvc",
+    "is_dvc_repo",
+    "pipeline_status",
+    "remote_has",
+    "track_path",
+]
 
 
 def is_dvc_repo(root: str | Path) -> bool:
@@ -74,3 +84,76 @@ def track_path(root: str | Path, relpath: str) -> None:
             repo.add([str(Path(root) / relpath)])
     except DvcException as exc:
         raise VcsError(f"dvc add {relpath} failed: {exc}") from exc
+
+
+def cache_dir(root: str | Path) -> Path:
+    """The local cache folder DVC uses for this repository (``cache.dir`` honoured)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return Path(repo.cache.local.path)
+
+
+def cache_paths(root: str | Path, oids: list[str]) -> dict[str, Path]:
+    """Where each object (md5 or ``md5.dir``) lives in the local cache (existing or not)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        odb = repo.cache.local
+        return {oid: Path(odb.oid_to_path(oid)) for oid in oids}
+
+
+def remote_has(root: str | Path, remote: str, oids: list[str]) -> dict[str, bool]:
+    """Which objects the DVC remote ``remote`` holds.
+
+    Raises:
+        VcsError: unknown remote or unreachable.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            odb = repo.cloud.get_remote_odb(remote)
+            return {oid: bool(odb.exists(oid)) for oid in oids}
+    except DvcException as exc:
+        raise VcsError(f"dvc remote {remote!r}: {exc}") from exc
+
+
+def pipeline_status(root: str | Path) -> dict[str, object]:
+    """``dvc status`` of the whole workspace as data (empty when up to date).
+
+    Raises:
+        VcsError: DVC failed.
+    """
+    import contextlib
+    import io
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
+            status: dict[str, object] = repo.status()
+            return status
+    except DvcException as exc:
+        raise VcsError(f"dvc status failed: {exc}") from exc
+
+
+def checkout(root: str | Path, targets: list[str]) -> None:
+    """``dvc checkout TARGETS`` from the local cache.
+
+    Raises:
+        VcsError: objects missing from the cache, or DVC failed.
+    """
+    import contextlib
+    import io
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
+            repo.checkout(targets=[str(Path(root) / t) for t in targets], force=True)
+    except DvcException as exc:
+        raise VcsError(f"dvc checkout {' '.join(targets)} failed: {exc}") from exc

@@ -16,14 +16,18 @@ from ita_vc.errors import VcsError
 __all__ = [
     "EMPTY_TREE",
     "Change",
+    "branch",
     "cat_files",
+    "config_value",
     "deleted_in_history",
     "diff_names",
     "git",
     "has_commit",
+    "head",
     "ls_files",
     "ls_tree",
     "rev_list",
+    "status_paths",
     "toplevel",
 ]
 
@@ -121,3 +125,36 @@ def deleted_in_history(root: str | Path, paths: list[str], rev: str = "HEAD") ->
     raw = git(["log", "--format=", "--name-only", "--no-renames", "--diff-filter=D", "-z", rev,
                "--", *paths], root)
     return set(_split_z(raw)) & set(paths)
+
+
+def status_paths(root: str | Path) -> list[str]:
+    """Paths ``git status --porcelain`` reports (modified, staged, untracked, not ignored)."""
+    raw = _split_z(git(["status", "--porcelain", "-z", "--untracked-files=all"], root))
+    paths = []
+    skip = False
+    for entry in raw:
+        if skip:  # the source path of a rename/copy entry
+            skip = False
+            continue
+        code, path = entry[:2], entry[3:]
+        paths.append(path)
+        skip = "R" in code or "C" in code
+    return paths
+
+
+def head(root: str | Path) -> str | None:
+    """The commit id of HEAD, or None on a repository without commits."""
+    out = git(["rev-parse", "-q", "--verify", "HEAD^{commit}"], root, check=False).strip()
+    return out.decode() or None
+
+
+def branch(root: str | Path) -> str | None:
+    """The current branch name, or None when HEAD is detached."""
+    out = git(["symbolic-ref", "-q", "--short", "HEAD"], root, check=False).strip()
+    return out.decode() or None
+
+
+def config_value(root: str | Path, key: str) -> str | None:
+    """``git config KEY`` or None."""
+    out = git(["config", key], root, check=False).strip()
+    return out.decode() or None

@@ -1,0 +1,48 @@
+"""Run Snapshot / Provenance: snapshots from dvc.lock + git, run, verify, reproduce, runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ita_vc._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ita_vc.snapshot.capture import RunProvenance, environment, snapshot_hash
+    from ita_vc.snapshot.reproduce import ReproduceReport, reproduce_run
+    from ita_vc.snapshot.runner import RunReport, run_pipeline
+    from ita_vc.snapshot.runs import diff_runs, keep_run, list_runs, pinned_runs
+    from ita_vc.snapshot.verify import VerifyReport, verify_run
+
+_EXPORTS = {
+    "ReproduceReport": "ita_vc.snapshot.reproduce",
+    "RunProvenance": "ita_vc.snapshot.capture",
+    "RunReport": "ita_vc.snapshot.runner",
+    "VerifyReport": "ita_vc.snapshot.verify",
+    "diff_runs": "ita_vc.snapshot.runs",
+    "environment": "ita_vc.snapshot.capture",
+    "keep_run": "ita_vc.snapshot.runs",
+    "list_runs": "ita_vc.snapshot.runs",
+    "pinned_runs": "ita_vc.snapshot.runs",
+    "reproduce_run": "ita_vc.snapshot.reproduce",
+    "run_pipeline": "ita_vc.snapshot.runner",
+    "snapshot_hash": "ita_vc.snapshot.capture",
+    "verify_run": "ita_vc.snapshot.verify",
+}
+
+__all__ = [
+    "ReproduceReport",
+    "RunProvenance",
+    "RunReport",
+    "VerifyReport",
+    "diff_runs",
+    "environment",
+    "keep_run",
+    "list_runs",
+    "pinned_runs",
+    "reproduce_run",
+    "run_pipeline",
+    "snapshot_hash",
+    "verify_run",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -1,0 +1,350 @@
+"""Run snapshots: the provenance JSON of a pipeline run, built from ``dvc.lock`` plus git.
+
+Contract (``schema_version`` 1; every field always present)::
+
+    schema_version, run_id,
+    setup_id, rule_version ("v1.3"), params_hash      # the rule file used, checked vs registry
+    data_hash                                          # read from the pipeline's summary.json
+    data_range [first bar, last bar] (inclusive, ISO-8601 UTC), market, symbol, timeframe,
+    config_hash, engine_version                        # from summary.json
+    git_commit_hash, git_branch, git_dirty, dirty_paths  # the code commit the run started from
+    dvc_lock {stages}, dvc_lock_sha256                 # the lock as written by this run
+    params                                             # params.yaml as the stages used it
+    metrics                                            # copy of metrics.json
+    outputs [{path, md5, size, nfiles}]                # every out of every stage
+    env {python, os, cpu, gpu, packages {dist: version}, packages_sha256}
+    timestamp                                          # UTC, seconds
+    meta {author, run_mode, flow, note}
+    snapshot_sha256                                    # canonical JSON of all the rest
+
+**Run ids** are ``<mode>_<YYYY>_<MM>_<DD>_<NNN>_<xxx>``: ``bt`` for backtests (``lv`` live,
+``tr`` train), the UTC date, a per-clone sequence number for that day, and three hex digits of
+the sha256 of (author e-mail, host name, nanosecond timestamp, code commit). Two people running
+on the same day get the same ``NNN`` but (with probability 4095/4096) different suffixes; a
+snapshot file is never overwritten, so a collision is an error, never a silent replacement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import IntegrityError, ItaVcError
+from ita_vc.store.hashing import hash_canonical
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ita_vc.store.artifacts import ArtifactRef
+    from ita_vc.workspace import Workspace
+
+__all__ = [
+    "RUN_MODES",
+    "SNAPSHOT_SCHEMA_VERSION",
+    "RunProvenance",
+    "check_run_id",
+    "environment",
+    "new_run_id",
+    "run_row",
+    "seal",
+    "snapshot_hash",
+]
+
+SNAPSHOT_SCHEMA_VERSION = 1
+RUN_MODES = {"backtest": "bt", "live": "lv", "train": "tr"}
+_RUN_ID_RE = re.compile(r"(bt|lv|tr)_(\d{4})_(\d{2})_(\d{2})_(\d{3,})_([0-9a-f]{3})")
+#: files a run itself writes: they never make the tree "dirty"
+RUN_WRITTEN = ("params.yaml", "dvc.lock")
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if well formed.
+
+    Raises:
+        ItaVcError: malformed (it is also a file name, so no paths).
+    """
+    if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
+        raise ItaVcError(f"not a run id: {run_id!r} (expected e.g. bt_2025_11_10_001_a3f)")
+    return run_id
+
+
+def snapshot_hash(snapshot: Mapping[str, Any]) -> str:
+    """``sha256:`` of the canonical JSON of the snapshot without ``snapshot_sha256``."""
+    return hash_canonical({k: v for k, v in snapshot.items() if k != "snapshot_sha256"})
+
+
+def seal(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Set ``snapshot_sha256`` (tamper evidence)."""
+    snapshot["snapshot_sha256"] = snapshot_hash(snapshot)
+    return snapshot
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu() -> str | None:
+    import shutil
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return ", ".join(names) or None
+
+
+def environment() -> dict[str, Any]:
+    """Python, OS, CPU, GPU and every installed distribution with its version."""
+    from importlib import metadata
+
+    packages: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] if "Name" in dist.metadata else None  # noqa: SIM401
+        if name:
+            packages[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
+    packages = dict(sorted(packages.items()))
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "cpu": _cpu(), "gpu": _gpu(), "packages": packages,
+        "packages_sha256": hash_canonical(packages),
+    }
+
+
+def new_run_id(provenance_dir: Path, mode: str, when: dt.datetime, identity: str) -> str:
+    """The next run id of the day for this clone (see the module docstring)."""
+    prefix = f"{RUN_MODES[mode]}_{when:%Y_%m_%d}_"
+    seq = 0
+    if provenance_dir.is_dir():
+        for path in provenance_dir.glob(f"{prefix}*.json"):
+            match = _RUN_ID_RE.fullmatch(path.stem)
+            if match:
+                seq = max(seq, int(match.group(5)))
+    suffix = hashlib.sha256(f"{identity}|{when.isoformat()}|{os.getpid()}|"
+                            f"{dt.datetime.now(dt.UTC).timestamp()}".encode()).hexdigest()[:3]
+    return f"{prefix}{seq + 1:03d}_{suffix}"
+
+
+def _outputs(stages: Mapping[str, Any]) -> list[dict[str, Any]]:
+    outs = []
+    for body in stages.values():
+        for out in (body or {}).get("outs") or []:
+            outs.append({"path": out.get("path"), "md5": out.get("md5"),
+                         "size": out.get("size"), "nfiles": out.get("nfiles")})
+    return sorted(outs, key=lambda o: str(o["path"]))
+
+
+class RunProvenance:
+    """Create, load and check run snapshots of a workspace."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        from ita_vc.store.artifacts import PersistentStore
+
+        self.workspace = workspace
+        self.store = PersistentStore(workspace)
+        self.folder = workspace.path(workspace.config.store.kinds["provenance"])
+
+    def snapshot_relpath(self, run_id: str) -> str:
+        """``provenance/<run_id>.json``."""
+        return PurePosixPath(self.workspace.config.store.kinds["provenance"],
+                             f"{check_run_id(run_id)}.json").as_posix()
+
+    def run_ids(self) -> list[str]:
+        """Every run with a snapshot file in the workspace, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        ids = [p.stem for p in self.folder.glob("*.json") if _RUN_ID_RE.fullmatch(p.stem)]
+        return sorted(ids, key=lambda r: (r.split("_")[1:5], r))
+
+    def load_snapshot(self, run_id: str) -> dict[str, Any]:
+        """The snapshot of ``run_id``.
+
+        Raises:
+            ItaVcError: no such run. PersistentStoreError: unreadable.
+        """
+        rel = self.snapshot_relpath(run_id)
+        if not self.workspace.path(rel).is_file():
+            raise ItaVcError(f"no snapshot for run {run_id} ({rel} does not exist)")
+        data = self.store.load_json(rel)
+        if not isinstance(data, dict):
+            raise IntegrityError(f"{rel}: not a snapshot object")
+        return data
+
+    def _summary(self) -> dict[str, Any]:
+        results = self.workspace.config.store.kinds["results"]
+        path = f"{results}/backtest/summary.json"
+        if not self.workspace.path(path).is_file():
+            raise ItaVcError(f"{path} is missing: run the pipeline (`dvc repro`) first")
+        summary = self.store.load_json(path)
+        return dict(summary)
+
+    def build(
+        self, run_id: str, *, setup_id: str | None = None, rule_version: str | None = None,
+        code_commit: str | None = None, dirty_paths: list[str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The sealed snapshot of the pipeline state now (after ``dvc repro``).
+
+        Raises:
+            ItaVcError: no dvc.lock or summary, or the run is not the rule asked for.
+            RuleValidationError: the rule file does not match the registry.
+        """
+        from ita_vc.rules.registry import RuleRegistry, default_author
+        from ita_vc.vcs import gitcli
+        from ita_vc.yamlio import load_yaml_file
+
+        root = self.workspace.root
+        check_run_id(run_id)
+        lock_path = root / "dvc.lock"
+        if not lock_path.is_file():
+            raise ItaVcError("dvc.lock is missing: run the pipeline (`dvc repro`) first")
+        lock_bytes = lock_path.read_bytes()
+        lock = load_yaml_file(lock_path) or {}
+        stages = dict(lock.get("stages") or {})
+        summary = self._summary()
+        for given, key in ((setup_id, "setup_id"), (rule_version, "rule_version")):
+            if given is not None and str(given).lstrip("v") != str(summary.get(key)).lstrip("v"):
+                raise ItaVcError(f"the pipeline ran {key} {summary.get(key)}, not {given}")
+        rule = RuleRegistry(self.workspace).verify(
+            str(summary["setup_id"]), str(summary["rule_version"]),
+            params_hash=str(summary["params_hash"]),
+        )
+        params_file = root / "params.yaml"
+        params = load_yaml_file(params_file) if params_file.is_file() else {}
+        results = self.workspace.config.store.kinds["results"]
+        metrics = dict(self.store.load_json(f"{results}/metrics.json"))
+        commit = code_commit or gitcli.head(root)
+        if dirty_paths is None:
+            dirty_paths = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
+        meta = dict(meta or {})
+        now = dt.datetime.now(dt.UTC)
+        rng = summary.get("range") or {}
+        snapshot: dict[str, Any] = {
+            "schema_version": SNAPSHOT_SCHEMA_VERSION,
+            "run_id": run_id,
+            "setup_id": rule.setup_id,
+            "rule_version": rule.version.tag,
+            "params_hash": rule.params_hash,
+            "data_hash": summary.get("data_hash"),
+            "data_range": [rng.get("first_bar"), rng.get("last_bar")],
+            "market": summary.get("market"),
+            "symbol": summary.get("symbol"),
+            "timeframe": summary.get("timeframe"),
+            "config_hash": summary.get("config_hash"),
+            "engine_version": summary.get("engine_version"),
+            "git_commit_hash": commit,
+            "git_branch": gitcli.branch(root),
+            "git_dirty": bool(dirty_paths),
+            "dirty_paths": sorted(dirty_paths),
+            "dvc_lock": {"stages": stages},
+            "dvc_lock_sha256": "sha256:" + hashlib.sha256(lock_bytes).hexdigest(),
+            "params": params,
+            "metrics": metrics,
+            "outputs": _outputs(stages),
+            "env": environment(),
+            "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "meta": {
+                "author": meta.get("author") or default_author(root),
+                "run_mode": meta.get("run_mode", "backtest"),
+                "flow": meta.get("flow", "dvc repro: " + " -> ".join(stages)),
+                "note": meta.get("note"),
+            },
+        }
+        return seal(snapshot)
+
+    def save(self, snapshot: dict[str, Any]) -> ArtifactRef:
+        """Write a sealed snapshot (never overwriting) and index it.
+
+        Raises:
+            PersistentStoreError: a snapshot of that run id exists already.
+        """
+        import json
+        import logging
+
+        from ita_vc.store.hashing import canonical_json
+
+        run_id = check_run_id(snapshot["run_id"])
+        rel = self.snapshot_relpath(run_id)
+        if self.workspace.path(rel).exists():
+            from ita_vc.errors import PersistentStoreError
+
+            raise PersistentStoreError(
+                f"a snapshot of run {run_id} exists already; snapshots are never overwritten",
+                path=rel,
+            )
+        ref = self.store.save_json(snapshot, "provenance", f"{run_id}.json", overwrite=False,
+                                   meta={"run_id": run_id,
+                                         "rule_version": snapshot["rule_version"]})
+        self.store.index.upsert_run(run_row(snapshot, rel))
+        logging.getLogger("ita_vc.snapshot").info("Run snapshot saved: %s -> %s", run_id, rel)
+        json.loads(canonical_json(snapshot))  # it is plain JSON, nothing else
+        return ref
+
+    def create_snapshot(
+        self, run_id: str, setup_id: str, rule_version: str, data_path: str | Path | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> ArtifactRef:
+        """Build, seal and save the snapshot of the current pipeline state as ``run_id``.
+
+        ``data_path`` (the candles file the run used), when given, is checked against the
+        snapshot's data hash.
+
+        Raises:
+            ItaVcError: see :meth:`build`; IntegrityError: ``data_path`` does not match.
+        """
+        snapshot = self.build(run_id, setup_id=setup_id, rule_version=rule_version, meta=meta)
+        if data_path is not None and not self._data_matches(snapshot, data_path):
+            raise IntegrityError(f"{data_path} does not hash to the run's data_hash "
+                                 f"{snapshot['data_hash']}")
+        return self.save(snapshot)
+
+    def _data_matches(self, snapshot: Mapping[str, Any], file_path: str | Path) -> bool:
+        import pandas as pd
+
+        from ita_vc.backtest.params import parse_params
+        from ita_vc.backtest.run import prepare_candles
+        from ita_vc.store.tablehash import hash_dataframe
+
+        frame = pd.read_parquet(file_path)
+        if "warmup" not in frame:
+            frame, _ = prepare_candles(frame, parse_params(snapshot.get("params") or {}))
+        used = frame[["ts_utc", "open", "high", "low", "close", "volume"]]
+        return bool(hash_dataframe(used) == snapshot.get("data_hash"))
+
+    def verify_data_hash(self, run_id: str, file_path: str | Path) -> bool:
+        """True if ``file_path`` holds the run's candles: the prepared candles, or canonical
+        candles that the run's params turn into them (rollup, range, warm-up)."""
+        return self._data_matches(self.load_snapshot(run_id), file_path)
+
+
+def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, Any]:
+    """The index row (runs table) of a snapshot."""
+    from ita_vc.store.hashing import canonical_json
+
+    keys = ("Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Num. Trades")
+    metrics = snapshot.get("metrics") or {}
+    return {
+        "run_id": snapshot.get("run_id"), "status": "ok", "created_at": snapshot.get("timestamp"),
+        "setup_id": snapshot.get("setup_id"), "rule_version": snapshot.get("rule_version"),
+        "config_hash": snapshot.get("config_hash"), "git_commit": snapshot.get("git_commit_hash"),
+        "run_mode": (snapshot.get("meta") or {}).get("run_mode"), "snapshot_path": rel,
+        "snapshot_sha256": snapshot.get("snapshot_sha256"),
+        "metrics_json": canonical_json({k: metrics.get(k) for k in keys}),
+    }

@@ -1,0 +1,163 @@
+"""The runs registry: list, show, diff and pin recorded runs.
+
+Snapshot files (git) are the source of truth; the index's ``runs`` table is a cache kept in
+step with them. Pins are git tags ``ita/keep/<run_id>`` on the commit that recorded the run:
+durable, shared with ``git push --tags``, and seen by a plain ``dvc gc -T`` as well.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import ItaVcError
+
+if TYPE_CHECKING:
+    from ita_vc.workspace import Workspace
+
+__all__ = [
+    "KEEP_TAG_PREFIX",
+    "DiffRow",
+    "diff_runs",
+    "keep_run",
+    "list_runs",
+    "pinned_runs",
+    "sync_runs",
+]
+
+KEEP_TAG_PREFIX = "ita/keep/"
+
+
+@dataclass(frozen=True, slots=True)
+class DiffRow:
+    """One line of ``runs diff``."""
+
+    section: str
+    key: str
+    a: Any
+    b: Any
+
+
+def sync_runs(workspace: Workspace) -> list[dict[str, Any]]:
+    """Index rows for every snapshot file (missing ones are added), oldest first."""
+    from ita_vc.snapshot.capture import RunProvenance, run_row
+
+    provenance = RunProvenance(workspace)
+    indexed = {row["run_id"]: row for row in provenance.store.index.runs()}
+    rows = []
+    for run_id in provenance.run_ids():
+        row = indexed.get(run_id)
+        if row is None:
+            row = run_row(provenance.load_snapshot(run_id), provenance.snapshot_relpath(run_id))
+            provenance.store.index.upsert_run(row)
+        rows.append(row)
+    return rows
+
+
+def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+    """Runs (newest first, or by a metric descending), with their key metrics and pin state.
+
+    Raises:
+        ItaVcError: an unknown sort metric.
+    """
+    from ita_vc.snapshot.capture import RunProvenance
+
+    pins = pinned_runs(workspace)
+    provenance = RunProvenance(workspace)
+    rows = []
+    for row in sync_runs(workspace):
+        if setup_id and row["setup_id"] != setup_id:
+            continue
+        entry = dict(row)
+        entry["metrics"] = json.loads(row["metrics_json"])
+        entry["kept"] = row["run_id"] in pins
+        rows.append(entry)
+    if sort:
+        values = {}
+        for entry in rows:
+            metrics = provenance.load_snapshot(entry["run_id"]).get("metrics") or {}
+            if sort not in metrics:
+                raise ItaVcError(f"unknown metric {sort!r} to sort by")
+            values[entry["run_id"]] = metrics[sort]
+        rows.sort(key=lambda e: (values[e["run_id"]] is None, -(values[e["run_id"]] or 0)))
+        for entry in rows:
+            entry["metrics"][sort] = values[entry["run_id"]]
+    else:
+        rows.reverse()
+    return rows[:limit] if limit else rows
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
+    """Params, rule, data, code and metrics of two runs side by side (differences only)."""
+    from ita_vc.snapshot.capture import RunProvenance
+
+    provenance = RunProvenance(workspace)
+    sa, sb = provenance.load_snapshot(a), provenance.load_snapshot(b)
+    sections: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "params": lambda s: _flat(s.get("params") or {}),
+        "rule": lambda s: {k: s.get(k) for k in ("setup_id", "rule_version", "params_hash")},
+        "data": lambda s: {k: s.get(k) for k in ("market", "symbol", "timeframe", "data_hash",
+                                                  "data_range")},
+        "code": lambda s: {
+            "git_commit_hash": s.get("git_commit_hash"), "git_dirty": s.get("git_dirty"),
+            "engine_version": s.get("engine_version"), "config_hash": s.get("config_hash"),
+            "python": (s.get("env") or {}).get("python"),
+            "packages_sha256": (s.get("env") or {}).get("packages_sha256"),
+        },
+        "metrics": lambda s: dict(s.get("metrics") or {}),
+    }
+    rows = []
+    for section, pick in sections.items():
+        va, vb = pick(sa), pick(sb)
+        for key in list(dict.fromkeys([*va, *vb])):
+            if va.get(key) != vb.get(key):
+                rows.append(DiffRow(section, key, va.get(key), vb.get(key)))
+    return rows
+
+
+def pinned_runs(workspace: Workspace) -> dict[str, str]:
+    """``{run_id: reason}`` of every ``ita/keep/<run_id>`` tag."""
+    from ita_vc.vcs import gitcli
+
+    raw = gitcli.git(["for-each-ref", f"refs/tags/{KEEP_TAG_PREFIX}",
+                      "--format=%(refname:strip=4)%09%(contents:subject)"], workspace.root)
+    pins = {}
+    for line in raw.decode().splitlines():
+        run_id, _, reason = line.partition("\t")
+        if run_id:
+            pins[run_id] = reason
+    return pins
+
+
+def keep_run(workspace: Workspace, run_id: str, reason: str | None = None) -> str:
+    """Pin a run: an annotated tag ``ita/keep/<run_id>`` on the commit that recorded it.
+
+    Raises:
+        ItaVcError: unknown run, or its snapshot is not committed yet.
+    """
+    from ita_vc.snapshot.capture import RunProvenance
+    from ita_vc.vcs import gitcli
+
+    provenance = RunProvenance(workspace)
+    provenance.load_snapshot(run_id)
+    rel = provenance.snapshot_relpath(run_id)
+    commits = gitcli.git(["log", "--format=%H", "--diff-filter=A", "--", rel],
+                         workspace.root).decode().split()
+    if not commits:
+        raise ItaVcError(f"{rel} is not committed yet: commit the run, then pin it")
+    tag = f"{KEEP_TAG_PREFIX}{run_id}"
+    message = reason or "kept"
+    gitcli.git(["tag", "-f", "-a", tag, "-m", message, commits[-1]], workspace.root)
+    return tag

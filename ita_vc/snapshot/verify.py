@@ -1,0 +1,166 @@
+"""``ita-vc snapshot verify``: is a run still what its snapshot says?
+
+Checks, without re-hashing data: the snapshot's own hash (tamper evidence); the rule file's
+``params_hash`` against the registry; every recorded out and dep object present in the DVC
+cache (each file of a directory object too), or on a remote. ``deep`` also re-hashes every
+object (DVC's md5 of the bytes) and recomputes the data hash from the prepared candles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
+    from ita_vc.workspace import Workspace
+
+__all__ = ["Check", "VerifyReport", "verify_run"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One verification: what, whether it passed, and the details that name the problem."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    """Every check of one run."""
+
+    run_id: str
+    checks: list[Check] = field(default_factory=list)
+    bytes_hashed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(c.ok for c in self.checks)
+
+    def failures(self) -> list[Check]:
+        """The checks that failed."""
+        return [c for c in self.checks if not c.ok]
+
+
+def _md5(path: Path, progress: Callable[[int], None] | None) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return digest.hexdigest()
+
+
+def _objects(snapshot: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(role, path, md5)`` of every out and dep with a hash in the recorded dvc.lock."""
+    found: dict[tuple[str, str], str] = {}
+    stages = (snapshot.get("dvc_lock") or {}).get("stages") or {}
+    for body in stages.values():
+        for role in ("deps", "outs"):
+            for item in (body or {}).get(role) or []:
+                if item.get("md5"):
+                    found.setdefault((role.rstrip("s"), str(item.get("path"))), item["md5"])
+    return [(role, path, md5) for (role, path), md5 in sorted(found.items())]
+
+
+def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
+    workspace: Workspace, run_id: str, *, deep: bool = False, remote: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify one run (see the module docstring); never raises for a failed check."""
+    from ita_vc.errors import ItaVcError
+    from ita_vc.rules.registry import RuleRegistry
+    from ita_vc.snapshot.capture import RunProvenance, snapshot_hash
+    from ita_vc.vcs.dvc import cache_paths, remote_has
+
+    report = VerifyReport(run_id)
+    provenance = RunProvenance(workspace)
+    try:
+        snapshot = provenance.load_snapshot(run_id)
+    except ItaVcError as exc:
+        report.checks.append(Check("snapshot", False, str(exc)))
+        return report
+    recorded = snapshot.get("snapshot_sha256")
+    computed = snapshot_hash(snapshot)
+    report.checks.append(Check(
+        "snapshot hash", recorded == computed,
+        "unchanged" if recorded == computed else
+        f"the snapshot was modified after it was written (tampered): recorded {recorded}, "
+        f"content hashes to {computed}",
+    ))
+    try:
+        rule = RuleRegistry(workspace).verify(str(snapshot.get("setup_id")),
+                                              str(snapshot.get("rule_version")),
+                                              params_hash=snapshot.get("params_hash"))
+        report.checks.append(Check("rule params_hash", True, f"{rule.path} {rule.params_hash}"))
+    except ItaVcError as exc:
+        report.checks.append(Check("rule params_hash", False, str(exc)))
+    objects = _objects(snapshot)
+    paths = cache_paths(workspace.root, [md5 for _r, _p, md5 in objects])
+    missing: list[str] = []
+    files: list[tuple[str, str, Path]] = []  # (label, md5, cache path)
+    for role, path, md5 in objects:
+        cache = paths[md5]
+        if not cache.is_file():
+            missing.append(f"{role} {path} ({md5})")
+            continue
+        files.append((f"{role} {path}", md5.removesuffix(".dir"), cache))
+        if md5.endswith(".dir"):
+            try:
+                entries = json.loads(cache.read_bytes())
+            except ValueError:
+                missing.append(f"{role} {path}: unreadable directory manifest {md5}")
+                continue
+            inner = cache_paths(workspace.root, [e["md5"] for e in entries])
+            for entry in entries:
+                target = inner[entry["md5"]]
+                label = f"{role} {path}/{entry['relpath']}"
+                if target.is_file():
+                    files.append((label, entry["md5"], target))
+                else:
+                    missing.append(f"{label} ({entry['md5']})")
+    if missing and remote:
+        held = remote_has(workspace.root, remote, [m.rsplit("(", 1)[-1].rstrip(")")
+                                                   for m in missing if "(" in m])
+        missing = [m for m in missing if not held.get(m.rsplit("(", 1)[-1].rstrip(")"))]
+    report.checks.append(Check(
+        "objects in the DVC cache" + (f" or remote {remote}" if remote else ""), not missing,
+        f"{len(files)} object(s) present" if not missing else
+        f"{len(missing)} missing: " + "; ".join(missing[:20]),
+    ))
+    if not deep:
+        return report
+    bad: list[str] = []
+    for label, md5, cache in files:
+        report.bytes_hashed += cache.stat().st_size
+        if _md5(cache, progress) != md5:
+            bad.append(f"{label}: {cache} does not hash to {md5}")
+    report.checks.append(Check("deep: object content", not bad,
+                               f"{len(files)} object(s) re-hashed" if not bad else
+                               "; ".join(bad[:20])))
+    prepared = next((c for label, _m, c in files if label.endswith("/candles.parquet")
+                     and "prepared" in label), None)
+    if prepared is None:
+        report.checks.append(Check("deep: data_hash", False, "prepared candles not in cache"))
+    else:
+        import pandas as pd
+
+        from ita_vc.store.tablehash import hash_dataframe
+
+        frame = pd.read_parquet(prepared)
+        data_hash = hash_dataframe(frame[["ts_utc", "open", "high", "low", "close", "volume"]])
+        ok = data_hash == snapshot.get("data_hash")
+        report.checks.append(Check("deep: data_hash", ok, data_hash if ok else
+                                   f"prepared candles hash to {data_hash}, the snapshot says "
+                                   f"{snapshot.get('data_hash')}"))
+    return report
