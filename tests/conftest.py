@@ -36,46 +36,50 @@ def _fake_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch, _fake_home: Path, tmp_path: Path) -> Iterator[None]:
-    """Pin HOME, XDG dirs, git identity and DVC dirs; fail if the real home is written."""
-    monkeypatch.setenv("HOME", str(_fake_home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(_fake_home / ".config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(_fake_home / ".cache"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(_fake_home / ".local" / "share"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(_fake_home / ".gitconfig"))
-    monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(_fake_home / ".config" / "dvc"))
-    monkeypatch.setenv("DVC_SYSTEM_CONFIG_DIR", str(_fake_home / ".config" / "dvc-system"))
-    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(_fake_home / ".cache" / "dvc-site"))
-    for key in [k for k in os.environ if k.startswith("GIT_") and k not in _ISOLATED_ENV]:
-        if key not in ("GIT_CONFIG_GLOBAL",):
-            monkeypatch.delenv(key, raising=False)
-    for key, value in _ISOLATED_ENV.items():
+def _isolate(monkeypatch: pytest.MonkeyPatch, _fake_home: Path, tmp_path: Path) -> None:
+    """Pin HOME, XDG dirs, git identity and DVC dirs for each test; cwd is its tmp_path."""
+    for key in [k for k in os.environ if k.startswith("GIT_")]:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in _session_values(_fake_home).items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)
-    return
+
+
+def _session_values(home: Path) -> dict[str, str]:
+    return {
+        **_ISOLATED_ENV,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "DVC_GLOBAL_CONFIG_DIR": str(home / ".config" / "dvc"),
+        "DVC_SYSTEM_CONFIG_DIR": str(home / ".config" / "dvc-system"),
+        "DVC_SITE_CACHE_DIR": str(home / ".cache" / "dvc-site"),
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(_fake_home: Path) -> Iterator[None]:
+    """The isolated environment for session- and module-scoped fixtures too."""
+    saved = dict(os.environ)
+    for key in [k for k in os.environ if k.startswith("GIT_")]:
+        del os.environ[key]
+    os.environ.update(_session_values(_fake_home))
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
-def _template_repo(tmp_path_factory: pytest.TempPathFactory, _fake_home: Path) -> Path:
+def _template_repo(tmp_path_factory: pytest.TempPathFactory, _session_env: None) -> Path:
     """One ``ita-vc init`` + initial commit per test session; tests get copies of it."""
     from ita_vc.initialize import init_workspace
 
     root = tmp_path_factory.mktemp("template") / "repo"
-    env = {
-        **os.environ, **_ISOLATED_ENV, "HOME": str(_fake_home),
-        "GIT_CONFIG_GLOBAL": str(_fake_home / ".gitconfig"),
-        "DVC_SITE_CACHE_DIR": str(_fake_home / ".cache" / "dvc-site"),
-        "DVC_GLOBAL_CONFIG_DIR": str(_fake_home / ".config" / "dvc"),
-    }
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        init_workspace(root)
-        run(["git", "add", "-A"], cwd=root)
-        run(["git", "commit", "-q", "-m", "ita-vc init"], cwd=root)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    init_workspace(root)
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-q", "-m", "ita-vc init"], cwd=root)
     return root
 
 

@@ -109,3 +109,27 @@ def ita_vc_subprocess(*args: str, cwd: Path | str, check: bool = False,
                       ) -> subprocess.CompletedProcess[str]:
     """Run the installed ``ita-vc`` console script as a real subprocess."""
     return run([str(VENV_BIN / "ita-vc"), *args], cwd=cwd, check=check)
+
+
+def make_pipeline_repo(repo: TmpRepo, *, days: int = 12, seed: int = 5) -> TmpRepo:
+    """Give an ``ita-vc init`` workspace sample candles, the example rule and short-range
+    params, all committed: ready for ``dvc repro`` / ``ita-vc run``."""
+    from ita_vc.candles import CandleStore
+    from ita_vc.candles.sample import SampleSpec, generate_candles
+    from ita_vc.rules import RuleRegistry
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.at(repo)
+    spec = SampleSpec("binance-spot", "BTCUSDT", 1_735_689_600_000, days, 94_000.0, 0.55, 0.01,
+                      12.0, seed)
+    export = repo.parent / f"btc-{seed}.parquet"
+    generate_candles(spec).drop(columns="gap_flag").to_parquet(export)
+    CandleStore(workspace).import_files([export], market="binance-spot", symbol="BTCUSDT")
+    RuleRegistry(workspace).new("example_ma_cross", author="t")
+    params = (repo / "params.yaml").read_text()
+    params = params.replace('start: "2025-01-10"', 'start: "2025-01-04"').replace(
+        'end: "2025-03-01"', 'end: "2025-01-12"')
+    (repo / "params.yaml").write_text(params)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "data and rule")
+    return repo

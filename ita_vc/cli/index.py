@@ -13,11 +13,15 @@ app = typer.Typer(help="Manage the metadata index.", no_args_is_help=True)
 def rebuild_command() -> None:
     """Recreate the index from the files in the workspace (cures a deleted or corrupt index)."""
     from ita_vc.cli.console import out
+    from ita_vc.snapshot.runs import sync_runs
     from ita_vc.store import PersistentStore
     from ita_vc.workspace import Workspace
 
-    store = PersistentStore(Workspace.discover())
+    workspace = Workspace.discover()
+    store = PersistentStore(workspace)
     started = time.perf_counter()
     count = store.rebuild_index()
+    runs = len(sync_runs(workspace))
     elapsed = time.perf_counter() - started
-    out().print(f"Index rebuilt: {count} artifact(s) in {elapsed:.2f} s -> {store.index.path}")
+    out().print(f"Index rebuilt: {count} artifact(s), {runs} run(s) in {elapsed:.2f} s -> "
+                f"{store.index.path}")

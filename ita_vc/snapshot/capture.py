@@ -289,9 +289,7 @@ class RunProvenance:
                 f"a snapshot of run {run_id} exists already; snapshots are never overwritten",
                 path=rel,
             )
-        ref = self.store.save_json(snapshot, "provenance", f"{run_id}.json", overwrite=False,
-                                   meta={"run_id": run_id,
-                                         "rule_version": snapshot["rule_version"]})
+        ref = self.store.save_json(snapshot, "provenance", f"{run_id}.json", overwrite=False)
         self.store.index.upsert_run(run_row(snapshot, rel))
         logging.getLogger("ita_vc.snapshot").info("Run snapshot saved: %s -> %s", run_id, rel)
         json.loads(canonical_json(snapshot))  # it is plain JSON, nothing else

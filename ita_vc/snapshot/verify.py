@@ -73,6 +73,33 @@ def _objects(snapshot: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return [(role, path, md5) for (role, path), md5 in sorted(found.items())]
 
 
+def _check_git_deps(workspace: Workspace, snapshot: Mapping[str, Any],
+                    deps: list[tuple[str, str, str]], report: VerifyReport) -> None:
+    """Deps git tracks (code, rules, configs): at the run's commit, files must hash to the
+    recorded md5 and folders must exist."""
+    from ita_vc.vcs import gitcli
+
+    commit = str(snapshot.get("git_commit_hash"))
+    specs = [f"{commit}:{path}" for _role, path, _md5 in deps]
+    blobs = gitcli.cat_files(workspace.root, specs) if specs else {}
+    bad = []
+    for (_role, path, md5), spec in zip(deps, specs, strict=True):
+        blob = blobs.get(spec)
+        if md5.endswith(".dir"):
+            listing = gitcli.git(["ls-tree", "--name-only", commit, "--", path],
+                                 workspace.root, check=False)
+            if not listing.strip():
+                bad.append(f"{path}: not in commit {commit[:10]}")
+        elif blob is None:
+            bad.append(f"{path}: not in commit {commit[:10]}")
+        elif hashlib.md5(blob, usedforsecurity=False).hexdigest() != md5:
+            bad.append(f"{path}: at {commit[:10]} it does not hash to the recorded {md5}")
+    report.checks.append(Check(
+        "git-tracked deps at the run's commit", not bad,
+        f"{len(deps)} dep(s) match" if not bad else "; ".join(bad[:20]),
+    ))
+
+
 def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     workspace: Workspace, run_id: str, *, deep: bool = False, remote: str | None = None,
     progress: Callable[[int], None] | None = None,
@@ -81,7 +108,7 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     from ita_vc.errors import ItaVcError
     from ita_vc.rules.registry import RuleRegistry
     from ita_vc.snapshot.capture import RunProvenance, snapshot_hash
-    from ita_vc.vcs.dvc import cache_paths, remote_has
+    from ita_vc.vcs.dvc import cache_paths, remote_has, tracked_paths
 
     report = VerifyReport(run_id)
     provenance = RunProvenance(workspace)
@@ -105,7 +132,15 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
         report.checks.append(Check("rule params_hash", True, f"{rule.path} {rule.params_hash}"))
     except ItaVcError as exc:
         report.checks.append(Check("rule params_hash", False, str(exc)))
-    objects = _objects(snapshot)
+    managed = tracked_paths(workspace.root)
+
+    def in_dvc(path: str) -> bool:
+        return any(path == m or path.startswith(m + "/") for m in managed)
+
+    all_objects = _objects(snapshot)
+    objects = [o for o in all_objects if o[0] == "out" or in_dvc(o[1])]
+    git_deps = [o for o in all_objects if o not in objects]
+    _check_git_deps(workspace, snapshot, git_deps, report)
     paths = cache_paths(workspace.root, [md5 for _r, _p, md5 in objects])
     missing: list[str] = []
     files: list[tuple[str, str, Path]] = []  # (label, md5, cache path)

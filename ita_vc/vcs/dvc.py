@@ -21,6 +21,7 @@ __all__ = [
     "pipeline_status",
     "remote_has",
     "track_path",
+    "tracked_paths",
 ]
 
 
@@ -87,11 +88,21 @@ def track_path(root: str | Path, relpath: str) -> None:
 
 
 def cache_dir(root: str | Path) -> Path:
-    """The local cache folder DVC uses for this repository (``cache.dir`` honoured)."""
+    """The local cache folder DVC uses for this repository (``dvc cache dir``: ``cache.dir``
+    honoured; objects live below it in ``files/md5/``)."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return Path(repo.cache.local.path)
+        return Path(repo.cache.local_cache_dir)
+
+
+def tracked_paths(root: str | Path) -> list[str]:
+    """Repo-relative paths DVC manages: every stage out and every ``.dvc`` file's outs."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return sorted({Path(out.fs_path).relative_to(Path(root).resolve()).as_posix()
+                       for out in repo.index.outs})
 
 
 def cache_paths(root: str | Path, oids: list[str]) -> dict[str, Path]:

@@ -104,12 +104,12 @@ def cat_files(root: str | Path, specs: list[str]) -> dict[str, bytes | None]:
         end = out.index(b"\n", pos)
         header = out[pos:end].split()
         pos = end + 1
-        if len(header) == 3 and header[1] == b"blob":
+        if len(header) == 3 and header[2].isdigit():  # "<oid> <type> <size>", then content
             size = int(header[2])
-            blobs[spec] = out[pos : pos + size]
+            blobs[spec] = out[pos : pos + size] if header[1] == b"blob" else None
             pos += size + 1
         else:
-            blobs[spec] = None  # "<spec> missing" (or not a blob)
+            blobs[spec] = None  # "<spec> missing" / "ambiguous"
     return blobs
 
 

@@ -7,29 +7,12 @@ import os
 
 import pytest
 
-from tests.helpers import VENV_BIN, invoke, run
+from tests.helpers import VENV_BIN, invoke, make_pipeline_repo, run
 
 
 @pytest.fixture
-def pipeline_repo(tmp_repo, workspace):
-    from ita_vc.candles import CandleStore
-    from ita_vc.candles.sample import SampleSpec, generate_candles
-    from ita_vc.rules import RuleRegistry
-
-    spec = SampleSpec("binance-spot", "BTCUSDT", 1_735_689_600_000, 12, 94_000.0, 0.55, 0.01,
-                      12.0, 5)
-    export = tmp_repo.parent / "btc.parquet"
-    generate_candles(spec).drop(columns="gap_flag").to_parquet(export)
-    CandleStore(workspace).import_files([export], market="binance-spot", symbol="BTCUSDT",
-                                        track=True)
-    RuleRegistry(workspace).new("example_ma_cross", author="t")
-    params = (tmp_repo / "params.yaml").read_text()
-    params = params.replace('start: "2025-01-10"', 'start: "2025-01-04"').replace(
-        'end: "2025-03-01"', 'end: "2025-01-12"')
-    (tmp_repo / "params.yaml").write_text(params)
-    tmp_repo.git("add", "-A")
-    tmp_repo.git("commit", "-q", "-m", "data and rule")
-    return tmp_repo
+def pipeline_repo(tmp_repo):
+    return make_pipeline_repo(tmp_repo)
 
 
 def _dvc(repo, *args, check=True):

@@ -1,0 +1,168 @@
+"""`ita-vc run` and the snapshot contract, on a real git + DVC workspace."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+
+import pytest
+import yaml
+
+from ita_vc.errors import (
+    DataValidationError,
+    IntegrityError,
+    PersistentStoreError,
+    WorkspaceLockedError,
+)
+from ita_vc.snapshot.capture import RunProvenance, snapshot_hash
+from ita_vc.snapshot.runner import apply_param_overrides, run_pipeline
+from ita_vc.workspace import Workspace
+
+FIELDS = {
+    "schema_version", "run_id", "setup_id", "rule_version", "params_hash", "data_hash",
+    "data_range", "market", "symbol", "timeframe", "config_hash", "engine_version",
+    "git_commit_hash", "git_branch", "git_dirty", "dirty_paths", "dvc_lock", "dvc_lock_sha256",
+    "params", "metrics", "outputs", "env", "timestamp", "meta", "snapshot_sha256",
+}
+
+
+def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
+    report = ran_repo.report
+    s = report.snapshot
+    assert set(s) == FIELDS
+    assert re.fullmatch(r"bt_\d{4}_\d{2}_\d{2}_001_[0-9a-f]{3}", s["run_id"])
+    assert (s["setup_id"], s["rule_version"], s["schema_version"]) == (
+        "example_ma_cross", "v1.0", 1)
+    rule = yaml.safe_load((ran_repo / "rules/example_ma_cross/v1.0.yaml").read_text())
+    assert s["params_hash"] == rule["params_hash"]
+    summary = json.loads((ran_repo / "results/backtest/summary.json").read_text())
+    assert s["data_hash"] == summary["data_hash"] and s["config_hash"] == summary["config_hash"]
+    assert s["data_range"] == ["2025-01-04T00:00:00Z", summary["range"]["last_bar"]]
+    assert (s["market"], s["symbol"], s["timeframe"]) == ("binance-spot", "BTCUSDT", "1h")
+    assert s["git_commit_hash"] == ran_repo.head_before  # the code commit the run started from
+    assert s["git_branch"] == "main" and s["git_dirty"] is False and s["dirty_paths"] == []
+    lock_bytes = ran_repo.git("show", "HEAD:dvc.lock").stdout.encode()
+    assert s["dvc_lock_sha256"] == "sha256:" + hashlib.sha256(lock_bytes).hexdigest()
+    assert s["dvc_lock"]["stages"] == yaml.safe_load(lock_bytes)["stages"]
+    assert s["params"]["rule"] == {"setup_id": "example_ma_cross", "version": "1.0"}
+    assert s["metrics"] == json.loads((ran_repo / "results/metrics.json").read_text())
+    outs = {o["path"]: o["md5"] for o in s["outputs"]}
+    assert set(outs) == {"results/prepared", "results/backtest", "results/metrics.json",
+                         "results/report", "results/plots/equity.csv"}
+    assert outs["results/backtest"].endswith(".dir")
+    env = s["env"]
+    assert {"python", "os", "cpu", "gpu", "packages", "packages_sha256"} <= set(env)
+    assert "dvc" in env["packages"] and "ita-vc" in env["packages"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["timestamp"])
+    assert s["meta"] == {"author": "Test User", "run_mode": "backtest",
+                         "flow": "dvc repro: prepare -> backtest -> report", "note": "first run"}
+    assert s["snapshot_sha256"] == snapshot_hash(s)
+
+
+def test_the_run_is_committed_and_indexed(ran_repo):
+    report = ran_repo.report
+    log = ran_repo.git("log", "-1", "--format=%s").stdout.strip()
+    assert log == f"ita-vc run {report.run_id}: example_ma_cross v1.0 (backtest)"
+    committed = ran_repo.git("show", "--name-only", "--format=", "HEAD").stdout.split()
+    assert f"provenance/{report.run_id}.json" in committed and "dvc.lock" in committed
+    assert ran_repo.git("status", "--porcelain").stdout == ""
+    on_disk = json.loads((ran_repo / report.snapshot_path).read_text())
+    assert on_disk == report.snapshot
+    provenance = RunProvenance(Workspace.at(ran_repo))
+    assert provenance.load_snapshot(report.run_id) == report.snapshot
+    (row,) = provenance.store.index.runs(run_id=report.run_id)
+    assert row["setup_id"] == "example_ma_cross" and row["snapshot_path"] == report.snapshot_path
+    log_text = (ran_repo / "logs/ita-vc.log").read_text()
+    assert f"Run snapshot saved: {report.run_id} -> {report.snapshot_path}" in log_text
+
+
+def test_data_hash_checks_prepared_and_canonical_candles(ran_repo):
+    provenance = RunProvenance(Workspace.at(ran_repo))
+    run_id = ran_repo.report.run_id
+    assert provenance.verify_data_hash(run_id, ran_repo / "results/prepared/candles.parquet")
+    assert provenance.verify_data_hash(run_id,
+                                       ran_repo / "data/candles/binance-spot/BTCUSDT/1m.parquet")
+
+
+def test_snapshots_are_never_overwritten(run_copy):
+    provenance = RunProvenance(Workspace.at(run_copy))
+    snapshot = dict(run_copy.report.snapshot)
+    with pytest.raises(PersistentStoreError, match="never overwritten"):
+        provenance.save(snapshot)
+
+
+def test_a_second_run_gets_the_next_number_and_overrides_are_recorded(run_copy):
+    report = run_pipeline(Workspace.at(run_copy), overrides=[("backtest.fee_pct", 0.2)],
+                          note="higher fees")
+    assert re.fullmatch(r"bt_\d{4}_\d{2}_\d{2}_002_[0-9a-f]{3}", report.run_id)
+    assert report.snapshot["params"]["backtest"]["fee_pct"] == 0.2
+    assert "fee_pct: 0.2" in (run_copy / "params.yaml").read_text()
+    assert report.snapshot["metrics"] != run_copy.report.snapshot["metrics"]
+
+
+def test_a_dirty_tree_is_refused_unless_allowed_and_then_flagged(run_copy):
+    (run_copy / "notes.txt").write_text("scratch")
+    workspace = Workspace.at(run_copy)
+    with pytest.raises(IntegrityError, match=r"uncommitted changes: notes.txt.*--allow-dirty"):
+        run_pipeline(workspace)
+    report = run_pipeline(workspace, allow_dirty=True)
+    assert report.snapshot["git_dirty"] is True and report.snapshot["dirty_paths"] == ["notes.txt"]
+
+
+def test_an_uncommitted_rule_version_is_refused(run_copy):
+    from ita_vc.rules import RuleRegistry
+
+    workspace = Workspace.at(run_copy)
+    RuleRegistry(workspace).bump("example_ma_cross", sets=["indicators.0.params.fast=5"])
+    params_before = (run_copy / "params.yaml").read_text()
+    with pytest.raises(IntegrityError, match=r"v1.1.yaml is not committed"):
+        run_pipeline(workspace, version="v1.1", allow_dirty=True)
+    assert (run_copy / "params.yaml").read_text() == params_before
+
+
+def test_bad_params_are_refused_and_params_restored(run_copy):
+    workspace = Workspace.at(run_copy)
+    before = (run_copy / "params.yaml").read_text()
+    with pytest.raises(DataValidationError, match="unknown key"):
+        run_pipeline(workspace, overrides=[("backtest.fees", 1)])
+    with pytest.raises(DataValidationError, match="--mode"):
+        run_pipeline(workspace, mode="paper")
+    with pytest.raises(DataValidationError, match="--setup"):
+        run_pipeline(workspace, setup_id="bad/id")
+    assert (run_copy / "params.yaml").read_text() == before
+
+
+def test_no_commit_leaves_the_run_staged(run_copy):
+    report = run_pipeline(Workspace.at(run_copy), commit=False)
+    assert report.committed is None and report.warnings
+    staged = run_copy.git("diff", "--cached", "--name-only").stdout.split()
+    assert f"provenance/{report.run_id}.json" in staged
+
+
+def test_concurrent_runs_do_not_interleave(run_copy):
+    workspace = Workspace.at(run_copy)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with workspace.lock():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(WorkspaceLockedError, match="another ita-vc command is running"):
+            run_pipeline(workspace)
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_param_overrides_keep_comments_and_quote_versions():
+    text = "# top\nrule:\n  setup_id: a  # keep\n  version: \"1.0\"\n"
+    out = apply_param_overrides(text, [("rule.version", "v1.10"), ("data.symbol", "ETHUSDT")])
+    assert "# top" in out and "# keep" in out
+    assert 'version: "1.10"' in out and "symbol: ETHUSDT" in out
