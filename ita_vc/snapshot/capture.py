@@ -109,16 +109,32 @@ def _gpu() -> str | None:
     return ", ".join(names) or None
 
 
-def environment() -> dict[str, Any]:
-    """Python, OS, CPU, GPU and every installed distribution with its version."""
+def _installed_packages() -> dict[str, str]:
+    """``{normalised name: version}`` of every installed distribution.
+
+    Read from the ``<name>-<version>.dist-info`` folder names where possible (parsing every
+    METADATA file costs ~0.5 s), from the metadata otherwise.
+    """
     from importlib import metadata
 
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata["Name"] if "Name" in dist.metadata else None  # noqa: SIM401
+        folder = getattr(dist, "_path", None)
+        stem = Path(str(folder)).name if folder is not None else ""
+        match = re.fullmatch(r"(.+?)-([^-]+)\.dist-info", stem)
+        if match:
+            name, version = match.group(1), match.group(2)
+        else:
+            name = dist.metadata["Name"] if "Name" in dist.metadata else None  # noqa: SIM401
+            version = dist.version
         if name:
-            packages[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
-    packages = dict(sorted(packages.items()))
+            packages[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return dict(sorted(packages.items()))
+
+
+def environment() -> dict[str, Any]:
+    """Python, OS, CPU, GPU and every installed distribution with its version."""
+    packages = _installed_packages()
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class VerifyReport:
     run_id: str
     checks: list[Check] = field(default_factory=list)
     bytes_hashed: int = 0
+    hashed_paths: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -178,6 +180,7 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     bad: list[str] = []
     for label, md5, cache in files:
         report.bytes_hashed += cache.stat().st_size
+        report.hashed_paths.append(cache)
         if _md5(cache, progress) != md5:
             bad.append(f"{label}: {cache} does not hash to {md5}")
     report.checks.append(Check("deep: object content", not bad,
