@@ -173,6 +173,9 @@ def _validate_layout(merged: dict[str, Any], fail: Any) -> None:  # noqa: PLR091
     kinds = merged["store"]["kinds"]
     if not kinds:
         fail("store.kinds", "must name at least one artifact kind")
+    # the purge reports of `ita-vc gc` always have a home (beside the index, git-ignored)
+    kinds.setdefault("retention", (PurePosixPath(merged["paths"]["index_path"]).parent
+                                   / "retention").as_posix())
     for kind, folder in kinds.items():
         if not isinstance(kind, str) or not kind.isidentifier():
             fail(f"store.kinds.{kind}", "kind names are identifiers (letters, digits, _)")

@@ -122,6 +122,7 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
     _write_new(root, CONFIG_RELPATH, default_config_text(), report)
     config = load_config(root)  # validates an existing user config too
     _write_new(root, "configs/indicators.yaml", _template("indicators.yaml"), report)
+    _write_new(root, "configs/retention.yaml", _template("retention.yaml"), report)
     _write_new(root, "params.yaml", _template("params.yaml"), report)
     _write_new(root, "dvc.yaml", _template("dvc.yaml.in"), report)
     rules = root / config.paths.rules_root

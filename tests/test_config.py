@@ -20,7 +20,8 @@ def test_missing_keys_take_defaults_and_user_values_win():
                           "    candles: data/c\n")
     assert config.paths.logs_root == "var/logs"
     assert config.paths.data_root == "data"
-    assert config.store.kinds == {"extra": "data/x", "candles": "data/c"}
+    assert config.store.kinds == {"extra": "data/x", "candles": "data/c",
+                                  "retention": ".ita/retention"}  # always present
     assert config.candles.markets[0] == "binance-spot"
 
 

@@ -51,7 +51,7 @@ def _root(
 
 
 def _register() -> None:
-    from ita_vc.cli import backtest, data, hooks, index, indicators, init, rule, run, store
+    from ita_vc.cli import backtest, data, gc, hooks, index, indicators, init, rule, run, store
 
     app.command("init")(init.init_command)
     app.add_typer(rule.app, name="rule")
@@ -61,6 +61,8 @@ def _register() -> None:
     app.add_typer(run.runs_app, name="runs")
     app.add_typer(run.snapshot_app, name="snapshot")
     app.command("reproduce")(run.reproduce_command)
+    app.command("gc")(gc.gc_command)
+    app.add_typer(gc.trash_app, name="trash")
     app.add_typer(hooks.app, name="hooks")
     app.add_typer(indicators.app, name="indicators")
     app.add_typer(store.app, name="store")

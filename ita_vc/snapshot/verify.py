@@ -102,6 +102,20 @@ def _check_git_deps(workspace: Workspace, snapshot: Mapping[str, Any],
     ))
 
 
+def _mark_trashed(workspace: Workspace, missing: list[str]) -> list[str]:
+    """Say which missing objects the retention trash holds (restorable)."""
+    from ita_vc.retention.trash import Trash
+    from ita_vc.vcs.dvc import cache_dir
+
+    trash = Trash(workspace, cache_dir(workspace.root))
+    marked = []
+    for item in missing:
+        oid = item.rsplit("(", 1)[-1].rstrip(")")
+        in_trash = "(" in item and trash.trash_path(oid).exists()
+        marked.append(f"{item} - in the trash (`ita-vc trash restore`)" if in_trash else item)
+    return marked
+
+
 def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     workspace: Workspace, run_id: str, *, deep: bool = False, remote: str | None = None,
     progress: Callable[[int], None] | None = None,
@@ -170,6 +184,8 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
         held = remote_has(workspace.root, remote, [m.rsplit("(", 1)[-1].rstrip(")")
                                                    for m in missing if "(" in m])
         missing = [m for m in missing if not held.get(m.rsplit("(", 1)[-1].rstrip(")"))]
+    if missing:
+        missing = _mark_trashed(workspace, missing)
     report.checks.append(Check(
         "objects in the DVC cache" + (f" or remote {remote}" if remote else ""), not missing,
         f"{len(files)} object(s) present" if not missing else

@@ -73,6 +73,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX runs_setup ON runs (setup_id, rule_version);
         """,
     ),
+    (
+        3,
+        "cache_objects",
+        """
+        CREATE TABLE cache_objects (
+            oid TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            class TEXT,
+            size INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 RUN_COLUMNS = (
@@ -256,6 +270,25 @@ class MetadataIndex:
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where} ORDER BY created_at, run_id"  # noqa: S608
         with self._connection() as conn:
             return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
+
+    def mark_object(self, oid: str, *, path: str, cls: str | None, size: int,
+                    status: str) -> None:
+        """Record a DVC cache object's retention status (trashed, purged, restored, archived)."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO cache_objects VALUES (?, ?, ?, ?, ?, ?)",
+                         (oid, path, cls, size, status, utc_now_iso()))
+
+    def objects(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Cache objects the retention machinery touched (optionally with one status)."""
+        sql = "SELECT oid, path, class, size, status, changed_at FROM cache_objects"
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(status)
+        with self._connection() as conn:
+            cols = ("oid", "path", "class", "size", "status", "changed_at")
+            return [dict(zip(cols, row, strict=True)) for row in conn.execute(sql + " ORDER BY oid",
+                                                                             params)]
 
     def replace_all(self, rows: Iterable[IndexRow],
                     runs: Iterable[Mapping[str, Any]] = ()) -> int:

@@ -1,0 +1,123 @@
+"""``ita-vc gc`` and ``ita-vc trash ...``: retention on top of DVC's cache."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+trash_app = typer.Typer(help="Soft-deleted DVC objects: list, restore, purge.",
+                        no_args_is_help=True)
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1024**3:.3f} GB" if size >= 1024**3 // 10 else f"{size / 1024**2:.2f} MB"
+
+
+def gc_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change "
+                                          "nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan/report as JSON.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm removals above "
+                                      "confirm_above_gb.")] = False,
+    force_shared_cache: Annotated[bool, typer.Option(
+        "--force-shared-cache", help="Collect a cache shared with other projects.")] = False,
+) -> None:
+    """Apply configs/retention.yaml to the DVC cache: soft delete / archive what the policy
+    says, purge what aged out of the trash, write a purge report."""
+    from rich.table import Table
+
+    from ita_vc.cli.console import out
+    from ita_vc.retention.apply import compute_plan, execute_plan
+    from ita_vc.retention.policy import load_policy
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    plan, facts = compute_plan(workspace)
+    if dry_run:
+        if as_json:
+            out().print_json(json.dumps(plan.to_dict()))
+            return
+        table = Table(title=f"retention plan ({facts.revisions} revisions, "
+                            f"{len(facts.runs)} runs, {len(plan.decisions)} cached objects)")
+        for column in ("class", "keep", "delete", "archive", "why kept"):
+            table.add_column(column, overflow="fold")
+        for row in plan.summary():
+            reasons = ", ".join(f"{k} ({v})" for k, v in sorted(row["keep_reasons"].items()))
+            table.add_row(
+                row["class"], f"{row['keep']} / {_gb(row['keep_bytes'])}",
+                f"{row['delete']} / {_gb(row['delete_bytes'])}",
+                f"{row['archive']} / {_gb(row['archive_bytes'])}", reasons)
+        out().print(table)
+        out().print("dry run: nothing changed. `ita-vc gc` executes this plan.")
+        return
+    report = execute_plan(workspace, plan, load_policy(workspace.root), facts, yes=yes,
+                          force_shared_cache=force_shared_cache)
+    data = report.to_dict()
+    if as_json:
+        out().print_json(json.dumps(data))
+        return
+    out().print(f"moved {data['total_files_trashed']} object(s) ({data['trashed_gb']:.4f} GB) "
+                f"to the trash, archived {len(data['archived'])}, purged "
+                f"{data['total_files_purged']} ({data['freed_space_gb']:.4f} GB freed)",
+                markup=False)
+    out().print(f"purge report {report.report_path}; audit log {data['audit_log_path']}",
+                markup=False)
+
+
+@trash_app.command("list")
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Objects in the trash (path, class, size, when, runs)."""
+    from rich.table import Table
+
+    from ita_vc.cli.console import out
+    from ita_vc.retention.trash import Trash
+    from ita_vc.vcs.dvc import cache_dir
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    entries = Trash(workspace, cache_dir(workspace.root)).entries()
+    if as_json:
+        out().print_json(json.dumps([e.to_dict() for e in entries]))
+        return
+    table = Table(title=f"{len(entries)} object(s) in the trash")
+    for column in ("oid", "path", "class", "size", "trashed_at", "runs"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(e.oid[:12], e.path, e.cls or "", _gb(e.size), e.trashed_at,
+                      ", ".join(e.runs))
+    out().print(table)
+
+
+@trash_app.command("restore")
+def restore_command(
+    what: Annotated[str | None, typer.Argument(help="A run id or an object id.")] = None,
+    all_objects: Annotated[bool, typer.Option("--all", help="Everything in the trash.")] = False,
+) -> None:
+    """Move objects back into the DVC cache (then `dvc checkout` works again)."""
+    from ita_vc.cli.console import out
+    from ita_vc.retention.apply import restore_from_trash
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    is_run = what is not None and what[:3] in ("bt_", "lv_", "tr_")
+    restored = restore_from_trash(workspace, run_id=what if is_run else None,
+                                  oid=None if is_run else what, everything=all_objects)
+    out().print(f"restored {len(restored)} object(s) into the DVC cache")
+
+
+@trash_app.command("purge")
+def purge_command(
+    older_than: Annotated[float, typer.Option("--older-than", help="Days in the trash.")],
+) -> None:
+    """Delete trash objects for good once they have been there this many days."""
+    from ita_vc.cli.console import out
+    from ita_vc.retention.apply import purge_trash
+    from ita_vc.workspace import Workspace
+
+    report = purge_trash(Workspace.discover(), older_than)
+    freed = sum(p["size"] for p in report.purged)
+    out().print(f"purged {len(report.purged)} object(s), {_gb(freed)} freed")

@@ -1,0 +1,232 @@
+"""Execute a retention plan: archive (push + verify), soft delete to the trash, purge the
+trash after the safety window, write a purge report and the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import RetentionRefusedError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ita_vc.retention.facts import Facts
+    from ita_vc.retention.policy import Plan, RetentionPolicy
+    from ita_vc.workspace import Workspace
+
+__all__ = ["AUDIT_LOG", "PurgeReport", "compute_plan", "execute_plan", "purge_trash",
+           "restore_from_trash"]
+
+AUDIT_LOG = "retention-audit.jsonl"
+_GB = 1024**3
+
+
+@dataclass
+class PurgeReport:
+    """What one execution did (also written as JSON through the Persistent Store)."""
+
+    purge_date: str
+    trashed: list[dict[str, Any]] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    purged: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    audit_log_path: str = ""
+    report_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report document."""
+        by_type: dict[str, dict[str, int]] = {}
+        for item in self.trashed:
+            row = by_type.setdefault(item["class"] or "(none)", {"objects": 0, "bytes": 0})
+            row["objects"] += 1
+            row["bytes"] += item["size"]
+        return {
+            "purge_date": self.purge_date,
+            "total_files_purged": len(self.purged),
+            "freed_space_gb": sum(p["size"] for p in self.purged) / _GB,
+            "total_files_trashed": len(self.trashed),
+            "trashed_gb": sum(t["size"] for t in self.trashed) / _GB,
+            "by_type": by_type,
+            "archived": sorted(self.archived),
+            "affected_objects": self.trashed + [{**p, "purged": True} for p in self.purged],
+            "recovered_interrupted_steps": self.recovered,
+            "audit_log_path": self.audit_log_path,
+        }
+
+
+def compute_plan(workspace: Workspace, *, now: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> tuple[Plan, Facts]:
+    """Gather facts through DVC and plan; modifies nothing.
+
+    Raises:
+        ConfigError: invalid policy.
+    """
+    from ita_vc.retention.facts import gather_facts
+    from ita_vc.retention.policy import load_policy, make_plan
+
+    policy = load_policy(workspace.root)
+    facts = gather_facts(workspace, policy, progress)
+    stamp = int(dt.datetime.now(dt.UTC).timestamp()) if now is None else now
+    return make_plan(facts.objects, facts.runs, policy, stamp, facts.active_versions), facts
+
+
+def _audit(workspace: Workspace, record: dict[str, Any]) -> str:
+    import os
+
+    path = workspace.logs_dir / AUDIT_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(record, sort_keys=True) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+    return workspace.relpath(path)
+
+
+def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
+    """Push objects to the archive remote and check every one arrived.
+
+    Raises:
+        RetentionRefusedError: the push or its verification failed (nothing is removed).
+    """
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    try:
+        with Repo(str(workspace.root)) as repo:
+            dest = repo.cloud.get_remote_odb(remote)
+            transfer(repo.cache.local, dest, {HashInfo("md5", oid) for oid in oids})
+            missing = [oid for oid in oids if not dest.exists(oid)]
+    except Exception as exc:
+        raise RetentionRefusedError(
+            f"archiving to DVC remote {remote!r} failed ({exc}); nothing was removed"
+        ) from exc
+    if missing:
+        raise RetentionRefusedError(f"the archive remote {remote!r} does not hold "
+                                    f"{len(missing)} pushed object(s); nothing was removed")
+
+
+def purge_trash(workspace: Workspace, older_than_days: float, *,
+                report: PurgeReport | None = None, now: dt.datetime | None = None) -> PurgeReport:
+    """Physically delete trash objects trashed more than ``older_than_days`` ago."""
+    from ita_vc.retention.trash import Trash
+    from ita_vc.store.index import MetadataIndex
+    from ita_vc.vcs.dvc import cache_dir
+
+    moment = now or dt.datetime.now(dt.UTC)
+    report = report or PurgeReport(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    trash = Trash(workspace, cache_dir(workspace.root))
+    index = MetadataIndex(workspace.index_path)
+    for entry in trash.entries():
+        when = dt.datetime.fromisoformat(entry.trashed_at.replace("Z", "+00:00")) \
+            if entry.trashed_at else moment
+        if (moment - when).total_seconds() >= older_than_days * 86_400:
+            freed = trash.purge(entry.oid)
+            report.purged.append({"oid": entry.oid, "size": freed, "path": entry.path,
+                                  "class": entry.cls})
+            index.mark_object(entry.oid, path=entry.path, cls=entry.cls, size=freed,
+                              status="purged")
+            report.audit_log_path = _audit(workspace, {"at": report.purge_date, "op": "purge",
+                                                       "oid": entry.oid, "path": entry.path})
+    return report
+
+
+def execute_plan(
+    workspace: Workspace, plan: Plan, policy: RetentionPolicy, facts: Facts, *,
+    yes: bool = False, force_shared_cache: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> PurgeReport:
+    """Execute ``plan``: archive, soft delete, purge what aged out of the trash, report.
+
+    Raises:
+        RetentionRefusedError: a shared cache (without ``force_shared_cache``), more than
+            ``confirm_above_gb`` without ``yes``, a failed archive push, or a trash on another
+            filesystem. Nothing is touched then.
+    """
+    from ita_vc.retention.facts import shared_cache_reason
+    from ita_vc.retention.trash import Trash
+    from ita_vc.store.artifacts import PersistentStore
+
+    reason = shared_cache_reason(workspace.root)
+    if reason and not force_shared_cache:
+        raise RetentionRefusedError(
+            f"refusing to collect a shared DVC cache: {reason}. This repository cannot know "
+            "which objects the others need; pass --force-shared-cache if it truly is yours"
+        )
+    removals = [d for d in plan.decisions if d.action in ("delete", "archive")]
+    total = sum(d.size for d in removals)
+    if total > policy.confirm_above_gb * _GB and not yes:
+        raise RetentionRefusedError(
+            f"the plan removes {total / _GB:.2f} GB, more than confirm_above_gb = "
+            f"{policy.confirm_above_gb}; review `ita-vc gc --dry-run` and pass --yes"
+        )
+    trash = Trash(workspace, facts.cache_dir)
+    trash.check_same_filesystem()
+    now = dt.datetime.now(dt.UTC)
+    report = PurgeReport(now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    report.recovered = trash.recover()
+    archive = [d.oid for d in removals if d.action == "archive"]
+    if archive:
+        _archive(workspace, archive, policy.archive_remote)
+        report.archived = archive
+    store = PersistentStore(workspace)
+    runs_of = {o.oid: sorted(o.runs) for o in facts.objects}
+    for decision in removals:
+        trash.put(decision.oid, size=decision.size, path=decision.path, cls=decision.cls,
+                  runs=runs_of.get(decision.oid, []))
+        store.index.mark_object(decision.oid, path=decision.path, cls=decision.cls,
+                                size=decision.size, status="trashed")
+        item = {"oid": decision.oid, "size": decision.size, "path": decision.path,
+                "class": decision.cls, "action": decision.action, "reason": decision.reason}
+        report.trashed.append(item)
+        report.audit_log_path = _audit(workspace, {"at": report.purge_date, "op": "trash",
+                                                   **item})
+        if progress is not None:
+            progress(decision.size)
+    purge_trash(workspace, policy.safety_window_days, report=report, now=now)
+    if not report.audit_log_path:
+        report.audit_log_path = workspace.relpath(workspace.logs_dir / AUDIT_LOG)
+    ref = store.save_json(report.to_dict(), "retention",
+                          f"purge_{now:%Y%m%dT%H%M%S%f}.json")
+    report.report_path = ref.path
+    return report
+
+
+def restore_from_trash(workspace: Workspace, *, run_id: str | None = None,
+                       oid: str | None = None, everything: bool = False) -> list[str]:
+    """Move objects back from the trash into the DVC cache (``dvc checkout`` works again).
+
+    Raises:
+        ItaVcError: nothing selected, or the selection is not in the trash.
+    """
+    from ita_vc.errors import ItaVcError
+    from ita_vc.retention.trash import Trash
+    from ita_vc.store.index import MetadataIndex
+    from ita_vc.vcs.dvc import cache_dir
+
+    trash = Trash(workspace, cache_dir(workspace.root))
+    trash.recover()
+    entries = trash.entries()
+    if everything:
+        chosen = entries
+    elif run_id is not None:
+        chosen = [e for e in entries if run_id in e.runs]
+    elif oid is not None:
+        chosen = [e for e in entries if e.oid == oid.removeprefix("md5:")]
+    else:
+        raise ItaVcError("say what to restore: RUN_ID, an object id, or --all")
+    if not chosen:
+        raise ItaVcError("nothing of that is in the trash")
+    index = MetadataIndex(workspace.index_path)
+    restored = []
+    for entry in chosen:
+        if trash.restore(entry.oid):
+            index.mark_object(entry.oid, path=entry.path, cls=entry.cls, size=entry.size,
+                              status="restored")
+            _audit(workspace, {"at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               "op": "restore", "oid": entry.oid, "path": entry.path})
+            restored.append(entry.oid)
+    return restored

@@ -1,0 +1,177 @@
+"""The trash: soft-deleted DVC cache objects, moved with ``os.replace`` and journaled.
+
+Layout below ``paths.trash_root`` (default ``.ita/trash``): ``objects/<md5[:2]>/<rest>`` - the
+DVC cache layout - and ``journal.jsonl``, one JSON line per step: ``begin`` before a move,
+``done`` after it (``trash``, ``restore``, ``purge``). A move is one ``os.replace`` on the cache's
+own filesystem, so an object is always in the cache or in the trash, never in neither; an
+interrupted step is completed (or found already done) by :func:`recover` from the journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import RetentionRefusedError
+
+if TYPE_CHECKING:
+    from ita_vc.workspace import Workspace
+
+__all__ = ["Trash", "TrashEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrashEntry:
+    """An object in the trash."""
+
+    oid: str
+    size: int
+    path: str
+    cls: str | None
+    trashed_at: str
+    runs: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form."""
+        return {"oid": self.oid, "size": self.size, "path": self.path, "class": self.cls,
+                "trashed_at": self.trashed_at, "runs": list(self.runs)}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Trash:
+    """The trash of a workspace, next to a DVC cache folder."""
+
+    def __init__(self, workspace: Workspace, cache_dir: Path) -> None:
+        self.workspace = workspace
+        self.root = workspace.trash_dir
+        self.objects = self.root / "objects"
+        self.journal = self.root / "journal.jsonl"
+        self.cache_objects = cache_dir / "files" / "md5"
+
+    # -- paths ---------------------------------------------------------------------------
+    @staticmethod
+    def _rel(oid: str) -> Path:
+        return Path(oid[:2]) / oid[2:]
+
+    def cache_path(self, oid: str) -> Path:
+        """Where DVC keeps ``oid``."""
+        return self.cache_objects / self._rel(oid)
+
+    def trash_path(self, oid: str) -> Path:
+        """Where the trash keeps ``oid``."""
+        return self.objects / self._rel(oid)
+
+    def check_same_filesystem(self) -> None:
+        """Refuse a trash that ``os.replace`` cannot reach from the cache.
+
+        Raises:
+            RetentionRefusedError: the trash and the cache are on different filesystems.
+        """
+        self.objects.mkdir(parents=True, exist_ok=True)
+        if self.cache_objects.exists() and \
+                os.stat(self.cache_objects).st_dev != os.stat(self.objects).st_dev:
+            raise RetentionRefusedError(
+                f"the trash ({self.root}) and the DVC cache ({self.cache_objects}) are on "
+                "different filesystems: soft delete needs an atomic move; put paths.trash_root "
+                "on the cache's filesystem"
+            )
+
+    # -- the journal ---------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with open(self.journal, "a", encoding="utf-8") as stream:
+            stream.write(line)
+            stream.flush()
+            os.fsync(stream.fileno())
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every journal line (a torn last line from a crash is ignored)."""
+        if not self.journal.exists():
+            return []
+        out = []
+        for line in self.journal.read_text("utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def _move(self, op: str, oid: str, src: Path, dst: Path, info: dict[str, Any]) -> None:
+        self._log({"op": op, "step": "begin", "oid": oid, "at": _now(), **info})
+        if src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        self._log({"op": op, "step": "done", "oid": oid, "at": _now()})
+
+    def recover(self) -> list[str]:
+        """Finish steps a killed process left open; returns their object ids."""
+        open_steps: dict[str, dict[str, Any]] = {}
+        for record in self.records():
+            key = f"{record.get('op')}:{record.get('oid')}"
+            if record.get("step") == "begin":
+                open_steps[key] = record
+            else:
+                open_steps.pop(key, None)
+        finished = []
+        for record in open_steps.values():
+            oid, op = str(record["oid"]), record["op"]
+            if op == "trash":
+                self._move("trash", oid, self.cache_path(oid), self.trash_path(oid), {})
+            elif op == "restore":
+                self._move("restore", oid, self.trash_path(oid), self.cache_path(oid), {})
+            elif op == "purge":
+                with contextlib.suppress(FileNotFoundError):
+                    self.trash_path(oid).unlink()
+                self._log({"op": "purge", "step": "done", "oid": oid, "at": _now()})
+            finished.append(oid)
+        return finished
+
+    # -- operations ----------------------------------------------------------------------
+    def put(self, oid: str, *, size: int, path: str, cls: str | None,
+            runs: list[str]) -> None:
+        """Move an object from the cache to the trash."""
+        self._move("trash", oid, self.cache_path(oid), self.trash_path(oid),
+                   {"size": size, "path": path, "class": cls, "runs": sorted(runs)})
+
+    def restore(self, oid: str) -> bool:
+        """Move an object back into the cache; False if it is not in the trash."""
+        if not self.trash_path(oid).exists():
+            return False
+        self._move("restore", oid, self.trash_path(oid), self.cache_path(oid), {})
+        return True
+
+    def purge(self, oid: str) -> int:
+        """Delete an object from the trash for good; returns the bytes freed."""
+        target = self.trash_path(oid)
+        if not target.exists():
+            return 0
+        size = target.stat().st_size
+        self._log({"op": "purge", "step": "begin", "oid": oid, "at": _now()})
+        target.chmod(0o644)
+        target.unlink()
+        self._log({"op": "purge", "step": "done", "oid": oid, "at": _now(), "size": size})
+        return size
+
+    def entries(self) -> list[TrashEntry]:
+        """Objects in the trash now, with what the journal knows about them."""
+        latest: dict[str, dict[str, Any]] = {}
+        for record in self.records():
+            if record.get("op") == "trash" and record.get("step") == "begin":
+                latest[str(record["oid"])] = record
+        found = []
+        if self.objects.is_dir():
+            for folder in sorted(self.objects.iterdir()):
+                for file in sorted(folder.iterdir()):
+                    oid = folder.name + file.name
+                    info = latest.get(oid, {})
+                    found.append(TrashEntry(oid, file.stat().st_size, str(info.get("path", "")),
+                                            info.get("class"), str(info.get("at", "")),
+                                            tuple(info.get("runs", ()))))
+        return found
