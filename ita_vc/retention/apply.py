@@ -21,6 +21,7 @@ __all__ = ["AUDIT_LOG", "PurgeReport", "compute_plan", "execute_plan", "purge_tr
            "restore_from_trash"]
 
 AUDIT_LOG = "retention-audit.jsonl"
+_BATCH = 500  # objects per journal/index/audit transaction
 _GB = 1024**3
 
 
@@ -73,13 +74,13 @@ def compute_plan(workspace: Workspace, *, now: int | None = None,
     return make_plan(facts.objects, facts.runs, policy, stamp, facts.active_versions), facts
 
 
-def _audit(workspace: Workspace, record: dict[str, Any]) -> str:
+def _audit(workspace: Workspace, *records: dict[str, Any]) -> str:
     import os
 
     path = workspace.logs_dir / AUDIT_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as stream:
-        stream.write(json.dumps(record, sort_keys=True) + "\n")
+        stream.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
         stream.flush()
         os.fsync(stream.fileno())
     return workspace.relpath(path)
@@ -174,18 +175,18 @@ def execute_plan(
         report.archived = archive
     store = PersistentStore(workspace)
     runs_of = {o.oid: sorted(o.runs) for o in facts.objects}
-    for decision in removals:
-        trash.put(decision.oid, size=decision.size, path=decision.path, cls=decision.cls,
-                  runs=runs_of.get(decision.oid, []))
-        store.index.mark_object(decision.oid, path=decision.path, cls=decision.cls,
-                                size=decision.size, status="trashed")
-        item = {"oid": decision.oid, "size": decision.size, "path": decision.path,
-                "class": decision.cls, "action": decision.action, "reason": decision.reason}
-        report.trashed.append(item)
-        report.audit_log_path = _audit(workspace, {"at": report.purge_date, "op": "trash",
-                                                   **item})
+    for start in range(0, len(removals), _BATCH):
+        batch = removals[start : start + _BATCH]
+        trash.put_many([{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
+                         "runs": runs_of.get(d.oid, [])} for d in batch])
+        store.index.mark_objects([(d.oid, d.path, d.cls, d.size) for d in batch], "trashed")
+        items = [{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
+                  "action": d.action, "reason": d.reason} for d in batch]
+        report.trashed.extend(items)
+        report.audit_log_path = _audit(
+            workspace, *({"at": report.purge_date, "op": "trash", **i} for i in items))
         if progress is not None:
-            progress(decision.size)
+            progress(sum(d.size for d in batch))
     purge_trash(workspace, policy.safety_window_days, report=report, now=now)
     if not report.audit_log_path:
         report.audit_log_path = workspace.relpath(workspace.logs_dir / AUDIT_LOG)

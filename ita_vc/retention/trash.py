@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import RetentionRefusedError
+from ita_vc.store.atomic import fsync_dir
 
 if TYPE_CHECKING:
     from ita_vc.workspace import Workspace
@@ -85,11 +86,12 @@ class Trash:
             )
 
     # -- the journal ---------------------------------------------------------------------
-    def _log(self, record: dict[str, Any]) -> None:
+    def _log(self, *records: dict[str, Any]) -> None:
+        """Append records and make them durable (one fsync for the whole batch)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, sort_keys=True) + "\n"
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
         with open(self.journal, "a", encoding="utf-8") as stream:
-            stream.write(line)
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
 
@@ -137,8 +139,27 @@ class Trash:
     def put(self, oid: str, *, size: int, path: str, cls: str | None,
             runs: list[str]) -> None:
         """Move an object from the cache to the trash."""
-        self._move("trash", oid, self.cache_path(oid), self.trash_path(oid),
-                   {"size": size, "path": path, "class": cls, "runs": sorted(runs)})
+        self.put_many([{"oid": oid, "size": size, "path": path, "class": cls,
+                        "runs": sorted(runs)}])
+
+    def put_many(self, items: list[dict[str, Any]]) -> None:
+        """Move a batch of objects to the trash: every ``begin`` is durable before the first
+        move, every ``done`` after the last (two fsyncs per batch, not per object)."""
+        if not items:
+            return
+        now = _now()
+        self._log(*({"op": "trash", "step": "begin", "at": now, **item} for item in items))
+        folders = set()
+        for item in items:
+            src, dst = self.cache_path(item["oid"]), self.trash_path(item["oid"])
+            if src.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+                folders.add(dst.parent)
+        for folder in folders:
+            fsync_dir(folder)
+        self._log(*({"op": "trash", "step": "done", "oid": item["oid"], "at": _now()}
+                    for item in items))
 
     def restore(self, oid: str) -> bool:
         """Move an object back into the cache; False if it is not in the trash."""

@@ -274,9 +274,14 @@ class MetadataIndex:
     def mark_object(self, oid: str, *, path: str, cls: str | None, size: int,
                     status: str) -> None:
         """Record a DVC cache object's retention status (trashed, purged, restored, archived)."""
+        self.mark_objects([(oid, path, cls, size)], status)
+
+    def mark_objects(self, objects: list[tuple[str, str, str | None, int]], status: str) -> None:
+        """:meth:`mark_object` for many ``(oid, path, class, size)`` in one transaction."""
+        now = utc_now_iso()
         with self._transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO cache_objects VALUES (?, ?, ?, ?, ?, ?)",
-                         (oid, path, cls, size, status, utc_now_iso()))
+            conn.executemany("INSERT OR REPLACE INTO cache_objects VALUES (?, ?, ?, ?, ?, ?)",
+                             [(o, p, c, s, status, now) for o, p, c, s in objects])
 
     def objects(self, status: str | None = None) -> list[dict[str, Any]]:
         """Cache objects the retention machinery touched (optionally with one status)."""
