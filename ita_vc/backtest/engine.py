@@ -38,6 +38,42 @@ REASONS = ("signal", "sl", "tp", "end")
 _SIGNAL, _SL, _TP, _END = 0, 1, 2, 3
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _close(  # pragma: no cover - compiled
+    trades: Any, fills: Any, n_trades: int, n_fills: int, t: int, c: float, pos_dir: int,
+    qty: float, entry_i: int, entry_price: float, entry_fee: float, cash: float,
+    fee_rate: float, slip: float, reason: int,
+) -> tuple[float, float]:
+    """Close the position at close ``c``: book the fill, record trade and fill rows; returns
+    ``(cash, net pnl)``."""
+    fill = c * (1 - slip) if pos_dir == 1 else c * (1 + slip)
+    fee = fee_rate * abs(qty * fill)
+    if pos_dir == 1:
+        cash += qty * fill - fee
+    else:
+        cash -= qty * fill + fee
+    pnl = pos_dir * qty * (fill - entry_price) - entry_fee - fee
+    trades[n_trades, 0] = entry_i
+    trades[n_trades, 1] = t
+    trades[n_trades, 2] = pos_dir
+    trades[n_trades, 3] = qty
+    trades[n_trades, 4] = entry_price
+    trades[n_trades, 5] = fill
+    trades[n_trades, 6] = entry_fee
+    trades[n_trades, 7] = fee
+    trades[n_trades, 8] = pnl
+    trades[n_trades, 9] = pnl / (qty * entry_price) * 100
+    trades[n_trades, 10] = reason
+    fills[n_fills, 0] = t
+    fills[n_fills, 1] = -pos_dir
+    fills[n_fills, 2] = qty
+    fills[n_fills, 3] = fill
+    fills[n_fills, 4] = fee
+    fills[n_fills, 5] = qty * abs(fill - c)
+    fills[n_fills, 6] = pnl
+    return cash, pnl
+
+
 @nb.njit(cache=True, nogil=True)
 def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma: no cover
     close: Any, states: Any, prev_state: int, direction: int, mode: int, amount: float,
@@ -97,32 +133,9 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
                         elif not wants_long and direction != 1:
                             open_dir = -1
             if reason >= 0:
-                fill = c * (1 - slip) if pos_dir == 1 else c * (1 + slip)
-                fee = fee_rate * abs(qty * fill)
-                if pos_dir == 1:
-                    cash += qty * fill - fee
-                else:
-                    cash -= qty * fill + fee
-                pnl = pos_dir * qty * (fill - entry_price) - entry_fee - fee
-                trades[n_trades, 0] = entry_i
-                trades[n_trades, 1] = t
-                trades[n_trades, 2] = pos_dir
-                trades[n_trades, 3] = qty
-                trades[n_trades, 4] = entry_price
-                trades[n_trades, 5] = fill
-                trades[n_trades, 6] = entry_fee
-                trades[n_trades, 7] = fee
-                trades[n_trades, 8] = pnl
-                trades[n_trades, 9] = pnl / (qty * entry_price) * 100
-                trades[n_trades, 10] = reason
+                cash, pnl = _close(trades, fills, n_trades, n_fills, t, c, pos_dir, qty,
+                                   entry_i, entry_price, entry_fee, cash, fee_rate, slip, reason)
                 n_trades += 1
-                fills[n_fills, 0] = t
-                fills[n_fills, 1] = -pos_dir
-                fills[n_fills, 2] = qty
-                fills[n_fills, 3] = fill
-                fills[n_fills, 4] = fee
-                fills[n_fills, 5] = qty * abs(fill - c)
-                fills[n_fills, 6] = pnl
                 n_fills += 1
                 balance += pnl
                 if mode == 3 and pnl > 0:
@@ -162,36 +175,11 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
         position[t] = pos_dir * qty
         equity[t] = cash + pos_dir * qty * c
     if pos_dir != 0 and n > 0:
-        t = n - 1
-        c = close[t]
-        fill = c * (1 - slip) if pos_dir == 1 else c * (1 + slip)
-        fee = fee_rate * abs(qty * fill)
-        if pos_dir == 1:
-            cash += qty * fill - fee
-        else:
-            cash -= qty * fill + fee
-        pnl = pos_dir * qty * (fill - entry_price) - entry_fee - fee
-        trades[n_trades, 0] = entry_i
-        trades[n_trades, 1] = t
-        trades[n_trades, 2] = pos_dir
-        trades[n_trades, 3] = qty
-        trades[n_trades, 4] = entry_price
-        trades[n_trades, 5] = fill
-        trades[n_trades, 6] = entry_fee
-        trades[n_trades, 7] = fee
-        trades[n_trades, 8] = pnl
-        trades[n_trades, 9] = pnl / (qty * entry_price) * 100
-        trades[n_trades, 10] = _END
+        cash, _pnl = _close(trades, fills, n_trades, n_fills, n - 1, close[n - 1], pos_dir, qty,
+                            entry_i, entry_price, entry_fee, cash, fee_rate, slip, _END)
         n_trades += 1
-        fills[n_fills, 0] = t
-        fills[n_fills, 1] = -pos_dir
-        fills[n_fills, 2] = qty
-        fills[n_fills, 3] = fill
-        fills[n_fills, 4] = fee
-        fills[n_fills, 5] = qty * abs(fill - c)
-        fills[n_fills, 6] = pnl
         n_fills += 1
-        equity[t] = cash
+        equity[n - 1] = cash
     return equity, position, trades[:n_trades], fills[:n_fills]
 
 

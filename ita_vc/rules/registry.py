@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ita_vc._util import flatten
 from ita_vc.catalog import Catalog, load_catalog
 from ita_vc.errors import RuleValidationError
 from ita_vc.rules.model import LifecycleEntry, Problem, Rule, RuleVersion
@@ -33,6 +33,7 @@ from ita_vc.store.atomic import AtomicWriteError, atomic_write_bytes
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Iterable, Sequence
 
     from ita_vc.workspace import Workspace
 
@@ -106,20 +107,6 @@ class FieldChange:
     change: str  # added | removed | changed
     old: Any
     new: Any
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list) and value:
-        out = {}
-        for i, item in enumerate(value):
-            out.update(_flatten(item, f"{prefix}.{i}" if prefix else str(i)))
-        return out
-    return {prefix: value}
 
 
 def _raise(problems: Sequence[Problem], headline: str | None = None) -> None:
@@ -297,7 +284,7 @@ class RuleRegistry:
         for doc in (old, new):  # identity and the derived hash are not fields to compare
             doc.pop("version", None)
             doc.pop("params_hash", None)
-        flat_old, flat_new = _flatten(old), _flatten(new)
+        flat_old, flat_new = flatten(old), flatten(new)
         changes = []
         for field in sorted(set(flat_old) | set(flat_new)):
             if field not in flat_new:

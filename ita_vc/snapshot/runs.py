@@ -8,13 +8,15 @@ durable, shared with ``git push --tags``, and seen by a plain ``dvc gc -T`` as w
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ita_vc._util import flatten
 from ita_vc.errors import ItaVcError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ita_vc.workspace import Workspace
 
 __all__ = [
@@ -90,15 +92,6 @@ def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | 
     return rows[:limit] if limit else rows
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value}
-
-
 def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
     """Params, rule, data, code and metrics of two runs side by side (differences only)."""
     from ita_vc.snapshot.capture import RunProvenance
@@ -106,7 +99,7 @@ def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
     provenance = RunProvenance(workspace)
     sa, sb = provenance.load_snapshot(a), provenance.load_snapshot(b)
     sections: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-        "params": lambda s: _flat(s.get("params") or {}),
+        "params": lambda s: flatten(s.get("params") or {}, lists=False),
         "rule": lambda s: {k: s.get(k) for k in ("setup_id", "rule_version", "params_hash")},
         "data": lambda s: {k: s.get(k) for k in ("market", "symbol", "timeframe", "data_hash",
                                                   "data_range")},

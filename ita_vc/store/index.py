@@ -259,17 +259,8 @@ class MetadataIndex:
 
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
         """Rows of the runs table matching the filters, oldest first."""
-        clauses, params = [], []
-        for column, value in filters.items():
-            if column not in RUN_COLUMNS:
-                raise ValueError(f"unknown runs column {column!r}")
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where} ORDER BY created_at, run_id"  # noqa: S608
-        with self._connection() as conn:
-            return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
+        rows = self._select("runs", RUN_COLUMNS, "created_at, run_id", filters)
+        return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
 
     def mark_object(self, oid: str, *, path: str, cls: str | None, size: int,
                     status: str) -> None:
@@ -333,20 +324,24 @@ class MetadataIndex:
         rows = self.query(path=path)
         return rows[0] if rows else None
 
-    def query(self, **filters: Any) -> list[IndexRow]:
-        """Rows matching every given column filter (``None`` filters are ignored), by path."""
-        clauses = []
-        params = []
+    def _select(self, table: str, columns: tuple[str, ...], order: str,
+                filters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of ``table`` matching every non-None column filter."""
+        clauses, params = [], []
         for column, value in filters.items():
-            if column not in _COLUMNS:
-                raise ValueError(f"unknown index column {column!r}")
+            if column not in columns:
+                raise ValueError(f"unknown {table} column {column!r}")
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM artifacts{where} ORDER BY path"  # noqa: S608
+        sql = f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {order}"  # noqa: S608
         with self._connection() as conn:
-            return [IndexRow(*row) for row in conn.execute(sql, params)]
+            return list(conn.execute(sql, params))
+
+    def query(self, **filters: Any) -> list[IndexRow]:
+        """Rows matching every given column filter (``None`` filters are ignored), by path."""
+        return [IndexRow(*row) for row in self._select("artifacts", _COLUMNS, "path", filters)]
 
     def duplicates(self) -> dict[str, list[str]]:
         """Content stored at more than one path: ``{sha256: [paths]}``."""

@@ -41,7 +41,7 @@ def test_upsert_query_delete_and_duplicates(tmp_path):
     assert index.duplicates() == {"sha256:" + "0" * 64: ["a.json", "b.json"]}
     assert index.delete("b.json") is True
     assert index.delete("b.json") is False
-    with pytest.raises(ValueError, match="unknown index column"):
+    with pytest.raises(ValueError, match="unknown artifacts column"):
         index.query(colour="red")
 
 
