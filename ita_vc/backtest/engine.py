@@ -28,6 +28,7 @@ __all__ = [
     "REASONS",
     "SIZING_CODES",
     "EngineOutput",
+    "engine_pass",
     "run_engine",
 ]
 
@@ -78,16 +79,14 @@ def _close(  # pragma: no cover - compiled
 def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma: no cover
     close: Any, states: Any, prev_state: int, direction: int, mode: int, amount: float,
     budget: float, safe_pct: float, sl_pct: float, tp_pct: float, fee_rate: float,
-    slip: float, init_cash: float,
+    slip: float, init_cash: float, trades: Any, fills: Any,
 ) -> Any:
+    # trades (>= n+1 rows): entry_i, exit_i, dir, qty, entry_price, exit_price, entry_fee,
+    # exit_fee, pnl, ret, reason; fills (>= 2n+2 rows): i, side (+1 buy / -1 sell), qty,
+    # price, fee, slippage cost, pnl_realized. Buffers come from the caller (a grid reuses them).
     n = len(close)
     equity = np.empty(n)
     position = np.empty(n)
-    # trades: entry_i, exit_i, dir, qty, entry_price, exit_price, entry_fee, exit_fee, pnl, ret,
-    # reason
-    trades = np.empty((n + 1, 11))
-    # fills: i, side (+1 buy / -1 sell), qty, price, fee, slippage cost, pnl_realized
-    fills = np.empty((2 * n + 2, 7))
     n_trades = 0
     n_fills = 0
     cash = init_cash
@@ -180,7 +179,7 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
         n_trades += 1
         n_fills += 1
         equity[n - 1] = cash
-    return equity, position, trades[:n_trades], fills[:n_fills]
+    return equity, position, n_trades, n_fills
 
 
 class EngineOutput:
@@ -202,16 +201,31 @@ def run_engine(
     init_cash: float = 10_000.0,
 ) -> EngineOutput:
     """Run the engine over the bars of the range (``states`` per bar, ``prev_state`` before)."""
+    n = len(close)
+    trades, fills = np.empty((n + 1, 11)), np.empty((2 * n + 2, 7))
+    equity, position, n_trades, n_fills = engine_pass(
+        close, states, trades, fills, prev_state=prev_state, direction=direction, sizing=sizing,
+        sl_pct=sl_pct, tp_pct=tp_pct, fee_rate=fee_rate, slip=slip, init_cash=init_cash)
+    return EngineOutput(equity, position, trades[:n_trades].copy(), fills[:n_fills].copy())
+
+
+def engine_pass(
+    close: Any, states: Any, trades: Any, fills: Any, *, prev_state: int = 0,
+    direction: str = "long-short", sizing: dict[str, Any] | None = None,
+    sl_pct: float | None = None, tp_pct: float | None = None, fee_rate: float = 0.00075,
+    slip: float = 0.0001, init_cash: float = 10_000.0,
+) -> tuple[Any, Any, int, int]:
+    """The compiled pass writing into caller-owned ``trades``/``fills`` buffers (at least
+    ``n+1`` x 11 and ``2n+2`` x 7); returns ``(equity, position, n_trades, n_fills)``."""
     sizing = sizing or {"mode": "all_in"}
     mode = SIZING_CODES[sizing["mode"]]
     budget = float(sizing.get("budget", init_cash))
-    result = _engine(
+    return _engine(  # type: ignore[no-any-return]
         np.ascontiguousarray(close, dtype=np.float64),
         np.ascontiguousarray(states, dtype=np.int8), int(prev_state),
         DIRECTION_CODES[direction], mode, float(sizing.get("amount", 0.0)), budget,
         float(sizing.get("safe_profit_percent", 0.0)),
         math.nan if sl_pct is None else float(sl_pct),
         math.nan if tp_pct is None else float(tp_pct), float(fee_rate), float(slip),
-        float(init_cash),
+        float(init_cash), trades, fills,
     )
-    return EngineOutput(*result)

@@ -51,12 +51,25 @@ def _root(
 
 
 def _register() -> None:
-    from ita_vc.cli import backtest, data, gc, hooks, index, indicators, init, rule, run, store
+    from ita_vc.cli import (
+        backtest,
+        data,
+        gc,
+        grid,
+        hooks,
+        index,
+        indicators,
+        init,
+        rule,
+        run,
+        store,
+    )
 
     app.command("init")(init.init_command)
     app.add_typer(rule.app, name="rule")
     app.add_typer(data.app, name="data")
     app.add_typer(backtest.app, name="backtest")
+    app.add_typer(grid.app, name="grid")
     app.command("run")(run.run_command)
     app.add_typer(run.runs_app, name="runs")
     app.add_typer(run.snapshot_app, name="snapshot")

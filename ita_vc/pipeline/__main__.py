@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m ita_vc.pipeline")
-    parser.add_argument("stage", choices=["prepare", "backtest", "report"])
+    parser.add_argument("stage", choices=["prepare", "backtest", "report", "grid"])
     args = parser.parse_args(argv)
     from ita_vc.pipeline import stages
 
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
             summary = stages.stage_backtest()
             print(f"backtest: {summary['setup_id']} {summary['rule_version']}, "
                   f"{summary['num_trades']} trades, config {summary['config_hash'][:19]}")
+        elif args.stage == "grid":
+            summary = stages.stage_grid()
+            counts = summary["counts"]
+            print(f"grid: {counts['stage_a_evaluated']} + {counts['stage_b_evaluated']} "
+                  f"variants, top {counts['top_k']} in {summary['timings']['search_s']} s")
         else:
             print(f"report: {stages.stage_report()}")
     except ItaVcError as exc:

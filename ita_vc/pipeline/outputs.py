@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ita_vc.backtest.run import BacktestResult
     from ita_vc.store.artifacts import PersistentStore
 
-__all__ = ["DirSink", "OutputSink", "StoreSink", "write_backtest", "write_report"]
+__all__ = ["DirSink", "OutputSink", "StoreSink", "write_backtest", "write_grid", "write_report"]
 
 
 class OutputSink(Protocol):
@@ -91,3 +91,37 @@ def write_report(summary: dict[str, Any], metrics: dict[str, Any], equity: pd.Da
     sink.binary(render_chart_png(equity, "equity", f"Equity: {title}"), "equity.png")
     sink.binary(render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True),
                 "drawdown.png")
+
+
+def write_grid(outcome: Any, sink: OutputSink) -> None:
+    """topk.parquet, trades.parquet (best ``top_trades_n``), report.md and summary.json."""
+    from ita_vc.backtest.report import format_value
+
+    sink.table(outcome.topk, "topk.parquet")
+    sink.table(outcome.trades, "trades.parquet")
+    s = outcome.summary
+    lines = [
+        f"# Grid: {s['setup_id']} {s['rule_version']}" + (" (PARTIAL)" if outcome.partial
+                                                          else ""),
+        "",
+        f"- variants: Stage A {s['counts']['stage_a_evaluated']:,} of "
+        f"{s['counts']['stage_a_variants']:,}, Stage B {s['counts']['stage_b_evaluated']:,}, "
+        f"pruned {s['counts']['pruned']:,}; top {s['counts']['top_k']}",
+        f"- grid_request_hash `{s['grid_request_hash']}`, engine_params_hash "
+        f"`{s['engine_params_hash']}`, data_hash `{s['data_hash']}`",
+        f"- search {s['timings']['search_s']} s",
+        "",
+        "| rank | variant | Total Return [%] | Max. Drawdown [%] | Sharpe Ratio | Num. Trades |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for row in outcome.topk.head(50).to_dict("records"):
+        key = str(row["variant_key"]).replace("|", "\\|")  # a table cell
+        lines.append(f"| {row['rank']} | `{key}` | "
+                     f"{format_value(row['Total Return [%]'])} | "
+                     f"{format_value(row['Max. Drawdown [%]'])} | "
+                     f"{format_value(row['Sharpe Ratio'])} | {row['Num. Trades']} |")
+    if len(outcome.topk):
+        best = outcome.topk.iloc[0]
+        lines += ["", f"## Best: `{best['variant_key']}`", "", best["report_table_md"]]
+    sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
+    sink.json(s, "summary.json")

@@ -18,7 +18,15 @@ from ita_vc.errors import DataValidationError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["PARAMS_FILE", "load_params_file", "stage_backtest", "stage_prepare", "stage_report"]
+__all__ = [
+    "PARAMS_FILE",
+    "grid_inputs",
+    "load_params_file",
+    "stage_backtest",
+    "stage_grid",
+    "stage_prepare",
+    "stage_report",
+]
 
 PARAMS_FILE = "params.yaml"
 PREPARED = "prepared"
@@ -120,3 +128,39 @@ def stage_report(root: Path | None = None) -> str:
     target = store.workspace.path(_results(store, PLOTS, "equity.csv"))
     atomic_write_bytes(target, plot.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     return _results(store, REPORT, "report.md")
+
+
+def grid_inputs(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """``(prepared candles, rule, run params, grid request)`` of a workspace's params.
+
+    Raises:
+        DataValidationError: no ``grid:`` section or bad params.
+    """
+    from ita_vc.backtest.grid import parse_grid
+    from ita_vc.backtest.params import parse_params
+    from ita_vc.backtest.run import prepare_candles
+    from ita_vc.candles.dataset import CandleStore
+    from ita_vc.rules.registry import RuleRegistry
+
+    params = parse_params(raw)
+    if not params.setup_id or not params.version:
+        raise DataValidationError("params: rule.setup_id and rule.version are required")
+    registry = RuleRegistry(workspace)
+    rule = registry.get(params.setup_id, params.version)
+    request = parse_grid(raw.get("grid"), registry.catalog)
+    candles = CandleStore(workspace).load(params.data.market, params.data.symbol,
+                                          params.data.source_timeframe)
+    prepared, _report = prepare_candles(candles, params)
+    return prepared, rule, params, request
+
+
+def stage_grid(root: Path | None = None) -> dict[str, Any]:
+    """Run the grid stage (``params.yaml: grid:``) into ``results/grid/``; returns the summary."""
+    from ita_vc.pipeline.grid import run_grid
+    from ita_vc.pipeline.outputs import StoreSink, write_grid
+
+    workspace, store, raw = _context(root)
+    prepared, rule, params, request = grid_inputs(workspace, raw)
+    outcome = run_grid(prepared, rule, params, request)
+    write_grid(outcome, StoreSink(store, "results", "grid"))
+    return outcome.summary

@@ -1,0 +1,105 @@
+"""``ita-vc grid ...``: parameter sweeps of a rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Grid backtests: sweep a rule's parameters and SL/TP.",
+                  no_args_is_help=True)
+
+
+@app.command("run")
+def run_command(
+    params: Annotated[Path | None, typer.Option(help="params file with a grid: section "
+                                                "(default: params.yaml).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: results/grid "
+                                             "through the store).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local processes (default: all "
+                                                "cores).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. "
+                                                  "tcp://host:8786.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last completed "
+                                         "batch.")] = False,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long; write the "
+                                                      "best so far (partial).")] = None,
+) -> None:
+    """Run the staged grid (Stage A shortlist, Stage B SL/TP) and write the top-K."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ita_vc.cli.console import out as console
+    from ita_vc.pipeline.grid import run_grid
+    from ita_vc.pipeline.outputs import DirSink, StoreSink, write_grid
+    from ita_vc.pipeline.stages import grid_inputs, load_params_file
+    from ita_vc.store.artifacts import PersistentStore
+    from ita_vc.workspace import Workspace
+    from ita_vc.yamlio import load_yaml_file
+
+    workspace = Workspace.discover()
+    raw = load_yaml_file(params) if params else load_params_file(workspace.root)
+    prepared, rule, run_params, request = grid_inputs(workspace, raw)
+    checkpoint = workspace.state_dir / "grid" / "checkpoint.json"
+    with Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]:,.0f} variants/s"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console()) as bar:
+        task = bar.add_task("grid", total=None, stage="A", rate=0.0)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            elapsed = bar.tasks[task].elapsed or 1e-9
+            bar.update(task, completed=done, total=total, stage=stage, rate=done / elapsed)
+
+        # Ctrl-C stops the search cleanly inside run_grid: the best so far is written
+        outcome = run_grid(prepared, rule, run_params, request, workers=workers,
+                           scheduler=scheduler, resume=resume, max_seconds=max_seconds,
+                           checkpoint=checkpoint, progress=progress)
+    sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
+    write_grid(outcome, sink)
+    where = out or "results/grid"
+    best = outcome.topk.iloc[0] if len(outcome.topk) else None
+    console().print(("PARTIAL: " if outcome.partial else "") +
+                    f"{len(outcome.topk)} best variant(s) -> {where}"
+                    + (f"; best {best['variant_key']} ({best['Total Return [%]']:.4f} %)"
+                       if best is not None else ""), markup=False)
+
+
+@app.command("promote")
+def promote_command(
+    variant_key: Annotated[str, typer.Argument(help="A variant_key from topk.parquet.")],
+    source: Annotated[Path | None, typer.Option("--from", help="Folder of topk.parquet "
+                                                "(default: results/grid).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Kept in lifecycle.yaml.")] = None,
+) -> None:
+    """Save a grid variant as a new version of its rule (`rule bump` with its params)."""
+    import json
+
+    import pandas as pd
+
+    from ita_vc.cli.console import out
+    from ita_vc.errors import ItaVcError
+    from ita_vc.rules import RuleRegistry
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    folder = source or workspace.path("results/grid")
+    table = pd.read_parquet(Path(folder) / "topk.parquet")
+    rows = table[table["variant_key"] == variant_key]
+    if rows.empty:
+        raise ItaVcError(f"no variant {variant_key!r} in {folder}/topk.parquet")
+    summary = json.loads((Path(folder) / "summary.json").read_text())
+    variant = json.loads(rows.iloc[0]["params_json"])
+    indicators = [{"name": n, "params": dict(p)} for n, p in variant["indicators"]]
+    sets = [f"indicators={json.dumps(indicators)}",
+            f"targets.sl_pct={json.dumps(variant['sl_pct'])}",
+            f"targets.tp_pct={json.dumps(variant['tp_pct'])}"]
+    rule = RuleRegistry(workspace).bump(summary["setup_id"], sets=sets,
+                                        reason=reason or f"grid variant {variant_key}")
+    out().print(f"Created {rule.path} ({rule.params_hash}) from {variant_key}", markup=False)

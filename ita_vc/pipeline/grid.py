@@ -1,0 +1,301 @@
+"""The staged grid runner: batches, a process pool or Dask, checkpoints, outputs.
+
+Stage A evaluates every base variant (no SL/TP) and keeps the ``preselect`` best by Total
+Return; Stage B evaluates the shortlist x the SL/TP axes (pruning as asked) into a top-K heap;
+the top-K are then re-run as single backtests for their full metrics (identical by
+construction: the same prepared candles, rule and engine), trades kept for the best
+``top_trades_n``. Variants are generated lazily, batch by batch; only the shortlist and the
+top-K are held, so memory does not grow with the number of variants. After each batch a
+checkpoint is written atomically; ``resume`` continues from it and ends with the same result.
+Ctrl-C or ``max_seconds`` stop cleanly and write the best-so-far top-K marked ``partial``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import DataValidationError, ItaVcError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ita_vc.backtest.grid import GridRequest, Variant, VariantResult
+    from ita_vc.backtest.params import RunParams
+    from ita_vc.rules.model import Rule
+
+__all__ = ["GridOutcome", "run_grid", "variant_from_dict", "variant_to_dict"]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class GridOutcome:
+    """The result of a grid run."""
+
+    topk: pd.DataFrame
+    trades: pd.DataFrame
+    summary: dict[str, Any]
+    partial: bool
+    files: list[str] = field(default_factory=list)
+
+
+def variant_to_dict(variant: Variant) -> dict[str, Any]:
+    """JSON form of a variant (checkpoints, topk rows)."""
+    return {"indicators": [[n, [[k, v] for k, v in p]] for n, p in variant.indicators],
+            "sl_pct": variant.sl_pct, "tp_pct": variant.tp_pct}
+
+
+def variant_from_dict(data: dict[str, Any]) -> Variant:
+    """Inverse of :func:`variant_to_dict`."""
+    from ita_vc.backtest.grid import Variant
+
+    return Variant(tuple((n, tuple((k, v) for k, v in p)) for n, p in data["indicators"]),
+                   data.get("sl_pct"), data.get("tp_pct"))
+
+
+def _batches(items: Iterable[Variant], size: int) -> Iterator[list[Variant]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class _Executor:
+    """Runs batches in order: in-process, in a local process pool, or on a Dask cluster."""
+
+    def __init__(self, payload: tuple[Any, ...], workers: int | None,
+                 scheduler: str | None) -> None:  # a Dask scheduler address
+        from ita_vc.backtest import grid
+
+        self.payload = payload
+        self.pool: ProcessPoolExecutor | None = None
+        self.client: Any = None
+        self.workers = workers or os.cpu_count() or 1
+        if scheduler:
+            try:
+                from distributed import Client
+            except ImportError as exc:
+                raise ItaVcError("--scheduler needs dask.distributed (pip install "
+                                 "'dask[distributed]')") from exc
+            self.client = Client(scheduler)  # type: ignore[no-untyped-call]
+            self.remote_payload = self.client.scatter(payload, broadcast=True)
+        elif self.workers > 1:
+            self.pool = ProcessPoolExecutor(self.workers, initializer=grid.init_worker,
+                                            initargs=payload)
+        else:
+            grid.init_worker(*payload)
+
+    def map(self, batches: Iterable[list[Variant]]) -> Iterator[list[VariantResult]]:
+        from ita_vc.backtest import grid
+
+        if self.client is not None:
+            window = max(2, 2 * len(self.client.scheduler_info().get("workers", {})))
+            pending: list[Any] = []
+            for batch in batches:
+                pending.append(self.client.submit(grid.evaluate_batch, batch,
+                                                  self.remote_payload, pure=False))
+                if len(pending) >= window:
+                    yield pending.pop(0).result()
+            for future in pending:
+                yield future.result()
+        elif self.pool is not None:
+            pending_local: list[Any] = []
+            for batch in batches:
+                pending_local.append(self.pool.submit(grid.evaluate_batch, batch))
+                if len(pending_local) >= 2 * self.workers:
+                    yield pending_local.pop(0).result()
+            for future in pending_local:
+                yield future.result()
+        else:
+            for batch in batches:
+                yield grid.evaluate_batch(batch)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        if self.client is not None:
+            self.client.close()
+
+
+def _guards(request: GridRequest, bars: int) -> tuple[int, int]:
+    base = request.count_base()
+    per_base = len(request.sl_values) * len(request.tp_values)
+    stage_b = min(base, request.preselect) * per_base
+    total = base + stage_b
+    if total > request.max_variants:
+        raise DataValidationError(
+            f"the grid has {total:,} variants (Stage A {base:,} + Stage B {stage_b:,}), more "
+            f"than max_variants = {request.max_variants:,}; narrow the ranges or raise the limit"
+        )
+    compute = total * bars * 8
+    if compute > request.max_compute_bytes:
+        raise DataValidationError(
+            f"the grid computes {compute / 1e9:,.1f} GB of equity values ({total:,} variants x "
+            f"{bars:,} bars x 8 bytes), more than max_compute_bytes = "
+            f"{request.max_compute_bytes / 1e9:,.1f} GB"
+        )
+    return base, stage_b
+
+
+def _prune(result: VariantResult, prune: dict[str, Any]) -> bool:
+    floor = prune.get("max_drawdown_floor")
+    if floor is not None and result.max_drawdown < float(floor):
+        return True
+    low, high = prune.get("min_trades"), prune.get("max_trades")
+    return bool((low is not None and result.trades < low) or
+                (high is not None and result.trades > high))
+
+
+def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
+    prepared: pd.DataFrame, rule: Rule, params: RunParams, request: GridRequest, *,
+    workers: int | None = None, scheduler: str | None = None, resume: bool = False,
+    max_seconds: float | None = None, checkpoint: Path | None = None,
+    progress: Progress | None = None,
+) -> GridOutcome:
+    """Run a grid over prepared candles (a ``warmup`` column; see the module docstring).
+
+    Raises:
+        DataValidationError: a guard refused the request, or a bad resume checkpoint.
+    """
+    import pandas as pd
+
+    from ita_vc.backtest.grid import grid_arrays, merge_top
+    from ita_vc.backtest.report import metrics_table_md
+    from ita_vc.backtest.run import ENGINE_VERSION, run_backtest
+    from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.store.hashing import hash_canonical
+    from ita_vc.store.tablehash import hash_dataframe
+
+    high, low, close, n_warm = grid_arrays(prepared)
+    bars = len(close) - n_warm
+    base_count, stage_b_max = _guards(request, bars)
+    settings = {
+        "direction": request.direction or rule.direction,
+        "sizing": request.sizing or rule.sizing, "fee_rate": params.backtest.fee_rate,
+        "slip": params.backtest.slip, "init_cash": params.backtest.init_cash,
+    }
+    data_hash = hash_dataframe(prepared[["ts_utc", "open", "high", "low", "close", "volume"]])
+    request_hash = hash_canonical(request.to_dict())
+    engine_hash = hash_canonical({"engine_version": ENGINE_VERSION, "settings": settings,
+                                  "data_hash": data_hash, "params": params.to_dict()})
+    started = time.perf_counter()
+    state: dict[str, Any] = {"stage": "A", "next_batch": 0, "shortlist": [], "topk": [],
+                             "evaluated_a": 0, "evaluated_b": 0, "pruned": 0}
+    if resume and checkpoint is not None and checkpoint.exists():
+        saved = json.loads(checkpoint.read_text("utf-8"))
+        if (saved.get("request_hash"), saved.get("engine_params_hash")) != (request_hash,
+                                                                             engine_hash):
+            raise DataValidationError(f"{checkpoint}: the checkpoint is of another grid or "
+                                      "engine setting; remove it or run without --resume")
+        state = saved["state"]
+    from ita_vc.backtest.grid import VariantResult
+
+    def results_of(items: list[dict[str, Any]]) -> list[VariantResult]:
+        return [VariantResult(i["key"], i["total_return"], i["max_drawdown"], i["trades"],
+                              variant_from_dict(i["variant"])) for i in items]
+
+    def as_items(results: list[VariantResult]) -> list[dict[str, Any]]:
+        return [{"key": r.key, "total_return": r.total_return, "max_drawdown": r.max_drawdown,
+                 "trades": r.trades, "variant": variant_to_dict(r.variant)} for r in results]
+
+    shortlist = results_of(state["shortlist"])
+    topk = results_of(state["topk"])
+    partial = False
+
+    def save_checkpoint() -> None:
+        if checkpoint is None:
+            return
+        state["shortlist"], state["topk"] = as_items(shortlist), as_items(topk)
+        doc = {"request_hash": request_hash, "engine_params_hash": engine_hash, "state": state}
+        atomic_write_bytes(checkpoint, json.dumps(doc, sort_keys=True).encode("utf-8"))
+
+    executor = _Executor((high, low, close, n_warm, settings), workers, scheduler)
+
+    def out_of_time() -> bool:
+        return max_seconds is not None and time.perf_counter() - started > max_seconds
+
+    try:
+        if state["stage"] == "A":
+            batches = _batches(request.base_variants(), request.batch_size)
+            skip = state["next_batch"]
+            for index, results in enumerate(executor.map(islice(batches, skip, None)),
+                                            start=skip):
+                shortlist = merge_top(shortlist, results, request.preselect)
+                state["evaluated_a"] += len(results)
+                state["next_batch"] = index + 1
+                save_checkpoint()
+                if progress is not None:
+                    progress("A", state["evaluated_a"], base_count)
+                if out_of_time():
+                    partial = True
+                    break
+            else:
+                state["stage"], state["next_batch"] = "B", 0
+                save_checkpoint()
+        if state["stage"] == "B" and not partial:
+            expanded = (v for r in sorted(shortlist, key=lambda r: r.key)
+                        for v in request.expand(r.variant.base))
+            batches = _batches(expanded, request.batch_size)
+            skip = state["next_batch"]
+            total_b = len(shortlist) * len(request.sl_values) * len(request.tp_values)
+            for index, results in enumerate(executor.map(islice(batches, skip, None)),
+                                            start=skip):
+                kept = [r for r in results if not _prune(r, request.prune)]
+                state["pruned"] += len(results) - len(kept)
+                topk = merge_top(topk, kept, request.top_k)
+                state["evaluated_b"] += len(results)
+                state["next_batch"] = index + 1
+                save_checkpoint()
+                if progress is not None:
+                    progress("B", state["evaluated_b"], total_b)
+                if out_of_time():
+                    partial = True
+                    break
+            else:
+                state["stage"] = "done"
+                save_checkpoint()
+    except KeyboardInterrupt:
+        partial = True
+        save_checkpoint()
+    finally:
+        executor.close()
+    search_time = time.perf_counter() - started
+    final = topk if state["stage"] == "done" or topk else shortlist[: request.top_k]
+    base_rule = {"setup_id": rule.setup_id, "version": str(rule.version),
+                 **dict(rule.params),
+                 "direction": settings["direction"], "sizing": settings["sizing"]}
+    rows, trade_frames = [], []
+    for rank, result in enumerate(final, start=1):
+        single = run_backtest(prepared, result.variant.rule(base_rule), params)
+        total = single.metrics["Total Return [%]"]
+        if total != result.total_return and not (total is None and result.total_return == 0):
+            raise ItaVcError(f"internal: grid and single run disagree on {result.key}: "
+                             f"{result.total_return} vs {total}")
+        row = {"rank": rank, "variant_key": result.key, **single.metrics,
+               "params_json": json.dumps(variant_to_dict(result.variant), sort_keys=True),
+               "report_table_md": metrics_table_md(single.metrics), "partial": partial}
+        rows.append(row)
+        if rank <= request.top_trades_n:
+            trade_frames.append(single.trades.assign(variant_key=result.key, rank=rank))
+    topk_frame = pd.DataFrame(rows)
+    trades = pd.concat(trade_frames, ignore_index=True) if trade_frames else pd.DataFrame()
+    summary = {
+        "grid_request_hash": request_hash, "engine_params_hash": engine_hash,
+        "setup_id": rule.setup_id, "rule_version": rule.version.tag,
+        "params_hash": rule.params_hash, "data_hash": data_hash, "bars": bars,
+        "partial": partial, "stage_reached": state["stage"],
+        "counts": {"stage_a_variants": base_count, "stage_a_evaluated": state["evaluated_a"],
+                   "stage_b_max": stage_b_max, "stage_b_evaluated": state["evaluated_b"],
+                   "pruned": state["pruned"], "top_k": len(rows)},
+        "timings": {"search_s": round(search_time, 3),
+                    "total_s": round(time.perf_counter() - started, 3)},
+    }
+    return GridOutcome(topk_frame, trades, summary, partial)
