@@ -93,13 +93,19 @@ def write_report(summary: dict[str, Any], metrics: dict[str, Any], equity: pd.Da
                 "drawdown.png")
 
 
-def write_grid(outcome: Any, sink: OutputSink) -> None:
-    """topk.parquet, trades.parquet (best ``top_trades_n``), report.md and summary.json."""
+def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
+    """topk.parquet, trades.parquet (best ``top_trades_n``), report.md and summary.json.
+
+    ``timings=False`` (the dvc.yaml stage) leaves wall-clock timings out of the files, so the
+    outputs stay bit-for-bit reproducible.
+    """
     from ita_vc.backtest.report import format_value
 
     sink.table(outcome.topk, "topk.parquet")
     sink.table(outcome.trades, "trades.parquet")
-    s = outcome.summary
+    s = dict(outcome.summary)
+    if not timings:
+        s["timings"] = None
     lines = [
         f"# Grid: {s['setup_id']} {s['rule_version']}" + (" (PARTIAL)" if outcome.partial
                                                           else ""),
@@ -109,7 +115,8 @@ def write_grid(outcome: Any, sink: OutputSink) -> None:
         f"pruned {s['counts']['pruned']:,}; top {s['counts']['top_k']}",
         f"- grid_request_hash `{s['grid_request_hash']}`, engine_params_hash "
         f"`{s['engine_params_hash']}`, data_hash `{s['data_hash']}`",
-        f"- search {s['timings']['search_s']} s",
+        f"- search {s['timings']['search_s']} s" if s["timings"] else
+        "- timings: not recorded in pipeline outputs (they would break bit-exact reproduction)",
         "",
         "| rank | variant | Total Return [%] | Max. Drawdown [%] | Sharpe Ratio | Num. Trades |",
         "|---:|---|---:|---:|---:|---:|",

@@ -162,5 +162,5 @@ def stage_grid(root: Path | None = None) -> dict[str, Any]:
     workspace, store, raw = _context(root)
     prepared, rule, params, request = grid_inputs(workspace, raw)
     outcome = run_grid(prepared, rule, params, request)
-    write_grid(outcome, StoreSink(store, "results", "grid"))
+    write_grid(outcome, StoreSink(store, "results", "grid"), timings=False)
     return outcome.summary

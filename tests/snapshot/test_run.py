@@ -50,14 +50,15 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert s["metrics"] == json.loads((ran_repo / "results/metrics.json").read_text())
     outs = {o["path"]: o["md5"] for o in s["outputs"]}
     assert set(outs) == {"results/prepared", "results/backtest", "results/metrics.json",
-                         "results/report", "results/plots/equity.csv"}
+                         "results/report", "results/plots/equity.csv", "results/grid"}
     assert outs["results/backtest"].endswith(".dir")
     env = s["env"]
     assert {"python", "os", "cpu", "gpu", "packages", "packages_sha256"} <= set(env)
     assert "dvc" in env["packages"] and "ita-vc" in env["packages"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["timestamp"])
     assert s["meta"] == {"author": "Test User", "run_mode": "backtest",
-                         "flow": "dvc repro: prepare -> backtest -> report", "note": "first run"}
+                         "flow": "dvc repro: prepare -> backtest -> report -> grid",
+                         "note": "first run"}
     assert s["snapshot_sha256"] == snapshot_hash(s)
 
 
