@@ -234,6 +234,7 @@ class VariantResult:
     max_drawdown: float
     trades: int
     variant: Variant
+    sharpe: float | None = None
 
     def sort_key(self) -> tuple[float, str]:
         """Total Return [%] descending, then variant key ascending."""
@@ -249,11 +250,13 @@ def merge_top(current: list[VariantResult], new: Sequence[VariantResult],
 class _Evaluator:
     """Per-process state: the candles, the indicator-state cache and reusable buffers."""
 
-    def __init__(self, high: Any, low: Any, close: Any, n_warm: int, settings: dict[str, Any]):
+    def __init__(self, high: Any, low: Any, close: Any, n_warm: int, settings: dict[str, Any],
+                 ts: Any = None):
         from ita_vc.backtest.signals import indicator_state
 
         self.high, self.low, self.close = high, low, close
         self.n_warm = n_warm
+        self.ts = None if ts is None else ts[n_warm:]
         self.settings = settings
         self._state = indicator_state
         self.cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
@@ -289,21 +292,36 @@ class _Evaluator:
             tp_pct=variant.tp_pct, fee_rate=s["fee_rate"], slip=s["slip"],
             init_cash=s["init_cash"])
         init = s["init_cash"]
+        sharpe = None
         if len(equity):
             total = (float(equity[-1]) / init - 1.0) * 100.0
             peak = np.maximum.accumulate(np.r_[init, equity])[1:]
             max_dd = float((equity / peak - 1.0).min()) * 100.0
+            if self.ts is not None:
+                sharpe = _sharpe(self.ts, equity)
         else:
             total, max_dd = 0.0, 0.0
-        return VariantResult(variant.key, total, max_dd, int(n_trades), variant)
+        return VariantResult(variant.key, total, max_dd, int(n_trades), variant, sharpe)
+
+
+def _sharpe(ts: Any, equity: Any) -> float | None:
+    """The Sharpe Ratio of docs/backtest-model.md (daily returns, 365)."""
+    from ita_vc.backtest.metrics import _daily_returns
+
+    returns = _daily_returns(ts, equity)
+    if len(returns) < 2:
+        return None
+    std = float(returns.std(ddof=1))
+    return float(returns.mean() / std * math.sqrt(365)) if std > 0 else None
 
 
 _WORKER: dict[str, _Evaluator] = {}
 
 
-def init_worker(high: Any, low: Any, close: Any, n_warm: int, settings: dict[str, Any]) -> None:
+def init_worker(high: Any, low: Any, close: Any, n_warm: int, settings: dict[str, Any],
+                ts: Any = None) -> None:
     """Process-pool initializer: build the evaluator once per worker process."""
-    _WORKER["evaluator"] = _Evaluator(high, low, close, n_warm, settings)
+    _WORKER["evaluator"] = _Evaluator(high, low, close, n_warm, settings, ts)
 
 
 def evaluate_batch(variants: Sequence[Variant], payload: tuple[Any, ...] | None = None,
@@ -321,8 +339,9 @@ def evaluate_batch(variants: Sequence[Variant], payload: tuple[Any, ...] | None 
     return [evaluator.evaluate(v) for v in variants]
 
 
-def grid_arrays(prepared: pd.DataFrame) -> tuple[Any, Any, Any, int]:
-    """``(high, low, close, n_warm)`` of prepared candles (a ``warmup`` column)."""
+def grid_arrays(prepared: pd.DataFrame) -> tuple[Any, Any, Any, int, Any]:
+    """``(high, low, close, n_warm, ts)`` of prepared candles (a ``warmup`` column)."""
     high, low, close = (np.ascontiguousarray(prepared[c].to_numpy(dtype=np.float64))
                         for c in ("high", "low", "close"))
-    return high, low, close, int(prepared["warmup"].sum())
+    ts = np.ascontiguousarray(prepared["ts_utc"].to_numpy(dtype=np.int64))
+    return high, low, close, int(prepared["warmup"].sum()), ts

@@ -174,8 +174,10 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     from ita_vc.store.hashing import hash_canonical
     from ita_vc.store.tablehash import hash_dataframe
 
-    high, low, close, n_warm = grid_arrays(prepared)
+    high, low, close, n_warm, ts = grid_arrays(prepared)
     bars = len(close) - n_warm
+    if bars <= 0:
+        raise DataValidationError("the range holds no bars: nothing to sweep")
     base_count, stage_b_max = _guards(request, bars)
     settings = {
         "direction": request.direction or rule.direction,
@@ -200,11 +202,13 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
 
     def results_of(items: list[dict[str, Any]]) -> list[VariantResult]:
         return [VariantResult(i["key"], i["total_return"], i["max_drawdown"], i["trades"],
-                              variant_from_dict(i["variant"])) for i in items]
+                              variant_from_dict(i["variant"]), i.get("sharpe"))
+                for i in items]
 
     def as_items(results: list[VariantResult]) -> list[dict[str, Any]]:
         return [{"key": r.key, "total_return": r.total_return, "max_drawdown": r.max_drawdown,
-                 "trades": r.trades, "variant": variant_to_dict(r.variant)} for r in results]
+                 "trades": r.trades, "sharpe": r.sharpe, "variant": variant_to_dict(r.variant)}
+                for r in results]
 
     shortlist = results_of(state["shortlist"])
     topk = results_of(state["topk"])
@@ -217,7 +221,7 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
         doc = {"request_hash": request_hash, "engine_params_hash": engine_hash, "state": state}
         atomic_write_bytes(checkpoint, json.dumps(doc, sort_keys=True).encode("utf-8"))
 
-    executor = _Executor((high, low, close, n_warm, settings), workers, scheduler)
+    executor = _Executor((high, low, close, n_warm, settings, ts), workers, scheduler)
 
     def out_of_time() -> bool:
         return max_seconds is not None and time.perf_counter() - started > max_seconds
@@ -275,10 +279,10 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     rows, trade_frames = [], []
     for rank, result in enumerate(final, start=1):
         single = run_backtest(prepared, result.variant.rule(base_rule), params)
-        total = single.metrics["Total Return [%]"]
-        if total != result.total_return and not (total is None and result.total_return == 0):
-            raise ItaVcError(f"internal: grid and single run disagree on {result.key}: "
-                             f"{result.total_return} vs {total}")
+        m = single.metrics
+        if (m["Total Return [%]"], m["Max. Drawdown [%]"], m["Num. Trades"], m["Sharpe Ratio"]) \
+                != (result.total_return, result.max_drawdown, result.trades, result.sharpe):
+            raise ItaVcError(f"internal: the grid and a single run disagree on {result.key}")
         row = {"rank": rank, "variant_key": result.key, **single.metrics,
                "params_json": json.dumps(variant_to_dict(result.variant), sort_keys=True),
                "report_table_md": metrics_table_md(single.metrics), "partial": partial}
