@@ -69,6 +69,10 @@ def run_command(
                     f"{len(outcome.topk)} best variant(s) -> {where}"
                     + (f"; best {best['variant_key']} ({best['Total Return [%]']:.4f} %)"
                        if best is not None else ""), markup=False)
+    if outcome.summary["stop_reason"] == "interrupted":
+        from ita_vc.errors import EXIT_INTERRUPTED
+
+        raise typer.Exit(EXIT_INTERRUPTED)  # the partial top-K is written; --resume continues
 
 
 @app.command("promote")

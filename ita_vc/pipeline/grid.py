@@ -37,6 +37,29 @@ __all__ = ["GridOutcome", "run_grid", "variant_from_dict", "variant_to_dict"]
 Progress = Callable[[str, int, int], None]
 
 
+CHECKPOINT_EVERY_S = 2.0
+"""Checkpoints are written after a completed batch at most this often (seconds; environment
+``ITA_VC_GRID_CHECKPOINT_SECONDS`` overrides it, 0 = after every batch), and always on stop."""
+
+
+def _checkpoint_every() -> float:
+    raw = os.environ.get("ITA_VC_GRID_CHECKPOINT_SECONDS")
+    try:
+        return CHECKPOINT_EVERY_S if raw is None else max(0.0, float(raw))
+    except ValueError:
+        raise DataValidationError(f"ITA_VC_GRID_CHECKPOINT_SECONDS: not a number: {raw!r}"
+                                  ) from None
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """The search state after the last completed batch."""
+
+    shortlist: list[Any]
+    topk: list[Any]
+    state: dict[str, Any]
+
+
 @dataclass
 class GridOutcome:
     """The result of a grid run."""
@@ -210,16 +233,23 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
                  "trades": r.trades, "sharpe": r.sharpe, "variant": variant_to_dict(r.variant)}
                 for r in results]
 
-    shortlist = results_of(state["shortlist"])
-    topk = results_of(state["topk"])
-    partial = False
+    # The search state is replaced, never mutated, and only by one assignment per batch: a
+    # Ctrl-C landing anywhere leaves `ck` consistent (the last completed batch).
+    ck = _Checkpoint(results_of(state["shortlist"]), results_of(state["topk"]),
+                     {k: v for k, v in state.items() if k not in ("shortlist", "topk")})
+    stop_reason = "complete"
+    last_saved = [time.perf_counter()]
+    every = _checkpoint_every()
 
-    def save_checkpoint() -> None:
-        if checkpoint is None:
+    def save_checkpoint(point: _Checkpoint, *, force: bool = False) -> None:
+        now = time.perf_counter()
+        if checkpoint is None or (not force and now - last_saved[0] < every):
             return
-        state["shortlist"], state["topk"] = as_items(shortlist), as_items(topk)
-        doc = {"request_hash": request_hash, "engine_params_hash": engine_hash, "state": state}
+        doc = {"request_hash": request_hash, "engine_params_hash": engine_hash,
+               "state": {**point.state, "shortlist": as_items(point.shortlist),
+                         "topk": as_items(point.topk)}}
         atomic_write_bytes(checkpoint, json.dumps(doc, sort_keys=True).encode("utf-8"))
+        last_saved[0] = now
 
     executor = _Executor((high, low, close, n_warm, settings, ts), workers, scheduler)
 
@@ -227,50 +257,51 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
         return max_seconds is not None and time.perf_counter() - started > max_seconds
 
     try:
-        if state["stage"] == "A":
+        if ck.state["stage"] == "A":
             batches = _batches(request.base_variants(), request.batch_size)
-            skip = state["next_batch"]
+            skip = ck.state["next_batch"]
             for index, results in enumerate(executor.map(islice(batches, skip, None)),
                                             start=skip):
-                shortlist = merge_top(shortlist, results, request.preselect)
-                state["evaluated_a"] += len(results)
-                state["next_batch"] = index + 1
-                save_checkpoint()
+                ck = _Checkpoint(merge_top(ck.shortlist, results, request.preselect), ck.topk,
+                                 {**ck.state, "next_batch": index + 1,
+                                  "evaluated_a": ck.state["evaluated_a"] + len(results)})
+                save_checkpoint(ck)
                 if progress is not None:
-                    progress("A", state["evaluated_a"], base_count)
+                    progress("A", ck.state["evaluated_a"], base_count)
                 if out_of_time():
-                    partial = True
+                    stop_reason = "max_seconds"
                     break
             else:
-                state["stage"], state["next_batch"] = "B", 0
-                save_checkpoint()
-        if state["stage"] == "B" and not partial:
-            expanded = (v for r in sorted(shortlist, key=lambda r: r.key)
+                ck = _Checkpoint(ck.shortlist, ck.topk, {**ck.state, "stage": "B",
+                                                         "next_batch": 0})
+        if ck.state["stage"] == "B" and stop_reason == "complete":
+            expanded = (v for r in sorted(ck.shortlist, key=lambda r: r.key)
                         for v in request.expand(r.variant.base))
             batches = _batches(expanded, request.batch_size)
-            skip = state["next_batch"]
-            total_b = len(shortlist) * len(request.sl_values) * len(request.tp_values)
+            skip = ck.state["next_batch"]
+            total_b = len(ck.shortlist) * len(request.sl_values) * len(request.tp_values)
             for index, results in enumerate(executor.map(islice(batches, skip, None)),
                                             start=skip):
                 kept = [r for r in results if not _prune(r, request.prune)]
-                state["pruned"] += len(results) - len(kept)
-                topk = merge_top(topk, kept, request.top_k)
-                state["evaluated_b"] += len(results)
-                state["next_batch"] = index + 1
-                save_checkpoint()
+                ck = _Checkpoint(ck.shortlist, merge_top(ck.topk, kept, request.top_k),
+                                 {**ck.state, "next_batch": index + 1,
+                                  "evaluated_b": ck.state["evaluated_b"] + len(results),
+                                  "pruned": ck.state["pruned"] + len(results) - len(kept)})
+                save_checkpoint(ck)
                 if progress is not None:
-                    progress("B", state["evaluated_b"], total_b)
+                    progress("B", ck.state["evaluated_b"], total_b)
                 if out_of_time():
-                    partial = True
+                    stop_reason = "max_seconds"
                     break
             else:
-                state["stage"] = "done"
-                save_checkpoint()
+                ck = _Checkpoint(ck.shortlist, ck.topk, {**ck.state, "stage": "done"})
     except KeyboardInterrupt:
-        partial = True
-        save_checkpoint()
+        stop_reason = "interrupted"
     finally:
         executor.close()
+    save_checkpoint(ck, force=True)
+    partial = stop_reason != "complete"
+    shortlist, topk, state = ck.shortlist, ck.topk, ck.state
     search_time = time.perf_counter() - started
     final = topk if state["stage"] == "done" or topk else shortlist[: request.top_k]
     base_rule = {"setup_id": rule.setup_id, "version": str(rule.version),
@@ -295,7 +326,7 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
         "grid_request_hash": request_hash, "engine_params_hash": engine_hash,
         "setup_id": rule.setup_id, "rule_version": rule.version.tag,
         "params_hash": rule.params_hash, "data_hash": data_hash, "bars": bars,
-        "partial": partial, "stage_reached": state["stage"],
+        "partial": partial, "stop_reason": stop_reason, "stage_reached": state["stage"],
         "counts": {"stage_a_variants": base_count, "stage_a_evaluated": state["evaluated_a"],
                    "stage_b_max": stage_b_max, "stage_b_evaluated": state["evaluated_b"],
                    "pruned": state["pruned"], "top_k": len(rows)},

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 
 import pandas as pd
 
 from ita_vc.backtest.run import run_backtest
-from tests.helpers import invoke, make_pipeline_repo
+from tests.helpers import VENV_BIN, invoke, make_pipeline_repo
 
 
 def test_grid_run_and_promote(tmp_repo):
@@ -45,7 +49,8 @@ def test_grid_run_partial_and_guard(tmp_repo):
     partial = invoke("grid", "run", "--workers", "1", "--max-seconds", "0", "--out",
                      str(tmp_repo / "g"))
     assert partial.exit_code == 0 and "PARTIAL: " in partial.stdout
-    assert json.loads((tmp_repo / "g/summary.json").read_text())["partial"] is True
+    stopped = json.loads((tmp_repo / "g/summary.json").read_text())
+    assert stopped["partial"] is True and stopped["stop_reason"] == "max_seconds"
     resumed = invoke("grid", "run", "--workers", "1", "--resume", "--out", str(tmp_repo / "g"))
     assert resumed.exit_code == 0 and "PARTIAL" not in resumed.stdout
     params = tmp_repo / "params.yaml"
@@ -53,3 +58,35 @@ def test_grid_run_partial_and_guard(tmp_repo):
                                                  "  max_variants: 5\n"))
     refused = invoke("grid", "run")
     assert refused.exit_code == 11 and "max_variants = 5" in refused.stderr
+
+
+def test_grid_run_ctrl_c_writes_partial_and_exits_130(tmp_repo):
+    """A real SIGINT to a running ``ita-vc grid run``: best-so-far written, exit 130, resumable."""
+    make_pipeline_repo(tmp_repo)
+    params = tmp_repo / "params.yaml"
+    params.write_text(params.read_text().replace(
+        "params: {fast: {min: 5, max: 20, step: 5}, slow: [30, 50, 80]}",
+        "params: {fast: {min: 2, max: 30, step: 1}, slow: {min: 31, max: 60, step: 1}}")
+        .replace("  top_k: 20\n", "  top_k: 20\n  batch_size: 5\n"))
+    checkpoint = tmp_repo / ".ita/grid/checkpoint.json"
+    env = {**os.environ, "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}  # a checkpoint per batch
+    proc = subprocess.Popen([str(VENV_BIN / "ita-vc"), "grid", "run", "--workers", "1", "--out",
+                             str(tmp_repo / "g")], cwd=tmp_repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the grid finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "PARTIAL: " in stdout
+    summary = json.loads((tmp_repo / "g/summary.json").read_text())
+    assert summary["partial"] is True and summary["stop_reason"] == "interrupted"
+    assert 0 < summary["counts"]["stage_a_evaluated"] < summary["counts"]["stage_a_variants"]
+    assert pd.read_parquet(tmp_repo / "g/topk.parquet")["partial"].all()
+    resumed = invoke("grid", "run", "--workers", "1", "--resume", "--out", str(tmp_repo / "g"))
+    assert resumed.exit_code == 0 and "PARTIAL" not in resumed.stdout, resumed.output
+    done = json.loads((tmp_repo / "g/summary.json").read_text())
+    assert done["stop_reason"] == "complete"
+    assert done["counts"]["stage_a_evaluated"] == done["counts"]["stage_a_variants"]
