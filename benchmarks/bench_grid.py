@@ -95,6 +95,61 @@ def case_single_vectorbt(n: int, repeat: int) -> dict:
             "total_return": float(stats["Total Return [%]"])}
 
 
+def case_single_floor(n: int, repeat: int) -> dict:
+    """The floor: one plain numba pass over the same close array (SMA(10), SMA(20), cross,
+    long-short flip at the close, mark-to-market equity, Total Return and Max DD), no trades
+    table, no metrics report, no pandas."""
+    import numpy as np
+    from numba import njit
+
+    @njit(cache=False)
+    def plain(close: np.ndarray, fast: int, slow: int) -> tuple[float, float, int]:
+        s_fast = 0.0
+        s_slow = 0.0
+        pos = 0
+        entry = 0.0
+        cash = 1.0
+        units = 0.0
+        peak = 1.0
+        mdd = 0.0
+        trades = 0
+        prev_diff = 0.0
+        for i in range(close.shape[0]):
+            c = close[i]
+            s_fast += c
+            s_slow += c
+            if i >= fast:
+                s_fast -= close[i - fast]
+            if i >= slow:
+                s_slow -= close[i - slow]
+            if i >= slow - 1:
+                diff = s_fast / fast - s_slow / slow
+                if i >= slow and prev_diff <= 0.0 < diff and pos != 1:
+                    if pos != 0:
+                        cash += units * (c - entry)
+                        trades += 1
+                    pos, entry, units = 1, c, cash / c
+                elif i >= slow and prev_diff >= 0.0 > diff and pos != -1:
+                    if pos != 0:
+                        cash += units * (c - entry)
+                        trades += 1
+                    pos, entry, units = -1, c, -cash / c
+                prev_diff = diff
+            equity = cash + units * (c - entry) if pos != 0 else cash
+            peak = max(peak, equity)
+            mdd = min(mdd, equity / peak - 1.0)
+        if pos != 0:
+            cash += units * (close[-1] - entry)
+            trades += 1
+        return (cash - 1.0) * 100.0, mdd * 100.0, trades
+
+    close = np.ascontiguousarray(candles(n)["close"].to_numpy(), dtype=np.float64)
+    plain(close[:5000], 10, 20)
+    t = _median(lambda: plain(close, 10, 20), repeat)
+    tr, _, trades = plain(close, 10, 20)
+    return {"seconds": t, "trades": int(trades), "total_return": float(tr)}
+
+
 def case_single_backtesting(n: int, repeat: int) -> dict:
     import pandas as pd
     from backtesting import Backtest, Strategy
@@ -193,7 +248,8 @@ def case_staged(n: int, repeat: int, scale: int = 1) -> dict:
 
 CASES = {
     "single_itavc": case_single_itavc, "single_vectorbt": case_single_vectorbt,
-    "single_backtesting": case_single_backtesting, "grid100_itavc": case_grid100_itavc,
+    "single_backtesting": case_single_backtesting, "single_floor": case_single_floor,
+    "grid100_itavc": case_grid100_itavc,
     "grid100_vectorbt": case_grid100_vectorbt, "staged": case_staged,
     "staged_tenth": lambda n, r: case_staged(n, r, scale=10),
 }
@@ -225,8 +281,9 @@ def main() -> int:
     ours = sub("single_itavc", big, 5)
     vbt = sub("single_vectorbt", big, 5)
     btp = sub("single_backtesting", big, 1)  # slow: one timed run after a warm-up
+    floor = sub("single_floor", big, 5)
     for name, r in (("ita-vc run_backtest", ours), ("vectorbt from_signals+stats", vbt),
-                    ("backtesting.py", btp)):
+                    ("backtesting.py", btp), ("floor: plain numba pass (TR, DD)", floor)):
         if "error" in r:
             rows.append((name, "error: " + r["error"][:60], "", "", ""))
             continue

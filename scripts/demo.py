@@ -2,7 +2,8 @@
 
 As a new user would, with the real tools: restore the sample candles from the DVC remote
 committed in ``samples/`` (offline), check the example rules, run the backtest pipeline with
-``dvc repro`` (prepare -> backtest -> report, as params.yaml says), and show the metrics.
+``dvc repro`` (prepare -> backtest -> report -> grid, as params.yaml says), and show the
+metrics and the grid's best variants.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def main() -> int:
                 "Win Rate [%]", "Sharpe Ratio"):
         value = metrics[key]
         print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
+    import pandas as pd
+
+    grid = json.loads((ROOT / "results/grid/summary.json").read_text())
+    topk = pd.read_parquet(ROOT / "results/grid/topk.parquet")
+    counts = grid["counts"]
+    print(f"\ngrid: {counts['stage_a_variants']} base variants, "
+          f"{counts['stage_b_evaluated']} with SL/TP; best 3 of {len(topk)}:")
+    for _, row in topk.head(3).iterrows():
+        print(f"  {row['rank']}. {row['variant_key']:<40} {row['Total Return [%]']:.4f} %")
+    print("  (results/grid/report.md; `ita-vc grid promote KEY` saves one as a rule version)")
     print(f"\nreport: {ROOT / 'results/report/report.md'} (charts beside it); "
           "`dvc metrics show`, `dvc plots show` work too")
     print("demo OK")

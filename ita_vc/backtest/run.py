@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +32,32 @@ ENGINE_VERSION = "1.0"
 
 @dataclass
 class BacktestResult:
-    """Everything one backtest produced."""
+    """Everything one backtest produced.
+
+    ``summary`` (provenance: rule, data_hash, config_hash, ...) is built on first access: the
+    sha256 of the candles used is a large share of a run's cost, and only the writers need it.
+    """
 
     metrics: dict[str, Any]
     trades: pd.DataFrame
     fills: pd.DataFrame
     equity: pd.DataFrame
     drawdown: pd.DataFrame
-    summary: dict[str, Any]
+    summary_fields: dict[str, Any] = field(repr=False)
     position: Any = field(repr=False, default=None)
+    candles_used: pd.DataFrame | None = field(repr=False, default=None)
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """The run summary (``summary.json``), ``data_hash`` included."""
+        from ita_vc.store.tablehash import hash_dataframe
+
+        fields = dict(self.summary_fields)
+        if fields.get("data_hash") is None and self.candles_used is not None:
+            fields["data_hash"] = hash_dataframe(self.candles_used.astype(
+                {"ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
+                 "close": "float64", "volume": "float64"}))
+        return fields
 
 
 def load_rule(rule: Rule | Mapping[str, Any] | str | Path, catalog: Catalog) -> Rule:
@@ -136,6 +154,14 @@ def prepare_candles(
     return pd.DataFrame(cut), report
 
 
+def _labels(names: Any, codes: Any) -> pd.Series:
+    """A ``str`` column of ``names[code]`` (vectorised: one take, one conversion)."""
+    import pandas as pd
+
+    return pd.Series(np.asarray(names, dtype=object)[np.asarray(codes, dtype=np.int64)],
+                     dtype="str")
+
+
 def run_backtest(
     candles: pd.DataFrame, rule: Rule | Mapping[str, Any] | str | Path,
     params: Mapping[str, Any] | RunParams | None = None, *, catalog: Catalog | None = None,
@@ -156,7 +182,6 @@ def run_backtest(
     from ita_vc.backtest.signals import resolve_indicator_params, rule_states
     from ita_vc.catalog import load_catalog
     from ita_vc.store.hashing import hash_canonical
-    from ita_vc.store.tablehash import hash_dataframe
 
     catalog = catalog or load_catalog()
     run_params = params if isinstance(params, RunParams) else parse_params(params)
@@ -178,9 +203,6 @@ def run_backtest(
     else:
         frame, prep = prepare_candles(candles, run_params)
     used = frame[["ts_utc", "open", "high", "low", "close", "volume"]]
-    data_hash = hash_dataframe(used.astype({"ts_utc": "int64", "open": "float64",
-                                            "high": "float64", "low": "float64",
-                                            "close": "float64", "volume": "float64"}))
     high, low, close = (frame[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close"))
     states, conflicting = rule_states(indicators, high, low, close)
     warm = frame["warmup"].to_numpy(dtype=bool)
@@ -197,21 +219,18 @@ def run_backtest(
     )
     t = out.trades
     trades = pd.DataFrame({
-        "entry_ts": ts[t[:, 0].astype(np.int64)] if len(t) else np.zeros(0, np.int64),
-        "exit_ts": ts[t[:, 1].astype(np.int64)] if len(t) else np.zeros(0, np.int64),
-        "direction": np.where(t[:, 2] > 0, "long", "short") if len(t) else np.zeros(0, str),
+        "entry_ts": ts[t[:, 0].astype(np.int64)], "exit_ts": ts[t[:, 1].astype(np.int64)],
+        "direction": _labels(("short", "long"), t[:, 2] > 0),
         "qty": t[:, 3], "entry_price": t[:, 4], "exit_price": t[:, 5], "entry_fee": t[:, 6],
         "exit_fee": t[:, 7], "pnl": t[:, 8], "return_pct": t[:, 9],
-        "exit_reason": [REASONS[int(r)] for r in t[:, 10]],
-    }).astype({"entry_ts": "int64", "exit_ts": "int64", "direction": "str",
-               "exit_reason": "str"})
+        "exit_reason": _labels(REASONS, t[:, 10]),
+    })
     f = out.fills
     fills = pd.DataFrame({
-        "ts_utc": ts[f[:, 0].astype(np.int64)] if len(f) else np.zeros(0, np.int64),
-        "side": np.where(f[:, 1] > 0, "buy", "sell") if len(f) else np.zeros(0, str),
+        "ts_utc": ts[f[:, 0].astype(np.int64)], "side": _labels(("sell", "buy"), f[:, 1] > 0),
         "qty": f[:, 2], "price": f[:, 3], "fee": f[:, 4], "slippage": f[:, 5],
         "pnl_realized": f[:, 6], "borrow_cost": np.zeros(len(f)),
-    }).astype({"ts_utc": "int64", "side": "str"})
+    })
     equity = pd.DataFrame({"ts_utc": ts, "equity": out.equity})
     drawdown = pd.DataFrame({
         "ts_utc": ts, "drawdown": drawdown_series(out.equity, run_params.backtest.init_cash)})
@@ -236,7 +255,7 @@ def run_backtest(
             "last_bar": format_ts(int(ts[-1])) if len(ts) else None,
             "bars": len(ts), "warmup_bars": n_warm,
         },
-        "data_hash": data_hash, "config_hash": hash_canonical(config),
+        "data_hash": None, "config_hash": hash_canonical(config),
         "engine_version": ENGINE_VERSION,
         "conflicting_signals": int(conflicting[n_warm:].sum()),
         "fee_pct": run_params.backtest.fee_pct, "slippage_pct": run_params.backtest.slippage_pct,
@@ -245,4 +264,4 @@ def run_backtest(
         "indicators": [{"name": n, "params": p} for n, p in indicators],
         "rollup": prep.get("rollup"), "num_trades": len(trades),
     }
-    return BacktestResult(metrics, trades, fills, equity, drawdown, summary, out.position)
+    return BacktestResult(metrics, trades, fills, equity, drawdown, summary, out.position, used)

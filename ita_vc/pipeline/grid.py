@@ -256,6 +256,7 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     def out_of_time() -> bool:
         return max_seconds is not None and time.perf_counter() - started > max_seconds
 
+    plain_in_b = None in request.sl_values and None in request.tp_values
     try:
         if ck.state["stage"] == "A":
             batches = _batches(request.base_variants(), request.batch_size)
@@ -272,11 +273,18 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
                     stop_reason = "max_seconds"
                     break
             else:
-                ck = _Checkpoint(ck.shortlist, ck.topk, {**ck.state, "stage": "B",
-                                                         "next_batch": 0})
+                # Stage A already computed every shortlisted variant without SL/TP: when the
+                # axes hold (None, None), those results enter Stage B as they are.
+                reused = ck.shortlist if plain_in_b else []
+                kept = [r for r in reused if not _prune(r, request.prune)]
+                ck = _Checkpoint(ck.shortlist, merge_top(ck.topk, kept, request.top_k),
+                                 {**ck.state, "stage": "B", "next_batch": 0,
+                                  "evaluated_b": len(reused),
+                                  "pruned": ck.state["pruned"] + len(reused) - len(kept)})
         if ck.state["stage"] == "B" and stop_reason == "complete":
             expanded = (v for r in sorted(ck.shortlist, key=lambda r: r.key)
-                        for v in request.expand(r.variant.base))
+                        for v in request.expand(r.variant.base)
+                        if not (plain_in_b and v.sl_pct is None and v.tp_pct is None))
             batches = _batches(expanded, request.batch_size)
             skip = ck.state["next_batch"]
             total_b = len(ck.shortlist) * len(request.sl_values) * len(request.tp_values)
