@@ -263,6 +263,11 @@ def sub(case: str, n: int, repeat: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _workers(result: dict) -> str:
+    mb = result.get("worker_rss_mb", 0.0)
+    return f"{mb:,.0f} MB" if mb > 1 else "-"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -274,6 +279,8 @@ def main() -> int:
         warnings.simplefilter("ignore")
         result = CASES[args.case](args.bars, args.repeat)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # worker processes (the grid's pool): the largest one's peak
+        result["worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(json.dumps(result))
         return 0
     big, small = (200_000, 20_000) if args.quick else (1_000_000, 100_000)
@@ -296,23 +303,24 @@ def main() -> int:
     rows = []
     for name, r in (("ita-vc grid (2 processes)", g_ours), ("vectorbt (100 columns)", g_vbt)):
         if "error" in r:
-            rows.append((name, "error: " + r["error"][:60], "", ""))
+            rows.append((name, "error: " + r["error"][:60], "", "", "", ""))
             continue
         rows.append((name, f"{r['seconds']:.2f} s", f"{r['seconds'] / g_ours['seconds']:.1f}x",
-                     f"{r['peak_rss_mb']:,.0f} MB"))
+                     f"{r['peak_rss_mb']:,.0f} MB", _workers(r)))
     print_table(f"2. 100 ma_cross pairs x {big:,} bars: TR, Max DD, Sharpe, trades", rows,
-                ("tool", "wall", "vs ita-vc", "peak RSS"))
+                ("tool", "wall", "vs ita-vc", "peak RSS", "largest worker"))
     staged = sub("staged", small, 1)
     tenth = sub("staged_tenth", small, 1)
     rows = []
     for name, r in (("staged grid", staged), ("same at 1/10 the variants", tenth)):
         if "error" in r:
-            rows.append((name, "error: " + r["error"][:60], "", "", ""))
+            rows.append((name, "error: " + r["error"][:60], "", "", "", "", ""))
             continue
         rows.append((name, f"{r['variants']:,}", f"{r['seconds']:.1f} s",
-                     f"{r['variants'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f} MB"))
+                     f"{r['variants'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f} MB",
+                     _workers(r)))
     print_table(f"3. staged grid with SL/TP axes on {small:,} bars", rows,
-                ("run", "variants", "wall", "variants/s", "peak RSS"))
+                ("run", "variants", "wall", "variants/s", "peak RSS", "largest worker"))
     return 0
 
 
