@@ -303,7 +303,7 @@ def main() -> int:
     rows = []
     for name, r in (("ita-vc grid (2 processes)", g_ours), ("vectorbt (100 columns)", g_vbt)):
         if "error" in r:
-            rows.append((name, "error: " + r["error"][:60], "", "", "", ""))
+            rows.append((name, "error: " + r["error"][:60], "", "", ""))
             continue
         rows.append((name, f"{r['seconds']:.2f} s", f"{r['seconds'] / g_ours['seconds']:.1f}x",
                      f"{r['peak_rss_mb']:,.0f} MB", _workers(r)))
@@ -314,7 +314,7 @@ def main() -> int:
     rows = []
     for name, r in (("staged grid", staged), ("same at 1/10 the variants", tenth)):
         if "error" in r:
-            rows.append((name, "error: " + r["error"][:60], "", "", "", "", ""))
+            rows.append((name, "error: " + r["error"][:60], "", "", "", ""))
             continue
         rows.append((name, f"{r['variants']:,}", f"{r['seconds']:.1f} s",
                      f"{r['variants'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f} MB",
