@@ -212,3 +212,34 @@ def test_memory_does_not_grow_with_the_number_of_variants():
     large = int(subprocess.run([sys.executable, "-c", _RSS, "500"], capture_output=True,
                                text=True, check=True).stdout.split()[-1])
     assert large < small * 1.5, (small, large)  # 10x the variants, not 10x the memory
+
+
+def test_sampled_variants_equal_single_backtests(setup):
+    """Any variant (not only the top-K), one and two indicators, with and without SL/TP: the
+    grid's evaluation gives the single backtest's numbers exactly."""
+    from ita_vc.backtest.grid import evaluate_batch, grid_arrays
+
+    prepared, rule, params = setup
+    request = parse_grid({"indicators": [
+        {"name": "ma_cross", "params": {"fast": [4, 8, 12], "slow": [20, 40]}},
+        {"name": "sma", "params": {"window": [10, 50]}}],
+        "targets": {"sl_pct": [None, 0.8, 2.0], "tp_pct": [None, 1.5, 4.0]}}, CATALOG)
+    single_request = parse_grid({"indicators": [
+        {"name": "ma_cross", "params": {"fast": [4, 8, 12], "slow": [20, 40]}}],
+        "targets": {"sl_pct": [None, 0.8, 2.0], "tp_pct": [None, 1.5, 4.0]}}, CATALOG)
+    variants = [v for r in (request, single_request) for b in r.base_variants()
+                for v in r.expand(b)]
+    rng = np.random.default_rng(7)
+    sample = [variants[i] for i in rng.choice(len(variants), size=30, replace=False)]
+    high, low, close, n_warm, ts = grid_arrays(prepared)
+    settings = {"direction": rule.direction, "sizing": rule.sizing,
+                "fee_rate": params.backtest.fee_rate, "slip": params.backtest.slip,
+                "init_cash": params.backtest.init_cash}
+    results = evaluate_batch(sample, (high, low, close, n_warm, settings, ts))
+    base_rule = {"setup_id": "g", "version": "1.0", "direction": rule.direction}
+    assert {len(v.indicators) for v in sample} == {1, 2}
+    for variant, result in zip(sample, results, strict=True):
+        m = run_backtest(prepared, variant.rule(base_rule), params).metrics
+        assert (result.total_return, result.max_drawdown, result.trades, result.sharpe) == (
+            m["Total Return [%]"], m["Max. Drawdown [%]"], m["Num. Trades"], m["Sharpe Ratio"]
+        ), variant.key
