@@ -36,10 +36,19 @@ def _clean(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
+@nb.njit(cache=True, nogil=True)
+def _drawdown(equity: Any, init_cash: float) -> Any:  # pragma: no cover
+    out = np.empty(equity.shape[0])
+    peak = init_cash
+    for i in range(equity.shape[0]):
+        peak = max(peak, equity[i])
+        out[i] = equity[i] / peak - 1.0
+    return out
+
+
 def drawdown_series(equity: Any, init_cash: float) -> Any:
-    """``equity / peak - 1`` per bar, the peak starting at the initial cash."""
-    peak = np.maximum.accumulate(np.r_[init_cash, np.asarray(equity, dtype=np.float64)])[1:]
-    return np.asarray(equity, dtype=np.float64) / peak - 1.0
+    """``equity / peak - 1`` per bar, the peak (running maximum) starting at the initial cash."""
+    return _drawdown(np.ascontiguousarray(equity, dtype=np.float64), float(init_cash))
 
 
 @nb.njit(cache=True, nogil=True)

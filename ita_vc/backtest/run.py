@@ -54,7 +54,8 @@ class BacktestResult:
 
         fields = dict(self.summary_fields)
         if fields.get("data_hash") is None and self.candles_used is not None:
-            fields["data_hash"] = hash_dataframe(self.candles_used.astype(
+            used = self.candles_used[["ts_utc", "open", "high", "low", "close", "volume"]]
+            fields["data_hash"] = hash_dataframe(used.astype(
                 {"ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
                  "close": "float64", "volume": "float64"}))
         return fields
@@ -202,7 +203,6 @@ def run_backtest(
         }
     else:
         frame, prep = prepare_candles(candles, run_params)
-    used = frame[["ts_utc", "open", "high", "low", "close", "volume"]]
     high, low, close = (frame[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close"))
     states, conflicting = rule_states(indicators, high, low, close)
     warm = frame["warmup"].to_numpy(dtype=bool)
@@ -264,4 +264,4 @@ def run_backtest(
         "indicators": [{"name": n, "params": p} for n, p in indicators],
         "rollup": prep.get("rollup"), "num_trades": len(trades),
     }
-    return BacktestResult(metrics, trades, fills, equity, drawdown, summary, out.position, used)
+    return BacktestResult(metrics, trades, fills, equity, drawdown, summary, out.position, frame)

@@ -126,4 +126,6 @@ def rule_states(indicators: Sequence[tuple[str, Mapping[str, Any]]], high: Any, 
     """Final rule state and conflicting mask for all bars."""
     high, low, close = (np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close))
     states = [indicator_state(name, params, high, low, close) for name, params in indicators]
+    if len(states) == 1:  # one indicator: its state is final, nothing can conflict
+        return states[0], np.zeros(len(close), dtype=bool)
     return combine_states(states, len(close))
