@@ -17,9 +17,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numba as nb
 import numpy as np
 
+from ita_vc.backtest.metrics import (
+    daily_index,
+    daily_returns,
+    return_and_max_drawdown,
+    sharpe_ratio,
+)
 from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -250,30 +255,6 @@ def merge_top(current: list[VariantResult], new: Sequence[VariantResult],
 
 _STATE_CACHE_BYTES = 256 * 2**20
 """Indicator states kept per process (bytes); beyond it the cache starts over."""
-_DAY_MS = 86_400_000
-
-
-@nb.njit(cache=True, nogil=True)
-def _return_and_drawdown(equity: Any, init_cash: float) -> tuple[float, float]:  # pragma: no cover
-    """``(Total Return [%], Max. Drawdown [%])`` in one pass, with the very float operations
-    of :func:`ita_vc.backtest.metrics.drawdown_series` (so the numbers are identical)."""
-    peak = init_cash
-    low = 0.0
-    for i in range(equity.shape[0]):
-        value = equity[i]
-        peak = max(peak, value)
-        low = min(low, value / peak - 1.0)
-    return (equity[-1] / init_cash - 1.0) * 100.0, low * 100.0
-
-
-def _day_index(ts: Any) -> Any:
-    """For each UTC day from the first to the last bar, the index of its last bar (days
-    without bars take the previous day's): the daily equity of the Sharpe Ratio."""
-    days = np.asarray(ts, dtype=np.int64) // _DAY_MS
-    last_of_day = np.flatnonzero(np.r_[days[1:] != days[:-1], True])
-    index = np.full(int(days[-1] - days[0]) + 1, -1, dtype=np.int64)
-    index[days[last_of_day] - days[0]] = last_of_day
-    return np.maximum.accumulate(index)
 
 
 class _Evaluator:
@@ -286,7 +267,7 @@ class _Evaluator:
         self.high, self.low, self.close = high, low, close
         self.n_warm = n_warm
         self.ts = None if ts is None else ts[n_warm:]
-        self.days = None if self.ts is None or not len(self.ts) else _day_index(self.ts)
+        self.days = None if self.ts is None or not len(self.ts) else daily_index(self.ts)
         self.settings = settings
         self._state = indicator_state
         self.cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
@@ -327,21 +308,12 @@ class _Evaluator:
         init = s["init_cash"]
         sharpe = None
         if len(equity):
-            total, max_dd = _return_and_drawdown(equity, float(init))
+            total, max_dd = return_and_max_drawdown(equity, float(init))
             if self.days is not None:
-                sharpe = _sharpe(equity[self.days])
+                sharpe = sharpe_ratio(daily_returns(equity[self.days]))
         else:
             total, max_dd = 0.0, 0.0
         return VariantResult(variant.key, total, max_dd, int(n_trades), variant, sharpe)
-
-
-def _sharpe(daily: Any) -> float | None:
-    """The Sharpe Ratio of docs/backtest-model.md (daily returns, 365) of the daily equity."""
-    returns = daily[1:] / daily[:-1] - 1.0
-    if len(returns) < 2:
-        return None
-    std = float(returns.std(ddof=1))
-    return float(returns.mean() / std * math.sqrt(365)) if std > 0 else None
 
 
 _WORKER: dict[str, _Evaluator] = {}

@@ -36,14 +36,37 @@ def _clean(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def drawdown_step(peak: float, value: float) -> tuple[float, float]:  # pragma: no cover
+    """One bar of the drawdown: ``(new running peak, value / peak - 1)``. Every drawdown in
+    ita-vc (the series, the grid's Max DD) goes through it, so they agree bit for bit. The
+    kernels that inline it live in this module: numba's cache only notices edits to the file
+    of the function it compiled."""
+    peak = max(peak, value)
+    return peak, value / peak - 1.0
+
+
 @nb.njit(cache=True, nogil=True)
 def _drawdown(equity: Any, init_cash: float) -> Any:  # pragma: no cover
     out = np.empty(equity.shape[0])
     peak = init_cash
     for i in range(equity.shape[0]):
-        peak = max(peak, equity[i])
-        out[i] = equity[i] / peak - 1.0
+        peak, out[i] = drawdown_step(peak, equity[i])
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def return_and_max_drawdown(  # pragma: no cover - compiled
+    equity: Any, init_cash: float,
+) -> tuple[float, float]:
+    """``(Total Return [%], Max. Drawdown [%])`` in one pass without a drawdown array (the
+    grid's hot path), through :func:`drawdown_step`: the numbers equal a single run's."""
+    peak = init_cash
+    low = 0.0
+    for i in range(equity.shape[0]):
+        peak, level = drawdown_step(peak, equity[i])
+        low = min(low, level)
+    return (equity[-1] / init_cash - 1.0) * 100.0, low * 100.0
 
 
 def drawdown_series(equity: Any, init_cash: float) -> Any:
@@ -101,16 +124,28 @@ def drawdown_periods(ts: Any, equity: Any, init_cash: float) -> list[tuple[float
     return list(zip(depths.tolist(), lengths.tolist(), strict=True))
 
 
-def _daily_returns(ts: Any, equity: Any) -> Any:
+def daily_index(ts: Any) -> Any:
+    """For each UTC day from the first to the last bar, the index of its last bar (a day
+    without bars takes the previous day's): ``equity[daily_index(ts)]`` is the daily equity."""
     days = np.asarray(ts, dtype=np.int64) // _DAY_MS
-    first, last = int(days[0]), int(days[-1])
-    daily = np.full(last - first + 1, np.nan)
-    is_last_of_day = np.r_[days[1:] != days[:-1], True]
-    daily[days[is_last_of_day] - first] = np.asarray(equity, dtype=np.float64)[is_last_of_day]
-    for i in range(1, len(daily)):  # forward-fill days without bars
-        if math.isnan(daily[i]):
-            daily[i] = daily[i - 1]
-    return daily[1:] / daily[:-1] - 1.0
+    last_of_day = np.flatnonzero(np.r_[days[1:] != days[:-1], True])
+    index = np.full(int(days[-1] - days[0]) + 1, -1, dtype=np.int64)
+    index[days[last_of_day] - days[0]] = last_of_day
+    return np.maximum.accumulate(index)
+
+
+def daily_returns(daily_equity: Any) -> Any:
+    """Day-over-day returns of a daily equity series."""
+    return daily_equity[1:] / daily_equity[:-1] - 1.0
+
+
+def sharpe_ratio(returns: Any) -> float | None:
+    """The Sharpe Ratio of docs/backtest-model.md: mean / sample std of the daily returns x
+    sqrt(365); None with fewer than two returns or no variation."""
+    if len(returns) < 2:
+        return None
+    std = float(returns.std(ddof=1))
+    return float(returns.mean() / std * math.sqrt(365)) if std > 0 else None
 
 
 def compute_metrics(  # noqa: PLR0915 - one line per metric
@@ -167,10 +202,8 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.abs(position * close) / equity
     metrics["Gross Exposure"] = exposure.mean() if np.all(equity > 0) else None
-    returns = _daily_returns(ts, equity)
-    if len(returns) > 1:
-        std = returns.std(ddof=1)
-        metrics["Sharpe Ratio"] = returns.mean() / std * math.sqrt(365) if std > 0 else None
+    returns = daily_returns(np.asarray(equity, dtype=np.float64)[daily_index(ts)])
+    metrics["Sharpe Ratio"] = sharpe_ratio(returns)
     if len(returns) > 0:
         downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
         metrics["Sortino Ratio"] = (returns.mean() * math.sqrt(365) / downside
