@@ -256,51 +256,50 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     def out_of_time() -> bool:
         return max_seconds is not None and time.perf_counter() - started > max_seconds
 
+    def fold_a(point: _Checkpoint, results: list[Any], next_batch: int) -> _Checkpoint:
+        return _Checkpoint(merge_top(point.shortlist, results, request.preselect), point.topk,
+                           {**point.state, "next_batch": next_batch,
+                            "evaluated_a": point.state["evaluated_a"] + len(results)})
+
+    def fold_b(point: _Checkpoint, results: list[Any], next_batch: int) -> _Checkpoint:
+        kept = [r for r in results if not _prune(r, request.prune)]
+        return _Checkpoint(point.shortlist, merge_top(point.topk, kept, request.top_k),
+                           {**point.state, "next_batch": next_batch,
+                            "evaluated_b": point.state["evaluated_b"] + len(results),
+                            "pruned": point.state["pruned"] + len(results) - len(kept)})
+
+    def run_stage(variants: Iterable[Variant], fold: Callable[..., _Checkpoint], stage: str,
+                  total: int) -> bool:
+        """Evaluate the stage's batches from the checkpoint on; False when out of time."""
+        nonlocal ck
+        skip = ck.state["next_batch"]
+        batches = islice(_batches(variants, request.batch_size), skip, None)
+        for index, results in enumerate(executor.map(batches), start=skip):
+            ck = fold(ck, results, index + 1)
+            save_checkpoint(ck)
+            if progress is not None:
+                progress(stage, ck.state[f"evaluated_{stage.lower()}"], total)
+            if out_of_time():
+                return False
+        return True
+
     plain_in_b = None in request.sl_values and None in request.tp_values
     try:
         if ck.state["stage"] == "A":
-            batches = _batches(request.base_variants(), request.batch_size)
-            skip = ck.state["next_batch"]
-            for index, results in enumerate(executor.map(islice(batches, skip, None)),
-                                            start=skip):
-                ck = _Checkpoint(merge_top(ck.shortlist, results, request.preselect), ck.topk,
-                                 {**ck.state, "next_batch": index + 1,
-                                  "evaluated_a": ck.state["evaluated_a"] + len(results)})
-                save_checkpoint(ck)
-                if progress is not None:
-                    progress("A", ck.state["evaluated_a"], base_count)
-                if out_of_time():
-                    stop_reason = "max_seconds"
-                    break
+            if not run_stage(request.base_variants(), fold_a, "A", base_count):
+                stop_reason = "max_seconds"
             else:
                 # Stage A already computed every shortlisted variant without SL/TP: when the
                 # axes hold (None, None), those results enter Stage B as they are.
-                reused = ck.shortlist if plain_in_b else []
-                kept = [r for r in reused if not _prune(r, request.prune)]
-                ck = _Checkpoint(ck.shortlist, merge_top(ck.topk, kept, request.top_k),
-                                 {**ck.state, "stage": "B", "next_batch": 0,
-                                  "evaluated_b": len(reused),
-                                  "pruned": ck.state["pruned"] + len(reused) - len(kept)})
+                ck = fold_b(_Checkpoint(ck.shortlist, ck.topk, {**ck.state, "stage": "B"}),
+                            ck.shortlist if plain_in_b else [], 0)
         if ck.state["stage"] == "B" and stop_reason == "complete":
             expanded = (v for r in sorted(ck.shortlist, key=lambda r: r.key)
                         for v in request.expand(r.variant.base)
                         if not (plain_in_b and v.sl_pct is None and v.tp_pct is None))
-            batches = _batches(expanded, request.batch_size)
-            skip = ck.state["next_batch"]
             total_b = len(ck.shortlist) * len(request.sl_values) * len(request.tp_values)
-            for index, results in enumerate(executor.map(islice(batches, skip, None)),
-                                            start=skip):
-                kept = [r for r in results if not _prune(r, request.prune)]
-                ck = _Checkpoint(ck.shortlist, merge_top(ck.topk, kept, request.top_k),
-                                 {**ck.state, "next_batch": index + 1,
-                                  "evaluated_b": ck.state["evaluated_b"] + len(results),
-                                  "pruned": ck.state["pruned"] + len(results) - len(kept)})
-                save_checkpoint(ck)
-                if progress is not None:
-                    progress("B", ck.state["evaluated_b"], total_b)
-                if out_of_time():
-                    stop_reason = "max_seconds"
-                    break
+            if not run_stage(expanded, fold_b, "B", total_b):
+                stop_reason = "max_seconds"
             else:
                 ck = _Checkpoint(ck.shortlist, ck.topk, {**ck.state, "stage": "done"})
     except KeyboardInterrupt:
