@@ -121,28 +121,21 @@ def _rsi(values: Any, n: int) -> Any:  # pragma: no cover - compiled
     out = np.full(size, np.nan)
     if size <= n:
         return out
-    gain = 0.0
+    gain = 0.0  # sums of the first n changes, then Wilder averages
     loss = 0.0
-    for i in range(1, n + 1):
+    for i in range(1, size):
         change = values[i] - values[i - 1]
+        if i > n:
+            gain *= n - 1
+            loss *= n - 1
         if change > 0:
             gain += change
         else:
             loss -= change
-    gain /= n
-    loss /= n
-    out[n] = 50.0 if gain + loss == 0 else 100.0 * gain / (gain + loss)
-    for i in range(n + 1, size):
-        change = values[i] - values[i - 1]
-        gain *= n - 1
-        loss *= n - 1
-        if change > 0:
-            gain += change
-        else:
-            loss -= change
-        gain /= n
-        loss /= n
-        out[i] = 50.0 if gain + loss == 0 else 100.0 * gain / (gain + loss)
+        if i >= n:  # at bar n the sums become simple means; later, (avg * (n-1) + x) / n
+            gain /= n
+            loss /= n
+            out[i] = 50.0 if gain + loss == 0 else 100.0 * gain / (gain + loss)
     return out
 
 
