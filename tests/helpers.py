@@ -7,9 +7,13 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -133,3 +137,23 @@ def make_pipeline_repo(repo: TmpRepo, *, days: int = 12, seed: int = 5) -> TmpRe
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "data and rule")
     return repo
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(workspace: Any, timeout: float = 10) -> Iterator[None]:
+    """Hold ``workspace.lock()`` in another thread for the duration of the block."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with workspace.lock():
+            held.set()
+            release.wait(timeout)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(timeout), "the other thread never got the lock"
+        yield
+    finally:
+        release.set()
+        thread.join()

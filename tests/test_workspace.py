@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
 from ita_vc.errors import NotInitializedError, PersistentStoreError, WorkspaceLockedError
 from ita_vc.workspace import Workspace, find_root
+from tests.helpers import lock_held_elsewhere
 
 
 def test_root_is_found_from_any_subfolder(tmp_repo):
@@ -47,25 +47,11 @@ def test_logging_goes_to_the_workspace_log_only(workspace, tmp_path):
 
 
 def test_workspace_lock_refuses_a_second_holder(workspace):
-    acquired = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with workspace.lock():
-            acquired.set()
-            release.wait(5)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert acquired.wait(5)
-        with (
-            pytest.raises(WorkspaceLockedError, match="another ita-vc command is running"),
-            workspace.lock(timeout=0.05),
-        ):
-            pass
-    finally:
-        release.set()
-        thread.join()
+    with (
+        lock_held_elsewhere(workspace, timeout=5),
+        pytest.raises(WorkspaceLockedError, match="another ita-vc command is running"),
+        workspace.lock(timeout=0.05),
+    ):
+        pass
     with workspace.lock():
         pass

@@ -25,28 +25,29 @@ def _gc(repo):
     return execute_plan(workspace, plan, load_policy(repo), facts)
 
 
-def test_a_pinned_run_survives_gc_and_reproduces(run_copy):
-    workspace = Workspace.at(run_copy)
-    first = run_copy.report.run_id
-    (run_copy / "configs/retention.yaml").write_text(STRICT)
-    run_copy.git("add", "-A")
-    run_copy.git("commit", "-q", "-m", "strict retention")
+def _strict_policy_then_a_second_run(repo):
+    """Commit the strict policy, then run again with other fees: (workspace, first run id,
+    second run id)."""
+    workspace = Workspace.at(repo)
+    (repo / "configs/retention.yaml").write_text(STRICT)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "strict retention")
     second = run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.3)])
+    return workspace, repo.report.run_id, second.run_id
+
+
+def test_a_pinned_run_survives_gc_and_reproduces(run_copy):
+    workspace, first, second = _strict_policy_then_a_second_run(run_copy)
     keep_run(workspace, first, "keep it")
     report = _gc(run_copy)
     assert report.trashed == []  # the first run's charts are pinned; the second's in use
-    assert verify_run(workspace, first).ok and verify_run(workspace, second.run_id).ok
+    assert verify_run(workspace, first).ok and verify_run(workspace, second).ok
     result = reproduce_run(workspace, first)
     assert result.bit_exact, (result.output_diffs, result.metric_diffs)
 
 
 def test_without_the_pin_the_old_charts_go_to_the_trash(run_copy):
-    workspace = Workspace.at(run_copy)
-    first = run_copy.report.run_id
-    (run_copy / "configs/retention.yaml").write_text(STRICT)
-    run_copy.git("add", "-A")
-    run_copy.git("commit", "-q", "-m", "strict retention")
-    run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.3)])
+    workspace, first, _second = _strict_policy_then_a_second_run(run_copy)
     report = _gc(run_copy)
     assert sorted(t["path"] for t in report.trashed) == ["results/report/drawdown.png",
                                                         "results/report/equity.png"]

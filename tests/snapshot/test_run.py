@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 
 import pytest
 import yaml
@@ -19,6 +18,7 @@ from ita_vc.errors import (
 from ita_vc.snapshot.capture import RunProvenance, snapshot_hash
 from ita_vc.snapshot.runner import apply_param_overrides, run_pipeline
 from ita_vc.workspace import Workspace
+from tests.helpers import lock_held_elsewhere
 
 FIELDS = {
     "schema_version", "run_id", "setup_id", "rule_version", "params_hash", "data_hash",
@@ -144,22 +144,9 @@ def test_no_commit_leaves_the_run_staged(run_copy):
 
 def test_concurrent_runs_do_not_interleave(run_copy):
     workspace = Workspace.at(run_copy)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with workspace.lock():
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(10)
-        with pytest.raises(WorkspaceLockedError, match="another ita-vc command is running"):
-            run_pipeline(workspace)
-    finally:
-        release.set()
-        thread.join()
+    with (lock_held_elsewhere(workspace),
+          pytest.raises(WorkspaceLockedError, match="another ita-vc command is running")):
+        run_pipeline(workspace)
 
 
 def test_param_overrides_keep_comments_and_quote_versions():
