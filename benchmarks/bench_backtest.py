@@ -22,27 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import median_time, print_table
+from _util import (
+    MA_CROSS_RULE,
+    NO_COST_PARAMS,
+    median_time,
+    print_table,
+    synthetic_1m_candles,
+)
 
-T0 = 1_577_836_800_000
-RULE = {"setup_id": "bench", "version": "1.0", "direction": "long-short",
-        "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}]}
-# no fees/slippage: on a random walk, fees ruin a 1m ma_cross and vectorbt then stops trading
-# (orders below its minimum size), which would compare different trade counts
-PARAMS = {"backtest": {"warmup_bars": 0, "fee_pct": 0.0, "slippage_pct": 0.0}}
-
-
-def synthetic(n: int):
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(1)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 5e-4, n))), 4)
-    open_ = np.r_[100.0, close[:-1]]
-    return pd.DataFrame({"ts_utc": T0 + np.arange(n, dtype=np.int64) * 60_000, "open": open_,
-                         "high": np.maximum(open_, close) * 1.0002,
-                         "low": np.minimum(open_, close) * 0.9998, "close": close,
-                         "volume": np.ones(n)})
+RULE, PARAMS = MA_CROSS_RULE, NO_COST_PARAMS
 
 
 def main() -> int:
@@ -58,7 +46,7 @@ def main() -> int:
     from ita_vc.backtest.run import run_backtest
     from ita_vc.backtest.signals import rule_states
 
-    df = synthetic(n)
+    df = synthetic_1m_candles(n)
     run_backtest(df.iloc[:5000], RULE, PARAMS)  # compile / load the numba cache
     ours = median_time(lambda: run_backtest(df, RULE, PARAMS), repeat)
     result = run_backtest(df, RULE, PARAMS)

@@ -24,52 +24,32 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import print_table
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-T0 = 1_577_836_800_000
+from _util import (
+    MA_CROSS_RULE,
+    NO_COST_PARAMS,
+    median_time,
+    print_table,
+    synthetic_1m_candles,
+)
+
 PAIRS = [(f, s) for f in (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
          for s in (60, 70, 80, 90, 100, 120, 140, 160, 180, 200)]
-
-
-def candles(n: int):
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(1)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 5e-4, n))), 4)
-    open_ = np.r_[100.0, close[:-1]]
-    return pd.DataFrame({"ts_utc": T0 + np.arange(n, dtype=np.int64) * 60_000, "open": open_,
-                         "high": np.maximum(open_, close) * 1.0002,
-                         "low": np.minimum(open_, close) * 0.9998, "close": close,
-                         "volume": np.ones(n)})
-
-
-def _median(fn, repeat: int) -> float:
-    import statistics
-
-    fn()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
-
-
-PARAMS = {"backtest": {"warmup_bars": 0, "fee_pct": 0.0, "slippage_pct": 0.0}}
-RULE = {"setup_id": "bench", "version": "1.0", "direction": "long-short",
-        "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}]}
+RULE, PARAMS = MA_CROSS_RULE, NO_COST_PARAMS
 
 
 def case_single_itavc(n: int, repeat: int) -> dict:
     from ita_vc.backtest.run import run_backtest
 
-    df = candles(n)
+    df = synthetic_1m_candles(n)
     run_backtest(df.iloc[:5000], RULE, PARAMS)
-    t = _median(lambda: run_backtest(df, RULE, PARAMS), repeat)
+    t = median_time(lambda: run_backtest(df, RULE, PARAMS), repeat)
     m = run_backtest(df, RULE, PARAMS).metrics
     return {"seconds": t, "trades": m["Num. Trades"], "total_return": m["Total Return [%]"]}
 
@@ -78,7 +58,7 @@ def case_single_vectorbt(n: int, repeat: int) -> dict:
     import pandas as pd
     import vectorbt as vbt
 
-    df = candles(n)
+    df = synthetic_1m_candles(n)
     close = pd.Series(df["close"].to_numpy(), index=pd.to_datetime(df["ts_utc"], unit="ms"))
 
     def one(data: pd.Series) -> object:
@@ -89,7 +69,7 @@ def case_single_vectorbt(n: int, repeat: int) -> dict:
         return pf.stats()
 
     one(close.iloc[:5000])
-    t = _median(lambda: one(close), repeat)
+    t = median_time(lambda: one(close), repeat)
     stats = one(close)
     return {"seconds": t, "trades": int(stats["Total Trades"]),
             "total_return": float(stats["Total Return [%]"])}
@@ -143,9 +123,9 @@ def case_single_floor(n: int, repeat: int) -> dict:
             trades += 1
         return (cash - 1.0) * 100.0, mdd * 100.0, trades
 
-    close = np.ascontiguousarray(candles(n)["close"].to_numpy(), dtype=np.float64)
+    close = synthetic_1m_candles(n)["close"].to_numpy(dtype=np.float64)
     plain(close[:5000], 10, 20)
-    t = _median(lambda: plain(close, 10, 20), repeat)
+    t = median_time(lambda: plain(close, 10, 20), repeat)
     tr, _, trades = plain(close, 10, 20)
     return {"seconds": t, "trades": int(trades), "total_return": float(tr)}
 
@@ -156,7 +136,7 @@ def case_single_backtesting(n: int, repeat: int) -> dict:
     from backtesting.lib import crossover
     from backtesting.test import SMA
 
-    df = candles(n)
+    df = synthetic_1m_candles(n)
     data = pd.DataFrame({"Open": df["open"].to_numpy(), "High": df["high"].to_numpy(),
                          "Low": df["low"].to_numpy(), "Close": df["close"].to_numpy(),
                          "Volume": df["volume"].to_numpy()},
@@ -178,7 +158,7 @@ def case_single_backtesting(n: int, repeat: int) -> dict:
                       finalize_trades=True)
         return bt.run()
 
-    t = _median(one, repeat)
+    t = median_time(one, repeat)
     stats = one()
     return {"seconds": t, "trades": int(stats["# Trades"]),
             "total_return": float(stats["Return [%]"])}
@@ -203,7 +183,7 @@ def _run_grid(n: int, request) -> tuple[float, dict]:
     from ita_vc.pipeline.grid import run_grid
 
     params = parse_params(PARAMS)
-    prepared, _ = prepare_candles(candles(n), params)
+    prepared, _ = prepare_candles(synthetic_1m_candles(n), params)
     rule = load_rule(RULE, load_catalog())
     started = time.perf_counter()
     outcome = run_grid(prepared, rule, params, request)
@@ -222,7 +202,7 @@ def case_grid100_vectorbt(n: int, repeat: int) -> dict:
     import pandas as pd
     import vectorbt as vbt
 
-    df = candles(n)
+    df = synthetic_1m_candles(n)
     close = pd.Series(df["close"].to_numpy(), index=pd.to_datetime(df["ts_utc"], unit="ms"))
     started = time.perf_counter()
     fast = vbt.MA.run(close, [f for f, _ in PAIRS], short_name="fast")
@@ -263,6 +243,15 @@ def sub(case: str, n: int, repeat: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _table(title: str, header: tuple[str, ...], cases: tuple[tuple[str, dict], ...],
+           cells: Callable[[dict], tuple[str, ...]]) -> None:
+    """Print one section: a row per case, or the case's error across the row."""
+    rows = [(name, *cells(r)) if "error" not in r else
+            (name, "error: " + r["error"][:60], *[""] * (len(header) - 2))
+            for name, r in cases]
+    print_table(title, rows, header)
+
+
 def _workers(result: dict) -> str:
     mb = result.get("worker_rss_mb", 0.0)
     return f"{mb:,.0f} MB" if mb > 1 else "-"
@@ -284,43 +273,29 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     big, small = (200_000, 20_000) if args.quick else (1_000_000, 100_000)
-    rows = []
     ours = sub("single_itavc", big, 5)
-    vbt = sub("single_vectorbt", big, 5)
-    btp = sub("single_backtesting", big, 1)  # slow: one timed run after a warm-up
-    floor = sub("single_floor", big, 5)
-    for name, r in (("ita-vc run_backtest", ours), ("vectorbt from_signals+stats", vbt),
-                    ("backtesting.py", btp), ("floor: plain numba pass (TR, DD)", floor)):
-        if "error" in r:
-            rows.append((name, "error: " + r["error"][:60], "", "", ""))
-            continue
-        rows.append((name, f"{r['seconds']:.3f} s", f"{r['seconds'] / ours['seconds']:.1f}x",
-                     str(r["trades"]), f"{r['peak_rss_mb']:,.0f} MB"))
-    print_table(f"1. ma_cross(10,20) long-short, {big:,} 1m bars, all metrics (median)", rows,
-                ("tool", "time", "vs ita-vc", "trades", "peak RSS"))
+    _table(f"1. ma_cross(10,20) long-short, {big:,} 1m bars, all metrics (median)",
+           ("tool", "time", "vs ita-vc", "trades", "peak RSS"),
+           (("ita-vc run_backtest", ours),
+            ("vectorbt from_signals+stats", sub("single_vectorbt", big, 5)),
+            ("backtesting.py", sub("single_backtesting", big, 1)),  # slow: 1 run after warm-up
+            ("floor: plain numba pass (TR, DD)", sub("single_floor", big, 5))),
+           lambda r: (f"{r['seconds']:.3f} s", f"{r['seconds'] / ours['seconds']:.1f}x",
+                      str(r["trades"]), f"{r['peak_rss_mb']:,.0f} MB"))
     g_ours = sub("grid100_itavc", big, 1)
-    g_vbt = sub("grid100_vectorbt", big, 1)
-    rows = []
-    for name, r in (("ita-vc grid (2 processes)", g_ours), ("vectorbt (100 columns)", g_vbt)):
-        if "error" in r:
-            rows.append((name, "error: " + r["error"][:60], "", "", ""))
-            continue
-        rows.append((name, f"{r['seconds']:.2f} s", f"{r['seconds'] / g_ours['seconds']:.1f}x",
-                     f"{r['peak_rss_mb']:,.0f} MB", _workers(r)))
-    print_table(f"2. 100 ma_cross pairs x {big:,} bars: TR, Max DD, Sharpe, trades", rows,
-                ("tool", "wall", "vs ita-vc", "peak RSS", "largest worker"))
-    staged = sub("staged", small, 1)
-    tenth = sub("staged_tenth", small, 1)
-    rows = []
-    for name, r in (("staged grid", staged), ("same at 1/10 the variants", tenth)):
-        if "error" in r:
-            rows.append((name, "error: " + r["error"][:60], "", "", "", ""))
-            continue
-        rows.append((name, f"{r['variants']:,}", f"{r['seconds']:.1f} s",
-                     f"{r['variants'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f} MB",
-                     _workers(r)))
-    print_table(f"3. staged grid with SL/TP axes on {small:,} bars", rows,
-                ("run", "variants", "wall", "variants/s", "peak RSS", "largest worker"))
+    _table(f"2. 100 ma_cross pairs x {big:,} bars: TR, Max DD, Sharpe, trades",
+           ("tool", "wall", "vs ita-vc", "peak RSS", "largest worker"),
+           (("ita-vc grid (2 processes)", g_ours),
+            ("vectorbt (100 columns)", sub("grid100_vectorbt", big, 1))),
+           lambda r: (f"{r['seconds']:.2f} s", f"{r['seconds'] / g_ours['seconds']:.1f}x",
+                      f"{r['peak_rss_mb']:,.0f} MB", _workers(r)))
+    _table(f"3. staged grid with SL/TP axes on {small:,} bars",
+           ("run", "variants", "wall", "variants/s", "peak RSS", "largest worker"),
+           (("staged grid", sub("staged", small, 1)),
+            ("same at 1/10 the variants", sub("staged_tenth", small, 1))),
+           lambda r: (f"{r['variants']:,}", f"{r['seconds']:.1f} s",
+                      f"{r['variants'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f} MB",
+                      _workers(r)))
     return 0
 
 
