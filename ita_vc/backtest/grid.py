@@ -325,6 +325,17 @@ def init_worker(high: Any, low: Any, close: Any, n_warm: int, settings: dict[str
     _WORKER["evaluator"] = _Evaluator(high, low, close, n_warm, settings, ts)
 
 
+def init_pool_worker(high: Any, low: Any, close: Any, n_warm: int, settings: dict[str, Any],
+                     ts: Any = None) -> None:
+    """:func:`init_worker` for a local pool process, which also ignores SIGINT: a Ctrl-C in a
+    terminal reaches the whole process group, and only the parent decides how to stop (the
+    pool must not break under it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(high, low, close, n_warm, settings, ts)
+
+
 def evaluate_batch(variants: Sequence[Variant], payload: tuple[Any, ...] | None = None,
                    ) -> list[VariantResult]:
     """Evaluate a batch (in a worker set up by :func:`init_worker`, or from ``payload``)."""

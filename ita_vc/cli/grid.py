@@ -37,6 +37,7 @@ def run_command(
     )
 
     from ita_vc.cli.console import out as console
+    from ita_vc.cli.interrupt import graceful_sigint
     from ita_vc.pipeline.grid import run_grid
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_grid
     from ita_vc.pipeline.stages import grid_inputs, load_params_file
@@ -48,19 +49,23 @@ def run_command(
     raw = load_yaml_file(params) if params else load_params_file(workspace.root)
     prepared, rule, run_params, request = grid_inputs(workspace, raw)
     checkpoint = workspace.state_dir / "grid" / "checkpoint.json"
-    with Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]:,.0f} variants/s"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console()) as bar:
+    with graceful_sigint() as ctrl_c, Progress(
+            TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:,.0f} variants/s"), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=console()) as bar:
         task = bar.add_task("grid", total=None, stage="A", rate=0.0)
 
         def progress(stage: str, done: int, total: int) -> None:
             elapsed = bar.tasks[task].elapsed or 1e-9
+            if ctrl_c.is_set():
+                stage += " (Ctrl-C: stopping after this batch; again to abort)"
             bar.update(task, completed=done, total=total, stage=stage, rate=done / elapsed)
 
-        # Ctrl-C stops the search cleanly inside run_grid: the best so far is written
+        # Ctrl-C stops the search after the running batch: the best so far is written
         outcome = run_grid(prepared, rule, run_params, request, workers=workers,
                            scheduler=scheduler, resume=resume, max_seconds=max_seconds,
-                           checkpoint=checkpoint, progress=progress)
+                           checkpoint=checkpoint, progress=progress,
+                           should_stop=ctrl_c.is_set)
     sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
     write_grid(outcome, sink)
     where = out or "results/grid"

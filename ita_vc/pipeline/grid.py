@@ -111,7 +111,7 @@ class _Executor:
             self.client = Client(scheduler)  # type: ignore[no-untyped-call]
             self.remote_payload = self.client.scatter(payload, broadcast=True)
         elif self.workers > 1:
-            self.pool = ProcessPoolExecutor(self.workers, initializer=grid.init_worker,
+            self.pool = ProcessPoolExecutor(self.workers, initializer=grid.init_pool_worker,
                                             initargs=payload)
         else:
             grid.init_worker(*payload)
@@ -181,9 +181,13 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     prepared: pd.DataFrame, rule: Rule, params: RunParams, request: GridRequest, *,
     workers: int | None = None, scheduler: str | None = None, resume: bool = False,
     max_seconds: float | None = None, checkpoint: Path | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
 ) -> GridOutcome:
     """Run a grid over prepared candles (a ``warmup`` column; see the module docstring).
+
+    The search stops early, keeping the best so far (``partial``), after ``max_seconds``, when
+    ``should_stop()`` turns true (checked after every batch: how the CLI turns a Ctrl-C into a
+    clean stop), or on a ``KeyboardInterrupt``.
 
     Raises:
         DataValidationError: a guard refused the request, or a bad resume checkpoint.
@@ -253,8 +257,12 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
 
     executor = _Executor((high, low, close, n_warm, settings, ts), workers, scheduler)
 
-    def out_of_time() -> bool:
-        return max_seconds is not None and time.perf_counter() - started > max_seconds
+    def stop_now() -> str | None:
+        if should_stop is not None and should_stop():
+            return "interrupted"
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            return "max_seconds"
+        return None
 
     def fold_a(point: _Checkpoint, results: list[Any], next_batch: int) -> _Checkpoint:
         return _Checkpoint(merge_top(point.shortlist, results, request.preselect), point.topk,
@@ -269,8 +277,8 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
                             "pruned": point.state["pruned"] + len(results) - len(kept)})
 
     def run_stage(variants: Iterable[Variant], fold: Callable[..., _Checkpoint], stage: str,
-                  total: int) -> bool:
-        """Evaluate the stage's batches from the checkpoint on; False when out of time."""
+                  total: int) -> str | None:
+        """Evaluate the stage's batches from the checkpoint on; why it stopped early, if so."""
         nonlocal ck
         skip = ck.state["next_batch"]
         batches = islice(_batches(variants, request.batch_size), skip, None)
@@ -279,15 +287,17 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
             save_checkpoint(ck)
             if progress is not None:
                 progress(stage, ck.state[f"evaluated_{stage.lower()}"], total)
-            if out_of_time():
-                return False
-        return True
+            reason = stop_now()
+            if reason is not None:
+                return reason
+        return None
 
     plain_in_b = None in request.sl_values and None in request.tp_values
     try:
         if ck.state["stage"] == "A":
-            if not run_stage(request.base_variants(), fold_a, "A", base_count):
-                stop_reason = "max_seconds"
+            stopped = run_stage(request.base_variants(), fold_a, "A", base_count)
+            if stopped is not None:
+                stop_reason = stopped
             else:
                 # Stage A already computed every shortlisted variant without SL/TP: when the
                 # axes hold (None, None), those results enter Stage B as they are.
@@ -298,8 +308,9 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
                         for v in request.expand(r.variant.base)
                         if not (plain_in_b and v.sl_pct is None and v.tp_pct is None))
             total_b = len(ck.shortlist) * len(request.sl_values) * len(request.tp_values)
-            if not run_stage(expanded, fold_b, "B", total_b):
-                stop_reason = "max_seconds"
+            stopped = run_stage(expanded, fold_b, "B", total_b)
+            if stopped is not None:
+                stop_reason = stopped
             else:
                 ck = _Checkpoint(ck.shortlist, ck.topk, {**ck.state, "stage": "done"})
     except KeyboardInterrupt:

@@ -112,8 +112,36 @@ def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path):
                  checkpoint=checkpoint)
 
 
+@pytest.mark.parametrize("stop_after", [2, 7])  # batches: inside Stage A (3), inside B
+def test_should_stop_stops_after_the_batch_and_resumes_to_the_same_result(setup, tmp_path,
+                                                                          stop_after):
+    prepared, rule, params = setup
+    full = run_grid(prepared, rule, params, _request(), workers=1)
+    checkpoint, polls = tmp_path / "ckpt.json", []
+
+    def should_stop():
+        polls.append(1)
+        return len(polls) >= stop_after
+
+    first = run_grid(prepared, rule, params, _request(), workers=1, checkpoint=checkpoint,
+                     should_stop=should_stop)
+    assert first.partial and first.summary["stop_reason"] == "interrupted"
+    counts = first.summary["counts"]
+    evaluated = counts["stage_a_evaluated"] + counts["stage_b_evaluated"]
+    assert evaluated < counts["stage_a_variants"] + counts["stage_b_max"]
+    if stop_after == 2:
+        assert counts["stage_a_evaluated"] == 10 and counts["stage_b_evaluated"] == 0
+    else:  # Stage A done (12), Stage B reuses 12 plain results, then 4 batches of 5
+        assert counts["stage_a_evaluated"] == 12 and counts["stage_b_evaluated"] == 12 + 20
+    resumed = run_grid(prepared, rule, params, _request(), workers=1, resume=True,
+                       checkpoint=checkpoint)
+    assert not resumed.partial and resumed.summary["stop_reason"] == "complete"
+    pd.testing.assert_frame_equal(resumed.topk, full.topk)
+
+
 def test_dask_local_cluster_equals_local(setup):
-    distributed = pytest.importorskip("distributed", reason="dev dependency")
+    import distributed
+
     prepared, rule, params = setup
     local = run_grid(prepared, rule, params, _request(), workers=1)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,

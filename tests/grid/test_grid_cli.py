@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pandas as pd
+import pytest
 
 from ita_vc.backtest.run import run_backtest
 from tests.helpers import VENV_BIN, invoke, make_pipeline_repo
@@ -60,24 +61,37 @@ def test_grid_run_partial_and_guard(tmp_repo):
     assert refused.exit_code == 11 and "max_variants = 5" in refused.stderr
 
 
-def test_grid_run_ctrl_c_writes_partial_and_exits_130(tmp_repo):
-    """A real SIGINT to a running ``ita-vc grid run``: best-so-far written, exit 130, resumable."""
-    make_pipeline_repo(tmp_repo)
-    params = tmp_repo / "params.yaml"
+def _start_big_grid(repo, workers):
+    """A grid large enough to be interrupted (870 base variants in batches of 5), started in
+    its own session the way a shell starts a job: checkpoint after every batch."""
+    make_pipeline_repo(repo)
+    params = repo / "params.yaml"
     params.write_text(params.read_text().replace(
         "params: {fast: {min: 5, max: 20, step: 5}, slow: [30, 50, 80]}",
         "params: {fast: {min: 2, max: 30, step: 1}, slow: {min: 31, max: 60, step: 1}}")
         .replace("  top_k: 20\n", "  top_k: 20\n  batch_size: 5\n"))
-    checkpoint = tmp_repo / ".ita/grid/checkpoint.json"
+    checkpoint = repo / ".ita/grid/checkpoint.json"
     env = {**os.environ, "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}  # a checkpoint per batch
-    proc = subprocess.Popen([str(VENV_BIN / "ita-vc"), "grid", "run", "--workers", "1", "--out",
-                             str(tmp_repo / "g")], cwd=tmp_repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([str(VENV_BIN / "ita-vc"), "grid", "run", "--workers", str(workers),
+                             "--out", str(repo / "g")], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert proc.poll() is None, "the grid finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    return proc
+
+
+@pytest.mark.parametrize(("workers", "to_group"), [(1, False), (2, True)])
+def test_grid_run_ctrl_c_writes_partial_and_exits_130(tmp_repo, workers, to_group):
+    """A real SIGINT to a running ``ita-vc grid run`` - to the process alone, or to its whole
+    process group as a terminal's Ctrl-C does (pool workers included): best-so-far written,
+    exit 130, resumable."""
+    proc = _start_big_grid(tmp_repo, workers)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout + stderr
     assert "PARTIAL: " in stdout

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -168,9 +167,28 @@ def test_archive_pushes_verifies_then_trashes(history, tmp_path):
         assert _trash(repo, oid).is_file()
 
 
-def test_sigkill_mid_gc_loses_nothing_and_a_rerun_completes(history):
+# A real `ita-vc gc` process that SIGKILLs itself just before its (k+1)-th move out of the
+# DVC cache: the crash point is exact, so the test never races the scheduler.
+_KILL_AT_MOVE = """
+import os, signal, sys
+from ita_vc.cli import main
+limit, real_replace, moves = int(sys.argv[1]), os.replace, [0]
+def replace(src, dst, *args, **kwargs):
+    if "/.dvc/cache/" in os.fspath(src):
+        if moves[0] == limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+        moves[0] += 1
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+sys.argv = ["ita-vc", "gc", "--yes"]
+main()
+"""
+
+
+@pytest.mark.parametrize("kill_after", [0, 137])
+def test_sigkill_mid_gc_loses_nothing_and_a_rerun_completes(history, kill_after):
     repo, _facts = history
-    # many more old objects, so that the execution takes a while
+    # many more old objects, so that the execution has several hundred moves to make
     import datetime as dt
 
     stamp = int((dt.datetime.now(dt.UTC) - dt.timedelta(days=400)).timestamp())
@@ -188,21 +206,15 @@ def test_sigkill_mid_gc_loses_nothing_and_a_rerun_completes(history):
     plan, _ = compute_plan(Workspace.at(repo))
     doomed = {d.oid for d in plan.decisions if d.action != "keep"}
     assert len(doomed) > 400
-    proc = subprocess.Popen([str(VENV_BIN / "ita-vc"), "gc", "--yes"], cwd=repo,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = repo / ".ita/trash/journal.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_text().count('"begin"') > 20:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "gc finished before it could be killed"
+    proc = subprocess.run([str(VENV_BIN / "python"), "-c", _KILL_AT_MOVE, str(kill_after)],
+                          cwd=repo, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    journal = (repo / ".ita/trash/journal.jsonl").read_text()
+    assert journal.count('"begin"') >= kill_after and '"done"' not in journal
     for oid in doomed:  # every object is in the cache or in the trash, never in neither
         assert _cache(repo, oid).exists() or _trash(repo, oid).exists(), oid
     moved = [oid for oid in doomed if _trash(repo, oid).exists()]
-    assert 0 < len(moved) < len(doomed)
+    assert len(moved) == kill_after
     result = invoke("gc", "--yes", "--json")
     assert result.exit_code == 0, result.output
     for oid in doomed:

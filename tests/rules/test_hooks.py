@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
 
@@ -147,9 +146,8 @@ def test_the_pre_commit_framework_runs_the_published_hook(tmp_repo, registry, tm
     path = tmp_repo / "rules/Frank/v1.0.yaml"
     path.write_text(path.read_text().replace("fast: 10", "fast: 11"))
     tmp_repo.git("add", "-A")
-    started = time.monotonic()
-    proc = run(["git", "commit", "-q", "-m", "edit"], cwd=tmp_repo, env=env, check=False)
-    assert time.monotonic() - started < 120
+    proc = run(["git", "commit", "-q", "-m", "edit"], cwd=tmp_repo, env=env, check=False,
+               timeout=120)
     assert proc.returncode != 0
     assert "v1.0 of Frank is committed and immutable" in proc.stdout + proc.stderr
     tmp_repo.git("rm", "-q", "--cached", "rules/Frank/v1.0.yaml")  # deletions too
