@@ -44,13 +44,22 @@ PAIRS = [(f, s) for f in (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
 RULE, PARAMS = MA_CROSS_RULE, NO_COST_PARAMS
 
 
-def case_single_itavc(n: int, repeat: int) -> dict:
+def case_single_itavc(n: int, repeat: int, frames: bool = False) -> dict:
+    """``run_backtest`` with every metric; with ``frames``, also the four result tables
+    (trades, fills, equity, drawdown as labelled DataFrames), which are built on access."""
     from ita_vc.backtest.run import run_backtest
+
+    def one() -> dict:
+        result = run_backtest(df, RULE, PARAMS)
+        if frames:
+            tables = (result.trades, result.fills, result.equity, result.drawdown)
+            assert sum(len(t) for t in tables) > 0
+        return result.metrics
 
     df = synthetic_1m_candles(n)
     run_backtest(df.iloc[:5000], RULE, PARAMS)
-    t = median_time(lambda: run_backtest(df, RULE, PARAMS), repeat)
-    m = run_backtest(df, RULE, PARAMS).metrics
+    t = median_time(one, repeat)
+    m = one()
     return {"seconds": t, "trades": m["Num. Trades"], "total_return": m["Total Return [%]"]}
 
 
@@ -227,7 +236,9 @@ def case_staged(n: int, repeat: int, scale: int = 1) -> dict:
 
 
 CASES = {
-    "single_itavc": case_single_itavc, "single_vectorbt": case_single_vectorbt,
+    "single_itavc": case_single_itavc,
+    "single_itavc_frames": lambda n, r: case_single_itavc(n, r, frames=True),
+    "single_vectorbt": case_single_vectorbt,
     "single_backtesting": case_single_backtesting, "single_floor": case_single_floor,
     "grid100_itavc": case_grid100_itavc,
     "grid100_vectorbt": case_grid100_vectorbt, "staged": case_staged,
@@ -277,6 +288,7 @@ def main() -> int:
     _table(f"1. ma_cross(10,20) long-short, {big:,} 1m bars, all metrics (median)",
            ("tool", "time", "vs ita-vc", "trades", "peak RSS"),
            (("ita-vc run_backtest", ours),
+            ("ita-vc + the 4 result tables", sub("single_itavc_frames", big, 5)),
             ("vectorbt from_signals+stats", sub("single_vectorbt", big, 5)),
             ("backtesting.py", sub("single_backtesting", big, 1)),  # slow: 1 run after warm-up
             ("floor: plain numba pass (TR, DD)", sub("single_floor", big, 5))),

@@ -148,19 +148,30 @@ def sharpe_ratio(returns: Any) -> float | None:
     return float(returns.mean() / std * math.sqrt(365)) if std > 0 else None
 
 
+@nb.njit(cache=True, nogil=True)
+def _exposure(position: Any, close: Any, equity: Any) -> Any:  # pragma: no cover - compiled
+    """``|position * close| / equity`` per bar, in one pass (numpy's ``mean`` sums it)."""
+    out = np.empty(len(equity))
+    for i in range(len(equity)):
+        out[i] = abs(position[i] * close[i]) / equity[i]
+    return out
+
+
 def compute_metrics(  # noqa: PLR0915 - one line per metric
     ts: Any, close: Any, equity: Any, position: Any, trades: Any, init_cash: float,
     drawdown: Any | None = None,
 ) -> dict[str, Any]:
-    """All metrics; ``trades`` has columns ``entry_ts, exit_ts, pnl, return_pct``;
-    ``drawdown`` is :func:`drawdown_series` of the equity, when the caller has it."""
+    """All metrics; ``trades`` maps ``entry_ts, exit_ts, pnl, return_pct`` to equal-length
+    columns (a DataFrame or a dict of arrays); ``drawdown`` is :func:`drawdown_series` of the
+    equity, when the caller has it."""
     from ita_vc.candles.validate import format_ts
 
     ts = np.asarray(ts, dtype=np.int64)
     n = len(ts)
     metrics: dict[str, Any] = dict.fromkeys(METRIC_NAMES)
     metrics["Init. Cash"] = float(init_cash)
-    metrics["Num. Trades"] = len(trades)
+    num_trades = len(trades["pnl"])
+    metrics["Num. Trades"] = num_trades
     if n == 0:
         metrics.update({"Total Profit": 0.0, "Total Return [%]": 0.0, "Duration": 0.0})
         return metrics
@@ -184,7 +195,7 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
         metrics["Avg. Drawdown [%]"] = float(depths.mean()) * 100.0
         metrics["Max. Drawdown Duration"] = float(lengths.max())
         metrics["Avg. Drawdown Duration"] = float(lengths.mean())
-    if len(trades):
+    if num_trades:
         pnl = np.asarray(trades["pnl"], dtype=np.float64)
         ret = np.asarray(trades["return_pct"], dtype=np.float64)
         held = (np.asarray(trades["exit_ts"], dtype=np.int64)
@@ -199,9 +210,8 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
         if len(pnl) > 1:
             std = pnl.std(ddof=1)
             metrics["SQN"] = math.sqrt(len(pnl)) * pnl.mean() / std if std > 0 else None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exposure = np.abs(position * close) / equity
-    metrics["Gross Exposure"] = exposure.mean() if np.all(equity > 0) else None
+    metrics["Gross Exposure"] = (_exposure(position, close, equity).mean()
+                                 if np.all(equity > 0) else None)
     returns = daily_returns(np.asarray(equity, dtype=np.float64)[daily_index(ts)])
     metrics["Sharpe Ratio"] = sharpe_ratio(returns)
     if len(returns) > 0:

@@ -34,18 +34,65 @@ ENGINE_VERSION = "1.0"
 class BacktestResult:
     """Everything one backtest produced.
 
-    ``summary`` (provenance: rule, data_hash, config_hash, ...) is built on first access: the
-    sha256 of the candles used is a large share of a run's cost, and only the writers need it.
+    The tables (``trades``, ``fills``, ``equity``, ``drawdown``) are built from the engine's
+    arrays on first access, and ``summary`` (provenance: rule, data_hash, config_hash, ...)
+    likewise: the sha256 of the candles used and the labelled frames are a large share of a
+    run's cost, and a caller that wants only the metrics (a grid, a sweep) never pays for them.
+    Either way the values are the same, bit for bit.
     """
 
     metrics: dict[str, Any]
-    trades: pd.DataFrame
-    fills: pd.DataFrame
-    equity: pd.DataFrame
-    drawdown: pd.DataFrame
     summary_fields: dict[str, Any] = field(repr=False)
     position: Any = field(repr=False, default=None)
     candles_used: pd.DataFrame | None = field(repr=False, default=None)
+    ts: Any = field(repr=False, default=None)
+    engine_trades: Any = field(repr=False, default=None)
+    engine_fills: Any = field(repr=False, default=None)
+    equity_values: Any = field(repr=False, default=None)
+    drawdown_values: Any = field(repr=False, default=None)
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per closed trade (docs/backtest-model.md)."""
+        import pandas as pd
+
+        from ita_vc.backtest.engine import REASONS
+
+        t, ts = self.engine_trades, self.ts
+        return pd.DataFrame({
+            "entry_ts": ts[t[:, 0].astype(np.int64)], "exit_ts": ts[t[:, 1].astype(np.int64)],
+            "direction": _labels(("short", "long"), t[:, 2] > 0),
+            "qty": t[:, 3], "entry_price": t[:, 4], "exit_price": t[:, 5],
+            "entry_fee": t[:, 6], "exit_fee": t[:, 7], "pnl": t[:, 8], "return_pct": t[:, 9],
+            "exit_reason": _labels(REASONS, t[:, 10]),
+        })
+
+    @cached_property
+    def fills(self) -> pd.DataFrame:
+        """One row per fill (seed 004's trades schema)."""
+        import pandas as pd
+
+        f, ts = self.engine_fills, self.ts
+        return pd.DataFrame({
+            "ts_utc": ts[f[:, 0].astype(np.int64)],
+            "side": _labels(("sell", "buy"), f[:, 1] > 0),
+            "qty": f[:, 2], "price": f[:, 3], "fee": f[:, 4], "slippage": f[:, 5],
+            "pnl_realized": f[:, 6], "borrow_cost": np.zeros(len(f)),
+        })
+
+    @cached_property
+    def equity(self) -> pd.DataFrame:
+        """``ts_utc, equity`` per bar of the range."""
+        import pandas as pd
+
+        return pd.DataFrame({"ts_utc": self.ts, "equity": self.equity_values})
+
+    @cached_property
+    def drawdown(self) -> pd.DataFrame:
+        """``ts_utc, drawdown`` (equity / running peak - 1) per bar of the range."""
+        import pandas as pd
+
+        return pd.DataFrame({"ts_utc": self.ts, "drawdown": self.drawdown_values})
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -175,9 +222,8 @@ def run_backtest(
     Raises:
         DataValidationError: bad params, range or candles. RuleValidationError: bad rule.
     """
-    import pandas as pd
 
-    from ita_vc.backtest.engine import REASONS, run_engine
+    from ita_vc.backtest.engine import run_engine
     from ita_vc.backtest.metrics import compute_metrics, drawdown_series
     from ita_vc.backtest.params import RunParams, parse_params
     from ita_vc.backtest.signals import resolve_indicator_params, rule_states
@@ -218,24 +264,12 @@ def run_backtest(
         init_cash=run_params.backtest.init_cash,
     )
     t = out.trades
-    trades = pd.DataFrame({
-        "entry_ts": ts[t[:, 0].astype(np.int64)], "exit_ts": ts[t[:, 1].astype(np.int64)],
-        "direction": _labels(("short", "long"), t[:, 2] > 0),
-        "qty": t[:, 3], "entry_price": t[:, 4], "exit_price": t[:, 5], "entry_fee": t[:, 6],
-        "exit_fee": t[:, 7], "pnl": t[:, 8], "return_pct": t[:, 9],
-        "exit_reason": _labels(REASONS, t[:, 10]),
-    })
-    f = out.fills
-    fills = pd.DataFrame({
-        "ts_utc": ts[f[:, 0].astype(np.int64)], "side": _labels(("sell", "buy"), f[:, 1] > 0),
-        "qty": f[:, 2], "price": f[:, 3], "fee": f[:, 4], "slippage": f[:, 5],
-        "pnl_realized": f[:, 6], "borrow_cost": np.zeros(len(f)),
-    })
-    equity = pd.DataFrame({"ts_utc": ts, "equity": out.equity})
-    drawdown = pd.DataFrame({
-        "ts_utc": ts, "drawdown": drawdown_series(out.equity, run_params.backtest.init_cash)})
-    metrics = compute_metrics(ts, closes, out.equity, out.position, trades,
-                              run_params.backtest.init_cash, drawdown["drawdown"].to_numpy())
+    trade_columns = {"entry_ts": ts[t[:, 0].astype(np.int64)],
+                     "exit_ts": ts[t[:, 1].astype(np.int64)], "pnl": t[:, 8],
+                     "return_pct": t[:, 9]}
+    drawdown = drawdown_series(out.equity, run_params.backtest.init_cash)
+    metrics = compute_metrics(ts, closes, out.equity, out.position, trade_columns,
+                              run_params.backtest.init_cash, drawdown)
     resolved = run_params.to_dict()
     config = {
         "engine_version": ENGINE_VERSION,
@@ -262,6 +296,7 @@ def run_backtest(
         "init_cash": run_params.backtest.init_cash, "direction": parsed_rule.direction,
         "sizing": sizing, "targets": targets,
         "indicators": [{"name": n, "params": p} for n, p in indicators],
-        "rollup": prep.get("rollup"), "num_trades": len(trades),
+        "rollup": prep.get("rollup"), "num_trades": len(t),
     }
-    return BacktestResult(metrics, trades, fills, equity, drawdown, summary, out.position, frame)
+    return BacktestResult(metrics, summary, out.position, frame, ts, t, out.fills, out.equity,
+                          drawdown)

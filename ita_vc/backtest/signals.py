@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numba as nb
 import numpy as np
 
 from ita_vc.backtest import indicators as ind
@@ -41,10 +42,17 @@ __all__ = [
 LONG, SHORT, NEUTRAL = 1, -1, 0
 
 
-def _sign_state(diff: Any) -> Any:
-    state = np.zeros(len(diff), dtype=np.int8)
-    state[diff > 0] = LONG
-    state[diff < 0] = SHORT  # NaN compares False both ways: NEUTRAL
+@nb.njit(cache=True, nogil=True)
+def _above_state(a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """LONG where ``a - b > 0``, SHORT where ``< 0``, else NEUTRAL (NaN compares False both
+    ways): one pass, no temporary difference array."""
+    state = np.zeros(len(a), dtype=np.int8)
+    for i in range(len(a)):
+        diff = a[i] - b[i]
+        if diff > 0:
+            state[i] = 1
+        elif diff < 0:
+            state[i] = -1
     return state
 
 
@@ -64,11 +72,11 @@ def indicator_state(name: str, params: Mapping[str, Any], high: Any, low: Any,
     """
     if name in ("sma", "ema"):
         ma = (ind.sma if name == "sma" else ind.ema)(close, int(params["window"]))
-        return _sign_state(close - ma)
+        return _above_state(close, ma)
     if name == "ma_cross":
         fast = ind.sma(close, int(params["fast"]))
         slow = ind.sma(close, int(params["slow"]))
-        return _sign_state(fast - slow)
+        return _above_state(fast, slow)
     if name == "rsi":
         values = ind.rsi(close, int(params["window"]))
         return _band_state(values, float(params["lower"]), float(params["upper"]))
