@@ -203,11 +203,15 @@ def prepare_candles(
 
 
 def _labels(names: Any, codes: Any) -> pd.Series:
-    """A ``str`` column of ``names[code]`` (vectorised: one take, one conversion)."""
+    """A ``str`` column of ``names[code]``, built by Arrow's ``take`` (the ``str`` dtype is
+    Arrow-backed: no Python string object per row)."""
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    return pd.Series(np.asarray(names, dtype=object)[np.asarray(codes, dtype=np.int64)],
-                     dtype="str")
+    taken = pc.take(pa.array(list(names), type=pa.large_string()),
+                    pa.array(np.asarray(codes, dtype=np.int64)))
+    return pd.Series(pd.array(taken, dtype="str"))
 
 
 def run_backtest(
