@@ -226,7 +226,6 @@ def run_backtest(
     Raises:
         DataValidationError: bad params, range or candles. RuleValidationError: bad rule.
     """
-
     from ita_vc.backtest.engine import run_engine
     from ita_vc.backtest.metrics import compute_metrics, drawdown_series
     from ita_vc.backtest.params import RunParams, parse_params
