@@ -1,10 +1,13 @@
-"""``python -m ita_vc.pipeline {prepare,backtest,report}``: the commands of dvc.yaml."""
+"""``python -m ita_vc.pipeline {prepare,backtest,report,grid}``: the commands of dvc.yaml.
+
+Exit codes: 0, an :class:`ItaVcError`'s code, or 130 when interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from ita_vc.errors import ItaVcError
+from ita_vc.errors import EXIT_INTERRUPTED, ItaVcError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except ItaVcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{args.stage}: interrupted; its outputs were not written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -182,15 +182,18 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     workers: int | None = None, scheduler: str | None = None, resume: bool = False,
     max_seconds: float | None = None, checkpoint: Path | None = None,
     progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+    keep_partial: bool = True,
 ) -> GridOutcome:
     """Run a grid over prepared candles (a ``warmup`` column; see the module docstring).
 
     The search stops early, keeping the best so far (``partial``), after ``max_seconds``, when
     ``should_stop()`` turns true (checked after every batch: how the CLI turns a Ctrl-C into a
-    clean stop), or on a ``KeyboardInterrupt``.
+    clean stop), or on a ``KeyboardInterrupt``. With ``keep_partial=False`` an interrupted search
+    raises ``KeyboardInterrupt`` (after saving the checkpoint) instead of building a partial top-K.
 
     Raises:
         DataValidationError: a guard refused the request, or a bad resume checkpoint.
+        KeyboardInterrupt: interrupted, with ``keep_partial=False``.
     """
     import pandas as pd
 
@@ -318,6 +321,8 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     finally:
         executor.close()
     save_checkpoint(ck, force=True)
+    if stop_reason == "interrupted" and not keep_partial:
+        raise KeyboardInterrupt
     partial = stop_reason != "complete"
     shortlist, topk, state = ck.shortlist, ck.topk, ck.state
     search_time = time.perf_counter() - started

@@ -155,12 +155,18 @@ def grid_inputs(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any, Any
 
 
 def stage_grid(root: Path | None = None) -> dict[str, Any]:
-    """Run the grid stage (``params.yaml: grid:``) into ``results/grid/``; returns the summary."""
+    """Run the grid stage (``params.yaml: grid:``) into ``results/grid/``; returns the summary.
+
+    Raises:
+        KeyboardInterrupt: the search was interrupted. Nothing is written then: a stage's outs
+            are what DVC records as the stage's result, and a partial top-K is not that result
+            (``ita-vc grid run`` is the command that keeps partial results and resumes).
+    """
     from ita_vc.pipeline.grid import run_grid
     from ita_vc.pipeline.outputs import StoreSink, write_grid
 
     workspace, store, raw = _context(root)
     prepared, rule, params, request = grid_inputs(workspace, raw)
-    outcome = run_grid(prepared, rule, params, request)
+    outcome = run_grid(prepared, rule, params, request, keep_partial=False)
     write_grid(outcome, StoreSink(store, "results", "grid"), timings=False)
     return outcome.summary

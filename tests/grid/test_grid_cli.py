@@ -104,3 +104,38 @@ def test_grid_run_ctrl_c_writes_partial_and_exits_130(tmp_repo, workers, to_grou
     done = json.loads((tmp_repo / "g/summary.json").read_text())
     assert done["stop_reason"] == "complete"
     assert done["counts"]["stage_a_evaluated"] == done["counts"]["stage_a_variants"]
+
+
+# The dvc.yaml grid stage's command, sent a real SIGINT by itself at its third batch (in the
+# parent, where the runner folds each batch into the shortlist): an exact point, no race.
+_STAGE_SIGINT_AT_BATCH_3 = """
+import os, signal, sys
+from ita_vc.backtest import grid
+real_merge, calls = grid.merge_top, [0]
+def merge_top(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 3:
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_merge(*args, **kwargs)
+grid.merge_top = merge_top
+from ita_vc.pipeline.__main__ import main
+sys.exit(main(["grid"]))
+"""
+
+
+def test_interrupted_grid_stage_writes_nothing_and_exits_130(tmp_repo):
+    """DVC records a stage's outs as its result: an interrupted grid stage must not leave a
+    partial top-K there (`ita-vc grid run` is the command that keeps partial results)."""
+    make_pipeline_repo(tmp_repo)
+    params = tmp_repo / "params.yaml"
+    params.write_text(params.read_text().replace("  top_k: 20\n", "  top_k: 20\n  batch_size: 2\n"))
+    proc = subprocess.run([str(VENV_BIN / "python"), "-c", _STAGE_SIGINT_AT_BATCH_3],
+                          cwd=tmp_repo, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "grid: interrupted; its outputs were not written" in proc.stderr
+    assert not (tmp_repo / "results/grid").exists()
+    done = subprocess.run([str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "grid"],
+                          cwd=tmp_repo, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_repo / "results/grid/summary.json").read_text())
+    assert summary["partial"] is False and summary["stop_reason"] == "complete"
