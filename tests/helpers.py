@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
+MIN = 60_000
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -157,3 +159,19 @@ def lock_held_elsewhere(workspace: Any, timeout: float = 10) -> Iterator[None]:
     finally:
         release.set()
         thread.join()
+
+
+def walk_candles(n: int, *, step: int = MIN, seed: int = 0, vol: float = 2e-3,
+                 spread: float = 0.05) -> Any:
+    """``n`` bars of a seeded log-normal walk from 100 (closes rounded to cents, each open the
+    previous close, high/low ``spread`` outside the body, volume 1), from :data:`T0`."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, vol, n))), 2)
+    open_ = np.r_[100.0, close[:-1]]
+    return pd.DataFrame({"ts_utc": T0 + np.arange(n, dtype=np.int64) * step, "open": open_,
+                         "high": np.maximum(open_, close) + spread,
+                         "low": np.minimum(open_, close) - spread, "close": close,
+                         "volume": np.ones(n)})

@@ -8,21 +8,14 @@ from ita_vc.backtest.run import load_rule, prepare_candles, run_backtest
 from ita_vc.catalog import load_catalog
 from ita_vc.errors import DataValidationError, RuleValidationError
 from ita_vc.rules.validate import compute_params_hash
+from tests.helpers import MIN, walk_candles
 
-T0 = 1_735_689_600_000
-MIN = 60_000
 RULE = {"setup_id": "t", "version": "1.0",
         "indicators": [{"name": "ma_cross", "params": {"fast": 3, "slow": 8}}]}
 
 
 def candles(n=3000, step=MIN, seed=0):
-    rng = np.random.default_rng(seed)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 2e-3, n))), 2)
-    open_ = np.r_[100.0, close[:-1]]
-    return pd.DataFrame({"ts_utc": T0 + np.arange(n, dtype=np.int64) * step, "open": open_,
-                         "high": np.maximum(open_, close) + 0.05,
-                         "low": np.minimum(open_, close) - 0.05, "close": close,
-                         "volume": np.ones(n)})
+    return walk_candles(n, step=step, seed=seed, vol=2e-3, spread=0.05)
 
 
 def test_rule_from_mapping_path_and_rule_agree(tmp_path):

@@ -18,8 +18,8 @@ from ita_vc.catalog import load_catalog
 from ita_vc.errors import DataValidationError
 from ita_vc.pipeline.grid import run_grid, variant_from_dict
 from ita_vc.rules.validate import parse_rule
+from tests.helpers import walk_candles
 
-T0 = 1_735_689_600_000
 CATALOG = load_catalog()
 RULE_TEXT = b"""setup_id: g
 version: "1.0"
@@ -29,13 +29,7 @@ direction: long-short
 
 
 def _candles(n=3000, seed=2):
-    rng = np.random.default_rng(seed)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 4e-3, n))), 2)
-    open_ = np.r_[100.0, close[:-1]]
-    return pd.DataFrame({"ts_utc": T0 + np.arange(n, dtype=np.int64) * 3_600_000,
-                         "open": open_, "high": np.maximum(open_, close) + 0.1,
-                         "low": np.minimum(open_, close) - 0.1, "close": close,
-                         "volume": np.ones(n)})
+    return walk_candles(n, step=3_600_000, seed=seed, vol=4e-3, spread=0.1)
 
 
 @pytest.fixture(scope="module")
