@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{args.stage}: interrupted; its outputs were not written", file=sys.stderr)
+        # the grid stage stops before writing; the others may have written some outs
+        # (each atomically), which DVC does not record after a non-zero exit
+        done = ("its outputs were not written" if args.stage == "grid"
+                else "DVC records none of its outputs")
+        print(f"{args.stage}: interrupted; {done}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
