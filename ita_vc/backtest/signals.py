@@ -50,9 +50,9 @@ def _above_state(a: Any, b: Any) -> Any:  # pragma: no cover - compiled
     for i in range(len(a)):
         diff = a[i] - b[i]
         if diff > 0:
-            state[i] = 1
+            state[i] = LONG
         elif diff < 0:
-            state[i] = -1
+            state[i] = SHORT
     return state
 
 
