@@ -7,7 +7,7 @@ code  meaning
 ====  =============================================================
 0     success
 1     :class:`ItaVcError` (any other ita-vc error)
-2     usage error (bad command line, reported by typer)
+2     usage error (bad command line: typer, or :class:`UsageError` from the core)
 3     unexpected exception (a bug: traceback in ``logs/``)
 4     :class:`RuleValidationError`
 5     :class:`NotInitializedError`
@@ -17,6 +17,7 @@ code  meaning
 9     :class:`PersistentStoreError`
 10    :class:`WorkspaceLockedError`
 11    :class:`DataValidationError` (input data refused: candles, params)
+12    :class:`DirtyWorkspaceError` (uncommitted changes block a run)
 130   interrupted (Ctrl-C)
 ====  =============================================================
 """
@@ -31,6 +32,7 @@ __all__ = [
     "EXIT_USAGE",
     "ConfigError",
     "DataValidationError",
+    "DirtyWorkspaceError",
     "IndexCorruptError",
     "IntegrityError",
     "ItaVcError",
@@ -38,6 +40,7 @@ __all__ = [
     "PersistentStoreError",
     "RetentionRefusedError",
     "RuleValidationError",
+    "UsageError",
     "VcsError",
     "WorkspaceLockedError",
 ]
@@ -51,6 +54,13 @@ class ItaVcError(Exception):
     """Base class of every error ita-vc raises on purpose (exit code 1)."""
 
     exit_code: ClassVar[int] = 1
+
+
+class UsageError(ItaVcError):
+    """A bad argument the command line could not catch itself (a malformed run id, a negative
+    or NaN number of days or seconds): the same code as typer's usage errors."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 class RuleValidationError(ItaVcError):
@@ -116,3 +126,10 @@ class DataValidationError(ItaVcError):
     written."""
 
     exit_code: ClassVar[int] = 11
+
+
+class DirtyWorkspaceError(ItaVcError):
+    """Uncommitted changes (code, rules, configs, or DVC-tracked data that differs from its
+    committed ``.dvc`` entry) would make a run untraceable; nothing was run."""
+
+    exit_code: ClassVar[int] = 12
