@@ -263,9 +263,14 @@ class WorkspaceLock:
         """The lock file."""
         return self.workspace.state_dir / f"{self.name}.lock"
 
+    @property
+    def info_path(self) -> Path:
+        """Who holds the lock (pid and command), for the refusal message."""
+        return self.path.with_name(self.path.name + ".info")
+
     def _holder(self) -> str:
         try:
-            info = (self.path.parent / f"{self.name}.lock.info").read_text("utf-8").strip()
+            info = self.info_path.read_text("utf-8").strip()
         except OSError:
             return ""
         return f" (held by {info})" if info else ""
@@ -308,14 +313,14 @@ class WorkspaceLock:
         self.fd = fd
         info = f"pid {os.getpid()}: {self.purpose or ' '.join(sys.argv[:4])}"
         with contextlib.suppress(OSError):
-            (self.path.parent / f"{self.name}.lock.info").write_text(info + "\n", "utf-8")
+            self.info_path.write_text(info + "\n", "utf-8")
 
     def release(self) -> None:
         """Release the lock (idempotent)."""
         if self.fd is None:
             return
         with contextlib.suppress(OSError):
-            (self.path.parent / f"{self.name}.lock.info").write_text("", "utf-8")
+            self.info_path.write_text("", "utf-8")
         os.close(self.fd)  # closing the last descriptor releases the flock
         self.fd = None
 

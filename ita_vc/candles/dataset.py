@@ -248,8 +248,9 @@ class CandleStore:
         }
         root = PurePosixPath(self.workspace.config.store.kinds["candles"])
         inner = PurePosixPath(rel).relative_to(root)
-        return self.store.save_dataframe(frame, "candles", inner.name,
-                                         subdir=inner.parent.as_posix(), meta=meta)
+        return self.store._save_dataframe(
+            frame, "candles", inner.name, subdir=inner.parent.as_posix(), meta=meta,
+            reserved_ok=True)
 
     def info(self, rel: str) -> DatasetInfo:
         """Status of one dataset file (from its metadata; hashed again when it has none).

@@ -33,33 +33,49 @@ def run_command(
     version: Annotated[str | None, typer.Option("--version", help="Rule version vX.Y.")] = None,
     sets: Annotated[list[str] | None, typer.Option(
         "--set", "-S", help="key.path=value in params.yaml (as dvc exp run -S).")] = None,
+    stage: Annotated[list[str] | None, typer.Option(
+        "--stage", help="dvc.yaml stage to reproduce with its upstream (repeatable; default: "
+        "report, i.e. prepare -> backtest -> report; the grid runs only when named).")] = None,
     mode: Annotated[str, typer.Option(help="backtest, live or train.")] = "backtest",
     note: Annotated[str | None, typer.Option(help="A note kept in the snapshot.")] = None,
     allow_dirty: Annotated[bool, typer.Option(
-        "--allow-dirty", help="Run with uncommitted changes (flagged in the snapshot).")] = False,
+        "--allow-dirty", help="Run with uncommitted changes (recorded in the snapshot).")] = False,
     no_commit: Annotated[bool, typer.Option(
         "--no-commit", help="Stage params.yaml, dvc.lock and the snapshot only.")] = False,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for a running ita-vc run.")] = 0,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Record a new run even if an identical run is recorded.")] = False,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
 ) -> None:
     """Run the pipeline (dvc repro), snapshot its provenance, commit the run."""
     from ita_vc.cli.console import err, out
     from ita_vc.errors import DataValidationError
     from ita_vc.snapshot.runner import run_pipeline
-    from ita_vc.yamledit import parse_set_value
+    from ita_vc.yamledit import YamlEditError, parse_set_value
 
     overrides = []
     for item in sets or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise DataValidationError(f"-S needs key.path=value, got {item!r}")
-        overrides.append((key.strip(), parse_set_value(raw)))
+        try:
+            overrides.append((key.strip(), parse_set_value(raw)))
+        except YamlEditError as exc:
+            raise DataValidationError(f"-S {key.strip()}: {exc}") from exc
     console = out()
-    console.print("running dvc repro ...")
     report = run_pipeline(
         _workspace(), setup_id=setup, version=version, overrides=overrides, mode=mode,
-        note=note, allow_dirty=allow_dirty, commit=not no_commit, wait=wait,
+        note=note, allow_dirty=allow_dirty, commit=not no_commit, wait=wait, stages=stage,
+        force=force,
         progress=lambda line: console.print(f"  {line}", markup=False, highlight=False),
     )
+    for warning in report.warnings:
+        err().print(f"warning: {warning}", markup=False)
+    if report.already:
+        console.print(f"already recorded as {report.run_id} ({report.snapshot_path}): same "
+                      f"stages ({' -> '.join(report.stages)}), inputs and mode; nothing run "
+                      "(--force records a new run)", markup=False)
+        return
     s = report.snapshot
     m = s["metrics"]
     console.print(f"run {report.run_id}: {s['setup_id']} {s['rule_version']} on {s['market']} "
@@ -70,15 +86,13 @@ def run_command(
     console.print(f"snapshot {report.snapshot_path}"
                   + (f", committed {report.committed[:10]}" if report.committed else ""),
                   markup=False)
-    for warning in report.warnings:
-        err().print(f"warning: {warning}", markup=False)
 
 
 @runs_app.command("list")
 def list_command(
     setup: Annotated[str | None, typer.Option("--setup", help="Only this setup.")] = None,
     sort: Annotated[str | None, typer.Option(help="Sort by this metric, descending.")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recorded runs with their key metrics (newest first)."""
@@ -162,13 +176,13 @@ def verify_command(
     from rich.table import Table
 
     from ita_vc.cli.console import out
-    from ita_vc.errors import IntegrityError, ItaVcError
+    from ita_vc.errors import IntegrityError, UsageError
     from ita_vc.snapshot.capture import RunProvenance
     from ita_vc.snapshot.verify import verify_run
 
     workspace = _workspace()
     if all_runs == (run_id is not None):
-        raise ItaVcError("give a RUN_ID or --all")
+        raise UsageError("give a RUN_ID or --all (not both)")
     run_ids = RunProvenance(workspace).run_ids() if all_runs else [str(run_id)]
     table = Table(title="snapshot verify" + (" --deep" if deep else ""))
     for column in ("run_id", "check", "result", "detail"):
@@ -191,6 +205,8 @@ def verify_command(
 def reproduce_command(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
     keep_worktree: Annotated[bool, typer.Option(help="Keep the temporary worktree.")] = False,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
 ) -> None:
     """Re-run a recorded run with that commit's code in a temporary worktree and compare."""
     from ita_vc.cli.console import out
@@ -198,8 +214,10 @@ def reproduce_command(
     from ita_vc.snapshot.reproduce import reproduce_run
 
     console = out()
-    report = reproduce_run(_workspace(), run_id, keep_worktree=keep_worktree,
+    report = reproduce_run(_workspace(), run_id, keep_worktree=keep_worktree, wait=wait,
                            progress=lambda line: console.print(f"  {line}", markup=False))
+    if report.engine_note:
+        console.print(f"note: {report.engine_note}", markup=False)
     for title, rows in (("inputs differ", report.input_diffs),
                         ("outputs differ", report.output_diffs),
                         ("metrics differ", report.metric_diffs),
@@ -210,4 +228,5 @@ def reproduce_command(
                 console.print(f"  {row}", markup=False)
     if not report.bit_exact:
         raise IntegrityError(f"{run_id} did not reproduce (see the differences above)")
-    console.print(f"{run_id} reproduced bit-exactly at {report.commit[:10]}", markup=False)
+    console.print(f"{run_id} reproduced bit-exactly at {report.commit[:10]} "
+                  f"({' -> '.join(report.stages)})", markup=False)

@@ -10,10 +10,29 @@ import sys
 from ita_vc.errors import EXIT_INTERRUPTED, ItaVcError
 
 
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent (``dvc repro``) dies, even by SIGKILL, so a killed
+    ``ita-vc run`` leaves no stage writing outputs behind its back."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import os
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl: do as if it had just died
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; print one line; return the exit code."""
     import argparse
 
+    die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m ita_vc.pipeline")
     parser.add_argument("stage", choices=["prepare", "backtest", "report", "grid"])
     args = parser.parse_args(argv)

@@ -51,12 +51,13 @@ __all__ = [
     "check_run_id",
     "environment",
     "new_run_id",
+    "next_run_id",
     "run_row",
     "seal",
     "snapshot_hash",
 ]
 
-SNAPSHOT_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION = 2
 RUN_MODES = {"backtest": "bt", "live": "lv", "train": "tr"}
 _RUN_ID_RE = re.compile(r"(bt|lv|tr)_(\d{4})_(\d{2})_(\d{2})_(\d{3,})_([0-9a-f]{3})")
 #: files a run itself writes: they never make the tree "dirty"
@@ -67,10 +68,12 @@ def check_run_id(run_id: str) -> str:
     """Return ``run_id`` if well formed.
 
     Raises:
-        ItaVcError: malformed (it is also a file name, so no paths).
+        UsageError: malformed (it is also a file name, so no paths): exit 2.
     """
     if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
-        raise ItaVcError(f"not a run id: {run_id!r} (expected e.g. bt_2025_11_10_001_a3f)")
+        from ita_vc.errors import UsageError
+
+        raise UsageError(f"not a run id: {run_id!r} (expected e.g. bt_2025_11_10_001_a3f)")
     return run_id
 
 
@@ -144,18 +147,61 @@ def environment() -> dict[str, Any]:
     }
 
 
-def new_run_id(provenance_dir: Path, mode: str, when: dt.datetime, identity: str) -> str:
-    """The next run id of the day for this clone (see the module docstring)."""
+def new_run_id(provenance_dir: Path, mode: str, when: dt.datetime, identity: str,
+               taken: set[str] | None = None, floor: int = 0) -> str:
+    """The next run id of the day: one more than every sequence number of that day in
+    ``provenance_dir``, in ``taken`` (run ids known elsewhere) and ``floor`` (see the module
+    docstring; :func:`next_run_id` gathers them for a workspace)."""
     prefix = f"{RUN_MODES[mode]}_{when:%Y_%m_%d}_"
-    seq = 0
+    seq = floor
+    names = set(taken or ())
     if provenance_dir.is_dir():
-        for path in provenance_dir.glob(f"{prefix}*.json"):
-            match = _RUN_ID_RE.fullmatch(path.stem)
-            if match:
-                seq = max(seq, int(match.group(5)))
+        names |= {path.stem for path in provenance_dir.glob(f"{prefix}*.json")}
+    for name in names:
+        match = _RUN_ID_RE.fullmatch(name)
+        if match and name.startswith(prefix):
+            seq = max(seq, int(match.group(5)))
     suffix = hashlib.sha256(f"{identity}|{when.isoformat()}|{os.getpid()}|"
                             f"{dt.datetime.now(dt.UTC).timestamp()}".encode()).hexdigest()[:3]
     return f"{prefix}{seq + 1:03d}_{suffix}"
+
+
+def _committed_run_ids(root: Path, folder: str) -> set[str]:
+    """Run ids of every snapshot any commit of any ref ever added (one ``git log``)."""
+    from ita_vc.vcs import gitcli
+
+    raw = gitcli.git(["log", "--all", "--format=", "--name-only", "--diff-filter=A", "-z",
+                      "--", f"{folder}/"], root, check=False)
+    return {PurePosixPath(p).stem for p in raw.decode("utf-8", "replace").split("\0")
+            if p.endswith(".json")}
+
+
+def next_run_id(workspace: Workspace, mode: str, when: dt.datetime, identity: str) -> str:
+    """A run id unique in this clone whatever the branch: the day's sequence continues from
+    the snapshots in the workspace, every snapshot committed on any ref, and a per-clone
+    counter (``.ita/run-ids.json``, which also remembers runs whose snapshots were set aside).
+    Call it holding the workspace lock; the counter is advanced here.
+    """
+    import json
+
+    from ita_vc.store.atomic import atomic_write_bytes
+
+    folder = workspace.config.store.kinds["provenance"]
+    counter_path = workspace.contained(workspace.state_dir / "run-ids.json", follow=True)
+    try:
+        counters = json.loads(counter_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        counters = {}
+    if not isinstance(counters, dict):
+        counters = {}
+    day = f"{RUN_MODES[mode]}_{when:%Y_%m_%d}"
+    stored = counters.get(day)
+    floor = stored if isinstance(stored, int) else 0
+    run_id = new_run_id(workspace.path(folder), mode, when, identity,
+                        _committed_run_ids(workspace.root, folder), floor)
+    counters[day] = int(str(_RUN_ID_RE.fullmatch(run_id).group(5)))  # type: ignore[union-attr]
+    atomic_write_bytes(counter_path, (json.dumps(counters, sort_keys=True) + "\n").encode())
+    return run_id
 
 
 def _outputs(stages: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -214,17 +260,24 @@ class RunProvenance:
     def build(
         self, run_id: str, *, setup_id: str | None = None, rule_version: str | None = None,
         code_commit: str | None = None, dirty_paths: list[str] | None = None,
-        meta: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None, stages_run: list[str] | None = None,
+        rule_status: str | None = None,
     ) -> dict[str, Any]:
         """The sealed snapshot of the pipeline state now (after ``dvc repro``).
+
+        ``stages_run``: the ``dvc.yaml`` stages this run reproduced (default: every stage in
+        ``dvc.lock``); only their ``dvc.lock`` entries and outputs are recorded, the other
+        stages are listed as ``not_run``.
 
         Raises:
             ItaVcError: no dvc.lock or summary, or the run is not the rule asked for.
             RuleValidationError: the rule file does not match the registry.
         """
+        from ita_vc._version import __version__
         from ita_vc.rules.registry import RuleRegistry, default_author
+        from ita_vc.snapshot.runner import pipeline_stage_names, run_hash_of
         from ita_vc.vcs import gitcli
-        from ita_vc.yamlio import load_yaml_file
+        from ita_vc.yamlio import YamlError, load_yaml_file
 
         root = self.workspace.root
         check_run_id(run_id)
@@ -232,16 +285,24 @@ class RunProvenance:
         if not lock_path.is_file():
             raise ItaVcError("dvc.lock is missing: run the pipeline (`dvc repro`) first")
         lock_bytes = lock_path.read_bytes()
-        lock = load_yaml_file(lock_path) or {}
-        stages = dict(lock.get("stages") or {})
+        try:
+            lock = load_yaml_file(lock_path, max_bytes=16 << 20) or {}
+        except YamlError as exc:
+            raise IntegrityError(f"dvc.lock: {exc}") from exc
+        recorded = dict(lock.get("stages") or {})
+        ran = list(recorded) if stages_run is None else list(stages_run)
+        stages = {name: recorded[name] for name in ran if name in recorded}
         summary = self._summary()
         for given, key in ((setup_id, "setup_id"), (rule_version, "rule_version")):
             if given is not None and str(given).lstrip("v") != str(summary.get(key)).lstrip("v"):
                 raise ItaVcError(f"the pipeline ran {key} {summary.get(key)}, not {given}")
-        rule = RuleRegistry(self.workspace).verify(
+        registry = RuleRegistry(self.workspace)
+        rule = registry.verify(
             str(summary["setup_id"]), str(summary["rule_version"]),
             params_hash=str(summary["params_hash"]),
         )
+        if rule_status is None:
+            rule_status = registry.status(rule.setup_id, rule.version).status
         params_file = root / "params.yaml"
         params = load_yaml_file(params_file) if params_file.is_file() else {}
         results = self.workspace.config.store.kinds["results"]
@@ -250,6 +311,11 @@ class RunProvenance:
         if dirty_paths is None:
             dirty_paths = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
         meta = dict(meta or {})
+        mode = str(meta.get("run_mode", "backtest"))
+        try:
+            all_stages = pipeline_stage_names(root)
+        except ItaVcError:
+            all_stages = list(recorded)
         now = dt.datetime.now(dt.UTC)
         rng = summary.get("range") or {}
         snapshot: dict[str, Any] = {
@@ -258,6 +324,7 @@ class RunProvenance:
             "setup_id": rule.setup_id,
             "rule_version": rule.version.tag,
             "params_hash": rule.params_hash,
+            "rule_status": rule_status,
             "data_hash": summary.get("data_hash"),
             "data_range": [rng.get("first_bar"), rng.get("last_bar")],
             "market": summary.get("market"),
@@ -265,10 +332,14 @@ class RunProvenance:
             "timeframe": summary.get("timeframe"),
             "config_hash": summary.get("config_hash"),
             "engine_version": summary.get("engine_version"),
+            "ita_vc_version": __version__,
             "git_commit_hash": commit,
             "git_branch": gitcli.branch(root),
             "git_dirty": bool(dirty_paths),
             "dirty_paths": sorted(dirty_paths),
+            "stages": {name: "run" if name in stages else "not_run"
+                       for name in dict.fromkeys([*all_stages, *stages])},
+            "run_hash": run_hash_of(root, list(stages), mode),
             "dvc_lock": {"stages": stages},
             "dvc_lock_sha256": "sha256:" + hashlib.sha256(lock_bytes).hexdigest(),
             "params": params,
@@ -278,7 +349,7 @@ class RunProvenance:
             "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "meta": {
                 "author": meta.get("author") or default_author(root),
-                "run_mode": meta.get("run_mode", "backtest"),
+                "run_mode": mode,
                 "flow": meta.get("flow", "dvc repro: " + " -> ".join(stages)),
                 "note": meta.get("note"),
             },

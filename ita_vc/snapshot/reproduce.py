@@ -1,13 +1,19 @@
 """``ita-vc reproduce RUN_ID``: re-run a recorded run with that commit's code, compare.
 
-In a temporary ``git worktree`` at the snapshot's ``git_commit_hash`` (sharing the workspace's
-DVC cache through ``.dvc/config.local``): check out the recorded inputs from the cache, write the
-recorded ``params.yaml``, run ``dvc repro --force`` with that commit's code on ``PYTHONPATH``,
-then compare every output md5 and metric with the snapshot. The user's workspace is not touched.
+In a temporary ``git worktree`` at the snapshot's ``git_commit_hash`` (created with git hooks
+off: DVC's post-checkout hook would run ``dvc checkout`` before the worktree shares the cache;
+sharing the workspace's DVC cache through ``.dvc/config.local``): check out the recorded inputs
+from the cache, write the recorded ``params.yaml``, run ``dvc repro --force`` of the stages the
+run reproduced (every stage for a schema-1 snapshot) with that commit's code on
+``PYTHONPATH``, then compare those stages' inputs, outputs and the metrics with the snapshot.
+The user's workspace is not touched, and the worktree and its folder are removed whatever
+happens.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import sys
 import tempfile
@@ -18,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 from ita_vc.errors import VcsError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from ita_vc.workspace import Workspace
 
-__all__ = ["ReproduceReport", "reproduce_run"]
+__all__ = ["ReproduceReport", "recorded_stages", "reproduce_run"]
 
 
 @dataclass
@@ -35,6 +41,8 @@ class ReproduceReport:
     input_diffs: list[str] = field(default_factory=list)
     metric_diffs: list[str] = field(default_factory=list)
     package_diffs: list[str] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)
+    engine_note: str | None = None
 
     @property
     def bit_exact(self) -> bool:
@@ -42,40 +50,89 @@ class ReproduceReport:
         return not (self.output_diffs or self.input_diffs or self.metric_diffs)
 
 
-def _lock_hashes(lock: dict[str, Any], role: str) -> dict[str, str]:
+def recorded_stages(snapshot: dict[str, Any]) -> list[str]:
+    """The ``dvc.yaml`` stages a run reproduced: ``stages`` (schema 2) or every stage of its
+    recorded ``dvc.lock`` (schema 1)."""
+    marks = snapshot.get("stages")
+    if isinstance(marks, dict):
+        return [str(name) for name, state in marks.items() if state == "run"]
+    return [str(name) for name in ((snapshot.get("dvc_lock") or {}).get("stages") or {})]
+
+
+def _lock_hashes(lock: dict[str, Any], role: str, stages: list[str]) -> dict[str, str]:
     found = {}
-    for body in (lock.get("stages") or {}).values():
+    for name, body in (lock.get("stages") or {}).items():
+        if name not in stages:
+            continue
         for item in (body or {}).get(role) or []:
             found[str(item.get("path"))] = str(item.get("md5"))
     return found
 
 
+def engine_note(snapshot: dict[str, Any]) -> str | None:
+    """One line when the installed engine (or ita-vc) differs from the run's, else None."""
+    from ita_vc._version import __version__
+    from ita_vc.backtest.run import ENGINE_VERSION
+
+    recorded = snapshot.get("engine_version")
+    if recorded is not None and str(recorded) != ENGINE_VERSION:
+        return (f"the installed engine is {ENGINE_VERSION}, the run used engine {recorded}: "
+                "the backtest, report and grid outputs (trades, equity, metrics) may differ")
+    was = snapshot.get("ita_vc_version") or \
+        ((snapshot.get("env") or {}).get("packages") or {}).get("ita-vc")
+    if was is not None and str(was) != __version__:
+        return (f"ita-vc is {__version__} here, {was} when the run was recorded; the engine "
+                f"({ENGINE_VERSION}) is the same, so its outputs should be identical")
+    return None
+
+
+@contextlib.contextmanager
+def _worktree(root: Path, commit: str, run_id: str, keep: bool) -> Iterator[Path]:
+    """A detached worktree at ``commit`` with no git hooks run; removed (registration and
+    folder) whatever happens, unless ``keep``."""
+    from ita_vc.vcs import gitcli
+
+    base = Path(tempfile.mkdtemp(prefix=f"ita-vc-reproduce-{run_id}-"))
+    tree = base / "worktree"
+    try:
+        gitcli.git(["-c", f"core.hooksPath={base / 'no-hooks'}", "worktree", "add",
+                    "--detach", "-q", str(tree), commit], root)
+        yield tree
+    finally:
+        if not keep:
+            gitcli.git(["worktree", "remove", "--force", str(tree)], root, check=False)
+            shutil.rmtree(base, ignore_errors=True)
+            gitcli.git(["worktree", "prune"], root, check=False)
+
+
 def reproduce_run(
     workspace: Workspace, run_id: str, *, progress: Callable[[str], None] | None = None,
-    keep_worktree: bool = False,
+    keep_worktree: bool = False, wait: float = 0,
 ) -> ReproduceReport:
-    """Reproduce ``run_id`` (see the module docstring).
+    """Reproduce ``run_id`` (see the module docstring). It writes the shared DVC cache, so it
+    holds the workspace lock (``wait`` seconds to get it).
 
     Raises:
-        ItaVcError: unknown run. VcsError: the worktree or ``dvc repro`` failed.
+        UsageError: a malformed run id. ItaVcError: unknown run.
+        WorkspaceLockedError: another command holds the workspace.
+        VcsError: the worktree, the input checkout or ``dvc repro`` failed.
     """
     import yaml
 
     from ita_vc.snapshot.capture import RunProvenance, environment
     from ita_vc.snapshot.runner import _stream, pipeline_env
-    from ita_vc.vcs import gitcli
     from ita_vc.vcs.dvc import cache_dir
     from ita_vc.yamlio import load_yaml_file
 
     snapshot = RunProvenance(workspace).load_snapshot(run_id)
     commit = str(snapshot["git_commit_hash"])
     root = workspace.root
-    report = ReproduceReport(run_id, commit)
-    base = Path(tempfile.mkdtemp(prefix=f"ita-vc-reproduce-{run_id}-"))
-    tree = base / "worktree"
-    shared_cache = cache_dir(root)
-    gitcli.git(["worktree", "add", "--detach", "-q", str(tree), commit], root)
-    try:
+    stages = recorded_stages(snapshot)
+    report = ReproduceReport(run_id, commit, stages=stages, engine_note=engine_note(snapshot))
+    schema_1 = not isinstance(snapshot.get("stages"), dict)
+    with workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"), \
+            _worktree(root, commit, run_id, keep_worktree) as tree:
+        shared_cache = cache_dir(root)
         (tree / ".dvc").mkdir(exist_ok=True)
         (tree / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {shared_cache}\n")
         (tree / "params.yaml").write_text(
@@ -87,19 +144,19 @@ def reproduce_run(
             if code != 0:
                 raise VcsError("restoring the recorded inputs failed (`dvc pull` them into the "
                                "cache first):\n" + "\n".join(lines[-10:]))
-        code, lines = _stream([dvc, "repro", "--force"], tree, env, progress)
+        targets = [] if schema_1 else stages
+        code, lines = _stream([dvc, "repro", "--force", *targets], tree, env, progress)
         if code != 0:
             raise VcsError(f"dvc repro at {commit[:10]} failed:\n" + "\n".join(lines[-20:]))
         lock = load_yaml_file(tree / "dvc.lock") or {}
         recorded = snapshot.get("dvc_lock") or {}
         for role, diffs in (("deps", report.input_diffs), ("outs", report.output_diffs)):
-            old, new = _lock_hashes(recorded, role), _lock_hashes(lock, role)
+            old, new = _lock_hashes(recorded, role, stages), _lock_hashes(lock, role, stages)
             for path in sorted(set(old) | set(new)):
                 if old.get(path) != new.get(path):
                     diffs.append(f"{path}: recorded {old.get(path)}, reproduced {new.get(path)}")
-        metrics_path = tree / "results" / "metrics.json"
-        import json
-
+        results = workspace.config.store.kinds["results"]
+        metrics_path = tree.joinpath(*results.split("/"), "metrics.json")
         metrics: dict[str, Any] = (json.loads(metrics_path.read_text())
                                    if metrics_path.exists() else {})
         for key in sorted(set(metrics) | set(snapshot.get("metrics") or {})):
@@ -111,9 +168,4 @@ def reproduce_run(
         for name in sorted(set(then) | set(now)):
             if then.get(name) != now.get(name):
                 report.package_diffs.append(f"{name}: {then.get(name)} -> {now.get(name)}")
-    finally:
-        if not keep_worktree:
-            gitcli.git(["worktree", "remove", "--force", str(tree)], root, check=False)
-            shutil.rmtree(base, ignore_errors=True)
-            gitcli.git(["worktree", "prune"], root, check=False)
     return report

@@ -1,15 +1,33 @@
-"""``ita-vc run``: set params, ``dvc repro``, refuse unless clean, snapshot, commit.
+"""``ita-vc run``: check everything, set params, ``dvc repro``, snapshot, commit.
 
-Rules: uncommitted code, rule or data changes make the tree dirty (``params.yaml`` and
-``dvc.lock``, which a run writes itself, do not); a dirty run needs ``allow_dirty`` and is
-flagged in the snapshot. A rule file that is not committed is always refused. One run at a time
-per workspace (the workspace lock). On any failure ``params.yaml`` is restored.
+Order (nothing is changed before the checks pass):
+
+1. the workspace lock (``wait`` seconds), the metadata index readable, a killed earlier run
+   repaired (:mod:`ita_vc.snapshot.journal`);
+2. a clean tree: uncommitted code, rules or configs (``git status``; ``params.yaml`` and
+   ``dvc.lock``, which a run writes itself, do not count) and DVC-tracked data that differs
+   from its committed ``.dvc`` file (``dvc status``) make the tree dirty: refused unless
+   ``allow_dirty``, which is recorded in the snapshot;
+3. the ``-S`` overrides applied to ``params.yaml`` in memory and the result validated by the
+   same parsers the stages use; the stages chosen (default: ``report`` and its upstream);
+   the rule version committed, a regular file, valid - and active for live runs; the candles
+   present;
+4. a run whose inputs (the ``dvc.lock`` entries of its stages, and the mode) equal a recorded
+   run's is not repeated (``force`` runs it anyway);
+5. ``params.yaml`` written, ``dvc repro`` of the chosen stages (the child holds the lock too and
+   dies with this process), then ``dvc status`` of those stages must be clean;
+6. the snapshot written and committed with everything ``dvc repro`` changed.
+
+A journal records each phase, so a killed run is repaired by the next one; on any error the
+run undoes what it did (``params.yaml`` restored, no snapshot left behind).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,19 +35,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import DataValidationError, IntegrityError, VcsError
+from ita_vc.errors import (
+    ConfigError,
+    DataValidationError,
+    DirtyWorkspaceError,
+    IntegrityError,
+    ItaVcError,
+    PersistentStoreError,
+    RuleValidationError,
+    UsageError,
+    VcsError,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
+    from ita_vc.backtest.params import RunParams
+    from ita_vc.snapshot.journal import RunJournal
     from ita_vc.workspace import Workspace
 
-__all__ = ["RunReport", "apply_param_overrides", "pipeline_env", "run_pipeline"]
+__all__ = [
+    "DEFAULT_STAGE",
+    "RunReport",
+    "apply_param_overrides",
+    "pipeline_env",
+    "pipeline_stage_names",
+    "run_pipeline",
+]
+
+DEFAULT_STAGE = "report"
+"""``ita-vc run`` reproduces this stage and its upstream (prepare -> backtest -> report)."""
+_RULE_STAGES = ("backtest", "grid")
+_CANDLE_STAGES = ("prepare", "grid")
+_EXIT_CLASSES: dict[int, type[ItaVcError]] = {
+    4: RuleValidationError, 8: ConfigError, 9: PersistentStoreError, 11: DataValidationError}
 
 
 @dataclass
 class RunReport:
-    """What ``ita-vc run`` did."""
+    """What ``ita-vc run`` did (``already`` set: nothing; it equals that recorded run)."""
 
     run_id: str
     snapshot_path: str
@@ -37,6 +81,8 @@ class RunReport:
     committed: str | None
     staged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    already: bool = False
+    stages: list[str] = field(default_factory=list)
 
 
 def pipeline_env(extra_path: Path | None = None) -> dict[str, str]:
@@ -50,23 +96,44 @@ def pipeline_env(extra_path: Path | None = None) -> dict[str, str]:
     return env
 
 
+def _plain_value(key: str, value: Any) -> Any:
+    """A ``-S`` value as JSON-able data: dates and times become ISO strings (DVC refuses
+    them); other types YAML may produce (bytes, sets) are refused."""
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain_value(f"{key}.{k}", v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_value(f"{key}.{i}", v) for i, v in enumerate(value)]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise DataValidationError(f"-S {key}: a {type(value).__name__} is not a params value "
+                              f"({value!r}); use a number, a string, a list or a mapping")
+
+
 def apply_param_overrides(text: str, overrides: Iterable[tuple[str, Any]]) -> str:
     """``params.yaml`` text with ``key.path=value`` overrides applied (comments kept), like
-    ``dvc exp run -S``.
+    ``dvc exp run -S``. Dates are written as quoted strings.
 
     Raises:
-        DataValidationError: a path that cannot be set.
+        DataValidationError: a path that cannot be set, or a value params cannot hold.
     """
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
     from ita_vc.yamledit import YamlEditError, dump_rt, load_rt, set_path, to_rt
 
-    doc = load_rt(text) if text.strip() else to_rt({})
+    try:
+        doc = load_rt(text) if text.strip() else to_rt({})
+    except YamlEditError as exc:
+        raise DataValidationError(f"params.yaml: {exc}") from exc
     for key, raw in overrides:
-        value = raw
-        parts = key.split(".")
+        if not key or any(not part for part in key.split(".")):
+            raise DataValidationError(f"-S {key!r}: not a key path (e.g. backtest.fee_pct)")
+        value = _plain_value(key, raw)
         node = doc
-        for part in parts[:-1]:  # create missing sections, as dvc exp run -S does
+        for part in key.split(".")[:-1]:  # create missing sections, as dvc exp run -S does
+            if not isinstance(node, dict):
+                raise DataValidationError(f"-S {key}: {part} is not a section of params.yaml")
             if part not in node:
                 node[part] = to_rt({})
             node = node[part]
@@ -79,11 +146,208 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, Any]]) -> st
     return dump_rt(doc)
 
 
+def pipeline_stage_names(root: Path) -> list[str]:
+    """The stage names of the workspace's ``dvc.yaml``, in file order.
+
+    Raises:
+        ConfigError: dvc.yaml is missing or unreadable.
+    """
+    from ita_vc.yamlio import YamlError, load_yaml_file
+
+    try:
+        doc = load_yaml_file(root / "dvc.yaml", max_bytes=1 << 20)
+    except YamlError as exc:
+        raise ConfigError(f"dvc.yaml: {exc}") from exc
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict) or not stages:
+        raise ConfigError("dvc.yaml has no stages (`ita-vc init` writes the pipeline)")
+    return [str(name) for name in stages]
+
+
+def _choose_stages(root: Path, stages: Sequence[str] | None) -> list[str]:
+    names = pipeline_stage_names(root)
+    if not stages:
+        return [DEFAULT_STAGE] if DEFAULT_STAGE in names else [
+            n for n in names if n != "grid"]
+    unknown = [s for s in stages if s not in names]
+    if unknown:
+        raise UsageError(f"--stage {', '.join(unknown)}: no such stage in dvc.yaml "
+                         f"(stages: {', '.join(names)})")
+    return list(dict.fromkeys(stages))
+
+
+def _dirty_paths(root: Path) -> list[str]:
+    """Uncommitted git changes a run would not own, and DVC data that differs from its
+    ``.dvc`` file."""
+    from ita_vc.snapshot.capture import RUN_WRITTEN
+    from ita_vc.vcs import gitcli
+    from ita_vc.vcs.dvc import data_source_changes
+
+    dirty = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
+    return dirty + data_source_changes(root)
+
+
+def _dirty_message(dirty: list[str]) -> str:
+    shown = ", ".join(dirty[:8]) + (f" (+{len(dirty) - 8} more)" if len(dirty) > 8 else "")
+    data = [d for d in dirty if ".dvc:" in d]
+    hint = (" For data: `dvc add data` then commit the .dvc file (`ita-vc data import "
+            "--commit` does both)." if data else "")
+    return (f"uncommitted changes: {shown}. Commit them (a run must be traceable to its code, "
+            "rules and data) or pass --allow-dirty (the snapshot records them)." + hint)
+
+
+def _load_params_text(text: str) -> dict[str, Any]:
+    from ita_vc.yamlio import YamlError, load_yaml_text
+
+    try:
+        doc = load_yaml_text(text, "params.yaml")
+    except YamlError as exc:
+        raise DataValidationError(str(exc)) from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise DataValidationError("params.yaml: must be a mapping of sections")
+    return doc
+
+
+def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, Any]],
+                      ) -> tuple[dict[str, Any], RunParams]:
+    from ita_vc.backtest.params import parse_params
+
+    doc = _load_params_text(text)
+    params = parse_params(doc)
+    if any(key.split(".")[0] == "grid" for key, _value in overrides):
+        from ita_vc.backtest.grid import parse_grid
+        from ita_vc.catalog import load_catalog
+
+        parse_grid(doc.get("grid"), load_catalog(workspace.root))
+    return doc, params
+
+
+def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode: str,
+               ) -> str:
+    """Everything the stages need is there; returns the rule version's lifecycle status."""
+    from ita_vc.candles.dataset import CandleStore
+    from ita_vc.rules.model import RuleVersion
+    from ita_vc.rules.registry import RuleRegistry
+    from ita_vc.vcs import gitcli
+
+    root = workspace.root
+    status = "inactive"
+    if any(s in closure for s in _RULE_STAGES):
+        if not params.setup_id or not params.version:
+            raise DataValidationError("params.yaml needs rule.setup_id and rule.version "
+                                      "(or pass --setup and --version)")
+        registry = RuleRegistry(workspace)
+        rel = registry.relpath(params.setup_id, RuleVersion.parse(params.version))
+        if not os.path.lexists(root / rel):
+            have = ", ".join(v.tag for v in registry.versions(params.setup_id)) \
+                if (root / registry.relpath(params.setup_id)).is_dir() else ""
+            raise DataValidationError(
+                f"{rel} does not exist"
+                + (f" ({params.setup_id} has {have})" if have else "")
+                + f": create it with `ita-vc rule new {params.setup_id}` and commit it, or set "
+                "rule.setup_id / rule.version in params.yaml (or --setup / --version)")
+        rule = registry.get(params.setup_id, params.version)
+        tracked = gitcli.git(["ls-files", "--", rel], root).strip()
+        if not tracked or rel in gitcli.status_paths(root):
+            raise DirtyWorkspaceError(
+                f"{rel} is not committed: a run's rule version must be traceable; commit it "
+                "first (`git add` + `git commit`), even with --allow-dirty")
+        entry = registry.status(params.setup_id, rule.version)
+        status = entry.status
+        if mode == "live" and not entry.active:
+            active = registry.get_active_version(params.setup_id)
+            why = f" ({entry.deprecation_reason})" if entry.deprecated else ""
+            raise RuleValidationError(
+                f"{params.setup_id} {rule.version.tag} is {status}{why}: only the active "
+                "version runs live"
+                + (f"; the active one is {active.tag}" if active else
+                   f" (activate one: `ita-vc rule activate {params.setup_id} vX.Y`)")
+                + "; backtests of any version are fine (--mode backtest)")
+    if any(s in closure for s in _CANDLE_STAGES):
+        data = params.data
+        candles = CandleStore(workspace)
+        if not candles.exists(data.market, data.symbol, data.source_timeframe):
+            rel = candles.relpath(data.market, data.symbol, data.source_timeframe)
+            raise DataValidationError(
+                f"no candles for {data.market} {data.symbol} {data.source_timeframe} ({rel}): "
+                f"import them with `ita-vc data import FILE --market {data.market} --symbol "
+                f"{data.symbol} --commit`, restore them with `dvc pull`, or set data.market / "
+                "data.symbol in params.yaml")
+    return status
+
+
+def _lock_inputs(lock: dict[str, Any], closure: list[str], mode: str) -> dict[str, Any]:
+    """What makes two runs the same run: each stage's command, dependency hashes and
+    parameters in ``dvc.lock``, and the run mode."""
+    stages = (lock.get("stages") or {}) if isinstance(lock, dict) else {}
+    inputs: dict[str, Any] = {"mode": mode, "stages": {}}
+    for name in closure:
+        body = stages.get(name) or {}
+        inputs["stages"][name] = {
+            "cmd": body.get("cmd"),
+            "deps": {str(d.get("path")): d.get("md5") for d in body.get("deps") or []},
+            "params": body.get("params") or {},
+        }
+    return inputs
+
+
+def run_hash_of(root: Path, closure: list[str], mode: str) -> str | None:
+    """The run hash of the current ``dvc.lock`` for these stages (None without a lock)."""
+    from ita_vc.store.hashing import hash_canonical
+    from ita_vc.yamlio import YamlError, load_yaml_file
+
+    path = root / "dvc.lock"
+    if not path.is_file():
+        return None
+    try:
+        lock = load_yaml_file(path, max_bytes=16 << 20) or {}
+    except YamlError as exc:
+        raise VcsError(f"dvc.lock: {exc}; restore it with `git checkout dvc.lock`") from exc
+    inputs = _lock_inputs(lock, closure, mode)
+    if any(not inputs["stages"][name]["deps"] and not inputs["stages"][name]["cmd"]
+           for name in closure):
+        return None
+    return hash_canonical(inputs)
+
+
+def _already_recorded(workspace: Workspace, run_hash: str) -> dict[str, Any] | None:
+    import json
+
+    folder = workspace.path(workspace.config.store.kinds["provenance"])
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        try:
+            snapshot = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(snapshot, dict) and snapshot.get("run_hash") == run_hash:
+            return snapshot
+    return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Linux: the child gets SIGTERM when this process dies (even by SIGKILL)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _stream(cmd: list[str], cwd: Path, env: dict[str, str],
-            progress: Callable[[str], None] | None) -> tuple[int, list[str]]:
+            progress: Callable[[str], None] | None,
+            keep_fds: tuple[int, ...] = ()) -> tuple[int, list[str]]:
     lines: list[str] = []
     with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+                          stderr=subprocess.STDOUT, text=True, bufsize=1, pass_fds=keep_fds,
+                          preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                          ) as proc:
         assert proc.stdout is not None  # noqa: S101
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
@@ -93,114 +357,188 @@ def _stream(cmd: list[str], cwd: Path, env: dict[str, str],
     return code, lines
 
 
-def _repro(root: Path, progress: Callable[[str], None] | None) -> None:
-    """``dvc repro``, then require a clean ``dvc status``."""
+def _repro_failure(lines: list[str]) -> ItaVcError:
+    """The error of a failed ``dvc repro``: a stage's own error keeps its class (exit code)."""
+    tail = "\n".join(lines[-20:])
+    for line in reversed(lines):
+        match = re.search(r"exited with (\d+)", line)
+        if match:
+            code = int(match.group(1))
+            if code == 130:
+                raise KeyboardInterrupt
+            errors = [x.removeprefix("error: ") for x in lines if x.startswith("error: ")]
+            cls = _EXIT_CLASSES.get(code)
+            if cls is not None and errors:
+                return cls(f"dvc repro stopped: {errors[-1]}")
+            break
+    return VcsError("dvc repro failed:\n" + tail)
+
+
+def _repro(root: Path, targets: list[str], progress: Callable[[str], None] | None,
+           lock_fd: int | None) -> None:
+    """``dvc repro TARGETS``, then require a clean ``dvc status`` of them."""
     from ita_vc.vcs.dvc import pipeline_status
 
-    code, lines = _stream([str(Path(sys.executable).parent / "dvc"), "repro"], root,
-                          pipeline_env(), progress)
+    if progress is not None:
+        progress(f"dvc repro {' '.join(targets)}")
+    code, lines = _stream([str(Path(sys.executable).parent / "dvc"), "repro", *targets], root,
+                          pipeline_env(), progress,
+                          keep_fds=(lock_fd,) if lock_fd is not None else ())
     if code != 0:
-        raise VcsError("dvc repro failed:\n" + "\n".join(lines[-20:]))
-    status = pipeline_status(root)
+        raise _repro_failure(lines)
+    status = pipeline_status(root, targets)
     if status:
         raise IntegrityError(f"dvc status is not clean after dvc repro: {status}; "
                              "no snapshot written")
+
+
+def _undo_snapshot(workspace: Workspace, rel: str, run_id: str) -> None:
+    from ita_vc.store.index import MetadataIndex
+    from ita_vc.vcs import gitcli
+
+    gitcli.git(["reset", "-q", "--", rel], workspace.root, check=False)
+    (workspace.root / rel).unlink(missing_ok=True)
+    with contextlib.suppress(PersistentStoreError):
+        MetadataIndex(workspace.index_path).delete_run(run_id)
+
+
+def _commit(workspace: Workspace, journal: RunJournal, report: RunReport,
+            commit: bool) -> None:
+    from ita_vc.vcs import gitcli
+
+    root = workspace.root
+    gitcli.git(["add", "--", *report.staged], root)
+    if not commit:
+        report.warnings.append(
+            f"not committed: {', '.join(report.staged)} are staged; commit them, or the "
+            "run's outputs belong to no revision and garbage collection may drop them")
+        return
+    journal.save("commit")
+    proc = subprocess.run(["git", "commit", "-q", "-m", str(journal.message), "--",
+                           *report.staged], cwd=root, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise VcsError(f"git commit of run {report.run_id} failed, so the run is not recorded "
+                       f"(its snapshot was removed): {proc.stdout}{proc.stderr}")
+    report.committed = gitcli.head(root)
 
 
 def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
     workspace: Workspace, *, setup_id: str | None = None, version: str | None = None,
     overrides: Iterable[tuple[str, Any]] = (), mode: str = "backtest", note: str | None = None,
     allow_dirty: bool = False, commit: bool = True, wait: float = 0,
+    stages: Sequence[str] | None = None, force: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Run the pipeline and record it (see the module docstring).
 
     Raises:
-        WorkspaceLockedError: another run holds the workspace.
-        IntegrityError: a dirty tree without ``allow_dirty``, an uncommitted rule file, or
-            ``dvc status`` not clean after ``dvc repro``.
-        DataValidationError: bad params. VcsError: ``dvc repro`` or ``git commit`` failed.
+        UsageError: a bad mode, stage name or wait.
+        WorkspaceLockedError: another command holds the workspace.
+        IndexCorruptError: the metadata index is unreadable (checked first).
+        DirtyWorkspaceError: uncommitted changes without ``allow_dirty``; an uncommitted rule.
+        DataValidationError: bad params or ``-S`` values; missing rule file or candles.
+        RuleValidationError: an invalid rule; a live run of an inactive version.
+        IntegrityError: ``dvc status`` not clean after ``dvc repro``.
+        VcsError: ``dvc repro`` or ``git commit`` failed.
     """
-    from ita_vc.backtest.params import parse_params
     from ita_vc.rules.registry import default_author
     from ita_vc.rules.validate import check_setup_id
-    from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, RunProvenance, new_run_id
+    from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, RunProvenance, next_run_id
+    from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
     from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.store.index import MetadataIndex
     from ita_vc.vcs import gitcli
-    from ita_vc.yamlio import YamlError, load_yaml_text
+    from ita_vc.vcs.dvc import stage_closure
 
     if mode not in RUN_MODES:
-        raise DataValidationError(f"--mode must be one of {', '.join(RUN_MODES)}")
+        raise UsageError(f"--mode must be one of {', '.join(RUN_MODES)}, got {mode!r}")
     root = workspace.root
-    with workspace.lock(timeout=wait):
+    edits = list(overrides)
+    if setup_id is not None:
+        if reason := check_setup_id(setup_id):
+            raise DataValidationError(f"--setup: {reason}")
+        edits.insert(0, ("rule.setup_id", setup_id))
+    if version is not None:
+        edits.insert(0, ("rule.version", version))
+    with workspace.lock(timeout=wait, purpose=f"ita-vc run ({mode})") as lock:
+        MetadataIndex(workspace.index_path).check()
+        notes = recover_interrupted_run(workspace)
         code_commit = gitcli.head(root)
         if code_commit is None:
-            raise IntegrityError("the repository has no commit yet: commit the workspace first")
-        dirty = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
+            raise DirtyWorkspaceError("the repository has no commit yet: commit the workspace "
+                                      "first (git add -A && git commit)")
+        dirty = _dirty_paths(root)
         if dirty and not allow_dirty:
-            shown = ", ".join(dirty[:8]) + (f" (+{len(dirty) - 8} more)" if len(dirty) > 8 else "")
-            raise IntegrityError(
-                f"uncommitted changes: {shown}; commit them (a run must be traceable to its "
-                "code, rules and data) or pass --allow-dirty (the snapshot flags it)"
-            )
-        params_path = root / "params.yaml"
+            raise DirtyWorkspaceError(_dirty_message(dirty))
+        params_path = workspace.contained("params.yaml")
         original = params_path.read_text("utf-8") if params_path.exists() else ""
-        edits = list(overrides)
-        if setup_id is not None:
-            if reason := check_setup_id(setup_id):
-                raise DataValidationError(f"--setup: {reason}")
-            edits.insert(0, ("rule.setup_id", setup_id))
-        if version is not None:
-            edits.insert(0, ("rule.version", version))
         text = apply_param_overrides(original, edits) if edits else original
+        doc, params = _validated_params(workspace, text, edits)
+        if edits and doc == _load_params_text(original):
+            text = original  # the same values: leave the file (and its formatting) alone
+        targets = _choose_stages(root, stages)
+        closure = stage_closure(root, targets)
+        if "backtest" not in closure:
+            raise UsageError(f"--stage {' '.join(targets)} does not run the backtest stage: a "
+                             "run records a backtest (the grid runs with `ita-vc grid run`, "
+                             "or `ita-vc run --stage report --stage grid`)")
+        rule_status = _preflight(workspace, params, closure, mode)
+        if not force and text == original and not dirty:
+            from ita_vc.vcs.dvc import pipeline_status
+
+            current = run_hash_of(root, closure, mode)
+            if current is not None and not pipeline_status(root, targets):
+                previous = _already_recorded(workspace, current)
+                if previous is not None:
+                    rid = str(previous["run_id"])
+                    rel = RunProvenance(workspace).snapshot_relpath(rid)
+                    return RunReport(rid, rel, previous, None, warnings=notes, already=True,
+                                     stages=closure)
+        journal = RunJournal(workspace, params_original=original, params_written=text,
+                             overrides=[f"{k}={v}" for k, v in edits])
+        journal.save("repro")
+        before = set(gitcli.status_paths(root))
         try:
-            params = parse_params(load_yaml_text(text, "params.yaml") or {})
-        except YamlError as exc:
-            raise DataValidationError(str(exc)) from exc
-        if not params.setup_id or not params.version:
-            raise DataValidationError("params.yaml needs rule.setup_id and rule.version "
-                                      "(or pass --setup and --version)")
-        rule_rel = f"{workspace.config.paths.rules_root}/{params.setup_id}/v{params.version}.yaml"
-        tracked = gitcli.git(["ls-files", "--", rule_rel], root).strip()
-        if not tracked or rule_rel in gitcli.status_paths(root):
-            raise IntegrityError(
-                f"{rule_rel} is not committed: a run's rule version must be traceable; "
-                "commit it first (or `ita-vc rule new/bump` then commit)"
-            )
-        if text != original:
-            atomic_write_bytes(params_path, text.encode("utf-8"))
-        try:
-            _repro(root, progress)
+            if text != original:
+                atomic_write_bytes(params_path, text.encode("utf-8"))
+            _repro(root, targets, progress, lock.fd)
         except BaseException:
             if text != original:
                 atomic_write_bytes(params_path, original.encode("utf-8"))
+            journal.clear()
             raise
         provenance = RunProvenance(workspace)
         now = dt.datetime.now(dt.UTC)
         identity = f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|{code_commit}"
-        run_id = new_run_id(provenance.folder, mode, now, identity)
-        snapshot = provenance.build(
-            run_id, code_commit=code_commit, dirty_paths=dirty,
-            meta={"author": default_author(root), "run_mode": mode, "note": note},
-        )
-        ref = provenance.save(snapshot)
-        after = set(gitcli.status_paths(root))
-        to_stage = [p for p in after if p in RUN_WRITTEN or p == ref.path or (
-            p.endswith(".gitignore") and p not in dirty)]
-        gitcli.git(["add", "--", *sorted(to_stage)], root)
-        report = RunReport(run_id, ref.path, snapshot, None, sorted(to_stage))
-        if commit:
-            message = (f"ita-vc run {run_id}: {snapshot['setup_id']} {snapshot['rule_version']}"
-                       f" ({mode})")
-            proc = subprocess.run(["git", "commit", "-q", "-m", message, "--", *sorted(to_stage)],
-                                  cwd=root, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise VcsError(f"git commit of run {run_id} failed (the snapshot is saved and "
-                               f"staged): {proc.stdout}{proc.stderr}")
-            report.committed = gitcli.head(root)
-        else:
-            report.warnings.append(
-                f"not committed: {', '.join(sorted(to_stage))} are staged; commit them, or the "
-                "run's outputs belong to no revision and garbage collection may drop them"
+        run_id = next_run_id(workspace, mode, now, identity)
+        rel = provenance.snapshot_relpath(run_id)
+        journal.run_id, journal.snapshot_path = run_id, rel
+        journal.save("snapshot")
+        report = RunReport(run_id, rel, {}, None, warnings=notes, stages=closure)
+        try:
+            snapshot = provenance.build(
+                run_id, code_commit=code_commit, dirty_paths=dirty, stages_run=closure,
+                meta={"author": default_author(root), "run_mode": mode, "note": note},
+                rule_status=rule_status,
             )
+            report.snapshot = snapshot
+            provenance.save(snapshot)
+            after = set(gitcli.status_paths(root))
+            report.staged = sorted(
+                {p for p in after if p not in before or p in RUN_WRITTEN or p == rel
+                 or (p.endswith(".gitignore") and p not in dirty)}
+                | ({p for p in after if p.endswith(".dvc")} if any(".dvc:" in d for d in dirty)
+                   else set()))
+            journal.to_stage = report.staged
+            journal.message = (f"ita-vc run {run_id}: {snapshot['setup_id']} "
+                               f"{snapshot['rule_version']} ({mode})")
+            _commit(workspace, journal, report, commit)
+        except BaseException:
+            _undo_snapshot(workspace, rel, run_id)
+            if text != original:
+                atomic_write_bytes(params_path, original.encode("utf-8"))
+            journal.clear()
+            raise
+        journal.clear()
         return report

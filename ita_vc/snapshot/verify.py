@@ -120,12 +120,18 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     workspace: Workspace, run_id: str, *, deep: bool = False, remote: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Verify one run (see the module docstring); never raises for a failed check."""
+    """Verify one run (see the module docstring); never raises for a failed check.
+
+    Raises:
+        UsageError: a malformed run id.
+        VcsError: DVC cannot read the pipeline files (an invalid dvc.lock).
+    """
     from ita_vc.errors import ItaVcError
     from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.snapshot.capture import RunProvenance, snapshot_hash
+    from ita_vc.snapshot.capture import RunProvenance, check_run_id, snapshot_hash
     from ita_vc.vcs.dvc import cache_paths, remote_has, tracked_paths
 
+    check_run_id(run_id)  # a malformed id is a usage error, not a failed verification
     report = VerifyReport(run_id)
     provenance = RunProvenance(workspace)
     try:

@@ -44,6 +44,7 @@ __all__ = [
     "SIDECAR_SUFFIX",
     "ArtifactRef",
     "PersistentStore",
+    "RebuildReport",
 ]
 
 _log = logging.getLogger(__name__)
@@ -55,6 +56,14 @@ _SIDECAR_SCHEMA: Final = "ita-vc/sidecar/1"
 _PARQUET_META_KEY: Final = b"ita_vc"
 INDEXED_META_KEYS: Final = ("symbol", "timeframe", "run_id", "rule_version")
 _FORBIDDEN_NAMES: Final = {"", ".", ".."}
+MAX_NAME_BYTES: Final = 255
+"""Longest file or folder name (UTF-8 bytes): what Linux, macOS and Windows filesystems allow."""
+MAX_SUBDIR_DEPTH: Final = 32
+"""Deepest ``subdir`` (folders)."""
+MAX_PATH_BYTES: Final = 1024
+"""Longest repo-relative artifact path (UTF-8 bytes)."""
+_LOCK_STRIPES: Final = 64
+"""Artifact writes are serialised per path through one of this many lock files."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,14 @@ class ArtifactRef:
             format=str(data["format"]), sha256=str(data["sha256"]), size=int(data["size"]),
             meta=dict(data.get("meta") or {}),
         )
+
+
+_STORE_LOCK_WAIT_S: Final = 120.0
+
+
+def _stripe_lock(path: str) -> str:
+    stripe = int(hashlib.sha256(path.encode("utf-8")).hexdigest()[:8], 16) % _LOCK_STRIPES
+    return f"locks/store-{stripe:02d}"
 
 
 def file_id_for(path: str) -> str:
@@ -124,6 +141,14 @@ def _dump_json(obj: Any) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    """What ``index rebuild`` indexed, and the files it skipped with the reason."""
+
+    count: int
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
 class PersistentStore:
     """Save and load artifacts of a workspace (atomic, hashed, indexed)."""
 
@@ -142,17 +167,39 @@ class PersistentStore:
             )
         return kinds[kind]
 
+    def _check_name(self, label: str, value: object) -> None:
+        if not isinstance(value, str):
+            raise self._fail(f"{label} must be a string, got {type(value).__name__}")
+        if "\\" in value or any(ord(c) < 32 or c == "\x7f" for c in value):
+            raise self._fail(f"{label} {value!r} may not contain '\\' or control characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self._fail(f"{label} {value!r} is not valid Unicode text (a lone "
+                             "surrogate); names are stored as UTF-8") from None
+        if value.startswith("/") or (len(value) > 1 and value[1] == ":"):
+            raise self._fail(f"{label} {value!r} must be relative, not absolute")
+        parts = [p for p in PurePosixPath(value).parts if p != "."]
+        if ".." in parts:
+            raise self._fail(f"{label} {value!r} may not contain '..'")
+        for part in parts:
+            size = len(part.encode("utf-8"))
+            if size > MAX_NAME_BYTES:
+                raise self._fail(f"{label}: the name {part[:40]!r}... is {size} bytes, the "
+                                 f"limit is {MAX_NAME_BYTES} (filesystems refuse longer names)")
+
     def _target(self, kind: str, filename: str, subdir: str, fmt: str) -> str:
         root = self._kind_root(kind)
-        for label, value in (("filename", filename), ("subdir", subdir)):
-            if not isinstance(value, str):
-                raise self._fail(f"{label} must be a string, got {type(value).__name__}")
-            if "\\" in value or "\0" in value:
-                raise self._fail(f"{label} {value!r} may not contain '\\' or NUL")
-            if value.startswith("/") or (len(value) > 1 and value[1] == ":"):
-                raise self._fail(f"{label} {value!r} must be relative, not absolute")
-            if ".." in PurePosixPath(value).parts:
-                raise self._fail(f"{label} {value!r} may not contain '..'")
+        self._check_name("filename", filename)
+        self._check_name("subdir", subdir)
+        sub_parts = [p for p in PurePosixPath(subdir).parts if p != "."]
+        if len(sub_parts) > MAX_SUBDIR_DEPTH:
+            raise self._fail(f"subdir is {len(sub_parts)} folders deep, the limit is "
+                             f"{MAX_SUBDIR_DEPTH}")
+        hidden = [p for p in sub_parts if p.startswith(".")]
+        if hidden:
+            raise self._fail(f"subdir {subdir!r}: hidden folder {hidden[0]!r} (names starting "
+                             "with '.' are not indexed; use a plain name)")
         if "/" in filename or filename in _FORBIDDEN_NAMES or filename.startswith("."):
             raise self._fail(f"filename {filename!r} must be a plain, non-hidden file name")
         if filename.endswith(SIDECAR_SUFFIX) or is_temp_file("." + filename):
@@ -163,8 +210,20 @@ class PersistentStore:
             if suffix in _EXTENSIONS.values():
                 raise self._fail(f"filename {filename!r} does not match format {fmt!r}")
             filename += ext
-        parts = [root, *[p for p in PurePosixPath(subdir).parts if p != "."], filename]
-        return PurePosixPath(*parts).as_posix()
+        path = PurePosixPath(root, *sub_parts, filename).as_posix()
+        if len(path.encode("utf-8")) > MAX_PATH_BYTES:
+            raise self._fail(f"the path is {len(path.encode('utf-8'))} bytes, the limit is "
+                             f"{MAX_PATH_BYTES}", path[:80] + "...")
+        return path
+
+    def _check_not_reserved(self, path: str) -> None:
+        """Canonical candles are written only by the candle importer (validated, merged)."""
+        candles = self.workspace.config.store.kinds.get("candles")
+        if candles and (path == candles or path.startswith(candles + "/")):
+            raise self._fail(
+                f"{candles}/ is the canonical candle store: candles are written only by "
+                "`ita-vc data import` (ita_vc.candles.CandleStore.import_files), which validates "
+                "and merges them; save other tables under another kind (e.g. 'raw')", path)
 
     def _fail(self, message: str, path: str | None = None, cause: BaseException | None = None,
               ) -> PersistentStoreError:
@@ -230,8 +289,22 @@ class PersistentStore:
     def _write(
         self, kind: str, path: str, fmt: str, meta: dict[str, Any], overwrite: bool,
         produce: Any, *, sidecar_record: dict[str, Any] | None = None,
+        reserved_ok: bool = False,
     ) -> ArtifactRef:
-        target = self.workspace.path(path)
+        if not reserved_ok:
+            self._check_not_reserved(path)
+        target = self.workspace.contained(path)
+        self.workspace.contained(path + SIDECAR_SUFFIX)
+        # file, sidecar and index row of one artifact change together: one writer per path
+        with self.workspace.lock(name=_stripe_lock(path), timeout=_STORE_LOCK_WAIT_S,
+                                 purpose=f"writing {path}"):
+            return self._write_locked(kind, path, target, fmt, meta, overwrite, produce,
+                                      sidecar_record)
+
+    def _write_locked(
+        self, kind: str, path: str, target: Path, fmt: str, meta: dict[str, Any],
+        overwrite: bool, produce: Any, sidecar_record: dict[str, Any] | None,
+    ) -> ArtifactRef:
         if not overwrite and target.exists():
             raise self._fail("already exists and overwrite=False", path)
         needs_sidecar = sidecar_record is not None or (
@@ -282,10 +355,19 @@ class PersistentStore:
         The index is not stored: a frame with a non-default index is saved with its columns only
         (call ``reset_index()`` first to keep it). CSV keeps dtypes in the sidecar and writes
         floats in shortest round-trip form, so ``load_dataframe`` gives back equal values.
+        The canonical candle folder (kind ``candles``) is reserved for the candle importer.
 
         Raises:
-            PersistentStoreError: bad kind/format/filename, unsupported data, or a failed write.
+            PersistentStoreError: bad kind/format/filename, a reserved path, unsupported data,
+                or a failed write.
         """
+        return self._save_dataframe(df, kind, filename, subdir, fmt, overwrite, meta)
+
+    def _save_dataframe(
+        self, df: pd.DataFrame, kind: str, filename: str, subdir: str = "",
+        fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, Any] | None = None,
+        *, reserved_ok: bool = False,
+    ) -> ArtifactRef:
         import pandas as pd
 
         if fmt not in ("parquet", "csv"):
@@ -296,16 +378,19 @@ class PersistentStore:
         clean_meta = self._check_meta(meta, path)
         if any(not isinstance(c, str) for c in df.columns) or df.columns.has_duplicates:
             raise self._fail("column names must be unique strings", path)
+        if not reserved_ok:
+            self._check_not_reserved(path)
         if fmt == "parquet":
             writer = self._parquet_writer(df, kind, clean_meta, path)
-            return self._write(kind, path, fmt, clean_meta, overwrite, writer)
+            return self._write(kind, path, fmt, clean_meta, overwrite, writer,
+                               reserved_ok=reserved_ok)
         dtypes = {str(c): str(t) for c, t in df.dtypes.items()}
 
         def write_csv(tmp: Path) -> None:
             df.to_csv(tmp, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%f")
 
         return self._write(kind, path, fmt, clean_meta, overwrite, write_csv,
-                           sidecar_record={"dtypes": dtypes})
+                           sidecar_record={"dtypes": dtypes}, reserved_ok=reserved_ok)
 
     def _parquet_writer(self, df: pd.DataFrame, kind: str, meta: dict[str, Any], path: str,
                         ) -> Any:
@@ -476,10 +561,17 @@ class PersistentStore:
         ref = ArtifactRef(file_id_for(path), kind, path, fmt, sha256, size, meta)
         return ref, created_at
 
-    def iter_files(self) -> Iterator[str]:
-        """Repo-relative paths of every artifact file below the configured kind folders."""
+    def iter_files(self, skipped: list[tuple[str, str]] | None = None) -> Iterator[str]:
+        """Repo-relative paths of every artifact file below the configured kind folders.
+
+        Paths are taken as they are (a symlink is not resolved: a DVC checkout with
+        ``cache.type symlink`` links files into the cache). A name that is not valid UTF-8 or a
+        symlink leading outside the workspace and the DVC cache is not an artifact: it is
+        appended to ``skipped`` as ``(path, reason)``.
+        """
         seen: set[str] = set()
         roots = sorted(set(self.workspace.config.store.kinds.values()))
+        cache: list[Path | None] = []
         for root in roots:
             base = self.workspace.path(root)
             if not base.is_dir():
@@ -489,24 +581,56 @@ class PersistentStore:
                 for name in sorted(filenames):
                     if name.startswith(".") or name.endswith(SIDECAR_SUFFIX):
                         continue
-                    rel = self.workspace.relpath(Path(dirpath) / name)
+                    absolute = Path(dirpath) / name
+                    rel = absolute.relative_to(self.workspace.root).as_posix()
+                    reason = self._unindexable(absolute, name, cache)
+                    if reason is not None:
+                        if skipped is not None:
+                            skipped.append((rel.encode("utf-8", "replace").decode(), reason))
+                        continue
                     if rel not in seen:
                         seen.add(rel)
                         yield rel
 
-    def rebuild_index(self) -> int:
-        """Recreate the index from the files in the workspace; returns the number of rows.
+    def _unindexable(self, absolute: Path, name: str, cache: list[Path | None]) -> str | None:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return "the file name is not valid UTF-8"
+        if not absolute.is_symlink():
+            return None
+        target = absolute.resolve()
+        if not target.is_file():
+            return "a broken symbolic link"
+        if target.is_relative_to(self.workspace.root):
+            return None
+        if not cache:
+            from ita_vc.errors import VcsError
+            from ita_vc.vcs.dvc import cache_dir
 
-        Also removes temp files that killed writers left behind (older than one hour).
+            try:
+                cache.append(cache_dir(self.workspace.root).resolve())
+            except VcsError:
+                cache.append(None)
+        if cache[0] is not None and target.is_relative_to(cache[0]):
+            return None  # a DVC checkout with cache.type symlink
+        return f"a symbolic link to {target}, outside the workspace and the DVC cache"
+
+    def rebuild(self) -> RebuildReport:
+        """Recreate the index from the files in the workspace.
+
+        Also removes temp files that killed writers left behind (older than one hour). Files
+        that cannot be artifacts (see :meth:`iter_files`) are skipped and reported.
 
         Raises:
             PersistentStoreError: the index cannot be written.
         """
         for root in set(self.workspace.config.store.kinds.values()):
             remove_stale_temp_files(self.workspace.path(root))
+        skipped: list[tuple[str, str]] = []
 
         def rows() -> Iterator[IndexRow]:
-            for rel in self.iter_files():
+            for rel in self.iter_files(skipped):
                 scanned = self._scan_file(rel)
                 if scanned is not None:
                     yield self._row(*scanned)
@@ -515,8 +639,14 @@ class PersistentStore:
             count = self.index.replace_all(rows())
         except OSError as exc:
             raise self._fail(f"cannot rebuild the index: {exc}", str(self.index.path), exc) from exc
-        _log.info("index rebuilt: %d artifacts", count)
-        return count
+        _log.info("index rebuilt: %d artifacts, %d skipped", count, len(skipped))
+        for rel, reason in skipped:
+            _log.warning("index rebuild skipped %s: %s", rel, reason)
+        return RebuildReport(count, tuple(skipped))
+
+    def rebuild_index(self) -> int:
+        """:meth:`rebuild`, returning the number of indexed artifacts."""
+        return self.rebuild().count
 
     def list(self, *, kind: str | None = None, symbol: str | None = None,
              run_id: str | None = None) -> list[ArtifactRef]:

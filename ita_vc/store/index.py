@@ -257,6 +257,22 @@ class MetadataIndex:
         with self._transaction() as conn:
             conn.execute(_INSERT_RUN, tuple(run.get(c) for c in RUN_COLUMNS))
 
+    def delete_run(self, run_id: str) -> bool:
+        """Remove a row of the runs table; True if there was one."""
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount > 0
+
+    def check(self) -> None:
+        """Open the index (creating it when missing) and read its schema: a command that will
+        write it calls this before any other side effect.
+
+        Raises:
+            IndexCorruptError: not a readable SQLite index (``ita-vc index rebuild`` cures it).
+            PersistentStoreError: it cannot be opened.
+        """
+        with self._connection() as conn:
+            conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
         """Rows of the runs table matching the filters, oldest first."""
         rows = self._select("runs", RUN_COLUMNS, "created_at, run_id", filters)

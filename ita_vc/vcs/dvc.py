@@ -7,22 +7,39 @@ functional tests on real repositories.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import VcsError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "cache_dir",
     "cache_paths",
     "checkout",
+    "data_source_changes",
     "disable_analytics",
     "init_dvc",
     "is_dvc_repo",
     "pipeline_status",
     "remote_has",
+    "stage_closure",
     "track_path",
     "tracked_paths",
 ]
+
+
+def _describe(exc: BaseException) -> str:
+    """DVC's message with its cause (a YAML error in dvc.lock names the file and line there)."""
+    text = str(exc)
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text}: {cause}"
+    return text
 
 
 def is_dvc_repo(root: str | Path) -> bool:
@@ -72,9 +89,6 @@ def track_path(root: str | Path, relpath: str) -> None:
     Raises:
         VcsError: DVC refused (e.g. the path overlaps a pipeline output).
     """
-    import contextlib
-    import io
-
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -84,34 +98,127 @@ def track_path(root: str | Path, relpath: str) -> None:
             repo.scm_context.quiet = True
             repo.add([str(Path(root) / relpath)])
     except DvcException as exc:
-        raise VcsError(f"dvc add {relpath} failed: {exc}") from exc
+        raise VcsError(f"dvc add {relpath} failed: {_describe(exc)}") from exc
 
 
 def cache_dir(root: str | Path) -> Path:
     """The local cache folder DVC uses for this repository (``dvc cache dir``: ``cache.dir``
-    honoured; objects live below it in ``files/md5/``)."""
+    honoured; objects live below it in ``files/md5/``).
+
+    Raises:
+        VcsError: DVC cannot open the repository.
+    """
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        return Path(repo.cache.local_cache_dir)
+    try:
+        with Repo(str(root)) as repo:
+            return Path(repo.cache.local_cache_dir)
+    except DvcException as exc:
+        raise VcsError(f"DVC cannot open {root}: {_describe(exc)}") from exc
 
 
 def tracked_paths(root: str | Path) -> list[str]:
-    """Repo-relative paths DVC manages: every stage out and every ``.dvc`` file's outs."""
+    """Repo-relative paths DVC manages: every stage out and every ``.dvc`` file's outs.
+
+    Raises:
+        VcsError: DVC cannot read dvc.yaml, dvc.lock or a ``.dvc`` file.
+    """
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        return sorted({Path(out.fs_path).relative_to(Path(root).resolve()).as_posix()
-                       for out in repo.index.outs})
+    try:
+        with Repo(str(root)) as repo:
+            return sorted({Path(out.fs_path).relative_to(Path(root).resolve()).as_posix()
+                           for out in repo.index.outs})
+    except DvcException as exc:
+        raise VcsError(f"DVC cannot read the pipeline files: {_describe(exc)}") from exc
 
 
 def cache_paths(root: str | Path, oids: list[str]) -> dict[str, Path]:
-    """Where each object (md5 or ``md5.dir``) lives in the local cache (existing or not)."""
+    """Where each object (md5 or ``md5.dir``) lives in the local cache (existing or not).
+
+    Raises:
+        VcsError: DVC cannot open the repository.
+    """
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        odb = repo.cache.local
-        return {oid: Path(odb.oid_to_path(oid)) for oid in oids}
+    try:
+        with Repo(str(root)) as repo:
+            odb = repo.cache.local
+            return {oid: Path(odb.oid_to_path(oid)) for oid in oids}
+    except DvcException as exc:
+        raise VcsError(f"DVC cannot open {root}: {_describe(exc)}") from exc
+
+
+def _stage_target(root: str | Path, name: str) -> str:
+    """``<root>/dvc.yaml:<name>``: DVC resolves targets against the current folder."""
+    return f"{Path(root) / 'dvc.yaml'}:{name}"
+
+
+@contextlib.contextmanager
+def _quiet_repo(root: str | Path) -> Iterator[Any]:
+    """A DVC ``Repo`` opened from its root (so the paths DVC reports are repo-relative), with
+    its hints on stdout silenced."""
+    from dvc.repo import Repo
+
+    with contextlib.chdir(root), contextlib.redirect_stdout(io.StringIO()), \
+            Repo(str(root)) as repo:
+        yield repo
+
+
+def stage_closure(root: str | Path, targets: list[str]) -> list[str]:
+    """Names of the ``dvc.yaml`` stages that ``dvc repro TARGETS`` runs: the targets and every
+    stage upstream of them, in pipeline order (``.dvc`` data sources are not stages here).
+
+    Raises:
+        VcsError: unknown target or unreadable pipeline files.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc.stage import PipelineStage
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
+            graph = repo.index.graph
+            wanted = []
+            for target in targets:
+                for stage in repo.stage.collect(_stage_target(root, target), with_deps=True,
+                                                graph=graph):
+                    if isinstance(stage, PipelineStage) and stage.name not in wanted:
+                        wanted.append(stage.name)
+            order = [s.name for s in repo.index.stages if isinstance(s, PipelineStage)]
+    except DvcException as exc:
+        raise VcsError(f"dvc.yaml: {_describe(exc)}") from exc
+    return [name for name in order if name in wanted]
+
+
+def data_source_changes(root: str | Path) -> list[str]:
+    """``.dvc`` files (``dvc add``-ed data) whose data in the workspace differs from what the
+    ``.dvc`` file records, as ``"data (data.dvc: modified)"``.
+
+    Raises:
+        VcsError: DVC failed.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.stage import PipelineStage
+
+    found = []
+    try:
+        with _quiet_repo(root) as repo:
+            sources = [stage.relpath for stage in repo.index.stages
+                       if not isinstance(stage, PipelineStage) and stage.is_data_source]
+            status = repo.status(targets=sources) if sources else {}
+            for name, entries in status.items():
+                for entry in entries:
+                    if not isinstance(entry, dict):
+                        continue
+                    for path, state in (entry.get("changed outs") or {}).items():
+                        found.append(f"{path} ({name}: {state})")
+    except DvcException as exc:
+        raise VcsError(f"dvc status failed: {_describe(exc)}") from exc
+    return sorted(found)
 
 
 def remote_has(root: str | Path, remote: str, oids: list[str]) -> dict[str, bool]:
@@ -131,24 +238,22 @@ def remote_has(root: str | Path, remote: str, oids: list[str]) -> dict[str, bool
         raise VcsError(f"dvc remote {remote!r}: {exc}") from exc
 
 
-def pipeline_status(root: str | Path) -> dict[str, object]:
-    """``dvc status`` of the whole workspace as data (empty when up to date).
+def pipeline_status(root: str | Path, targets: list[str] | None = None) -> dict[str, object]:
+    """``dvc status [TARGETS --with-deps]`` as data (empty when up to date).
 
     Raises:
         VcsError: DVC failed.
     """
-    import contextlib
-    import io
-
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
-            status: dict[str, object] = repo.status()
+        with _quiet_repo(root) as repo:
+            status: dict[str, object] = repo.status(
+                targets=[f"dvc.yaml:{t}" for t in targets or []] or None,
+                with_deps=bool(targets))
             return status
     except DvcException as exc:
-        raise VcsError(f"dvc status failed: {exc}") from exc
+        raise VcsError(f"dvc status failed: {_describe(exc)}") from exc
 
 
 def checkout(root: str | Path, targets: list[str]) -> None:
@@ -157,9 +262,6 @@ def checkout(root: str | Path, targets: list[str]) -> None:
     Raises:
         VcsError: objects missing from the cache, or DVC failed.
     """
-    import contextlib
-    import io
-
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -167,4 +269,4 @@ def checkout(root: str | Path, targets: list[str]) -> None:
         with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
             repo.checkout(targets=[str(Path(root) / t) for t in targets], force=True)
     except DvcException as exc:
-        raise VcsError(f"dvc checkout {' '.join(targets)} failed: {exc}") from exc
+        raise VcsError(f"dvc checkout {' '.join(targets)} failed: {_describe(exc)}") from exc

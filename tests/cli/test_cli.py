@@ -76,14 +76,14 @@ def test_store_ls_table_json_and_filters(tmp_repo):
     from ita_vc.workspace import Workspace
 
     store = PersistentStore(Workspace.at(tmp_repo))
-    store.save_dataframe(pd.DataFrame({"a": [1]}), "candles", "1m", subdir="x/BTC",
+    store.save_dataframe(pd.DataFrame({"a": [1]}), "raw", "1m", subdir="x/BTC",
                          meta={"symbol": "BTC", "timeframe": "1m"})
     store.save_json({"m": 1}, "results", "m.json", meta={"run_id": "bt_1"})
     table = invoke("store", "ls")
     assert table.exit_code == 0
     assert "2 artifact(s)" in table.stdout and "BTC" in table.stdout
     listed = json.loads(invoke("store", "ls", "--json").stdout)
-    assert [r["path"] for r in listed] == ["data/candles/x/BTC/1m.parquet", "results/m.json"]
+    assert [r["path"] for r in listed] == ["data/raw/x/BTC/1m.parquet", "results/m.json"]
     only = json.loads(invoke("store", "ls", "--json", "--run-id", "bt_1").stdout)
     assert [r["path"] for r in only] == ["results/m.json"]
     assert json.loads(invoke("store", "ls", "--json", "--symbol", "BTC", "--kind", "results")

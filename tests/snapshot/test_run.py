@@ -11,8 +11,9 @@ import yaml
 
 from ita_vc.errors import (
     DataValidationError,
-    IntegrityError,
+    DirtyWorkspaceError,
     PersistentStoreError,
+    UsageError,
     WorkspaceLockedError,
 )
 from ita_vc.snapshot.capture import RunProvenance, snapshot_hash
@@ -25,6 +26,8 @@ FIELDS = {
     "data_range", "market", "symbol", "timeframe", "config_hash", "engine_version",
     "git_commit_hash", "git_branch", "git_dirty", "dirty_paths", "dvc_lock", "dvc_lock_sha256",
     "params", "metrics", "outputs", "env", "timestamp", "meta", "snapshot_sha256",
+    # schema_version 2
+    "rule_status", "ita_vc_version", "stages", "run_hash",
 }
 
 
@@ -34,7 +37,7 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert set(s) == FIELDS
     assert re.fullmatch(r"bt_\d{4}_\d{2}_\d{2}_001_[0-9a-f]{3}", s["run_id"])
     assert (s["setup_id"], s["rule_version"], s["schema_version"]) == (
-        "example_ma_cross", "v1.0", 1)
+        "example_ma_cross", "v1.0", 2)
     rule = yaml.safe_load((ran_repo / "rules/example_ma_cross/v1.0.yaml").read_text())
     assert s["params_hash"] == rule["params_hash"]
     summary = json.loads((ran_repo / "results/backtest/summary.json").read_text())
@@ -50,14 +53,20 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert s["metrics"] == json.loads((ran_repo / "results/metrics.json").read_text())
     outs = {o["path"]: o["md5"] for o in s["outputs"]}
     assert set(outs) == {"results/prepared", "results/backtest", "results/metrics.json",
-                         "results/report", "results/plots/equity.csv", "results/grid"}
+                         "results/report", "results/plots/equity.csv"}  # the grid did not run
+    assert s["stages"] == {"prepare": "run", "backtest": "run", "report": "run",
+                           "grid": "not_run"}
+    assert s["rule_status"] == "inactive" and s["run_hash"].startswith("sha256:")
+    from ita_vc import __version__
+
+    assert s["ita_vc_version"] == __version__
     assert outs["results/backtest"].endswith(".dir")
     env = s["env"]
     assert {"python", "os", "cpu", "gpu", "packages", "packages_sha256"} <= set(env)
     assert "dvc" in env["packages"] and "ita-vc" in env["packages"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["timestamp"])
     assert s["meta"] == {"author": "Test User", "run_mode": "backtest",
-                         "flow": "dvc repro: prepare -> backtest -> report -> grid",
+                         "flow": "dvc repro: prepare -> backtest -> report",
                          "note": "first run"}
     assert s["snapshot_sha256"] == snapshot_hash(s)
 
@@ -106,8 +115,10 @@ def test_a_second_run_gets_the_next_number_and_overrides_are_recorded(run_copy):
 def test_a_dirty_tree_is_refused_unless_allowed_and_then_flagged(run_copy):
     (run_copy / "notes.txt").write_text("scratch")
     workspace = Workspace.at(run_copy)
-    with pytest.raises(IntegrityError, match=r"uncommitted changes: notes.txt.*--allow-dirty"):
+    with pytest.raises(DirtyWorkspaceError,
+                       match=r"uncommitted changes: notes.txt.*--allow-dirty") as info:
         run_pipeline(workspace)
+    assert info.value.exit_code == 12
     report = run_pipeline(workspace, allow_dirty=True)
     assert report.snapshot["git_dirty"] is True and report.snapshot["dirty_paths"] == ["notes.txt"]
 
@@ -118,7 +129,7 @@ def test_an_uncommitted_rule_version_is_refused(run_copy):
     workspace = Workspace.at(run_copy)
     RuleRegistry(workspace).bump("example_ma_cross", sets=["indicators.0.params.fast=5"])
     params_before = (run_copy / "params.yaml").read_text()
-    with pytest.raises(IntegrityError, match=r"v1.1.yaml is not committed"):
+    with pytest.raises(DirtyWorkspaceError, match=r"v1.1.yaml is not committed"):
         run_pipeline(workspace, version="v1.1", allow_dirty=True)
     assert (run_copy / "params.yaml").read_text() == params_before
 
@@ -128,15 +139,30 @@ def test_bad_params_are_refused_and_params_restored(run_copy):
     before = (run_copy / "params.yaml").read_text()
     with pytest.raises(DataValidationError, match="unknown key"):
         run_pipeline(workspace, overrides=[("backtest.fees", 1)])
-    with pytest.raises(DataValidationError, match="--mode"):
+    with pytest.raises(UsageError, match="--mode"):
         run_pipeline(workspace, mode="paper")
     with pytest.raises(DataValidationError, match="--setup"):
         run_pipeline(workspace, setup_id="bad/id")
     assert (run_copy / "params.yaml").read_text() == before
 
 
+def test_a_repeated_run_is_already_recorded_unless_forced(run_copy):
+    from tests.helpers import invoke
+
+    head = run_copy.git("rev-parse", "HEAD").stdout
+    first = run_copy.report.run_id
+    again = run_pipeline(Workspace.at(run_copy))
+    assert again.already and again.run_id == first
+    assert run_copy.git("rev-parse", "HEAD").stdout == head  # no new commit, no new snapshot
+    result = invoke("run")
+    assert result.exit_code == 0 and f"already recorded as {first}" in result.stdout
+    forced = run_pipeline(Workspace.at(run_copy), force=True)
+    assert not forced.already and forced.run_id != first
+    assert forced.snapshot["run_hash"] == run_copy.report.snapshot["run_hash"]
+
+
 def test_no_commit_leaves_the_run_staged(run_copy):
-    report = run_pipeline(Workspace.at(run_copy), commit=False)
+    report = run_pipeline(Workspace.at(run_copy), commit=False, force=True)
     assert report.committed is None and report.warnings
     staged = run_copy.git("diff", "--cached", "--name-only").stdout.split()
     assert f"provenance/{report.run_id}.json" in staged
@@ -154,3 +180,14 @@ def test_param_overrides_keep_comments_and_quote_versions():
     out = apply_param_overrides(text, [("rule.version", "v1.10"), ("data.symbol", "ETHUSDT")])
     assert "# top" in out and "# keep" in out
     assert 'version: "1.10"' in out and "symbol: ETHUSDT" in out
+
+
+def test_param_overrides_write_dates_as_strings():
+    from ita_vc.yamledit import parse_set_value
+
+    out = apply_param_overrides("data: {}\n", [
+        ("data.start", parse_set_value("2006-01-01")),
+        ("data.end", parse_set_value("2007-01-01 10:00:00"))])
+    assert yaml.safe_load(out)["data"] == {"start": "2006-01-01", "end": "2007-01-01T10:00:00"}
+    with pytest.raises(DataValidationError, match="a bytes is not a params value"):
+        apply_param_overrides("", [("data.x", parse_set_value("!!binary aGk="))])

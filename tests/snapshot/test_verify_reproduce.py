@@ -136,7 +136,9 @@ def test_runs_list_show_diff_and_keep(run_copy):
     assert shown["run_id"] == first
     assert "slippage_pct" in invoke("runs", "diff", first, second).stdout
     assert invoke("runs", "keep", "bt_2020_01_01_001_abc").exit_code == 1
-    assert invoke("runs", "show", "../etc/passwd").exit_code == 1
+    assert invoke("runs", "show", "../etc/passwd").exit_code == 2  # a usage error
+    assert invoke("snapshot", "verify", "../x").exit_code == 2
+    assert invoke("runs", "list", "--limit", "-1").exit_code == 2
 
 
 def test_index_rebuild_and_fresh_clones_see_runs_and_pins(run_copy, tmp_path):
@@ -160,6 +162,7 @@ def test_run_cli(run_copy):
     dirty = run_copy / "scratch.txt"
     dirty.write_text("x")
     refused = invoke("run")
-    assert refused.exit_code == 6 and "--allow-dirty" in refused.stderr
+    assert refused.exit_code == 12 and "--allow-dirty" in refused.stderr
+    assert "running dvc repro" not in refused.output  # checks before any progress
     assert invoke("snapshot", "verify", "--all").exit_code == 0
-    assert invoke("snapshot", "verify").exit_code == 1
+    assert invoke("snapshot", "verify").exit_code == 2

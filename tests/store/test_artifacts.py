@@ -43,10 +43,10 @@ def _visible(folder):
 # -- round trips -----------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_dataframe_round_trip_is_value_exact(store, workspace, candles, fmt):
-    ref = store.save_dataframe(candles, "candles", "1m", subdir="binance-spot/BTCUSDT", fmt=fmt,
+    ref = store.save_dataframe(candles, "raw", "1m", subdir="binance-spot/BTCUSDT", fmt=fmt,
                                meta={"symbol": "BTCUSDT", "timeframe": "1m"})
-    assert ref.path == f"data/candles/binance-spot/BTCUSDT/1m.{fmt}"
-    assert ref.format == fmt and ref.kind == "candles"
+    assert ref.path == f"data/raw/binance-spot/BTCUSDT/1m.{fmt}"
+    assert ref.format == fmt and ref.kind == "raw"
     assert (ref.sha256, ref.size) == hash_file(workspace.path(ref.path))
     loaded = store.load_dataframe(ref)
     pd.testing.assert_frame_equal(loaded, candles, check_dtype=False)
@@ -205,7 +205,7 @@ def test_disk_error_mid_write_keeps_old_file_and_index(store, workspace, candles
 # -- meta and the index as a derived cache ---------------------------------------------------
 def test_meta_survives_index_rebuild_for_every_format(store, workspace, candles):
     refs = [
-        store.save_dataframe(candles, "candles", "1m", subdir="bybit-spot/ETH",
+        store.save_dataframe(candles, "raw", "1m", subdir="bybit-spot/ETH",
                              meta={"symbol": "ETH", "timeframe": "1m"}),
         store.save_dataframe(candles, "results", "t.csv", fmt="csv", meta={"run_id": "r7"}),
         store.save_json({"x": 1}, "results", "m.json", meta={"rule_version": "v1.2"}),
