@@ -23,19 +23,23 @@ def gc_command(
                                       "confirm_above_gb.")] = False,
     force_shared_cache: Annotated[bool, typer.Option(
         "--force-shared-cache", help="Collect a cache shared with other projects.")] = False,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
 ) -> None:
     """Apply configs/retention.yaml to the DVC cache: soft delete / archive what the policy
-    says, purge what aged out of the trash, write a purge report."""
+    says, bring back trashed objects it keeps, purge what aged out of the trash, write a purge
+    report. Holds the workspace lock (a run, an import or a restore waits or is refused)."""
     from rich.table import Table
 
     from ita_vc.cli.console import out
-    from ita_vc.retention.apply import compute_plan, execute_plan
-    from ita_vc.retention.policy import load_policy
+    from ita_vc.retention.apply import collect_garbage, compute_plan
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
-    plan, facts = compute_plan(workspace)
     if dry_run:
+        plan, facts = compute_plan(workspace)
+        trashed = {o.oid for o in facts.objects if o.in_trash}
+        back = [d for d in plan.decisions if d.action == "keep" and d.oid in trashed]
         if as_json:
             out().print_json(json.dumps(plan.to_dict()))
             return
@@ -50,17 +54,22 @@ def gc_command(
                 f"{row['delete']} / {_gb(row['delete_bytes'])}",
                 f"{row['archive']} / {_gb(row['archive_bytes'])}", reasons)
         out().print(table)
+        if back:
+            out().print(f"{len(back)} trashed object(s) are kept by this plan and would go "
+                        "back into the cache", markup=False)
         out().print("dry run: nothing changed. `ita-vc gc` executes this plan.")
         return
-    report = execute_plan(workspace, plan, load_policy(workspace.root), facts, yes=yes,
-                          force_shared_cache=force_shared_cache)
+    _plan, _facts, report = collect_garbage(workspace, yes=yes, wait=wait,
+                                            force_shared_cache=force_shared_cache)
     data = report.to_dict()
     if as_json:
         out().print_json(json.dumps(data))
         return
     out().print(f"moved {data['total_files_trashed']} object(s) ({data['trashed_gb']:.4f} GB) "
                 f"to the trash, archived {len(data['archived'])}, purged "
-                f"{data['total_files_purged']} ({data['freed_space_gb']:.4f} GB freed)",
+                f"{data['total_files_purged']} ({data['freed_space_gb']:.4f} GB freed)"
+                + (f", brought back {len(report.restored)} the plan keeps"
+                   if report.restored else ""),
                 markup=False)
     out().print(f"purge report {report.report_path}; audit log {data['audit_log_path']}",
                 markup=False)
@@ -96,6 +105,8 @@ def list_command(
 def restore_command(
     what: Annotated[str | None, typer.Argument(help="A run id or an object id.")] = None,
     all_objects: Annotated[bool, typer.Option("--all", help="Everything in the trash.")] = False,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
 ) -> None:
     """Move objects back into the DVC cache (then `dvc checkout` works again)."""
     from ita_vc.cli.console import out
@@ -105,19 +116,26 @@ def restore_command(
     workspace = Workspace.discover()
     is_run = what is not None and what[:3] in ("bt_", "lv_", "tr_")
     restored = restore_from_trash(workspace, run_id=what if is_run else None,
-                                  oid=None if is_run else what, everything=all_objects)
+                                  oid=None if is_run else what, everything=all_objects,
+                                  wait=wait)
     out().print(f"restored {len(restored)} object(s) into the DVC cache")
 
 
 @trash_app.command("purge")
 def purge_command(
-    older_than: Annotated[float, typer.Option("--older-than", help="Days in the trash.")],
+    older_than: Annotated[float, typer.Option("--older-than", min=0,
+                                              help="Days in the trash (>= 0).")],
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
 ) -> None:
-    """Delete trash objects for good once they have been there this many days."""
+    """Delete trash objects for good once they have been there this many days (objects the
+    current retention plan keeps go back into the cache instead)."""
     from ita_vc.cli.console import out
-    from ita_vc.retention.apply import purge_trash
+    from ita_vc.retention.apply import purge_trash_safely
     from ita_vc.workspace import Workspace
 
-    report = purge_trash(Workspace.discover(), older_than)
+    report = purge_trash_safely(Workspace.discover(), older_than, wait=wait)
     freed = sum(p["size"] for p in report.purged)
-    out().print(f"purged {len(report.purged)} object(s), {_gb(freed)} freed")
+    out().print(f"purged {len(report.purged)} object(s), {_gb(freed)} freed"
+                + (f"; brought back {len(report.restored)} the plan keeps"
+                   if report.restored else ""))

@@ -154,12 +154,15 @@ def diff_command(
 def keep_command(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
     reason: Annotated[str | None, typer.Option(help="Why it is kept.")] = None,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
 ) -> None:
-    """Pin a run (git tag ita/keep/RUN_ID; push tags to share it)."""
+    """Pin a run, on whichever branch it was recorded (git tag ita/keep/RUN_ID on the commit
+    holding its snapshot; push tags to share it)."""
     from ita_vc.cli.console import out
     from ita_vc.snapshot.runs import keep_run
 
-    tag = keep_run(_workspace(), run_id, reason)
+    tag = keep_run(_workspace(), run_id, reason, wait=wait)
     out().print(f"pinned {run_id}: tag {tag} (share it: git push origin {tag})", markup=False)
 
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from ita_vc.retention.policy import Plan, RetentionPolicy
     from ita_vc.workspace import Workspace
 
-__all__ = ["AUDIT_LOG", "PurgeReport", "compute_plan", "execute_plan", "purge_trash",
-           "restore_from_trash"]
+__all__ = ["AUDIT_LOG", "PurgeReport", "collect_garbage", "compute_plan", "execute_plan",
+           "purge_trash", "purge_trash_safely", "restore_from_trash"]
 
 AUDIT_LOG = "retention-audit.jsonl"
 _BATCH = 500  # objects per journal/index/audit transaction
@@ -34,6 +34,7 @@ class PurgeReport:
     archived: list[str] = field(default_factory=list)
     purged: list[dict[str, Any]] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    restored: list[dict[str, Any]] = field(default_factory=list)
     audit_log_path: str = ""
     report_path: str = ""
 
@@ -54,6 +55,7 @@ class PurgeReport:
             "archived": sorted(self.archived),
             "affected_objects": self.trashed + [{**p, "purged": True} for p in self.purged],
             "recovered_interrupted_steps": self.recovered,
+            "restored_from_trash": self.restored,
             "audit_log_path": self.audit_log_path,
         }
 
@@ -110,18 +112,38 @@ def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
                                     f"{len(missing)} pushed object(s); nothing was removed")
 
 
+def _check_days(days: float) -> None:
+    import math
+
+    from ita_vc.errors import UsageError
+
+    if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days) \
+            or days < 0:
+        raise UsageError(f"--older-than must be a number of days >= 0, got {days!r}")
+
+
 def purge_trash(workspace: Workspace, older_than_days: float, *,
-                report: PurgeReport | None = None, now: dt.datetime | None = None) -> PurgeReport:
-    """Physically delete trash objects trashed more than ``older_than_days`` ago."""
+                report: PurgeReport | None = None, now: dt.datetime | None = None,
+                protect: set[str] | None = None) -> PurgeReport:
+    """Physically delete trash objects trashed more than ``older_than_days`` ago, except the
+    ``protect`` ones (objects a current plan keeps). Call it holding the workspace lock
+    (:func:`purge_trash_safely` takes it and protects what the plan keeps).
+
+    Raises:
+        UsageError: a negative or NaN number of days.
+    """
     from ita_vc.retention.trash import Trash
     from ita_vc.store.index import MetadataIndex
     from ita_vc.vcs.dvc import cache_dir
 
+    _check_days(older_than_days)
     moment = now or dt.datetime.now(dt.UTC)
     report = report or PurgeReport(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
     trash = Trash(workspace, cache_dir(workspace.root))
     index = MetadataIndex(workspace.index_path)
     for entry in trash.entries():
+        if protect and entry.oid in protect:
+            continue
         when = dt.datetime.fromisoformat(entry.trashed_at.replace("Z", "+00:00")) \
             if entry.trashed_at else moment
         if (moment - when).total_seconds() >= older_than_days * 86_400:
@@ -135,12 +157,88 @@ def purge_trash(workspace: Workspace, older_than_days: float, *,
     return report
 
 
+def _kept_in_trash(plan: Plan, facts: Facts) -> list[Any]:
+    """Decisions that keep an object an earlier gc trashed: the repository needs it again
+    (a pin, a revert, a new branch) - it goes back into the cache."""
+    trashed = {o.oid for o in facts.objects if o.in_trash}
+    return [d for d in plan.decisions if d.action == "keep" and d.oid in trashed]
+
+
+def _restore_kept(workspace: Workspace, plan: Plan, facts: Facts, report: PurgeReport) -> None:
+    from ita_vc.retention.trash import Trash
+    from ita_vc.store.index import MetadataIndex
+
+    wanted = _kept_in_trash(plan, facts)
+    if not wanted:
+        return
+    trash = Trash(workspace, facts.cache_dir)
+    index = MetadataIndex(workspace.index_path)
+    for decision in wanted:
+        if trash.restore(decision.oid):
+            index.mark_object(decision.oid, path=decision.path, cls=decision.cls,
+                              size=decision.size, status="restored")
+            report.restored.append({"oid": decision.oid, "path": decision.path,
+                                    "size": decision.size, "reason": decision.reason})
+            report.audit_log_path = _audit(workspace, {
+                "at": report.purge_date, "op": "restore", "oid": decision.oid,
+                "path": decision.path, "reason": f"kept by the current plan: {decision.reason}"})
+
+
+def purge_trash_safely(workspace: Workspace, older_than_days: float, *, wait: float = 0,
+                       now: dt.datetime | None = None) -> PurgeReport:
+    """``ita-vc trash purge``: under the workspace lock, restore trashed objects the current
+    plan keeps, then purge the rest of what is older than ``older_than_days``.
+
+    Raises:
+        UsageError: a bad number of days or wait. WorkspaceLockedError: the workspace is busy.
+    """
+    _check_days(older_than_days)
+    with workspace.lock(timeout=wait, purpose="ita-vc trash purge"):
+        from ita_vc.retention.trash import Trash
+
+        plan, facts = compute_plan(workspace)
+        moment = now or dt.datetime.now(dt.UTC)
+        report = PurgeReport(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        report.recovered = Trash(workspace, facts.cache_dir).recover()
+        _restore_kept(workspace, plan, facts, report)
+        keep = {d.oid for d in plan.decisions if d.action == "keep"}
+        return purge_trash(workspace, older_than_days, report=report, now=moment,
+                           protect=keep)
+
+
+def collect_garbage(
+    workspace: Workspace, *, yes: bool = False, force_shared_cache: bool = False,
+    wait: float = 0, now: int | None = None, progress: Callable[[int], None] | None = None,
+) -> tuple[Plan, Facts, PurgeReport]:
+    """``ita-vc gc``: under the workspace lock (no run, import or restore can change the
+    repository or the cache meanwhile), plan from the repository as it is now and execute.
+
+    Raises:
+        WorkspaceLockedError: another command holds the workspace after ``wait`` seconds.
+        RetentionRefusedError, ConfigError, VcsError: see :func:`execute_plan`.
+    """
+    from ita_vc.retention.policy import load_policy
+
+    with workspace.lock(timeout=wait, purpose="ita-vc gc"):
+        from ita_vc.retention.trash import Trash
+        from ita_vc.vcs.dvc import cache_dir
+
+        recovered = Trash(workspace, cache_dir(workspace.root)).recover()  # before planning
+        plan, facts = compute_plan(workspace, now=now)
+        report = execute_plan(workspace, plan, load_policy(workspace.root), facts, yes=yes,
+                              force_shared_cache=force_shared_cache, progress=progress)
+        report.recovered = recovered + report.recovered
+    return plan, facts, report
+
+
 def execute_plan(
     workspace: Workspace, plan: Plan, policy: RetentionPolicy, facts: Facts, *,
     yes: bool = False, force_shared_cache: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> PurgeReport:
-    """Execute ``plan``: archive, soft delete, purge what aged out of the trash, report.
+    """Execute ``plan``: bring back trashed objects it keeps, archive, soft delete, purge
+    what aged out of the trash, report. Call it holding the workspace lock, with a plan made
+    under that lock (:func:`collect_garbage` does both).
 
     Raises:
         RetentionRefusedError: a shared cache (without ``force_shared_cache``), more than
@@ -157,18 +255,23 @@ def execute_plan(
             f"refusing to collect a shared DVC cache: {reason}. This repository cannot know "
             "which objects the others need; pass --force-shared-cache if it truly is yours"
         )
-    removals = [d for d in plan.decisions if d.action in ("delete", "archive")]
+    trash = Trash(workspace, facts.cache_dir)
+    trash.check_same_filesystem()
+    now = dt.datetime.now(dt.UTC)
+    report = PurgeReport(now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    report.recovered = trash.recover()
+    if report.recovered:  # objects came back from an interrupted batch: decide afresh
+        plan, facts = compute_plan(workspace, now=plan.now)
+    trashed = {o.oid for o in facts.objects if o.in_trash}
+    removals = [d for d in plan.decisions
+                if d.action in ("delete", "archive") and d.oid not in trashed]
     total = sum(d.size for d in removals)
     if total > policy.confirm_above_gb * _GB and not yes:
         raise RetentionRefusedError(
             f"the plan removes {total / _GB:.2f} GB, more than confirm_above_gb = "
             f"{policy.confirm_above_gb}; review `ita-vc gc --dry-run` and pass --yes"
         )
-    trash = Trash(workspace, facts.cache_dir)
-    trash.check_same_filesystem()
-    now = dt.datetime.now(dt.UTC)
-    report = PurgeReport(now.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    report.recovered = trash.recover()
+    _restore_kept(workspace, plan, facts, report)
     archive = [d.oid for d in removals if d.action == "archive"]
     if archive:
         _archive(workspace, archive, policy.archive_remote)
@@ -187,7 +290,8 @@ def execute_plan(
             workspace, *({"at": report.purge_date, "op": "trash", **i} for i in items))
         if progress is not None:
             progress(sum(d.size for d in batch))
-    purge_trash(workspace, policy.safety_window_days, report=report, now=now)
+    purge_trash(workspace, policy.safety_window_days, report=report, now=now,
+                protect={d.oid for d in plan.decisions if d.action == "keep"})
     if not report.audit_log_path:
         report.audit_log_path = workspace.relpath(workspace.logs_dir / AUDIT_LOG)
     ref = store.save_json(report.to_dict(), "retention",
@@ -197,12 +301,26 @@ def execute_plan(
 
 
 def restore_from_trash(workspace: Workspace, *, run_id: str | None = None,
-                       oid: str | None = None, everything: bool = False) -> list[str]:
-    """Move objects back from the trash into the DVC cache (``dvc checkout`` works again).
+                       oid: str | None = None, everything: bool = False,
+                       wait: float = 0) -> list[str]:
+    """Move objects back from the trash into the DVC cache (``dvc checkout`` works again),
+    under the workspace lock.
 
     Raises:
-        ItaVcError: nothing selected, or the selection is not in the trash.
+        UsageError: nothing selected.
+        ItaVcError: the selection is not in the trash.
+        WorkspaceLockedError: another command holds the workspace.
     """
+    if everything + (run_id is not None) + (oid is not None) != 1:
+        from ita_vc.errors import UsageError
+
+        raise UsageError("say what to restore: one RUN_ID, one object id, or --all")
+    with workspace.lock(timeout=wait, purpose="ita-vc trash restore"):
+        return _restore_from_trash(workspace, run_id=run_id, oid=oid, everything=everything)
+
+
+def _restore_from_trash(workspace: Workspace, *, run_id: str | None, oid: str | None,
+                        everything: bool) -> list[str]:
     from ita_vc.errors import ItaVcError
     from ita_vc.retention.trash import Trash
     from ita_vc.store.index import MetadataIndex
@@ -215,10 +333,8 @@ def restore_from_trash(workspace: Workspace, *, run_id: str | None = None,
         chosen = entries
     elif run_id is not None:
         chosen = [e for e in entries if run_id in e.runs]
-    elif oid is not None:
-        chosen = [e for e in entries if e.oid == oid.removeprefix("md5:")]
     else:
-        raise ItaVcError("say what to restore: RUN_ID, an object id, or --all")
+        chosen = [e for e in entries if e.oid == str(oid).removeprefix("md5:")]
     if not chosen:
         raise ItaVcError("nothing of that is in the trash")
     index = MetadataIndex(workspace.index_path)

@@ -3,8 +3,9 @@
 For every revision (all commits of every branch and tag, plus the workspace) the outs DVC sees
 there (``repo.brancher`` + ``repo.index.outs``; directory outs expanded through their tree
 objects) give the objects each revision uses, with their paths; commit times give ages. The
-cache's object database (``repo.cache.local.all()``) gives what is stored. Runs come from the
-snapshot files, pins from git tags. Nothing here modifies anything.
+cache's object database (``repo.cache.local.all()``) and the trash give what is stored. Runs come
+from the snapshots committed on every ref (and the working tree), pins from git tags, tag
+exceptions from the commits that hold the snapshots. Nothing here modifies anything.
 """
 
 from __future__ import annotations
@@ -88,12 +89,17 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
     workspace: Workspace, policy: RetentionPolicy,
     progress: Callable[[str], None] | None = None,
 ) -> Facts:
-    """Collect the facts (see the module docstring)."""
+    """Collect the facts (see the module docstring).
+
+    Raises:
+        VcsError: DVC cannot read a revision's pipeline files (an invalid dvc.lock).
+    """
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    from ita_vc.errors import VcsError
     from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.snapshot.capture import RunProvenance
-    from ita_vc.snapshot.runs import pinned_runs
+    from ita_vc.vcs.dvc import describe_error
 
     root = workspace.root
     times = _commit_times(root)
@@ -117,61 +123,38 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
             entry["last_ref"], entry["path"] = when, path
 
     revisions = 0
-    with Repo(str(root)) as repo:
-        odb = repo.cache.local
-        cache_dir = Path(repo.cache.local_cache_dir)
-        now_ws = max(times.values(), default=0)
-        for rev in repo.brancher(all_commits=True):  # every commit of every ref + workspace
-            revisions += 1
-            when = now_ws if rev == "workspace" else times.get(rev, 0)
-            if progress is not None:
-                progress(rev)
-            for out in repo.index.outs:
-                info = out.hash_info
-                if not info or not info.value or not out.use_cache:
-                    continue
-                fs_path = str(out.fs_path)
-                path = (Path(fs_path).relative_to(root).as_posix() if rev == "workspace"
-                        else fs_path.lstrip("/"))
-                note(info.value, path, when, rev)
-                if info.isdir:
-                    if info.value not in trees:
-                        try:
-                            tree = out.get_obj()
-                        except Exception:  # noqa: BLE001 - a manifest missing from the cache
-                            tree = None
-                        trees[info.value] = [] if tree is None else [
-                            ("/".join(key), hi.value) for key, (_meta, hi) in tree.iteritems()
-                            if hi is not None and hi.value
-                        ]
-                    for rel, oid in trees[info.value]:
-                        note(oid, f"{path}/{rel}", when, rev)
-        stored = set(odb.all())
-    provenance = RunProvenance(workspace)
-    pins = pinned_runs(workspace)
-    runs: list[RunFacts] = []
-    run_refs: dict[str, set[str]] = {}
-    import datetime as dt
-
-    for run_id in provenance.run_ids():
-        snapshot = provenance.load_snapshot(run_id)
-        stamp = dt.datetime.fromisoformat(str(snapshot.get("timestamp")).replace("Z", "+00:00"))
-        commit = str(snapshot.get("git_commit_hash"))
-        reason = pins.get(run_id)
-        if reason is None and commit in protected_commits:
-            reason = protected_commits[commit]
-        runs.append(RunFacts(run_id, int(stamp.timestamp()), snapshot.get("setup_id"),
-                             snapshot.get("rule_version"), reason))
-        stages = (snapshot.get("dvc_lock") or {}).get("stages") or {}
-        for body in stages.values():
-            items = [*((body or {}).get("outs") or []), *((body or {}).get("deps") or [])]
-            for item in items:
-                oid = item.get("md5")
-                if not oid:
-                    continue
-                run_refs.setdefault(oid, set()).add(run_id)
-                for _rel, inner in trees.get(oid, []):
-                    run_refs.setdefault(inner, set()).add(run_id)
+    rev = "workspace"
+    try:
+        with Repo(str(root)) as repo:
+            odb = repo.cache.local
+            cache_dir = Path(repo.cache.local_cache_dir)
+            now_ws = max(times.values(), default=0)
+            for rev in repo.brancher(all_commits=True):  # every commit of every ref + workspace
+                revisions += 1
+                when = now_ws if rev == "workspace" else times.get(rev, 0)
+                if progress is not None:
+                    progress(rev)
+                for out in repo.index.outs:
+                    info = out.hash_info
+                    if not info or not info.value or not out.use_cache:
+                        continue
+                    fs_path = str(out.fs_path)
+                    path = (Path(fs_path).relative_to(root).as_posix() if rev == "workspace"
+                            else fs_path.lstrip("/"))
+                    note(info.value, path, when, rev)
+                    if info.isdir:
+                        if info.value not in trees:
+                            trees[info.value] = _tree_entries(out)
+                        for rel, oid in trees[info.value]:
+                            note(oid, f"{path}/{rel}", when, rev)
+            stored = set(odb.all())
+            cache_path = odb.oid_to_path
+    except DvcException as exc:
+        rev_text = f" at revision {rev[:10]}" if revisions and rev != "workspace" else ""
+        raise VcsError(f"DVC cannot read the pipeline files{rev_text}: {describe_error(exc)}; "
+                       "fix or restore them (`git checkout dvc.lock`) before gc") from exc
+    trashed = _trash_sizes(workspace, cache_dir)
+    runs, run_refs = _run_facts(workspace, protected_commits, trees)
     active: set[tuple[str, str]] = set()
     registry = RuleRegistry(workspace)
     for setup in registry.setups():
@@ -181,17 +164,78 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
     objects = []
     missing = 0
     for oid, entry in refs.items():
-        if oid not in stored:
+        if oid in stored:
+            size, in_trash = Path(cache_path(oid)).stat().st_size, False
+        elif oid in trashed:
+            size, in_trash = trashed[oid], True
+        else:
             missing += 1
             continue
-        size = Path(odb.oid_to_path(oid)).stat().st_size
         objects.append(ObjectFacts(oid, size, entry["path"], max(entry["last_ref"], 0),
-                                   run_refs.get(oid, set()), entry["ws"], entry["protected"]))
+                                   run_refs.get(oid, set()), entry["ws"], entry["protected"],
+                                   in_trash))
     for oid in stored - set(refs):
-        size = Path(odb.oid_to_path(oid)).stat().st_size
+        size = Path(cache_path(oid)).stat().st_size
         objects.append(ObjectFacts(oid, size, "", 0, run_refs.get(oid, set())))
     run_times = {r.run_id: r.time for r in runs}
     for obj in objects:
         for run_id in obj.runs:
             obj.last_ref = max(obj.last_ref, run_times.get(run_id, 0))
     return Facts(objects, runs, active, revisions, cache_dir, missing)
+
+
+def _tree_entries(out: Any) -> list[tuple[str, str]]:
+    try:
+        tree = out.get_obj()
+    except Exception:  # noqa: BLE001 - a manifest missing from the cache
+        tree = None
+    return [] if tree is None else [
+        ("/".join(key), hi.value) for key, (_meta, hi) in tree.iteritems()
+        if hi is not None and hi.value
+    ]
+
+
+def _trash_sizes(workspace: Workspace, cache_dir: Path) -> dict[str, int]:
+    from ita_vc.retention.trash import Trash
+
+    return {e.oid: e.size for e in Trash(workspace, cache_dir).entries()}
+
+
+def _run_facts(workspace: Workspace, protected_commits: dict[str, str],
+               trees: dict[str, list[tuple[str, str]]],
+               ) -> tuple[list[RunFacts], dict[str, set[str]]]:
+    """Runs of every ref (snapshots committed anywhere, or in the working tree), their pins
+    (``ita/keep/*`` tags) and tag exceptions (a protected tag on a commit that holds the
+    run's snapshot), and which objects each run references."""
+    import datetime as dt
+
+    from ita_vc.snapshot.history import recorded_runs
+    from ita_vc.snapshot.runs import pinned_runs
+
+    pins = pinned_runs(workspace)
+    runs: list[RunFacts] = []
+    run_refs: dict[str, set[str]] = {}
+    for run_id, recorded in sorted(recorded_runs(workspace).items()):
+        snapshot = recorded.snapshot
+        try:
+            stamp = int(dt.datetime.fromisoformat(
+                str(snapshot.get("timestamp")).replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            stamp = 0
+        reason = pins.get(run_id)
+        if reason is None:
+            reason = next((protected_commits[c] for c in recorded.commits
+                           if c in protected_commits), None)
+        runs.append(RunFacts(run_id, stamp, snapshot.get("setup_id"),
+                             snapshot.get("rule_version"), reason))
+        stages = (snapshot.get("dvc_lock") or {}).get("stages") or {}
+        for body in stages.values():
+            items = [*((body or {}).get("outs") or []), *((body or {}).get("deps") or [])]
+            for item in items:
+                oid = item.get("md5") if isinstance(item, dict) else None
+                if not oid:
+                    continue
+                run_refs.setdefault(oid, set()).add(run_id)
+                for _rel, inner in trees.get(oid, []):
+                    run_refs.setdefault(inner, set()).add(run_id)
+    return runs, run_refs

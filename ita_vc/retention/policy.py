@@ -222,6 +222,7 @@ class ObjectFacts:
     runs: set[str] = field(default_factory=set)
     in_workspace: bool = False
     protected_by: str | None = None  # e.g. "tag important" from a protected revision
+    in_trash: bool = False  # soft-deleted by an earlier gc (not in the cache now)
 
 
 @dataclass(frozen=True)

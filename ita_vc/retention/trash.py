@@ -4,7 +4,8 @@ Layout below ``paths.trash_root`` (default ``.ita/trash``): ``objects/<md5[:2]>/
 DVC cache layout - and ``journal.jsonl``, one JSON line per step: ``begin`` before a move,
 ``done`` after it (``trash``, ``restore``, ``purge``). A move is one ``os.replace`` on the cache's
 own filesystem, so an object is always in the cache or in the trash, never in neither; an
-interrupted step is completed (or found already done) by :func:`recover` from the journal.
+interrupted step is settled by :meth:`Trash.recover` from the journal (an interrupted trash
+batch is rolled back, so the next plan decides again).
 """
 
 from __future__ import annotations
@@ -113,7 +114,14 @@ class Trash:
         self._log({"op": op, "step": "done", "oid": oid, "at": _now()})
 
     def recover(self) -> list[str]:
-        """Finish steps a killed process left open; returns their object ids."""
+        """Settle steps a killed process left open; returns their object ids.
+
+        An interrupted *trash* step is rolled back: the object goes back into the cache (if
+        it was moved), so the next plan - made from the repository as it is now, which may
+        need the object again - decides afresh; nothing a current plan keeps stays trashed.
+        An interrupted *restore* is completed (the object was wanted back), an interrupted
+        *purge* is completed (it was past its safety window and unreferenced when it began).
+        """
         open_steps: dict[str, dict[str, Any]] = {}
         for record in self.records():
             key = f"{record.get('op')}:{record.get('oid')}"
@@ -121,19 +129,23 @@ class Trash:
                 open_steps[key] = record
             else:
                 open_steps.pop(key, None)
-        finished = []
+        settled = []
         for record in open_steps.values():
             oid, op = str(record["oid"]), record["op"]
             if op == "trash":
-                self._move("trash", oid, self.cache_path(oid), self.trash_path(oid), {})
+                src, dst = self.trash_path(oid), self.cache_path(oid)
+                if src.exists() and not dst.exists():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+                self._log({"op": "trash", "step": "rolled_back", "oid": oid, "at": _now()})
             elif op == "restore":
                 self._move("restore", oid, self.trash_path(oid), self.cache_path(oid), {})
             elif op == "purge":
                 with contextlib.suppress(FileNotFoundError):
                     self.trash_path(oid).unlink()
                 self._log({"op": "purge", "step": "done", "oid": oid, "at": _now()})
-            finished.append(oid)
-        return finished
+            settled.append(oid)
+        return settled
 
     # -- operations ----------------------------------------------------------------------
     def put(self, oid: str, *, size: int, path: str, cls: str | None,

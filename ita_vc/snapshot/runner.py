@@ -178,13 +178,17 @@ def _choose_stages(root: Path, stages: Sequence[str] | None) -> list[str]:
 
 def _dirty_paths(root: Path) -> list[str]:
     """Uncommitted git changes a run would not own, and DVC data that differs from its
-    ``.dvc`` file."""
+    ``.dvc`` file. Files inside pipeline outputs do not count: ``dvc repro`` rewrites them
+    (they show as untracked after checking out a commit whose ``.gitignore`` predates them)."""
     from ita_vc.snapshot.capture import RUN_WRITTEN
     from ita_vc.vcs import gitcli
-    from ita_vc.vcs.dvc import data_source_changes
+    from ita_vc.vcs.dvc import data_source_changes, pipeline_outputs
 
-    dirty = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
-    return dirty + data_source_changes(root)
+    changed = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
+    if changed:
+        outs = pipeline_outputs(root)
+        changed = [p for p in changed if not any(p == o or p.startswith(o + "/") for o in outs)]
+    return changed + data_source_changes(root)
 
 
 def _dirty_message(dirty: list[str]) -> str:

@@ -63,10 +63,15 @@ def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | 
     """Runs (newest first, or by a metric descending), with their key metrics and pin state.
 
     Raises:
-        ItaVcError: an unknown sort metric.
+        ItaVcError: an unknown sort metric. UsageError: a limit below 1.
     """
     from ita_vc.snapshot.capture import RunProvenance
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        from ita_vc.errors import UsageError
+
+        raise UsageError(f"--limit must be a whole number >= 1, got {limit!r}")
     pins = pinned_runs(workspace)
     provenance = RunProvenance(workspace)
     rows = []
@@ -134,23 +139,30 @@ def pinned_runs(workspace: Workspace) -> dict[str, str]:
     return pins
 
 
-def keep_run(workspace: Workspace, run_id: str, reason: str | None = None) -> str:
-    """Pin a run: an annotated tag ``ita/keep/<run_id>`` on the commit that recorded it.
+def keep_run(workspace: Workspace, run_id: str, reason: str | None = None, *,
+             wait: float = 0) -> str:
+    """Pin a run: an annotated tag ``ita/keep/<run_id>`` on the commit that recorded it (on
+    whichever branch or tag it is), under the workspace lock.
 
     Raises:
-        ItaVcError: unknown run, or its snapshot is not committed yet.
+        UsageError: a malformed run id.
+        ItaVcError: no such run on any ref, or its snapshot is not committed yet.
+        WorkspaceLockedError: another command holds the workspace.
     """
-    from ita_vc.snapshot.capture import RunProvenance
+    from ita_vc.snapshot.capture import check_run_id
+    from ita_vc.snapshot.history import recorded_runs
     from ita_vc.vcs import gitcli
 
-    provenance = RunProvenance(workspace)
-    provenance.load_snapshot(run_id)
-    rel = provenance.snapshot_relpath(run_id)
-    commits = gitcli.git(["log", "--format=%H", "--diff-filter=A", "--", rel],
-                         workspace.root).decode().split()
-    if not commits:
-        raise ItaVcError(f"{rel} is not committed yet: commit the run, then pin it")
-    tag = f"{KEEP_TAG_PREFIX}{run_id}"
-    message = reason or "kept"
-    gitcli.git(["tag", "-f", "-a", tag, "-m", message, commits[-1]], workspace.root)
+    check_run_id(run_id)
+    with workspace.lock(timeout=wait, purpose=f"ita-vc runs keep {run_id}"):
+        recorded = recorded_runs(workspace).get(run_id)
+        if recorded is None:
+            raise ItaVcError(f"no run {run_id}: no snapshot of it is committed on any branch or "
+                             "tag, nor in the working tree")
+        if not recorded.commits:
+            raise ItaVcError(f"{recorded.path} is not committed yet: commit the run, then pin "
+                             "it")
+        tag = f"{KEEP_TAG_PREFIX}{run_id}"
+        message = reason or "kept"
+        gitcli.git(["tag", "-f", "-a", tag, "-m", message, recorded.commits[0]], workspace.root)
     return tag

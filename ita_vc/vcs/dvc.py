@@ -22,9 +22,11 @@ __all__ = [
     "cache_paths",
     "checkout",
     "data_source_changes",
+    "describe_error",
     "disable_analytics",
     "init_dvc",
     "is_dvc_repo",
+    "pipeline_outputs",
     "pipeline_status",
     "remote_has",
     "stage_closure",
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """DVC's message with its cause (a YAML error in dvc.lock names the file and line there)."""
     text = str(exc)
     cause = exc.__cause__
@@ -98,7 +100,7 @@ def track_path(root: str | Path, relpath: str) -> None:
             repo.scm_context.quiet = True
             repo.add([str(Path(root) / relpath)])
     except DvcException as exc:
-        raise VcsError(f"dvc add {relpath} failed: {_describe(exc)}") from exc
+        raise VcsError(f"dvc add {relpath} failed: {describe_error(exc)}") from exc
 
 
 def cache_dir(root: str | Path) -> Path:
@@ -115,7 +117,7 @@ def cache_dir(root: str | Path) -> Path:
         with Repo(str(root)) as repo:
             return Path(repo.cache.local_cache_dir)
     except DvcException as exc:
-        raise VcsError(f"DVC cannot open {root}: {_describe(exc)}") from exc
+        raise VcsError(f"DVC cannot open {root}: {describe_error(exc)}") from exc
 
 
 def tracked_paths(root: str | Path) -> list[str]:
@@ -132,7 +134,7 @@ def tracked_paths(root: str | Path) -> list[str]:
             return sorted({Path(out.fs_path).relative_to(Path(root).resolve()).as_posix()
                            for out in repo.index.outs})
     except DvcException as exc:
-        raise VcsError(f"DVC cannot read the pipeline files: {_describe(exc)}") from exc
+        raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
 
 
 def cache_paths(root: str | Path, oids: list[str]) -> dict[str, Path]:
@@ -149,7 +151,7 @@ def cache_paths(root: str | Path, oids: list[str]) -> dict[str, Path]:
             odb = repo.cache.local
             return {oid: Path(odb.oid_to_path(oid)) for oid in oids}
     except DvcException as exc:
-        raise VcsError(f"DVC cannot open {root}: {_describe(exc)}") from exc
+        raise VcsError(f"DVC cannot open {root}: {describe_error(exc)}") from exc
 
 
 def _stage_target(root: str | Path, name: str) -> str:
@@ -190,8 +192,27 @@ def stage_closure(root: str | Path, targets: list[str]) -> list[str]:
                         wanted.append(stage.name)
             order = [s.name for s in repo.index.stages if isinstance(s, PipelineStage)]
     except DvcException as exc:
-        raise VcsError(f"dvc.yaml: {_describe(exc)}") from exc
+        raise VcsError(f"dvc.yaml: {describe_error(exc)}") from exc
     return [name for name in order if name in wanted]
+
+
+def pipeline_outputs(root: str | Path) -> list[str]:
+    """Repo-relative paths of every ``dvc.yaml`` stage output (outs, metrics, plots): files
+    ``dvc repro`` writes, never inputs a run must have committed.
+
+    Raises:
+        VcsError: DVC cannot read the pipeline files.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.stage import PipelineStage
+
+    try:
+        with _quiet_repo(root) as repo:
+            return sorted({Path(out.fs_path).relative_to(Path(repo.root_dir)).as_posix()
+                           for stage in repo.index.stages if isinstance(stage, PipelineStage)
+                           for out in stage.outs})
+    except DvcException as exc:
+        raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
 
 
 def data_source_changes(root: str | Path) -> list[str]:
@@ -217,7 +238,7 @@ def data_source_changes(root: str | Path) -> list[str]:
                     for path, state in (entry.get("changed outs") or {}).items():
                         found.append(f"{path} ({name}: {state})")
     except DvcException as exc:
-        raise VcsError(f"dvc status failed: {_describe(exc)}") from exc
+        raise VcsError(f"dvc status failed: {describe_error(exc)}") from exc
     return sorted(found)
 
 
@@ -253,7 +274,7 @@ def pipeline_status(root: str | Path, targets: list[str] | None = None) -> dict[
                 with_deps=bool(targets))
             return status
     except DvcException as exc:
-        raise VcsError(f"dvc status failed: {_describe(exc)}") from exc
+        raise VcsError(f"dvc status failed: {describe_error(exc)}") from exc
 
 
 def checkout(root: str | Path, targets: list[str]) -> None:
@@ -269,4 +290,4 @@ def checkout(root: str | Path, targets: list[str]) -> None:
         with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
             repo.checkout(targets=[str(Path(root) / t) for t in targets], force=True)
     except DvcException as exc:
-        raise VcsError(f"dvc checkout {' '.join(targets)} failed: {_describe(exc)}") from exc
+        raise VcsError(f"dvc checkout {' '.join(targets)} failed: {describe_error(exc)}") from exc
