@@ -10,7 +10,10 @@ from ita_vc.config import CONFIG_RELPATH, default_config_text, load_config
 from ita_vc.errors import ItaVcError, VcsError
 from ita_vc.store.atomic import atomic_write_bytes
 
-__all__ = ["InitReport", "init_workspace"]
+__all__ = ["PLOTS_TEMPLATE_RELPATH", "InitReport", "dvc_yaml_text", "init_workspace"]
+
+PLOTS_TEMPLATE_RELPATH = "configs/plots/time_series.json"
+"""The ``dvc plots`` template of time series (a temporal x axis: ISO times draw a line)."""
 
 
 @dataclass(slots=True)
@@ -31,6 +34,13 @@ def _template(name: str) -> str:
     return resources.files("ita_vc.templates").joinpath(name).read_text("utf-8")
 
 
+def dvc_yaml_text() -> str:
+    """The ``dvc.yaml`` ``ita-vc init`` writes, its stages pinned to this engine."""
+    from ita_vc.backtest.run import ENGINE_VERSION
+
+    return _template("dvc.yaml.in").replace("@ENGINE@", ENGINE_VERSION)
+
+
 def _write_new(root: Path, relpath: str, text: str, report: InitReport) -> None:
     target = root / relpath
     if target.exists():
@@ -46,7 +56,7 @@ def _gitignore_lines(root: Path) -> list[str]:
     lines = [f"/{state}/"] if state.parts else [f"/{paths.index_path}*", "/workspace.lock"]
     if not (state.parts and PurePosixPath(paths.trash_root).is_relative_to(state)):
         lines.append(f"/{paths.trash_root}/")
-    lines += [f"/{paths.logs_root}/", "__pycache__/"]
+    lines += [f"/{paths.logs_root}/", "__pycache__/", "/dvc_plots/"]
     return list(dict.fromkeys(lines))
 
 
@@ -124,7 +134,8 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
     _write_new(root, "configs/indicators.yaml", _template("indicators.yaml"), report)
     _write_new(root, "configs/retention.yaml", _template("retention.yaml"), report)
     _write_new(root, "params.yaml", _template("params.yaml"), report)
-    _write_new(root, "dvc.yaml", _template("dvc.yaml.in"), report)
+    _write_new(root, "dvc.yaml", dvc_yaml_text(), report)
+    _write_new(root, PLOTS_TEMPLATE_RELPATH, _template("time_series.json"), report)
     rules = root / config.paths.rules_root
     if rules.is_dir():
         report.kept.append(config.paths.rules_root + "/")

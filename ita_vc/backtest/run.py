@@ -25,9 +25,13 @@ if TYPE_CHECKING:
     from ita_vc.catalog import Catalog
     from ita_vc.rules.model import Rule
 
-__all__ = ["ENGINE_VERSION", "BacktestResult", "load_rule", "prepare_candles", "run_backtest"]
+__all__ = ["ENGINE_VERSION", "SUPPORTED_ENGINES", "BacktestResult", "load_rule",
+           "prepare_candles", "run_backtest"]
 
 ENGINE_VERSION = "1.0"
+"""The model of docs/backtest-model.md this code implements (not the package version)."""
+SUPPORTED_ENGINES = ("1.0",)
+"""Engine versions a ``dvc.yaml`` stage may pin (``--engine``) and get exactly."""
 
 
 @dataclass

@@ -28,6 +28,29 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def check_engine(pinned: str | None) -> None:
+    """The stage's ``--engine`` must be one this ita-vc runs exactly; without one (a workspace
+    made before engines were pinned) a warning says how to pin it.
+
+    Raises:
+        ConfigError: an engine version this ita-vc does not implement.
+    """
+    from ita_vc.backtest.run import ENGINE_VERSION, SUPPORTED_ENGINES
+    from ita_vc.errors import ConfigError
+
+    if pinned is None:
+        print(f"warning: dvc.yaml does not pin the engine; this ita-vc runs engine "
+              f"{ENGINE_VERSION}. Run `ita-vc init --upgrade --yes` so an engine change shows "
+              "in `dvc status`", file=sys.stderr)
+        return
+    if pinned not in SUPPORTED_ENGINES:
+        raise ConfigError(
+            f"dvc.yaml pins engine {pinned}; this ita-vc implements engine(s) "
+            f"{', '.join(SUPPORTED_ENGINES)}, so its results would differ. Install an ita-vc "
+            f"that implements {pinned}, or move the pipeline to engine {ENGINE_VERSION} with "
+            "`ita-vc init --upgrade --yes` (its stages then re-run, as `dvc status` shows)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; print one line; return the exit code."""
     import argparse
@@ -35,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m ita_vc.pipeline")
     parser.add_argument("stage", choices=["prepare", "backtest", "report", "grid"])
+    parser.add_argument("--engine", metavar="VERSION",
+                        help="the engine version dvc.yaml pins (refused unless supported)")
     args = parser.parse_args(argv)
     from ita_vc.pipeline import stages
 
     try:
+        check_engine(args.engine)
         if args.stage == "prepare":
             report = stages.stage_prepare()
             print(f"prepare: {report['bars']} bars in range, {report['warmup_bars']} warm-up")

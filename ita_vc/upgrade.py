@@ -1,0 +1,157 @@
+"""``ita-vc init --upgrade``: bring a workspace made by an older ``ita-vc init`` up to today's
+templates, showing every change first and writing only when told to.
+
+What it changes, and only that (a user's own stages, parameters and comments stay):
+
+* ``dvc.yaml``: each ``python -m ita_vc.pipeline <stage>`` command pins this ita-vc's engine
+  (``--engine X``), so ``dvc status`` shows those stages as changed after an engine change;
+  a time-series plot (``x: time``) without a template gets ``configs/plots/time_series.json``
+  (DVC's default template draws ISO times as nothing);
+* ``configs/plots/time_series.json``: written when missing;
+* ``.gitignore``: the entries ``init`` writes today (``/dvc_plots/`` among them).
+
+``params.yaml`` is the user's: it is never changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["FileChange", "apply_upgrade", "plan_upgrade"]
+
+_STAGE_CMD = re.compile(r"python -m ita_vc\.pipeline (prepare|backtest|report|grid)"
+                        r"(?: --engine (\S+))?")
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One file the upgrade would write: its current and its new text."""
+
+    path: str
+    old: str | None  # None: the file does not exist
+    new: str
+    why: str
+
+    def diff(self) -> str:
+        """A unified diff (``/dev/null`` for a new file)."""
+        before = (self.old or "").splitlines(keepends=True)
+        after = self.new.splitlines(keepends=True)
+        return "".join(difflib.unified_diff(
+            before, after, fromfile="/dev/null" if self.old is None else f"a/{self.path}",
+            tofile=f"b/{self.path}"))
+
+
+def _pin(cmd: str, engine: str) -> str:
+    match = _STAGE_CMD.fullmatch(cmd.strip())
+    if match is None:
+        return cmd
+    return f"python -m ita_vc.pipeline {match.group(1)} --engine {engine}"
+
+
+def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
+    from ita_vc.yamledit import YamlEditError, dump_rt, load_rt
+    from ita_vc.yamlio import YamlError, load_yaml_text
+
+    try:
+        load_yaml_text(text, "dvc.yaml")  # the safe loader's limits first
+        doc = load_rt(text)
+    except (YamlError, YamlEditError) as exc:
+        raise ConfigError(f"dvc.yaml: {exc}") from exc
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict):
+        return text
+    changed = False
+    for body in stages.values():
+        if not isinstance(body, dict):
+            continue
+        cmd = body.get("cmd")
+        if isinstance(cmd, str) and _pin(cmd, engine) != cmd.strip():
+            body["cmd"] = _pin(cmd, engine)
+            changed = True
+        elif isinstance(cmd, list):
+            for i, item in enumerate(cmd):
+                if isinstance(item, str) and _pin(item, engine) != item.strip():
+                    cmd[i] = _pin(item, engine)
+                    changed = True
+        changed |= _template_plots(body.get("plots"), template)
+    return dump_rt(doc) if changed else text
+
+
+def _template_plots(plots: Any, template: str) -> bool:
+    changed = False
+    for item in plots if isinstance(plots, list) else []:
+        if not isinstance(item, dict):
+            continue
+        for props in item.values():
+            if isinstance(props, dict) and props.get("x") == "time" and "template" not in props:
+                props["template"] = template
+                changed = True
+    return changed
+
+
+def plan_upgrade(root: Path) -> list[FileChange]:
+    """The files ``init --upgrade`` would write, with their new text (nothing is written).
+
+    Raises:
+        ConfigError: an unreadable ``dvc.yaml`` or config.
+        NotInitializedError: ``root`` is not a workspace.
+    """
+    from ita_vc.backtest.run import ENGINE_VERSION
+    from ita_vc.initialize import PLOTS_TEMPLATE_RELPATH, _gitignore_lines, _template
+    from ita_vc.workspace import Workspace
+
+    Workspace.at(root)  # a workspace, with a valid config
+    changes: list[FileChange] = []
+    dvc_yaml = root / "dvc.yaml"
+    if dvc_yaml.is_file():
+        old = dvc_yaml.read_text("utf-8")
+        new = _upgrade_dvc_yaml(old, ENGINE_VERSION, PLOTS_TEMPLATE_RELPATH)
+        if new != old:
+            changes.append(FileChange("dvc.yaml", old, new,
+                                      f"pin engine {ENGINE_VERSION}; time-series plot template"))
+    plots = root / PLOTS_TEMPLATE_RELPATH
+    if not plots.exists():
+        changes.append(FileChange(PLOTS_TEMPLATE_RELPATH, None, _template("time_series.json"),
+                                  "the dvc plots template for time series"))
+    ignore = root / ".gitignore"
+    old_ignore = ignore.read_text("utf-8") if ignore.is_file() else None
+    present = {line.strip() for line in (old_ignore or "").splitlines()}
+    missing = [line for line in _gitignore_lines(root) if line not in present]
+    if missing:
+        prefix = old_ignore or ""
+        if prefix and not prefix.endswith("\n"):
+            prefix += "\n"
+        changes.append(FileChange(".gitignore", old_ignore,
+                                  prefix + "".join(f"{line}\n" for line in missing),
+                                  "ignore " + ", ".join(missing)))
+    return changes
+
+
+def apply_upgrade(root: Path, changes: list[FileChange], *, wait: float = 0) -> None:
+    """Write ``changes`` (atomically, file by file) under the workspace lock.
+
+    Raises:
+        WorkspaceLockedError: another command holds the workspace.
+        ConfigError: a file changed since the plan was made.
+    """
+    from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.at(root)
+    with workspace.lock(timeout=wait, purpose="ita-vc init --upgrade"):
+        for change in changes:
+            target = workspace.contained(change.path)
+            now = target.read_text("utf-8") if target.is_file() else None
+            if now != change.old:
+                raise ConfigError(f"{change.path} changed while upgrading; run "
+                                  "`ita-vc init --upgrade` again")
+        for change in changes:
+            atomic_write_bytes(workspace.contained(change.path), change.new.encode("utf-8"))
