@@ -140,9 +140,9 @@ def test_timeframe_alignment_for_daily_data(cstore, tmp_path):
     report = cstore.import_files([path], market="generic", symbol="D", timeframe="1d",
                                  track=False)
     assert report.dataset.rows == 5
-    minute_bars = _write(tmp_path, "m.csv", candles(3, start=T0 + MIN))
+    shifted = _write(tmp_path, "m.csv", candles(3, start=T0 + MIN, step=3_600_000))
     with pytest.raises(DataValidationError, match="not aligned to the timeframe"):
-        cstore.import_files([minute_bars], market="generic", symbol="D2", timeframe="1h",
+        cstore.import_files([shifted], market="generic", symbol="D2", timeframe="1h",
                             track=False)
 
 
