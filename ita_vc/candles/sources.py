@@ -12,8 +12,8 @@ size stays within two limits, checked from the archive's directory before a byte
   or thousands of times.
 
 Python's reader never inflates past the declared size, so the checks bound the work. Other
-compressed files (``.gz``, ``.bz2``...) are not inflated: they are read as plain text and refused
-as unreadable.
+compressed files (``.gz``, ``.bz2``, ``.xz``...) declare no trustworthy size: they are refused by
+name, "decompress it first".
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ MAX_MEMBER_BYTES = 4 * 1024**3
 MAX_EXPANSION = 100
 EXPANSION_CHECK_FROM = 1024**2
 _FIRST_LINE_LIMIT = 64 * 1024
+_UNREAD_SUFFIXES = (".gz", ".tgz", ".bz2", ".xz", ".lzma", ".zst", ".tar", ".7z", ".rar")
 _READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
                      zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 # what a broken archive raises while it is inflated (CRC mismatch, truncated or corrupt data)
@@ -61,7 +62,8 @@ def check_candle_path(path: Path) -> None:
     """Refuse anything but an existing, readable regular file (symlinks to one are fine).
 
     Raises:
-        DataValidationError: missing, a folder, a FIFO/device/socket, or not readable.
+        DataValidationError: missing, a folder, a FIFO/device/socket, a compressed file other
+            than a zip, or not readable.
     """
     try:
         mode = path.stat().st_mode
@@ -76,6 +78,11 @@ def check_candle_path(path: Path) -> None:
         )
     if not stat.S_ISREG(mode):
         raise DataValidationError(f"{path}: not a regular file (a FIFO, device or socket)")
+    if path.suffix.lower() in _UNREAD_SUFFIXES:
+        raise DataValidationError(
+            f"{path}: {path.suffix} files are not read (only .zip archives, whose sizes are "
+            "checked first); decompress it first"
+        )
     if not os.access(path, os.R_OK):
         raise DataValidationError(f"{path}: cannot read: permission denied")
 
@@ -93,8 +100,8 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
         (info.compress_type not in _READABLE_METHODS,
          f"uses compression method {info.compress_type}, which cannot be read"),
         (size > MAX_MEMBER_BYTES,
-         f"declares {size:,} bytes uncompressed, over the limit of {MAX_MEMBER_BYTES:,} bytes "
-         f"({MAX_MEMBER_BYTES / 1024**3:g} GiB)"),
+         f"declares {size:,} bytes uncompressed, over the limit of {MAX_MEMBER_BYTES:,} bytes"
+         + (f" ({MAX_MEMBER_BYTES / 1024**3:g} GiB)" if MAX_MEMBER_BYTES >= 1024**3 else "")),
         (size > EXPANSION_CHECK_FROM and size > MAX_EXPANSION * packed,
          f"expands {ratio} ({packed:,} -> {size:,} bytes), over the limit of {MAX_EXPANSION}x "
          "(a zip bomb?)"),
