@@ -90,6 +90,14 @@ def test_data_rm(tmp_repo, tmp_path):
                   "2m").exit_code == 11
     assert invoke("data", "rm", "--market", "generic", "--symbol", "X", "--timeframe", "1m",
                   "--commit", "--no-track").exit_code == 2
+    assert invoke("data", "import", str(path), "--market", "generic", "--symbol", "Y",
+                  "--commit").exit_code == 0
+    dvcfile = (tmp_repo / "data.dvc").read_bytes()
+    kept = invoke("data", "rm", "--market", "generic", "--symbol", "Y", "--timeframe", "1m",
+                  "--no-track")
+    assert kept.exit_code == 0, kept.output
+    assert "not tracked: data.dvc still lists the dataset" in kept.stdout
+    assert (tmp_repo / "data.dvc").read_bytes() == dvcfile
     assert "rm" in invoke("data", "--help").stdout
 
 

@@ -72,6 +72,21 @@ def _fifo(folder: Path) -> Path:
     return folder / "bars.csv"
 
 
+def _parquet(folder: Path, stamps: list[str | None]) -> Path:
+    import pandas as pd
+
+    path = folder / "bars.parquet"
+    frame = pd.DataFrame({"time": pd.to_datetime(stamps).as_unit("s"), "open": 1.0, "high": 2.0,
+                          "low": 0.5, "close": 1.5, "volume": 3.0})
+    frame.to_parquet(path)
+    return path
+
+
+def _loop(folder: Path) -> Path:
+    (folder / "bars.csv").symlink_to(folder / "bars.csv")
+    return folder / "bars.csv"
+
+
 def _folder(folder: Path) -> Path:
     (folder / "dumps").mkdir()
     (folder / "dumps" / "a.csv").write_bytes(_LINE)
@@ -97,6 +112,10 @@ IMPORT_CASES = [
      r"bars.csv: 1 unparseable timestamp\(s\) among epoch numbers: row 2 \('nan'\)", ""),
     ("huge", lambda f: _csv(f, T0, "1e300"), (), 11,
      r"bars.csv: 1 timestamp\(s\) outside the supported range .*row 2 \(1e\+300\)", ""),
+    ("parquet-9999", lambda f: _parquet(f, ["2025-01-01", "9999-12-31"]), (), 11,
+     r"bars.parquet: 1 timestamp\(s\) outside the supported range .*row 2 \(9999-12-31", ""),
+    ("parquet-missing-time", lambda f: _parquet(f, ["2025-01-01", None]), (), 11,
+     r"bars.parquet: 1 missing timestamp\(s\) in 'time': row 2 \(NaT\)", ""),
     ("zip-0-byte", lambda f: _bytes(f, "bars.zip", b""), (), 11,
      r"bars.zip: not a readable zip archive: File is not a zip file", REAL),
     ("zip-noise", lambda f: _bytes(f, "bars.zip", os.urandom(2048)), (), 11,
@@ -111,6 +130,10 @@ IMPORT_CASES = [
      (), 11, r"bars.zip: no candle rows", ""),
     ("directory", _folder, (), 11, r"dumps: is a directory, not a candle file", REAL),
     ("fifo", _fifo, (), 11, r"bars.csv: not a regular file \(a FIFO, device or socket\)", REAL),
+    ("symlink-loop", _loop, (), 11, r"bars.csv: cannot read: Too many levels of symbolic links",
+     ""),
+    ("binary-garbage", lambda f: _bytes(f, "bars.csv", b"ts,open\n\xff\xfe\x00\x9c" * 50), (),
+     11, r"bars.csv: cannot read CSV: 'utf-8' codec can't decode", ""),
     # issue 12 item 9: zip limits and layouts
     ("zip-bomb", _bomb, (), 11,
      r"bars.zip: member 'bars.csv' expands [\d,]+x \([\d,]+ -> 7,602,176 bytes\), over the "
@@ -276,6 +299,23 @@ def test_backtest_run_refuses_hostile_input(tmp_path, build, out, code, message,
         proc = ita_vc_subprocess(*args, cwd=tmp_path)
         assert proc.returncode == code, proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_output_folder_replaced_by_a_file_mid_run(tmp_path):
+    from ita_vc.errors import PersistentStoreError
+    from ita_vc.pipeline.outputs import DirSink
+
+    sink = DirSink(tmp_path / "out")
+    sink.json({"a": 1}, "summary.json")
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    (tmp_path / "out").write_text("now a file")
+    with pytest.raises(PersistentStoreError, match=r"out/metrics.json: write failed: "):
+        sink.json({"b": 2}, "metrics.json")
+    with pytest.raises(PersistentStoreError, match=r"out/equity.png: write failed: "):
+        sink.binary(b"png", "equity.png")
+    assert (tmp_path / "out").read_text() == "now a file"
 
 
 def test_backtest_run_still_works_on_good_candles(tmp_path):
