@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 from ita_vc._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ita_vc.candles.dataset import CandleStore, DatasetInfo, ImportReport, merge_candles
+    from ita_vc.candles.dataset import CandleStore, DatasetInfo, ImportReport, RemoveReport
     from ita_vc.candles.importers import read_candle_file
+    from ita_vc.candles.merge import merge_candles
     from ita_vc.candles.rollup import RollupReport, rollup_candles, rollup_with_report
     from ita_vc.candles.schema import (
         CANONICAL_COLUMNS,
         TIMEFRAMES,
+        infer_timeframe,
         instrument_key,
         timeframe_ms,
     )
@@ -24,9 +26,11 @@ _EXPORTS = {
     "CandleStore": "ita_vc.candles.dataset",
     "DatasetInfo": "ita_vc.candles.dataset",
     "ImportReport": "ita_vc.candles.dataset",
+    "RemoveReport": "ita_vc.candles.dataset",
     "RollupReport": "ita_vc.candles.rollup",
+    "infer_timeframe": "ita_vc.candles.schema",
     "instrument_key": "ita_vc.candles.schema",
-    "merge_candles": "ita_vc.candles.dataset",
+    "merge_candles": "ita_vc.candles.merge",
     "read_candle_file": "ita_vc.candles.importers",
     "rollup_candles": "ita_vc.candles.rollup",
     "rollup_with_report": "ita_vc.candles.rollup",
@@ -40,7 +44,9 @@ __all__ = [
     "CandleStore",
     "DatasetInfo",
     "ImportReport",
+    "RemoveReport",
     "RollupReport",
+    "infer_timeframe",
     "instrument_key",
     "merge_candles",
     "read_candle_file",

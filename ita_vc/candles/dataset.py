@@ -1,4 +1,4 @@
-"""Canonical candle datasets of a workspace: import (merge), load, status.
+"""Canonical candle datasets of a workspace: import (merge), remove, load, status.
 
 A dataset is one parquet file per ``(market, symbol, timeframe)`` at
 ``<store.kinds.candles>/<candles.layout>`` (default
@@ -6,24 +6,35 @@ A dataset is one parquet file per ``(market, symbol, timeframe)`` at
 with its content hash, range, row and gap counts in the file's metadata (so ``data status``
 does not read the data). Data is never silently altered: an import that conflicts with what is
 stored fails unless told which side wins, and nothing is written on any error.
+
+Imports and removals hold the workspace lock from reading the stored dataset to ``dvc add``
+(and the optional commit of ``data.dvc``), so concurrent importers never overwrite each other:
+the second one waits (``wait`` seconds) or is refused (exit 10).
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.candles.merge import check_conflict_policy, merge_candles
 from ita_vc.candles.schema import (
     CANONICAL_COLUMNS,
+    TIMEFRAMES,
     check_market,
     check_symbol,
+    format_step,
     gap_flags,
+    infer_timeframe,
     instrument_key,
+    median_step,
     timeframe_ms,
 )
-from ita_vc.candles.validate import MAX_LISTED_ROWS, format_ts, validate_candles
-from ita_vc.errors import DataValidationError
+from ita_vc.candles.validate import format_ts, validate_candles
+from ita_vc.errors import DataValidationError, ItaVcError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -33,10 +44,7 @@ if TYPE_CHECKING:
     from ita_vc.store.artifacts import ArtifactRef
     from ita_vc.workspace import Workspace
 
-__all__ = ["CONFLICT_POLICIES", "CandleStore", "DatasetInfo", "ImportReport", "merge_candles"]
-
-CONFLICT_POLICIES = ("error", "keep-new", "keep-old")
-_VALUE_COLUMNS = ["open", "high", "low", "close", "volume"]
+__all__ = ["CandleStore", "DatasetInfo", "ImportReport", "RemoveReport", "merge_candles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,64 +91,43 @@ class ImportReport:
     conflicts_resolved: int
     tracked: bool
     unchanged: bool
+    timeframe_inferred: bool = False
+    committed: str | None = None  # the commit of data.dvc (``commit=True``)
 
 
-def _raise_conflicts(clashing: pd.DataFrame, source: str) -> None:
-    lines = []
-    for ts, group in list(clashing.groupby("ts_utc", sort=True))[:MAX_LISTED_ROWS]:
-        values = "; ".join(
-            ("stored" if r.src_side == 0 else f"row {r.row_no}") + ": " +
-            " ".join(f"{c}={getattr(r, c)}" for c in _VALUE_COLUMNS)
-            for r in group.itertuples()
+@dataclass(frozen=True, slots=True)
+class RemoveReport:
+    """What ``data rm`` removed."""
+
+    path: str
+    dataset: DatasetInfo | None  # None when the file was unreadable
+    tracked: bool
+    committed: str | None = None
+
+
+def _check_options(track: bool, commit: bool, wait: float) -> None:
+    if commit and not track:
+        raise UsageError("--commit commits the data.dvc that tracking writes: it cannot be "
+                         "combined with --no-track")
+    if (isinstance(wait, bool) or not isinstance(wait, int | float) or not math.isfinite(wait)
+            or wait < 0):
+        raise UsageError(f"--wait must be a number of seconds >= 0, got {wait!r}")
+
+
+def _resolve_timeframe(ts: Any, timeframe: str | None, source: str) -> tuple[str, bool]:
+    """The given timeframe, checked against the bars' median spacing, or the inferred one."""
+    if timeframe is None:
+        return infer_timeframe(ts, source), True
+    step = median_step(ts)
+    if step is not None and step != timeframe_ms(timeframe):
+        seen = format_step(step)
+        hint = (f"pass --timeframe {seen} or leave it out to infer it" if seen in TIMEFRAMES
+                else "which is no known timeframe")
+        raise DataValidationError(
+            f"{source}: --timeframe {timeframe} contradicts the data: the median spacing of its "
+            f"bars is {seen} ({hint}); nothing was written"
         )
-        lines.append(f"{format_ts(ts)}: {values}")  # type: ignore[arg-type]
-    count = clashing["ts_utc"].nunique()
-    more = f"\n  (and {count - MAX_LISTED_ROWS} more)" if count > MAX_LISTED_ROWS else ""
-    raise DataValidationError(
-        f"{source}: {count} timestamp(s) with different values; nothing was written "
-        "(choose with --on-conflict keep-new|keep-old):\n  " + "\n  ".join(lines) + more
-    )
-
-
-def merge_candles(old: pd.DataFrame | None, new: pd.DataFrame, *, on_conflict: str = "error",
-                  source: str = "import") -> tuple[pd.DataFrame, int, int]:
-    """Merge ``new`` rows into ``old``: exact duplicates dropped; the same ``ts_utc`` with other
-    values is a conflict (an error listing the rows, or ``keep-new``/``keep-old``).
-
-    Returns ``(merged sorted frame without gap_flag, duplicates dropped, conflicts resolved)``.
-
-    Raises:
-        DataValidationError: conflicts with ``on_conflict="error"``, or a bad policy.
-    """
-    import pandas as pd
-
-    if on_conflict not in CONFLICT_POLICIES:
-        raise DataValidationError(f"--on-conflict must be one of {', '.join(CONFLICT_POLICIES)}")
-    cols = ["ts_utc", *_VALUE_COLUMNS]
-    frames = []
-    if old is not None and len(old):
-        frames.append(old[cols].assign(src_side=0, row_no=-1))
-    frames.append(new[cols].assign(src_side=1, row_no=new["_row"].to_numpy()))
-    both = pd.concat(frames, ignore_index=True)
-    shared = both["ts_utc"].duplicated(keep=False).to_numpy()
-    duplicates = resolved = 0
-    if shared.any():  # only rows whose timestamp occurs twice need a closer look
-        sub = both[shared]
-        unique = sub.drop_duplicates(subset=cols, keep="first")
-        duplicates = len(sub) - len(unique)
-        clash = unique["ts_utc"].duplicated(keep=False).to_numpy()
-        if clash.any():
-            clashing = unique[clash].sort_values(["ts_utc", "src_side"], kind="stable")
-            if on_conflict == "error":
-                _raise_conflicts(clashing, source)
-            keep_side = 1 if on_conflict == "keep-new" else 0
-            resolved = clashing["ts_utc"].nunique()
-            unique = unique[~(clash & (unique["src_side"].to_numpy() != keep_side))]
-            # several rows of one side for one timestamp (within new files): the last one read
-            unique = unique.drop_duplicates(subset=["ts_utc"], keep="last")
-        both = pd.concat([both[~shared], unique], ignore_index=True)
-    merged = both.sort_values("ts_utc", kind="stable").reset_index(drop=True)
-    return merged[cols], duplicates, resolved
+    return timeframe, False
 
 
 class CandleStore:
@@ -184,57 +171,141 @@ class CandleStore:
             )
         return self.store.load_dataframe(rel)
 
-    def import_files(
-        self, files: Iterable[str | Path], *, market: str, symbol: str, timeframe: str = "1m",
-        fmt: str = "auto", on_conflict: str = "error", track: bool = True,
-    ) -> ImportReport:
-        """Read, validate and merge files into the dataset; write it; ``dvc add`` the data root.
-
-        Raises:
-            DataValidationError: unreadable files, invalid candles, conflicts. Nothing is
-                written then.
-            VcsError: DVC tracking failed (the dataset file itself is written).
-        """
+    def _read(self, paths: list[Path], fmt: str,
+              ) -> tuple[pd.DataFrame, list[pd.DataFrame], list[tuple[str, str, int]]]:
         import pandas as pd
 
-        from ita_vc.candles.importers import read_candle_file
+        from ita_vc.candles.importers import read_candle_rows
+
+        parsed, read = [], []
+        for number, path in enumerate(paths):
+            frame, used = read_candle_rows(path, fmt)
+            if len(paths) > 1:
+                frame["_file"] = number
+            parsed.append(frame)
+            read.append((str(path), used, len(frame)))
+        return pd.concat(parsed, ignore_index=True), parsed, read
+
+    def import_files(
+        self, files: Iterable[str | Path], *, market: str, symbol: str,
+        timeframe: str | None = None, fmt: str = "auto", on_conflict: str = "error",
+        track: bool = True, commit: bool = False, wait: float = 0,
+    ) -> ImportReport:
+        """Read, validate and merge files into the dataset; write it; ``dvc add`` the data root
+        (``track``); commit ``data.dvc`` and the ``.gitignore`` DVC edited (``commit``, a
+        path-limited commit: nothing else staged goes in).
+
+        ``timeframe=None`` infers it from the median spacing of the bars; a given timeframe
+        the spacing contradicts is refused. The files are parsed and validated first; reading
+        the stored dataset, merging, writing, tracking and committing happen under the
+        workspace lock (``wait`` seconds to get it).
+
+        Raises:
+            DataValidationError: bad arguments, unreadable files, invalid candles, a timeframe
+                that cannot be inferred or is contradicted, conflicts. Nothing is written then.
+            UsageError: ``commit`` without ``track``, a negative or NaN ``wait``.
+            WorkspaceLockedError: another command holds the workspace after ``wait`` seconds.
+            VcsError: DVC tracking or the commit failed (the dataset file itself is written).
+        """
+        from ita_vc.candles.importers import FORMATS
         from ita_vc.store.tablehash import hash_dataframe
 
-        rel = self.relpath(market, symbol, timeframe)
-        step = timeframe_ms(timeframe)
+        check_market(market, self.config.markets)
+        check_symbol(symbol)
+        if timeframe is not None:
+            timeframe_ms(timeframe)
+        check_conflict_policy(on_conflict)
+        if fmt not in FORMATS:
+            raise DataValidationError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+        _check_options(track, commit, wait)
         paths = [Path(f) for f in files]
         if not paths:
             raise DataValidationError("no files to import")
-        parsed, read = [], []
-        for path in paths:
-            frame, used = read_candle_file(path, fmt)
+        incoming, parsed, read = self._read(paths, fmt)
+        source = ", ".join(str(p) for p in paths)
+        timeframe, inferred = _resolve_timeframe(incoming["ts_utc"], timeframe, source)
+        step = timeframe_ms(timeframe)
+        for path, frame in zip(paths, parsed, strict=True):
             validate_candles(frame, step, str(path))
-            parsed.append(frame)
-            read.append((str(path), used, len(frame)))
-        incoming = pd.concat(parsed, ignore_index=True)
-        old = self.load(market, symbol, timeframe) if self.exists(market, symbol, timeframe) \
-            else None
-        merged, duplicates, resolved = merge_candles(
-            old, incoming, on_conflict=on_conflict, source=", ".join(str(p) for p in paths)
-        )
-        merged["gap_flag"] = gap_flags(merged["ts_utc"], step)
-        merged = merged[list(CANONICAL_COLUMNS)].astype({
-            "ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
-            "close": "float64", "volume": "float64", "gap_flag": "bool"})
-        data_hash = hash_dataframe(merged)
-        unchanged = old is not None and data_hash == hash_dataframe(old)
-        added = len(merged) - (0 if old is None else len(old))
-        if not unchanged:
-            self._save(merged, rel, market=market, symbol=symbol, timeframe=timeframe,
-                       data_hash=data_hash)
-        tracked = False
-        if track and not unchanged:
-            from ita_vc.vcs.dvc import track_path
+        rel = self.relpath(market, symbol, timeframe)
+        with self.workspace.lock(timeout=wait,
+                                 purpose=f"data import {market} {symbol} {timeframe}"):
+            old = self.load(market, symbol, timeframe) if self.exists(market, symbol, timeframe) \
+                else None
+            merged, duplicates, resolved = merge_candles(
+                old, incoming, on_conflict=on_conflict, source=source,
+                files=[str(p) for p in paths],
+            )
+            merged["gap_flag"] = gap_flags(merged["ts_utc"], step)
+            merged = merged[list(CANONICAL_COLUMNS)].astype({
+                "ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
+                "close": "float64", "volume": "float64", "gap_flag": "bool"})
+            data_hash = hash_dataframe(merged)
+            unchanged = old is not None and data_hash == hash_dataframe(old)
+            added = len(merged) - (0 if old is None else len(old))
+            tracked, committed = False, None
+            if not unchanged:
+                self._save(merged, rel, market=market, symbol=symbol, timeframe=timeframe,
+                           data_hash=data_hash)
+                if track:
+                    tracked, committed = True, self._track(
+                        commit, f"ita-vc data import: {market} {symbol} {timeframe} "
+                                f"({added:+,} rows)")
+            return ImportReport(self.info(rel), tuple(read), added, duplicates, resolved,
+                                tracked, unchanged, inferred, committed)
 
-            track_path(self.workspace.root, self.workspace.config.paths.data_root)
-            tracked = True
-        return ImportReport(self.info(rel), tuple(read), added, duplicates, resolved, tracked,
-                            unchanged)
+    def remove(self, market: str, symbol: str, timeframe: str, *, track: bool = True,
+               commit: bool = False, wait: float = 0) -> RemoveReport:
+        """Delete a dataset: its file, its index row, and (``track``) update ``data.dvc`` with
+        ``dvc add`` of the data root, as an import does; ``commit`` commits that. Under the
+        workspace lock (``wait`` seconds to get it).
+
+        Raises:
+            DataValidationError: bad arguments, or no such dataset in the workspace.
+            UsageError: ``commit`` without ``track``, a negative or NaN ``wait``.
+            WorkspaceLockedError: another command holds the workspace after ``wait`` seconds.
+            PersistentStoreError: the dataset path leads outside the workspace.
+            VcsError: DVC tracking or the commit failed (the dataset is removed).
+        """
+        _check_options(track, commit, wait)
+        rel = self.relpath(market, symbol, timeframe)
+        with self.workspace.lock(timeout=wait, purpose=f"data rm {market} {symbol} {timeframe}"):
+            path = self.workspace.contained(rel)
+            if not os.path.lexists(path) or path.is_dir():
+                raise DataValidationError(
+                    f"no dataset {market} {symbol} {timeframe}: {rel} does not exist "
+                    "(`ita-vc data status` lists the datasets); nothing was removed"
+                )
+            info: DatasetInfo | None
+            try:
+                info = self.info(rel)
+            except ItaVcError:
+                info = None  # an unreadable file can still be removed
+            path.unlink()
+            self._prune(path.parent)
+            self.store.index.delete(rel)
+            tracked, committed = False, None
+            if track:
+                rows = f" (-{info.rows:,} rows)" if info is not None else ""
+                tracked, committed = True, self._track(
+                    commit, f"ita-vc data rm: {market} {symbol} {timeframe}{rows}")
+            return RemoveReport(rel, info, tracked, committed)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove the folders a removal left empty, up to the candles root (kept)."""
+        top = self.workspace.path(self.workspace.config.store.kinds["candles"])
+        while folder != top and folder.is_relative_to(top):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def _track(self, commit: bool, message: str) -> str | None:
+        from ita_vc.candles.tracking import commit_data_root, track_data_root
+
+        changed = track_data_root(self.workspace)
+        return commit_data_root(self.workspace, changed, message) if commit else None
 
     def _save(self, frame: pd.DataFrame, rel: str, *, market: str, symbol: str,
               timeframe: str, data_hash: str) -> ArtifactRef:

@@ -1,8 +1,10 @@
 """Readers for candle files: Binance kline dumps, Bybit kline exports, generic CSV/parquet.
 
-Each reader returns a frame with ``ts_utc`` (int64 epoch ms), ``open, high, low, close,
-volume`` (float64, NaN where a value was not numeric) and ``_row`` (the 1-based data row of the
-source file, for error messages). Sorting, merging and validation happen afterwards.
+:func:`read_candle_file` (public) returns the six input columns ``ts_utc`` (int64 epoch ms),
+``open, high, low, close, volume`` (float64, NaN where a value was not numeric), in the file's
+order. The importer uses :func:`read_candle_rows`, whose frame also carries ``_row`` (the 1-based
+data row of the source file, for error messages). Sorting, merging and validation happen
+afterwards. Files are opened through :mod:`ita_vc.candles.sources` (regular files, zip limits).
 
 * Binance (``data.binance.vision``): no header (or the newer ``open_time,...`` header), 12
   columns; ``open_time`` in milliseconds, or microseconds in newer spot dumps: detected.
@@ -10,8 +12,11 @@ source file, for error messages). Sorting, merging and validation happen afterwa
   often newest first.
 * Generic CSV/parquet with a header: a time column named ``ts_utc|ts|timestamp|open_time|date|
   datetime|time`` (or an unnamed first column, as in the datasets shipped with backtesting.py),
-  and ``open, high, low, close, volume`` in any case. Times are ISO-8601 (naive means UTC) or
+  and ``open, high, low, close, volume`` (any case). Times: ISO-8601 (naive means UTC) or
   epoch seconds/ms/µs/ns (detected by magnitude).
+
+Every timestamp must be a finite time within pandas' nanosecond range
+(:data:`~ita_vc.candles.schema.TS_RANGE_TEXT`); a file without a data row is refused.
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.candles.schema import TS_MAX_MS, TS_MIN_MS, TS_RANGE_TEXT
+from ita_vc.candles.sources import check_candle_path, first_line, open_candle_source
 from ita_vc.candles.validate import MAX_LISTED_ROWS
 from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
-__all__ = ["FORMATS", "detect_format", "epoch_unit", "read_candle_file"]
+__all__ = ["FORMATS", "INPUT_COLUMNS", "detect_format", "epoch_unit", "read_candle_file",
+           "read_candle_rows"]
 
 FORMATS = ("auto", "binance", "bybit", "csv", "parquet")
+INPUT_COLUMNS = ("ts_utc", "open", "high", "low", "close", "volume")
 _BINANCE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time",
                     "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore"]
 _BYBIT_COLUMNS = ["start", "open", "high", "low", "close", "volume", "turnover"]
@@ -38,20 +48,6 @@ _TIME_NAMES = ("ts_utc", "ts", "timestamp", "open_time", "opentime", "date", "da
 _OHLCV = ("open", "high", "low", "close", "volume")
 # epoch magnitudes: below 1e11 seconds (until year 5138), below 1e14 ms, below 1e17 µs, else ns
 _UNITS = ((1e11, "s", 1000.0), (1e14, "ms", 1.0), (1e17, "us", 1e-3), (float("inf"), "ns", 1e-6))
-
-
-def _first_line(path: Path) -> str:
-    if path.suffix.lower() == ".zip":
-        import zipfile
-
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if len(names) != 1:
-                raise DataValidationError(f"{path}: a zip must hold exactly one CSV file")
-            with archive.open(names[0]) as stream:
-                return stream.readline().decode("utf-8", errors="replace")
-    with open(path, encoding="utf-8", errors="replace") as stream:
-        return stream.readline()
 
 
 def _is_number(text: str) -> bool:
@@ -63,10 +59,14 @@ def _is_number(text: str) -> bool:
 
 
 def detect_format(path: Path) -> str:
-    """Guess ``binance``, ``bybit``, ``csv`` or ``parquet`` from the name and the first line."""
+    """Guess ``binance``, ``bybit``, ``csv`` or ``parquet`` from the name and the first line.
+
+    Raises:
+        DataValidationError: the file (or zip) cannot be opened.
+    """
     if path.suffix.lower() == ".parquet":
         return "parquet"
-    fields = next(csv.reader(io.StringIO(_first_line(path))), [])
+    fields = next(csv.reader(io.StringIO(first_line(path))), [])
     names = [f.strip().lower() for f in fields]
     if fields and all(_is_number(f) for f in fields):
         if len(fields) == len(_BINANCE_COLUMNS):
@@ -80,8 +80,23 @@ def detect_format(path: Path) -> str:
     return "csv"
 
 
-def epoch_unit(values: Any, source: str) -> tuple[str, float]:
+def _listed(where: Any, rows: Any, raw: Any) -> str:
+    """``row 3 ('x'), row 7 ('y') (and 4 more)`` for the positions ``where``."""
+    def value(i: int) -> str:
+        item = raw[i] if not hasattr(raw, "iloc") else raw.iloc[i]
+        if isinstance(item, str):
+            return repr(item)
+        return str(item.item() if hasattr(item, "item") else item)
+
+    shown = ", ".join(f"row {int(rows[i])} ({value(int(i))})" for i in where[:MAX_LISTED_ROWS])
+    more = f" (and {len(where) - MAX_LISTED_ROWS} more)" if len(where) > MAX_LISTED_ROWS else ""
+    return shown + more
+
+
+def epoch_unit(values: Any, source: str, rows: Any = None) -> tuple[str, float]:
     """The unit of epoch timestamps (``s``, ``ms``, ``us``, ``ns``) and the factor to ms.
+
+    ``rows`` (the data row of each value) names the offending rows in messages.
 
     Raises:
         DataValidationError: values of different magnitudes (mixed units) or negative times.
@@ -89,18 +104,26 @@ def epoch_unit(values: Any, source: str) -> tuple[str, float]:
     import numpy as np
 
     arr = np.asarray(values, dtype="float64")
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
+    numbers = np.arange(1, len(arr) + 1) if rows is None else np.asarray(rows)
+    finite = np.isfinite(arr)
+    if not finite.any():
         return "ms", 1.0
-    if finite.min() < 0:
-        raise DataValidationError(f"{source}: negative epoch timestamps")
-    low, high = finite.min(), finite.max()
+    negative = np.flatnonzero(finite & (arr < 0))
+    if negative.size:
+        raise DataValidationError(
+            f"{source}: {negative.size} negative epoch timestamp(s): "
+            f"{_listed(negative, numbers, arr)}; nothing was written"
+        )
+    masked = np.where(finite, arr, np.nan)
+    lo, hi = int(np.nanargmin(masked)), int(np.nanargmax(masked))
+    low, high = arr[lo], arr[hi]
     for limit, unit, factor in _UNITS:
         if high < limit:
             previous = {"s": 0.0, "ms": 1e11, "us": 1e14, "ns": 1e17}[unit]
             if low < previous and low != 0:
                 raise DataValidationError(
-                    f"{source}: timestamps mix units (smallest {low:.0f}, largest {high:.0f})"
+                    f"{source}: timestamps mix units (smallest {low:.15g} at row "
+                    f"{int(numbers[lo])}, largest {high:.15g} at row {int(numbers[hi])})"
                 )
             return unit, factor
     raise AssertionError("unreachable")  # pragma: no cover
@@ -113,28 +136,80 @@ def _to_float(series: pd.Series[Any]) -> pd.Series[float]:
     return result
 
 
+def _check_finite(values: np.ndarray[Any, Any], raw: Any, rows: Any, source: str) -> None:
+    import numpy as np
+
+    where = np.flatnonzero(~np.isfinite(values))
+    if where.size:
+        raise DataValidationError(
+            f"{source}: {where.size} timestamp(s) that are not finite numbers: "
+            f"{_listed(where, rows, raw)}; nothing was written"
+        )
+
+
+def _check_range(ms: np.ndarray[Any, Any], raw: Any, rows: Any, source: str) -> None:
+    """Refuse times outside pandas' nanosecond range (:data:`TS_RANGE_TEXT`)."""
+    import numpy as np
+
+    outside = np.flatnonzero((ms < TS_MIN_MS) | (ms > TS_MAX_MS))
+    if outside.size:
+        raise DataValidationError(
+            f"{source}: {outside.size} timestamp(s) outside the supported range "
+            f"{TS_RANGE_TEXT} (pandas' nanosecond timestamps): {_listed(outside, rows, raw)}; "
+            "nothing was written"
+        )
+
+
 def _times_to_ms(raw: pd.Series[Any], source: str, rows: Any) -> Any:
-    """Epoch numbers or ISO strings -> int64 ms; unparseable values are an error."""
+    """Epoch numbers or ISO strings -> int64 ms; unparseable or out-of-range values are an
+    error."""
     import numpy as np
     import pandas as pd
 
     numeric = pd.to_numeric(raw, errors="coerce")
-    if numeric.notna().all():
-        _unit, factor = epoch_unit(numeric.to_numpy(), source)
-        ms = numeric.to_numpy(dtype="float64") * factor
-        if not np.all(ms == np.round(ms)):
-            raise DataValidationError(f"{source}: timestamps with sub-millisecond parts")
+    is_number = numeric.notna().to_numpy()
+    if is_number.any() and is_number.sum() * 2 >= len(is_number):  # epoch numbers
+        if not is_number.all():
+            where = np.flatnonzero(~is_number)
+            raise DataValidationError(
+                f"{source}: {len(where)} unparseable timestamp(s) among epoch numbers: "
+                f"{_listed(where, rows, raw)}; nothing was written"
+            )
+        values = numeric.to_numpy(dtype="float64")
+        _check_finite(values, raw, rows, source)
+        _check_range(values / 1e6, raw, rows, source)  # out of range whatever the unit
+        _unit, factor = epoch_unit(values, source, rows)
+        ms = values * factor
+        _check_range(ms, raw, rows, source)
+        fraction = np.flatnonzero(ms != np.round(ms))
+        if fraction.size:
+            raise DataValidationError(
+                f"{source}: {fraction.size} timestamp(s) with sub-millisecond parts: "
+                f"{_listed(fraction, rows, raw)}"
+            )
         return ms.astype("int64")
     parsed = pd.to_datetime(raw.astype("string"), utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna().to_numpy()
     if bad.any():
         where = np.flatnonzero(bad)
-        shown = ", ".join(f"row {int(rows[i])} ({raw.iloc[i]!r})" for i in where[:MAX_LISTED_ROWS])
-        more = f" (and {len(where) - MAX_LISTED_ROWS} more)" if len(where) > MAX_LISTED_ROWS else ""
         raise DataValidationError(
-            f"{source}: {len(where)} unparseable timestamp(s): {shown}{more}; nothing was written"
+            f"{source}: {len(where)} unparseable timestamp(s): {_listed(where, rows, raw)}; "
+            "nothing was written"
         )
-    return (parsed.dt.as_unit("ms").astype("int64")).to_numpy()
+    return _datetimes_to_ms(parsed, raw, rows, source)
+
+
+def _datetimes_to_ms(stamps: pd.Series[Any], raw: Any, rows: Any, source: str) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    try:
+        ms = stamps.dt.as_unit("ms").astype("int64").to_numpy()
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise DataValidationError(f"{source}: timestamps outside the supported range "
+                                  f"{TS_RANGE_TEXT}: {exc}; nothing was written") from exc
+    _check_range(ms.astype("float64"), raw, rows, source)
+    return np.asarray(ms, dtype="int64")
 
 
 def _frame(ts: Any, table: pd.DataFrame, rows: Any) -> pd.DataFrame:
@@ -150,16 +225,20 @@ def _frame(ts: Any, table: pd.DataFrame, rows: Any) -> pd.DataFrame:
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
     import pandas as pd
 
-    try:
-        result: pd.DataFrame = pd.read_csv(path, keep_default_na=False, na_values=[""], **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            ValueError) as exc:
-        raise DataValidationError(f"{path}: cannot read CSV: {exc}") from exc
+    with open_candle_source(path) as stream:
+        try:
+            result: pd.DataFrame = pd.read_csv(stream, keep_default_na=False, na_values=[""],
+                                               compression=None, **kwargs)
+        except pd.errors.EmptyDataError as exc:
+            raise DataValidationError(
+                f"{path}: no candle rows (the file is empty); nothing was written") from exc
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise DataValidationError(f"{path}: cannot read CSV: {exc}") from exc
     return result
 
 
 def _read_positional(path: Path, columns: list[str], fmt: str) -> pd.DataFrame:
-    first = next(csv.reader(io.StringIO(_first_line(path))), [])
+    first = next(csv.reader(io.StringIO(first_line(path))), [])
     has_header = bool(first) and not _is_number(first[0])
     table = _read_csv(path, header=None, skiprows=1 if has_header else 0)
     if table.shape[1] != len(columns):
@@ -171,21 +250,27 @@ def _read_positional(path: Path, columns: list[str], fmt: str) -> pd.DataFrame:
     return _frame(_times_to_ms(table[columns[0]], str(path), rows), table, rows)
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        table: pd.DataFrame = pd.read_parquet(path)
+    except (OSError, ValueError, NotImplementedError, pa.ArrowException) as exc:
+        raise DataValidationError(f"{path}: cannot read parquet: {exc}") from exc
+    if not isinstance(table.index, pd.RangeIndex):
+        table = table.reset_index()
+    return table
+
+
 def _read_generic(path: Path, fmt: str) -> pd.DataFrame:
+    import numpy as np
     import pandas as pd
 
-    if fmt == "parquet":
-        try:
-            table = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:
-            raise DataValidationError(f"{path}: cannot read parquet: {exc}") from exc
-        if not isinstance(table.index, pd.RangeIndex):
-            table = table.reset_index()
-    else:
-        table = _read_csv(path)
+    table = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
     names = {str(c).strip().lower(): c for c in table.columns}
     time_col = next((names[n] for n in _TIME_NAMES if n in names), None)
-    if time_col is None:
+    if time_col is None and len(table.columns):
         first = table.columns[0]
         if str(first).strip() == "" or str(first).lower().startswith("unnamed"):
             time_col = first
@@ -201,28 +286,58 @@ def _read_generic(path: Path, fmt: str) -> pd.DataFrame:
     times = table[time_col]
     if pd.api.types.is_datetime64_any_dtype(times):
         stamps = pd.to_datetime(times, utc=True)
-        if stamps.isna().any():
-            raise DataValidationError(f"{path}: missing timestamps")
-        ts = stamps.dt.as_unit("ms").astype("int64").to_numpy()
+        missing_at = np.flatnonzero(stamps.isna().to_numpy())
+        if missing_at.size:
+            raise DataValidationError(f"{path}: {missing_at.size} missing timestamp(s) in "
+                                      f"{time_col!r}: {_listed(missing_at, rows, times)}")
+        ts = _datetimes_to_ms(stamps, times, rows, str(path))
     else:
         ts = _times_to_ms(times, str(path), rows)
     return _frame(ts, table, rows)
 
 
-def read_candle_file(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, str]:
-    """Read one candle file; returns the frame and the format used.
+def read_candle_rows(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, str]:
+    """The importer's reader: the frame with ``_row`` (each bar's data row in the file, for
+    messages) and the format used. Internal: use :func:`read_candle_file`.
 
     Raises:
-        DataValidationError: unreadable, unknown format, missing columns, bad timestamps.
+        DataValidationError: see :func:`read_candle_file`.
     """
     path = Path(path)
     if fmt not in FORMATS:
         raise DataValidationError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    if not path.is_file():
-        raise DataValidationError(f"{path}: no such file")
+    check_candle_path(path)
     used = detect_format(path) if fmt == "auto" else fmt
     if used == "binance":
-        return _read_positional(path, _BINANCE_COLUMNS, "Binance kline"), used
-    if used == "bybit":
-        return _read_positional(path, _BYBIT_COLUMNS, "Bybit kline"), used
-    return _read_generic(path, used), used
+        frame = _read_positional(path, _BINANCE_COLUMNS, "Binance kline")
+    elif used == "bybit":
+        frame = _read_positional(path, _BYBIT_COLUMNS, "Bybit kline")
+    else:
+        frame = _read_generic(path, used)
+    if not len(frame):
+        raise DataValidationError(f"{path}: no candle rows (only a header?); nothing was written")
+    return frame, used
+
+
+def read_candle_file(path: str | Path, fmt: str = "auto", *, validate: bool = False,
+                     ) -> pd.DataFrame:
+    """Read one candle file (any format ``ita-vc data import`` reads) into the six input
+    columns ``ts_utc`` (int64 epoch ms), ``open, high, low, close, volume`` (float64, NaN where
+    a value is not numeric), in the file's order, with a default index.
+
+    ``validate``: also infer the timeframe from the bars' spacing and check every candle rule
+    (:func:`~ita_vc.candles.validate.check_candle_table`), as ``ita-vc backtest run`` does.
+
+    Raises:
+        DataValidationError: unknown format; missing, a folder or not a regular file; a zip
+            refused by :mod:`ita_vc.candles.sources`; unreadable, missing columns, no rows;
+            unparseable, non-finite or out-of-range timestamps; with ``validate``, invalid
+            candles.
+    """
+    frame, _used = read_candle_rows(path, fmt)
+    clean = frame[list(INPUT_COLUMNS)].reset_index(drop=True)
+    if validate:
+        from ita_vc.candles.validate import check_candle_table
+
+        check_candle_table(clean, str(path))
+    return clean

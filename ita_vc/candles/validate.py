@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["MAX_LISTED_ROWS", "format_ts", "validate_candles"]
+__all__ = ["MAX_LISTED_ROWS", "check_candle_table", "format_ts", "validate_candles"]
 
 MAX_LISTED_ROWS = 5
 
@@ -38,13 +38,16 @@ def _rows(df: pd.DataFrame, mask: np.ndarray[Any, Any], describe: Any) -> str:
 
 
 def _row_label(row: Any) -> str:
-    source = f"row {int(row['_row'])}" if "_row" in row.index else "row"
+    # the file's data row when the reader recorded it, else the position in the table
+    number = row["_row"] if "_row" in row.index else row.name + 1
+    source = f"row {int(number)}"
     ts = f" ({format_ts(int(row['ts_utc']))})" if row.get("ts_utc") == row.get("ts_utc") else ""
     return source + ts
 
 
 def validate_candles(df: pd.DataFrame, step_ms: int, source: str) -> None:
-    """Check a parsed candle table (``ts_utc`` int ms, OHLCV float, optional ``_row``).
+    """Check a parsed candle table (``ts_utc`` int ms, OHLCV float, optional ``_row``; rows
+    are named by ``_row``, or by position + 1 in a table with a default index).
 
     Raises:
         DataValidationError: one message listing every failed rule with its first rows.
@@ -61,10 +64,10 @@ def validate_candles(df: pd.DataFrame, step_ms: int, source: str) -> None:
     volume = df["volume"].to_numpy(dtype="float64")
     check(~np.isfinite(prices).all(axis=1),
           "with a missing, NaN or non-numeric price",
-          lambda r: f"{_row_label(r)} { {c: r[c] for c in PRICE_COLUMNS} }")
+          lambda r: f"{_row_label(r)} { {c: float(r[c]) for c in PRICE_COLUMNS} }")
     finite = np.isfinite(prices).all(axis=1)
     check(finite & (prices <= 0).any(axis=1), "with a price <= 0",
-          lambda r: f"{_row_label(r)} { {c: r[c] for c in PRICE_COLUMNS} }")
+          lambda r: f"{_row_label(r)} { {c: float(r[c]) for c in PRICE_COLUMNS} }")
     check(~np.isfinite(volume), "with a missing or non-numeric volume",
           lambda r: f"{_row_label(r)} volume={r['volume']}")
     check(np.isfinite(volume) & (volume < 0), "with a negative volume",
@@ -79,3 +82,25 @@ def validate_candles(df: pd.DataFrame, step_ms: int, source: str) -> None:
     if problems:
         raise DataValidationError(f"{source}: invalid candles, nothing was written:\n  "
                                   + "\n  ".join(problems))
+
+
+def check_candle_table(df: pd.DataFrame, source: str) -> str:
+    """Validate a table that is used as it is, without an import (``ita-vc backtest run``):
+    the timeframe inferred from the bars' spacing, every rule of :func:`validate_candles`, and
+    no timestamp twice. Returns the timeframe.
+
+    Raises:
+        DataValidationError: naming ``source`` and the first offending rows.
+    """
+
+    from ita_vc.candles.schema import infer_timeframe, timeframe_ms
+
+    timeframe = infer_timeframe(df["ts_utc"], source)
+    validate_candles(df, timeframe_ms(timeframe), source)
+    repeated = df["ts_utc"].duplicated(keep=False).to_numpy()
+    if repeated.any():
+        raise DataValidationError(
+            f"{source}: {int(repeated.sum())} row(s) share a timestamp: "
+            f"{_rows(df, repeated, _row_label)}; nothing was written"
+        )
+    return timeframe

@@ -20,8 +20,6 @@ def run_command(
 ) -> None:
     """Backtest RULE on CANDLES; write trades, fills, equity, drawdown, metrics, summary,
     report.md and charts to OUT."""
-    import pandas as pd
-
     from ita_vc.backtest.run import run_backtest
     from ita_vc.candles.importers import read_candle_file
     from ita_vc.cli.console import out as console
@@ -29,19 +27,14 @@ def run_command(
     from ita_vc.pipeline.outputs import DirSink, write_backtest, write_report
     from ita_vc.yamlio import YamlError, load_yaml_file
 
+    sink = DirSink(out)  # refuses an --out that is a file or cannot be created, before any work
     raw_params: dict[str, object] = {}
     if params is not None:
         try:
             raw_params = load_yaml_file(params, max_bytes=1 << 20) or {}
         except YamlError as exc:
             raise DataValidationError(str(exc)) from exc
-    frame: pd.DataFrame
-    if candles.suffix == ".parquet":
-        frame = pd.read_parquet(candles) if candles.is_file() else pd.DataFrame()
-        if "ts_utc" not in frame:
-            frame = read_candle_file(candles)[0]
-    else:
-        frame = read_candle_file(candles)[0]
+    frame = read_candle_file(candles, validate=True)
     catalog = None
     try:
         from ita_vc.catalog import load_catalog
@@ -51,7 +44,6 @@ def run_command(
     except Exception:  # noqa: BLE001 - outside a workspace the embedded catalog applies
         catalog = None
     result = run_backtest(frame, rule, raw_params, catalog=catalog)
-    sink = DirSink(out)
     write_backtest(result, sink, sink)
     write_report(result.summary, result.metrics, result.equity, result.drawdown, sink)
     m = result.metrics

@@ -43,10 +43,47 @@ class StoreSink:
 
 
 class DirSink:
-    """Writes atomically into a plain folder (``ita-vc backtest run --out DIR``)."""
+    """Writes atomically into a plain folder (``ita-vc backtest run --out DIR``).
+
+    The folder is checked when the sink is made (before any work): it must be a folder or
+    creatable as one. Every failed write is a :class:`~ita_vc.errors.PersistentStoreError`
+    naming the path, never a raw ``OSError``.
+    """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        self._check_folder()
+
+    def _check_folder(self) -> None:
+        import os
+
+        from ita_vc.errors import PersistentStoreError
+
+        existing = self.folder
+        while not os.path.lexists(existing) and existing != existing.parent:
+            existing = existing.parent
+        if existing == self.folder and not self.folder.is_dir():
+            raise PersistentStoreError(
+                "is not a folder: --out names the folder the outputs are written into",
+                path=str(self.folder))
+        if not existing.is_dir():
+            raise PersistentStoreError(
+                f"cannot create the output folder: {existing} is not a folder",
+                path=str(self.folder))
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PersistentStoreError(
+                f"cannot write the output folder: {existing} is not writable",
+                path=str(self.folder))
+
+    def _write(self, name: str, write: Any) -> None:
+        from ita_vc.errors import PersistentStoreError
+
+        target = self.folder / name
+        try:
+            write(target)
+        except OSError as exc:
+            raise PersistentStoreError(f"write failed: {exc.strerror or exc}",
+                                       path=str(target)) from exc
 
     def table(self, df: pd.DataFrame, name: str) -> None:
         import pyarrow as pa
@@ -55,19 +92,19 @@ class DirSink:
         from ita_vc.store.atomic import atomic_write_with
 
         table = pa.Table.from_pandas(df, preserve_index=False)
-        atomic_write_with(self.folder / name,
-                          lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        self._write(name, lambda target: atomic_write_with(
+            target, lambda tmp: pq.write_table(table, tmp, compression="zstd")))
 
     def json(self, obj: Any, name: str) -> None:
         from ita_vc.store.atomic import atomic_write_bytes
 
         text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-        atomic_write_bytes(self.folder / name, (text + "\n").encode("utf-8"))
+        self._write(name, lambda target: atomic_write_bytes(target, (text + "\n").encode()))
 
     def binary(self, data: bytes, name: str) -> None:
         from ita_vc.store.atomic import atomic_write_bytes
 
-        atomic_write_bytes(self.folder / name, data)
+        self._write(name, lambda target: atomic_write_bytes(target, data))
 
 
 def write_backtest(result: BacktestResult, sink: OutputSink, metrics_sink: OutputSink) -> None:

@@ -39,7 +39,7 @@ def _theirs():
 
 def test_ma_cross_agrees_trade_for_trade_with_backtesting_py():
     goog = Path(backtesting.__file__).parent / "test" / "GOOG.csv"
-    frame, _ = read_candle_file(goog)
+    frame = read_candle_file(goog)
     rule = {"setup_id": "xcheck", "version": "1.0", "direction": "long-short",
             "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}]}
     ours = run_backtest(frame, rule, {"backtest": {"warmup_bars": 0}})

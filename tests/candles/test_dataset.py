@@ -140,9 +140,9 @@ def test_timeframe_alignment_for_daily_data(cstore, tmp_path):
     report = cstore.import_files([path], market="generic", symbol="D", timeframe="1d",
                                  track=False)
     assert report.dataset.rows == 5
-    minute_bars = _write(tmp_path, "m.csv", candles(3, start=T0 + MIN))
+    shifted = _write(tmp_path, "m.csv", candles(3, start=T0 + MIN, step=3_600_000))
     with pytest.raises(DataValidationError, match="not aligned to the timeframe"):
-        cstore.import_files([minute_bars], market="generic", symbol="D2", timeframe="1h",
+        cstore.import_files([shifted], market="generic", symbol="D2", timeframe="1h",
                             track=False)
 
 
@@ -171,3 +171,146 @@ def test_status_lists_every_dataset(cstore, tmp_path):
         ("bybit-spot", "B", 5), ("generic", "A", 10)]
     assert rows[1]["first"] == "2025-01-01T00:00:00Z" and rows[1]["data_hash"].startswith("sha")
     assert np.all([r["instrument_key"] for r in rows])
+
+
+def test_the_timeframe_is_inferred_or_checked_against_the_spacing(cstore, tmp_path):
+    hourly = _write(tmp_path, "h.csv", candles(48, step=3_600_000))
+    report = cstore.import_files([hourly], market="generic", symbol="H", track=False)
+    assert report.timeframe_inferred and report.dataset.timeframe == "1h"
+    assert report.dataset.path == "data/candles/generic/H/1h.parquet"
+    given = cstore.import_files([hourly], market="generic", symbol="H", timeframe="1h",
+                                track=False)
+    assert given.unchanged and not given.timeframe_inferred
+    with pytest.raises(DataValidationError, match=r"h.csv: --timeframe 4h contradicts the data: "
+                                                  r"the median spacing of its bars is 1h \(pass "
+                                                  r"--timeframe 1h or leave it out"):
+        cstore.import_files([hourly], market="generic", symbol="H", timeframe="4h", track=False)
+    assert not cstore.exists("generic", "H", "4h")
+    one = _write(tmp_path, "one.csv", candles(1, start=T0 + 48 * 3_600_000))
+    with pytest.raises(DataValidationError, match="one.csv: cannot infer the timeframe from a "
+                                                  "single bar"):
+        cstore.import_files([one], market="generic", symbol="H", track=False)
+    appended = cstore.import_files([one], market="generic", symbol="H", timeframe="1h",
+                                   track=False)
+    assert appended.added == 1
+
+
+def test_backtesting_py_data_lands_at_its_own_timeframe(cstore):
+    from tests.candles.test_importers import BACKTESTING_DATA
+
+    goog = cstore.import_files([BACKTESTING_DATA / "GOOG.csv"], market="generic",
+                               symbol="GOOG", track=False)
+    eurusd = cstore.import_files([BACKTESTING_DATA / "EURUSD.csv"], market="generic",
+                                 symbol="EURUSD", track=False)
+    assert goog.dataset.path == "data/candles/generic/GOOG/1d.parquet"
+    assert eurusd.dataset.path == "data/candles/generic/EURUSD/1h.parquet"
+    assert (goog.dataset.rows, eurusd.dataset.rows) == (2148, 5000)
+    # weekends and holidays are gaps of daily bars, not 2,147 gaps of 1m bars
+    assert goog.dataset.gaps < 600
+    with pytest.raises(DataValidationError, match=r"GOOG.csv: --timeframe 1m contradicts the "
+                                                  r"data: the median spacing of its bars is 1d"):
+        cstore.import_files([BACKTESTING_DATA / "GOOG.csv"], market="generic", symbol="G2",
+                            timeframe="1m", track=False)
+
+
+def test_conflicts_across_several_files_name_the_file(cstore, tmp_path):
+    df = candles(6)
+    changed = df.copy()
+    changed.loc[3, "close"] = changed.loc[3, "open"]
+    files = [_write(tmp_path, "a.csv", df), _write(tmp_path, "b.csv", changed)]
+    with pytest.raises(DataValidationError, match=r"a.csv row 4: open=.*; .*b.csv row 4: open="):
+        cstore.import_files(files, market="generic", symbol="X", track=False)
+
+
+def test_remove_deletes_file_index_row_and_updates_data_dvc(cstore, tmp_repo, tmp_path):
+    cstore.import_files([_write(tmp_path, "a.csv", candles(10))], market="generic", symbol="A")
+    cstore.import_files([_write(tmp_path, "b.csv", candles(5))], market="generic", symbol="B",
+                        commit=True)
+    rel = "data/candles/generic/A/1m.parquet"
+    report = cstore.remove("generic", "A", "1m", commit=True)
+    assert report.path == rel and report.dataset.rows == 10 and report.tracked
+    assert not (tmp_repo / rel).exists() and not (tmp_repo / "data/candles/generic/A").exists()
+    assert cstore.store.index.get(rel) is None
+    assert [d.symbol for d in cstore.status()] == ["B"]
+    assert report.committed == tmp_repo.git("rev-parse", "HEAD").stdout.strip()
+    assert tmp_repo.git("log", "-1", "--format=%s").stdout.strip() == \
+        "ita-vc data rm: generic A 1m (-10 rows)"
+    assert "nfiles: 1" in (tmp_repo / "data.dvc").read_text()
+    assert "up to date" in tmp_repo.dvc("status", "data.dvc").stdout
+    with pytest.raises(DataValidationError, match=r"no dataset generic A 1m: "
+                                                  r"data/candles/generic/A/1m.parquet does not "
+                                                  r"exist"):
+        cstore.remove("generic", "A", "1m")
+    dvcfile = (tmp_repo / "data.dvc").read_bytes()
+    untracked = cstore.remove("generic", "B", "1m", track=False)
+    assert not untracked.tracked and (tmp_repo / "data.dvc").read_bytes() == dvcfile
+    assert (tmp_repo / "data/candles").is_dir()  # the candles root itself stays
+
+
+def test_remove_a_dataset_that_cannot_be_read(cstore, tmp_repo, tmp_path):
+    cstore.import_files([_write(tmp_path, "a.csv", candles(10))], market="generic", symbol="A",
+                        track=False)
+    rel = "data/candles/generic/A/1m.parquet"
+    (tmp_repo / rel).write_bytes(b"garbage")
+    cstore.store.index.delete(rel)  # nothing left that describes it
+    report = cstore.remove("generic", "A", "1m", track=False)
+    assert report.dataset is None and cstore.status() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"commit": True, "track": False}, "UsageError", "cannot be combined with --no-track"),
+        ({"wait": float("nan")}, "UsageError", "--wait must be a number of seconds >= 0"),
+        ({"wait": -1}, "UsageError", "--wait must be a number of seconds >= 0"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_read(cstore, tmp_path, kwargs, error, match):
+    import ita_vc.errors
+
+    with pytest.raises(getattr(ita_vc.errors, error), match=match):
+        cstore.import_files([tmp_path / "missing.csv"], market="generic", symbol="X", **kwargs)
+    with pytest.raises(getattr(ita_vc.errors, error), match=match):
+        cstore.remove("generic", "X", "1m", **kwargs)
+
+
+def test_import_and_remove_are_refused_while_the_workspace_is_locked(cstore, workspace,
+                                                                      tmp_path):
+    from ita_vc.errors import WorkspaceLockedError
+    from tests.helpers import lock_held_elsewhere
+
+    cstore.import_files([_write(tmp_path, "a.csv", candles(10))], market="generic", symbol="X",
+                        track=False)
+    path = workspace.path("data/candles/generic/X/1m.parquet")
+    before = path.read_bytes()
+    more = _write(tmp_path, "b.csv", candles(5, start=T0 + 10 * MIN))
+    with lock_held_elsewhere(workspace):
+        with pytest.raises(WorkspaceLockedError, match="another ita-vc command is running"):
+            cstore.import_files([more], market="generic", symbol="X", track=False)
+        with pytest.raises(WorkspaceLockedError, match="another ita-vc command is running"):
+            cstore.remove("generic", "X", "1m", track=False)
+    assert path.read_bytes() == before
+    assert cstore.import_files([more], market="generic", symbol="X", track=False).added == 5
+
+
+def test_commit_commits_only_what_tracking_changed(cstore, tmp_repo, tmp_path):
+    tmp_repo.gen({"notes.txt": "mine\n", "configs/extra.yaml": "a: 1\n"})
+    tmp_repo.git("add", "notes.txt")  # staged by the user: must stay out of the commit
+    first = cstore.import_files([_write(tmp_path, "a.csv", candles(10))], market="generic",
+                                symbol="X", commit=True)
+    head = tmp_repo.git("rev-parse", "HEAD").stdout.strip()
+    assert first.committed == head
+    files = tmp_repo.git("show", "--name-only", "--format=%s", "HEAD").stdout.split("\n")
+    assert files[0] == "ita-vc data import: generic X 1m (+10 rows)"
+    assert sorted(f for f in files[1:] if f) == [".gitignore", "data.dvc"]
+    status = tmp_repo.git("status", "--porcelain").stdout
+    assert "A  notes.txt" in status and "?? configs/extra.yaml" in status
+    second = cstore.import_files([_write(tmp_path, "b.csv", candles(5, start=T0 + 10 * MIN))],
+                                 market="generic", symbol="X", commit=True)
+    assert tmp_repo.git("show", "--name-only", "--format=", "HEAD").stdout.split() == \
+        ["data.dvc"]
+    assert second.committed != head
+    again = cstore.import_files([_write(tmp_path, "b.csv", candles(5, start=T0 + 10 * MIN))],
+                                market="generic", symbol="X", commit=True)
+    assert again.unchanged and again.committed is None
+    assert tmp_repo.git("rev-parse", "HEAD").stdout.strip() == second.committed
