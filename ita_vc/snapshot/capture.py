@@ -35,11 +35,13 @@ import subprocess
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import IntegrityError, ItaVcError
+from ita_vc.errors import DataValidationError, IntegrityError, ItaVcError
 from ita_vc.store.hashing import hash_canonical
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    import pandas as pd
 
     from ita_vc.store.artifacts import ArtifactRef
     from ita_vc.workspace import Workspace
@@ -400,23 +402,56 @@ class RunProvenance:
                                  f"{snapshot['data_hash']}")
         return self.save(snapshot)
 
-    def _data_matches(self, snapshot: Mapping[str, Any], file_path: str | Path) -> bool:
+    def _data_matches(self, snapshot: Mapping[str, Any],
+                      data: str | Path | pd.DataFrame) -> bool:
         import pandas as pd
 
         from ita_vc.backtest.params import parse_params
         from ita_vc.backtest.run import prepare_candles
         from ita_vc.store.tablehash import hash_dataframe
 
-        frame = pd.read_parquet(file_path)
+        is_frame = isinstance(data, pd.DataFrame)
+        frame: pd.DataFrame = data if isinstance(data, pd.DataFrame) else _read_candles(Path(data))
+        missing = [c for c in ("ts_utc", "open", "high", "low", "close", "volume")
+                   if c not in frame]
+        if missing:
+            where = "the DataFrame" if is_frame else str(data)
+            raise DataValidationError(f"{where}: no candle column(s) {', '.join(missing)}")
         if "warmup" not in frame:
             frame, _ = prepare_candles(frame, parse_params(snapshot.get("params") or {}))
-        used = frame[["ts_utc", "open", "high", "low", "close", "volume"]]
+        used = frame[["ts_utc", "open", "high", "low", "close", "volume"]].astype(
+            {"ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
+             "close": "float64", "volume": "float64"})
         return bool(hash_dataframe(used) == snapshot.get("data_hash"))
 
-    def verify_data_hash(self, run_id: str, file_path: str | Path) -> bool:
+    def verify_data_hash(self, run_id: str, file_path: str | Path | pd.DataFrame) -> bool:
         """True if ``file_path`` holds the run's candles: the prepared candles, or canonical
-        candles that the run's params turn into them (rollup, range, warm-up)."""
+        candles - a parquet file, any CSV/zip `ita-vc data import` reads, or a DataFrame - that
+        the run's params turn into them (rollup, range, warm-up).
+
+        Raises:
+            DataValidationError: the file cannot be read as candles.
+        """
         return self._data_matches(self.load_snapshot(run_id), file_path)
+
+
+def _read_candles(path: Path) -> pd.DataFrame:
+    """A candle table from a parquet file as stored (prepared or canonical), else through the
+    importer's readers (CSV, zip, foreign parquet)."""
+    import pandas as pd
+
+    from ita_vc.candles.importers import read_candle_file
+
+    if path.suffix.lower() == ".parquet" and path.is_file():
+        import pyarrow as pa
+
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise DataValidationError(f"{path}: cannot read parquet: {exc}") from exc
+        if "ts_utc" in frame:
+            return frame
+    return read_candle_file(path)
 
 
 def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""Hostile input around runs, snapshots and retention: clear errors with documented exit codes,
+never a traceback (exit 3), nothing changed on refusal."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ita_vc.errors import DataValidationError
+from ita_vc.snapshot.capture import RunProvenance
+from ita_vc.workspace import Workspace
+from tests.helpers import invoke
+
+
+def _state(repo):
+    return (repo.git("status", "--porcelain").stdout, repo.git("rev-parse", "HEAD").stdout,
+            (repo / "params.yaml").read_text())
+
+
+def test_an_invalid_dvc_lock_is_named_not_a_traceback(run_copy):
+    (run_copy / "dvc.lock").write_text("schema: '2.0'\nstages:\n  backtest: [not, a, stage\n")
+    for command in (("snapshot", "verify", "--all"), ("gc", "--dry-run"), ("gc", "--yes")):
+        result = invoke(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "dvc.lock" in result.stderr and "Traceback" not in result.output
+    result = invoke("run", "--allow-dirty")
+    assert result.exit_code not in (0, 3), result.output
+    assert "dvc.lock" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "code", "match"), [
+    (("run", "--wait", "nan"), 2, "--wait must be a number of seconds >= 0"),
+    (("run", "--wait", "-1"), 2, "--wait must be a number of seconds >= 0"),
+    (("run", "--stage", "nope"), 2, "no such stage in dvc.yaml"),
+    (("run", "--stage", "prepare"), 2, "does not run the backtest stage"),
+    (("run", "--mode", "paper"), 2, "--mode must be one of"),
+    (("run", "-S", "rule.setup_id=Frank_raid/../example_ma_cross"), 11, "rule.setup_id"),
+    (("run", "-S", "rule.setup_id=../../.."), 11, "rule.setup_id"),
+    (("run", "-S", "backtest.slippage_pct=250"), 11, "slippage_pct"),
+    (("run", "-S", "backtest.fee_pct=.nan"), 11, "fee_pct"),
+    (("run", "-S", "data.start=9999-12-31"), 11, "data.start"),
+    (("run", "-S", "backtest=7"), 11, "backtest"),
+    (("run", "-S", "=1"), 11, "-S"),
+    (("run", "-S", "no.equals"), 11, "key.path=value"),
+    (("run", "-S", "data.x=!!binary aGk="), 11, "data.x"),
+    (("run", "--version", "1.x"), 11, "version"),
+    (("runs", "show", "../x"), 2, "not a run id"),
+    (("runs", "keep", "../../etc"), 2, "not a run id"),
+    (("snapshot", "verify", "../x"), 2, "not a run id"),
+    (("reproduce", "bt_2020_01_01_001_zzz"), 2, "not a run id"),
+    (("runs", "list", "--limit", "-1"), 2, ""),
+    (("trash", "purge", "--older-than", "nan"), 2, "--older-than"),
+    (("trash", "purge", "--older-than", "-1"), 2, ""),
+    (("trash", "restore"), 2, "say what to restore"),
+    (("gc", "--wait", "inf"), 2, "--wait"),
+])
+def test_bad_run_and_retention_arguments_are_refused_before_anything_changes(run_copy, args,
+                                                                             code, match):
+    before = _state(run_copy)
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert match in result.stderr or match in result.stdout
+    assert "Traceback" not in result.output
+    assert _state(run_copy) == before
+
+
+def test_the_data_hash_of_a_csv_a_frame_or_a_parquet_file(ran_repo, tmp_path):
+    provenance = RunProvenance(Workspace.at(ran_repo))
+    run_id = ran_repo.report.run_id
+    canonical = pd.read_parquet(ran_repo / "data/candles/binance-spot/BTCUSDT/1m.parquet")
+    csv = tmp_path / "c.csv"
+    canonical.drop(columns="gap_flag").to_csv(csv, index=False)
+    assert provenance.verify_data_hash(run_id, csv)
+    assert provenance.verify_data_hash(run_id, canonical)
+    changed = canonical.copy()
+    # the last minute of the 2025-01-08 00:00 hour: its close is that hour's close
+    inside = changed.index[changed["ts_utc"] == 1_736_294_400_000 + 59 * 60_000]
+    assert len(inside) == 1
+    changed.loc[inside, ["open", "high", "low", "close"]] *= 1.01
+    assert not provenance.verify_data_hash(run_id, changed)
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a,b\n1,2\n")
+    with pytest.raises(DataValidationError, match="junk.csv"):
+        provenance.verify_data_hash(run_id, junk)
+    with pytest.raises(DataValidationError, match="no candle column"):
+        provenance.verify_data_hash(run_id, pd.DataFrame({"x": [1]}))
