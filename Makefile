@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test lint typecheck pytest bench clean
+WHEEL_VENV := .venv-wheel
+
+.PHONY: install demo test lint typecheck pytest bench clean journey-wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +34,19 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+## The researcher's journey (tests/journey) against a wheel of this repository installed in a
+## fresh venv: nothing of the repository on the path, only the installed package.
+journey-wheel: $(STAMP)
+	rm -rf build dist $(WHEEL_VENV)
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q --upgrade "pip>=25.1"
+	$(WHEEL_VENV)/bin/python -m pip install -q dist/ita_vc-*.whl
+	ITA_VC_JOURNEY_BIN=$(CURDIR)/$(WHEEL_VENV)/bin $(BIN)/python -m pytest -q -p no:cacheprovider tests/journey
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e . --group bench
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(WHEEL_VENV) build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info
