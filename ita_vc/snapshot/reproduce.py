@@ -55,8 +55,12 @@ def recorded_stages(snapshot: dict[str, Any]) -> list[str]:
     recorded ``dvc.lock`` (schema 1)."""
     marks = snapshot.get("stages")
     if isinstance(marks, dict):
-        return [str(name) for name, state in marks.items() if state == "run"]
-    return [str(name) for name in ((snapshot.get("dvc_lock") or {}).get("stages") or {})]
+        names = [str(name) for name, state in marks.items() if state == "run"]
+    else:
+        names = [str(name) for name in ((snapshot.get("dvc_lock") or {}).get("stages") or {})]
+    flow = str((snapshot.get("meta") or {}).get("flow") or "").removeprefix("dvc repro: ")
+    order = {name: i for i, name in enumerate(flow.split(" -> "))}  # pipeline order
+    return sorted(names, key=lambda name: (order.get(name, len(order)), name))
 
 
 def _lock_hashes(lock: dict[str, Any], role: str, stages: list[str]) -> dict[str, str]:
