@@ -61,8 +61,8 @@ def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
     from ita_vc.yamlio import YamlError, load_yaml_text
 
     try:
-        load_yaml_text(text, "dvc.yaml")  # the safe loader's limits first
-        doc = load_rt(text)
+        load_yaml_text(text, "dvc.yaml", allow_aliases=True)  # the safe loader's limits first
+        doc = load_rt(text, "dvc.yaml", allow_aliases=True)
     except (YamlError, YamlEditError) as exc:
         raise ConfigError(f"dvc.yaml: {exc}") from exc
     stages = doc.get("stages") if isinstance(doc, dict) else None

@@ -14,11 +14,15 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from ita_vc.errors import ItaVcError
+
 __all__ = ["YamlEditError", "dump_rt", "load_rt", "parse_set_value", "set_path", "to_rt"]
 
 
-class YamlEditError(ValueError):
-    """A round-trip load failed, or a dotted path cannot be set."""
+class YamlEditError(ItaVcError, ValueError):
+    """A round-trip load failed (or broke a limit of the safe loader), or a dotted path cannot
+    be set. Callers map it to their own error (rules: exit 4, params: exit 11); unmapped, it
+    still ends a command with its message (exit 1), never a traceback."""
 
 
 def _yaml() -> YAML:
@@ -32,16 +36,27 @@ def _yaml() -> YAML:
     return yaml
 
 
-def load_rt(text: str) -> Any:
+def load_rt(text: str, source: str = "<string>", *, allow_aliases: bool = False) -> Any:
     """Load text for editing (a ``CommentedMap`` for a mapping document).
 
+    The text first passes the safe loader's checks (:func:`ita_vc.yamlio.compose_yaml`: size,
+    depth, nodes after expansion, anchors/aliases only with ``allow_aliases``), so ruamel's
+    recursive, pure-Python composer never sees a hostile document.
+
     Raises:
-        YamlEditError: the text is not valid YAML.
+        YamlEditError: the text is not valid YAML or breaks a limit (the message names
+            ``source`` and the line).
     """
+    from ita_vc.yamlio import YamlError, compose_yaml
+
+    try:
+        compose_yaml(text, source, allow_aliases=allow_aliases)
+    except YamlError as exc:
+        raise YamlEditError(str(exc)) from exc
     try:
         return _yaml().load(text)
     except YAMLError as exc:
-        raise YamlEditError(str(exc)) from exc
+        raise YamlEditError(f"{source}: {exc}") from exc
 
 
 def dump_rt(doc: Any) -> str:

@@ -31,7 +31,7 @@ def run_command(
     raw_params: dict[str, object] = {}
     if params is not None:
         try:
-            raw_params = load_yaml_file(params, max_bytes=1 << 20) or {}
+            raw_params = load_yaml_file(params, max_bytes=1 << 20, allow_aliases=True) or {}
         except YamlError as exc:
             raise DataValidationError(str(exc)) from exc
     frame = read_candle_file(candles, validate=True)

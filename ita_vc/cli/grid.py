@@ -46,7 +46,7 @@ def run_command(
     from ita_vc.yamlio import load_yaml_file
 
     workspace = Workspace.discover()
-    raw = load_yaml_file(params) if params else load_params_file(workspace.root)
+    raw = load_yaml_file(params, allow_aliases=True) if params else load_params_file(workspace.root)
     prepared, rule, run_params, request = grid_inputs(workspace, raw)
     checkpoint = workspace.state_dir / "grid" / "checkpoint.json"
     with graceful_sigint() as ctrl_c, Progress(

@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Create, version, inspect and check trading rules.", no_args_is_help=True)
 
+Wait = Annotated[float, typer.Option(
+    "--wait", metavar="SECONDS",
+    help="Wait this long for another ita-vc command holding the workspace (default 0: refuse "
+         "at once, exit 10).")]
+
 
 def _registry() -> RuleRegistry:
     from ita_vc.rules import RuleRegistry
@@ -27,11 +32,12 @@ def new_command(
     from_file: Annotated[Path | None, typer.Option("--from", help="Start from this YAML file "
                                                    "(seed format accepted).")] = None,
     author: Annotated[str | None, typer.Option(help="Author (default: git user.name).")] = None,
+    wait: Wait = 0,
 ) -> None:
     """Create rules/SETUP_ID/v1.0.yaml with its params_hash."""
     from ita_vc.cli.console import out
 
-    rule = _registry().new(setup_id, from_file=from_file, author=author)
+    rule = _registry().new(setup_id, from_file=from_file, author=author, wait=wait)
     out().print(f"Created {rule.path} ({rule.params_hash})")
 
 
@@ -46,6 +52,7 @@ def bump_command(
                                                    "this YAML file.")] = None,
     reason: Annotated[str | None, typer.Option(help="Why; kept in lifecycle.yaml.")] = None,
     author: Annotated[str | None, typer.Option(help="Author (default: git user.name).")] = None,
+    wait: Wait = 0,
 ) -> None:
     """Write the next version from the latest one (comments and key order kept)."""
     from ita_vc.cli.console import out
@@ -54,8 +61,32 @@ def bump_command(
     if major and minor:
         raise RuleValidationError("choose one of --major and --minor")
     rule = _registry().bump(setup_id, major=major, sets=sets or [], from_file=from_file,
-                            reason=reason, author=author)
+                            reason=reason, author=author, wait=wait)
     out().print(f"Created {rule.path} ({rule.params_hash})")
+
+
+@app.command("rehash")
+def rehash_command(
+    ref: Annotated[str, typer.Argument(help="SETUP_ID or SETUP_ID@vX.Y (default: latest).")],
+    wait: Wait = 0,
+) -> None:
+    """Recompute params_hash of a version never committed, after editing it by hand.
+
+    Comments and key order are kept; a committed version is refused (it is immutable: use
+    `ita-vc rule bump`).
+    """
+    from ita_vc.cli.console import out
+    from ita_vc.rules.registry import parse_version_ref
+
+    setup_id, version = parse_version_ref(ref)
+    result = _registry().rehash(setup_id, version, wait=wait)
+    rule = result.rule
+    if result.changed:
+        out().print(f"Rehashed {rule.path}: params_hash {result.old_hash or '(none)'} -> "
+                    f"{rule.params_hash}", markup=False)
+    else:
+        out().print(f"{rule.path}: params_hash is already right ({rule.params_hash}); "
+                    "nothing written", markup=False)
 
 
 @app.command("list")
@@ -137,11 +168,12 @@ def diff_command(
 def activate_command(
     setup_id: Annotated[str, typer.Argument(help="Setup id.")],
     version: Annotated[str, typer.Argument(help="Version (1.2 or v1.2).")],
+    wait: Wait = 0,
 ) -> None:
     """Make a version the active one (the others of the setup become inactive)."""
     from ita_vc.cli.console import out
 
-    resolved = _registry().activate(setup_id, version)
+    resolved = _registry().activate(setup_id, version, wait=wait)
     out().print(f"{setup_id} {resolved.tag} is now active")
 
 
@@ -150,11 +182,12 @@ def deprecate_command(
     setup_id: Annotated[str, typer.Argument(help="Setup id.")],
     version: Annotated[str, typer.Argument(help="Version (1.2 or v1.2).")],
     reason: Annotated[str, typer.Option(help="Why it is deprecated (required).")],
+    wait: Wait = 0,
 ) -> None:
     """Deprecate a version (it becomes inactive; the reason is recorded)."""
     from ita_vc.cli.console import out
 
-    resolved = _registry().deprecate(setup_id, version, reason=reason)
+    resolved = _registry().deprecate(setup_id, version, reason=reason, wait=wait)
     out().print(f"{setup_id} {resolved.tag} is deprecated: {reason}")
 
 

@@ -44,7 +44,7 @@ def load_params_file(root: Path) -> dict[str, Any]:
     from ita_vc.yamlio import YamlError, load_yaml_file
 
     try:
-        raw = load_yaml_file(root / PARAMS_FILE, max_bytes=1 << 20)
+        raw = load_yaml_file(root / PARAMS_FILE, max_bytes=1 << 20, allow_aliases=True)
     except YamlError as exc:
         raise DataValidationError(str(exc)) from exc
     if not isinstance(raw, dict):

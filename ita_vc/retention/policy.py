@@ -188,12 +188,13 @@ def load_policy(root: str | Path) -> RetentionPolicy:
     """
     from importlib import resources
 
-    from ita_vc.yamlio import YamlError, load_yaml_file, load_yaml_text
+    from ita_vc.yamlio import YamlError, load_yaml_text, read_text_file
 
     path = Path(root) / POLICY_RELPATH
     try:
-        if path.is_file():
-            return parse_policy(load_yaml_file(path, max_bytes=1 << 20), POLICY_RELPATH)
+        if path.exists() or path.is_symlink():  # no anchors; 1 MiB, depth 50, 10,000 nodes
+            text = read_text_file(path)
+            return parse_policy(load_yaml_text(text, POLICY_RELPATH), POLICY_RELPATH)
         text = resources.files("ita_vc.templates").joinpath("retention.yaml").read_text("utf-8")
         return parse_policy(load_yaml_text(text, "<embedded retention.yaml>"))
     except YamlError as exc:

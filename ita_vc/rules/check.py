@@ -13,12 +13,20 @@ Only ``yaml`` and ``git`` subprocesses are used on this path (no dvc, pandas or 
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ita_vc.rules.model import Problem, RuleVersion
-from ita_vc.rules.validate import LIFECYCLE_FILENAME, check_setup_id, parse_lifecycle, parse_rule
+from ita_vc.rules.validate import (
+    LIFECYCLE_FILENAME,
+    MAX_RULE_BYTES,
+    check_setup_id,
+    parse_lifecycle,
+    parse_rule,
+)
 from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
@@ -60,6 +68,27 @@ class CheckReport:
                 f"{lines}")
 
 
+_REGULAR_MODES = ("100644", "100755")
+
+
+def _worktree_entry(file: Path) -> tuple[bytes | None, str | None]:
+    """(content, git-style mode) of a working-tree path, never following a symlink."""
+    try:
+        info = os.lstat(file)
+    except OSError:
+        return None, None
+    if stat.S_ISLNK(info.st_mode):
+        return None, "120000"
+    if not stat.S_ISREG(info.st_mode):
+        return None, "040000" if stat.S_ISDIR(info.st_mode) else "non-file"
+    try:
+        with open(file, "rb") as stream:
+            content = stream.read(MAX_RULE_BYTES + 1)  # parse_rule reports a larger file
+    except OSError:
+        return None, None
+    return content, "100755" if info.st_mode & stat.S_IXUSR else "100644"
+
+
 class _View:
     """Read access to one state of the repository (index, a commit, or the working tree)."""
 
@@ -67,29 +96,54 @@ class _View:
         self.root = root
         self.rev = rev  # None: git's index; "WORKTREE": the files on disk; else a commit
         self._cache: dict[str, bytes | None] = {}
+        self._modes: dict[str, str | None] = {}
 
     def spec(self, path: str) -> str:
         return f":{path}" if self.rev is None else f"{self.rev}:{path}"
 
+    def _git_modes(self, paths: list[str]) -> dict[str, str]:
+        """Git's file modes of ``paths`` (``120000`` is a symlink) in the index or a commit."""
+        if self.rev is None:
+            raw = gitcli.git(["--literal-pathspecs", "ls-files", "-s", "-z", "--", *paths],
+                             self.root)
+        else:
+            raw = gitcli.git(["--literal-pathspecs", "ls-tree", "-r", "-z", self.rev, "--",
+                              *paths], self.root)
+        modes = {}
+        for entry in raw.decode("utf-8", errors="surrogateescape").split("\0"):
+            head, tab, path = entry.partition("\t")
+            if tab:
+                modes[path] = head.split(" ", 1)[0]
+        return modes
+
     def prefetch(self, paths: Iterable[str]) -> None:
-        wanted = [p for p in paths if p not in self._cache]
+        wanted = list(dict.fromkeys(p for p in paths if p not in self._cache))
         if not wanted:
             return
         if self.rev == "WORKTREE":
             for p in wanted:
-                file = self.root / p
-                self._cache[p] = file.read_bytes() if file.is_file() else None
+                self._cache[p], self._modes[p] = _worktree_entry(self.root / p)
             return
         if self.rev == gitcli.EMPTY_TREE:
             self._cache.update(dict.fromkeys(wanted))
+            self._modes.update(dict.fromkeys(wanted))
             return
         blobs = gitcli.cat_files(self.root, [self.spec(p) for p in wanted])
+        modes = self._git_modes(wanted)
         for p in wanted:
-            self._cache[p] = blobs[self.spec(p)]
+            mode = modes.get(p)
+            self._modes[p] = mode
+            # a symlink's blob is its target's name: never parse it as the file
+            self._cache[p] = blobs[self.spec(p)] if mode in _REGULAR_MODES else None
 
     def read(self, path: str) -> bytes | None:
         self.prefetch([path])
         return self._cache[path]
+
+    def mode(self, path: str) -> str | None:
+        """Git's mode of ``path`` (``100644``, ``120000`` for a symlink...), None if absent."""
+        self.prefetch([path])
+        return self._modes[path]
 
     def listdir(self, folder: str) -> list[str]:
         if self.rev == "WORKTREE":
@@ -108,10 +162,13 @@ def _classify(path: str, rules_root: str) -> tuple[str, str, str] | None:
     """``(kind, setup_id, name)`` of a path under the rules root, or None outside it.
 
     kind: ``version`` (``v*.yaml``), ``lifecycle``, ``yaml`` (another YAML file in a setup
-    folder: an error), ``other`` (anything else, ignored).
+    folder: an error), ``top`` (an entry right under the rules root: refused when it is a
+    symlink, which would be a setup folder leading elsewhere), ``other`` (ignored).
     """
     parts = PurePosixPath(path).parts
     root_parts = PurePosixPath(rules_root).parts
+    if parts[: len(root_parts)] == root_parts and len(parts) == len(root_parts) + 1:
+        return "top", parts[-1], parts[-1]  # a file (or a symlinked setup folder) under root
     if parts[: len(root_parts)] != root_parts or len(parts) != len(root_parts) + 2:
         return None
     setup_id, name = parts[-2], parts[-1]
@@ -126,10 +183,20 @@ def _classify(path: str, rules_root: str) -> tuple[str, str, str] | None:
     return "other", setup_id, name
 
 
-def _check(  # noqa: PLR0912 - one branch per kind of change
+def _not_regular(path: str, mode: str) -> Problem:
+    what = "a symbolic link" if mode == "120000" else f"not a regular file (git mode {mode})"
+    return Problem(path, f"is {what}; rule versions and lifecycle files must be regular files "
+                         "in git (a link's target can change, a committed version cannot): "
+                         "replace it with a copy of the file itself")
+
+
+def _check(  # noqa: PLR0912, PLR0915 - one branch per kind of change
     root: Path, new: _View, old: _View, changes: list[gitcli.Change], *, rules_root: str,
     catalog: Catalog, reused: Callable[[list[str]], set[str]] | None = None,
+    all_committed: bool = False,
 ) -> tuple[list[str], list[Problem]]:
+    """The checks of one change set. ``all_committed``: the new side is a commit (``--against``),
+    so every version in it is committed; otherwise a version is committed when ``old`` has it."""
     problems: list[Problem] = []
     checked: list[str] = []
     setups: set[str] = set()
@@ -142,6 +209,12 @@ def _check(  # noqa: PLR0912 - one branch per kind of change
     for status, path, info in relevant:
         assert info is not None  # noqa: S101 - filtered above
         kind, setup_id, name = info
+        if kind == "top":
+            if status != "D" and new.mode(path) == "120000":
+                checked.append(path)
+                problems.append(Problem(path, "is a symbolic link; a setup folder under "
+                                              f"{rules_root}/ must be a real folder in git"))
+            continue
         setups.add(setup_id)
         checked.append(path)
         if reason := check_setup_id(setup_id):
@@ -161,6 +234,12 @@ def _check(  # noqa: PLR0912 - one branch per kind of change
                                               "committed version is refused (deprecate it with "
                                               f"`ita-vc rule deprecate {setup_id} {tag}`)"))
             continue
+        mode = new.mode(path)
+        if mode is not None and mode not in _REGULAR_MODES:
+            problems.append(_not_regular(path, mode))
+            if before is not None or old.mode(path) is not None:
+                problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
+            continue
         content = new.read(path)
         if content is None:
             continue
@@ -170,13 +249,20 @@ def _check(  # noqa: PLR0912 - one branch per kind of change
             problems.append(Problem(path, f"version number {tag} of {setup_id} was used before "
                                           "(it is in the history); version numbers are never "
                                           f"reused: `ita-vc rule bump {setup_id}`"))
-        _rule, found = parse_rule(content, path, catalog=catalog, rules_root=rules_root)
+        committed = all_committed or before is not None or old.mode(path) is not None
+        _rule, found = parse_rule(content, path, catalog=catalog, rules_root=rules_root,
+                                  committed=committed)
         problems.extend(found)
-    for setup_id in sorted(setups):
-        if check_setup_id(setup_id):
-            continue
+    lifecycles = {s: PurePosixPath(rules_root, s, LIFECYCLE_FILENAME).as_posix()
+                  for s in sorted(setups) if not check_setup_id(s)}
+    new.prefetch(lifecycles.values())
+    for setup_id, lifecycle_path in lifecycles.items():
         folder = PurePosixPath(rules_root, setup_id).as_posix()
-        lifecycle_path = f"{folder}/{LIFECYCLE_FILENAME}"
+        mode = new.mode(lifecycle_path)
+        if mode is not None and mode not in _REGULAR_MODES:
+            problems.append(_not_regular(lifecycle_path, mode))
+            checked.append(lifecycle_path)
+            continue
         content = new.read(lifecycle_path)
         if content is None:
             continue
@@ -214,7 +300,7 @@ def check_files(root: Path, files: Iterable[str], *, rules_root: str,
                 catalog: Catalog) -> CheckReport:
     """Check the given working-tree files (repo-relative) against HEAD."""
     head = "HEAD" if gitcli.has_commit(root) else gitcli.EMPTY_TREE
-    changes = [("M" if (root / f).is_file() else "D", f) for f in files]
+    changes = [("M" if os.path.lexists(root / f) else "D", f) for f in files]
     checked, problems = _check(root, _View(root, "WORKTREE"), _View(root, head), changes,
                                rules_root=rules_root, catalog=catalog)
     return _report(checked, problems)
@@ -223,8 +309,8 @@ def check_files(root: Path, files: Iterable[str], *, rules_root: str,
 def check_worktree(root: Path, *, rules_root: str, catalog: Catalog) -> CheckReport:
     """Check every rule and lifecycle file of the working tree (and deletions vs HEAD)."""
     base = root / rules_root
-    files = sorted(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file()) \
-        if base.is_dir() else []
+    files = sorted(p.relative_to(root).as_posix() for p in base.rglob("*")
+                   if p.is_file() or p.is_symlink()) if base.is_dir() else []
     if gitcli.has_commit(root):
         files += [p for p in gitcli.ls_tree(root, "HEAD", rules_root + "/") if p not in files]
     return check_files(root, files, rules_root=rules_root, catalog=catalog)
@@ -248,7 +334,7 @@ def check_against(root: Path, rev: str, *, rules_root: str, catalog: Catalog) ->
         parent = f"{commit}^" if gitcli.has_commit(root, f"{commit}^") else gitcli.EMPTY_TREE
         changes = gitcli.diff_names(root, parent, commit, prefix=rules_root)
         c, p = _check(root, _View(root, commit), _View(root, parent), changes,
-                      rules_root=rules_root, catalog=catalog)
+                      rules_root=rules_root, catalog=catalog, all_committed=True)
         checked += c
         problems += [Problem(x.path, f"(commit {commit[:10]}) {x.message}", x.field, x.line)
                      for x in p]
@@ -297,7 +383,8 @@ def run_rule_check(
     if file_list:
         rels = []
         for f in file_list:
-            path = (Path.cwd() / f).resolve()
+            given = Path.cwd() / f
+            path = given.parent.resolve() / given.name  # a symlink is checked, not its target
             try:
                 rels.append(path.relative_to(root).as_posix())
             except ValueError as exc:

@@ -8,8 +8,10 @@ git-tracked but not a DVC dependency. Every write is atomic; a new version file 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -33,11 +35,18 @@ from ita_vc.store.atomic import AtomicWriteError, atomic_write_bytes
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     from ita_vc.workspace import Workspace
 
-__all__ = ["FieldChange", "RuleInfo", "RuleRegistry", "default_author", "parse_version_ref"]
+__all__ = [
+    "FieldChange",
+    "RehashResult",
+    "RuleInfo",
+    "RuleRegistry",
+    "default_author",
+    "parse_version_ref",
+]
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "components": [],
@@ -109,6 +118,31 @@ class FieldChange:
     new: Any
 
 
+@dataclass(frozen=True, slots=True)
+class RehashResult:
+    """What :meth:`RuleRegistry.rehash` did."""
+
+    rule: Rule
+    old_hash: str | None  # None: the file had no params_hash
+
+    @property
+    def changed(self) -> bool:
+        """True when the file was rewritten."""
+        return self.old_hash != self.rule.params_hash
+
+
+def _not_regular(rel: str, info: os.stat_result) -> RuleValidationError | None:
+    """The refusal for a rule path that is not a regular file (a symlink above all)."""
+    if stat.S_ISREG(info.st_mode):
+        return None
+    what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+    return RuleValidationError(
+        f"{rel} is {what}; rule versions and lifecycle files must be regular files in git "
+        "(a link's target can change, a committed version cannot): replace it with a copy of "
+        "the file itself"
+    )
+
+
 def _raise(problems: Sequence[Problem], headline: str | None = None) -> None:
     lines = [headline] if headline else []
     lines += [str(p) for p in problems]
@@ -122,6 +156,27 @@ class RuleRegistry:
         self.workspace = workspace
         self.rules_root = workspace.config.paths.rules_root
         self._catalog: Catalog | None = None
+        self._holding = False
+
+    @contextlib.contextmanager
+    def locked(self, *, wait: float = 0, purpose: str | None = None) -> Iterator[None]:
+        """Hold the workspace lock for several registry writes (the write methods then do not
+        take it again: ``flock`` is not re-entrant across two opens in one process). Do not
+        call the write methods while holding ``workspace.lock()`` yourself: use this instead.
+
+        Raises:
+            WorkspaceLockedError: another process holds it after ``wait`` seconds (exit 10).
+            UsageError: ``wait`` is negative or not a number.
+        """
+        if self._holding:
+            yield
+            return
+        with self.workspace.lock(timeout=wait, purpose=purpose or "rule registry write"):
+            self._holding = True
+            try:
+                yield
+            finally:
+                self._holding = False
 
     @property
     def catalog(self) -> Catalog:
@@ -156,18 +211,70 @@ class RuleRegistry:
             if p.is_dir() and check_setup_id(p.name) is None and self.versions(p.name)
         )
 
+    def _lstat(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.workspace.path(rel))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RuleValidationError(f"{rel}: cannot read: {exc.strerror or exc}") from exc
+
     def versions(self, setup_id: str) -> list[RuleVersion]:
-        """The versions of a setup (from the file names), in numeric order."""
+        """The versions of a setup (from the file names), in numeric order.
+
+        Raises:
+            RuleValidationError: the setup folder or a version file is a symlink (or otherwise
+                not a regular folder/file).
+        """
         self._check_id(setup_id)
-        folder = self.workspace.path(self.relpath(setup_id))
+        rel = self.relpath(setup_id)
+        info = self._lstat(rel)
+        if info is None:
+            return []
+        if stat.S_ISLNK(info.st_mode):
+            raise RuleValidationError(f"{rel} is a symbolic link; a setup folder must be a real "
+                                      "folder in git (rule versions are regular files in it)")
+        if not stat.S_ISDIR(info.st_mode):
+            return []
         found = []
-        if folder.is_dir():
-            for path in folder.glob("v*.yaml"):
-                try:
-                    found.append(RuleVersion.parse(path.stem))
-                except ValueError:
-                    continue
+        for path in self.workspace.path(rel).glob("v*.yaml"):
+            try:
+                version = RuleVersion.parse(path.stem)
+            except ValueError:
+                continue
+            error = _not_regular(self.relpath(setup_id, version), os.lstat(path))
+            if error is not None:
+                raise error
+            found.append(version)
         return sorted(found)
+
+    def _read(self, rel: str) -> bytes | None:
+        """The bytes of a rule or lifecycle file (None if absent), refusing a symlink, another
+        non-regular file or more than the YAML size limit."""
+        from ita_vc.yamlio import YamlError, read_file_bytes
+
+        info = self._lstat(rel)
+        if info is None:
+            return None
+        error = _not_regular(rel, info)
+        if error is not None:
+            raise error
+        try:
+            return read_file_bytes(self.workspace.path(rel), follow_symlinks=False)
+        except YamlError as exc:
+            raise RuleValidationError(str(exc).replace(str(self.workspace.path(rel)), rel,
+                                                       1)) from exc
+
+    def committed(self, setup_id: str, version: RuleVersion) -> bool:
+        """True when the version file is in HEAD (committed, so immutable)."""
+        from ita_vc.errors import VcsError
+        from ita_vc.vcs import gitcli
+
+        spec = f"HEAD:{self.relpath(setup_id, version)}"
+        try:
+            return gitcli.cat_files(self.workspace.root, [spec])[spec] is not None
+        except VcsError:
+            return False
 
     def latest(self, setup_id: str) -> RuleVersion:
         """The highest version of a setup.
@@ -205,9 +312,15 @@ class RuleRegistry:
         self._check_id(setup_id)
         resolved = self._resolve(setup_id, version)
         rel = self.relpath(setup_id, resolved)
-        rule, problems = parse_rule(self.workspace.path(rel).read_bytes(), rel,
-                                    catalog=self.catalog, rules_root=self.rules_root)
+        raw = self._read(rel)
+        if raw is None:
+            raise RuleValidationError(f"{rel}: no such file")
+        rule, problems = parse_rule(raw, rel, catalog=self.catalog, rules_root=self.rules_root)
         if rule is None:
+            if any(p.field == "params_hash" for p in problems):  # say which advice applies
+                _rule, problems = parse_rule(raw, rel, catalog=self.catalog,
+                                             rules_root=self.rules_root,
+                                             committed=self.committed(setup_id, resolved))
             _raise(problems)
         assert rule is not None  # noqa: S101 - for mypy: _raise never returns
         return rule
@@ -235,11 +348,11 @@ class RuleRegistry:
         """
         self._check_id(setup_id)
         rel = self.lifecycle_relpath(setup_id)
-        path = self.workspace.path(rel)
-        if not path.is_file():
-            return {}
         existing = set(self.versions(setup_id))
-        entries, problems = parse_lifecycle(path.read_bytes(), rel, setup_id=setup_id,
+        raw = self._read(rel)
+        if raw is None:
+            return {}
+        entries, problems = parse_lifecycle(raw, rel, setup_id=setup_id,
                                             version_exists=existing.__contains__)
         if problems:
             _raise(problems)
@@ -305,7 +418,8 @@ class RuleRegistry:
         if rule is None:
             _raise(problems, f"refusing to write an invalid {rel}:")
         try:
-            atomic_write_bytes(self.workspace.path(rel), text.encode("utf-8"), overwrite=False)
+            atomic_write_bytes(self.workspace.contained(rel), text.encode("utf-8"),
+                               overwrite=False)
         except AtomicWriteError as exc:
             raise RuleValidationError(
                 f"{rel} already exists; committed versions are immutable "
@@ -329,16 +443,23 @@ class RuleRegistry:
         return doc
 
     def new(self, setup_id: str, *, from_file: str | Path | None = None,
-            author: str | None = None) -> Rule:
+            author: str | None = None, wait: float = 0) -> Rule:
         """Create ``rules/<setup_id>/v1.0.yaml`` (from a template or a seed-style file).
 
         A ``from_file`` in the seed format is accepted: its ``tp``/``sl`` targets become
         ``tp_pct``/``sl_pct``, missing direction/sizing/targets get defaults, and the identity
-        fields are set for the new setup.
+        fields are set for the new setup. Holds the workspace lock (waiting up to ``wait``
+        seconds for it).
 
         Raises:
             RuleValidationError: invalid id, the setup already exists, or invalid content.
+            WorkspaceLockedError: another command holds the workspace lock.
         """
+        with self.locked(wait=wait, purpose=f"rule new {setup_id}"):
+            return self._new(setup_id, from_file=from_file, author=author)
+
+    def _new(self, setup_id: str, *, from_file: str | Path | None,
+             author: str | None) -> Rule:
         from ita_vc.yamledit import dump_rt, to_rt
 
         self._check_id(setup_id)
@@ -377,23 +498,36 @@ class RuleRegistry:
     def bump(
         self, setup_id: str, *, major: bool = False, sets: Iterable[str] = (),
         from_file: str | Path | None = None, reason: str | None = None,
-        author: str | None = None,
+        author: str | None = None, wait: float = 0,
     ) -> Rule:
         """Write the next version from the latest one, keeping comments and key order.
 
         ``sets`` are ``key.path=value`` overrides (values parsed as YAML, like
         ``dvc exp run -S``); ``from_file`` replaces the parameter fields with another file's.
-        The reason, if any, is recorded in the lifecycle file for the new version.
+        The reason, if any, is recorded in the lifecycle file for the new version. Holds the
+        workspace lock (waiting up to ``wait`` seconds for it).
 
         Raises:
             RuleValidationError: nothing changed, a bad override, or an invalid result.
+            WorkspaceLockedError: another command holds the workspace lock.
         """
+        with self.locked(wait=wait, purpose=f"rule bump {setup_id}"):
+            return self._bump(setup_id, major=major, sets=sets, from_file=from_file,
+                              reason=reason, author=author)
+
+    def _bump(
+        self, setup_id: str, *, major: bool, sets: Iterable[str],
+        from_file: str | Path | None, reason: str | None, author: str | None,
+    ) -> Rule:
         from ita_vc.yamledit import YamlEditError, dump_rt, load_rt, parse_set_value, set_path
 
         latest = self.latest(setup_id)
         base = self.get(setup_id, latest)
         rel = self.relpath(setup_id, latest)
-        doc = load_rt(self.workspace.path(rel).read_text("utf-8"))
+        try:
+            doc = load_rt(self._text(rel), rel)
+        except YamlEditError as exc:
+            raise RuleValidationError(str(exc)) from exc
         try:
             if from_file is not None:
                 source = param_fields(self._read_source(from_file))
@@ -440,13 +574,17 @@ class RuleRegistry:
     def _edit_lifecycle(self, setup_id: str, version: RuleVersion, *, author: str | None,
                         active: bool | None = None, reason: str | None = None,
                         note: str | None = None) -> None:
-        from ita_vc.yamledit import dump_rt, load_rt, to_rt
+        from ita_vc.yamledit import YamlEditError, dump_rt, load_rt, to_rt
 
         self.lifecycle(setup_id)  # validates the current file first
         rel = self.lifecycle_relpath(setup_id)
         path = self.workspace.path(rel)
-        if path.is_file():
-            doc = load_rt(path.read_text("utf-8"))
+        raw = self._read(rel)
+        if raw is not None:
+            try:
+                doc = load_rt(raw.decode("utf-8"), rel)
+            except YamlEditError as exc:
+                raise RuleValidationError(str(exc)) from exc
         else:
             doc = to_rt({"schema_version": 1, "setup_id": setup_id, "versions": {}})
             doc.yaml_set_start_comment(
@@ -484,15 +622,22 @@ class RuleRegistry:
         )
         if problems:
             _raise(problems, f"refusing to write an invalid {rel}:")
-        atomic_write_bytes(path, text.encode("utf-8"))
+        atomic_write_bytes(self.workspace.contained(path), text.encode("utf-8"))
 
     def activate(self, setup_id: str, version: RuleVersion | str, *,
-                 author: str | None = None) -> RuleVersion:
+                 author: str | None = None, wait: float = 0) -> RuleVersion:
         """Make ``version`` the one active version of its setup (deactivating the others).
+        Holds the workspace lock (waiting up to ``wait`` seconds for it).
 
         Raises:
             RuleValidationError: no such version, it is deprecated, or it is invalid.
+            WorkspaceLockedError: another command holds the workspace lock.
         """
+        with self.locked(wait=wait, purpose=f"rule activate {setup_id} {version}"):
+            return self._activate(setup_id, version, author=author)
+
+    def _activate(self, setup_id: str, version: RuleVersion | str, *,
+                  author: str | None) -> RuleVersion:
         resolved = self._resolve(setup_id, version)
         self.get(setup_id, resolved)
         entry = self.lifecycle(setup_id).get(resolved, LifecycleEntry())
@@ -505,18 +650,82 @@ class RuleRegistry:
         return resolved
 
     def deprecate(self, setup_id: str, version: RuleVersion | str, *, reason: str,
-                  author: str | None = None) -> RuleVersion:
-        """Mark ``version`` deprecated (and inactive) with a reason.
+                  author: str | None = None, wait: float = 0) -> RuleVersion:
+        """Mark ``version`` deprecated (and inactive) with a reason. Holds the workspace lock
+        (waiting up to ``wait`` seconds for it).
 
         Raises:
             RuleValidationError: no such version or an empty reason.
+            WorkspaceLockedError: another command holds the workspace lock.
         """
         if not reason or not reason.strip():
             raise RuleValidationError("deprecating a version needs a --reason")
-        resolved = self._resolve(setup_id, version)
-        self._edit_lifecycle(setup_id, resolved, author=author, active=False,
-                             reason=reason.strip())
-        return resolved
+        with self.locked(wait=wait, purpose=f"rule deprecate {setup_id} {version}"):
+            resolved = self._resolve(setup_id, version)
+            self._edit_lifecycle(setup_id, resolved, author=author, active=False,
+                                 reason=reason.strip())
+            return resolved
+
+    def rehash(self, setup_id: str, version: RuleVersion | str | None = None, *,
+               wait: float = 0) -> RehashResult:
+        """Recompute the ``params_hash`` of a version that was never committed (after editing
+        it by hand), keeping comments and key order (ruamel round trip). Nothing else changes;
+        a hash that is already right writes nothing. Holds the workspace lock (waiting up to
+        ``wait`` seconds for it).
+
+        Raises:
+            RuleValidationError: the version is committed in HEAD (immutable: bump instead),
+                or the file has problems other than its hash (all listed; nothing written).
+            WorkspaceLockedError: another command holds the workspace lock.
+        """
+        self._check_id(setup_id)
+        with self.locked(wait=wait, purpose=f"rule rehash {setup_id}"):
+            return self._rehash(setup_id, self._resolve(setup_id, version))
+
+    def _text(self, rel: str) -> str:
+        raw = self._read(rel)
+        if raw is None:
+            raise RuleValidationError(f"{rel}: no such file")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RuleValidationError(f"{rel}: not valid UTF-8") from exc
+
+    def _rehash(self, setup_id: str, version: RuleVersion) -> RehashResult:
+        from ita_vc.yamledit import YamlEditError, dump_rt, load_rt
+        from ita_vc.yamlio import YamlError, load_yaml_text
+
+        rel = self.relpath(setup_id, version)
+        if self.committed(setup_id, version):
+            raise RuleValidationError(
+                f"{rel} is committed (it is in HEAD) and immutable; `rule rehash` is only for "
+                f"versions never committed: undo the edit (`git checkout HEAD -- {rel}`) and "
+                f"put the change in a new version with `ita-vc rule bump {setup_id}`"
+            )
+        text = self._text(rel)
+        rule, problems = parse_rule(text.encode("utf-8"), rel, catalog=self.catalog,
+                                    rules_root=self.rules_root, committed=False)
+        if rule is not None:
+            return RehashResult(rule, rule.params_hash)
+        others = [p for p in problems if p.field != "params_hash"
+                  and p.message != "missing required field 'params_hash'"]
+        if others:
+            _raise(others, f"cannot rehash {rel}: fix these first (nothing was written):")
+        try:
+            doc = load_rt(text, rel)
+            plain = load_yaml_text(text, rel)
+        except (YamlEditError, YamlError) as exc:  # pragma: no cover - parse_rule read it
+            raise RuleValidationError(str(exc)) from exc
+        old_hash = plain.get("params_hash")
+        doc["params_hash"] = compute_params_hash(plain)
+        new_text = dump_rt(doc)
+        rule, problems = parse_rule(new_text.encode("utf-8"), rel, catalog=self.catalog,
+                                    rules_root=self.rules_root, committed=False)
+        if rule is None:
+            _raise(problems, f"refusing to write an invalid {rel}:")
+        assert rule is not None  # noqa: S101 - for mypy: _raise never returns
+        atomic_write_bytes(self.workspace.contained(rel), new_text.encode("utf-8"))
+        return RehashResult(rule, old_hash if isinstance(old_hash, str) else None)
 
 
 def _quote(doc: Any) -> None:

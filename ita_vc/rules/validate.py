@@ -25,7 +25,7 @@ from ita_vc.rules.model import (
     RuleVersion,
 )
 from ita_vc.store.hashing import hash_canonical, is_hash
-from ita_vc.yamlio import YamlError, load_yaml_text, node_index
+from ita_vc.yamlio import MAX_BYTES, YamlError, load_yaml_document
 
 if TYPE_CHECKING:
     from ita_vc.catalog import Catalog
@@ -37,12 +37,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "check_setup_id",
     "compute_params_hash",
+    "hash_advice",
     "param_fields",
     "parse_lifecycle",
     "parse_rule",
 ]
 
-MAX_RULE_BYTES = 1 << 20
+MAX_RULE_BYTES = MAX_BYTES
 LIFECYCLE_FILENAME = "lifecycle.yaml"
 SCHEMA_VERSION = 1
 _REQUIRED = ("schema_version", "setup_id", "version", "author", "created", "direction",
@@ -93,9 +94,9 @@ def _number(value: Any) -> bool:
 
 
 class _Collector:
-    def __init__(self, path: str, text: str) -> None:
+    def __init__(self, path: str, index: Mapping[str, tuple[int, str | None]]) -> None:
         self.path = path
-        self.index = node_index(text)
+        self.index = index
         self.problems: list[Problem] = []
 
     def add(self, field: str, message: str) -> None:
@@ -122,21 +123,23 @@ def _decode(raw: bytes, path: str, problems: list[Problem]) -> str | None:
         return None
 
 
-def _load(raw: bytes, path: str) -> tuple[Any, str | None, list[Problem]]:
+def _load(raw: bytes, path: str) -> tuple[Any, _Collector | None, list[Problem]]:
+    """The document (composed once, under the limits, anchors and aliases refused) and a
+    collector holding its key index; problems instead when it cannot be read."""
     problems: list[Problem] = []
     text = _decode(raw, path, problems)
     if text is None:
         return None, None, problems
     try:
-        doc = load_yaml_text(text, path)
+        loaded = load_yaml_document(text, path)
     except YamlError as exc:
-        message = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
-        problems.append(Problem(path, message, line=exc.line))
+        problems.append(Problem(path, exc.problem, line=exc.line))
         return None, None, problems
+    doc = loaded.data
     if not isinstance(doc, dict):
         problems.append(Problem(path, f"must be a YAML mapping, got {type(doc).__name__}"))
         return None, None, problems
-    return doc, text, problems
+    return doc, _Collector(path, loaded.index), problems
 
 
 def _check_version_field(doc: Mapping[str, Any], c: _Collector) -> RuleVersion | None:
@@ -236,20 +239,38 @@ def _check_canonical(doc: Mapping[str, Any], c: _Collector) -> bool:
     return not bad and not any(p.message.startswith("keys must be") for p in c.problems)
 
 
+def hash_advice(setup_id: object, version: RuleVersion | None, path: str,
+                committed: bool | None) -> str:
+    """What to do about a ``params_hash`` that does not match the parameters: ``rule rehash``
+    for a version never committed, a new version for a committed one (None: both cases)."""
+    setup = setup_id if isinstance(setup_id, str) and not check_setup_id(setup_id) else "SETUP"
+    tag = version.tag if version is not None else "vX.Y"
+    rehash = f"recompute its hash with `ita-vc rule rehash {setup}@{tag}`"
+    bump = (f"undo the edit (`git checkout HEAD -- {path}`) and put the change in a new "
+            f"version with `ita-vc rule bump {setup}`")
+    if committed is None:
+        return (f"if this version was never committed, {rehash}; if it was, it is immutable: "
+                f"{bump}")
+    if committed:
+        return f"{tag} of {setup} is committed and immutable: {bump}"
+    return f"this version was never committed: {rehash}"
+
+
 def parse_rule(  # noqa: PLR0912 - one branch per field
     raw: bytes, path: str, *, catalog: Catalog, rules_root: str | None = "rules",
-    require_hash: bool = True,
+    require_hash: bool = True, committed: bool | None = None,
 ) -> tuple[Rule | None, list[Problem]]:
     """Parse and validate a rule version file; returns the rule (if valid) and every problem.
 
     ``rules_root`` set: the file must live at ``<rules_root>/<setup_id>/v<X.Y>.yaml``.
     ``require_hash`` false (a rule file outside the registry): a missing ``params_hash`` is
-    computed, a present one must still match.
+    computed, a present one must still match. ``committed`` (when the caller knows whether
+    the version is in HEAD) picks the advice of a wrong ``params_hash``: ``rule rehash`` for
+    an uncommitted version, ``rule bump`` for a committed (immutable) one; None gives both.
     """
-    doc, text, problems = _load(raw, path)
-    if doc is None or text is None:
+    doc, c, problems = _load(raw, path)
+    if doc is None or c is None:
         return None, problems
-    c = _Collector(path, text)
     required = _REQUIRED if require_hash else ("setup_id", "version")
     for key in required:
         if key not in doc:
@@ -294,8 +315,8 @@ def parse_rule(  # noqa: PLR0912 - one branch per field
     if stated is not None and not is_hash(stated):
         c.add("params_hash", f"must be 'sha256:<64 lowercase hex>', got {stated!r}")
     elif stated is not None and computed is not None and stated != computed:
-        c.add("params_hash", f"is {stated} but the parameters hash to {computed} "
-                             "(hand-edited? a change needs a new version: `ita-vc rule bump`)")
+        c.add("params_hash", f"is {stated} but the parameters hash to {computed}; "
+                             + hash_advice(setup_id, version, path, committed))
     if rules_root is not None and isinstance(setup_id, str) and version is not None:
         expected = PurePosixPath(rules_root, setup_id, version.filename).as_posix()
         if path != expected:
@@ -322,10 +343,9 @@ def parse_lifecycle(  # noqa: PLR0912 - one branch per field
     version both active and deprecated, at most one active version, and (with
     ``version_exists``) that every named version exists.
     """
-    doc, text, problems = _load(raw, path)
-    if doc is None or text is None:
+    doc, c, problems = _load(raw, path)
+    if doc is None or c is None:
         return {}, problems
-    c = _Collector(path, text)
     for key in doc:
         if key not in ("schema_version", "setup_id", "versions"):
             c.add(str(key), "unknown field (a lifecycle file has schema_version, setup_id, "

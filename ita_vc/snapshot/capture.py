@@ -288,7 +288,7 @@ class RunProvenance:
             raise ItaVcError("dvc.lock is missing: run the pipeline (`dvc repro`) first")
         lock_bytes = lock_path.read_bytes()
         try:
-            lock = load_yaml_file(lock_path, max_bytes=16 << 20) or {}
+            lock = load_yaml_file(lock_path, max_bytes=16 << 20, allow_aliases=True) or {}
         except YamlError as exc:
             raise IntegrityError(f"dvc.lock: {exc}") from exc
         recorded = dict(lock.get("stages") or {})
@@ -306,7 +306,7 @@ class RunProvenance:
         if rule_status is None:
             rule_status = registry.status(rule.setup_id, rule.version).status
         params_file = root / "params.yaml"
-        params = load_yaml_file(params_file) if params_file.is_file() else {}
+        params = load_yaml_file(params_file, allow_aliases=True) if params_file.is_file() else {}
         results = self.workspace.config.store.kinds["results"]
         metrics = dict(self.store.load_json(f"{results}/metrics.json"))
         commit = code_commit or gitcli.head(root)

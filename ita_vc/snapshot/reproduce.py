@@ -152,7 +152,7 @@ def reproduce_run(
         code, lines = _stream([dvc, "repro", "--force", *targets], tree, env, progress)
         if code != 0:
             raise VcsError(f"dvc repro at {commit[:10]} failed:\n" + "\n".join(lines[-20:]))
-        lock = load_yaml_file(tree / "dvc.lock") or {}
+        lock = load_yaml_file(tree / "dvc.lock", allow_aliases=True) or {}
         recorded = snapshot.get("dvc_lock") or {}
         for role, diffs in (("deps", report.input_diffs), ("outs", report.output_diffs)):
             old, new = _lock_hashes(recorded, role, stages), _lock_hashes(lock, role, stages)

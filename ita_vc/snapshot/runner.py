@@ -123,7 +123,7 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, Any]]) -> st
     from ita_vc.yamledit import YamlEditError, dump_rt, load_rt, set_path, to_rt
 
     try:
-        doc = load_rt(text) if text.strip() else to_rt({})
+        doc = load_rt(text, "params.yaml", allow_aliases=True) if text.strip() else to_rt({})
     except YamlEditError as exc:
         raise DataValidationError(f"params.yaml: {exc}") from exc
     for key, raw in overrides:
@@ -155,7 +155,7 @@ def pipeline_stage_names(root: Path) -> list[str]:
     from ita_vc.yamlio import YamlError, load_yaml_file
 
     try:
-        doc = load_yaml_file(root / "dvc.yaml", max_bytes=1 << 20)
+        doc = load_yaml_file(root / "dvc.yaml", max_bytes=1 << 20, allow_aliases=True)
     except YamlError as exc:
         raise ConfigError(f"dvc.yaml: {exc}") from exc
     stages = doc.get("stages") if isinstance(doc, dict) else None
@@ -204,7 +204,7 @@ def _load_params_text(text: str) -> dict[str, Any]:
     from ita_vc.yamlio import YamlError, load_yaml_text
 
     try:
-        doc = load_yaml_text(text, "params.yaml")
+        doc = load_yaml_text(text, "params.yaml", allow_aliases=True)
     except YamlError as exc:
         raise DataValidationError(str(exc)) from exc
     if doc is None:
@@ -306,7 +306,7 @@ def run_hash_of(root: Path, closure: list[str], mode: str) -> str | None:
     if not path.is_file():
         return None
     try:
-        lock = load_yaml_file(path, max_bytes=16 << 20) or {}
+        lock = load_yaml_file(path, max_bytes=16 << 20, allow_aliases=True) or {}
     except YamlError as exc:
         raise VcsError(f"dvc.lock: {exc}; restore it with `git checkout dvc.lock`") from exc
     inputs = _lock_inputs(lock, closure, mode)
