@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 
 WHEEL_VENV := .venv-wheel
 
-.PHONY: install demo test lint typecheck pytest bench clean journey-wheel
+.PHONY: install demo test lint typecheck pytest bench fuzz clean journey-wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ journey-wheel: $(STAMP)
 	$(WHEEL_VENV)/bin/python -m pip install -q --upgrade "pip>=25.1"
 	$(WHEEL_VENV)/bin/python -m pip install -q dist/ita_vc-*.whl
 	ITA_VC_JOURNEY_BIN=$(CURDIR)/$(WHEEL_VENV)/bin $(BIN)/python -m pytest -q -p no:cacheprovider tests/journey
+
+## Long fuzzing of the hand-edited YAML parsers (CI runs a few derandomized examples);
+## ITA_VC_FUZZ_EXAMPLES=N for more, ITA_VC_FUZZ_SEED=S for random examples from a seed.
+fuzz: $(STAMP)
+	ITA_VC_FUZZ_EXAMPLES=$${ITA_VC_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q \
+		-p no:cacheprovider tests/hostile/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e . --group bench

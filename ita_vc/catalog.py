@@ -47,10 +47,10 @@ class ParamSpec:
         """None if ``value`` is acceptable, else the reason."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be a number, got {value!r}"
+        if not _finite(value):
+            return f"must be finite, got {value!r}"
         if self.type == "int" and not (isinstance(value, int) or float(value).is_integer()):
             return f"must be a whole number, got {value!r}"
-        if not math.isfinite(value):
-            return f"must be finite, got {value!r}"
         if not self.min <= value <= self.max:
             return f"{value!r} is outside the catalog range [{self.min:g}, {self.max:g}]"
         return None
@@ -104,6 +104,32 @@ class Catalog:
         return self.indicators.get(name)
 
 
+def _finite(value: Any) -> bool:
+    """A number (not a bool) that is finite as a float (a 400-digit int is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _param(name: str, pname: str, p: Any, fail: Any) -> ParamSpec:
+    where = f"indicators.{name}.params.{pname}"
+    if not isinstance(p, Mapping) or not {"type", "min", "max", "step", "default"} <= set(p):
+        raise fail(f"{where}: needs type, min, max, step, default")
+    if not isinstance(p["type"], str) or p["type"] not in _TYPES:
+        raise fail(f"{where}.type: one of {sorted(_TYPES)}, got {p['type']!r}")
+    for key in ("min", "max", "step", "default"):
+        if not _finite(p[key]):
+            raise fail(f"{where}.{key}: must be a finite number, got {p[key]!r}")
+    spec = ParamSpec(pname, p["type"], float(p["min"]), float(p["max"]), float(p["step"]),
+                     p["default"])
+    if spec.min > spec.max or spec.step <= 0 or spec.check(spec.default):
+        raise fail(f"{where}: inconsistent bounds/step/default")
+    return spec
+
+
 def _parse(doc: Any, source: str) -> Catalog:
     def fail(message: str) -> ConfigError:
         return ConfigError(f"{source}: {message}")
@@ -112,30 +138,30 @@ def _parse(doc: Any, source: str) -> Catalog:
         raise fail("must be a mapping with an 'indicators' mapping")
     indicators: dict[str, IndicatorSpec] = {}
     for name, body in doc["indicators"].items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise fail(f"indicators: indicator names are identifiers, got {name!r}")
         if not isinstance(body, Mapping) or not isinstance(body.get("params", {}), Mapping):
             raise fail(f"indicators.{name}: must be a mapping with a 'params' mapping")
         params = {}
         for pname, p in body.get("params", {}).items():
-            try:
-                if p["type"] not in _TYPES:
-                    raise fail(f"indicators.{name}.params.{pname}.type: one of {sorted(_TYPES)}")
-                spec = ParamSpec(pname, p["type"], float(p["min"]), float(p["max"]),
-                                 float(p["step"]), p["default"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise fail(f"indicators.{name}.params.{pname}: needs type, min, max, step, "
-                           f"default ({exc})") from exc
-            if spec.min > spec.max or spec.step <= 0 or spec.check(spec.default):
-                raise fail(f"indicators.{name}.params.{pname}: inconsistent bounds/step/default")
-            params[pname] = spec
-        constraints = tuple(body.get("constraints") or ())
-        for constraint in constraints:
-            parts = str(constraint).split()
+            if not isinstance(pname, str) or not pname.isidentifier():
+                raise fail(f"indicators.{name}.params: parameter names are identifiers, "
+                           f"got {pname!r}")
+            params[pname] = _param(name, pname, p, fail)
+        raw_constraints = body.get("constraints") or []
+        if not isinstance(raw_constraints, list):
+            raise fail(f"indicators.{name}.constraints: must be a list such as "
+                       "['fast < slow']")
+        for constraint in raw_constraints:
+            parts = constraint.split() if isinstance(constraint, str) else []
             if len(parts) != 3 or parts[1] not in _OPERATORS or not {parts[0], parts[2]} <= set(
                 params
             ):
                 raise fail(f"indicators.{name}.constraints: cannot read {constraint!r}")
-        indicators[name] = IndicatorSpec(name, str(body.get("description", "")), params,
-                                         constraints)
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise fail(f"indicators.{name}.description: must be a string")
+        indicators[name] = IndicatorSpec(name, description, params, tuple(raw_constraints))
     return Catalog(indicators)
 
 

@@ -70,12 +70,14 @@ _BaseSafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeL
 
 class _StrictConstructor(yaml.constructor.SafeConstructor):
     """SafeConstructor that refuses duplicate keys and names the node of a value it cannot
-    construct (a date that does not exist, an int of more than 4,300 digits)."""
+    construct."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError, TypeError) as exc:
+        except (ValueError, ArithmeticError, TypeError, AttributeError, LookupError) as exc:
+            # PyYAML's constructors on a value their tag does not fit (`!!timestamp x`,
+            # `!!int ''`, a date that does not exist, an int of more than 4,300 digits)
             shown = node.value if isinstance(node, yaml.ScalarNode) else type(node).__name__
             if isinstance(shown, str) and len(shown) > 40:
                 shown = shown[:40] + "..."
@@ -297,9 +299,8 @@ def _construct(node: yaml.Node | None, source: str) -> Any:
         raise YamlError(source, problem, line) from exc
     except yaml.YAMLError as exc:
         raise YamlError(source, str(exc)) from exc
-    except (ValueError, OverflowError, TypeError) as exc:
-        # e.g. a date that does not exist (2021-02-30), an int of more than 4,300 digits
-        raise YamlError(source, f"cannot read a value: {exc}") from exc
+    except (ValueError, ArithmeticError, TypeError, AttributeError, LookupError) as exc:
+        raise YamlError(source, f"cannot read a value: {exc}") from exc  # outside a node
 
 
 def _index(root: yaml.Node | None) -> dict[str, tuple[int, str | None]]:

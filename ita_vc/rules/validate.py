@@ -175,7 +175,7 @@ def _check_sizing(value: Any, c: _Collector) -> None:
         c.add("sizing", f"must be a mapping with a mode (one of {', '.join(SIZING_MODES)})")
         return
     mode = value["mode"]
-    if mode not in _SIZING_KEYS:
+    if not isinstance(mode, str) or mode not in _SIZING_KEYS:
         c.add("sizing.mode", f"unknown mode {mode!r} (one of {', '.join(SIZING_MODES)})")
         return
     wanted = _SIZING_KEYS[mode]

@@ -80,7 +80,7 @@ def test_a_symlinked_version_committed_with_no_verify(tmp_repo, registry, tmp_pa
     before = _digest(tmp_repo)
     against = invoke("rule", "check", "--against", base)
     assert against.exit_code == 4
-    assert f"rules/SymRule/v1.0.yaml: (commit " in against.stderr and LINK_MSG in against.stderr
+    assert "rules/SymRule/v1.0.yaml: (commit " in against.stderr and LINK_MSG in against.stderr
     for args in (("rule", "check", "--all"), ("rule", "check", "rules/SymRule/v1.0.yaml")):
         result = invoke(*args)
         assert result.exit_code == 4 and LINK_MSG in result.stderr, args

@@ -26,7 +26,7 @@ def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 def _hook(folder: Path, name: str, text: str) -> None:
     (folder / name).write_text(text)
-    os.chmod(folder / name, 0o755)  # noqa: S103 - a git hook
+    os.chmod(folder / name, 0o755)
 
 
 @pytest.fixture
