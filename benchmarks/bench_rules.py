@@ -3,6 +3,8 @@
 Times, as fresh processes (median of several): the hook's entry point ``ita-vc-rule-check``
 (what ``.git/hooks/pre-commit`` and the pre-commit framework run), the full ``ita-vc rule
 check`` CLI, and a ``git commit`` through the installed hook. Target: the hook under 0.3 s.
+Then the hook on hostile staged files (a 550-byte billion-laughs rule, 1 MiB of nesting, a
+file over the size limit, a bomb in configs/config.yaml): its time, exit code and peak RSS.
 
 Run: ``.venv/bin/python benchmarks/bench_rules.py [--quick]``
 """
@@ -10,10 +12,12 @@ Run: ``.venv/bin/python benchmarks/bench_rules.py [--quick]``
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,6 +59,55 @@ def stage_bumps(root: Path, count: int) -> None:
     run_quiet("git", "add", "-A", cwd=root)
 
 
+BOMB = "\n".join(
+    ['lol1: &l1 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(2, 10)]
+) + "\n"
+HOSTILE = {
+    "billion laughs (550 B) as a rule": ("rules/hostile/v1.0.yaml", BOMB),
+    "1 MiB of '[' as a rule": ("rules/hostile/v1.0.yaml", "[" * (1 << 20)),
+    "100k levels of '- ' as a rule": ("rules/hostile/v1.0.yaml", "- " * 100_000 + "x"),
+    "1.5 MiB rule file": ("rules/hostile/v1.0.yaml", "a: " + "x" * (3 << 19) + "\n"),
+    "billion laughs in config.yaml": ("configs/config.yaml", None),
+}
+
+
+def run_measured(args: list[str], cwd: Path) -> tuple[float, int, int]:
+    """Wall time, exit code and peak RSS (MiB) of one fresh process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - started, proc.returncode, usage.ru_maxrss // 1024
+
+
+def hostile_rows(root: Path, repeat: int) -> list[tuple[str, ...]]:
+    """The hook on each hostile file, staged alone (median time, exit code, peak RSS)."""
+    rows = []
+    for what, (rel, hostile) in HOSTILE.items():
+        path = root / rel
+        original = path.read_bytes() if path.exists() else None
+        text = hostile if hostile is not None else (original or b"").decode() + "x_bomb:\n" + \
+            "".join(f"  {line}\n" for line in BOMB.splitlines())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        run_quiet("git", "add", "--", rel, cwd=root)
+        samples = [run_measured([str(BIN / "ita-vc-rule-check")], root) for _ in range(repeat)]
+        times = sorted(t for t, _code, _rss in samples)
+        codes = {code for _t, code, _rss in samples}
+        rows.append((what, f"{times[len(times) // 2] * 1000:.0f} ms",
+                     f"exit {'/'.join(map(str, sorted(codes)))}",
+                     f"{max(rss for _t, _c, rss in samples)} MiB"))
+        if original is None:
+            run_quiet("git", "rm", "-q", "--cached", "--", rel, cwd=root)
+            path.unlink()
+        else:
+            path.write_bytes(original)
+            run_quiet("git", "add", "--", rel, cwd=root)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -88,6 +141,9 @@ def main() -> int:
              f"+{(commit_t - no_verify) * 1000:.0f} ms vs --no-verify"),
             ("git commit --no-verify", f"{no_verify * 1000:.0f} ms", ""),
         ], ("what", "median", "note"))
+        run_quiet("git", "reset", "-q", cwd=root)  # unstage the bumps: one hostile file each
+        print_table("The hook on one hostile staged file (fresh processes; target < 300 ms)",
+                    hostile_rows(root, repeat), ("staged file", "median", "exit", "peak RSS"))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
