@@ -8,13 +8,14 @@ from ita_vc._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ita_vc.rules.model import LifecycleEntry, Problem, Rule, RuleVersion
-    from ita_vc.rules.registry import FieldChange, RuleInfo, RuleRegistry
+    from ita_vc.rules.registry import FieldChange, RehashResult, RuleInfo, RuleRegistry
     from ita_vc.rules.validate import compute_params_hash, parse_lifecycle, parse_rule
 
 _EXPORTS = {
     "FieldChange": "ita_vc.rules.registry",
     "LifecycleEntry": "ita_vc.rules.model",
     "Problem": "ita_vc.rules.model",
+    "RehashResult": "ita_vc.rules.registry",
     "Rule": "ita_vc.rules.model",
     "RuleInfo": "ita_vc.rules.registry",
     "RuleRegistry": "ita_vc.rules.registry",
@@ -28,6 +29,7 @@ __all__ = [
     "FieldChange",
     "LifecycleEntry",
     "Problem",
+    "RehashResult",
     "Rule",
     "RuleInfo",
     "RuleRegistry",
