@@ -115,11 +115,16 @@ def test_wait_waits_for_the_holder(frank, holder):
         [sys.executable, "-c", _SIGNAL_WHEN_WAITING, "rule", "bump", "Frank", "-S",
          "direction=long-only", "--wait", "600"],
         cwd=frank, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert waiter.stdout is not None
-    assert waiter.stdout.readline().strip() == "waiting"  # it is blocked on the lock ...
-    assert not (frank / "rules/Frank/v1.1.yaml").exists()
-    holder.release()  # ... and goes on once it is free
-    out, err = waiter.communicate(timeout=120)
+    try:
+        assert waiter.stdout is not None
+        assert waiter.stdout.readline().strip() == "waiting"  # it is blocked on the lock ...
+        assert not (frank / "rules/Frank/v1.1.yaml").exists()
+        holder.release()  # ... and goes on once it is free
+        out, err = waiter.communicate(timeout=120)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate()
     assert waiter.returncode == 0, err
     assert "Created rules/Frank/v1.1.yaml" in out
     assert "direction: long-only" in (frank / "rules/Frank/v1.1.yaml").read_text()
