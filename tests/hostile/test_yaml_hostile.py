@@ -339,3 +339,70 @@ def test_a_fifo_as_retention_yaml_does_not_hang(tmp_repo):
     proc = _cli(tmp_repo, "gc", "--dry-run", timeout=60)
     assert proc.returncode == 8
     assert "configs/retention.yaml: not a regular file" in proc.stderr
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: *b", r"p:1: anchors and aliases are not allowed in p \(found \*b\)"),
+    ("a: &x 1\nb: &x 2", r"p:2: duplicate anchor &x"),
+    ("a: 1\n---\nb: 2", r"p:2: expected a single document in the stream, but found another"),
+    ("x" * (MAX_BYTES + 1), r"p: more than 1,048,576 bytes \(the limit\)"),
+    ("a: [1, 2", r"p:2: did not find expected ',' or '\]'"),
+    ("a: !!timestamp x", r"p:1: cannot read the value 'x'"),
+])
+def test_loader_refusals_name_the_line(text, message):
+    allow = "duplicate" in message
+    with pytest.raises(YamlError, match=message):
+        load_yaml_text(text, "p", allow_aliases=allow)
+
+
+def test_reading_a_missing_file_or_a_folder(tmp_path):
+    with pytest.raises(YamlError, match="missing.yaml: cannot read: No such file"):
+        read_text_file(tmp_path / "missing.yaml")
+    with pytest.raises(YamlError, match="not a regular file"):
+        read_text_file(tmp_path)
+
+
+_PARAM = "{type: int, min: 2, max: 500, step: 1, default: 20}"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("  1: {params: {}}", "indicators: indicator names are identifiers, got 1"),
+    (f"  sma:\n    params: {{1: {_PARAM}}}",
+     "indicators.sma.params: parameter names are identifiers, got 1"),
+    ("  sma:\n    params: {w: {type: int}}", "indicators.sma.params.w: needs type, min, max"),
+    ("  sma:\n    params: {w: {type: [1], min: 1, max: 2, step: 1, default: 1}}",
+     r"indicators.sma.params.w.type: one of \['float', 'int'\], got \[1\]"),
+    (f"  sma:\n    params: {{w: {_PARAM.replace('500', '1' + '0' * 400)}}}",
+     "indicators.sma.params.w.max: must be a finite number"),
+    (f"  sma:\n    params: {{w: {_PARAM.replace('step: 1', 'step: .inf')}}}",
+     "indicators.sma.params.w.step: must be a finite number, got inf"),
+    (f"  sma:\n    params: {{w: {_PARAM.replace('default: 20', 'default: 1')}}}",
+     "indicators.sma.params.w: inconsistent bounds/step/default"),
+    (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: 5",
+     "indicators.sma.constraints: must be a list"),
+    (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: ['w < x']",
+     "indicators.sma.constraints: cannot read 'w < x'"),
+    (f"  sma:\n    params: {{w: {_PARAM}}}\n    description: [1]",
+     "indicators.sma.description: must be a string"),
+])
+def test_a_hostile_catalog_is_a_config_error(tmp_path, body, message):
+    from ita_vc.catalog import CATALOG_RELPATH, load_catalog
+    from ita_vc.errors import ConfigError
+
+    path = tmp_path / CATALOG_RELPATH
+    path.parent.mkdir(parents=True)
+    path.write_text(f"indicators:\n{body}\n")
+    with pytest.raises(ConfigError, match=f"^configs/indicators.yaml: {message}"):
+        load_catalog(tmp_path)
+
+
+def test_catalog_parameter_checks_never_crash():
+    from ita_vc.catalog import load_catalog
+
+    sma = load_catalog(None).get("sma")
+    assert sma is not None
+    window = sma.params["window"]
+    assert window.check(10**400) == f"must be finite, got {10**400!r}"
+    assert window.check(True) == "must be a number, got True"
+    assert window.check(2.5) == "must be a whole number, got 2.5"
+    assert window.check(float("nan")) == "must be finite, got nan"
