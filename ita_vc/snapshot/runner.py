@@ -472,11 +472,12 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
         if code_commit is None:
             raise DirtyWorkspaceError("the repository has no commit yet: commit the workspace "
                                       "first (git add -A && git commit)")
+        params_path = workspace.contained("params.yaml")
+        original = params_path.read_text("utf-8") if params_path.exists() else ""
+        _load_params_text(original)  # before DVC reads it: DVC expands YAML aliases unbounded
         dirty = _dirty_paths(root)
         if dirty and not allow_dirty:
             raise DirtyWorkspaceError(_dirty_message(dirty))
-        params_path = workspace.contained("params.yaml")
-        original = params_path.read_text("utf-8") if params_path.exists() else ""
         text = apply_param_overrides(original, edits) if edits else original
         doc, params = _validated_params(workspace, text, edits)
         if edits and doc == _load_params_text(original):

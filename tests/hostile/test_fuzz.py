@@ -396,7 +396,7 @@ def _stored(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*"))
             if p.is_file() and not p.relative_to(root).as_posix().startswith(
-                (".git/", ".ita/", "logs/"))}
+                (".git/", ".ita/", "logs/", ".dvc/tmp/"))}
 
 
 @contextlib.contextmanager

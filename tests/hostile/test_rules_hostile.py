@@ -36,7 +36,8 @@ def _digest(root: Path) -> dict[str, str]:
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if rel.startswith((".git/", ".ita/", "logs/")) or path.is_symlink() or not path.is_file():
+        if rel.startswith((".git/", ".ita/", "logs/", ".dvc/tmp/")) or path.is_symlink() \
+                or not path.is_file():
             continue
         out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
