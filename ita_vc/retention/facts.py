@@ -99,9 +99,11 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
 
     from ita_vc.errors import VcsError
     from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.vcs.dvc import describe_error
+    from ita_vc.vcs.dvc import check_pipeline_files, check_pipeline_history, describe_error
 
     root = workspace.root
+    check_pipeline_files(root)  # DVC reads every revision's pipeline files without limits
+    check_pipeline_history(root)
     times = _commit_times(root)
     tags = _tags(root)
     protected_commits = {}

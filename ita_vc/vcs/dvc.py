@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import VcsError
+from ita_vc.errors import ItaVcError, VcsError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = [
     "cache_dir",
     "cache_paths",
+    "check_pipeline_files",
+    "check_pipeline_history",
     "checkout",
     "data_source_changes",
     "describe_error",
@@ -96,6 +98,7 @@ def track_path(root: str | Path, relpath: str) -> None:
 
     try:
         # DVC prints git hints; the caller reports what happened itself
+        check_pipeline_files(root)
         with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
             repo.scm_context.quiet = True
             repo.add([str(Path(root) / relpath)])
@@ -130,6 +133,7 @@ def tracked_paths(root: str | Path) -> list[str]:
     from dvc.repo import Repo
 
     try:
+        check_pipeline_files(root)
         with Repo(str(root)) as repo:
             return sorted({Path(out.fs_path).relative_to(Path(root).resolve()).as_posix()
                            for out in repo.index.outs})
@@ -159,12 +163,87 @@ def _stage_target(root: str | Path, name: str) -> str:
     return f"{Path(root) / 'dvc.yaml'}:{name}"
 
 
+PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
+"""Files DVC parses with a loader that expands YAML aliases without a limit."""
+
+
+def _check_text(name: str, text: str) -> None:
+    from ita_vc.errors import ConfigError, DataValidationError
+    from ita_vc.yamlio import YamlError, compose_yaml
+
+    try:
+        compose_yaml(text, name, allow_aliases=True)
+    except YamlError as exc:
+        cls = DataValidationError if name == "params.yaml" else ConfigError
+        raise cls(f"{exc} (DVC would read it without limits, so ita-vc does not hand it to "
+                  "DVC)") from exc
+
+
+def check_pipeline_files(root: str | Path) -> None:
+    """The workspace's ``params.yaml``, ``dvc.yaml`` and ``dvc.lock`` pass ita-vc's bounded
+    YAML loader (1 MiB, depth 50, 10,000 nodes after aliases) before DVC reads them: DVC's own
+    loader expands an alias bomb until memory runs out.
+
+    Raises:
+        DataValidationError: params.yaml. ConfigError: dvc.yaml or dvc.lock.
+    """
+    from ita_vc.errors import ConfigError, DataValidationError
+    from ita_vc.yamlio import YamlError, read_text_file
+
+    for name in PIPELINE_FILES:
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        try:
+            text = read_text_file(path)
+        except YamlError as exc:  # too large, not UTF-8
+            cls = DataValidationError if name == "params.yaml" else ConfigError
+            raise cls(str(exc)) from exc
+        _check_text(name, text)
+
+
+def check_pipeline_history(root: str | Path) -> int:
+    """Every version of ``params.yaml``, ``dvc.yaml`` and ``dvc.lock`` in any commit of any ref
+    passes the bounded loader (``gc`` hands every revision to DVC). Returns the number of
+    distinct versions checked.
+
+    Raises:
+        DataValidationError, ConfigError: a committed version that does not (named with the
+            commit that introduced it).
+    """
+    from ita_vc.vcs import gitcli
+
+    raw = gitcli.git(["log", "--all", "--format=%H", "--raw", "--no-abbrev", "--no-renames",
+                      "--", *PIPELINE_FILES], root, check=False).decode("utf-8", "replace")
+    blobs: dict[str, tuple[str, str]] = {}
+    commit = ""
+    for line in raw.splitlines():
+        if line and not line.startswith(":"):
+            commit = line.strip()
+        elif line.startswith(":"):
+            meta, _, name = line.partition("\t")
+            blob = meta.split()[3]
+            if name in PIPELINE_FILES and set(blob) != {"0"}:
+                blobs.setdefault(blob, (name, commit))
+    contents = gitcli.cat_files(root, list(blobs))
+    for blob, (name, introduced) in blobs.items():
+        data = contents.get(blob)
+        if data is None:
+            continue
+        try:
+            _check_text(name, data.decode("utf-8", "replace"))
+        except ItaVcError as exc:
+            raise type(exc)(f"{exc} - the version committed in {introduced[:10]}") from exc
+    return len(blobs)
+
+
 @contextlib.contextmanager
 def _quiet_repo(root: str | Path) -> Iterator[Any]:
     """A DVC ``Repo`` opened from its root (so the paths DVC reports are repo-relative), with
-    its hints on stdout silenced."""
+    its hints on stdout silenced, once its pipeline files passed :func:`check_pipeline_files`."""
     from dvc.repo import Repo
 
+    check_pipeline_files(root)
     with contextlib.chdir(root), contextlib.redirect_stdout(io.StringIO()), \
             Repo(str(root)) as repo:
         yield repo
@@ -287,6 +366,7 @@ def checkout(root: str | Path, targets: list[str]) -> None:
     from dvc.repo import Repo
 
     try:
+        check_pipeline_files(root)
         with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
             repo.checkout(targets=[str(Path(root) / t) for t in targets], force=True)
     except DvcException as exc:

@@ -84,3 +84,51 @@ def test_the_data_hash_of_a_csv_a_frame_or_a_parquet_file(ran_repo, tmp_path):
         provenance.verify_data_hash(run_id, junk)
     with pytest.raises(DataValidationError, match="no candle column"):
         provenance.verify_data_hash(run_id, pd.DataFrame({"x": [1]}))
+
+
+_BOMB = """\
+rule: {setup_id: example_ma_cross, version: "1.0"}
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+"""
+
+
+def _limited(*args, cwd):
+    """`ita-vc ARGS` as a real process with 1 GiB of address space and a generous timeout."""
+    import resource
+    import subprocess
+
+    from tests.helpers import VENV_BIN
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([str(VENV_BIN / "ita-vc"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, check=False, preexec_fn=limit)
+
+
+def test_an_alias_bomb_in_params_yaml_never_reaches_dvc(run_copy):
+    (run_copy / "params.yaml").write_text(_BOMB)
+    for args, code in ((("gc", "--dry-run"), 11), (("snapshot", "verify", "--all"), 11),
+                       (("run",), 11)):
+        proc = _limited(*args, cwd=run_copy)
+        assert proc.returncode == code, (args, proc.stderr[-500:])
+        assert "params.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_alias_bomb_committed_in_history_never_reaches_dvc(run_copy):
+    good = (run_copy / "params.yaml").read_text()
+    (run_copy / "params.yaml").write_text(_BOMB)
+    run_copy.git("commit", "-q", "--no-verify", "-am", "a bomb")
+    bad = run_copy.git("rev-parse", "HEAD").stdout.strip()
+    (run_copy / "params.yaml").write_text(good)
+    run_copy.git("commit", "-q", "-am", "fixed")
+    proc = _limited("gc", "--dry-run", cwd=run_copy)
+    assert proc.returncode == 11, proc.stderr[-500:]
+    assert f"the version committed in {bad[:10]}" in proc.stderr
