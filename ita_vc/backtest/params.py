@@ -83,7 +83,7 @@ def parse_time(value: Any, field: str) -> int | None:
         raise DataValidationError(f"{field}: {value!r}: not an ISO date/time") from exc
     if not TS_MIN_MS <= ms <= TS_MAX_MS:
         raise DataValidationError(
-            f"{field}: {value!r} is outside the time range candles can have "
+            f"{field}: {value!r}: outside the time range candles can have "
             "(1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z, pandas' nanosecond timestamps)"
         )
     return ms

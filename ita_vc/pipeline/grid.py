@@ -157,15 +157,16 @@ def _guards(request: GridRequest, bars: int) -> tuple[int, int, bool]:
     up_to = "" if exact else "up to "
     if total > request.max_variants:
         raise DataValidationError(
-            f"the grid has {up_to}{total:,} variants (Stage A {base:,} + Stage B {stage_b:,}), "
-            f"more than max_variants = {request.max_variants:,}; narrow the ranges or raise "
-            "the limit"
+            f"params.yaml: grid: the grid has {up_to}{total:,} variants (Stage A {base:,} + "
+            f"Stage B {stage_b:,}), more than max_variants = {request.max_variants:,} "
+            "(grid.max_variants); narrow the ranges or raise the limit"
         )
     compute = total * bars * 8
     if compute > request.max_compute_bytes:
         raise DataValidationError(
-            f"the grid computes {up_to}{compute / 1e9:,.1f} GB of equity values ({total:,} "
-            f"variants x {bars:,} bars x 8 bytes), more than max_compute_bytes = "
+            f"params.yaml: grid: the grid computes {up_to}{compute / 1e9:,.1f} GB of equity "
+            f"values ({total:,} variants x {bars:,} bars x 8 bytes), more than "
+            "max_compute_bytes = "
             f"{request.max_compute_bytes / 1e9:,.1f} GB (grid.max_compute_bytes)"
         )
     return base, stage_b, exact

@@ -162,7 +162,7 @@ def grid_request(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any]:
             variants, a sizing budget above ``init_cash``.
         RuleValidationError: the rule version is invalid.
     """
-    from ita_vc.backtest.grid import parse_grid
+    from ita_vc.backtest.grid_request import parse_grid  # light: no numba before the guard
     from ita_vc.backtest.params import parse_params
     from ita_vc.rules.registry import RuleRegistry
 
