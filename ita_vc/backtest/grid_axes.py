@@ -26,6 +26,7 @@ __all__ = [
     "AXIS_VALUES_MAX",
     "DEFAULT_AXES_NOTE",
     "DEFAULT_SPAN_STEPS",
+    "INT_LIMIT",
     "MIN_STEP",
     "Axis",
     "IndicatorAxes",
@@ -103,10 +104,18 @@ def fail(where: str, value: Any, why: str) -> DataValidationError:
     return DataValidationError(f"{SOURCE}: {where}: {value!r}: {why}")
 
 
+INT_LIMIT = 2**63
+"""Integers from YAML are accepted up to this magnitude (int64; a float of them is exact
+enough), so no value overflows a float conversion downstream."""
+
+
 def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool)."""
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """A finite int or float (not a bool); an int within +/- :data:`INT_LIMIT`."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -INT_LIMIT < value < INT_LIMIT
+    return isinstance(value, float) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,10 @@ def _axis(spec: Any, bounds: ParamSpec, where: str) -> Axis:
     if len(values) > AXIS_VALUES_MAX:
         raise fail(where, f"{len(values):,} values", f"more than an axis may hold "
                                                        f"({AXIS_VALUES_MAX:,})")
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and not is_number(value):
+            raise fail(where, value, f"outside the catalog range [{bounds.min:g}, "
+                                     f"{bounds.max:g}]")
     if bounds.type == "int":
         values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
     for value in values:

@@ -51,6 +51,7 @@ _SECTIONS = {"rule", "data", "backtest", "grid"}
 _DATA_KEYS = {"market", "symbol", "timeframe", "start", "end", "source_timeframe"}
 _BACKTEST_KEYS = {"init_cash", "fee_pct", "slippage_pct", "warmup_bars"}
 _RULE_KEYS = {"setup_id", "version"}
+_INT_LIMIT = 2**63  # YAML integers beyond int64 would overflow a float or an index
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -171,7 +172,8 @@ def _section(raw: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, 
 def _number(value: Any, field: str, *, minimum: float = 0.0, strict: bool = False,
             below: float | None = None) -> float:
     key = field.rsplit(".", 1)[-1]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            abs(value) >= _INT_LIMIT if isinstance(value, int) else not math.isfinite(value)):
         raise _fail(field, value, f"{key} must be a number (finite)")
     bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
     bound += f" and < {below:g} (percent)" if below is not None else ""
@@ -243,7 +245,7 @@ def _backtest_section(raw: Mapping[str, Any], market: str) -> BacktestParams:
     fee = bt.get("fee_pct")
     default_fee = FUTURES_FEE_PCT if market.endswith("futures") else DEFAULT_FEE_PCT
     warmup = bt.get("warmup_bars", 200)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < _INT_LIMIT:
         raise _fail("backtest.warmup_bars", warmup, "warmup_bars must be a whole number >= 0")
     return BacktestParams(
         init_cash=_number(bt.get("init_cash", 10_000), "backtest.init_cash", strict=True),

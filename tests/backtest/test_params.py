@@ -24,7 +24,7 @@ def _refused(raw, *fragments):
 
 @pytest.mark.parametrize("key", ["fee_pct", "slippage_pct"])
 @pytest.mark.parametrize("value", [100, 100.0, 250, 1e300, -0.001, math.nan, math.inf, "1",
-                                   True, [1], {"a": 1}])
+                                   True, [1], {"a": 1}, 10**400])
 def test_fees_and_slippage_are_percents_in_0_to_100(key, value):
     _refused({"backtest": {key: value}}, f"params.yaml: backtest.{key}: {value!r}: {key} must")
 
@@ -37,12 +37,13 @@ def test_the_bounds_themselves(key):
     _refused({"backtest": {key: MAX_PCT}}, ">= 0 and < 100 (percent)")
 
 
-@pytest.mark.parametrize("value", [0, -1, math.inf, -math.inf, math.nan, "10000", None, False])
+@pytest.mark.parametrize("value", [0, -1, math.inf, -math.inf, math.nan, "10000", None, False,
+                                   10**400])
 def test_init_cash_is_finite_and_positive(value):
     _refused({"backtest": {"init_cash": value}}, "params.yaml: backtest.init_cash: ")
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, "200", True, None, math.nan])
+@pytest.mark.parametrize("value", [-1, 1.5, "200", True, None, math.nan, 10**400])
 def test_warmup_bars(value):
     _refused({"backtest": {"warmup_bars": value}}, "params.yaml: backtest.warmup_bars: ")
 

@@ -84,6 +84,10 @@ BAD_GRIDS = [
     (_AXES + "  top_k: 2.5\n", "grid.top_k: 2.5"),
     (_AXES + "  top_k: 0\n", "grid.top_k: 0"),
     (_AXES + "  batch_size: -3\n", "grid.batch_size: -3"),
+    (_AXES + "  top_k: 1" + "0" * 400 + "\n", "grid.top_k: 1000"),  # beyond a float
+    (_RANGE.format(fast="[1" + "0" * 400 + "]"), "grid.indicators.0.params.fast: 1000"),
+    (_RANGE.format(fast="{min: 5, max: 1" + "0" * 400 + "}"), "params.fast.max: 1000"),
+    (_AXES + "  prune: {min_trades: 1" + "0" * 400 + "}\n", "grid.prune.min_trades: 1000"),
     (_AXES + "  max_variants: .inf\n", "grid.max_variants: inf"),
     (_AXES + "  max_compute_bytes: .nan\n", "grid.max_compute_bytes: nan"),
     (_AXES + "  max_variants: 5\n", "more than max_variants = 5"),
