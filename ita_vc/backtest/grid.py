@@ -11,225 +11,42 @@ metrics - so a top-K row *is* the single run's result.
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ita_vc.backtest.grid_request import (
+    GridRequest,
+    Variant,
+    check_grid,
+    check_rule_indicators,
+    parse_grid,
+    variant_key,
+)
 from ita_vc.backtest.metrics import (
     daily_index,
     daily_returns,
     return_and_max_drawdown,
     sharpe_ratio,
 )
-from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from collections.abc import Sequence
 
-    from ita_vc.catalog import Catalog
+    import pandas as pd
 
 __all__ = [
     "GridRequest",
     "Variant",
     "VariantResult",
+    "check_grid",
+    "check_rule_indicators",
     "evaluate_batch",
     "merge_top",
     "parse_grid",
     "variant_key",
 ]
-
-_DEFAULTS = {"preselect": 20_000, "top_k": 300, "top_trades_n": 10, "batch_size": 2_000,
-             "max_variants": 1_000_000, "max_compute_bytes": 1e12}
-_KEYS = {"indicators", "targets", "direction", "sizing", "prune", *_DEFAULTS}
-_PRUNE_KEYS = {"max_drawdown_floor", "min_trades", "max_trades"}
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """Concrete indicator params (tuple of (name, ((param, value), ...))) and targets."""
-
-    indicators: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
-    sl_pct: float | None = None
-    tp_pct: float | None = None
-
-    @property
-    def base(self) -> Variant:
-        """The same variant without SL/TP (its Stage A form)."""
-        return Variant(self.indicators)
-
-    @property
-    def key(self) -> str:
-        """The canonical variant key."""
-        return variant_key(self)
-
-    def rule(self, base_rule: Mapping[str, Any]) -> dict[str, Any]:
-        """A rule mapping for a single backtest of this variant."""
-        rule = {k: v for k, v in base_rule.items() if k not in ("params_hash",)}
-        rule["indicators"] = [{"name": n, "params": dict(p)} for n, p in self.indicators]
-        rule["targets"] = {"tp_pct": self.tp_pct, "sl_pct": self.sl_pct}
-        return rule
-
-
-def variant_key(variant: Variant) -> str:
-    """``name(p=v,...)+name(...)|sl=x|tp=y``."""
-    parts = ["{}({})".format(name, ",".join(f"{k}={_fmt(v)}" for k, v in params))
-             for name, params in variant.indicators]
-    return "+".join(parts) + f"|sl={_fmt(variant.sl_pct)}|tp={_fmt(variant.tp_pct)}"
-
-
-@dataclass
-class GridRequest:
-    """A validated grid: axes, stages, guards and pruning."""
-
-    axes: list[tuple[str, list[tuple[str, list[Any]]]]]  # (indicator, [(param, values)])
-    sl_values: list[float | None]
-    tp_values: list[float | None]
-    direction: str | None = None
-    sizing: dict[str, Any] | None = None
-    preselect: int = 20_000
-    top_k: int = 300
-    top_trades_n: int = 10
-    batch_size: int = 2_000
-    max_variants: int = 1_000_000
-    max_compute_bytes: float = 1e12
-    prune: dict[str, Any] = field(default_factory=dict)
-    constraints: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def base_variants(self) -> Iterator[Variant]:
-        """Stage A variants, lazily, in a fixed order (catalog constraints applied)."""
-        per_indicator = []
-        for name, params in self.axes:
-            combos = []
-            names = [p for p, _values in params]
-            for values in itertools.product(*(v for _p, v in params)):
-                chosen = dict(zip(names, values, strict=True))
-                if all(_holds(c, chosen) for c in self.constraints.get(name, ())):
-                    combos.append((name, tuple(chosen.items())))
-            per_indicator.append(combos)
-        for combo in itertools.product(*per_indicator):
-            yield Variant(tuple(combo))
-
-    def count_base(self) -> int:
-        """Number of Stage A variants."""
-        return sum(1 for _ in self.base_variants())
-
-    def expand(self, base: Variant) -> Iterator[Variant]:
-        """Stage B variants of one base variant (the SL/TP axes)."""
-        for sl in self.sl_values:
-            for tp in self.tp_values:
-                yield Variant(base.indicators, sl, tp)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The canonical request (what ``grid_request_hash`` hashes)."""
-        return {
-            "axes": [[n, [[p, list(v)] for p, v in params]] for n, params in self.axes],
-            "sl_pct": self.sl_values, "tp_pct": self.tp_values, "direction": self.direction,
-            "sizing": self.sizing, "preselect": self.preselect, "top_k": self.top_k,
-            "top_trades_n": self.top_trades_n, "prune": self.prune,
-        }
-
-
-def _holds(constraint: str, values: Mapping[str, Any]) -> bool:
-    left, op, right = constraint.split()
-    if left not in values or right not in values:
-        return True
-    return bool(values[left] < values[right]) if op == "<" else bool(values[left] <=
-                                                                       values[right])
-
-
-def _axis(spec: Any, param: str, bounds: Any, where: str) -> list[Any]:
-    """Values of one parameter axis: a scalar, a list, or {min, max, step} within the catalog."""
-    if isinstance(spec, Mapping):
-        unknown = set(spec) - {"min", "max", "step"}
-        if unknown or not {"min", "max"} <= set(spec):
-            raise DataValidationError(f"{where}: a range is {{min, max, step}}")
-        lo, hi = float(spec["min"]), float(spec["max"])
-        step = float(spec.get("step", bounds.step))
-        if step <= 0 or hi < lo:
-            raise DataValidationError(f"{where}: needs min <= max and step > 0")
-        count = math.floor((hi - lo) / step + 1e-9) + 1
-        values: list[Any] = [round(lo + i * step, 10) for i in range(count)]
-    elif isinstance(spec, list):
-        values = list(spec)
-    else:
-        values = [spec]
-    if bounds.type == "int":
-        values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
-    for value in values:
-        reason = bounds.check(value)
-        if reason:
-            raise DataValidationError(f"{where}: {reason} (a grid narrows the catalog's range, "
-                                      "never widens it)")
-    return sorted(set(values), key=float)
-
-
-def _targets(spec: Any, where: str) -> list[float | None]:
-    values = spec if isinstance(spec, list) else [spec]
-    for value in values:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or value <= 0):
-            raise DataValidationError(f"{where}: percent values > 0 or null, got {value!r}")
-    return sorted(set(values), key=lambda v: (v is not None, v or 0.0))
-
-
-def parse_grid(raw: Mapping[str, Any] | None, catalog: Catalog) -> GridRequest:
-    """Validate the ``grid:`` section of params.yaml.
-
-    Raises:
-        DataValidationError: unknown keys or indicators, ranges beyond the catalog's bounds.
-    """
-    if not isinstance(raw, Mapping) or not raw.get("indicators"):
-        raise DataValidationError("grid: needs an `indicators` list of {name, params: axes}")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise DataValidationError(f"grid: unknown key(s) {', '.join(unknown)}")
-    axes, constraints = [], {}
-    for i, item in enumerate(raw["indicators"]):
-        name = item.get("name") if isinstance(item, Mapping) else None
-        spec = catalog.get(str(name))
-        if spec is None:
-            raise DataValidationError(f"grid.indicators.{i}: unknown indicator {name!r}")
-        given = item.get("params") or {}
-        for key in given:
-            if key not in spec.params:
-                raise DataValidationError(f"grid.indicators.{i}: unknown parameter {key!r} of "
-                                          f"{name}")
-        params = [(p, _axis(given.get(p, bounds.default), p, bounds,
-                            f"grid.indicators.{i}.params.{p}"))
-                  for p, bounds in spec.params.items()]
-        axes.append((spec.name, params))
-        constraints[spec.name] = spec.constraints
-    targets = raw.get("targets") or {}
-    prune = dict(raw.get("prune") or {})
-    if set(prune) - _PRUNE_KEYS:
-        raise DataValidationError(f"grid.prune: known keys are {', '.join(sorted(_PRUNE_KEYS))}")
-    settings = {k: raw.get(k, v) for k, v in _DEFAULTS.items()}
-    for key, value in settings.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise DataValidationError(f"grid.{key}: must be a positive number, got {value!r}")
-    return GridRequest(
-        axes=axes, sl_values=_targets(targets.get("sl_pct"), "grid.targets.sl_pct"),
-        tp_values=_targets(targets.get("tp_pct"), "grid.targets.tp_pct"),
-        direction=raw.get("direction"), sizing=raw.get("sizing"),
-        preselect=int(settings["preselect"]), top_k=int(settings["top_k"]),
-        top_trades_n=int(settings["top_trades_n"]), batch_size=int(settings["batch_size"]),
-        max_variants=int(settings["max_variants"]),
-        max_compute_bytes=float(settings["max_compute_bytes"]), prune=prune,
-        constraints=constraints,
-    )
-
 
 @dataclass(frozen=True)
 class VariantResult:

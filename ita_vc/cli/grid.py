@@ -25,8 +25,15 @@ def run_command(
                                          "batch.")] = False,
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this long; write the "
                                                       "best so far (partial).")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for another running `grid "
+                                        "run` (default 0: refuse at once, exit 10).")] = 0,
 ) -> None:
-    """Run the staged grid (Stage A shortlist, Stage B SL/TP) and write the top-K."""
+    """Run the staged grid (Stage A shortlist, Stage B SL/TP) and write the top-K.
+
+    The request is checked and its size guarded before any candles are read. Only one `grid
+    run` at a time per workspace (the grid lock, .ita/grid.lock): it covers the search, the
+    checkpoint and the outputs, and no other command.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -40,36 +47,40 @@ def run_command(
     from ita_vc.cli.interrupt import graceful_sigint
     from ita_vc.pipeline.grid import run_grid
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_grid
-    from ita_vc.pipeline.stages import grid_inputs, load_params_file
+    from ita_vc.pipeline.stages import grid_candles, grid_request, read_grid_params
     from ita_vc.store.artifacts import PersistentStore
     from ita_vc.workspace import Workspace
-    from ita_vc.yamlio import load_yaml_file
 
     workspace = Workspace.discover()
-    raw = load_yaml_file(params, allow_aliases=True) if params else load_params_file(workspace.root)
-    prepared, rule, run_params, request = grid_inputs(workspace, raw)
-    checkpoint = workspace.state_dir / "grid" / "checkpoint.json"
-    with graceful_sigint() as ctrl_c, Progress(
-            TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:,.0f} variants/s"), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=console()) as bar:
-        task = bar.add_task("grid", total=None, stage="A", rate=0.0)
+    raw = read_grid_params(workspace, params)
+    rule, run_params, request = grid_request(workspace, raw)  # refusals before any work
+    checkpoint = workspace.contained(workspace.state_dir / "grid" / "checkpoint.json")
+    with workspace.lock(name="grid", timeout=wait, purpose="ita-vc grid run"):
+        prepared = grid_candles(workspace, run_params)
+        with graceful_sigint() as ctrl_c, Progress(
+                TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:,.0f} variants/s"), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=console()) as bar:
+            task = bar.add_task("grid", total=None, stage="A", rate=0.0)
 
-        def progress(stage: str, done: int, total: int) -> None:
-            elapsed = bar.tasks[task].elapsed or 1e-9
-            if ctrl_c.is_set():
-                stage += " (Ctrl-C: stopping after this batch; again to abort)"
-            bar.update(task, completed=done, total=total, stage=stage, rate=done / elapsed)
+            def progress(stage: str, done: int, total: int) -> None:
+                elapsed = bar.tasks[task].elapsed or 1e-9
+                if ctrl_c.is_set():
+                    stage += " (Ctrl-C: stopping after this batch; again to abort)"
+                bar.update(task, completed=done, total=total, stage=stage, rate=done / elapsed)
 
-        # Ctrl-C stops the search after the running batch: the best so far is written
-        outcome = run_grid(prepared, rule, run_params, request, workers=workers,
-                           scheduler=scheduler, resume=resume, max_seconds=max_seconds,
-                           checkpoint=checkpoint, progress=progress,
-                           should_stop=ctrl_c.is_set)
-    sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
-    write_grid(outcome, sink)
+            # Ctrl-C stops the search after the running batch: the best so far is written
+            outcome = run_grid(prepared, rule, run_params, request, workers=workers,
+                               scheduler=scheduler, resume=resume, max_seconds=max_seconds,
+                               checkpoint=checkpoint, progress=progress,
+                               should_stop=ctrl_c.is_set)
+        sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
+        write_grid(outcome, sink)
     where = out or "results/grid"
     best = outcome.topk.iloc[0] if len(outcome.topk) else None
+    if request.default_axes:
+        console().print("axes: params.yaml names none; swept the rule's own indicators at "
+                        "their values +/- 5 catalog steps", markup=False)
     console().print(("PARTIAL: " if outcome.partial else "") +
                     f"{len(outcome.topk)} best variant(s) -> {where}"
                     + (f"; best {best['variant_key']} ({best['Total Return [%]']:.4f} %)"
@@ -87,28 +98,12 @@ def promote_command(
                                                 "(default: results/grid).")] = None,
     reason: Annotated[str | None, typer.Option(help="Kept in lifecycle.yaml.")] = None,
 ) -> None:
-    """Save a grid variant as a new version of its rule (`rule bump` with its params)."""
-    import json
-
-    import pandas as pd
-
+    """Save a grid variant as a new version of its rule (`rule bump` with its indicators,
+    targets, direction and sizing), so that its backtest gives the grid row's numbers."""
     from ita_vc.cli.console import out
-    from ita_vc.errors import ItaVcError
-    from ita_vc.rules import RuleRegistry
+    from ita_vc.pipeline.grid_promote import promote_variant
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
-    folder = source or workspace.path("results/grid")
-    table = pd.read_parquet(Path(folder) / "topk.parquet")
-    rows = table[table["variant_key"] == variant_key]
-    if rows.empty:
-        raise ItaVcError(f"no variant {variant_key!r} in {folder}/topk.parquet")
-    summary = json.loads((Path(folder) / "summary.json").read_text())
-    variant = json.loads(rows.iloc[0]["params_json"])
-    indicators = [{"name": n, "params": dict(p)} for n, p in variant["indicators"]]
-    sets = [f"indicators={json.dumps(indicators)}",
-            f"targets.sl_pct={json.dumps(variant['sl_pct'])}",
-            f"targets.tp_pct={json.dumps(variant['tp_pct'])}"]
-    rule = RuleRegistry(workspace).bump(summary["setup_id"], sets=sets,
-                                        reason=reason or f"grid variant {variant_key}")
+    rule = promote_variant(workspace, variant_key, folder=source, reason=reason)
     out().print(f"Created {rule.path} ({rule.params_hash}) from {variant_key}", markup=False)

@@ -148,24 +148,28 @@ class _Executor:
             self.client.close()
 
 
-def _guards(request: GridRequest, bars: int) -> tuple[int, int]:
-    base = request.count_base()
-    per_base = len(request.sl_values) * len(request.tp_values)
-    stage_b = min(base, request.preselect) * per_base
+def _guards(request: GridRequest, bars: int) -> tuple[int, int, bool]:
+    """Stage A and Stage B variant counts (arithmetic: nothing is generated), refused above
+    ``max_variants`` or ``max_compute_bytes``."""
+    base, exact = request.count_stage_a()
+    stage_b = request.count_stage_b(base)
     total = base + stage_b
+    up_to = "" if exact else "up to "
     if total > request.max_variants:
         raise DataValidationError(
-            f"the grid has {total:,} variants (Stage A {base:,} + Stage B {stage_b:,}), more "
-            f"than max_variants = {request.max_variants:,}; narrow the ranges or raise the limit"
+            f"params.yaml: grid: the grid has {up_to}{total:,} variants (Stage A {base:,} + "
+            f"Stage B {stage_b:,}), more than max_variants = {request.max_variants:,} "
+            "(grid.max_variants); narrow the ranges or raise the limit"
         )
     compute = total * bars * 8
     if compute > request.max_compute_bytes:
         raise DataValidationError(
-            f"the grid computes {compute / 1e9:,.1f} GB of equity values ({total:,} variants x "
-            f"{bars:,} bars x 8 bytes), more than max_compute_bytes = "
-            f"{request.max_compute_bytes / 1e9:,.1f} GB"
+            f"params.yaml: grid: the grid computes {up_to}{compute / 1e9:,.1f} GB of equity "
+            f"values ({total:,} variants x {bars:,} bars x 8 bytes), more than "
+            "max_compute_bytes = "
+            f"{request.max_compute_bytes / 1e9:,.1f} GB (grid.max_compute_bytes)"
         )
-    return base, stage_b
+    return base, stage_b, exact
 
 
 def _prune(result: VariantResult, prune: dict[str, Any]) -> bool:
@@ -197,18 +201,19 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     """
     import pandas as pd
 
-    from ita_vc.backtest.grid import grid_arrays, merge_top
+    from ita_vc.backtest.grid import check_rule_indicators, grid_arrays, merge_top
     from ita_vc.backtest.report import metrics_table_md
     from ita_vc.backtest.run import ENGINE_VERSION, run_backtest
     from ita_vc.store.atomic import atomic_write_bytes
     from ita_vc.store.hashing import hash_canonical
     from ita_vc.store.tablehash import hash_dataframe
 
+    check_rule_indicators([n for n, _params in request.axes], rule)
     high, low, close, n_warm, ts = grid_arrays(prepared)
     bars = len(close) - n_warm
     if bars <= 0:
         raise DataValidationError("the range holds no bars: nothing to sweep")
-    base_count, stage_b_max = _guards(request, bars)
+    base_count, stage_b_max, exact_count = _guards(request, bars)
     settings = {
         "direction": request.direction or rule.direction,
         "sizing": request.sizing or rule.sizing, "fee_rate": params.backtest.fee_rate,
@@ -222,18 +227,9 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     state: dict[str, Any] = {"stage": "A", "next_batch": 0, "shortlist": [], "topk": [],
                              "evaluated_a": 0, "evaluated_b": 0, "pruned": 0}
     if resume and checkpoint is not None and checkpoint.exists():
-        saved = json.loads(checkpoint.read_text("utf-8"))
-        if (saved.get("request_hash"), saved.get("engine_params_hash")) != (request_hash,
-                                                                             engine_hash):
-            raise DataValidationError(f"{checkpoint}: the checkpoint is of another grid or "
-                                      "engine setting; remove it or run without --resume")
-        state = saved["state"]
-    from ita_vc.backtest.grid import VariantResult
+        from ita_vc.pipeline.grid_checkpoint import load_checkpoint
 
-    def results_of(items: list[dict[str, Any]]) -> list[VariantResult]:
-        return [VariantResult(i["key"], i["total_return"], i["max_drawdown"], i["trades"],
-                              variant_from_dict(i["variant"]), i.get("sharpe"))
-                for i in items]
+        state = load_checkpoint(checkpoint, request, request_hash, engine_hash)
 
     def as_items(results: list[VariantResult]) -> list[dict[str, Any]]:
         return [{"key": r.key, "total_return": r.total_return, "max_drawdown": r.max_drawdown,
@@ -242,7 +238,7 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
 
     # The search state is replaced, never mutated, and only by one assignment per batch: a
     # Ctrl-C landing anywhere leaves `ck` consistent (the last completed batch).
-    ck = _Checkpoint(results_of(state["shortlist"]), results_of(state["topk"]),
+    ck = _Checkpoint(list(state["shortlist"]), list(state["topk"]),
                      {k: v for k, v in state.items() if k not in ("shortlist", "topk")})
     stop_reason = "complete"
     last_saved = [time.perf_counter()]
@@ -330,6 +326,10 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     base_rule = {"setup_id": rule.setup_id, "version": str(rule.version),
                  **dict(rule.params),
                  "direction": settings["direction"], "sizing": settings["sizing"]}
+    # what `grid promote` needs beyond the variant: the execution the request overrode (only
+    # then, so a grid without overrides writes the rows it always did)
+    overrides = {k: v for k, v in (("direction", request.direction), ("sizing", request.sizing))
+                 if v is not None}
     rows, trade_frames = [], []
     for rank, result in enumerate(final, start=1):
         single = run_backtest(prepared, result.variant.rule(base_rule), params)
@@ -338,7 +338,8 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
                 != (result.total_return, result.max_drawdown, result.trades, result.sharpe):
             raise ItaVcError(f"internal: the grid and a single run disagree on {result.key}")
         row = {"rank": rank, "variant_key": result.key, **single.metrics,
-               "params_json": json.dumps(variant_to_dict(result.variant), sort_keys=True),
+               "params_json": json.dumps({**variant_to_dict(result.variant), **overrides},
+                                         sort_keys=True),
                "report_table_md": metrics_table_md(single.metrics), "partial": partial}
         rows.append(row)
         if rank <= request.top_trades_n:
@@ -350,10 +351,16 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
         "setup_id": rule.setup_id, "rule_version": rule.version.tag,
         "params_hash": rule.params_hash, "data_hash": data_hash, "bars": bars,
         "partial": partial, "stop_reason": stop_reason, "stage_reached": state["stage"],
-        "counts": {"stage_a_variants": base_count, "stage_a_evaluated": state["evaluated_a"],
+        # an inexact (upper-bound) count is replaced by the true one once Stage A is done
+        "counts": {"stage_a_variants": base_count if exact_count or state["stage"] == "A"
+                   else state["evaluated_a"], "stage_a_evaluated": state["evaluated_a"],
                    "stage_b_max": stage_b_max, "stage_b_evaluated": state["evaluated_b"],
                    "pruned": state["pruned"], "top_k": len(rows)},
         "timings": {"search_s": round(search_time, 3),
                     "total_s": round(time.perf_counter() - started, 3)},
     }
+    if request.default_axes:  # present only then: a grid that names its axes records as before
+        from ita_vc.backtest.grid_axes import DEFAULT_AXES_NOTE
+
+        summary["default_axes"] = DEFAULT_AXES_NOTE
     return GridOutcome(topk_frame, trades, summary, partial)

@@ -150,6 +150,8 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
         f"- variants: Stage A {s['counts']['stage_a_evaluated']:,} of "
         f"{s['counts']['stage_a_variants']:,}, Stage B {s['counts']['stage_b_evaluated']:,}, "
         f"pruned {s['counts']['pruned']:,}; top {s['counts']['top_k']}",
+        *([f"- axes: params.yaml names none, so the grid swept {s['default_axes']}"]
+          if s.get("default_axes") else []),
         f"- grid_request_hash `{s['grid_request_hash']}`, engine_params_hash "
         f"`{s['engine_params_hash']}`, data_hash `{s['data_hash']}`",
         f"- search {s['timings']['search_s']} s" if s["timings"] else

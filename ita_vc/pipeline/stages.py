@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARAMS_FILE",
+    "grid_candles",
     "grid_inputs",
+    "grid_request",
     "load_params_file",
+    "read_grid_params",
     "stage_backtest",
     "stage_grid",
     "stage_prepare",
@@ -130,28 +133,76 @@ def stage_report(root: Path | None = None) -> str:
     return _results(store, REPORT, "report.md")
 
 
-def grid_inputs(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    """``(prepared candles, rule, run params, grid request)`` of a workspace's params.
+def read_grid_params(workspace: Any, path: Path | None = None) -> dict[str, Any]:
+    """The params of a grid run: ``path`` (``ita-vc grid run --params``), else the
+    workspace's ``params.yaml``.
 
     Raises:
-        DataValidationError: no ``grid:`` section or bad params.
+        DataValidationError: unreadable, too large, invalid YAML or not a mapping.
     """
-    from ita_vc.backtest.grid import parse_grid
+    if path is None:
+        return load_params_file(workspace.root)
+    from ita_vc.yamlio import YamlError, load_yaml_file
+
+    try:
+        raw = load_yaml_file(path, max_bytes=1 << 20, allow_aliases=True)
+    except YamlError as exc:
+        raise DataValidationError(str(exc)) from exc
+    if not isinstance(raw, dict):
+        raise DataValidationError(f"{path} must be a mapping (rule, data, backtest, grid)")
+    return raw
+
+
+def grid_request(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """``(rule, run params, grid request)`` of a workspace's params: everything checked and
+    the grid's size guarded (counted from its axes), before any candles are read.
+
+    Raises:
+        DataValidationError: bad params or grid, other indicators than the rule's, too many
+            variants, a sizing budget above ``init_cash``.
+        RuleValidationError: the rule version is invalid.
+    """
+    from ita_vc.backtest.grid_request import parse_grid  # light: no numba before the guard
     from ita_vc.backtest.params import parse_params
-    from ita_vc.backtest.run import prepare_candles
-    from ita_vc.candles.dataset import CandleStore
     from ita_vc.rules.registry import RuleRegistry
 
     params = parse_params(raw)
     if not params.setup_id or not params.version:
-        raise DataValidationError("params: rule.setup_id and rule.version are required")
+        raise DataValidationError("params.yaml: rule.setup_id and rule.version are required")
     registry = RuleRegistry(workspace)
     rule = registry.get(params.setup_id, params.version)
-    request = parse_grid(raw.get("grid"), registry.catalog)
+    request = parse_grid(raw.get("grid"), registry.catalog, rule)
+    budget = (request.sizing or rule.sizing).get("budget")
+    if budget is not None and budget > params.backtest.init_cash:
+        raise DataValidationError(f"params.yaml: grid.sizing.budget: {budget!r}: larger than "
+                                  f"backtest.init_cash {params.backtest.init_cash!r}")
+    return rule, params, request
+
+
+def grid_candles(workspace: Any, params: Any) -> Any:
+    """The prepared candles of a grid run (the same as the backtest's ``prepare`` stage).
+
+    Raises:
+        DataValidationError: no such dataset, or a range outside the data.
+    """
+    from ita_vc.backtest.run import prepare_candles
+    from ita_vc.candles.dataset import CandleStore
+
     candles = CandleStore(workspace).load(params.data.market, params.data.symbol,
                                           params.data.source_timeframe)
     prepared, _report = prepare_candles(candles, params)
-    return prepared, rule, params, request
+    return prepared
+
+
+def grid_inputs(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """``(prepared candles, rule, run params, grid request)`` of a workspace's params: the
+    request is checked and guarded (:func:`grid_request`) before any candles are loaded.
+
+    Raises:
+        DataValidationError: bad params or grid (see :func:`grid_request`), no candles.
+    """
+    rule, params, request = grid_request(workspace, raw)
+    return grid_candles(workspace, params), rule, params, request
 
 
 def stage_grid(root: Path | None = None) -> dict[str, Any]:

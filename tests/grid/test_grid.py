@@ -216,8 +216,8 @@ _RSS = textwrap.dedent(
                        "close": close, "volume": np.ones(n)})
     params = parse_params({"backtest": {"warmup_bars": 0}})
     prepared, _ = prepare_candles(df, params)
-    rule, _ = parse_rule(b"setup_id: g\\nversion: '1.0'\\n", "g", catalog=load_catalog(),
-                         rules_root=None, require_hash=False)
+    rule, _ = parse_rule(b"setup_id: g\\nversion: '1.0'\\nindicators: [{name: sma}]\\n", "g",
+                         catalog=load_catalog(), rules_root=None, require_hash=False)
     top = int(sys.argv[1])
     request = parse_grid({"indicators": [{"name": "sma", "params": {
         "window": {"min": 2, "max": 1 + top, "step": 1}}}], "top_k": 5, "batch_size": 50},
