@@ -128,13 +128,15 @@ def parse_policy(  # noqa: PLR0912 - one check per setting
         raise ConfigError(f"{source}: must be a mapping of classes and settings")
     classes = []
     for name, body in raw.items():
+        if not isinstance(name, str):
+            raise ConfigError(f"{source}: {name!r}: class and setting names are strings")
         if name in _SETTINGS:
             continue
         where = f"{source}: {name}"
         if not isinstance(body, Mapping):
             raise ConfigError(f"{where}: unknown setting, or a class that is not a mapping "
                               f"(settings: {', '.join(sorted(_SETTINGS))})")
-        unknown = sorted(set(body) - {"paths", "retain_days", "strategy"})
+        unknown = sorted(map(str, set(body) - {"paths", "retain_days", "strategy"}))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} "
                               "(a class has paths, retain_days, strategy)")
