@@ -171,12 +171,13 @@ def _check_text(name: str, text: str) -> None:
     from ita_vc.errors import ConfigError, DataValidationError
     from ita_vc.yamlio import YamlError, compose_yaml
 
+    hints = {"dvc.lock": "; restore it (`git checkout dvc.lock`) or re-run `dvc repro`",
+             "dvc.yaml": "; fix the pipeline file"}
     try:
         compose_yaml(text, name, allow_aliases=True)
     except YamlError as exc:
         cls = DataValidationError if name == "params.yaml" else ConfigError
-        raise cls(f"{exc} (DVC would read it without limits, so ita-vc does not hand it to "
-                  "DVC)") from exc
+        raise cls(f"{exc}{hints.get(name, '')}") from exc
 
 
 def check_pipeline_files(root: str | Path) -> None:

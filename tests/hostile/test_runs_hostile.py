@@ -21,7 +21,8 @@ def test_an_invalid_dvc_lock_is_named_not_a_traceback(run_copy):
     (run_copy / "dvc.lock").write_text("schema: '2.0'\nstages:\n  backtest: [not, a, stage\n")
     for command in (("snapshot", "verify", "--all"), ("gc", "--dry-run"), ("gc", "--yes")):
         result = invoke(*command)
-        assert result.exit_code == 1, (command, result.output)
+        assert result.exit_code == 8, (command, result.output)
+        assert "dvc.lock:4:" in result.stderr and "git checkout dvc.lock" in result.stderr
         assert "dvc.lock" in result.stderr and "Traceback" not in result.output
     result = invoke("run", "--allow-dirty")
     assert result.exit_code not in (0, 3), result.output
