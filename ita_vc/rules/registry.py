@@ -298,9 +298,16 @@ class RuleRegistry:
                 version = RuleVersion.parse(version)
             except ValueError as exc:
                 raise RuleValidationError(str(exc)) from exc
-        if version not in self.versions(setup_id):
-            have = ", ".join(v.tag for v in self.versions(setup_id)) or "none"
-            raise RuleValidationError(f"{setup_id} has no version {version.tag} (versions: {have})")
+        versions = self.versions(setup_id)
+        if not versions:
+            raise RuleValidationError(
+                f"no rule {setup_id!r} in {self.rules_root}/: create it with "
+                f"`ita-vc rule new {setup_id}` (and commit it), or name another rule in "
+                "params.yaml (rule.setup_id)")
+        if version not in versions:
+            have = ", ".join(v.tag for v in versions)
+            raise RuleValidationError(f"{setup_id} has no version {version.tag} (versions: {have}; "
+                                      f"a new one comes from `ita-vc rule bump {setup_id}`)")
         return version
 
     def get(self, setup_id: str, version: RuleVersion | str | None = None) -> Rule:
