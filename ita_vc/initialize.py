@@ -10,7 +10,8 @@ from ita_vc.config import CONFIG_RELPATH, default_config_text, load_config
 from ita_vc.errors import ItaVcError, VcsError
 from ita_vc.store.atomic import atomic_write_bytes
 
-__all__ = ["PLOTS_TEMPLATE_RELPATH", "InitReport", "dvc_yaml_text", "init_workspace"]
+__all__ = ["PLOTS_TEMPLATE_RELPATH", "InitReport", "dvc_yaml_text", "init_workspace",
+           "read_ignore_file"]
 
 PLOTS_TEMPLATE_RELPATH = "configs/plots/time_series.json"
 """The ``dvc plots`` template of time series (a temporal x axis: ISO times draw a line)."""
@@ -32,6 +33,15 @@ class InitReport:
 
 def _template(name: str) -> str:
     return resources.files("ita_vc.templates").joinpath(name).read_text("utf-8")
+
+
+def read_ignore_file(path: Path) -> str:
+    """A ``.gitignore``-style file as text, any bytes kept (git accepts non-UTF-8 patterns:
+    they round-trip through ``surrogateescape``); empty when missing."""
+    try:
+        return path.read_bytes().decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return ""
 
 
 def dvc_yaml_text() -> str:
@@ -56,13 +66,16 @@ def _gitignore_lines(root: Path) -> list[str]:
     lines = [f"/{state}/"] if state.parts else [f"/{paths.index_path}*", "/workspace.lock"]
     if not (state.parts and PurePosixPath(paths.trash_root).is_relative_to(state)):
         lines.append(f"/{paths.trash_root}/")
-    lines += [f"/{paths.logs_root}/", "__pycache__/", "/dvc_plots/"]
+    lines += [f"/{paths.logs_root}/", "__pycache__/", "/dvc_plots/",
+              # `ita-vc grid run` writes here outside DVC (the grid stage may never have run,
+              # so DVC has not ignored it yet): never commit it into git by accident
+              f"/{paths.results_root}/grid/"]
     return list(dict.fromkeys(lines))
 
 
 def _update_gitignore(root: Path, report: InitReport) -> None:
     target = root / ".gitignore"
-    existing = target.read_text("utf-8") if target.exists() else ""
+    existing = read_ignore_file(target)
     present = {line.strip() for line in existing.splitlines()}
     missing = [line for line in _gitignore_lines(root) if line not in present]
     if not missing:
@@ -70,14 +83,14 @@ def _update_gitignore(root: Path, report: InitReport) -> None:
         return
     prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
     text = prefix + _template("gitignore") + "".join(f"{line}\n" for line in missing)
-    atomic_write_bytes(target, text.encode("utf-8"))
+    atomic_write_bytes(target, text.encode("utf-8", "surrogateescape"))
     report.created.append(".gitignore (" + ", ".join(missing) + ")")
 
 
 def _update_dvcignore(root: Path, report: InitReport) -> None:
     """Keep the store's in-flight temp files out of ``dvc add``."""
     target = root / ".dvcignore"
-    existing = target.read_text("utf-8") if target.exists() else ""
+    existing = read_ignore_file(target)
     present = {x.strip() for x in existing.splitlines()}
     missing = [line for line in ("*.ita-tmp", "__pycache__/") if line not in present]
     if not missing:
@@ -85,7 +98,7 @@ def _update_dvcignore(root: Path, report: InitReport) -> None:
     prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
     text = prefix + "# ita-vc: temp files of atomic writes in progress, python caches\n"
     text += "".join(f"{line}\n" for line in missing)
-    atomic_write_bytes(target, text.encode("utf-8"))
+    atomic_write_bytes(target, text.encode("utf-8", "surrogateescape"))
     report.created.append(f".dvcignore ({', '.join(missing)})")
 
 

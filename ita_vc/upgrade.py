@@ -41,18 +41,34 @@ class FileChange:
     why: str
 
     def diff(self) -> str:
-        """A unified diff (``/dev/null`` for a new file)."""
-        before = (self.old or "").splitlines(keepends=True)
-        after = self.new.splitlines(keepends=True)
+        """A unified diff (``/dev/null`` for a new file; bytes that are not UTF-8 shown as
+        replacement characters)."""
+        def shown(text: str) -> str:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+        before = shown(self.old or "").splitlines(keepends=True)
+        after = shown(self.new).splitlines(keepends=True)
         return "".join(difflib.unified_diff(
             before, after, fromfile="/dev/null" if self.old is None else f"a/{self.path}",
             tofile=f"b/{self.path}"))
 
 
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return ()
+
+
 def _pin(cmd: str, engine: str) -> str:
+    """The stage command pinned to ``engine`` - unless it pins a newer engine already (never
+    moved down: that stage refuses to run until an ita-vc with that engine is installed)."""
     match = _STAGE_CMD.fullmatch(cmd.strip())
     if match is None:
         return cmd
+    pinned = match.group(2)
+    if pinned is not None and _version(pinned) > _version(engine):
+        return cmd.strip()
     return f"python -m ita_vc.pipeline {match.group(1)} --engine {engine}"
 
 
@@ -69,20 +85,27 @@ def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
     if not isinstance(stages, dict):
         return text
     changed = False
-    for body in stages.values():
-        if not isinstance(body, dict):
-            continue
-        cmd = body.get("cmd")
-        if isinstance(cmd, str) and _pin(cmd, engine) != cmd.strip():
-            body["cmd"] = _pin(cmd, engine)
-            changed = True
-        elif isinstance(cmd, list):
-            for i, item in enumerate(cmd):
-                if isinstance(item, str) and _pin(item, engine) != item.strip():
-                    cmd[i] = _pin(item, engine)
-                    changed = True
-        changed |= _template_plots(body.get("plots"), template)
+    for stage in stages.values():  # a foreach stage's commands are under `do`
+        bodies = [stage, stage.get("do")] if isinstance(stage, dict) else []
+        for body in bodies:
+            if isinstance(body, dict):
+                changed |= _upgrade_stage(body, engine, template)
     return dump_rt(doc) if changed else text
+
+
+def _upgrade_stage(body: Any, engine: str, template: str) -> bool:
+    """Pin one stage body's ita-vc commands and template its time-series plots."""
+    changed = False
+    cmd = body.get("cmd")
+    if isinstance(cmd, str) and _pin(cmd, engine) != cmd.strip():
+        body["cmd"] = _pin(cmd, engine)
+        changed = True
+    elif isinstance(cmd, list):
+        for i, item in enumerate(cmd):
+            if isinstance(item, str) and _pin(item, engine) != item.strip():
+                cmd[i] = _pin(item, engine)
+                changed = True
+    return _template_plots(body.get("plots"), template) or changed
 
 
 def _template_plots(plots: Any, template: str) -> bool:
@@ -105,14 +128,23 @@ def plan_upgrade(root: Path) -> list[FileChange]:
         NotInitializedError: ``root`` is not a workspace.
     """
     from ita_vc.backtest.run import ENGINE_VERSION
-    from ita_vc.initialize import PLOTS_TEMPLATE_RELPATH, _gitignore_lines, _template
+    from ita_vc.initialize import (
+        PLOTS_TEMPLATE_RELPATH,
+        _gitignore_lines,
+        _template,
+        read_ignore_file,
+    )
     from ita_vc.workspace import Workspace
+    from ita_vc.yamlio import YamlError, read_text_file
 
     Workspace.at(root)  # a workspace, with a valid config
     changes: list[FileChange] = []
     dvc_yaml = root / "dvc.yaml"
     if dvc_yaml.is_file():
-        old = dvc_yaml.read_text("utf-8")
+        try:
+            old = read_text_file(dvc_yaml)
+        except YamlError as exc:
+            raise ConfigError(f"{exc} (dvc.yaml must be UTF-8 YAML)") from exc
         new = _upgrade_dvc_yaml(old, ENGINE_VERSION, PLOTS_TEMPLATE_RELPATH)
         if new != old:
             changes.append(FileChange("dvc.yaml", old, new,
@@ -122,7 +154,7 @@ def plan_upgrade(root: Path) -> list[FileChange]:
         changes.append(FileChange(PLOTS_TEMPLATE_RELPATH, None, _template("time_series.json"),
                                   "the dvc plots template for time series"))
     ignore = root / ".gitignore"
-    old_ignore = ignore.read_text("utf-8") if ignore.is_file() else None
+    old_ignore = read_ignore_file(ignore) if ignore.is_file() else None
     present = {line.strip() for line in (old_ignore or "").splitlines()}
     missing = [line for line in _gitignore_lines(root) if line not in present]
     if missing:
@@ -147,11 +179,14 @@ def apply_upgrade(root: Path, changes: list[FileChange], *, wait: float = 0) -> 
 
     workspace = Workspace.at(root)
     with workspace.lock(timeout=wait, purpose="ita-vc init --upgrade"):
+        from ita_vc.initialize import read_ignore_file
+
         for change in changes:
             target = workspace.contained(change.path)
-            now = target.read_text("utf-8") if target.is_file() else None
+            now = read_ignore_file(target) if target.is_file() else None
             if now != change.old:
                 raise ConfigError(f"{change.path} changed while upgrading; run "
                                   "`ita-vc init --upgrade` again")
         for change in changes:
-            atomic_write_bytes(workspace.contained(change.path), change.new.encode("utf-8"))
+            atomic_write_bytes(workspace.contained(change.path),
+                               change.new.encode("utf-8", "surrogateescape"))

@@ -80,12 +80,20 @@ class Workspace:
         return self.root.joinpath(*PurePosixPath(relpath).parts)
 
     def relpath(self, path: str | Path) -> str:
-        """Repo-relative POSIX form of an absolute path inside the workspace.
+        """Repo-relative POSIX form of a path inside the workspace (relative paths are taken
+        from the current folder). Folders are resolved, the file itself is not: with DVC's
+        ``cache.type symlink`` a workspace file is a link into the cache, and its path is the
+        workspace path, not the cache object's.
 
         Raises:
             PersistentStoreError: ``path`` is outside the workspace.
         """
-        absolute = Path(path).resolve()
+        candidate = Path(path)
+        candidate = candidate if candidate.is_absolute() else Path.cwd() / candidate
+        if candidate.name in ("", ".", ".."):
+            absolute = candidate.resolve()
+        else:
+            absolute = Path(os.path.realpath(candidate.parent)) / candidate.name
         try:
             return absolute.relative_to(self.root).as_posix()
         except ValueError as exc:

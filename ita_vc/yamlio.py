@@ -32,12 +32,15 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "LOCKFILE_MAX_BYTES",
+    "LOCKFILE_MAX_NODES",
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_NODES",
     "YamlDocument",
     "YamlError",
     "compose_yaml",
+    "load_lockfile",
     "load_yaml_document",
     "load_yaml_file",
     "load_yaml_text",
@@ -50,6 +53,11 @@ __all__ = [
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 50
 MAX_NODES = 10_000
+LOCKFILE_MAX_BYTES = 16 << 20
+"""``dvc.lock``, which DVC writes (not a person): large pipelines (``foreach`` stages) are
+legitimately big, so it may hold up to 16 MiB ..."""
+LOCKFILE_MAX_NODES = 1_000_000
+"""... and 1,000,000 nodes after aliases (still a cap: a bomb is refused, never expanded)."""
 
 
 class YamlError(ValueError):
@@ -382,7 +390,7 @@ def node_lines(text: str) -> dict[str, int]:
 
 
 def load_yaml_text(text: str, source: str = "<string>", *, allow_aliases: bool = False,
-                   max_bytes: int = MAX_BYTES) -> Any:
+                   max_bytes: int = MAX_BYTES, max_nodes: int = MAX_NODES) -> Any:
     """Parse one YAML document safely, under the limits.
 
     ``allow_aliases``: accept anchors and aliases (``params.yaml`` only), with the expansion
@@ -392,7 +400,8 @@ def load_yaml_text(text: str, source: str = "<string>", *, allow_aliases: bool =
         YamlError: malformed YAML, a limit broken, an anchor/alias where not allowed, a python
             tag, or a duplicate key (with the line).
     """
-    root = compose_yaml(text, source, allow_aliases=allow_aliases, max_bytes=max_bytes)
+    root = compose_yaml(text, source, allow_aliases=allow_aliases, max_bytes=max_bytes,
+                        max_nodes=max_nodes)
     return _construct(root, source)
 
 
@@ -455,7 +464,7 @@ def read_text_file(path: str | Path, *, max_bytes: int | None = None) -> str:
 
 
 def load_yaml_file(path: str | Path, *, max_bytes: int | None = None,
-                   allow_aliases: bool = False) -> Any:
+                   allow_aliases: bool = False, max_nodes: int = MAX_NODES) -> Any:
     """Read and parse a UTF-8 YAML file safely, under the limits.
 
     Raises:
@@ -464,4 +473,15 @@ def load_yaml_file(path: str | Path, *, max_bytes: int | None = None,
     """
     limit = MAX_BYTES if max_bytes is None else max_bytes
     return load_yaml_text(read_text_file(path, max_bytes=limit), str(path),
-                          allow_aliases=allow_aliases, max_bytes=limit)
+                          allow_aliases=allow_aliases, max_bytes=limit, max_nodes=max_nodes)
+
+
+def load_lockfile(path: str | Path) -> Any:
+    """``dvc.lock`` under its own limits (:data:`LOCKFILE_MAX_BYTES`,
+    :data:`LOCKFILE_MAX_NODES`; DVC writes anchors when params.yaml has them).
+
+    Raises:
+        YamlError: as :func:`load_yaml_file`.
+    """
+    return load_yaml_file(path, max_bytes=LOCKFILE_MAX_BYTES, allow_aliases=True,
+                          max_nodes=LOCKFILE_MAX_NODES)

@@ -251,6 +251,9 @@ class CandleStore:
                     tracked, committed = True, self._track(
                         commit, f"ita-vc data import: {market} {symbol} {timeframe} "
                                 f"({added:+,} rows)")
+            elif track:  # nothing new, but an earlier import may have left data/ untracked
+                tracked, committed = self._track_if_stale(
+                    commit, f"ita-vc data import: track {market} {symbol} {timeframe}")
             return ImportReport(self.info(rel), tuple(read), added, duplicates, resolved,
                                 tracked, unchanged, inferred, committed)
 
@@ -300,6 +303,25 @@ class CandleStore:
             except OSError:
                 return
             folder = folder.parent
+
+    def _track_if_stale(self, commit: bool, message: str) -> tuple[bool, str | None]:
+        """``dvc add`` the data root when its content differs from its ``.dvc`` file (a killed
+        or ``--no-track`` import); with ``commit``, also commit a ``.dvc`` file that is not
+        committed yet. Returns ``(tracked, commit id)``."""
+        from ita_vc.candles.tracking import commit_data_root, data_root_files
+        from ita_vc.vcs import gitcli
+        from ita_vc.vcs.dvc import data_source_changes
+
+        data_root = self.workspace.config.paths.data_root
+        if any(entry.startswith(f"{data_root} (") for entry in
+               data_source_changes(self.workspace.root)):
+            return True, self._track(commit, message)
+        if commit:
+            pending = [p for p in data_root_files(self.workspace)
+                       if p in gitcli.status_paths(self.workspace.root)]
+            if pending:
+                return False, commit_data_root(self.workspace, pending, message)
+        return False, None
 
     def _track(self, commit: bool, message: str) -> str | None:
         from ita_vc.candles.tracking import commit_data_root, track_data_root

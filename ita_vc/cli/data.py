@@ -61,6 +61,11 @@ def import_command(
     if report.unchanged:
         console.print(f"{info.path}: nothing new ({info.rows:,} rows); nothing written",
                       markup=False)
+        if report.tracked:
+            console.print("the data root did not match its .dvc file (an earlier import was "
+                          "not tracked): tracked it now with `dvc add`", markup=False)
+        if report.committed:
+            console.print(f"committed the .dvc file ({report.committed[:10]})", markup=False)
         return
     first = format_ts(info.first_ts) if info.first_ts is not None else "-"
     last = format_ts(info.last_ts) if info.last_ts is not None else "-"

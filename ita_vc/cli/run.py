@@ -59,7 +59,10 @@ def run_command(
         if not sep or not key.strip():
             raise DataValidationError(f"-S needs key.path=value, got {item!r}")
         try:
-            overrides.append((key.strip(), parse_set_value(raw)))
+            if key.strip() == "rule.version":  # text, not YAML: 1.10 must not become 1.1
+                overrides.append((key.strip(), raw.strip().strip("'\"")))
+            else:
+                overrides.append((key.strip(), parse_set_value(raw)))
         except YamlEditError as exc:
             raise DataValidationError(f"-S {key.strip()}: {exc}") from exc
     console = out()

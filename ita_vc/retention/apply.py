@@ -195,6 +195,9 @@ def purge_trash_safely(workspace: Workspace, older_than_days: float, *, wait: fl
     _check_days(older_than_days)
     with workspace.lock(timeout=wait, purpose="ita-vc trash purge"):
         from ita_vc.retention.trash import Trash
+        from ita_vc.store.index import MetadataIndex
+
+        MetadataIndex(workspace.index_path).check()
 
         plan, facts = compute_plan(workspace)
         moment = now or dt.datetime.now(dt.UTC)
@@ -221,7 +224,10 @@ def collect_garbage(
 
     with workspace.lock(timeout=wait, purpose="ita-vc gc"):
         from ita_vc.retention.trash import Trash
+        from ita_vc.store.index import MetadataIndex
         from ita_vc.vcs.dvc import cache_dir
+
+        MetadataIndex(workspace.index_path).check()  # before the recovery moves anything
 
         recovered = Trash(workspace, cache_dir(workspace.root)).recover()  # before planning
         plan, facts = compute_plan(workspace, now=now)
@@ -248,7 +254,9 @@ def execute_plan(
     from ita_vc.retention.facts import shared_cache_reason
     from ita_vc.retention.trash import Trash
     from ita_vc.store.artifacts import PersistentStore
+    from ita_vc.store.index import MetadataIndex
 
+    MetadataIndex(workspace.index_path).check()  # before any move: the index records them
     reason = shared_cache_reason(workspace.root)
     if reason and not force_shared_cache:
         raise RetentionRefusedError(
@@ -316,6 +324,9 @@ def restore_from_trash(workspace: Workspace, *, run_id: str | None = None,
 
         raise UsageError("say what to restore: one RUN_ID, one object id, or --all")
     with workspace.lock(timeout=wait, purpose="ita-vc trash restore"):
+        from ita_vc.store.index import MetadataIndex
+
+        MetadataIndex(workspace.index_path).check()
         return _restore_from_trash(workspace, run_id=run_id, oid=oid, everything=everything)
 
 

@@ -8,6 +8,7 @@ the cache: :mod:`ita_vc.retention.facts` gathers the facts through DVC, and
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -166,8 +167,10 @@ def parse_policy(  # noqa: PLR0912 - one check per setting
     if not isinstance(active, bool):
         raise ConfigError(f"{source}: exceptions.active_rules: must be true or false")
     confirm = raw.get("confirm_above_gb", 10)
-    if isinstance(confirm, bool) or not isinstance(confirm, int | float) or confirm < 0:
-        raise ConfigError(f"{source}: confirm_above_gb: must be a number >= 0")
+    if isinstance(confirm, bool) or not isinstance(confirm, int | float) \
+            or not math.isfinite(confirm) or confirm < 0:
+        raise ConfigError(f"{source}: confirm_above_gb: must be a finite number >= 0, got "
+                          f"{confirm!r}")
     remote = raw.get("archive_remote", "archive")
     if not isinstance(remote, str) or not remote:
         raise ConfigError(f"{source}: archive_remote: must be a DVC remote name")

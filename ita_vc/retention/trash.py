@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from ita_vc.workspace import Workspace
 
 __all__ = ["Trash", "TrashEntry"]
+
+_OID = re.compile(r"[0-9a-f]{32}(\.dir)?")
+_OID_HEAD = re.compile(r"[0-9a-f]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +101,18 @@ class Trash:
             os.fsync(stream.fileno())
 
     def records(self) -> list[dict[str, Any]]:
-        """Every journal line (a torn last line from a crash is ignored)."""
+        """Every journal line that is a step record (a torn last line from a crash, or a line
+        that is not a record of this journal, is ignored)."""
         if not self.journal.exists():
             return []
         out = []
-        for line in self.journal.read_text("utf-8").splitlines():
+        text = self.journal.read_bytes().decode("utf-8", "replace")
+        for line in text.splitlines():
             with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
+                record = json.loads(line)
+                if isinstance(record, dict) and _OID.fullmatch(str(record.get("oid", ""))) \
+                        and record.get("op") in ("trash", "restore", "purge"):
+                    out.append(record)
         return out
 
     def _move(self, op: str, oid: str, src: Path, dst: Path, info: dict[str, Any]) -> None:
@@ -119,8 +128,9 @@ class Trash:
         An interrupted *trash* step is rolled back: the object goes back into the cache (if
         it was moved), so the next plan - made from the repository as it is now, which may
         need the object again - decides afresh; nothing a current plan keeps stays trashed.
-        An interrupted *restore* is completed (the object was wanted back), an interrupted
-        *purge* is completed (it was past its safety window and unreferenced when it began).
+        An interrupted *restore* is completed (the object was wanted back). An interrupted
+        *purge* is rolled back too: an object it did not delete yet stays in the trash, and the
+        next purge decides again (a run may have been pinned since).
         """
         open_steps: dict[str, dict[str, Any]] = {}
         for record in self.records():
@@ -141,9 +151,7 @@ class Trash:
             elif op == "restore":
                 self._move("restore", oid, self.trash_path(oid), self.cache_path(oid), {})
             elif op == "purge":
-                with contextlib.suppress(FileNotFoundError):
-                    self.trash_path(oid).unlink()
-                self._log({"op": "purge", "step": "done", "oid": oid, "at": _now()})
+                self._log({"op": "purge", "step": "rolled_back", "oid": oid, "at": _now()})
             settled.append(oid)
         return settled
 
@@ -201,8 +209,12 @@ class Trash:
         found = []
         if self.objects.is_dir():
             for folder in sorted(self.objects.iterdir()):
+                if not folder.is_dir() or not _OID_HEAD.fullmatch(folder.name):
+                    continue  # not an object folder (a .DS_Store, a stray file): skipped
                 for file in sorted(folder.iterdir()):
                     oid = folder.name + file.name
+                    if not file.is_file() or not _OID.fullmatch(oid):
+                        continue
                     info = latest.get(oid, {})
                     found.append(TrashEntry(oid, file.stat().st_size, str(info.get("path", "")),
                                             info.get("class"), str(info.get("at", "")),

@@ -116,6 +116,17 @@ def _pre_commit_script(python: str, dvc: str | None) -> str:
 
 
 def _dvc_script(name: str, dvc: str) -> str:
+    if name == "post-checkout":
+        # DVC's own post-checkout (`dvc git-hook post-checkout`: branch checkouts only, never
+        # mid-rebase), with --allow-missing: a stage that never ran (the grid, until you run
+        # it) has no output to restore, which plain `dvc checkout` reports as an error on
+        # every `git checkout`
+        return "\n".join([
+            "#!/bin/sh", MARK, "# DVC's post-checkout: restore the outputs of the checked-out "
+            "revision", *_missing(dvc),
+            '[ "${PRE_COMMIT_CHECKOUT_TYPE:-$3}" = "1" ] || exit 0',
+            '[ -d "$(git rev-parse --git-path rebase-merge)" ] && exit 0',
+            f"exec {shlex.quote(dvc)} checkout --allow-missing --quiet"]) + "\n"
     return "\n".join(["#!/bin/sh", MARK, *_missing(dvc),
                       f'exec {shlex.quote(dvc)} git-hook {name} "$@"']) + "\n"
 

@@ -279,7 +279,7 @@ class RunProvenance:
         from ita_vc.rules.registry import RuleRegistry, default_author
         from ita_vc.snapshot.runner import pipeline_stage_names, run_hash_of
         from ita_vc.vcs import gitcli
-        from ita_vc.yamlio import YamlError, load_yaml_file
+        from ita_vc.yamlio import YamlError, load_lockfile, load_yaml_file
 
         root = self.workspace.root
         check_run_id(run_id)
@@ -288,7 +288,7 @@ class RunProvenance:
             raise ItaVcError("dvc.lock is missing: run the pipeline (`dvc repro`) first")
         lock_bytes = lock_path.read_bytes()
         try:
-            lock = load_yaml_file(lock_path, max_bytes=16 << 20, allow_aliases=True) or {}
+            lock = load_lockfile(lock_path) or {}
         except YamlError as exc:
             raise IntegrityError(f"dvc.lock: {exc}") from exc
         recorded = dict(lock.get("stages") or {})

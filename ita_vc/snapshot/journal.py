@@ -111,7 +111,7 @@ def _restore_params(journal: RunJournal, notes: list[str]) -> None:
     if journal.params_written is None or journal.params_original is None or \
             journal.params_written == journal.params_original:
         return
-    current = params.read_text("utf-8") if params.is_file() else ""
+    current = params.read_bytes().decode("utf-8", "replace") if params.is_file() else ""
     overrides = ", ".join(journal.overrides) or "its overrides"
     if current == journal.params_written:
         atomic_write_bytes(journal.workspace.contained(params),

@@ -126,7 +126,7 @@ def reproduce_run(
     from ita_vc.snapshot.capture import RunProvenance, environment
     from ita_vc.snapshot.runner import _stream, pipeline_env
     from ita_vc.vcs.dvc import cache_dir
-    from ita_vc.yamlio import load_yaml_file
+    from ita_vc.yamlio import load_lockfile
 
     snapshot = RunProvenance(workspace).load_snapshot(run_id)
     commit = str(snapshot["git_commit_hash"])
@@ -152,7 +152,7 @@ def reproduce_run(
         code, lines = _stream([dvc, "repro", "--force", *targets], tree, env, progress)
         if code != 0:
             raise VcsError(f"dvc repro at {commit[:10]} failed:\n" + "\n".join(lines[-20:]))
-        lock = load_yaml_file(tree / "dvc.lock", allow_aliases=True) or {}
+        lock = load_lockfile(tree / "dvc.lock") or {}
         recorded = snapshot.get("dvc_lock") or {}
         for role, diffs in (("deps", report.input_diffs), ("outs", report.output_diffs)):
             old, new = _lock_hashes(recorded, role, stages), _lock_hashes(lock, role, stages)

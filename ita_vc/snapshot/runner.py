@@ -138,6 +138,10 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, Any]]) -> st
                 node[part] = to_rt({})
             node = node[part]
         if key == "rule.version" and value is not None:
+            if isinstance(value, float | int) and not isinstance(value, bool):
+                raise DataValidationError(
+                    f"-S rule.version: {value!r} is a number (YAML reads 1.10 as 1.1); give the "
+                    f'version as text: -S rule.version="{value}" or --version')
             value = DoubleQuotedScalarString(str(value).lstrip("v"))
         try:
             set_path(doc, key, value)
@@ -184,7 +188,7 @@ def _dirty_paths(root: Path) -> list[str]:
     from ita_vc.vcs import gitcli
     from ita_vc.vcs.dvc import data_source_changes, pipeline_outputs
 
-    changed = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
+    changed = list(dict.fromkeys(p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN))
     if changed:
         outs = pipeline_outputs(root)
         changed = [p for p in changed if not any(p == o or p.startswith(o + "/") for o in outs)]
@@ -198,6 +202,22 @@ def _dirty_message(dirty: list[str]) -> str:
             "--commit` does both)." if data else "")
     return (f"uncommitted changes: {shown}. Commit them (a run must be traceable to its code, "
             "rules and data) or pass --allow-dirty (the snapshot records them)." + hint)
+
+
+def _read_params(path: Path) -> str:
+    """``params.yaml`` as text (empty when missing).
+
+    Raises:
+        DataValidationError: too large, not UTF-8, not a regular file.
+    """
+    from ita_vc.yamlio import YamlError, read_text_file
+
+    if not os.path.lexists(path):
+        return ""
+    try:
+        return read_text_file(path)
+    except YamlError as exc:
+        raise DataValidationError(str(exc)) from exc
 
 
 def _load_params_text(text: str) -> dict[str, Any]:
@@ -300,13 +320,13 @@ def _lock_inputs(lock: dict[str, Any], closure: list[str], mode: str) -> dict[st
 def run_hash_of(root: Path, closure: list[str], mode: str) -> str | None:
     """The run hash of the current ``dvc.lock`` for these stages (None without a lock)."""
     from ita_vc.store.hashing import hash_canonical
-    from ita_vc.yamlio import YamlError, load_yaml_file
+    from ita_vc.yamlio import YamlError, load_lockfile
 
     path = root / "dvc.lock"
     if not path.is_file():
         return None
     try:
-        lock = load_yaml_file(path, max_bytes=16 << 20, allow_aliases=True) or {}
+        lock = load_lockfile(path) or {}
     except YamlError as exc:
         raise VcsError(f"dvc.lock: {exc}; restore it with `git checkout dvc.lock`") from exc
     inputs = _lock_inputs(lock, closure, mode)
@@ -327,8 +347,9 @@ def _already_recorded(workspace: Workspace, run_hash: str) -> dict[str, Any] | N
             snapshot = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(snapshot, dict) and snapshot.get("run_hash") == run_hash:
-            return snapshot
+        if isinstance(snapshot, dict) and snapshot.get("run_hash") == run_hash \
+                and snapshot.get("git_dirty") is False:
+            return snapshot  # a dirty run is not "this run": it may not reproduce
     return None
 
 
@@ -344,20 +365,64 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between
         pass
 
 
+# A watcher that takes the child's whole process group down when this process dies: a stage
+# command of the user's own (`sleep 20 && python ...`) runs in a shell that DVC's death alone
+# would not stop. It gets SIGTERM through PR_SET_PDEATHSIG, and checks its parent too (in case
+# this process died before the watcher installed its handler).
+_WATCHER = """
+import os, signal, sys, time
+group, parent = int(sys.argv[1]), int(sys.argv[2])
+def stop(*_):
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except OSError:
+        pass
+    os._exit(0)
+signal.signal(signal.SIGTERM, stop)
+while os.getppid() == parent:
+    time.sleep(0.2)
+stop()
+"""
+
+
 def _stream(cmd: list[str], cwd: Path, env: dict[str, str],
             progress: Callable[[str], None] | None,
             keep_fds: tuple[int, ...] = ()) -> tuple[int, list[str]]:
+    """Run ``cmd`` in a process group of its own, streaming its output. If this process dies
+    (even by SIGKILL) the whole group is terminated; Ctrl-C is passed on to the group."""
+    import signal
+
     lines: list[str] = []
+    linux = sys.platform == "linux"
     with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, bufsize=1, pass_fds=keep_fds,
-                          preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                          start_new_session=True,
+                          preexec_fn=_die_with_parent if linux else None,  # noqa: PLW1509
                           ) as proc:
-        assert proc.stdout is not None  # noqa: S101
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if progress is not None:
-                progress(line.rstrip("\n"))
-        code = proc.wait()
+        watcher = subprocess.Popen(
+            [sys.executable, "-c", _WATCHER, str(proc.pid), str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if linux else None)  # noqa: PLW1509
+        try:
+            assert proc.stdout is not None  # noqa: S101
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if progress is not None:
+                    progress(line.rstrip("\n"))
+            code = proc.wait()
+        except KeyboardInterrupt:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGINT)  # the group is not in the terminal's
+            try:
+                proc.wait()
+            except KeyboardInterrupt:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            raise
+        finally:
+            watcher.kill()
+            watcher.wait()
     return code, lines
 
 
@@ -472,8 +537,13 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
         if code_commit is None:
             raise DirtyWorkspaceError("the repository has no commit yet: commit the workspace "
                                       "first (git add -A && git commit)")
+        if commit and gitcli.branch(root) is None:
+            raise VcsError(
+                f"HEAD is detached (at {code_commit[:10]}): the run's commit would belong to no "
+                "branch, so a later checkout leaves it unreachable (git gc may drop it, and "
+                "ita-vc gc cannot see it). Create a branch first: git switch -c NAME")
         params_path = workspace.contained("params.yaml")
-        original = params_path.read_text("utf-8") if params_path.exists() else ""
+        original = _read_params(params_path)
         _load_params_text(original)  # before DVC reads it: DVC expands YAML aliases unbounded
         dirty = _dirty_paths(root)
         if dirty and not allow_dirty:
@@ -514,6 +584,18 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
             journal.clear()
             raise
         provenance = RunProvenance(workspace)
+        if not force and not dirty:  # e.g. -S back to the values of a recorded run
+            same = _already_recorded(workspace, run_hash_of(root, closure, mode) or "")
+            if same is not None:
+                journal.clear()
+                changed = [p for p in RUN_WRITTEN if p in gitcli.status_paths(root)]
+                if changed:
+                    notes.append(f"{' and '.join(changed)} now hold the values of "
+                                 f"{same['run_id']}, not committed: commit them, or `git "
+                                 f"checkout -- {' '.join(changed)}` to go back")
+                return RunReport(str(same["run_id"]),
+                                 provenance.snapshot_relpath(str(same["run_id"])), same, None,
+                                 warnings=notes, already=True, stages=closure)
         now = dt.datetime.now(dt.UTC)
         identity = f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|{code_commit}"
         run_id = next_run_id(workspace, mode, now, identity)

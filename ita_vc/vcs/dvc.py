@@ -169,12 +169,14 @@ PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
 
 def _check_text(name: str, text: str) -> None:
     from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yamlio import YamlError, compose_yaml
+    from ita_vc.yamlio import LOCKFILE_MAX_BYTES, LOCKFILE_MAX_NODES, YamlError, compose_yaml
 
+    limits = ({"max_bytes": LOCKFILE_MAX_BYTES, "max_nodes": LOCKFILE_MAX_NODES}
+              if name == "dvc.lock" else {})
     hints = {"dvc.lock": "; restore it (`git checkout dvc.lock`) or re-run `dvc repro`",
              "dvc.yaml": "; fix the pipeline file"}
     try:
-        compose_yaml(text, name, allow_aliases=True)
+        compose_yaml(text, name, allow_aliases=True, **limits)
     except YamlError as exc:
         cls = DataValidationError if name == "params.yaml" else ConfigError
         raise cls(f"{exc}{hints.get(name, '')}") from exc
@@ -189,14 +191,15 @@ def check_pipeline_files(root: str | Path) -> None:
         DataValidationError: params.yaml. ConfigError: dvc.yaml or dvc.lock.
     """
     from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yamlio import YamlError, read_text_file
+    from ita_vc.yamlio import LOCKFILE_MAX_BYTES, MAX_BYTES, YamlError, read_text_file
 
     for name in PIPELINE_FILES:
         path = Path(root) / name
         if not path.is_file():
             continue
         try:
-            text = read_text_file(path)
+            text = read_text_file(path, max_bytes=LOCKFILE_MAX_BYTES if name == "dvc.lock"
+                                  else MAX_BYTES)
         except YamlError as exc:  # too large, not UTF-8
             cls = DataValidationError if name == "params.yaml" else ConfigError
             raise cls(str(exc)) from exc
