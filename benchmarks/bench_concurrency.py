@@ -150,7 +150,7 @@ def writer(root: Path, worker: int, deadline: float, out: mp.Queue) -> None:
 def check_store(root: Path) -> list[str]:
     """Artifacts whose file, index row and metadata disagree (also after an index rebuild)."""
     from ita_vc.store import PersistentStore
-    from ita_vc.store.hashing import hash_file
+    from ita_vc.utils.hashing import hash_file
     from ita_vc.workspace import Workspace
 
     bad = []

@@ -27,7 +27,7 @@ from _util import BIN, ENV, median_time, print_table, run_quiet
 
 def make_repo(root: Path, setups: int, versions: int) -> None:
     from ita_vc.rules.validate import compute_params_hash
-    from ita_vc.yamlio import load_yaml_text
+    from ita_vc.yaml_read import load_yaml_text
 
     run_quiet(str(BIN / "ita-vc"), "init", str(root))
     for s in range(setups):

@@ -51,7 +51,7 @@ def main() -> int:  # noqa: PLR0915 - one benchmark, step by step
 
     from ita_vc.candles import CandleStore
     from ita_vc.rules import RuleRegistry
-    from ita_vc.snapshot.capture import RunProvenance
+    from ita_vc.snapshot.capture import SnapshotStore
     from ita_vc.snapshot.runner import run_pipeline
     from ita_vc.snapshot.verify import verify_run
     from ita_vc.workspace import Workspace
@@ -76,7 +76,7 @@ def main() -> int:  # noqa: PLR0915 - one benchmark, step by step
         started = time.perf_counter()
         report = run_pipeline(workspace)
         t_run = time.perf_counter() - started
-        provenance = RunProvenance(workspace)
+        provenance = SnapshotStore(workspace)
         data_mb = sum(p.stat().st_size for p in (root / "data").rglob("*") if p.is_file()) / 1e6
         small = median_time(lambda: provenance.build("bt_2000_01_01_999_abc"), repeat * 2)
         # ~1 GB more candles in data/, tracked and committed

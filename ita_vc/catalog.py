@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ita_vc.errors import ConfigError
-from ita_vc.yamlio import YamlError, load_yaml_text, read_text_file
+from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
 
 __all__ = [
     "CATALOG_RELPATH",

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ita_vc.errors import ConfigError
-from ita_vc.yamlio import YamlError, load_yaml_text, node_lines, read_text_file
+from ita_vc.yaml_read import YamlError, load_yaml_text, node_lines, read_text_file
 
 __all__ = [
     "CONFIG_RELPATH",

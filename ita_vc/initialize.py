@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from ita_vc.config import CONFIG_RELPATH, default_config_text, load_config
 from ita_vc.errors import ItaVcError, VcsError
-from ita_vc.store.atomic import atomic_write_bytes
+from ita_vc.utils.atomic import atomic_write_bytes
 
 __all__ = ["PLOTS_TEMPLATE_RELPATH", "InitReport", "dvc_yaml_text", "init_workspace",
            "read_ignore_file"]
@@ -157,7 +157,7 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
     _update_gitignore(root, report)
     _update_dvcignore(root, report)
     if install_hooks:
-        from ita_vc.rules.hooks import install_hooks as install
+        from ita_vc.rules.hook_install import install_hooks as install
 
         hooks = install(root)
         report.created += [f"git hook {name}" for name in hooks.written]

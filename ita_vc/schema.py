@@ -4,7 +4,7 @@ A file's shape (types, required and optional keys, bounds, enums, unknown keys r
 voluptuous schema (as dvc's ``dvc/schema.py`` and ``config_schema.py``) built from the small
 validators below, whose messages quote the value. :class:`Problems` runs a schema over loaded
 data and turns **every** voluptuous error into a :class:`Problem` with ``file:line: field:
-message``, the line coming from the YAML node index (:func:`ita_vc.yamlio.node_index`).
+message``, the line coming from the YAML node index (:func:`ita_vc.yaml_read.node_index`).
 Cross-field rules (catalog bounds, ``fast < slow``, per-mode sizing fields) stay small named
 checks run after the schema, adding to the same :class:`Problems`; each caller raises its own
 exception type (rules: exit 4, configuration: 8, parameters: 11) with all of them.
@@ -279,7 +279,7 @@ class Problems:
     """Every problem found in one file, each located through the file's node index.
 
     ``index`` maps dotted key paths to ``(line, raw scalar text)``
-    (:attr:`ita_vc.yamlio.YamlDocument.index`); ``prefix`` is prepended to every field (a
+    (:attr:`ita_vc.yaml_read.YamlDocument.index`); ``prefix`` is prepended to every field (a
     section validated on its own, such as ``backtest.`` in ``params.yaml``).
     """
 

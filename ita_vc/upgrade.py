@@ -73,8 +73,8 @@ def _pin(cmd: str, engine: str) -> str:
 
 
 def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
-    from ita_vc.yamledit import YamlEditError, dump_rt, load_rt
-    from ita_vc.yamlio import YamlError, load_yaml_text
+    from ita_vc.yaml_read import YamlError, load_yaml_text
+    from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt
 
     try:
         load_yaml_text(text, "dvc.yaml", allow_aliases=True)  # the safe loader's limits first
@@ -135,7 +135,7 @@ def plan_upgrade(root: Path) -> list[FileChange]:
         read_ignore_file,
     )
     from ita_vc.workspace import Workspace
-    from ita_vc.yamlio import YamlError, read_text_file
+    from ita_vc.yaml_read import YamlError, read_text_file
 
     Workspace.at(root)  # a workspace, with a valid config
     changes: list[FileChange] = []
@@ -174,7 +174,7 @@ def apply_upgrade(root: Path, changes: list[FileChange], *, wait: float = 0) -> 
         WorkspaceLockedError: another command holds the workspace.
         ConfigError: a file changed since the plan was made.
     """
-    from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.utils.atomic import atomic_write_bytes
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.at(root)

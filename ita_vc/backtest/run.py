@@ -101,7 +101,7 @@ class BacktestResult:
     @cached_property
     def summary(self) -> dict[str, Any]:
         """The run summary (``summary.json``), ``data_hash`` included."""
-        from ita_vc.store.tablehash import hash_dataframe
+        from ita_vc.utils.tablehash import hash_dataframe
 
         fields = dict(self.summary_fields)
         if fields.get("data_hash") is None and self.candles_used is not None:
@@ -235,7 +235,7 @@ def run_backtest(
     from ita_vc.backtest.params import RunParams, parse_params
     from ita_vc.backtest.signals import resolve_indicator_params, rule_states
     from ita_vc.catalog import load_catalog
-    from ita_vc.store.hashing import hash_canonical
+    from ita_vc.utils.hashing import hash_canonical
 
     catalog = catalog or load_catalog()
     run_params = params if isinstance(params, RunParams) else parse_params(params)

@@ -208,7 +208,7 @@ class CandleStore:
             VcsError: DVC tracking or the commit failed (the dataset file itself is written).
         """
         from ita_vc.candles.importers import FORMATS
-        from ita_vc.store.tablehash import hash_dataframe
+        from ita_vc.utils.tablehash import hash_dataframe
 
         check_market(market, self.config.markets)
         check_symbol(symbol)
@@ -354,7 +354,7 @@ class CandleStore:
         ref = self.store.ref_for(rel)
         meta = dict(ref.meta)
         if "data_hash" not in meta:
-            from ita_vc.store.tablehash import hash_dataframe
+            from ita_vc.utils.tablehash import hash_dataframe
 
             frame = self.store.load_dataframe(rel)
             meta.update(rows=len(frame), data_hash=hash_dataframe(frame),

@@ -25,7 +25,7 @@ def run_command(
     from ita_vc.cli.console import out as console
     from ita_vc.errors import DataValidationError
     from ita_vc.pipeline.outputs import DirSink, write_backtest, write_report
-    from ita_vc.yamlio import YamlError, load_yaml_file
+    from ita_vc.yaml_read import YamlError, load_yaml_file
 
     sink = DirSink(out)  # refuses an --out that is a file or cannot be created, before any work
     raw_params: dict[str, object] = {}

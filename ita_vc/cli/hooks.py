@@ -20,7 +20,7 @@ def install_command(
     recreating the virtualenv, run it again (it updates its own hooks in place).
     """
     from ita_vc.cli.console import out
-    from ita_vc.rules.hooks import install_hooks
+    from ita_vc.rules.hook_install import install_hooks
     from ita_vc.workspace import find_root
 
     report = install_hooks(find_root(), with_dvc=dvc)
@@ -39,7 +39,7 @@ def install_command(
 def uninstall_command() -> None:
     """Remove every hook `hooks install` wrote (a pre-commit.legacy is put back)."""
     from ita_vc.cli.console import out
-    from ita_vc.rules.hooks import uninstall_hooks
+    from ita_vc.rules.hook_install import uninstall_hooks
     from ita_vc.workspace import find_root
 
     report = uninstall_hooks(find_root())

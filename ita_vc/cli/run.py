@@ -51,7 +51,7 @@ def run_command(
     from ita_vc.cli.console import err, out
     from ita_vc.errors import DataValidationError
     from ita_vc.snapshot.runner import run_pipeline
-    from ita_vc.yamledit import YamlEditError, parse_set_value
+    from ita_vc.yaml_rewrite import YamlEditError, parse_set_value
 
     overrides = []
     for item in sets or []:
@@ -125,9 +125,9 @@ def list_command(
 def show_command(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     """Print a run's snapshot."""
     from ita_vc.cli.console import out
-    from ita_vc.snapshot.capture import RunProvenance
+    from ita_vc.snapshot.capture import SnapshotStore
 
-    out().print_json(json.dumps(RunProvenance(_workspace()).load_snapshot(run_id)))
+    out().print_json(json.dumps(SnapshotStore(_workspace()).load_snapshot(run_id)))
 
 
 @runs_app.command("diff")
@@ -183,13 +183,13 @@ def verify_command(
 
     from ita_vc.cli.console import out
     from ita_vc.errors import IntegrityError, UsageError
-    from ita_vc.snapshot.capture import RunProvenance
+    from ita_vc.snapshot.capture import SnapshotStore
     from ita_vc.snapshot.verify import verify_run
 
     workspace = _workspace()
     if all_runs == (run_id is not None):
         raise UsageError("give a RUN_ID or --all (not both)")
-    run_ids = RunProvenance(workspace).run_ids() if all_runs else [str(run_id)]
+    run_ids = SnapshotStore(workspace).run_ids() if all_runs else [str(run_id)]
     table = Table(title="snapshot verify" + (" --deep" if deep else ""))
     for column in ("run_id", "check", "result", "detail"):
         table.add_column(column, overflow="fold")

@@ -204,9 +204,9 @@ def run_grid(  # noqa: PLR0912, PLR0915 - the stages, in order
     from ita_vc.backtest.grid import check_rule_indicators, grid_arrays, merge_top
     from ita_vc.backtest.report import metrics_table_md
     from ita_vc.backtest.run import ENGINE_VERSION, run_backtest
-    from ita_vc.store.atomic import atomic_write_bytes
-    from ita_vc.store.hashing import hash_canonical
-    from ita_vc.store.tablehash import hash_dataframe
+    from ita_vc.utils.atomic import atomic_write_bytes
+    from ita_vc.utils.hashing import hash_canonical
+    from ita_vc.utils.tablehash import hash_dataframe
 
     check_rule_indicators([n for n, _params in request.axes], rule)
     high, low, close, n_warm, ts = grid_arrays(prepared)

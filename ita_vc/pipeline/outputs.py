@@ -89,20 +89,20 @@ class DirSink:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from ita_vc.store.atomic import atomic_write_with
+        from ita_vc.utils.atomic import atomic_write_with
 
         table = pa.Table.from_pandas(df, preserve_index=False)
         self._write(name, lambda target: atomic_write_with(
             target, lambda tmp: pq.write_table(table, tmp, compression="zstd")))
 
     def json(self, obj: Any, name: str) -> None:
-        from ita_vc.store.atomic import atomic_write_bytes
+        from ita_vc.utils.atomic import atomic_write_bytes
 
         text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
         self._write(name, lambda target: atomic_write_bytes(target, (text + "\n").encode()))
 
     def binary(self, data: bytes, name: str) -> None:
-        from ita_vc.store.atomic import atomic_write_bytes
+        from ita_vc.utils.atomic import atomic_write_bytes
 
         self._write(name, lambda target: atomic_write_bytes(target, data))
 

@@ -44,7 +44,7 @@ def load_params_file(root: Path) -> dict[str, Any]:
     Raises:
         DataValidationError: missing or invalid.
     """
-    from ita_vc.yamlio import YamlError, load_yaml_file
+    from ita_vc.yaml_read import YamlError, load_yaml_file
 
     try:
         raw = load_yaml_file(root / PARAMS_FILE, max_bytes=1 << 20, allow_aliases=True)
@@ -126,7 +126,7 @@ def stage_report(root: Path | None = None) -> str:
                          drawdown_pct=drawdown["drawdown"] * 100.0)[["time", "equity",
                                                                      "drawdown_pct"]]
     # a presentation file for `dvc plots`: plain CSV, no store sidecar inside the DVC out
-    from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.utils.atomic import atomic_write_bytes
 
     target = store.workspace.path(_results(store, PLOTS, "equity.csv"))
     atomic_write_bytes(target, plot.to_csv(index=False, lineterminator="\n").encode("utf-8"))
@@ -142,7 +142,7 @@ def read_grid_params(workspace: Any, path: Path | None = None) -> dict[str, Any]
     """
     if path is None:
         return load_params_file(workspace.root)
-    from ita_vc.yamlio import YamlError, load_yaml_file
+    from ita_vc.yaml_read import YamlError, load_yaml_file
 
     try:
         raw = load_yaml_file(path, max_bytes=1 << 20, allow_aliases=True)

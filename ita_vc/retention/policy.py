@@ -193,7 +193,7 @@ def load_policy(root: str | Path) -> RetentionPolicy:
     """
     from importlib import resources
 
-    from ita_vc.yamlio import YamlError, load_yaml_text, read_text_file
+    from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
 
     path = Path(root) / POLICY_RELPATH
     try:

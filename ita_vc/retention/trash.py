@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import RetentionRefusedError
-from ita_vc.store.atomic import fsync_dir
+from ita_vc.utils.atomic import fsync_dir
 
 if TYPE_CHECKING:
     from ita_vc.workspace import Workspace

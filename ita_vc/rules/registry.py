@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ita_vc._util import flatten
 from ita_vc.catalog import Catalog, load_catalog
 from ita_vc.errors import RuleValidationError
 from ita_vc.rules.model import LifecycleEntry, Problem, Rule, RuleVersion
@@ -31,7 +30,8 @@ from ita_vc.rules.validate import (
     parse_lifecycle,
     parse_rule,
 )
-from ita_vc.store.atomic import AtomicWriteError, atomic_write_bytes
+from ita_vc.utils.atomic import AtomicWriteError, atomic_write_bytes
+from ita_vc.utils.mappings import flatten
 
 if TYPE_CHECKING:
     import builtins
@@ -251,7 +251,7 @@ class RuleRegistry:
     def _read(self, rel: str) -> bytes | None:
         """The bytes of a rule or lifecycle file (None if absent), refusing a symlink, another
         non-regular file or more than the YAML size limit."""
-        from ita_vc.yamlio import YamlError, read_file_bytes
+        from ita_vc.yaml_read import YamlError, read_file_bytes
 
         info = self._lstat(rel)
         if info is None:
@@ -436,7 +436,7 @@ class RuleRegistry:
         return rule
 
     def _read_source(self, path: str | Path) -> dict[str, Any]:
-        from ita_vc.yamlio import YamlError, load_yaml_file
+        from ita_vc.yaml_read import YamlError, load_yaml_file
 
         try:
             doc = load_yaml_file(path, max_bytes=1 << 20)
@@ -467,7 +467,7 @@ class RuleRegistry:
 
     def _new(self, setup_id: str, *, from_file: str | Path | None,
              author: str | None) -> Rule:
-        from ita_vc.yamledit import dump_rt, to_rt
+        from ita_vc.yaml_rewrite import dump_rt, to_rt
 
         self._check_id(setup_id)
         if self.versions(setup_id):
@@ -526,7 +526,7 @@ class RuleRegistry:
         self, setup_id: str, *, major: bool, sets: Iterable[str],
         from_file: str | Path | None, reason: str | None, author: str | None,
     ) -> Rule:
-        from ita_vc.yamledit import YamlEditError, dump_rt, load_rt, parse_set_value, set_path
+        from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, parse_set_value, set_path
 
         latest = self.latest(setup_id)
         base = self.get(setup_id, latest)
@@ -557,7 +557,7 @@ class RuleRegistry:
         doc["author"] = author or default_author(self.workspace.root)
         doc["created"] = dt.datetime.now(dt.UTC).date().isoformat()
         _quote(doc)
-        from ita_vc.yamlio import load_yaml_text
+        from ita_vc.yaml_read import load_yaml_text
 
         plain = load_yaml_text(dump_rt(doc), rel)
         try:
@@ -581,7 +581,7 @@ class RuleRegistry:
     def _edit_lifecycle(self, setup_id: str, version: RuleVersion, *, author: str | None,
                         active: bool | None = None, reason: str | None = None,
                         note: str | None = None) -> None:
-        from ita_vc.yamledit import YamlEditError, dump_rt, load_rt, to_rt
+        from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, to_rt
 
         self.lifecycle(setup_id)  # validates the current file first
         rel = self.lifecycle_relpath(setup_id)
@@ -699,8 +699,8 @@ class RuleRegistry:
             raise RuleValidationError(f"{rel}: not valid UTF-8") from exc
 
     def _rehash(self, setup_id: str, version: RuleVersion) -> RehashResult:
-        from ita_vc.yamledit import YamlEditError, dump_rt, load_rt
-        from ita_vc.yamlio import YamlError, load_yaml_text
+        from ita_vc.yaml_read import YamlError, load_yaml_text
+        from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt
 
         rel = self.relpath(setup_id, version)
         if self.committed(setup_id, version):

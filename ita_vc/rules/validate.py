@@ -24,8 +24,8 @@ from ita_vc.rules.model import (
     Rule,
     RuleVersion,
 )
-from ita_vc.store.hashing import hash_canonical, is_hash
-from ita_vc.yamlio import MAX_BYTES, YamlError, load_yaml_document
+from ita_vc.utils.hashing import hash_canonical, is_hash
+from ita_vc.yaml_read import MAX_BYTES, YamlError, load_yaml_document
 
 if TYPE_CHECKING:
     from ita_vc.catalog import Catalog

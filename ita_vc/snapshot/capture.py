@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import DataValidationError, IntegrityError, ItaVcError
-from ita_vc.store.hashing import hash_canonical
+from ita_vc.utils.hashing import hash_canonical
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RUN_MODES",
     "SNAPSHOT_SCHEMA_VERSION",
-    "RunProvenance",
+    "SnapshotStore",
     "check_run_id",
     "environment",
     "new_run_id",
@@ -186,7 +186,7 @@ def next_run_id(workspace: Workspace, mode: str, when: dt.datetime, identity: st
     """
     import json
 
-    from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.utils.atomic import atomic_write_bytes
 
     folder = workspace.config.store.kinds["provenance"]
     counter_path = workspace.contained(workspace.state_dir / "run-ids.json", follow=True)
@@ -215,7 +215,7 @@ def _outputs(stages: Mapping[str, Any]) -> list[dict[str, Any]]:
     return sorted(outs, key=lambda o: str(o["path"]))
 
 
-class RunProvenance:
+class SnapshotStore:
     """Create, load and check run snapshots of a workspace."""
 
     def __init__(self, workspace: Workspace) -> None:
@@ -279,7 +279,7 @@ class RunProvenance:
         from ita_vc.rules.registry import RuleRegistry, default_author
         from ita_vc.snapshot.runner import pipeline_stage_names, run_hash_of
         from ita_vc.vcs import gitcli
-        from ita_vc.yamlio import YamlError, load_lockfile, load_yaml_file
+        from ita_vc.yaml_read import YamlError, load_lockfile, load_yaml_file
 
         root = self.workspace.root
         check_run_id(run_id)
@@ -367,7 +367,7 @@ class RunProvenance:
         import json
         import logging
 
-        from ita_vc.store.hashing import canonical_json
+        from ita_vc.utils.hashing import canonical_json
 
         run_id = check_run_id(snapshot["run_id"])
         rel = self.snapshot_relpath(run_id)
@@ -408,7 +408,7 @@ class RunProvenance:
 
         from ita_vc.backtest.params import parse_params
         from ita_vc.backtest.run import prepare_candles
-        from ita_vc.store.tablehash import hash_dataframe
+        from ita_vc.utils.tablehash import hash_dataframe
 
         is_frame = isinstance(data, pd.DataFrame)
         frame: pd.DataFrame = data if isinstance(data, pd.DataFrame) else _read_candles(Path(data))
@@ -456,7 +456,7 @@ def _read_candles(path: Path) -> pd.DataFrame:
 
 def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, Any]:
     """The index row (runs table) of a snapshot."""
-    from ita_vc.store.hashing import canonical_json
+    from ita_vc.utils.hashing import canonical_json
 
     keys = ("Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Num. Trades")
     metrics = snapshot.get("metrics") or {}

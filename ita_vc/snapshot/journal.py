@@ -66,7 +66,7 @@ class RunJournal:
 
     def save(self, phase: str | None = None) -> None:
         """Record the current phase durably (before the step it names)."""
-        from ita_vc.store.atomic import atomic_write_bytes
+        from ita_vc.utils.atomic import atomic_write_bytes
 
         if phase is not None:
             self.phase = phase
@@ -105,7 +105,7 @@ class RunJournal:
 
 
 def _restore_params(journal: RunJournal, notes: list[str]) -> None:
-    from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.utils.atomic import atomic_write_bytes
 
     params = journal.workspace.root / "params.yaml"
     if journal.params_written is None or journal.params_original is None or \

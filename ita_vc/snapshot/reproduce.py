@@ -123,12 +123,12 @@ def reproduce_run(
     """
     import yaml
 
-    from ita_vc.snapshot.capture import RunProvenance, environment
+    from ita_vc.snapshot.capture import SnapshotStore, environment
     from ita_vc.snapshot.runner import _stream, pipeline_env
     from ita_vc.vcs.dvc import cache_dir
-    from ita_vc.yamlio import load_lockfile
+    from ita_vc.yaml_read import load_lockfile
 
-    snapshot = RunProvenance(workspace).load_snapshot(run_id)
+    snapshot = SnapshotStore(workspace).load_snapshot(run_id)
     commit = str(snapshot["git_commit_hash"])
     root = workspace.root
     stages = recorded_stages(snapshot)

@@ -120,7 +120,7 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, Any]]) -> st
     """
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-    from ita_vc.yamledit import YamlEditError, dump_rt, load_rt, set_path, to_rt
+    from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, set_path, to_rt
 
     try:
         doc = load_rt(text, "params.yaml", allow_aliases=True) if text.strip() else to_rt({})
@@ -156,7 +156,7 @@ def pipeline_stage_names(root: Path) -> list[str]:
     Raises:
         ConfigError: dvc.yaml is missing or unreadable.
     """
-    from ita_vc.yamlio import YamlError, load_yaml_file
+    from ita_vc.yaml_read import YamlError, load_yaml_file
 
     try:
         doc = load_yaml_file(root / "dvc.yaml", max_bytes=1 << 20, allow_aliases=True)
@@ -210,7 +210,7 @@ def _read_params(path: Path) -> str:
     Raises:
         DataValidationError: too large, not UTF-8, not a regular file.
     """
-    from ita_vc.yamlio import YamlError, read_text_file
+    from ita_vc.yaml_read import YamlError, read_text_file
 
     if not os.path.lexists(path):
         return ""
@@ -221,7 +221,7 @@ def _read_params(path: Path) -> str:
 
 
 def _load_params_text(text: str) -> dict[str, Any]:
-    from ita_vc.yamlio import YamlError, load_yaml_text
+    from ita_vc.yaml_read import YamlError, load_yaml_text
 
     try:
         doc = load_yaml_text(text, "params.yaml", allow_aliases=True)
@@ -319,8 +319,8 @@ def _lock_inputs(lock: dict[str, Any], closure: list[str], mode: str) -> dict[st
 
 def run_hash_of(root: Path, closure: list[str], mode: str) -> str | None:
     """The run hash of the current ``dvc.lock`` for these stages (None without a lock)."""
-    from ita_vc.store.hashing import hash_canonical
-    from ita_vc.yamlio import YamlError, load_lockfile
+    from ita_vc.utils.hashing import hash_canonical
+    from ita_vc.yaml_read import YamlError, load_lockfile
 
     path = root / "dvc.lock"
     if not path.is_file():
@@ -513,10 +513,10 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
     """
     from ita_vc.rules.registry import default_author
     from ita_vc.rules.validate import check_setup_id
-    from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, RunProvenance, next_run_id
+    from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, SnapshotStore, next_run_id
     from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
-    from ita_vc.store.atomic import atomic_write_bytes
     from ita_vc.store.index import MetadataIndex
+    from ita_vc.utils.atomic import atomic_write_bytes
     from ita_vc.vcs import gitcli
     from ita_vc.vcs.dvc import stage_closure
 
@@ -567,7 +567,7 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
                 previous = _already_recorded(workspace, current)
                 if previous is not None:
                     rid = str(previous["run_id"])
-                    rel = RunProvenance(workspace).snapshot_relpath(rid)
+                    rel = SnapshotStore(workspace).snapshot_relpath(rid)
                     return RunReport(rid, rel, previous, None, warnings=notes, already=True,
                                      stages=closure)
         journal = RunJournal(workspace, params_original=original, params_written=text,
@@ -583,7 +583,7 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
                 atomic_write_bytes(params_path, original.encode("utf-8"))
             journal.clear()
             raise
-        provenance = RunProvenance(workspace)
+        provenance = SnapshotStore(workspace)
         if not force and not dirty:  # e.g. -S back to the values of a recorded run
             same = _already_recorded(workspace, run_hash_of(root, closure, mode) or "")
             if same is not None:

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ita_vc._util import flatten
 from ita_vc.errors import ItaVcError
+from ita_vc.utils.mappings import flatten
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,9 +44,9 @@ class DiffRow:
 
 def sync_runs(workspace: Workspace) -> list[dict[str, Any]]:
     """Index rows for every snapshot file (missing ones are added), oldest first."""
-    from ita_vc.snapshot.capture import RunProvenance, run_row
+    from ita_vc.snapshot.capture import SnapshotStore, run_row
 
-    provenance = RunProvenance(workspace)
+    provenance = SnapshotStore(workspace)
     indexed = {row["run_id"]: row for row in provenance.store.index.runs()}
     rows = []
     for run_id in provenance.run_ids():
@@ -65,7 +65,7 @@ def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | 
     Raises:
         ItaVcError: an unknown sort metric. UsageError: a limit below 1.
     """
-    from ita_vc.snapshot.capture import RunProvenance
+    from ita_vc.snapshot.capture import SnapshotStore
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                               or limit < 1):
@@ -73,7 +73,7 @@ def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | 
 
         raise UsageError(f"--limit must be a whole number >= 1, got {limit!r}")
     pins = pinned_runs(workspace)
-    provenance = RunProvenance(workspace)
+    provenance = SnapshotStore(workspace)
     rows = []
     for row in sync_runs(workspace):
         if setup_id and row["setup_id"] != setup_id:
@@ -99,9 +99,9 @@ def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | 
 
 def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
     """Params, rule, data, code and metrics of two runs side by side (differences only)."""
-    from ita_vc.snapshot.capture import RunProvenance
+    from ita_vc.snapshot.capture import SnapshotStore
 
-    provenance = RunProvenance(workspace)
+    provenance = SnapshotStore(workspace)
     sa, sb = provenance.load_snapshot(a), provenance.load_snapshot(b)
     sections: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "params": lambda s: flatten(s.get("params") or {}, lists=False),

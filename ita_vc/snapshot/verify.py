@@ -128,12 +128,12 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     """
     from ita_vc.errors import ItaVcError
     from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.snapshot.capture import RunProvenance, check_run_id, snapshot_hash
+    from ita_vc.snapshot.capture import SnapshotStore, check_run_id, snapshot_hash
     from ita_vc.vcs.dvc import cache_paths, remote_has, tracked_paths
 
     check_run_id(run_id)  # a malformed id is a usage error, not a failed verification
     report = VerifyReport(run_id)
-    provenance = RunProvenance(workspace)
+    provenance = SnapshotStore(workspace)
     try:
         snapshot = provenance.load_snapshot(run_id)
     except ItaVcError as exc:
@@ -215,7 +215,7 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     else:
         import pandas as pd
 
-        from ita_vc.store.tablehash import hash_dataframe
+        from ita_vc.utils.tablehash import hash_dataframe
 
         frame = pd.read_parquet(prepared)
         data_hash = hash_dataframe(frame[["ts_utc", "open", "high", "low", "close", "volume"]])

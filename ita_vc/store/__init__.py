@@ -18,18 +18,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ita_vc.store.artifacts import FORMATS, ArtifactRef, PersistentStore
-    from ita_vc.store.hashing import canonical_json, hash_bytes, hash_canonical, hash_file
-    from ita_vc.store.tablehash import hash_dataframe
+    from ita_vc.utils.hashing import canonical_json, hash_bytes, hash_canonical, hash_file
+    from ita_vc.utils.tablehash import hash_dataframe
 
 _EXPORTS = {
     "FORMATS": "ita_vc.store.artifacts",
     "ArtifactRef": "ita_vc.store.artifacts",
     "PersistentStore": "ita_vc.store.artifacts",
-    "canonical_json": "ita_vc.store.hashing",
-    "hash_bytes": "ita_vc.store.hashing",
-    "hash_canonical": "ita_vc.store.hashing",
-    "hash_file": "ita_vc.store.hashing",
-    "hash_dataframe": "ita_vc.store.tablehash",
+    "canonical_json": "ita_vc.utils.hashing",
+    "hash_bytes": "ita_vc.utils.hashing",
+    "hash_canonical": "ita_vc.utils.hashing",
+    "hash_file": "ita_vc.utils.hashing",
+    "hash_dataframe": "ita_vc.utils.tablehash",
 }
 
 __all__ = [

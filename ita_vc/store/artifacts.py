@@ -1,7 +1,7 @@
 """The Persistent Store: one safe way to save and load artifacts by config-driven paths.
 
 An artifact lives at ``<kinds[kind]>/<subdir>/<filename>`` (repo-relative). Every write is atomic
-(:mod:`ita_vc.store.atomic`), hashed (``sha256:`` of the file bytes) and indexed in SQLite.
+(:mod:`ita_vc.utils.atomic`), hashed (``sha256:`` of the file bytes) and indexed in SQLite.
 Metadata (``meta``) travels with the artifact so ``index rebuild`` recovers it: inside parquet
 files (schema metadata key ``ita_vc``), in a sidecar ``<filename>.ita-meta.json`` for the other
 formats. A sidecar records the hash of the file it describes; one that does not match is ignored.
@@ -23,15 +23,15 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final
 
 from ita_vc.errors import IntegrityError, PersistentStoreError
-from ita_vc.store.atomic import (
+from ita_vc.store.index import IndexRow, MetadataIndex, utc_now_iso
+from ita_vc.utils.atomic import (
     AtomicWriteError,
     atomic_write_bytes,
     atomic_write_with,
     is_temp_file,
     remove_stale_temp_files,
 )
-from ita_vc.store.hashing import canonical_json, hash_bytes, hash_file
-from ita_vc.store.index import IndexRow, MetadataIndex, utc_now_iso
+from ita_vc.utils.hashing import canonical_json, hash_bytes, hash_file
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -169,7 +169,7 @@ PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
 
 def _check_text(name: str, text: str) -> None:
     from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yamlio import LOCKFILE_MAX_BYTES, LOCKFILE_MAX_NODES, YamlError, compose_yaml
+    from ita_vc.yaml_read import LOCKFILE_MAX_BYTES, LOCKFILE_MAX_NODES, YamlError, compose_yaml
 
     limits = ({"max_bytes": LOCKFILE_MAX_BYTES, "max_nodes": LOCKFILE_MAX_NODES}
               if name == "dvc.lock" else {})
@@ -191,7 +191,7 @@ def check_pipeline_files(root: str | Path) -> None:
         DataValidationError: params.yaml. ConfigError: dvc.yaml or dvc.lock.
     """
     from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yamlio import LOCKFILE_MAX_BYTES, MAX_BYTES, YamlError, read_text_file
+    from ita_vc.yaml_read import LOCKFILE_MAX_BYTES, MAX_BYTES, YamlError, read_text_file
 
     for name in PIPELINE_FILES:
         path = Path(root) / name

@@ -40,7 +40,7 @@ from ita_vc.errors import (
     DataValidationError,
     ItaVcError,
 )
-from ita_vc.yamlio import YamlError, load_yaml_text
+from ita_vc.yaml_read import YamlError, load_yaml_text
 
 _EXAMPLES = int(os.environ.get("ITA_VC_FUZZ_EXAMPLES", "0"))
 _SEED = os.environ.get("ITA_VC_FUZZ_SEED")

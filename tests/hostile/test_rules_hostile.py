@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ita_vc.errors import RuleValidationError
-from ita_vc.rules.hooks import install_hooks
+from ita_vc.rules.hook_install import install_hooks
 from tests.helpers import invoke, make_pipeline_repo
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ita_vc.errors import DataValidationError
-from ita_vc.snapshot.capture import RunProvenance
+from ita_vc.snapshot.capture import SnapshotStore
 from ita_vc.workspace import Workspace
 from tests.helpers import invoke
 
@@ -66,7 +66,7 @@ def test_bad_run_and_retention_arguments_are_refused_before_anything_changes(run
 
 
 def test_the_data_hash_of_a_csv_a_frame_or_a_parquet_file(ran_repo, tmp_path):
-    provenance = RunProvenance(Workspace.at(ran_repo))
+    provenance = SnapshotStore(Workspace.at(ran_repo))
     run_id = ran_repo.report.run_id
     canonical = pd.read_parquet(ran_repo / "data/candles/binance-spot/BTCUSDT/1m.parquet")
     csv = tmp_path / "c.csv"

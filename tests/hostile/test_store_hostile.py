@@ -13,7 +13,7 @@ import pytest
 
 from ita_vc.errors import ConfigError, PersistentStoreError
 from ita_vc.store import PersistentStore
-from ita_vc.store.hashing import hash_file
+from ita_vc.utils.hashing import hash_file
 from ita_vc.workspace import Workspace
 from tests.helpers import VENV_BIN, invoke, ita_vc_subprocess
 
@@ -172,7 +172,7 @@ _WRITER = textwrap.dedent("""
     from pathlib import Path
     from ita_vc.store import PersistentStore
     from ita_vc.store.artifacts import _stripe_lock
-    from ita_vc.store.hashing import hash_file
+    from ita_vc.utils.hashing import hash_file
     from ita_vc.workspace import Workspace
     worker, start = sys.argv[1], Path(sys.argv[2])
     while not start.exists():  # a barrier: every writer starts together

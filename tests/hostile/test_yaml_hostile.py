@@ -1,6 +1,6 @@
 """Hostile YAML (issue 12 item 4): alias bombs, deep nesting, huge and non-regular files.
 
-Every YAML file ita-vc reads goes through one bounded loader (ita_vc.yamlio): 1 MiB, nesting
+Every YAML file ita-vc reads goes through one bounded loader (ita_vc.yaml_read): 1 MiB, nesting
 depth 50, 10,000 nodes after expanding aliases; anchors and aliases are refused outright except
 in params.yaml, where the expansion is capped. The CLI cases run as real subprocesses under a
 1 GiB address-space limit and a generous timeout (on the old loader a 550-byte bomb ran 30 s+
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ita_vc.yamlio import (
+from ita_vc.yaml_read import (
     MAX_BYTES,
     MAX_DEPTH,
     MAX_NODES,
@@ -158,8 +158,8 @@ def _nested(depth: int):
 def test_deep_nesting_cannot_crash_the_c_loader():
     """In a child process: a segfault or a hang would show as a signal or a timeout."""
     code = textwrap.dedent("""
-        from ita_vc.yamlio import YamlError, load_yaml_text, node_index
-        from ita_vc.yamledit import YamlEditError, load_rt
+        from ita_vc.yaml_read import YamlError, load_yaml_text, node_index
+        from ita_vc.yaml_rewrite import YamlEditError, load_rt
         for text in ("[" * 1_000_000, "{a: " * 200_000, "- " * 500_000 + "x",
                      "a: " + "[" * 60 + "]" * 60):
             for fn in (load_yaml_text, load_rt):
@@ -217,7 +217,7 @@ def test_values_yaml_cannot_construct_name_their_line():
 
 
 def test_round_trip_loads_see_only_text_within_the_limits():
-    from ita_vc.yamledit import YamlEditError, load_rt
+    from ita_vc.yaml_rewrite import YamlEditError, load_rt
 
     with pytest.raises(YamlEditError, match="anchors and aliases are not allowed in r.yaml"):
         load_rt(BOMB, "r.yaml")
@@ -248,7 +248,7 @@ def test_a_bomb_in_config_yaml_is_refused_fast(tmp_repo, command):
 
 
 def test_a_bomb_in_a_rule_file_is_refused_by_list_check_and_the_hook(tmp_repo):
-    from ita_vc.rules.hooks import install_hooks
+    from ita_vc.rules.hook_install import install_hooks
     from ita_vc.rules.registry import RuleRegistry
     from ita_vc.workspace import Workspace
 

@@ -24,7 +24,7 @@ def make_rule_text(setup_id: str = "Frank", version: str = "1.0", body: str | No
                    params_hash: str | None = None) -> str:
     """A valid rule file text (params_hash computed unless given)."""
     from ita_vc.rules.validate import compute_params_hash
-    from ita_vc.yamlio import load_yaml_text
+    from ita_vc.yaml_read import load_yaml_text
 
     text = body if body is not None else VALID.format(setup_id=setup_id, version=version)
     if params_hash is None:

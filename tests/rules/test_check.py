@@ -6,7 +6,7 @@ import pytest
 
 from ita_vc.catalog import load_catalog
 from ita_vc.rules.check import check_against, check_files, check_staged, check_worktree
-from ita_vc.rules.hooks import install_hooks
+from ita_vc.rules.hook_install import install_hooks
 from tests.rules.conftest import make_rule_text
 
 IMMUTABLE = "v1.0 of Frank is committed and immutable; create a new version with " \

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ita_vc.errors import VcsError
-from ita_vc.rules.hooks import HOOK_MARKER, install_hooks, uninstall_hooks
+from ita_vc.rules.hook_install import HOOK_MARKER, install_hooks, uninstall_hooks
 from tests.helpers import VENV_BIN, run
 
 
@@ -108,7 +108,7 @@ def test_the_hook_is_fast_and_imports_nothing_heavy(tmp_repo):
     """The hook's entry point must not import dvc, pandas, gitpython or typer (timed in
     benchmarks/bench_rules.py, not here)."""
     code = (
-        "import sys\nfrom ita_vc._hook import main\nrc = main([])\n"
+        "import sys\nfrom ita_vc.rules.hook_entry import main\nrc = main([])\n"
         "heavy = [m for m in ('dvc', 'pandas', 'git', 'pyarrow', 'typer', 'rich') "
         "if m in sys.modules]\nprint('HEAVY', heavy, rc)\n"
     )
@@ -153,3 +153,16 @@ def test_the_pre_commit_framework_runs_the_published_hook(tmp_repo, registry, tm
     tmp_repo.git("rm", "-q", "--cached", "rules/Frank/v1.0.yaml")  # deletions too
     proc = run([pre_commit, "run"], cwd=tmp_repo, env=env, check=False)
     assert proc.returncode != 0 and "deleting a committed version is refused" in proc.stdout
+
+
+def test_a_hook_installed_by_ita_vc_0_2_still_runs(tmp_repo):
+    """Hooks installed before 0.3 run ``python -m ita_vc._hook``: that module stays a shim."""
+    ok = run([sys.executable, "-m", "ita_vc._hook"], cwd=tmp_repo)
+    assert ok.returncode == 0, ok.stderr
+    rules = tmp_repo / "rules" / "Broken"
+    rules.mkdir(parents=True)
+    (rules / "v1.0.yaml").write_text("setup_id: Broken\n", encoding="utf-8")
+    tmp_repo.git("add", "rules")
+    bad = run([sys.executable, "-m", "ita_vc._hook"], cwd=tmp_repo, check=False)
+    assert bad.returncode == 4, bad.stderr
+    assert "rules/Broken/v1.0.yaml" in bad.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ita_vc.rules.hooks import install_hooks, uninstall_hooks
+from ita_vc.rules.hook_install import install_hooks, uninstall_hooks
 from tests.helpers import invoke
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 from ita_vc.errors import RuleValidationError
 from ita_vc.rules import RuleVersion
 from ita_vc.rules.registry import parse_version_ref
-from ita_vc.yamlio import load_yaml_text
+from ita_vc.yaml_read import load_yaml_text
 from tests.rules.conftest import make_rule_text
 
 

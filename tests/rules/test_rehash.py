@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ita_vc.errors import RuleValidationError
-from ita_vc.rules.hooks import install_hooks
+from ita_vc.rules.hook_install import install_hooks
 from tests.helpers import invoke
 
 REHASH_HINT = "this version was never committed: recompute its hash with " \

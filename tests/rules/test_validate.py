@@ -4,7 +4,7 @@ import pytest
 
 from ita_vc.catalog import load_catalog
 from ita_vc.rules.validate import compute_params_hash, parse_lifecycle, parse_rule
-from ita_vc.yamlio import load_yaml_text
+from ita_vc.yaml_read import load_yaml_text
 from tests.rules.conftest import VALID, make_rule_text
 
 PATH = "rules/Frank/v1.0.yaml"

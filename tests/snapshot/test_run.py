@@ -16,7 +16,7 @@ from ita_vc.errors import (
     UsageError,
     WorkspaceLockedError,
 )
-from ita_vc.snapshot.capture import RunProvenance, snapshot_hash
+from ita_vc.snapshot.capture import SnapshotStore, snapshot_hash
 from ita_vc.snapshot.runner import apply_param_overrides, run_pipeline
 from ita_vc.workspace import Workspace
 from tests.helpers import lock_held_elsewhere
@@ -80,7 +80,7 @@ def test_the_run_is_committed_and_indexed(ran_repo):
     assert ran_repo.git("status", "--porcelain").stdout == ""
     on_disk = json.loads((ran_repo / report.snapshot_path).read_text())
     assert on_disk == report.snapshot
-    provenance = RunProvenance(Workspace.at(ran_repo))
+    provenance = SnapshotStore(Workspace.at(ran_repo))
     assert provenance.load_snapshot(report.run_id) == report.snapshot
     (row,) = provenance.store.index.runs(run_id=report.run_id)
     assert row["setup_id"] == "example_ma_cross" and row["snapshot_path"] == report.snapshot_path
@@ -89,7 +89,7 @@ def test_the_run_is_committed_and_indexed(ran_repo):
 
 
 def test_data_hash_checks_prepared_and_canonical_candles(ran_repo):
-    provenance = RunProvenance(Workspace.at(ran_repo))
+    provenance = SnapshotStore(Workspace.at(ran_repo))
     run_id = ran_repo.report.run_id
     assert provenance.verify_data_hash(run_id, ran_repo / "results/prepared/candles.parquet")
     assert provenance.verify_data_hash(run_id,
@@ -97,7 +97,7 @@ def test_data_hash_checks_prepared_and_canonical_candles(ran_repo):
 
 
 def test_snapshots_are_never_overwritten(run_copy):
-    provenance = RunProvenance(Workspace.at(run_copy))
+    provenance = SnapshotStore(Workspace.at(run_copy))
     snapshot = dict(run_copy.report.snapshot)
     with pytest.raises(PersistentStoreError, match="never overwritten"):
         provenance.save(snapshot)
@@ -183,7 +183,7 @@ def test_param_overrides_keep_comments_and_quote_versions():
 
 
 def test_param_overrides_write_dates_as_strings():
-    from ita_vc.yamledit import parse_set_value
+    from ita_vc.yaml_rewrite import parse_set_value
 
     out = apply_param_overrides("data: {}\n", [
         ("data.start", parse_set_value("2006-01-01")),

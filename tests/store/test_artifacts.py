@@ -15,7 +15,7 @@ import pytest
 import ita_vc.store as store_module
 from ita_vc.errors import IntegrityError, PersistentStoreError
 from ita_vc.store import ArtifactRef, hash_dataframe
-from ita_vc.store.hashing import hash_bytes, hash_file
+from ita_vc.utils.hashing import hash_bytes, hash_file
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 

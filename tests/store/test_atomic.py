@@ -5,14 +5,14 @@ import time
 
 import pytest
 
-from ita_vc.store.atomic import (
+from ita_vc.utils.atomic import (
     AtomicWriteError,
     atomic_write_bytes,
     atomic_write_with,
     is_temp_file,
     remove_stale_temp_files,
 )
-from ita_vc.store.hashing import hash_bytes
+from ita_vc.utils.hashing import hash_bytes
 
 
 def _leftovers(folder):

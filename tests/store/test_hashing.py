@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ita_vc.store.hashing import (
+from ita_vc.utils.hashing import (
     canonical_json,
     hash_bytes,
     hash_canonical,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ita_vc.store.tablehash import UnsupportedColumnError, hash_dataframe, logical_type
+from ita_vc.utils.tablehash import UnsupportedColumnError, hash_dataframe, logical_type
 
 
 @pytest.fixture

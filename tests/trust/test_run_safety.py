@@ -109,12 +109,12 @@ def test_a_run_killed_during_dvc_repro_does_not_leave_its_overrides_behind(run_c
 
 def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
     _killed_run(run_copy, """
-        from ita_vc.snapshot.capture import RunProvenance
-        real = RunProvenance.save
+        from ita_vc.snapshot.capture import SnapshotStore
+        real = SnapshotStore.save
         def save(self, snapshot):
             real(self, snapshot)
             die()
-        RunProvenance.save = save
+        SnapshotStore.save = save
     """, "-S", "backtest.fee_pct=0.3")
     untracked = run_copy.git("status", "--porcelain").stdout
     (orphan,) = _RUN_ID.findall(untracked)
@@ -132,12 +132,12 @@ def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
 
 def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
     _killed_run(run_copy, """
-        from ita_vc.snapshot.capture import RunProvenance
-        real = RunProvenance.save
+        from ita_vc.snapshot.capture import SnapshotStore
+        real = SnapshotStore.save
         def save(self, snapshot):
             real(self, snapshot)
             die()
-        RunProvenance.save = save
+        SnapshotStore.save = save
     """, "-S", "backtest.fee_pct=0.3")
     (orphan,) = _RUN_ID.findall(run_copy.git("status", "--porcelain").stdout)
     # the user moves on by hand: other params, dvc repro - dvc.lock is not the snapshot's now

@@ -76,7 +76,7 @@ def _legacy_dvc_hook(name: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    from ita_vc.store.atomic import atomic_write_bytes
+    from ita_vc.utils.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode("utf-8"))
     os.chmod(path, 0o755)  # noqa: S103 - git hooks must be executable
@@ -107,7 +107,7 @@ def _pre_commit_script(python: str, dvc: str | None) -> str:
         '    "$HOOKS/pre-commit.legacy" "$@" || exit $?',
         "fi",
         *_missing(python),
-        f"{shlex.quote(python)} -m ita_vc._hook || exit $?",
+        f"{shlex.quote(python)} -m ita_vc.rules.hook_entry || exit $?",
     ]
     if dvc:
         lines += [*_missing(dvc), f'{shlex.quote(dvc)} git-hook pre-commit "$@" || exit $?']

@@ -35,7 +35,7 @@ import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.store.hashing import format_hash
+from ita_vc.utils.hashing import format_hash
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,7 +1,7 @@
 """Round-trip YAML edits with ruamel.yaml: comments, key order and quoting are kept.
 
 Used only to *write* files a person also edits (rule versions, lifecycle files, params.yaml).
-Reading for validation always goes through the safe loader in :mod:`ita_vc.yamlio`.
+Reading for validation always goes through the safe loader in :mod:`ita_vc.yaml_read`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _yaml() -> YAML:
 def load_rt(text: str, source: str = "<string>", *, allow_aliases: bool = False) -> Any:
     """Load text for editing (a ``CommentedMap`` for a mapping document).
 
-    The text first passes the safe loader's checks (:func:`ita_vc.yamlio.compose_yaml`: size,
+    The text first passes the safe loader's checks (:func:`ita_vc.yaml_read.compose_yaml`: size,
     depth, nodes after expansion, anchors/aliases only with ``allow_aliases``), so ruamel's
     recursive, pure-Python composer never sees a hostile document.
 
@@ -47,7 +47,7 @@ def load_rt(text: str, source: str = "<string>", *, allow_aliases: bool = False)
         YamlEditError: the text is not valid YAML or breaks a limit (the message names
             ``source`` and the line).
     """
-    from ita_vc.yamlio import YamlError, compose_yaml
+    from ita_vc.yaml_read import YamlError, compose_yaml
 
     try:
         compose_yaml(text, source, allow_aliases=allow_aliases)
@@ -83,7 +83,7 @@ def to_rt(value: Any) -> Any:
 
 def parse_set_value(text: str) -> Any:
     """Parse the value of a ``key.path=value`` override as one safe YAML scalar or collection."""
-    from ita_vc.yamlio import YamlError, load_yaml_text
+    from ita_vc.yaml_read import YamlError, load_yaml_text
 
     try:
         return load_yaml_text(text, "<--set value>")

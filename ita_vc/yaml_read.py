@@ -14,7 +14,7 @@ is constructed:
 
 Reads never construct Python objects from tags (``!!python/object`` is refused): construction
 uses PyYAML's ``SafeConstructor``. Duplicate mapping keys are an error, not "last one wins".
-Round-trip edits (keeping comments and key order) live in :mod:`ita_vc.yamledit`; they only ever
+Round-trip edits (keeping comments and key order) live in :mod:`ita_vc.yaml_rewrite`; they only ever
 see text that passed these checks.
 """
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ita_vc.store.hashing import hash_bytes, hash_file
+from ita_vc.utils.hashing import hash_bytes, hash_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
