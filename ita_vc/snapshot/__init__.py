@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING
 from ita_vc._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ita_vc.snapshot.capture import SnapshotStore, environment, snapshot_hash
+    from ita_vc.snapshot.capture import (
+        RunProvenance,
+        SnapshotStore,
+        environment,
+        snapshot_hash,
+    )
     from ita_vc.snapshot.reproduce import ReproduceReport, reproduce_run
     from ita_vc.snapshot.runner import RunReport, run_pipeline
     from ita_vc.snapshot.runs import diff_runs, keep_run, list_runs, pinned_runs
@@ -15,6 +20,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "ReproduceReport": "ita_vc.snapshot.reproduce",
+    "RunProvenance": "ita_vc.snapshot.capture",
     "SnapshotStore": "ita_vc.snapshot.capture",
     "RunReport": "ita_vc.snapshot.runner",
     "VerifyReport": "ita_vc.snapshot.verify",
@@ -31,6 +37,7 @@ _EXPORTS = {
 
 __all__ = [
     "ReproduceReport",
+    "RunProvenance",
     "RunReport",
     "SnapshotStore",
     "VerifyReport",

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RUN_MODES",
     "SNAPSHOT_SCHEMA_VERSION",
+    "RunProvenance",
     "SnapshotStore",
     "check_run_id",
     "environment",
@@ -468,3 +469,7 @@ def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, Any]:
         "snapshot_sha256": snapshot.get("snapshot_sha256"),
         "metrics_json": canonical_json({k: metrics.get(k) for k in keys}),
     }
+
+
+#: The 0.2 name of :class:`SnapshotStore` (a service, not a record), kept for existing scripts.
+RunProvenance = SnapshotStore
