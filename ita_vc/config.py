@@ -15,11 +15,25 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import voluptuous as vol
+
 from ita_vc.errors import ConfigError
-from ita_vc.yaml_read import YamlError, load_yaml_text, node_lines, read_text_file
+from ita_vc.schema import (
+    Invalid,
+    Problems,
+    choice,
+    integer,
+    mapping_of,
+    sequence_of,
+    strict,
+    text,
+    type_name,
+)
+from ita_vc.yaml_read import YamlError, load_yaml_document, load_yaml_text, read_text_file
 
 __all__ = [
     "CONFIG_RELPATH",
+    "SCHEMA",
     "SCHEMA_VERSION",
     "CandlesConfig",
     "Config",
@@ -32,8 +46,7 @@ __all__ = [
 
 CONFIG_RELPATH = "configs/config.yaml"
 SCHEMA_VERSION = 1
-_OPEN_MAPPINGS = {"store.kinds"}
-_COMPRESSIONS = {"zstd", "snappy", "gzip", "lz4", "brotli", "none"}
+_COMPRESSIONS = ("zstd", "snappy", "gzip", "lz4", "brotli", "none")
 _FORBIDDEN_TOPS = {".git", ".dvc"}
 
 
@@ -86,138 +99,133 @@ class Config:
         return copy.deepcopy(dict(self.raw))
 
 
-def _type_name(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", type(None): "null"}
-    return names.get(type(value), "a mapping" if isinstance(value, Mapping) else
-                     type(value).__name__)
-
-
-def _merge(  # noqa: PLR0912 - one branch per value kind
-    defaults: Mapping[str, Any], user: Any, prefix: str, fail: Any
-) -> dict[str, Any]:
-    if not isinstance(user, Mapping):
-        fail(prefix.rstrip(".") or "<document>", f"must be a mapping, got {_type_name(user)}")
-    merged = copy.deepcopy(dict(defaults))
-    for key, value in user.items():
-        dotted = f"{prefix}{key}"
-        if key not in defaults:
-            if prefix.rstrip(".") in _OPEN_MAPPINGS:
-                merged[key] = value
-                continue
-            known = ", ".join(sorted(map(str, defaults)))
-            fail(dotted, f"unknown key (known keys here: {known})")
-        default = defaults[key]
-        if isinstance(default, Mapping):
-            if dotted in _OPEN_MAPPINGS:
-                if not isinstance(value, Mapping):
-                    fail(dotted, f"must be a mapping, got {_type_name(value)}")
-                merged[key] = dict(value)
-            else:
-                merged[key] = _merge(default, value, dotted + ".", fail)
-        elif isinstance(default, bool) or isinstance(value, bool):
-            if type(value) is not type(default):
-                fail(dotted, f"must be {_type_name(default)}, got {_type_name(value)}")
-            merged[key] = value
-        elif isinstance(default, float):
-            if not isinstance(value, int | float):
-                fail(dotted, f"must be a number, got {_type_name(value)}")
-            merged[key] = float(value)
-        elif type(value) is not type(default):
-            fail(dotted, f"must be {_type_name(default)}, got {_type_name(value)}")
-        else:
-            merged[key] = value
-    return merged
-
-
-def _check_relpath(value: Any, dotted: str, fail: Any) -> PurePosixPath:
+def _relpath(value: Any) -> str:
+    """A repo-relative POSIX path (normalised: no ``.`` parts) that stays in the repository."""
     if not isinstance(value, str) or not value.strip():
-        fail(dotted, "must be a non-empty relative path")
+        raise Invalid(f"must be a non-empty relative path, got {value!r} ({type_name(value)})")
     if "\\" in value:
-        fail(dotted, f"use '/' as the separator: {value!r}")
+        raise Invalid(f"use '/' as the separator: {value!r}")
     path = PurePosixPath(value)
     if path.is_absolute() or (len(value) > 1 and value[1] == ":"):
-        fail(dotted, f"must be relative to the repository, got absolute {value!r}")
+        raise Invalid(f"must be relative to the repository, got absolute {value!r}")
     parts = [p for p in path.parts if p != "."]
     if ".." in parts:
-        fail(dotted, f"must not leave the repository ('..' in {value!r})")
+        raise Invalid(f"must not leave the repository ('..' in {value!r})")
     if not parts:
-        fail(dotted, f"must name a folder below the repository root, got {value!r}")
+        raise Invalid(f"must name a folder below the repository root, got {value!r}")
     if parts[0] in _FORBIDDEN_TOPS:
-        fail(dotted, f"must not point inside {parts[0]}/ ({value!r})")
-    return PurePosixPath(*parts)
+        raise Invalid(f"must not point inside {parts[0]}/ ({value!r})")
+    return PurePosixPath(*parts).as_posix()
+
+
+def _kind_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.isidentifier():
+        raise Invalid(f"kind names are identifiers (letters, digits, _), got {value!r}")
+    return value
+
+
+def _layout(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"must be a string, got {value!r} ({type_name(value)})")
+    missing = [p for p in ("{market}", "{symbol}", "{timeframe}") if p not in value]
+    if missing or not value.endswith(".parquet") or value.startswith("/") or ".." in value:
+        raise Invalid("must be a relative path ending in .parquet that uses {market}, {symbol} "
+                      f"and {{timeframe}} (missing: {', '.join(missing) or '-'}), got {value!r}")
+    return value
+
+
+def _markets(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise Invalid("must be a non-empty list of market names, got "
+                      f"{value!r} ({type_name(value)})")
+    markets: list[str] = sequence_of(text(what="a market name"))(value)
+    return markets
+
+
+def _schema_version(value: Any) -> int:
+    version: int = integer()(value)
+    if version != SCHEMA_VERSION:
+        raise Invalid(f"unsupported version {version} (this ita-vc reads {SCHEMA_VERSION})")
+    return version
+
+
+# Every key is optional: a key left out takes its value from the embedded defaults.
+_PATH_KEYS = ("data_root", "results_root", "provenance_root", "rules_root", "trash_root",
+              "index_path", "logs_root")
+SCHEMA = strict({
+    vol.Optional("schema_version"): _schema_version,
+    vol.Optional("paths"): strict({vol.Optional(key): _relpath for key in _PATH_KEYS}),
+    vol.Optional("store"): strict({
+        vol.Optional("parquet_compression"): choice(_COMPRESSIONS, what="one of"),
+        vol.Optional("kinds"): mapping_of(_kind_name, _relpath),  # replaces the default kinds
+    }),
+    vol.Optional("candles"): strict({
+        vol.Optional("layout"): _layout,
+        vol.Optional("markets"): _markets,
+    }),
+})
+
+
+def _merge(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """``user`` (validated) over ``defaults``, section by section: a key of a section replaces
+    the default's, and ``store.kinds`` (a free mapping) replaces the default kinds whole."""
+    merged = copy.deepcopy(dict(defaults))
+    for section, value in user.items():
+        merged[section] = {**merged[section], **value} if isinstance(value, Mapping) else value
+    return merged
 
 
 def _inside(child: PurePosixPath, parent: PurePosixPath) -> bool:
     return child == parent or parent in child.parents
 
 
-def _validate_layout(merged: dict[str, Any], fail: Any) -> None:  # noqa: PLR0912
-    paths = {
-        key: _check_relpath(value, f"paths.{key}", fail) for key, value in merged["paths"].items()
-    }
-    for key, value in paths.items():
-        merged["paths"][key] = value.as_posix()
-    data = paths["data_root"]
+def _check_overlaps(paths: Mapping[str, str], problems: Problems) -> None:
+    """Outputs never inside the DVC-tracked data; local state never inside tracked folders."""
+    posix = {key: PurePosixPath(value) for key, value in paths.items()}
+    data = posix["data_root"]
     for key in ("results_root", "provenance_root"):
-        if _inside(paths[key], data) or _inside(data, paths[key]):
-            fail(
-                f"paths.{key}",
-                f"{paths[key]} overlaps data_root {data}: DVC forbids pipeline outputs "
-                "inside a tracked directory, keep them apart",
-            )
+        if _inside(posix[key], data) or _inside(data, posix[key]):
+            problems.add(f"paths.{key}", f"{posix[key]} overlaps data_root {data}: DVC forbids "
+                         "pipeline outputs inside a tracked directory, keep them apart")
     for key in ("trash_root", "index_path", "logs_root"):
         for tracked in ("data_root", "results_root", "provenance_root", "rules_root"):
-            if _inside(paths[key], paths[tracked]):
-                fail(f"paths.{key}", f"{paths[key]} must not be inside {tracked} {paths[tracked]}")
-    kinds = merged["store"]["kinds"]
+            if _inside(posix[key], posix[tracked]):
+                problems.add(f"paths.{key}",
+                             f"{posix[key]} must not be inside {tracked} {posix[tracked]}")
+
+
+def _check_kinds(merged: dict[str, Any], problems: Problems) -> None:
+    """At least one kind, a ``candles`` kind, and always a home for gc's purge reports."""
+    kinds = merged["store"]["kinds"] = dict(merged["store"]["kinds"])
     if not kinds:
-        fail("store.kinds", "must name at least one artifact kind")
+        problems.add("store.kinds", "must name at least one artifact kind")
     # the purge reports of `ita-vc gc` always have a home (beside the index, git-ignored)
     kinds.setdefault("retention", (PurePosixPath(merged["paths"]["index_path"]).parent
                                    / "retention").as_posix())
-    for kind, folder in kinds.items():
-        if not isinstance(kind, str) or not kind.isidentifier():
-            fail(f"store.kinds.{kind}", "kind names are identifiers (letters, digits, _)")
-        kinds[kind] = _check_relpath(folder, f"store.kinds.{kind}", fail).as_posix()
-    compression = merged["store"]["parquet_compression"]
-    if compression not in _COMPRESSIONS:
-        fail("store.parquet_compression", f"must be one of {sorted(_COMPRESSIONS)}")
     if "candles" not in kinds:
-        fail("store.kinds", "needs a 'candles' kind (where canonical candles are stored)")
-    layout = merged["candles"]["layout"]
-    missing = [p for p in ("{market}", "{symbol}", "{timeframe}") if p not in layout]
-    if missing or not layout.endswith(".parquet") or layout.startswith("/") or ".." in layout:
-        fail("candles.layout", "must be a relative path ending in .parquet that uses "
-             f"{{market}}, {{symbol}} and {{timeframe}} (missing: {', '.join(missing) or '-'})")
-    markets = merged["candles"]["markets"]
-    if not markets or not all(isinstance(m, str) and m.strip() for m in markets):
-        fail("candles.markets", "must be a non-empty list of market names")
+        problems.add("store.kinds", "needs a 'candles' kind (where canonical candles are stored)")
 
 
 def parse_config(text: str, source: str = CONFIG_RELPATH) -> Config:
-    """Validate config text against the defaults and return the merged :class:`Config`.
+    """Validate config text against :data:`SCHEMA`, merge it over the embedded defaults and
+    return the :class:`Config`.
 
     Raises:
-        ConfigError: invalid YAML, unknown keys, wrong types, or paths leaving the repository.
+        ConfigError: invalid YAML, or every problem found (unknown keys, wrong types, paths
+            leaving the repository or overlapping), each with file, line and key.
     """
-    lines = node_lines(text)
-
-    def fail(dotted: str, message: str) -> None:
-        line = lines.get(dotted)
-        where = f"{source}:{line}" if line else source
-        raise ConfigError(f"{where}: {dotted}: {message}")
-
     try:
-        user = load_yaml_text(text, source)
+        document = load_yaml_document(text, source)
     except YamlError as exc:
         raise ConfigError(str(exc)) from exc
-    defaults = load_yaml_text(default_config_text(), "<embedded defaults>")
-    merged = _merge(defaults, {} if user is None else user, "", fail)
-    if merged["schema_version"] != SCHEMA_VERSION:
-        fail("schema_version", f"unsupported version {merged['schema_version']} "
-             f"(this ita-vc reads {SCHEMA_VERSION})")
-    _validate_layout(merged, fail)
+    problems = Problems(source, document.index)
+    user = problems.check(SCHEMA, {} if document.data is None else document.data)
+    if user is None:
+        problems.fail(ConfigError)
+    merged = _merge(load_yaml_text(default_config_text(), "<embedded defaults>"), user)
+    _check_overlaps(merged["paths"], problems)
+    _check_kinds(merged, problems)
+    problems.raise_for(ConfigError)
     return Config(
         schema_version=merged["schema_version"],
         paths=PathsConfig(**merged["paths"]),

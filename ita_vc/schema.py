@@ -31,8 +31,11 @@ __all__ = [
     "Problems",
     "boolean",
     "choice",
+    "finite_number",
     "integer",
+    "listing_allowed",
     "mapping_of",
+    "nullable",
     "number",
     "sequence_of",
     "strict",
@@ -347,3 +350,70 @@ class Problems:
     def fail(self, error: Callable[[str], ItaVcError]) -> NoReturn:
         """Raise ``error`` with the problems found (call only when there is one)."""
         raise error(self.text())
+
+
+# --- added validators (config, catalog and retention files) ----------------------------------
+
+
+def finite_number(*, minimum: float | None = None, maximum: float | None = None) -> Validator:
+    """A number that is finite as a float (never a boolean, NaN, infinity or an integer too large
+    for a float) within the bounds; every message states the whole requirement."""
+    wanted = "a finite number"
+    if minimum is not None:
+        wanted += f" >= {minimum:g}"
+    if maximum is not None:
+        wanted += f" <= {maximum:g}"
+
+    def check(value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Invalid(f"must be {wanted}, got {_show(value)} ({type_name(value)})")
+        try:
+            as_float = float(value)
+        except OverflowError:
+            raise Invalid(f"must be {wanted}, got an integer of {int(value).bit_length()} bits, "
+                          "too large for a number") from None
+        if not math.isfinite(as_float) or (minimum is not None and as_float < minimum) or (
+                maximum is not None and as_float > maximum):
+            raise Invalid(f"must be {wanted}, got {_show(value)}")
+        return value
+
+    return check
+
+
+def nullable(validator: Any) -> Validator:
+    """``null`` (None) or a value passing ``validator``."""
+    inner = vol.Schema(validator)
+
+    def check(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return check
+
+
+def listing_allowed(schema: Any) -> Validator:
+    """``schema`` whose "unknown key" errors, however deep, name the keys allowed there.
+
+    The engine names them for the mapping schemas it can walk to; a schema reached through
+    :func:`mapping_of` or :func:`sequence_of` (free keys, list items) is wrapped in this instead.
+    """
+    compiled = vol.Schema(schema)
+
+    def check(value: Any) -> Any:
+        try:
+            return compiled(value)
+        except vol.MultipleInvalid as exc:
+            errors: Sequence[vol.Invalid] = exc.errors
+        except vol.Invalid as exc:
+            errors = [exc]
+        raise vol.MultipleInvalid([_naming_allowed(e, compiled) for e in errors])
+
+    return check
+
+
+def _naming_allowed(error: vol.Invalid, schema: vol.Schema) -> vol.Invalid:
+    if str(error.msg) != "extra keys not allowed":
+        return error
+    allowed = _keys_at(schema, list(error.path)[:-1])
+    if not allowed:
+        return error
+    return vol.Invalid(f"unknown key (allowed: {', '.join(allowed)})", path=list(error.path))

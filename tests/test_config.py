@@ -34,7 +34,8 @@ def test_empty_file_is_all_defaults():
     [
         ("paths:\n  data_rot: data\n", r"config.yaml:2: paths.data_rot: unknown key"),
         ("colour: blue\n", r"colour: unknown key"),
-        ("paths:\n  data_root: 5\n", r"paths.data_root: must be a string, got an integer"),
+        ("paths:\n  data_root: 5\n",
+         r"config.yaml:2: paths.data_root: must be a non-empty relative path, got 5 \(integer\)"),
         ("paths: [a]\n", r"paths: must be a mapping"),
         ("paths:\n  data_root: /abs/data\n", r"must be relative to the repository"),
         ("paths:\n  data_root: ../outside\n", r"must not leave the repository"),
@@ -44,17 +45,20 @@ def test_empty_file_is_all_defaults():
         ("paths:\n  trash_root: data/trash\n", r"trash_root: data/trash must not be inside"),
         ("paths:\n  data_root: 'a\\b'\n", r"use '/' as the separator"),
         ("paths:\n  data_root: .\n", r"must name a folder below the repository root"),
-        ("store:\n  parquet_compression: lzma\n", r"must be one of"),
+        ("store:\n  parquet_compression: lzma\n",
+         r"yaml:2: store.parquet_compression: 'lzma' is not one of zstd, snappy, gzip"),
         ("store:\n  kinds: {}\n", r"at least one artifact kind"),
         ("store:\n  kinds: {png: data/png}\n", r"needs a 'candles' kind"),
         ("candles:\n  layout: '{market}/{symbol}.parquet'\n", r"missing: \{timeframe\}"),
         ("candles:\n  layout: '{market}/{symbol}/{timeframe}.csv'\n", r"ending in .parquet"),
         ("candles:\n  markets: []\n", r"non-empty list of market names"),
-        ("candles:\n  markets: 3\n", r"must be a list, got an integer"),
+        ("candles:\n  markets: 3\n",
+         r"yaml:2: candles.markets: must be a non-empty list of market names, got 3 \(integer\)"),
         ("store:\n  kinds:\n    bad-name: x\n", r"kind names are identifiers"),
         ("store:\n  kinds: 3\n", r"store.kinds: must be a mapping"),
         ("schema_version: 2\n", r"unsupported version 2"),
-        ("schema_version: true\n", r"must be an integer, got a boolean"),
+        ("schema_version: true\n",
+         r"yaml:1: schema_version: must be an integer, got True \(boolean\)"),
         ("paths:\n  data_root: data\n  data_root: x\n", r"yaml:3: duplicate key 'data_root'"),
         ("paths: {data_root: [\n", r"config.yaml"),
         ("a: !!python/object:os.system {}\n", r"tag not allowed"),
@@ -63,6 +67,52 @@ def test_empty_file_is_all_defaults():
 def test_invalid_configs_name_file_key_and_line(text, match):
     with pytest.raises(ConfigError, match=match):
         parse_config(text)
+
+
+def test_every_problem_is_reported_with_its_line():
+    text = ("schema_version: 1\n"
+            "paths:\n"
+            "  data_root: /abs\n"
+            "  logs_rot: x\n"
+            "store:\n"
+            "  parquet_compression: lzma\n"
+            "  kinds: {candles: data/c, bad-name: x}\n"
+            "candles:\n"
+            "  markets: [binance, 3]\n")
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert str(info.value).splitlines() == [
+        "configs/config.yaml:3: paths.data_root: must be relative to the repository, got "
+        "absolute '/abs'",
+        "configs/config.yaml:4: paths.logs_rot: unknown key (allowed: data_root, index_path, "
+        "logs_root, provenance_root, results_root, rules_root, trash_root)",
+        "configs/config.yaml:6: store.parquet_compression: 'lzma' is not one of zstd, snappy, "
+        "gzip, lz4, brotli, none",
+        "configs/config.yaml:7: store.kinds.bad-name: kind names are identifiers (letters, "
+        "digits, _), got 'bad-name'",
+        "configs/config.yaml:9: candles.markets.1: must be a market name, got 3 (integer)",
+    ]
+
+
+def test_every_cross_field_problem_is_reported():
+    text = "paths:\n  results_root: data/r\n  logs_root: rules/logs\nstore:\n  kinds: {}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert str(info.value).splitlines() == [
+        "configs/config.yaml:2: paths.results_root: data/r overlaps data_root data: DVC forbids "
+        "pipeline outputs inside a tracked directory, keep them apart",
+        "configs/config.yaml:3: paths.logs_root: rules/logs must not be inside rules_root rules",
+        "configs/config.yaml:5: store.kinds: must name at least one artifact kind",
+        "configs/config.yaml:5: store.kinds: needs a 'candles' kind (where canonical candles "
+        "are stored)",
+    ]
+
+
+def test_paths_are_normalised():
+    config = parse_config("paths:\n  data_root: ./data/./in\nstore:\n  kinds: {candles: ./c/}\n")
+    assert config.paths.data_root == "data/in"
+    assert config.store.kinds["candles"] == "c"
+    assert config.raw["paths"]["data_root"] == "data/in"
 
 
 def test_load_config_reads_the_workspace_file(tmp_path):
