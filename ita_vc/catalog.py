@@ -9,17 +9,35 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import voluptuous as vol
 
 from ita_vc.errors import ConfigError
-from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
+from ita_vc.schema import (
+    Invalid,
+    Problems,
+    choice,
+    finite_number,
+    integer,
+    listing_allowed,
+    mapping_of,
+    sequence_of,
+    strict,
+    text,
+    type_name,
+)
+from ita_vc.yaml_read import YamlError, load_yaml_document, read_text_file
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "CATALOG_RELPATH",
+    "SCHEMA",
     "Catalog",
     "IndicatorSpec",
     "ParamSpec",
@@ -28,7 +46,7 @@ __all__ = [
 ]
 
 CATALOG_RELPATH = "configs/indicators.yaml"
-_TYPES = {"int", "float"}
+_TYPES = ("int", "float")
 _OPERATORS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
 
@@ -114,61 +132,99 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _param(name: str, pname: str, p: Any, fail: Any) -> ParamSpec:
-    where = f"indicators.{name}.params.{pname}"
-    if not isinstance(p, Mapping) or not {"type", "min", "max", "step", "default"} <= set(p):
-        raise fail(f"{where}: needs type, min, max, step, default")
-    if not isinstance(p["type"], str) or p["type"] not in _TYPES:
-        raise fail(f"{where}.type: one of {sorted(_TYPES)}, got {p['type']!r}")
-    for key in ("min", "max", "step", "default"):
-        if not _finite(p[key]):
-            raise fail(f"{where}.{key}: must be a finite number, got {p[key]!r}")
+def _identifier(what: str) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.isidentifier():
+            raise Invalid(f"{what} names are identifiers, got {value!r}")
+        return value
+
+    return check
+
+
+def _constraints(value: Any) -> list[str]:
+    """``['fast < slow']``; null or absent: none."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f"must be a list such as ['fast < slow'], got {value!r} "
+                      f"({type_name(value)})")
+    constraints: list[str] = sequence_of(text(what="a constraint such as 'fast < slow'"))(value)
+    return constraints
+
+
+_PARAM = listing_allowed(strict({
+    vol.Required("type"): choice(_TYPES, what="a parameter type:"),
+    vol.Required("min"): finite_number(),
+    vol.Required("max"): finite_number(),
+    vol.Required("step"): finite_number(),
+    vol.Required("default"): finite_number(),
+}))
+_INDICATOR = listing_allowed(strict({
+    vol.Optional("description", default=""): text(what="a string", nonempty=False),
+    vol.Optional("params", default=dict): mapping_of(_identifier("parameter"), _PARAM),
+    vol.Optional("constraints", default=list): _constraints,
+}))
+SCHEMA = strict({
+    vol.Required("indicators"): mapping_of(_identifier("indicator"), _INDICATOR),
+    vol.Optional("schema_version"): integer(minimum=1),
+})
+"""The shape of ``configs/indicators.yaml``; bounds and constraints are checked after it."""
+
+
+def _param(where: str, pname: str, p: Mapping[str, Any], problems: Problems) -> ParamSpec:
+    """A parameter's spec; ``min <= default <= max`` (a whole default for ints), ``step > 0``."""
     spec = ParamSpec(pname, p["type"], float(p["min"]), float(p["max"]), float(p["step"]),
                      p["default"])
-    if spec.min > spec.max or spec.step <= 0 or spec.check(spec.default):
-        raise fail(f"{where}: inconsistent bounds/step/default")
+    if spec.min > spec.max:
+        problems.add(f"{where}.min", f"inconsistent bounds: min {spec.min:g} > max {spec.max:g}")
+    if spec.step <= 0:
+        problems.add(f"{where}.step", f"must be > 0, got {p['step']!r}")
+    reason = spec.check(spec.default) if spec.min <= spec.max else None
+    if reason:
+        problems.add(f"{where}.default", f"inconsistent default: {reason}")
     return spec
 
 
-def _parse(doc: Any, source: str) -> Catalog:
-    def fail(message: str) -> ConfigError:
-        return ConfigError(f"{source}: {message}")
+def _check_constraints(where: str, body: Mapping[str, Any], problems: Problems) -> None:
+    """Each constraint reads ``<param> <op> <param>`` over the indicator's own parameters."""
+    for i, constraint in enumerate(body["constraints"]):
+        parts = constraint.split()
+        if len(parts) != 3 or parts[1] not in _OPERATORS or not {parts[0], parts[2]} <= set(
+                body["params"]):
+            problems.add(f"{where}.constraints.{i}", f"cannot read {constraint!r}: write "
+                         f"'<param> < <param>' or '<=' over {', '.join(body['params']) or '-'}")
 
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("indicators"), Mapping):
-        raise fail("must be a mapping with an 'indicators' mapping")
+
+def _parse(text: str, source: str) -> Catalog:
+    """Validate catalog text against :data:`SCHEMA` and the named checks.
+
+    Raises:
+        ConfigError: invalid YAML, or every problem found, each with file, line and field.
+    """
+    try:
+        document = load_yaml_document(text, source)
+    except YamlError as exc:
+        raise ConfigError(str(exc)) from exc
+    problems = Problems(source, document.index)
+    doc = problems.check(SCHEMA, document.data)
+    if doc is None:
+        problems.fail(ConfigError)
     indicators: dict[str, IndicatorSpec] = {}
     for name, body in doc["indicators"].items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise fail(f"indicators: indicator names are identifiers, got {name!r}")
-        if not isinstance(body, Mapping) or not isinstance(body.get("params", {}), Mapping):
-            raise fail(f"indicators.{name}: must be a mapping with a 'params' mapping")
-        params = {}
-        for pname, p in body.get("params", {}).items():
-            if not isinstance(pname, str) or not pname.isidentifier():
-                raise fail(f"indicators.{name}.params: parameter names are identifiers, "
-                           f"got {pname!r}")
-            params[pname] = _param(name, pname, p, fail)
-        raw_constraints = body.get("constraints") or []
-        if not isinstance(raw_constraints, list):
-            raise fail(f"indicators.{name}.constraints: must be a list such as "
-                       "['fast < slow']")
-        for constraint in raw_constraints:
-            parts = constraint.split() if isinstance(constraint, str) else []
-            if len(parts) != 3 or parts[1] not in _OPERATORS or not {parts[0], parts[2]} <= set(
-                params
-            ):
-                raise fail(f"indicators.{name}.constraints: cannot read {constraint!r}")
-        description = body.get("description", "")
-        if not isinstance(description, str):
-            raise fail(f"indicators.{name}.description: must be a string")
-        indicators[name] = IndicatorSpec(name, description, params, tuple(raw_constraints))
+        where = f"indicators.{name}"
+        params = {pname: _param(f"{where}.params.{pname}", pname, p, problems)
+                  for pname, p in body["params"].items()}
+        _check_constraints(where, body, problems)
+        indicators[name] = IndicatorSpec(name, body["description"], params,
+                                         tuple(body["constraints"]))
+    problems.raise_for(ConfigError)
     return Catalog(indicators)
 
 
 @functools.cache
 def _embedded() -> Catalog:
     text = resources.files("ita_vc.templates").joinpath("indicators.yaml").read_text("utf-8")
-    return _parse(load_yaml_text(text, "<embedded indicators.yaml>"), "<embedded indicators.yaml>")
+    return _parse(text, "<embedded indicators.yaml>")
 
 
 def default_catalog_text() -> str:
@@ -188,7 +244,7 @@ def load_catalog(root: str | Path | None = None) -> Catalog:
     if not path.is_file():
         return _embedded()
     try:
-        return _parse(load_yaml_text(read_text_file(path, max_bytes=1 << 20), CATALOG_RELPATH),
-                      CATALOG_RELPATH)
+        text = read_text_file(path, max_bytes=1 << 20)
     except YamlError as exc:
         raise ConfigError(str(exc)) from exc
+    return _parse(text, CATALOG_RELPATH)

@@ -366,24 +366,39 @@ _PARAM = "{type: int, min: 2, max: 500, step: 1, default: 20}"
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ("  1: {params: {}}", "indicators: indicator names are identifiers, got 1"),
+    ("  1: {params: {}}", "2: indicators.1: indicator names are identifiers, got 1"),
     (f"  sma:\n    params: {{1: {_PARAM}}}",
-     "indicators.sma.params: parameter names are identifiers, got 1"),
-    ("  sma:\n    params: {w: {type: int}}", "indicators.sma.params.w: needs type, min, max"),
+     "3: indicators.sma.params.1: parameter names are identifiers, got 1"),
+    ("  sma:\n    params: {w: {type: int}}",
+     "3: indicators.sma.params.w.default: is required\n"
+     "configs/indicators.yaml:3: indicators.sma.params.w.max: is required\n"
+     "configs/indicators.yaml:3: indicators.sma.params.w.min: is required\n"
+     "configs/indicators.yaml:3: indicators.sma.params.w.step: is required$"),
     ("  sma:\n    params: {w: {type: [1], min: 1, max: 2, step: 1, default: 1}}",
-     r"indicators.sma.params.w.type: one of \['float', 'int'\], got \[1\]"),
+     r"3: indicators.sma.params.w.type: \[1\] is not a parameter type: int, float"),
     (f"  sma:\n    params: {{w: {_PARAM.replace('500', '1' + '0' * 400)}}}",
-     "indicators.sma.params.w.max: must be a finite number"),
+     "3: indicators.sma.params.w.max: must be a finite number, got an integer of 1329 bits"),
     (f"  sma:\n    params: {{w: {_PARAM.replace('step: 1', 'step: .inf')}}}",
-     "indicators.sma.params.w.step: must be a finite number, got inf"),
+     "3: indicators.sma.params.w.step: must be a finite number, got inf"),
+    (f"  sma:\n    params: {{w: {_PARAM.replace('step: 1', 'step: 0')}}}",
+     "3: indicators.sma.params.w.step: must be > 0, got 0"),
     (f"  sma:\n    params: {{w: {_PARAM.replace('default: 20', 'default: 1')}}}",
-     "indicators.sma.params.w: inconsistent bounds/step/default"),
+     r"3: indicators.sma.params.w.default: inconsistent default: 1 is outside the catalog range "
+     r"\[2, 500\]"),
+    (f"  sma:\n    params: {{w: {_PARAM.replace('default: 20', 'default: 2.5')}}}",
+     "3: indicators.sma.params.w.default: inconsistent default: must be a whole number, got 2.5"),
+    (f"  sma:\n    params: {{w: {_PARAM.replace('min: 2', 'min: 600')}}}",
+     "3: indicators.sma.params.w.min: inconsistent bounds: min 600 > max 500"),
+    (f"  sma:\n    params: {{w: {_PARAM.replace('type: int', 'type: int, kind: x')}}}",
+     r"3: indicators.sma.params.w.kind: unknown key \(allowed: default, max, min, step, type\)"),
+    (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraint: ['w < w']",
+     r"4: indicators.sma.constraint: unknown key \(allowed: constraints, description, params\)"),
     (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: 5",
-     "indicators.sma.constraints: must be a list"),
+     r"4: indicators.sma.constraints: must be a list such as \['fast < slow'\], got 5"),
     (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: ['w < x']",
-     "indicators.sma.constraints: cannot read 'w < x'"),
+     "4: indicators.sma.constraints.0: cannot read 'w < x'"),
     (f"  sma:\n    params: {{w: {_PARAM}}}\n    description: [1]",
-     "indicators.sma.description: must be a string"),
+     r"4: indicators.sma.description: must be a string, got \[1\] \(list\)"),
 ])
 def test_a_hostile_catalog_is_a_config_error(tmp_path, body, message):
     from ita_vc.catalog import CATALOG_RELPATH, load_catalog
@@ -392,8 +407,42 @@ def test_a_hostile_catalog_is_a_config_error(tmp_path, body, message):
     path = tmp_path / CATALOG_RELPATH
     path.parent.mkdir(parents=True)
     path.write_text(f"indicators:\n{body}\n")
-    with pytest.raises(ConfigError, match=f"^configs/indicators.yaml: {message}"):
+    with pytest.raises(ConfigError, match=f"^configs/indicators.yaml:{message}"):
         load_catalog(tmp_path)
+
+
+def test_a_catalog_reports_every_problem_at_once(tmp_path):
+    from ita_vc.catalog import CATALOG_RELPATH, load_catalog
+    from ita_vc.errors import ConfigError
+
+    path = tmp_path / CATALOG_RELPATH
+    path.parent.mkdir(parents=True)
+    path.write_text("schema_version: 1\n"
+                    "indicators:\n"
+                    "  sma:\n"
+                    "    params:\n"
+                    "      w: {type: int, min: 2, max: 50, step: 0, default: 99}\n"
+                    "    constraints: ['w < v']\n"
+                    "  ema:\n"
+                    "    params: {n: {type: real, min: 1, max: 2, step: 1, default: 1}}\n"
+                    "colour: blue\n")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(tmp_path)
+    assert str(info.value).splitlines() == [
+        "configs/indicators.yaml:8: indicators.ema.params.n.type: 'real' is not a parameter "
+        "type: int, float",
+        "configs/indicators.yaml:9: colour: unknown key (allowed: indicators, schema_version)",
+    ]  # the shape first: the named checks run on a catalog of the right shape
+    path.write_text(path.read_text().replace("real", "float").replace("colour: blue\n", ""))
+    with pytest.raises(ConfigError) as info:
+        load_catalog(tmp_path)
+    assert str(info.value).splitlines() == [
+        "configs/indicators.yaml:5: indicators.sma.params.w.default: inconsistent default: 99 "
+        "is outside the catalog range [2, 50]",
+        "configs/indicators.yaml:5: indicators.sma.params.w.step: must be > 0, got 0",
+        "configs/indicators.yaml:6: indicators.sma.constraints.0: cannot read 'w < v': write "
+        "'<param> < <param>' or '<=' over w",
+    ]
 
 
 def test_catalog_parameter_checks_never_crash():
