@@ -8,17 +8,35 @@ the cache: :mod:`ita_vc.retention.facts` gathers the facts through DVC, and
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import voluptuous as vol
+
 from ita_vc.errors import ConfigError
+from ita_vc.schema import (
+    Invalid,
+    Problems,
+    boolean,
+    finite_number,
+    integer,
+    listing_allowed,
+    nullable,
+    sequence_of,
+    strict,
+    text,
+    type_name,
+)
+from ita_vc.yaml_read import YamlError, load_yaml_document, read_text_file
 
 __all__ = [
+    "CLASS_SCHEMA",
     "POLICY_RELPATH",
+    "SETTINGS_SCHEMA",
     "STRATEGIES",
     "Decision",
     "ObjectFacts",
@@ -108,80 +126,104 @@ class RetentionPolicy:
         return next((c for c in self.classes if c.matches(path)), None)
 
 
-def _int(value: Any, where: str, *, nullable: bool = False) -> int | None:
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        kind = "a whole number >= 0" + (" or null" if nullable else "")
-        raise ConfigError(f"{where}: must be {kind}, got {value!r}")
+def _glob(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"must be a glob, got {value!r} ({type_name(value)})")
+    try:
+        glob_to_regex(value)
+    except (ValueError, re.error) as exc:
+        raise Invalid(str(exc)) from None
     return value
 
 
-def parse_policy(  # noqa: PLR0912 - one check per setting
-    raw: Any, source: str = POLICY_RELPATH
-) -> RetentionPolicy:
-    """Validate a policy mapping.
+def _globs(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise Invalid(f"must be a non-empty list of globs, got {value!r} ({type_name(value)})")
+    globs: list[str] = sequence_of(_glob)(value)
+    return globs
 
-    Raises:
-        ConfigError: unknown types/keys, negative days, bad globs, unknown strategies.
-    """
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: must be a mapping of classes and settings")
-    classes = []
+
+def _strategy(value: Any) -> str:
+    if not isinstance(value, str) or value not in STRATEGIES:
+        raise Invalid(f"unknown strategy {value!r} (one of {', '.join(STRATEGIES)})")
+    return value
+
+
+CLASS_SCHEMA = strict({
+    vol.Required("paths"): _globs,
+    vol.Optional("retain_days", default=None): nullable(integer(minimum=0)),
+    vol.Required("strategy"): _strategy,
+})
+"""One retention class (a top-level key that is not a setting)."""
+
+SETTINGS_SCHEMA = strict({
+    vol.Optional("keep_last_runs", default=5): integer(minimum=0),
+    vol.Optional("max_runs", default=100): nullable(integer(minimum=0)),
+    vol.Optional("safety_window_days", default=7): integer(minimum=0),
+    vol.Optional("confirm_above_gb", default=10): finite_number(minimum=0),
+    vol.Optional("archive_remote", default="archive"): text(what="a DVC remote name"),
+    vol.Optional("exceptions", default=None): nullable(listing_allowed(strict({
+        vol.Optional("tags", default=None): nullable(sequence_of(text(what="a tag name"))),
+        vol.Optional("active_rules", default=True): boolean(),
+    }))),
+})
+"""The settings of ``configs/retention.yaml`` (every other top-level key is a class)."""
+
+
+def _check_names(raw: Mapping[Any, Any], problems: Problems) -> None:
+    """Class and setting names are strings; a non-mapping that is no setting is a mistake."""
     for name, body in raw.items():
         if not isinstance(name, str):
-            raise ConfigError(f"{source}: {name!r}: class and setting names are strings")
-        if name in _SETTINGS:
-            continue
-        where = f"{source}: {name}"
-        if not isinstance(body, Mapping):
-            raise ConfigError(f"{where}: unknown setting, or a class that is not a mapping "
-                              f"(settings: {', '.join(sorted(_SETTINGS))})")
-        unknown = sorted(map(str, set(body) - {"paths", "retain_days", "strategy"}))
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} "
-                              "(a class has paths, retain_days, strategy)")
-        paths = body.get("paths")
-        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
-            raise ConfigError(f"{where}.paths: must be a non-empty list of globs")
-        try:
-            patterns = tuple(glob_to_regex(p) for p in paths)
-        except (ValueError, re.error) as exc:
-            raise ConfigError(f"{where}.paths: {exc}") from exc
-        strategy = body.get("strategy")
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"{where}.strategy: unknown strategy {strategy!r} "
-                              f"(one of {', '.join(STRATEGIES)})")
-        days = _int(body.get("retain_days"), f"{where}.retain_days", nullable=True)
-        if days is None and strategy != "keep_forever":
-            raise ConfigError(f"{where}.retain_days: null means forever; use strategy "
-                              "keep_forever, or give a number of days")
-        classes.append(RetentionClass(str(name), tuple(paths), days, str(strategy), patterns))
-    exceptions = raw.get("exceptions") or {}
-    if not isinstance(exceptions, Mapping) or set(exceptions) - {"tags", "active_rules"}:
-        raise ConfigError(f"{source}: exceptions: a mapping with tags (list) and active_rules")
-    tags = exceptions.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        raise ConfigError(f"{source}: exceptions.tags: must be a list of tag names")
-    active = exceptions.get("active_rules", True)
-    if not isinstance(active, bool):
-        raise ConfigError(f"{source}: exceptions.active_rules: must be true or false")
-    confirm = raw.get("confirm_above_gb", 10)
-    if isinstance(confirm, bool) or not isinstance(confirm, int | float) \
-            or not math.isfinite(confirm) or confirm < 0:
-        raise ConfigError(f"{source}: confirm_above_gb: must be a finite number >= 0, got "
-                          f"{confirm!r}")
-    remote = raw.get("archive_remote", "archive")
-    if not isinstance(remote, str) or not remote:
-        raise ConfigError(f"{source}: archive_remote: must be a DVC remote name")
+            problems.add(str(name), "class and setting names are strings, got "
+                         f"{name!r} ({type_name(name)})")
+        elif name not in _SETTINGS and not isinstance(body, Mapping):
+            problems.add(name, "unknown setting, or a class that is not a mapping, got "
+                         f"{body!r} ({type_name(body)}) (settings: {', '.join(sorted(_SETTINGS))})")
+
+
+def _parse_class(name: str, body: Mapping[str, Any], problems: Problems) -> RetentionClass | None:
+    """A class, checked against :data:`CLASS_SCHEMA`; a null ``retain_days`` needs
+    ``keep_forever``."""
+    valid = problems.check(CLASS_SCHEMA, body, prefix=f"{name}.")
+    if valid is None:
+        return None
+    if valid["retain_days"] is None and valid["strategy"] != "keep_forever":
+        problems.add(f"{name}.retain_days", "null means forever; use strategy keep_forever, "
+                     "or give a number of days")
+        return None
+    return RetentionClass(name, tuple(valid["paths"]), valid["retain_days"], valid["strategy"],
+                          tuple(glob_to_regex(p) for p in valid["paths"]))
+
+
+def parse_policy(
+    raw: Any, source: str = POLICY_RELPATH, *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+) -> RetentionPolicy:
+    """Validate a policy mapping (``index``: the file's node index, for line numbers).
+
+    Raises:
+        ConfigError: every problem found (unknown types/keys, negative days, bad globs,
+            unknown strategies), each with its field and, given the index, its line.
+    """
+    problems = Problems(source, index or {})
+    if not isinstance(raw, Mapping):
+        problems.add("", f"must be a mapping of classes and settings, got {type_name(raw)}")
+        problems.fail(ConfigError)
+    _check_names(raw, problems)
+    classes = [_parse_class(name, body, problems) for name, body in raw.items()
+               if isinstance(name, str) and name not in _SETTINGS and isinstance(body, Mapping)]
+    settings = problems.check(SETTINGS_SCHEMA, {k: v for k, v in raw.items() if k in _SETTINGS})
+    problems.raise_for(ConfigError)
+    exceptions = settings["exceptions"] or {"tags": None, "active_rules": True}
     return RetentionPolicy(
-        classes=tuple(classes),
-        keep_last_runs=_int(raw.get("keep_last_runs", 5), f"{source}: keep_last_runs") or 0,
-        max_runs=_int(raw.get("max_runs", 100), f"{source}: max_runs", nullable=True),
-        safety_window_days=_int(raw.get("safety_window_days", 7),
-                                f"{source}: safety_window_days") or 0,
-        confirm_above_gb=float(confirm), exception_tags=tuple(tags), active_rules=active,
-        archive_remote=remote,
+        classes=tuple(c for c in classes if c is not None),
+        keep_last_runs=settings["keep_last_runs"],
+        max_runs=settings["max_runs"],
+        safety_window_days=settings["safety_window_days"],
+        confirm_above_gb=float(settings["confirm_above_gb"]),
+        exception_tags=tuple(exceptions["tags"] or ()),
+        active_rules=exceptions["active_rules"],
+        archive_remote=settings["archive_remote"],
     )
 
 
@@ -191,17 +233,14 @@ def load_policy(root: str | Path) -> RetentionPolicy:
     Raises:
         ConfigError: invalid file.
     """
-    from importlib import resources
-
-    from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
-
     path = Path(root) / POLICY_RELPATH
     try:
         if path.exists() or path.is_symlink():  # no anchors; 1 MiB, depth 50, 10,000 nodes
-            text = read_text_file(path)
-            return parse_policy(load_yaml_text(text, POLICY_RELPATH), POLICY_RELPATH)
+            document = load_yaml_document(read_text_file(path), POLICY_RELPATH)
+            return parse_policy(document.data, POLICY_RELPATH, index=document.index)
         text = resources.files("ita_vc.templates").joinpath("retention.yaml").read_text("utf-8")
-        return parse_policy(load_yaml_text(text, "<embedded retention.yaml>"))
+        document = load_yaml_document(text, "<embedded retention.yaml>")
+        return parse_policy(document.data, "<embedded retention.yaml>", index=document.index)
     except YamlError as exc:
         raise ConfigError(str(exc)) from exc
 
@@ -282,65 +321,82 @@ class Plan:
                 "decisions": [d.to_dict() for d in self.decisions]}
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every decision of one plan needs besides the object."""
+
+    policy: RetentionPolicy
+    now: int
+    active_versions: set[tuple[str, str]]
+    by_id: Mapping[str, RunFacts]
+    newest: set[str]  # the newest keep_last_runs runs
+    capped: set[str]  # the runs beyond the newest max_runs
+
+
+def _class_keep(obj: ObjectFacts, cls: RetentionClass) -> str | None:
+    """Why an object is kept whatever its runs, or None."""
+    if cls.strategy == "keep_forever":
+        return f"keep_forever: class {cls.name}"
+    if obj.in_workspace:
+        return "used by the workspace"
+    if obj.protected_by:
+        return f"exception: {obj.protected_by}"
+    return None
+
+
+def _run_keep(run_facts: list[RunFacts], ctx: _Context) -> str | None:
+    """Why an object is kept for a run that references it (pinned, active rule, newest)."""
+    pinned = next((r for r in run_facts if r.pinned), None)
+    if pinned is not None:
+        return f"pinned run: {pinned.run_id} ({pinned.pinned})"
+    active = next((r for r in run_facts if ctx.policy.active_rules
+                   and (r.setup_id, r.rule_version) in ctx.active_versions), None)
+    if active is not None:
+        return f"active rule: {active.setup_id} {active.rule_version} (run {active.run_id})"
+    recent = next((r for r in run_facts if r.run_id in ctx.newest), None)
+    if recent is not None:
+        return f"newest {ctx.policy.keep_last_runs} runs: {recent.run_id}"
+    return None
+
+
+def _age_decision(obj: ObjectFacts, cls: RetentionClass, run_facts: list[RunFacts],
+                  ctx: _Context) -> tuple[str, str]:
+    """The class's strategy once the object is older than ``retain_days`` or only referenced by
+    runs beyond ``max_runs``; else keep."""
+    age_days = (ctx.now - obj.last_ref) / DAY_S if obj.last_ref else float("inf")
+    if cls.retain_days is not None and age_days > cls.retain_days:
+        return cls.strategy, (f"older than {cls.retain_days} days "
+                              f"(last referenced {age_days:.0f} days ago)")
+    if run_facts and all(r.run_id in ctx.capped for r in run_facts):
+        return cls.strategy, f"max_runs: only runs beyond the newest {ctx.policy.max_runs}"
+    return "keep", f"within {cls.retain_days} days (last referenced {age_days:.0f} days ago)"
+
+
+def _decide(obj: ObjectFacts, ctx: _Context) -> Decision:
+    """One object's decision: the first keep reason that applies, else its age decides."""
+    if not obj.path and not obj.runs:
+        return Decision(obj.oid, obj.size, obj.path, None, "keep",
+                        "referenced by no commit (left to `dvc gc`)")
+    cls = ctx.policy.classify(obj.path)
+    if cls is None:
+        return Decision(obj.oid, obj.size, obj.path, None, "keep", "no class matches")
+    run_facts = [ctx.by_id[r] for r in sorted(obj.runs) if r in ctx.by_id]
+    reason = _class_keep(obj, cls) or _run_keep(run_facts, ctx)
+    action, reason = ("keep", reason) if reason else _age_decision(obj, cls, run_facts, ctx)
+    return Decision(obj.oid, obj.size, obj.path, cls.name, action, reason)
+
+
 def make_plan(
     objects: list[ObjectFacts], runs: list[RunFacts], policy: RetentionPolicy, now: int,
     active_versions: set[tuple[str, str]],
 ) -> Plan:
     """Decide every object (pure: same facts, same plan)."""
     ordered = sorted(runs, key=lambda r: (r.time, r.run_id), reverse=True)
-    newest = {r.run_id for r in ordered[: policy.keep_last_runs]}
-    capped = {r.run_id for r in ordered[policy.max_runs:]} if policy.max_runs is not None \
-        else set()
-    by_id = {r.run_id: r for r in runs}
-    decisions = []
-    for obj in sorted(objects, key=lambda o: (o.path, o.oid)):
-        if not obj.path and not obj.runs:
-            decisions.append(Decision(obj.oid, obj.size, obj.path, None, "keep",
-                                      "referenced by no commit (left to `dvc gc`)"))
-            continue
-        cls = policy.classify(obj.path)
-
-        def decide(action: str, reason: str, obj: ObjectFacts = obj,
-                   cls: RetentionClass | None = cls) -> None:
-            decisions.append(Decision(obj.oid, obj.size, obj.path, cls.name if cls else None,
-                                      action, reason))
-
-        if cls is None:
-            decide("keep", "no class matches")
-            continue
-        if cls.strategy == "keep_forever":
-            decide("keep", f"keep_forever: class {cls.name}")
-            continue
-        if obj.in_workspace:
-            decide("keep", "used by the workspace")
-            continue
-        if obj.protected_by:
-            decide("keep", f"exception: {obj.protected_by}")
-            continue
-        run_facts = [by_id[r] for r in sorted(obj.runs) if r in by_id]
-        pinned = next((r for r in run_facts if r.pinned), None)
-        if pinned is not None:
-            decide("keep", f"pinned run: {pinned.run_id} ({pinned.pinned})")
-            continue
-        active = next((r for r in run_facts if policy.active_rules
-                       and (r.setup_id, r.rule_version) in active_versions), None)
-        if active is not None:
-            decide("keep", f"active rule: {active.setup_id} {active.rule_version} "
-                           f"(run {active.run_id})")
-            continue
-        recent = next((r for r in run_facts if r.run_id in newest), None)
-        if recent is not None:
-            decide("keep", f"newest {policy.keep_last_runs} runs: {recent.run_id}")
-            continue
-        age_days = (now - obj.last_ref) / DAY_S if obj.last_ref else float("inf")
-        expired = cls.retain_days is not None and age_days > cls.retain_days
-        beyond_cap = bool(run_facts) and all(r.run_id in capped for r in run_facts)
-        if expired:
-            decide(cls.strategy, f"older than {cls.retain_days} days "
-                                 f"(last referenced {age_days:.0f} days ago)")
-        elif beyond_cap:
-            decide(cls.strategy, f"max_runs: only runs beyond the newest {policy.max_runs}")
-        else:
-            decide("keep", f"within {cls.retain_days} days "
-                           f"(last referenced {age_days:.0f} days ago)")
-    return Plan(decisions, now)
+    ctx = _Context(
+        policy, now, active_versions, by_id={r.run_id: r for r in runs},
+        newest={r.run_id for r in ordered[: policy.keep_last_runs]},
+        capped={r.run_id for r in ordered[policy.max_runs:]} if policy.max_runs is not None
+        else set(),
+    )
+    return Plan([_decide(obj, ctx) for obj in sorted(objects, key=lambda o: (o.path, o.oid))],
+                now)

@@ -102,6 +102,54 @@ def test_invalid_policies_are_refused(text, match):
         parse_policy(yaml.safe_load(text))
 
 
+def test_every_policy_problem_is_reported_with_its_line(tmp_path):
+    from ita_vc.retention.policy import load_policy
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs/retention.yaml").write_text(
+        "pngs: {paths: ['/x', 3], retain: 1, strategy: shred}\n"
+        "charts:\n"
+        "  paths: ['results/**']\n"
+        "  retain_days: null\n"
+        "  strategy: delete\n"
+        "7: x\n"
+        "keep_last_runs: -2\n"
+        "exceptions: {tags: important, colour: 1}\n"
+        "confirm_above_gb: .nan\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(tmp_path)
+    assert str(info.value).splitlines() == [
+        "configs/retention.yaml:1: pngs.paths.0: bad glob '/x': use a repo-relative pattern "
+        "like 'data/png/**'",
+        "configs/retention.yaml:1: pngs.paths.1: must be a glob, got 3 (integer)",
+        "configs/retention.yaml:1: pngs.retain: unknown key (allowed: paths, retain_days, "
+        "strategy)",
+        "configs/retention.yaml:1: pngs.strategy: unknown strategy 'shred' (one of delete, "
+        "archive, keep_forever)",
+        "configs/retention.yaml:4: charts.retain_days: null means forever; use strategy "
+        "keep_forever, or give a number of days",
+        "configs/retention.yaml:6: 7: class and setting names are strings, got 7 (integer)",
+        "configs/retention.yaml:7: keep_last_runs: must be >= 0, got -2",
+        "configs/retention.yaml:8: exceptions.colour: unknown key (allowed: active_rules, tags)",
+        "configs/retention.yaml:8: exceptions.tags: must be a list, got 'important' (text)",
+        "configs/retention.yaml:9: confirm_above_gb: must be a finite number >= 0, got nan",
+    ]
+
+
+def test_policy_settings_defaults_and_nulls():
+    policy = parse_policy({"max_runs": None, "exceptions": None})
+    assert (policy.keep_last_runs, policy.max_runs, policy.safety_window_days) == (5, None, 7)
+    assert (policy.confirm_above_gb, policy.archive_remote) == (10.0, "archive")
+    assert (policy.exception_tags, policy.active_rules, policy.classes) == ((), True, ())
+    policy = parse_policy({"exceptions": {"tags": ["x"], "active_rules": False},
+                           "keep": {"paths": ["a/**"], "strategy": "keep_forever"}})
+    assert (policy.exception_tags, policy.active_rules) == (("x",), False)
+    assert policy.classes[0].retain_days is None and policy.classify("a/b").name == "keep"
+    with pytest.raises(ConfigError, match=r"confirm_above_gb: must be a finite number >= 0, "
+                                          r"got an integer of 1329 bits"):
+        parse_policy({"confirm_above_gb": 10**400})
+
+
 def test_an_invalid_policy_file_touches_nothing(history):
     repo, _facts = history
     (repo / "configs/retention.yaml").write_text("pngs: {paths: ['x/**'], strategy: shred}\n")
