@@ -2,15 +2,17 @@
 
 The file is optional key by key: a key left out takes its default from the embedded template
 (``ita_vc/templates/config.yaml``), so a workspace created by an older ita-vc keeps working when
-new keys appear. Unknown keys, wrong types and paths that leave the repository are errors that name
-the file, the key and its line.
+new keys appear. The file's shape is declared once (:data:`SCHEMA`, on :mod:`ita_vc.schema`);
+path overlaps and the artifact kinds are named checks run after it. Unknown keys, wrong types and
+paths that leave the repository are errors that name the file, the key and its line, all of them
+at once.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -149,12 +151,9 @@ def _schema_version(value: Any) -> int:
     return version
 
 
-# Every key is optional: a key left out takes its value from the embedded defaults.
-_PATH_KEYS = ("data_root", "results_root", "provenance_root", "rules_root", "trash_root",
-              "index_path", "logs_root")
 SCHEMA = strict({
     vol.Optional("schema_version"): _schema_version,
-    vol.Optional("paths"): strict({vol.Optional(key): _relpath for key in _PATH_KEYS}),
+    vol.Optional("paths"): strict({vol.Optional(f.name): _relpath for f in fields(PathsConfig)}),
     vol.Optional("store"): strict({
         vol.Optional("parquet_compression"): choice(_COMPRESSIONS, what="one of"),
         vol.Optional("kinds"): mapping_of(_kind_name, _relpath),  # replaces the default kinds
@@ -164,6 +163,8 @@ SCHEMA = strict({
         vol.Optional("markets"): _markets,
     }),
 })
+"""The shape of ``configs/config.yaml``. Every key is optional: a key left out takes its value
+from the embedded defaults; the path overlaps and the kinds are checked after the merge."""
 
 
 def _merge(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
