@@ -33,7 +33,7 @@ from ita_vc.schema import (
 from ita_vc.yaml_read import YamlError, load_yaml_document, read_text_file
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 __all__ = [
     "CATALOG_RELPATH",
@@ -132,8 +132,8 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _identifier(what: str) -> Any:
-    def check(value: Any) -> str:
+def _identifier(what: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
         if not isinstance(value, str) or not value.isidentifier():
             raise Invalid(f"{what} names are identifiers, got {value!r}")
         return value
@@ -141,7 +141,7 @@ def _identifier(what: str) -> Any:
     return check
 
 
-def _constraints(value: Any) -> list[str]:
+def _constraints(value: object) -> list[str]:
     """``['fast < slow']``; null or absent: none."""
     if value is None:
         return []

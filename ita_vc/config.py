@@ -101,7 +101,7 @@ class Config:
         return copy.deepcopy(dict(self.raw))
 
 
-def _relpath(value: Any) -> str:
+def _relpath(value: object) -> str:
     """A repo-relative POSIX path (normalised: no ``.`` parts) that stays in the repository."""
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"must be a non-empty relative path, got {value!r} ({type_name(value)})")
@@ -120,13 +120,13 @@ def _relpath(value: Any) -> str:
     return PurePosixPath(*parts).as_posix()
 
 
-def _kind_name(value: Any) -> str:
+def _kind_name(value: object) -> str:
     if not isinstance(value, str) or not value.isidentifier():
         raise Invalid(f"kind names are identifiers (letters, digits, _), got {value!r}")
     return value
 
 
-def _layout(value: Any) -> str:
+def _layout(value: object) -> str:
     if not isinstance(value, str):
         raise Invalid(f"must be a string, got {value!r} ({type_name(value)})")
     missing = [p for p in ("{market}", "{symbol}", "{timeframe}") if p not in value]
@@ -136,7 +136,7 @@ def _layout(value: Any) -> str:
     return value
 
 
-def _markets(value: Any) -> list[str]:
+def _markets(value: object) -> list[str]:
     if not isinstance(value, list) or not value:
         raise Invalid("must be a non-empty list of market names, got "
                       f"{value!r} ({type_name(value)})")
@@ -144,7 +144,7 @@ def _markets(value: Any) -> list[str]:
     return markets
 
 
-def _schema_version(value: Any) -> int:
+def _schema_version(value: object) -> int:
     version: int = integer()(value)
     if version != SCHEMA_VERSION:
         raise Invalid(f"unsupported version {version} (this ita-vc reads {SCHEMA_VERSION})")

@@ -364,7 +364,7 @@ def finite_number(*, minimum: float | None = None, maximum: float | None = None)
     if maximum is not None:
         wanted += f" <= {maximum:g}"
 
-    def check(value: Any) -> int | float:
+    def check(value: object) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise Invalid(f"must be {wanted}, got {_show(value)} ({type_name(value)})")
         try:
@@ -384,7 +384,7 @@ def nullable(validator: Any) -> Validator:
     """``null`` (None) or a value passing ``validator``."""
     inner = vol.Schema(validator)
 
-    def check(value: Any) -> Any:
+    def check(value: object) -> Any:
         return None if value is None else inner(value)
 
     return check

@@ -126,7 +126,7 @@ class RetentionPolicy:
         return next((c for c in self.classes if c.matches(path)), None)
 
 
-def _glob(value: Any) -> str:
+def _glob(value: object) -> str:
     if not isinstance(value, str):
         raise Invalid(f"must be a glob, got {value!r} ({type_name(value)})")
     try:
@@ -136,14 +136,14 @@ def _glob(value: Any) -> str:
     return value
 
 
-def _globs(value: Any) -> list[str]:
+def _globs(value: object) -> list[str]:
     if not isinstance(value, list) or not value:
         raise Invalid(f"must be a non-empty list of globs, got {value!r} ({type_name(value)})")
     globs: list[str] = sequence_of(_glob)(value)
     return globs
 
 
-def _strategy(value: Any) -> str:
+def _strategy(value: object) -> str:
     if not isinstance(value, str) or value not in STRATEGIES:
         raise Invalid(f"unknown strategy {value!r} (one of {', '.join(STRATEGIES)})")
     return value
@@ -170,7 +170,7 @@ SETTINGS_SCHEMA = strict({
 """The settings of ``configs/retention.yaml`` (every other top-level key is a class)."""
 
 
-def _check_names(raw: Mapping[Any, Any], problems: Problems) -> None:
+def _check_names(raw: Mapping[object, object], problems: Problems) -> None:
     """Class and setting names are strings; a non-mapping that is no setting is a mistake."""
     for name, body in raw.items():
         if not isinstance(name, str):
