@@ -2,11 +2,8 @@
 
 Every value of the section is checked here (messages read ``params.yaml: grid.<key>: <value>:
 <why>``), and the number of variants is counted from the axes arithmetically before any list
-is built (:mod:`ita_vc.backtest.grid_axes`), so a request for 10^12 variants is refused at once
+is built (:mod:`ita_vc.grid.axes`), so a request for 10^12 variants is refused at once
 and in little memory. Variants are generated lazily.
-
-:mod:`ita_vc.backtest.grid` re-exports the public names (``GridRequest``, ``Variant``,
-``parse_grid``, ``variant_key``).
 """
 
 from __future__ import annotations
@@ -14,9 +11,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ita_vc.backtest.grid_axes import (
+from ita_vc.errors import DataValidationError
+from ita_vc.grid.axes import (
     DEFAULT_AXES_NOTE,
     Axis,
     default_axes,
@@ -27,19 +25,25 @@ from ita_vc.backtest.grid_axes import (
     indicator_count,
     is_number,
 )
-from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from ita_vc.backtest.params import RunParams
     from ita_vc.catalog import Catalog
     from ita_vc.rules.model import Rule
 
 __all__ = [
+    "GridInputs",
     "GridRequest",
+    "GridSetup",
     "Variant",
     "check_grid",
     "check_rule_indicators",
     "parse_grid",
+    "variant_from_dict",
     "variant_key",
+    "variant_to_dict",
 ]
 
 SOURCE = "params.yaml"
@@ -89,6 +93,18 @@ def variant_key(variant: Variant) -> str:
     parts = ["{}({})".format(name, ",".join(f"{k}={_fmt(v)}" for k, v in params))
              for name, params in variant.indicators]
     return "+".join(parts) + f"|sl={_fmt(variant.sl_pct)}|tp={_fmt(variant.tp_pct)}"
+
+
+def variant_to_dict(variant: Variant) -> dict[str, Any]:
+    """JSON form of a variant (checkpoints, topk rows)."""
+    return {"indicators": [[n, [[k, v] for k, v in p]] for n, p in variant.indicators],
+            "sl_pct": variant.sl_pct, "tp_pct": variant.tp_pct}
+
+
+def variant_from_dict(data: dict[str, Any]) -> Variant:
+    """Inverse of :func:`variant_to_dict`."""
+    return Variant(tuple((n, tuple((k, v) for k, v in p)) for n, p in data["indicators"]),
+                   data.get("sl_pct"), data.get("tp_pct"))
 
 
 Axes = list[tuple[str, list[tuple[str, list[Any]]]]]
@@ -167,6 +183,23 @@ class GridRequest:
             "sizing": self.sizing, "preselect": self.preselect, "top_k": self.top_k,
             "top_trades_n": self.top_trades_n, "prune": self.prune,
         }
+
+
+class GridSetup(NamedTuple):
+    """A grid run's checked inputs, before any candles are read."""
+
+    rule: Rule
+    params: RunParams
+    request: GridRequest
+
+
+class GridInputs(NamedTuple):
+    """A grid run's inputs: the prepared candles and the checked rule, params and request."""
+
+    prepared: pd.DataFrame
+    rule: Rule
+    params: RunParams
+    request: GridRequest
 
 
 def check_rule_indicators(names: Sequence[str], rule: Rule) -> None:
