@@ -11,17 +11,23 @@ one whenever the key differs, so a worker never evaluates with another search's 
 
 from __future__ import annotations
 
+import signal
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 
+from ita_vc.backtest.engine import engine_pass
 from ita_vc.backtest.metrics import (
     daily_index,
     daily_returns,
     return_and_max_drawdown,
     sharpe_ratio,
 )
+from ita_vc.backtest.run import ENGINE_VERSION
+from ita_vc.backtest.signals import combine_states, indicator_state
+from ita_vc.utils.hashing import hash_canonical
+from ita_vc.utils.tablehash import hash_dataframe
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -31,6 +37,9 @@ if TYPE_CHECKING:
 
     from ita_vc.backtest.params import RunParams
     from ita_vc.grid.request import Variant
+
+    States: TypeAlias = npt.NDArray[np.int8]
+    """An indicator's (or a rule's combined) state per bar: -1, 0 or +1."""
 
 __all__ = [
     "EngineSettings",
@@ -117,10 +126,6 @@ class EvalContext:
 def evaluation_context(prepared: pd.DataFrame, settings: EngineSettings,
                        params: RunParams) -> EvalContext:
     """The :class:`EvalContext` of prepared candles, its key hashed from what defines it."""
-    from ita_vc.backtest.run import ENGINE_VERSION
-    from ita_vc.utils.hashing import hash_canonical
-    from ita_vc.utils.tablehash import hash_dataframe
-
     data_hash = hash_dataframe(prepared[["ts_utc", "open", "high", "low", "close", "volume"]])
     key = hash_canonical({"engine_version": ENGINE_VERSION, "settings": settings.to_dict(),
                           "data_hash": data_hash, "params": params.to_dict()})
@@ -135,8 +140,6 @@ class _Evaluator:
     """Per-process state of one context: the indicator-state cache and reusable buffers."""
 
     def __init__(self, context: EvalContext) -> None:
-        from ita_vc.backtest.signals import indicator_state
-
         arrays = context.arrays
         self.key = context.key
         self.high, self.low, self.close = arrays.high, arrays.low, arrays.close
@@ -145,33 +148,28 @@ class _Evaluator:
         self.days = daily_index(ts) if len(ts) else None
         self.settings = context.settings
         self.sizing = dict(context.settings.sizing)
-        self._state = indicator_state
-        self.cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+        self.cache: dict[tuple[str, tuple[tuple[str, Any], ...]], States] = {}
         self.cache_entries = max(1, _STATE_CACHE_BYTES // max(1, len(self.close)))  # int8
         n = len(self.close) - self.n_warm
         self.trades = np.empty((n + 1, 11))
         self.fills = np.empty((2 * n + 2, 7))
 
-    def states(self, variant: Variant) -> Any:
-        from ita_vc.backtest.signals import combine_states
-
+    def states(self, variant: Variant) -> States:
         parts = []
         for name, params in variant.indicators:
             key = (name, params)
             if key not in self.cache:
                 if len(self.cache) >= self.cache_entries:  # bounded memory
                     self.cache.clear()
-                self.cache[key] = self._state(name, dict(params), self.high, self.low,
-                                              self.close)
+                self.cache[key] = indicator_state(name, dict(params), self.high, self.low,
+                                                  self.close)
             parts.append(self.cache[key])
         if len(parts) == 1:  # one indicator: its state is the final state
             return parts[0]
-        final, _conflicting = combine_states(parts, len(self.close))
+        final: States = combine_states(parts, len(self.close))[0]
         return final
 
     def evaluate(self, variant: Variant) -> VariantResult:
-        from ita_vc.backtest.engine import engine_pass
-
         s = self.settings
         states = self.states(variant)
         n_warm = self.n_warm
@@ -212,8 +210,6 @@ def init_pool_worker(context: EvalContext) -> None:
     """:func:`init_worker` for a local pool process, which also ignores SIGINT: a Ctrl-C in a
     terminal reaches the whole process group, and only the parent decides how to stop (the
     pool must not break under it)."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     init_worker(context)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ita_vc.errors import ItaVcError
 from ita_vc.grid.evaluate import (
@@ -28,10 +28,16 @@ __all__ = ["Executor"]
 Batch = list["Variant"]
 
 
-def _in_order(submit: Callable[[Batch], Any], batches: Iterable[Batch],
+class _Pending(Protocol):
+    """A submitted batch: a local or a Dask future."""
+
+    def result(self) -> list[VariantResult]: ...
+
+
+def _in_order(submit: Callable[[Batch], _Pending], batches: Iterable[Batch],
               window: int) -> Iterator[list[VariantResult]]:
     """Submit batches, at most ``window`` in flight, and yield their results in order."""
-    pending: list[Any] = []
+    pending: list[_Pending] = []
     for batch in batches:
         pending.append(submit(batch))
         if len(pending) >= window:

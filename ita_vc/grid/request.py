@@ -11,6 +11,7 @@ and in little memory. Variants are generated lazily.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -30,6 +31,8 @@ from ita_vc.grid.axes import (
     indicator_count,
     is_number,
 )
+from ita_vc.rules.model import DIRECTIONS
+from ita_vc.rules.validate import parse_rule
 from ita_vc.schema import Invalid, Problems
 
 if TYPE_CHECKING:
@@ -291,8 +294,6 @@ def _trade_count(value: Any) -> Any:
 
 
 def _direction(value: Any) -> Any:
-    from ita_vc.rules.model import DIRECTIONS
-
     if value is not None and value not in DIRECTIONS:
         raise Invalid(f"{value!r}: one of {', '.join(DIRECTIONS)}")
     return value
@@ -328,10 +329,6 @@ def _check_prune(prune: Any, problems: Problems) -> None:
 
 def _check_sizing(sizing: Any, catalog: Catalog, problems: Problems) -> None:
     """The sizing override, checked as a rule file's is."""
-    import json
-
-    from ita_vc.rules.validate import parse_rule
-
     if sizing is None:
         return
     try:

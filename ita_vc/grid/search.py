@@ -18,6 +18,10 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import pandas as pd
+
+from ita_vc.backtest.report import metrics_table_md
+from ita_vc.backtest.run import run_backtest
 from ita_vc.errors import DataValidationError, ItaVcError
 from ita_vc.grid.axes import DEFAULT_AXES_NOTE
 from ita_vc.grid.checkpoint import CheckpointWriter, SearchState, load_checkpoint
@@ -30,12 +34,11 @@ from ita_vc.grid.evaluate import (
 )
 from ita_vc.grid.executor import Executor
 from ita_vc.grid.request import check_rule_indicators, variant_to_dict
+from ita_vc.utils.hashing import hash_canonical
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
-
-    import pandas as pd
 
     from ita_vc.backtest.params import RunParams
     from ita_vc.grid.request import GridRequest, Variant
@@ -236,9 +239,6 @@ def _rows(prepared: pd.DataFrame, rule: Rule, params: RunParams, request: GridRe
           context: EvalContext, final: list[VariantResult], partial: bool,
           ) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
     """The top-K rows (single backtests, checked against the grid's numbers) and trades."""
-    from ita_vc.backtest.report import metrics_table_md
-    from ita_vc.backtest.run import run_backtest
-
     base_rule = {"setup_id": rule.setup_id, "version": str(rule.version), **dict(rule.params),
                  "direction": context.settings.direction, "sizing": context.settings.sizing}
     # what `grid promote` needs beyond the variant: the execution the request overrode (only
@@ -292,8 +292,6 @@ def finalize(prepared: pd.DataFrame, rule: Rule, params: RunParams, request: Gri
     Raises:
         ItaVcError: a single run disagrees with the grid's evaluation (a bug).
     """
-    import pandas as pd
-
     state = ending.state
     partial = ending.stop_reason != "complete"
     final = state.topk if state.stage == "done" or state.topk else \
@@ -305,8 +303,6 @@ def finalize(prepared: pd.DataFrame, rule: Rule, params: RunParams, request: Gri
 
 
 def _request_hash(request: GridRequest) -> str:
-    from ita_vc.utils.hashing import hash_canonical
-
     return hash_canonical(request.to_dict())
 
 
