@@ -102,3 +102,25 @@ def test_the_declared_shape_on_its_own():
         ("grid.max_variants", "True: must be a positive whole number"),
         ("grid.targets.sl_pct", "[]: needs at least one value (null: no SL/TP)"),
     ]
+
+
+def test_a_workspace_grid_run_gets_named_inputs(tmp_repo):
+    """``grid_request`` and ``grid_inputs`` return NamedTuples (still unpackable as tuples)."""
+    from ita_vc.grid import GridInputs, GridSetup, default_grid_folder
+    from ita_vc.pipeline.stages import grid_inputs, grid_request, read_grid_params
+    from ita_vc.workspace import Workspace
+    from tests.helpers import make_pipeline_repo
+
+    make_pipeline_repo(tmp_repo)
+    workspace = Workspace.at(tmp_repo)
+    raw = read_grid_params(workspace)
+    setup = grid_request(workspace, raw)
+    assert isinstance(setup, GridSetup)
+    rule, params, request = setup
+    assert (rule.setup_id, params.setup_id) == ("example_ma_cross", "example_ma_cross")
+    assert request is setup.request and request.axes[0][0] == "ma_cross"
+    inputs = grid_inputs(workspace, raw)
+    assert isinstance(inputs, GridInputs)
+    assert inputs.request.to_dict() == request.to_dict()
+    assert len(inputs.prepared) > 0 and "warmup" in inputs.prepared.columns
+    assert default_grid_folder(workspace) == tmp_repo / "results" / "grid"
