@@ -174,8 +174,8 @@ def case_single_backtesting(n: int, repeat: int) -> dict:
 
 
 def _grid_request(pairs: list[tuple[int, int]], sl: list, tp: list, top_k: int):
-    from ita_vc.backtest.grid import parse_grid
     from ita_vc.catalog import load_catalog
+    from ita_vc.grid import parse_grid
 
     fasts = sorted({f for f, _ in pairs})
     slows = sorted({s for _, s in pairs})
@@ -189,7 +189,7 @@ def _run_grid(n: int, request) -> tuple[float, dict]:
     from ita_vc.backtest.params import parse_params
     from ita_vc.backtest.run import load_rule, prepare_candles
     from ita_vc.catalog import load_catalog
-    from ita_vc.pipeline.grid import run_grid
+    from ita_vc.grid import run_grid
 
     params = parse_params(PARAMS)
     prepared, _ = prepare_candles(synthetic_1m_candles(n), params)

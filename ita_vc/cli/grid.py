@@ -15,7 +15,8 @@ app = typer.Typer(help="Grid backtests: sweep a rule's parameters and SL/TP.",
 def run_command(
     params: Annotated[Path | None, typer.Option(help="params file with a grid: section "
                                                 "(default: params.yaml).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: results/grid "
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: the grid "
+                                             "folder of the results kind, results/grid, "
                                              "through the store).")] = None,
     workers: Annotated[int | None, typer.Option(help="Local processes (default: all "
                                                 "cores).")] = None,
@@ -45,7 +46,7 @@ def run_command(
 
     from ita_vc.cli.console import out as console
     from ita_vc.cli.interrupt import graceful_sigint
-    from ita_vc.pipeline.grid import run_grid
+    from ita_vc.grid import default_grid_folder, run_grid
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_grid
     from ita_vc.pipeline.stages import grid_candles, grid_request, read_grid_params
     from ita_vc.store.artifacts import PersistentStore
@@ -76,7 +77,7 @@ def run_command(
                                should_stop=ctrl_c.is_set)
         sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
         write_grid(outcome, sink)
-    where = out or "results/grid"
+    where = out or default_grid_folder(workspace).relative_to(workspace.root)
     best = outcome.topk.iloc[0] if len(outcome.topk) else None
     if request.default_axes:
         console().print("axes: params.yaml names none; swept the rule's own indicators at "
@@ -95,13 +96,14 @@ def run_command(
 def promote_command(
     variant_key: Annotated[str, typer.Argument(help="A variant_key from topk.parquet.")],
     source: Annotated[Path | None, typer.Option("--from", help="Folder of topk.parquet "
-                                                "(default: results/grid).")] = None,
+                                                "(default: the grid folder of the results "
+                                                "kind, results/grid).")] = None,
     reason: Annotated[str | None, typer.Option(help="Kept in lifecycle.yaml.")] = None,
 ) -> None:
     """Save a grid variant as a new version of its rule (`rule bump` with its indicators,
     targets, direction and sizing), so that its backtest gives the grid row's numbers."""
     from ita_vc.cli.console import out
-    from ita_vc.pipeline.grid_promote import promote_variant
+    from ita_vc.grid import promote_variant
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()

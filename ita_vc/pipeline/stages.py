@@ -18,6 +18,8 @@ from ita_vc.errors import DataValidationError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ita_vc.grid.request import GridInputs, GridSetup
+
 __all__ = [
     "PARAMS_FILE",
     "grid_candles",
@@ -153,7 +155,7 @@ def read_grid_params(workspace: Any, path: Path | None = None) -> dict[str, Any]
     return raw
 
 
-def grid_request(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any]:
+def grid_request(workspace: Any, raw: dict[str, Any]) -> GridSetup:
     """``(rule, run params, grid request)`` of a workspace's params: everything checked and
     the grid's size guarded (counted from its axes), before any candles are read.
 
@@ -162,8 +164,8 @@ def grid_request(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any]:
             variants, a sizing budget above ``init_cash``.
         RuleValidationError: the rule version is invalid.
     """
-    from ita_vc.backtest.grid_request import parse_grid  # light: no numba before the guard
     from ita_vc.backtest.params import parse_params
+    from ita_vc.grid.request import GridSetup, parse_grid  # light: no numba before the guard
     from ita_vc.rules.registry import RuleRegistry
 
     params = parse_params(raw)
@@ -176,7 +178,7 @@ def grid_request(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any]:
     if budget is not None and budget > params.backtest.init_cash:
         raise DataValidationError(f"params.yaml: grid.sizing.budget: {budget!r}: larger than "
                                   f"backtest.init_cash {params.backtest.init_cash!r}")
-    return rule, params, request
+    return GridSetup(rule, params, request)
 
 
 def grid_candles(workspace: Any, params: Any) -> Any:
@@ -194,15 +196,17 @@ def grid_candles(workspace: Any, params: Any) -> Any:
     return prepared
 
 
-def grid_inputs(workspace: Any, raw: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+def grid_inputs(workspace: Any, raw: dict[str, Any]) -> GridInputs:
     """``(prepared candles, rule, run params, grid request)`` of a workspace's params: the
     request is checked and guarded (:func:`grid_request`) before any candles are loaded.
 
     Raises:
         DataValidationError: bad params or grid (see :func:`grid_request`), no candles.
     """
+    from ita_vc.grid.request import GridInputs
+
     rule, params, request = grid_request(workspace, raw)
-    return grid_candles(workspace, params), rule, params, request
+    return GridInputs(grid_candles(workspace, params), rule, params, request)
 
 
 def stage_grid(root: Path | None = None) -> dict[str, Any]:
@@ -213,7 +217,7 @@ def stage_grid(root: Path | None = None) -> dict[str, Any]:
             are what DVC records as the stage's result, and a partial top-K is not that result
             (``ita-vc grid run`` is the command that keeps partial results and resumes).
     """
-    from ita_vc.pipeline.grid import run_grid
+    from ita_vc.grid import run_grid
     from ita_vc.pipeline.outputs import StoreSink, write_grid
 
     workspace, store, raw = _context(root)

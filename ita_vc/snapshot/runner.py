@@ -241,8 +241,8 @@ def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str
     doc = _load_params_text(text)
     params = parse_params(doc)
     if any(key.split(".")[0] == "grid" for key, _value in overrides):
-        from ita_vc.backtest.grid import check_grid
         from ita_vc.catalog import load_catalog
+        from ita_vc.grid.request import check_grid
 
         check_grid(doc.get("grid"), load_catalog(workspace.root))
     return doc, params

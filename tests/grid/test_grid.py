@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ita_vc.backtest.grid import Variant, parse_grid, variant_key
 from ita_vc.backtest.params import parse_params
 from ita_vc.backtest.run import prepare_candles, run_backtest
 from ita_vc.catalog import load_catalog
 from ita_vc.errors import DataValidationError
-from ita_vc.pipeline.grid import run_grid, variant_from_dict
+from ita_vc.grid import Variant, parse_grid, run_grid, variant_from_dict, variant_key
 from ita_vc.rules.validate import parse_rule
 from tests.helpers import walk_candles
 
@@ -202,11 +201,11 @@ _RSS = textwrap.dedent(
     """
     import resource, sys
     import numpy as np, pandas as pd
-    from ita_vc.backtest.grid import parse_grid
+    from ita_vc.grid import parse_grid
     from ita_vc.backtest.params import parse_params
     from ita_vc.backtest.run import prepare_candles
     from ita_vc.catalog import load_catalog
-    from ita_vc.pipeline.grid import run_grid
+    from ita_vc.grid import run_grid
     from ita_vc.rules.validate import parse_rule
     n = 20000
     rng = np.random.default_rng(1)
@@ -239,7 +238,7 @@ def test_memory_does_not_grow_with_the_number_of_variants():
 def test_sampled_variants_equal_single_backtests(setup):
     """Any variant (not only the top-K), one and two indicators, with and without SL/TP: the
     grid's evaluation gives the single backtest's numbers exactly."""
-    from ita_vc.backtest.grid import evaluate_batch, grid_arrays
+    from ita_vc.grid import EngineSettings, evaluate_batch, evaluation_context
 
     prepared, rule, params = setup
     request = parse_grid({"indicators": [
@@ -253,11 +252,10 @@ def test_sampled_variants_equal_single_backtests(setup):
                 for v in r.expand(b)]
     rng = np.random.default_rng(7)
     sample = [variants[i] for i in rng.choice(len(variants), size=30, replace=False)]
-    high, low, close, n_warm, ts = grid_arrays(prepared)
-    settings = {"direction": rule.direction, "sizing": rule.sizing,
-                "fee_rate": params.backtest.fee_rate, "slip": params.backtest.slip,
-                "init_cash": params.backtest.init_cash}
-    results = evaluate_batch(sample, (high, low, close, n_warm, settings, ts))
+    settings = EngineSettings(direction=rule.direction, sizing=rule.sizing,
+                              fee_rate=params.backtest.fee_rate, slip=params.backtest.slip,
+                              init_cash=params.backtest.init_cash)
+    results = evaluate_batch(sample, evaluation_context(prepared, settings, params))
     base_rule = {"setup_id": "g", "version": "1.0", "direction": rule.direction}
     assert {len(v.indicators) for v in sample} == {1, 2}
     for variant, result in zip(sample, results, strict=True):

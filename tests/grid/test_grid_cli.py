@@ -107,10 +107,10 @@ def test_grid_run_ctrl_c_writes_partial_and_exits_130(tmp_repo, workers, to_grou
 
 
 # The dvc.yaml grid stage's command, sent a real SIGINT by itself at its third batch (in the
-# parent, where the runner folds each batch into the shortlist): an exact point, no race.
+# parent, where the search folds each batch into the shortlist): an exact point, no race.
 _STAGE_SIGINT_AT_BATCH_3 = """
 import os, signal, sys
-from ita_vc.backtest import grid
+from ita_vc.grid import search as grid
 real_merge, calls = grid.merge_top, [0]
 def merge_top(*args, **kwargs):
     calls[0] += 1

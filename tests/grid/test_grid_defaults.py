@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from ita_vc.backtest.grid import parse_grid
 from ita_vc.catalog import load_catalog
 from ita_vc.errors import DataValidationError
+from ita_vc.grid import parse_grid
 from ita_vc.rules.validate import parse_rule
 from tests.helpers import invoke, make_pipeline_repo
 

@@ -11,10 +11,9 @@ import textwrap
 
 import pytest
 
-from ita_vc.backtest.grid import GridRequest, parse_grid
-from ita_vc.backtest.grid_axes import AXIS_VALUES_MAX
 from ita_vc.catalog import Catalog, IndicatorSpec, ParamSpec, load_catalog
 from ita_vc.errors import DataValidationError
+from ita_vc.grid import AXIS_VALUES_MAX, GridRequest, parse_grid
 from tests.helpers import VENV_BIN
 
 CATALOG = load_catalog()

@@ -315,9 +315,9 @@ def test_lifecycle_files(raw):
 @_fuzz(ci_examples=150)
 @given(text=params_texts())
 def test_params_yaml(text):
-    from ita_vc.backtest.grid import parse_grid
     from ita_vc.backtest.params import parse_params
     from ita_vc.catalog import load_catalog
+    from ita_vc.grid import parse_grid
 
     doc = _refused_only(lambda: load_yaml_text(text, "params.yaml", allow_aliases=True),
                         YamlError)

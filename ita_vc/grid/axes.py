@@ -21,6 +21,7 @@ from ita_vc.errors import DataValidationError
 if TYPE_CHECKING:
     from ita_vc.catalog import Catalog, IndicatorSpec, ParamSpec
     from ita_vc.rules.model import Rule
+    from ita_vc.schema import Problems
 
 __all__ = [
     "AXIS_VALUES_MAX",
@@ -29,6 +30,7 @@ __all__ = [
     "INT_LIMIT",
     "MIN_STEP",
     "Axis",
+    "GridFieldError",
     "IndicatorAxes",
     "default_axes",
     "fail",
@@ -99,9 +101,18 @@ def indicator_count(axes: Mapping[str, Axis], constraints: Sequence[str]) -> tup
     return min(_pairs(c, axes) for c in constraints), False
 
 
-def fail(where: str, value: Any, why: str) -> DataValidationError:
+class GridFieldError(DataValidationError):
+    """One refused field of the grid section: ``params.yaml: <field>: <detail>``."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{SOURCE}: {field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+def fail(where: str, value: Any, why: str) -> GridFieldError:
     """``params.yaml: <where>: <value>: <why>``."""
-    return DataValidationError(f"{SOURCE}: {where}: {value!r}: {why}")
+    return GridFieldError(where, f"{value!r}: {why}")
 
 
 INT_LIMIT = 2**63
@@ -179,9 +190,9 @@ def _range_axis(spec: Mapping[Any, Any], bounds: ParamSpec, where: str) -> Axis:
     count = math.floor(ratio + 1e-9) + 1 if math.isfinite(ratio) else math.inf
     if count > AXIS_VALUES_MAX:
         shown = f"{count:,}" if math.isfinite(count) else "too many"
-        raise DataValidationError(
-            f"{SOURCE}: {where}: {{min: {lo!r}, max: {hi!r}, step: {step!r}}} is {shown} values, "
-            f"more than an axis may hold ({AXIS_VALUES_MAX:,}); use a larger step")
+        raise GridFieldError(
+            where, f"{{min: {lo!r}, max: {hi!r}, step: {step!r}}} is {shown} values, more than "
+                   f"an axis may hold ({AXIS_VALUES_MAX:,}); use a larger step")
     return Axis(where, bounds, None, float(lo), float(step), int(count))
 
 
@@ -217,35 +228,56 @@ class IndicatorAxes:
     axes: dict[str, Axis]
 
 
-def indicator_axes(items: Any, catalog: Catalog) -> list[IndicatorAxes]:
+def _indicator(item: Any, where: str, catalog: Catalog,
+               problems: Problems) -> IndicatorAxes | None:
+    """One indicator of the request and its axes (None when refused: problems added)."""
+    if not isinstance(item, Mapping):
+        raise fail(where, item, "must be a mapping {name, params}")
+    extra = [k for k in item if k not in ("name", "params")]
+    if extra:
+        raise fail(f"{where}.{extra[0]}", item[extra[0]],
+                   "unknown key (an indicator has name and params)")
+    name = item.get("name")
+    spec = catalog.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise fail(f"{where}.name", name, f"unknown indicator (catalog: "
+                                           f"{', '.join(catalog.indicators)})")
+    given = item.get("params")
+    given = {} if given is None else given
+    if not isinstance(given, Mapping):
+        raise fail(f"{where}.params", given, "must be a mapping of parameter axes")
+    for key in given:
+        if key not in spec.params:
+            problems.add(f"{where}.params.{key}", f"{given[key]!r}: unknown parameter of "
+                                                  f"{name} (known: {', '.join(spec.params)})")
+    axes = {}
+    for p, bounds in spec.params.items():
+        try:
+            axes[p] = _axis(given.get(p, bounds.default), bounds, f"{where}.params.{p}")
+        except GridFieldError as exc:
+            problems.add(exc.field, exc.detail)
+    if len(axes) < len(spec.params) or any(key not in spec.params for key in given):
+        return None
+    return IndicatorAxes(spec, where, axes)
+
+
+def indicator_axes(items: Any, catalog: Catalog, problems: Problems,
+                   ) -> list[IndicatorAxes] | None:
+    """The request's indicators and their axes, each checked against the catalog: every
+    refused one is added to ``problems`` (then None)."""
     if not isinstance(items, list):
-        raise fail("grid.indicators", items, "must be a list of {name, params: axes}")
+        problems.add("grid.indicators", f"{items!r}: must be a list of {{name, params: axes}}")
+        return None
     out = []
     for i, item in enumerate(items):
-        where = f"grid.indicators.{i}"
-        if not isinstance(item, Mapping):
-            raise fail(where, item, "must be a mapping {name, params}")
-        extra = [k for k in item if k not in ("name", "params")]
-        if extra:
-            raise fail(f"{where}.{extra[0]}", item[extra[0]],
-                        "unknown key (an indicator has name and params)")
-        name = item.get("name")
-        spec = catalog.get(name) if isinstance(name, str) else None
-        if spec is None:
-            raise fail(f"{where}.name", name, f"unknown indicator (catalog: "
-                                               f"{', '.join(catalog.indicators)})")
-        given = item.get("params")
-        given = {} if given is None else given
-        if not isinstance(given, Mapping):
-            raise fail(f"{where}.params", given, "must be a mapping of parameter axes")
-        for key in given:
-            if key not in spec.params:
-                raise fail(f"{where}.params.{key}", given[key], f"unknown parameter of {name} "
-                            f"(known: {', '.join(spec.params)})")
-        out.append(IndicatorAxes(spec, where, {
-            p: _axis(given.get(p, bounds.default), bounds, f"{where}.params.{p}")
-            for p, bounds in spec.params.items()}))
-    return out
+        try:
+            found = _indicator(item, f"grid.indicators.{i}", catalog, problems)
+        except GridFieldError as exc:
+            problems.add(exc.field, exc.detail)
+            found = None
+        if found is not None:
+            out.append(found)
+    return out if len(out) == len(items) else None
 
 
 def default_axes(rule: Rule, catalog: Catalog) -> list[IndicatorAxes]:

@@ -1,24 +1,28 @@
 """The grid request (``params.yaml: grid:``): variants, their keys, and the validated request.
 
-Every value of the section is checked here (messages read ``params.yaml: grid.<key>: <value>:
-<why>``), and the number of variants is counted from the axes arithmetically before any list
-is built (:mod:`ita_vc.backtest.grid_axes`), so a request for 10^12 variants is refused at once
+The section's shape is declared once (:data:`GRID_SCHEMA`, on :mod:`ita_vc.schema`), followed
+by named cross-field checks (the prune bounds, the sizing as a rule's, the axes against the
+catalog); every problem is reported at once, each reading ``params.yaml: grid.<key>: <value>:
+<why>``. Then the number of variants is counted from the axes arithmetically before any list
+is built (:mod:`ita_vc.grid.axes`), so a request for 10^12 variants is refused at once
 and in little memory. Variants are generated lazily.
-
-:mod:`ita_vc.backtest.grid` re-exports the public names (``GridRequest``, ``Variant``,
-``parse_grid``, ``variant_key``).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from ita_vc.backtest.grid_axes import (
+import voluptuous as vol
+
+from ita_vc.errors import DataValidationError
+from ita_vc.grid.axes import (
     DEFAULT_AXES_NOTE,
     Axis,
+    IndicatorAxes,
     default_axes,
     fail,
     guard_variants,
@@ -27,19 +31,29 @@ from ita_vc.backtest.grid_axes import (
     indicator_count,
     is_number,
 )
-from ita_vc.errors import DataValidationError
+from ita_vc.rules.model import DIRECTIONS
+from ita_vc.rules.validate import parse_rule
+from ita_vc.schema import Invalid, Problems
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from ita_vc.backtest.params import RunParams
     from ita_vc.catalog import Catalog
     from ita_vc.rules.model import Rule
+    from ita_vc.schema import Validator
 
 __all__ = [
+    "GridInputs",
     "GridRequest",
+    "GridSetup",
     "Variant",
     "check_grid",
     "check_rule_indicators",
     "parse_grid",
+    "variant_from_dict",
     "variant_key",
+    "variant_to_dict",
 ]
 
 SOURCE = "params.yaml"
@@ -89,6 +103,18 @@ def variant_key(variant: Variant) -> str:
     parts = ["{}({})".format(name, ",".join(f"{k}={_fmt(v)}" for k, v in params))
              for name, params in variant.indicators]
     return "+".join(parts) + f"|sl={_fmt(variant.sl_pct)}|tp={_fmt(variant.tp_pct)}"
+
+
+def variant_to_dict(variant: Variant) -> dict[str, Any]:
+    """JSON form of a variant (checkpoints, topk rows)."""
+    return {"indicators": [[n, [[k, v] for k, v in p]] for n, p in variant.indicators],
+            "sl_pct": variant.sl_pct, "tp_pct": variant.tp_pct}
+
+
+def variant_from_dict(data: dict[str, Any]) -> Variant:
+    """Inverse of :func:`variant_to_dict`."""
+    return Variant(tuple((n, tuple((k, v) for k, v in p)) for n, p in data["indicators"]),
+                   data.get("sl_pct"), data.get("tp_pct"))
 
 
 Axes = list[tuple[str, list[tuple[str, list[Any]]]]]
@@ -169,6 +195,23 @@ class GridRequest:
         }
 
 
+class GridSetup(NamedTuple):
+    """A grid run's checked inputs, before any candles are read."""
+
+    rule: Rule
+    params: RunParams
+    request: GridRequest
+
+
+class GridInputs(NamedTuple):
+    """A grid run's inputs: the prepared candles and the checked rule, params and request."""
+
+    prepared: pd.DataFrame
+    rule: Rule
+    params: RunParams
+    request: GridRequest
+
+
 def check_rule_indicators(names: Sequence[str], rule: Rule) -> None:
     """Refuse a grid whose indicators are not the rule's (a grid sweeps its rule's own).
 
@@ -184,117 +227,177 @@ def check_rule_indicators(names: Sequence[str], rule: Rule) -> None:
             f"grid.indicators out to sweep {DEFAULT_AXES_NOTE}")
 
 
-# -- settings -----------------------------------------------------------------------------------
+# -- the section's shape (ita_vc.schema), then named cross-field checks --------------------------
+# Each validator's message starts with the value, so a problem reads as it always did:
+# ``params.yaml: grid.<key>: <value>: <why>``; every problem of the section is reported at once.
+
+
 def _whole(value: Any) -> bool:
     return is_number(value) and float(value).is_integer()
 
 
-def _targets(spec: Any, where: str) -> list[float | None]:
+def _positive(*, whole: bool) -> Validator:
+    kind = "a positive whole number" if whole else "a positive number"
+
+    def check(value: Any) -> int | float:
+        if not (_whole(value) if whole else is_number(value)) or value <= 0:
+            raise Invalid(f"{value!r}: must be {kind}")
+        return int(value) if whole else float(value)
+
+    return check
+
+
+def _unknown(known: str) -> Validator:
+    """Refuses a key the section does not know (quoting its value and the known keys)."""
+
+    def check(value: Any) -> NoReturn:
+        raise Invalid(f"{value!r}: unknown key{known}")
+
+    return check
+
+
+def _section(shape: Mapping[Any, Any], what: str) -> Validator:
+    """An optional sub-mapping (null: absent) of the given shape."""
+    compiled = vol.Schema(dict(shape))
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise Invalid(f"{value!r}: must be a mapping{what}")
+        return compiled(dict(value))
+
+    return check
+
+
+def _target_values(spec: Any) -> list[float | None]:
+    """A target axis: one value or a list, each a percent in (0, 10000) or null; sorted."""
     values = spec if isinstance(spec, list) else [spec]
     if not values:
-        raise fail(where, spec, "needs at least one value (null: no SL/TP)")
+        raise Invalid(f"{spec!r}: needs at least one value (null: no SL/TP)")
     for value in values:
         if value is not None and not (is_number(value) and 0 < value < _TARGET_MAX):
-            raise fail(where, value, f"percent values > 0 and < {_TARGET_MAX:,}, or null")
+            raise Invalid(f"{value!r}: percent values > 0 and < {_TARGET_MAX:,}, or null")
     return sorted(set(values), key=lambda v: (v is not None, v or 0.0))
 
 
-def _prune(raw: Any) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise fail("grid.prune", raw, "must be a mapping")
-    unknown = [k for k in raw if k not in _PRUNE_KEYS]
-    if unknown:
-        raise fail(f"grid.prune.{unknown[0]}", raw[unknown[0]],
-                    f"unknown key; grid.prune knows {', '.join(sorted(_PRUNE_KEYS))}")
-    floor = raw.get("max_drawdown_floor")
-    if floor is not None and not (is_number(floor) and -100 <= floor <= 0):
-        raise fail("grid.prune.max_drawdown_floor", floor, "a percent in [-100, 0] "
-                                                            "(drawdowns are negative)")
-    for key in ("min_trades", "max_trades"):
-        value = raw.get(key)
-        if value is not None and not (_whole(value) and value >= 0):
-            raise fail(f"grid.prune.{key}", value, "must be a whole number >= 0")
-    low, high = raw.get("min_trades"), raw.get("max_trades")
-    if low is not None and high is not None and low > high:
-        raise fail("grid.prune.min_trades", low, f"is more than max_trades {high!r}")
-    return dict(raw)
+def _drawdown_floor(value: Any) -> Any:
+    if value is not None and not (is_number(value) and -100 <= value <= 0):
+        raise Invalid(f"{value!r}: a percent in [-100, 0] (drawdowns are negative)")
+    return value
 
 
-def _execution(raw: Mapping[Any, Any], catalog: Catalog) -> tuple[str | None, Any]:
-    """The optional direction and sizing overrides, checked as a rule file's are."""
-    import json
-
-    from ita_vc.rules.model import DIRECTIONS
-    from ita_vc.rules.validate import parse_rule
-
-    direction, sizing = raw.get("direction"), raw.get("sizing")
-    if direction is not None and direction not in DIRECTIONS:
-        raise fail("grid.direction", direction, f"one of {', '.join(DIRECTIONS)}")
-    if sizing is not None:
-        try:
-            doc = json.dumps({"setup_id": "grid", "version": "1.0", "sizing": sizing},
-                             allow_nan=False)
-        except (TypeError, ValueError):
-            raise fail("grid.sizing", sizing, "must be a mapping of a mode and finite "
-                                               "numbers") from None
-        _rule, problems = parse_rule(doc.encode("utf-8"), SOURCE, catalog=catalog,
-                                     rules_root=None, require_hash=False)
-        if problems:
-            first = problems[0]
-            raise fail(f"grid.{first.field or 'sizing'}", sizing, first.message)
-    return direction, sizing
+def _trade_count(value: Any) -> Any:
+    if value is not None and not (_whole(value) and value >= 0):
+        raise Invalid(f"{value!r}: must be a whole number >= 0")
+    return value
 
 
-def _settings(raw: Any, catalog: Catalog) -> dict[str, Any]:
-    """Everything but the indicator axes, validated."""
+def _direction(value: Any) -> Any:
+    if value is not None and value not in DIRECTIONS:
+        raise Invalid(f"{value!r}: one of {', '.join(DIRECTIONS)}")
+    return value
+
+
+_TARGETS = {vol.Optional("sl_pct"): _target_values, vol.Optional("tp_pct"): _target_values,
+            vol.Extra: _unknown(" (sl_pct, tp_pct)")}
+_PRUNE = {vol.Optional("max_drawdown_floor"): _drawdown_floor,
+          vol.Optional("min_trades"): _trade_count, vol.Optional("max_trades"): _trade_count,
+          vol.Extra: _unknown(f"; grid.prune knows {', '.join(sorted(_PRUNE_KEYS))}")}
+_SHAPE: dict[Any, Any] = {
+    vol.Optional("indicators"): object,  # the axes: checked against the catalog (axes.py)
+    vol.Optional("targets"): _section(_TARGETS, " {sl_pct, tp_pct}"),
+    vol.Optional("direction"): _direction,
+    vol.Optional("sizing"): object,  # checked as a rule file's sizing (_check_sizing)
+    vol.Optional("prune"): _section(_PRUNE, ""),
+    **{vol.Optional(key): _positive(whole=key != "max_compute_bytes") for key in _DEFAULTS},
+    vol.Extra: _unknown(f" (known: {', '.join(sorted(_KEYS))})"),
+}
+GRID_SCHEMA = vol.Schema(_SHAPE)
+"""The shape of ``params.yaml: grid:`` (a mapping; its axes are checked by
+:func:`~ita_vc.grid.axes.indicator_axes`)."""
+
+
+def _check_prune(prune: Any, problems: Problems) -> None:
+    """``min_trades`` may not exceed ``max_trades`` (when both are valid counts)."""
+    if not isinstance(prune, Mapping):
+        return
+    low, high = prune.get("min_trades"), prune.get("max_trades")
+    if low is not None and high is not None and _whole(low) and _whole(high) and low > high:
+        problems.add("grid.prune.min_trades", f"{low!r}: is more than max_trades {high!r}")
+
+
+def _check_sizing(sizing: Any, catalog: Catalog, problems: Problems) -> None:
+    """The sizing override, checked as a rule file's is."""
+    if sizing is None:
+        return
+    try:
+        doc = json.dumps({"setup_id": "grid", "version": "1.0", "sizing": sizing},
+                         allow_nan=False)
+    except (TypeError, ValueError):
+        problems.add("grid.sizing", f"{sizing!r}: must be a mapping of a mode and finite "
+                                    "numbers")
+        return
+    _rule, found = parse_rule(doc.encode("utf-8"), SOURCE, catalog=catalog, rules_root=None,
+                              require_hash=False)
+    own = [p for p in found if (p.field or "sizing").startswith("sizing")] or found[:1]
+    for problem in own:
+        problems.add(f"grid.{problem.field or 'sizing'}", f"{sizing!r}: {problem.message}")
+
+
+def _settings(raw: Any, catalog: Catalog, problems: Problems) -> dict[str, Any]:
+    """Everything but the indicator axes, validated (problems added to ``problems``)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise fail("grid", raw, "must be a mapping (indicators, targets, ...)")
-    unknown = [k for k in raw if k not in _KEYS]
-    if unknown:
-        raise fail(f"grid.{unknown[0]}", raw[unknown[0]], "unknown key (known: "
-                    f"{', '.join(sorted(_KEYS))})")
-    settings: dict[str, Any] = {}
-    for key, default in _DEFAULTS.items():
-        value = raw.get(key, default)
-        whole = key != "max_compute_bytes"
-        if not (_whole(value) if whole else is_number(value)) or value <= 0:
-            kind = "a positive whole number" if whole else "a positive number"
-            raise fail(f"grid.{key}", value, f"must be {kind}")
-        settings[key] = int(value) if whole else float(value)
-    targets = raw.get("targets")
-    if targets is not None and not isinstance(targets, Mapping):
-        raise fail("grid.targets", targets, "must be a mapping {sl_pct, tp_pct}")
-    for key, value in (targets or {}).items():
-        if key not in ("sl_pct", "tp_pct"):
-            raise fail(f"grid.targets.{key}", value, "unknown key (sl_pct, tp_pct)")
-    settings["targets"] = targets
-    settings["prune"] = _prune(raw.get("prune"))
-    settings["direction"], settings["sizing"] = _execution(raw, catalog)
+    checked = problems.check(GRID_SCHEMA, dict(raw), prefix="grid.")
+    if checked is None:
+        checked = {}
+    settings: dict[str, Any] = {k: checked.get(k, default) for k, default in _DEFAULTS.items()}
+    settings["max_compute_bytes"] = float(settings["max_compute_bytes"])
+    settings["targets"] = checked.get("targets")
+    settings["prune"] = checked.get("prune") or {}
+    _check_prune(raw.get("prune"), problems)
+    settings["direction"], settings["sizing"] = checked.get("direction"), raw.get("sizing")
+    _check_sizing(settings["sizing"], catalog, problems)
     return settings
 
 
-def _parse(raw: Any, catalog: Catalog, rule: Rule | None) -> GridRequest | None:
-    settings = _settings(raw, catalog)
+def _axes(raw: Any, catalog: Catalog, rule: Rule | None,
+          problems: Problems) -> tuple[list[IndicatorAxes] | None, bool]:
+    """``(the indicators' axes, whether they are the rule's by default)``; None without a rule
+    to take them from, or when the request's are refused."""
     items = raw.get("indicators") if isinstance(raw, Mapping) else None
-    default = items is None or items == []
-    if default:
-        if rule is None:
-            return None
-        found = default_axes(rule, catalog)
-    else:
-        found = indicator_axes(items, catalog)
-        if rule is not None:
-            check_rule_indicators([ind.spec.name for ind in found], rule)
+    if items is None or items == []:
+        return (default_axes(rule, catalog) if rule is not None else None), True
+    return indicator_axes(items, catalog, problems), False
+
+
+def _target_axes(settings: Mapping[str, Any], default: bool,
+                 rule: Rule | None) -> tuple[list[float | None], list[float | None]]:
     targets = settings["targets"]
     if targets is None and default and rule is not None:
-        targets = rule.targets
+        try:  # the rule's own (valid: a rule version is checked when it is written)
+            return (_target_values(rule.targets.get("sl_pct")),
+                    _target_values(rule.targets.get("tp_pct")))
+        except Invalid as exc:
+            raise fail(f"rule {rule.setup_id} {rule.version.tag}: targets", rule.targets,
+                       str(exc.msg)) from None
     targets = targets or {}
-    sl_values = _targets(targets.get("sl_pct"), "grid.targets.sl_pct")
-    tp_values = _targets(targets.get("tp_pct"), "grid.targets.tp_pct")
+    return targets.get("sl_pct", [None]), targets.get("tp_pct", [None])
+
+
+def _parse(raw: Any, catalog: Catalog, rule: Rule | None) -> GridRequest | None:
+    problems = Problems(SOURCE)
+    settings = _settings(raw, catalog, problems)
+    found, default = _axes(raw, catalog, rule, problems)
+    problems.raise_for(DataValidationError)
+    if found is None:
+        return None
+    if rule is not None and not default:
+        check_rule_indicators([ind.spec.name for ind in found], rule)
+    sl_values, tp_values = _target_axes(settings, default, rule)
     guard_variants(found, settings, len(sl_values) * len(tp_values))
     axes = [(ind.spec.name, [(p, a.build()) for p, a in ind.axes.items()]) for ind in found]
     return GridRequest(

@@ -1,0 +1,233 @@
+"""Evaluating variants: one typed context per search, one evaluator per context and process.
+
+Evaluation shares work: indicator states are computed once per distinct ``(indicator,
+params)`` and every variant runs the same compiled engine as a single backtest, into reused
+buffers. What an evaluation needs (the candle arrays and the engine settings) is an
+:class:`EvalContext`, keyed by its ``engine_params_hash`` (engine version, settings, candles,
+run params): a worker process - a local pool's, or a long-lived Dask worker that serves one
+search after another - keeps the evaluator of the context it was last given and builds a new
+one whenever the key differs, so a worker never evaluates with another search's candles.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+
+import numpy as np
+
+from ita_vc.backtest.engine import engine_pass
+from ita_vc.backtest.metrics import (
+    daily_index,
+    daily_returns,
+    return_and_max_drawdown,
+    sharpe_ratio,
+)
+from ita_vc.backtest.run import ENGINE_VERSION
+from ita_vc.backtest.signals import combine_states, indicator_state
+from ita_vc.utils.hashing import hash_canonical
+from ita_vc.utils.tablehash import hash_dataframe
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import numpy.typing as npt
+    import pandas as pd
+
+    from ita_vc.backtest.params import RunParams
+    from ita_vc.grid.request import Variant
+
+    States: TypeAlias = npt.NDArray[np.int8]
+    """An indicator's (or a rule's combined) state per bar: -1, 0 or +1."""
+
+__all__ = [
+    "EngineSettings",
+    "EvalContext",
+    "GridArrays",
+    "VariantResult",
+    "evaluate_batch",
+    "evaluate_in_worker",
+    "evaluation_context",
+    "grid_arrays",
+    "init_pool_worker",
+    "init_worker",
+    "merge_top",
+]
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """What ranking needs: total return, max drawdown (%), trade count."""
+
+    key: str
+    total_return: float
+    max_drawdown: float
+    trades: int
+    variant: Variant
+    sharpe: float | None = None
+
+    def sort_key(self) -> tuple[float, str]:
+        """Total Return [%] descending, then variant key ascending."""
+        return (-self.total_return, self.key)
+
+
+def merge_top(current: list[VariantResult], new: Sequence[VariantResult],
+              k: int) -> list[VariantResult]:
+    """The best ``k`` of both lists (deterministic, whatever the order of arrival)."""
+    return sorted([*current, *new], key=VariantResult.sort_key)[:k]
+
+
+class GridArrays(NamedTuple):
+    """The candle arrays a grid evaluates on (contiguous, from prepared candles)."""
+
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
+    n_warm: int
+    """Warm-up bars at the start (indicators only, no trading)."""
+    ts: npt.NDArray[np.int64]
+
+
+def grid_arrays(prepared: pd.DataFrame) -> GridArrays:
+    """The :class:`GridArrays` of prepared candles (a ``warmup`` column)."""
+    high, low, close = (np.ascontiguousarray(prepared[c].to_numpy(dtype=np.float64))
+                        for c in ("high", "low", "close"))
+    ts = np.ascontiguousarray(prepared["ts_utc"].to_numpy(dtype=np.int64))
+    return GridArrays(high, low, close, int(prepared["warmup"].sum()), ts)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The execution every variant of a search runs with (the request's or the rule's)."""
+
+    direction: str
+    sizing: Mapping[str, Any]
+    fee_rate: float
+    slip: float
+    init_cash: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as hashed into ``engine_params_hash``."""
+        return {**asdict(self), "sizing": dict(self.sizing)}
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """Everything a worker needs to evaluate variants, under the key that names it."""
+
+    key: str
+    """The ``engine_params_hash``: engine version, settings, candles and run params."""
+    data_hash: str
+    arrays: GridArrays
+    settings: EngineSettings
+
+
+def evaluation_context(prepared: pd.DataFrame, settings: EngineSettings,
+                       params: RunParams) -> EvalContext:
+    """The :class:`EvalContext` of prepared candles, its key hashed from what defines it."""
+    data_hash = hash_dataframe(prepared[["ts_utc", "open", "high", "low", "close", "volume"]])
+    key = hash_canonical({"engine_version": ENGINE_VERSION, "settings": settings.to_dict(),
+                          "data_hash": data_hash, "params": params.to_dict()})
+    return EvalContext(key, data_hash, grid_arrays(prepared), settings)
+
+
+_STATE_CACHE_BYTES = 256 * 2**20
+"""Indicator states kept per process (bytes); beyond it the cache starts over."""
+
+
+class _Evaluator:
+    """Per-process state of one context: the indicator-state cache and reusable buffers."""
+
+    def __init__(self, context: EvalContext) -> None:
+        arrays = context.arrays
+        self.key = context.key
+        self.high, self.low, self.close = arrays.high, arrays.low, arrays.close
+        self.n_warm = arrays.n_warm
+        ts = arrays.ts[arrays.n_warm:]
+        self.days = daily_index(ts) if len(ts) else None
+        self.settings = context.settings
+        self.sizing = dict(context.settings.sizing)
+        self.cache: dict[tuple[str, tuple[tuple[str, Any], ...]], States] = {}
+        self.cache_entries = max(1, _STATE_CACHE_BYTES // max(1, len(self.close)))  # int8
+        n = len(self.close) - self.n_warm
+        self.trades = np.empty((n + 1, 11))
+        self.fills = np.empty((2 * n + 2, 7))
+
+    def states(self, variant: Variant) -> States:
+        parts = []
+        for name, params in variant.indicators:
+            key = (name, params)
+            if key not in self.cache:
+                if len(self.cache) >= self.cache_entries:  # bounded memory
+                    self.cache.clear()
+                self.cache[key] = indicator_state(name, dict(params), self.high, self.low,
+                                                  self.close)
+            parts.append(self.cache[key])
+        if len(parts) == 1:  # one indicator: its state is the final state
+            return parts[0]
+        final: States = combine_states(parts, len(self.close))[0]
+        return final
+
+    def evaluate(self, variant: Variant) -> VariantResult:
+        s = self.settings
+        states = self.states(variant)
+        n_warm = self.n_warm
+        prev = int(states[n_warm - 1]) if n_warm else 0
+        equity, _position, n_trades, _n_fills = engine_pass(
+            self.close[n_warm:], states[n_warm:], self.trades, self.fills, prev_state=prev,
+            direction=s.direction, sizing=self.sizing, sl_pct=variant.sl_pct,
+            tp_pct=variant.tp_pct, fee_rate=s.fee_rate, slip=s.slip, init_cash=s.init_cash)
+        sharpe = None
+        if len(equity):
+            total, max_dd = return_and_max_drawdown(equity, float(s.init_cash))
+            if self.days is not None:
+                sharpe = sharpe_ratio(daily_returns(equity[self.days]))
+        else:
+            total, max_dd = 0.0, 0.0
+        return VariantResult(variant.key, total, max_dd, int(n_trades), variant, sharpe)
+
+
+_EVALUATORS: dict[str, _Evaluator] = {}
+"""This process's evaluator, by its context's key (one at a time: memory stays bounded)."""
+
+
+def _evaluator(context: EvalContext) -> _Evaluator:
+    """The evaluator of ``context``, built when this process holds none of its key."""
+    found = _EVALUATORS.get(context.key)
+    if found is None:
+        _EVALUATORS.clear()  # another search's candles and buffers: let them go
+        found = _EVALUATORS[context.key] = _Evaluator(context)
+    return found
+
+
+def init_worker(context: EvalContext) -> None:
+    """Process-pool initializer: build the context's evaluator once per worker process."""
+    _evaluator(context)
+
+
+def init_pool_worker(context: EvalContext) -> None:
+    """:func:`init_worker` for a local pool process, which also ignores SIGINT: a Ctrl-C in a
+    terminal reaches the whole process group, and only the parent decides how to stop (the
+    pool must not break under it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(context)
+
+
+def evaluate_batch(variants: Sequence[Variant], context: EvalContext) -> list[VariantResult]:
+    """Evaluate a batch with ``context`` (its evaluator reused while the key stays the same)."""
+    evaluator = _evaluator(context)
+    return [evaluator.evaluate(v) for v in variants]
+
+
+def evaluate_in_worker(variants: Sequence[Variant], key: str) -> list[VariantResult]:
+    """Evaluate a batch in a worker set up by :func:`init_worker` with the context ``key``.
+
+    Raises:
+        RuntimeError: this process holds no evaluator of that key.
+    """
+    evaluator = _EVALUATORS.get(key)
+    if evaluator is None:
+        raise RuntimeError(f"internal: no grid evaluator for {key} in this process "
+                           "(init_worker was not called with its context)")
+    return [evaluator.evaluate(v) for v in variants]
