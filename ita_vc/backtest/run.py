@@ -138,7 +138,7 @@ class BacktestResult:
         return fields
 
 
-def load_rule(rule: Rule | Mapping[str, Any] | str | Path, catalog: Catalog) -> Rule:
+def load_rule(rule: Rule | Mapping[str, object] | str | Path, catalog: Catalog) -> Rule:
     """A :class:`Rule` from a Rule, a mapping or a file anywhere (outside the registry a
     missing ``params_hash`` is computed, a present one must match; missing direction, sizing
     and targets default to long-short, all_in and no SL/TP).
@@ -245,7 +245,7 @@ def _labels(names: Sequence[str], codes: npt.ArrayLike) -> pd.Series[str]:
 
 
 def run_backtest(
-    candles: pd.DataFrame, rule: Rule | Mapping[str, Any] | str | Path,
+    candles: pd.DataFrame, rule: Rule | Mapping[str, object] | str | Path,
     params: Mapping[str, Any] | RunParams | None = None, *, catalog: Catalog | None = None,
 ) -> BacktestResult:
     """Backtest ``rule`` on ``candles`` with ``params`` (shaped like params.yaml).

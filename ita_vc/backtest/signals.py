@@ -68,7 +68,7 @@ def _band_state(
     return state
 
 
-def indicator_state(name: str, params: Mapping[str, Any], high: FloatArray, low: FloatArray,
+def indicator_state(name: str, params: Mapping[str, float], high: FloatArray, low: FloatArray,
                     close: FloatArray) -> Int8Array:
     """The int8 state series of one indicator (params already resolved with defaults).
 
@@ -112,7 +112,7 @@ def combine_states(states: Sequence[Int8Array], size: int) -> tuple[Int8Array, B
 
 
 def resolve_indicator_params(indicators: Sequence[Mapping[str, Any]],
-                             catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
+                             catalog: Catalog) -> list[tuple[str, dict[str, float]]]:
     """Each indicator with its params completed from the catalog defaults, validated.
 
     Raises:
@@ -135,7 +135,7 @@ def resolve_indicator_params(indicators: Sequence[Mapping[str, Any]],
 
 
 def rule_states(
-    indicators: Sequence[tuple[str, Mapping[str, Any]]], high: npt.ArrayLike,
+    indicators: Sequence[tuple[str, Mapping[str, float]]], high: npt.ArrayLike,
     low: npt.ArrayLike, close: npt.ArrayLike,
 ) -> tuple[Int8Array, BoolArray]:
     """Final rule state and conflicting mask for all bars."""
