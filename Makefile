@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 
 WHEEL_VENV := .venv-wheel
 
-.PHONY: install demo test lint typecheck pytest bench fuzz clean journey-wheel
+.PHONY: install demo test quick lint typecheck pytest bench fuzz clean journey-wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## Lint, type-check and the whole test suite.
+## Lint, type-check and the whole test suite (with a line-coverage summary of ita_vc).
 test: lint typecheck pytest
+
+## The inner loop: ruff and every test not marked `slow` (pytest -m "not slow").
+quick: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,7 +36,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov=ita_vc --cov-report=term:skip-covered
 
 ## The researcher's journey (tests/journey) against a wheel of this repository installed in a
 ## fresh venv: nothing of the repository on the path, only the installed package.
@@ -55,4 +59,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(WHEEL_VENV) build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(WHEEL_VENV) build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info \
+		.coverage .coverage.* htmlcov

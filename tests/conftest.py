@@ -20,7 +20,6 @@ _ISOLATED_ENV = {
     "GIT_COMMITTER_EMAIL": "committer@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
     "DVC_NO_ANALYTICS": "1",
-    "ITA_VC_TESTING": "1",
     "COLUMNS": "200",
 }
 

@@ -146,6 +146,7 @@ def test_a_stage_refuses_an_engine_it_does_not_implement(tmp_repo):
     assert unpinned.returncode == 0 and "does not pin the engine" in unpinned.stderr
 
 
+@pytest.mark.slow
 def test_dvc_plots_show_draws_a_line_over_time_and_diff_overlays_revisions(tmp_repo):
     repo = make_pipeline_repo(tmp_repo)
     run([str(VENV_BIN / "dvc"), "repro", "-q", "report"], cwd=repo, env=pipeline_env())
@@ -177,6 +178,7 @@ def test_dvc_plots_show_draws_a_line_over_time_and_diff_overlays_revisions(tmp_r
     assert both["content"]["encoding"]["x"]["type"] == "temporal"
 
 
+@pytest.mark.slow
 def test_dvc_plots_output_is_ignored_by_git_so_runs_are_not_refused(tmp_repo):
     repo = make_pipeline_repo(tmp_repo)
     run([str(VENV_BIN / "dvc"), "repro", "-q", "report"], cwd=repo, env=pipeline_env())

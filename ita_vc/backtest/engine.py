@@ -18,10 +18,40 @@ the position series.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numba as nb
 import numpy as np
+
+from ita_vc.backtest.records import (
+    FILL_FEE,
+    FILL_I,
+    FILL_PNL,
+    FILL_PRICE,
+    FILL_QTY,
+    FILL_SIDE,
+    FILL_SLIPPAGE,
+    FILL_WIDTH,
+    TRADE_DIR,
+    TRADE_ENTRY_FEE,
+    TRADE_ENTRY_I,
+    TRADE_ENTRY_PRICE,
+    TRADE_EXIT_FEE,
+    TRADE_EXIT_I,
+    TRADE_EXIT_PRICE,
+    TRADE_PNL,
+    TRADE_QTY,
+    TRADE_REASON,
+    TRADE_RETURN_PCT,
+    TRADE_WIDTH,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy.typing as npt
+
+    from ita_vc.utils.arrays import FloatArray, Int8Array
 
 __all__ = [
     "DIRECTION_CODES",
@@ -41,8 +71,8 @@ _SIGNAL, _SL, _TP, _END = 0, 1, 2, 3
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _close(  # pragma: no cover - compiled
-    trades: Any, fills: Any, n_trades: int, n_fills: int, t: int, c: float, pos_dir: int,
-    qty: float, entry_i: int, entry_price: float, entry_fee: float, cash: float,
+    trades: FloatArray, fills: FloatArray, n_trades: int, n_fills: int, t: int, c: float,
+    pos_dir: int, qty: float, entry_i: int, entry_price: float, entry_fee: float, cash: float,
     fee_rate: float, slip: float, reason: int,
 ) -> tuple[float, float]:
     """Close the position at close ``c``: book the fill, record trade and fill rows; returns
@@ -54,36 +84,35 @@ def _close(  # pragma: no cover - compiled
     else:
         cash -= qty * fill + fee
     pnl = pos_dir * qty * (fill - entry_price) - entry_fee - fee
-    trades[n_trades, 0] = entry_i
-    trades[n_trades, 1] = t
-    trades[n_trades, 2] = pos_dir
-    trades[n_trades, 3] = qty
-    trades[n_trades, 4] = entry_price
-    trades[n_trades, 5] = fill
-    trades[n_trades, 6] = entry_fee
-    trades[n_trades, 7] = fee
-    trades[n_trades, 8] = pnl
-    trades[n_trades, 9] = pnl / (qty * entry_price) * 100
-    trades[n_trades, 10] = reason
-    fills[n_fills, 0] = t
-    fills[n_fills, 1] = -pos_dir
-    fills[n_fills, 2] = qty
-    fills[n_fills, 3] = fill
-    fills[n_fills, 4] = fee
-    fills[n_fills, 5] = qty * abs(fill - c)
-    fills[n_fills, 6] = pnl
+    trades[n_trades, TRADE_ENTRY_I] = entry_i
+    trades[n_trades, TRADE_EXIT_I] = t
+    trades[n_trades, TRADE_DIR] = pos_dir
+    trades[n_trades, TRADE_QTY] = qty
+    trades[n_trades, TRADE_ENTRY_PRICE] = entry_price
+    trades[n_trades, TRADE_EXIT_PRICE] = fill
+    trades[n_trades, TRADE_ENTRY_FEE] = entry_fee
+    trades[n_trades, TRADE_EXIT_FEE] = fee
+    trades[n_trades, TRADE_PNL] = pnl
+    trades[n_trades, TRADE_RETURN_PCT] = pnl / (qty * entry_price) * 100
+    trades[n_trades, TRADE_REASON] = reason
+    fills[n_fills, FILL_I] = t
+    fills[n_fills, FILL_SIDE] = -pos_dir
+    fills[n_fills, FILL_QTY] = qty
+    fills[n_fills, FILL_PRICE] = fill
+    fills[n_fills, FILL_FEE] = fee
+    fills[n_fills, FILL_SLIPPAGE] = qty * abs(fill - c)
+    fills[n_fills, FILL_PNL] = pnl
     return cash, pnl
 
 
 @nb.njit(cache=True, nogil=True)
 def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma: no cover
-    close: Any, states: Any, prev_state: int, direction: int, mode: int, amount: float,
-    budget: float, safe_pct: float, sl_pct: float, tp_pct: float, fee_rate: float,
-    slip: float, init_cash: float, trades: Any, fills: Any,
-) -> Any:
-    # trades (>= n+1 rows): entry_i, exit_i, dir, qty, entry_price, exit_price, entry_fee,
-    # exit_fee, pnl, ret, reason; fills (>= 2n+2 rows): i, side (+1 buy / -1 sell), qty,
-    # price, fee, slippage cost, pnl_realized. Buffers come from the caller (a grid reuses them).
+    close: FloatArray, states: Int8Array, prev_state: int, direction: int, mode: int,
+    amount: float, budget: float, safe_pct: float, sl_pct: float, tp_pct: float,
+    fee_rate: float, slip: float, init_cash: float, trades: FloatArray, fills: FloatArray,
+) -> tuple[FloatArray, FloatArray, int, int]:
+    # trades (>= n+1 rows) and fills (>= 2n+2 rows) in the column layout of records.py.
+    # Buffers come from the caller (a grid reuses them).
     n = len(close)
     equity = np.empty(n)
     position = np.empty(n)
@@ -162,13 +191,13 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
                     entry_price = fill
                     entry_fee = fee
                     entry_i = t
-                    fills[n_fills, 0] = t
-                    fills[n_fills, 1] = open_dir
-                    fills[n_fills, 2] = size
-                    fills[n_fills, 3] = fill
-                    fills[n_fills, 4] = fee
-                    fills[n_fills, 5] = size * abs(fill - c)
-                    fills[n_fills, 6] = 0.0
+                    fills[n_fills, FILL_I] = t
+                    fills[n_fills, FILL_SIDE] = open_dir
+                    fills[n_fills, FILL_QTY] = size
+                    fills[n_fills, FILL_PRICE] = fill
+                    fills[n_fills, FILL_FEE] = fee
+                    fills[n_fills, FILL_SLIPPAGE] = size * abs(fill - c)
+                    fills[n_fills, FILL_PNL] = 0.0
                     n_fills += 1
         s_prev = states[t]
         position[t] = pos_dir * qty
@@ -187,7 +216,8 @@ class EngineOutput:
 
     __slots__ = ("equity", "fills", "position", "trades")
 
-    def __init__(self, equity: Any, position: Any, trades: Any, fills: Any) -> None:
+    def __init__(self, equity: FloatArray, position: FloatArray, trades: FloatArray,
+                 fills: FloatArray) -> None:
         self.equity = equity
         self.position = position
         self.trades = trades
@@ -195,14 +225,14 @@ class EngineOutput:
 
 
 def run_engine(
-    close: Any, states: Any, *, prev_state: int = 0, direction: str = "long-short",
-    sizing: dict[str, Any] | None = None, sl_pct: float | None = None,
-    tp_pct: float | None = None, fee_rate: float = 0.00075, slip: float = 0.0001,
-    init_cash: float = 10_000.0,
+    close: npt.ArrayLike, states: npt.ArrayLike, *, prev_state: int = 0,
+    direction: str = "long-short", sizing: Mapping[str, str | float] | None = None,
+    sl_pct: float | None = None, tp_pct: float | None = None, fee_rate: float = 0.00075,
+    slip: float = 0.0001, init_cash: float = 10_000.0,
 ) -> EngineOutput:
     """Run the engine over the bars of the range (``states`` per bar, ``prev_state`` before)."""
-    n = len(close)
-    trades, fills = np.empty((n + 1, 11)), np.empty((2 * n + 2, 7))
+    n = len(np.asarray(close))
+    trades, fills = np.empty((n + 1, TRADE_WIDTH)), np.empty((2 * n + 2, FILL_WIDTH))
     equity, position, n_trades, n_fills = engine_pass(
         close, states, trades, fills, prev_state=prev_state, direction=direction, sizing=sizing,
         sl_pct=sl_pct, tp_pct=tp_pct, fee_rate=fee_rate, slip=slip, init_cash=init_cash)
@@ -210,17 +240,19 @@ def run_engine(
 
 
 def engine_pass(
-    close: Any, states: Any, trades: Any, fills: Any, *, prev_state: int = 0,
-    direction: str = "long-short", sizing: dict[str, Any] | None = None,
+    close: npt.ArrayLike, states: npt.ArrayLike, trades: FloatArray, fills: FloatArray, *,
+    prev_state: int = 0, direction: str = "long-short",
+    sizing: Mapping[str, str | float] | None = None,
     sl_pct: float | None = None, tp_pct: float | None = None, fee_rate: float = 0.00075,
     slip: float = 0.0001, init_cash: float = 10_000.0,
-) -> tuple[Any, Any, int, int]:
+) -> tuple[FloatArray, FloatArray, int, int]:
     """The compiled pass writing into caller-owned ``trades``/``fills`` buffers (at least
-    ``n+1`` x 11 and ``2n+2`` x 7); returns ``(equity, position, n_trades, n_fills)``."""
+    ``n+1`` x ``TRADE_WIDTH`` and ``2n+2`` x ``FILL_WIDTH``); returns ``(equity, position,
+    n_trades, n_fills)``."""
     sizing = sizing or {"mode": "all_in"}
-    mode = SIZING_CODES[sizing["mode"]]
+    mode = SIZING_CODES[str(sizing["mode"])]
     budget = float(sizing.get("budget", init_cash))
-    return _engine(  # type: ignore[no-any-return]
+    return _engine(
         np.ascontiguousarray(close, dtype=np.float64),
         np.ascontiguousarray(states, dtype=np.int8), int(prev_state),
         DIRECTION_CODES[direction], mode, float(sizing.get("amount", 0.0)), budget,

@@ -23,10 +23,15 @@ there is not enough history.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numba as nb
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from ita_vc.utils.arrays import FloatArray
 
 __all__ = ["atr", "bbands", "ema", "rolling_std", "rsi", "sma"]
 
@@ -39,7 +44,7 @@ def _is_negative(val: float) -> bool:
 
 
 @nb.njit(cache=_CACHE, nogil=True)
-def _sma(values: Any, n: int) -> Any:  # pragma: no cover - compiled
+def _sma(values: FloatArray, n: int) -> FloatArray:  # pragma: no cover - compiled
     size = len(values)
     out = np.full(size, np.nan)
     sum_x = 0.0
@@ -85,7 +90,9 @@ def _sma(values: Any, n: int) -> Any:  # pragma: no cover - compiled
 
 
 @nb.njit(cache=_CACHE, nogil=True)
-def _rolling_std(values: Any, means: Any, n: int) -> Any:  # pragma: no cover - compiled
+def _rolling_std(  # pragma: no cover - compiled
+    values: FloatArray, means: FloatArray, n: int,
+) -> FloatArray:
     size = len(values)
     out = np.full(size, np.nan)
     for i in range(n - 1, size):
@@ -101,7 +108,7 @@ def _rolling_std(values: Any, means: Any, n: int) -> Any:  # pragma: no cover - 
 
 
 @nb.njit(cache=_CACHE, nogil=True)
-def _ema(values: Any, n: int, seed: float) -> Any:  # pragma: no cover - compiled
+def _ema(values: FloatArray, n: int, seed: float) -> FloatArray:  # pragma: no cover - compiled
     size = len(values)
     out = np.full(size, np.nan)
     if size < n:
@@ -116,7 +123,7 @@ def _ema(values: Any, n: int, seed: float) -> Any:  # pragma: no cover - compile
 
 
 @nb.njit(cache=_CACHE, nogil=True)
-def _rsi(values: Any, n: int) -> Any:  # pragma: no cover - compiled
+def _rsi(values: FloatArray, n: int) -> FloatArray:  # pragma: no cover - compiled
     size = len(values)
     out = np.full(size, np.nan)
     if size <= n:
@@ -140,7 +147,9 @@ def _rsi(values: Any, n: int) -> Any:  # pragma: no cover - compiled
 
 
 @nb.njit(cache=_CACHE, nogil=True)
-def _atr(high: Any, low: Any, close: Any, n: int) -> Any:  # pragma: no cover - compiled
+def _atr(  # pragma: no cover - compiled
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int,
+) -> FloatArray:
     size = len(close)
     out = np.full(size, np.nan)
     if size <= n:
@@ -157,7 +166,7 @@ def _atr(high: Any, low: Any, close: Any, n: int) -> Any:  # pragma: no cover - 
     return out
 
 
-def _arr(values: Any) -> Any:
+def _arr(values: npt.ArrayLike) -> FloatArray:
     return np.ascontiguousarray(values, dtype=np.float64)
 
 
@@ -167,19 +176,19 @@ def _window(n: int) -> int:
     return int(n)
 
 
-def sma(values: Any, n: int) -> Any:
+def sma(values: npt.ArrayLike, n: int) -> FloatArray:
     """Simple moving average (pandas rolling-mean arithmetic, exact on equal windows)."""
     return _sma(_arr(values), _window(n))
 
 
-def rolling_std(values: Any, n: int, means: Any | None = None) -> Any:
+def rolling_std(values: npt.ArrayLike, n: int, means: npt.ArrayLike | None = None) -> FloatArray:
     """Population (ddof=0) rolling standard deviation around the :func:`sma` of the window."""
     x = _arr(values)
     n = _window(n)
     return _rolling_std(x, _arr(sma(x, n) if means is None else means), n)
 
 
-def ema(values: Any, n: int) -> Any:
+def ema(values: npt.ArrayLike, n: int) -> FloatArray:
     """Exponential moving average seeded with the SMA of the first n values."""
     x = _arr(values)
     n = _window(n)
@@ -187,17 +196,19 @@ def ema(values: Any, n: int) -> Any:
     return _ema(x, n, seed)
 
 
-def rsi(values: Any, n: int) -> Any:
+def rsi(values: npt.ArrayLike, n: int) -> FloatArray:
     """Wilder's RSI."""
     return _rsi(_arr(values), _window(n))
 
 
-def atr(high: Any, low: Any, close: Any, n: int) -> Any:
+def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int) -> FloatArray:
     """Wilder's average true range."""
     return _atr(_arr(high), _arr(low), _arr(close), _window(n))
 
 
-def bbands(values: Any, n: int, k: float) -> tuple[Any, Any, Any]:
+def bbands(
+    values: npt.ArrayLike, n: int, k: float,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Bollinger bands ``(lower, middle, upper)``: SMA +- k * population std."""
     middle = sma(values, n)
     width = k * rolling_std(values, n, middle)

@@ -8,10 +8,18 @@ the initial cash. Undefined values are ``None`` (``null`` in JSON), never NaN or
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba as nb
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy.typing as npt
+    import pandas as pd
+
+    from ita_vc.utils.arrays import FloatArray, IntArray
 
 __all__ = ["METRIC_NAMES", "compute_metrics", "drawdown_periods", "drawdown_series"]
 
@@ -26,13 +34,13 @@ METRIC_NAMES = (
 _DAY_MS = 86_400_000
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: object) -> float | int | None:
     """Python float/int, or None for NaN/inf."""
     if value is None:
         return None
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
         return int(value)
-    number = float(value)
+    number = float(value)  # type: ignore[arg-type]  # a numpy or Python number
     return number if math.isfinite(number) else None
 
 
@@ -47,7 +55,7 @@ def drawdown_step(peak: float, value: float) -> tuple[float, float]:  # pragma: 
 
 
 @nb.njit(cache=True, nogil=True)
-def _drawdown(equity: Any, init_cash: float) -> Any:  # pragma: no cover
+def _drawdown(equity: FloatArray, init_cash: float) -> FloatArray:  # pragma: no cover
     out = np.empty(equity.shape[0])
     peak = init_cash
     for i in range(equity.shape[0]):
@@ -57,7 +65,7 @@ def _drawdown(equity: Any, init_cash: float) -> Any:  # pragma: no cover
 
 @nb.njit(cache=True, nogil=True)
 def return_and_max_drawdown(  # pragma: no cover - compiled
-    equity: Any, init_cash: float,
+    equity: FloatArray, init_cash: float,
 ) -> tuple[float, float]:
     """``(Total Return [%], Max. Drawdown [%])`` in one pass without a drawdown array (the
     grid's hot path), through :func:`drawdown_step`: the numbers equal a single run's."""
@@ -69,13 +77,15 @@ def return_and_max_drawdown(  # pragma: no cover - compiled
     return (equity[-1] / init_cash - 1.0) * 100.0, low * 100.0
 
 
-def drawdown_series(equity: Any, init_cash: float) -> Any:
+def drawdown_series(equity: npt.ArrayLike, init_cash: float) -> FloatArray:
     """``equity / peak - 1`` per bar, the peak (running maximum) starting at the initial cash."""
     return _drawdown(np.ascontiguousarray(equity, dtype=np.float64), float(init_cash))
 
 
 @nb.njit(cache=True, nogil=True)
-def _drawdown_periods(ts: Any, equity: Any, init_cash: float) -> Any:  # pragma: no cover
+def _drawdown_periods(
+    ts: IntArray, equity: FloatArray, init_cash: float,
+) -> tuple[FloatArray, FloatArray]:  # pragma: no cover
     n = len(equity)
     depths = np.empty(n)
     lengths = np.empty(n)
@@ -110,7 +120,9 @@ def _drawdown_periods(ts: Any, equity: Any, init_cash: float) -> Any:  # pragma:
     return depths[:count], lengths[:count]
 
 
-def drawdown_periods(ts: Any, equity: Any, init_cash: float) -> list[tuple[float, float]]:
+def drawdown_periods(
+    ts: npt.ArrayLike, equity: npt.ArrayLike, init_cash: float,
+) -> list[tuple[float, float]]:
     """``(deepest point as a fraction, duration in seconds)`` of each drawdown period.
 
     A period starts at the first bar below the running peak and ends at the first bar with
@@ -124,7 +136,7 @@ def drawdown_periods(ts: Any, equity: Any, init_cash: float) -> list[tuple[float
     return list(zip(depths.tolist(), lengths.tolist(), strict=True))
 
 
-def daily_index(ts: Any) -> Any:
+def daily_index(ts: npt.ArrayLike) -> IntArray:
     """For each UTC day from the first to the last bar, the index of its last bar (a day
     without bars takes the previous day's): ``equity[daily_index(ts)]`` is the daily equity."""
     days = np.asarray(ts, dtype=np.int64) // _DAY_MS
@@ -134,12 +146,12 @@ def daily_index(ts: Any) -> Any:
     return np.maximum.accumulate(index)
 
 
-def daily_returns(daily_equity: Any) -> Any:
+def daily_returns(daily_equity: FloatArray) -> FloatArray:
     """Day-over-day returns of a daily equity series."""
     return daily_equity[1:] / daily_equity[:-1] - 1.0
 
 
-def sharpe_ratio(returns: Any) -> float | None:
+def sharpe_ratio(returns: FloatArray) -> float | None:
     """The Sharpe Ratio of docs/backtest-model.md: mean / sample std of the daily returns x
     sqrt(365); None with fewer than two returns or no variation."""
     if len(returns) < 2:
@@ -149,7 +161,9 @@ def sharpe_ratio(returns: Any) -> float | None:
 
 
 @nb.njit(cache=True, nogil=True)
-def _exposure(position: Any, close: Any, equity: Any) -> Any:  # pragma: no cover - compiled
+def _exposure(
+    position: FloatArray, close: FloatArray, equity: FloatArray,
+) -> FloatArray:  # pragma: no cover - compiled
     """``|position * close| / equity`` per bar, in one pass (numpy's ``mean`` sums it)."""
     out = np.empty(len(equity))
     for i in range(len(equity)):
@@ -158,8 +172,9 @@ def _exposure(position: Any, close: Any, equity: Any) -> Any:  # pragma: no cove
 
 
 def compute_metrics(  # noqa: PLR0915 - one line per metric
-    ts: Any, close: Any, equity: Any, position: Any, trades: Any, init_cash: float,
-    drawdown: Any | None = None,
+    ts: npt.ArrayLike, close: npt.ArrayLike, equity: npt.ArrayLike, position: npt.ArrayLike,
+    trades: Mapping[str, FloatArray | IntArray] | pd.DataFrame, init_cash: float,
+    drawdown: npt.ArrayLike | None = None,
 ) -> dict[str, Any]:
     """All metrics; ``trades`` maps ``entry_ts, exit_ts, pnl, return_pct`` to equal-length
     columns (a DataFrame or a dict of arrays); ``drawdown`` is :func:`drawdown_series` of the

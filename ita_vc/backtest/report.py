@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["format_value", "metrics_table_md", "render_chart_png", "render_report_md"]
 
 
-def format_value(value: Any) -> str:
+def format_value(value: object) -> str:
     """A metric value for a table: null as ``-``, floats with up to 6 significant decimals."""
     if value is None:
         return "-"
@@ -29,7 +29,7 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def metrics_table_md(metrics: Mapping[str, Any]) -> str:
+def metrics_table_md(metrics: Mapping[str, object]) -> str:
     """``|Metric|Value|`` markdown table, in the documented metric order."""
     from ita_vc.backtest.metrics import METRIC_NAMES
 
@@ -40,7 +40,7 @@ def metrics_table_md(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> str:
     """The report.md of a run: identity, data, execution parameters and the metrics table."""
     rng = summary.get("range") or {}
     lines = [

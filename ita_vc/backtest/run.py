@@ -8,7 +8,7 @@ the last warm-up bar's, or NEUTRAL); compute metrics. Pure: DataFrames in, DataF
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,14 +16,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ita_vc.backtest.records import (
+    FILL_FEE,
+    FILL_I,
+    FILL_PNL,
+    FILL_PRICE,
+    FILL_QTY,
+    FILL_SIDE,
+    FILL_SLIPPAGE,
+    TRADE_DIR,
+    TRADE_ENTRY_FEE,
+    TRADE_ENTRY_I,
+    TRADE_ENTRY_PRICE,
+    TRADE_EXIT_FEE,
+    TRADE_EXIT_I,
+    TRADE_EXIT_PRICE,
+    TRADE_PNL,
+    TRADE_QTY,
+    TRADE_REASON,
+    TRADE_RETURN_PCT,
+)
 from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
     from ita_vc.backtest.params import RunParams
     from ita_vc.catalog import Catalog
     from ita_vc.rules.model import Rule
+    from ita_vc.utils.arrays import FloatArray, IntArray
 
 __all__ = ["ENGINE_VERSION", "SUPPORTED_ENGINES", "BacktestResult", "load_rule",
            "prepare_candles", "run_backtest"]
@@ -47,13 +69,13 @@ class BacktestResult:
 
     metrics: dict[str, Any]
     summary_fields: dict[str, Any] = field(repr=False)
-    position: Any = field(repr=False, default=None)
-    candles_used: pd.DataFrame | None = field(repr=False, default=None)
-    ts: Any = field(repr=False, default=None)
-    engine_trades: Any = field(repr=False, default=None)
-    engine_fills: Any = field(repr=False, default=None)
-    equity_values: Any = field(repr=False, default=None)
-    drawdown_values: Any = field(repr=False, default=None)
+    position: FloatArray = field(repr=False)
+    candles_used: pd.DataFrame | None = field(repr=False)
+    ts: IntArray = field(repr=False)
+    engine_trades: FloatArray = field(repr=False)
+    engine_fills: FloatArray = field(repr=False)
+    equity_values: FloatArray = field(repr=False)
+    drawdown_values: FloatArray = field(repr=False)
 
     @cached_property
     def trades(self) -> pd.DataFrame:
@@ -64,11 +86,14 @@ class BacktestResult:
 
         t, ts = self.engine_trades, self.ts
         return pd.DataFrame({
-            "entry_ts": ts[t[:, 0].astype(np.int64)], "exit_ts": ts[t[:, 1].astype(np.int64)],
-            "direction": _labels(("short", "long"), t[:, 2] > 0),
-            "qty": t[:, 3], "entry_price": t[:, 4], "exit_price": t[:, 5],
-            "entry_fee": t[:, 6], "exit_fee": t[:, 7], "pnl": t[:, 8], "return_pct": t[:, 9],
-            "exit_reason": _labels(REASONS, t[:, 10]),
+            "entry_ts": ts[t[:, TRADE_ENTRY_I].astype(np.int64)],
+            "exit_ts": ts[t[:, TRADE_EXIT_I].astype(np.int64)],
+            "direction": _labels(("short", "long"), t[:, TRADE_DIR] > 0),
+            "qty": t[:, TRADE_QTY], "entry_price": t[:, TRADE_ENTRY_PRICE],
+            "exit_price": t[:, TRADE_EXIT_PRICE], "entry_fee": t[:, TRADE_ENTRY_FEE],
+            "exit_fee": t[:, TRADE_EXIT_FEE], "pnl": t[:, TRADE_PNL],
+            "return_pct": t[:, TRADE_RETURN_PCT],
+            "exit_reason": _labels(REASONS, t[:, TRADE_REASON]),
         })
 
     @cached_property
@@ -78,10 +103,11 @@ class BacktestResult:
 
         f, ts = self.engine_fills, self.ts
         return pd.DataFrame({
-            "ts_utc": ts[f[:, 0].astype(np.int64)],
-            "side": _labels(("sell", "buy"), f[:, 1] > 0),
-            "qty": f[:, 2], "price": f[:, 3], "fee": f[:, 4], "slippage": f[:, 5],
-            "pnl_realized": f[:, 6], "borrow_cost": np.zeros(len(f)),
+            "ts_utc": ts[f[:, FILL_I].astype(np.int64)],
+            "side": _labels(("sell", "buy"), f[:, FILL_SIDE] > 0),
+            "qty": f[:, FILL_QTY], "price": f[:, FILL_PRICE], "fee": f[:, FILL_FEE],
+            "slippage": f[:, FILL_SLIPPAGE], "pnl_realized": f[:, FILL_PNL],
+            "borrow_cost": np.zeros(len(f)),
         })
 
     @cached_property
@@ -112,7 +138,7 @@ class BacktestResult:
         return fields
 
 
-def load_rule(rule: Rule | Mapping[str, Any] | str | Path, catalog: Catalog) -> Rule:
+def load_rule(rule: Rule | Mapping[str, object] | str | Path, catalog: Catalog) -> Rule:
     """A :class:`Rule` from a Rule, a mapping or a file anywhere (outside the registry a
     missing ``params_hash`` is computed, a present one must match; missing direction, sizing
     and targets default to long-short, all_in and no SL/TP).
@@ -145,7 +171,7 @@ def load_rule(rule: Rule | Mapping[str, Any] | str | Path, catalog: Catalog) -> 
     return parsed
 
 
-def _infer_step(ts: Any) -> int | None:
+def _infer_step(ts: npt.ArrayLike) -> int | None:
     diffs = np.diff(np.asarray(ts, dtype=np.int64))
     return int(diffs.min()) if len(diffs) else None
 
@@ -206,7 +232,7 @@ def prepare_candles(
     return pd.DataFrame(cut), report
 
 
-def _labels(names: Any, codes: Any) -> pd.Series:
+def _labels(names: Sequence[str], codes: npt.ArrayLike) -> pd.Series[str]:
     """A ``str`` column of ``names[code]``, built by Arrow's ``take`` (the ``str`` dtype is
     Arrow-backed: no Python string object per row)."""
     import pandas as pd
@@ -219,7 +245,7 @@ def _labels(names: Any, codes: Any) -> pd.Series:
 
 
 def run_backtest(
-    candles: pd.DataFrame, rule: Rule | Mapping[str, Any] | str | Path,
+    candles: pd.DataFrame, rule: Rule | Mapping[str, object] | str | Path,
     params: Mapping[str, Any] | RunParams | None = None, *, catalog: Catalog | None = None,
 ) -> BacktestResult:
     """Backtest ``rule`` on ``candles`` with ``params`` (shaped like params.yaml).
@@ -271,9 +297,9 @@ def run_backtest(
         init_cash=run_params.backtest.init_cash,
     )
     t = out.trades
-    trade_columns = {"entry_ts": ts[t[:, 0].astype(np.int64)],
-                     "exit_ts": ts[t[:, 1].astype(np.int64)], "pnl": t[:, 8],
-                     "return_pct": t[:, 9]}
+    trade_columns = {"entry_ts": ts[t[:, TRADE_ENTRY_I].astype(np.int64)],
+                     "exit_ts": ts[t[:, TRADE_EXIT_I].astype(np.int64)],
+                     "pnl": t[:, TRADE_PNL], "return_pct": t[:, TRADE_RETURN_PCT]}
     drawdown = drawdown_series(out.equity, run_params.backtest.init_cash)
     metrics = compute_metrics(ts, closes, out.equity, out.position, trade_columns,
                               run_params.backtest.init_cash, drawdown)

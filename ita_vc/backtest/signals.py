@@ -27,7 +27,10 @@ from ita_vc.errors import DataValidationError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    import numpy.typing as npt
+
     from ita_vc.catalog import Catalog
+    from ita_vc.utils.arrays import BoolArray, FloatArray, Int8Array
 
 __all__ = [
     "LONG",
@@ -43,7 +46,7 @@ LONG, SHORT, NEUTRAL = 1, -1, 0
 
 
 @nb.njit(cache=True, nogil=True)
-def _above_state(a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+def _above_state(a: FloatArray, b: FloatArray) -> Int8Array:  # pragma: no cover - compiled
     """LONG where ``a - b > 0``, SHORT where ``< 0``, else NEUTRAL (NaN compares False both
     ways): one pass, no temporary difference array."""
     state = np.zeros(len(a), dtype=np.int8)
@@ -56,15 +59,17 @@ def _above_state(a: Any, b: Any) -> Any:  # pragma: no cover - compiled
     return state
 
 
-def _band_state(value: Any, long_below: Any, short_above: Any) -> Any:
+def _band_state(
+    value: FloatArray, long_below: FloatArray | float, short_above: FloatArray | float,
+) -> Int8Array:
     state = np.zeros(len(value), dtype=np.int8)
     state[value < long_below] = LONG
     state[value > short_above] = SHORT
     return state
 
 
-def indicator_state(name: str, params: Mapping[str, Any], high: Any, low: Any,
-                    close: Any) -> Any:
+def indicator_state(name: str, params: Mapping[str, float], high: FloatArray, low: FloatArray,
+                    close: FloatArray) -> Int8Array:
     """The int8 state series of one indicator (params already resolved with defaults).
 
     Raises:
@@ -94,7 +99,7 @@ def indicator_state(name: str, params: Mapping[str, Any], high: Any, low: Any,
     raise DataValidationError(f"indicator {name!r} has no implementation in this engine")
 
 
-def combine_states(states: Sequence[Any], size: int) -> tuple[Any, Any]:
+def combine_states(states: Sequence[Int8Array], size: int) -> tuple[Int8Array, BoolArray]:
     """``(final state, conflicting mask)`` of several indicator state series."""
     if not states:
         return np.zeros(size, dtype=np.int8), np.zeros(size, dtype=bool)
@@ -107,7 +112,7 @@ def combine_states(states: Sequence[Any], size: int) -> tuple[Any, Any]:
 
 
 def resolve_indicator_params(indicators: Sequence[Mapping[str, Any]],
-                             catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
+                             catalog: Catalog) -> list[tuple[str, dict[str, float]]]:
     """Each indicator with its params completed from the catalog defaults, validated.
 
     Raises:
@@ -129,8 +134,10 @@ def resolve_indicator_params(indicators: Sequence[Mapping[str, Any]],
     return resolved
 
 
-def rule_states(indicators: Sequence[tuple[str, Mapping[str, Any]]], high: Any, low: Any,
-                close: Any) -> tuple[Any, Any]:
+def rule_states(
+    indicators: Sequence[tuple[str, Mapping[str, float]]], high: npt.ArrayLike,
+    low: npt.ArrayLike, close: npt.ArrayLike,
+) -> tuple[Int8Array, BoolArray]:
     """Final rule state and conflicting mask for all bars."""
     high, low, close = (np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close))
     states = [indicator_state(name, params, high, low, close) for name, params in indicators]

@@ -114,7 +114,8 @@ def _check_options(track: bool, commit: bool, wait: float) -> None:
         raise UsageError(f"--wait must be a number of seconds >= 0, got {wait!r}")
 
 
-def _resolve_timeframe(ts: Any, timeframe: str | None, source: str) -> tuple[str, bool]:
+def _resolve_timeframe(ts: pd.Series[int], timeframe: str | None,
+                       source: str) -> tuple[str, bool]:
     """The given timeframe, checked against the bars' median spacing, or the inferred one."""
     if timeframe is None:
         return infer_timeframe(ts, source), True

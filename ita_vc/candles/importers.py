@@ -80,7 +80,8 @@ def detect_format(path: Path) -> str:
     return "csv"
 
 
-def _listed(where: Any, rows: Any, raw: Any) -> str:
+def _listed(where: np.typing.NDArray[np.intp], rows: np.typing.NDArray[np.int64],
+            raw: np.typing.NDArray[np.float64] | pd.Series[Any]) -> str:
     """``row 3 ('x'), row 7 ('y') (and 4 more)`` for the positions ``where``."""
     def value(i: int) -> str:
         item = raw[i] if not hasattr(raw, "iloc") else raw.iloc[i]
@@ -93,7 +94,8 @@ def _listed(where: Any, rows: Any, raw: Any) -> str:
     return shown + more
 
 
-def epoch_unit(values: Any, source: str, rows: Any = None) -> tuple[str, float]:
+def epoch_unit(values: np.typing.ArrayLike, source: str,
+               rows: np.typing.NDArray[np.int64] | None = None) -> tuple[str, float]:
     """The unit of epoch timestamps (``s``, ``ms``, ``us``, ``ns``) and the factor to ms.
 
     ``rows`` (the data row of each value) names the offending rows in messages.
@@ -136,7 +138,8 @@ def _to_float(series: pd.Series[Any]) -> pd.Series[float]:
     return result
 
 
-def _check_finite(values: np.ndarray[Any, Any], raw: Any, rows: Any, source: str) -> None:
+def _check_finite(values: np.typing.NDArray[np.float64], raw: pd.Series[Any],
+                  rows: np.typing.NDArray[np.int64], source: str) -> None:
     import numpy as np
 
     where = np.flatnonzero(~np.isfinite(values))
@@ -147,7 +150,8 @@ def _check_finite(values: np.ndarray[Any, Any], raw: Any, rows: Any, source: str
         )
 
 
-def _check_range(ms: np.ndarray[Any, Any], raw: Any, rows: Any, source: str) -> None:
+def _check_range(ms: np.typing.NDArray[np.float64], raw: pd.Series[Any],
+                 rows: np.typing.NDArray[np.int64], source: str) -> None:
     """Refuse times outside pandas' nanosecond range (:data:`TS_RANGE_TEXT`)."""
     import numpy as np
 
@@ -160,7 +164,8 @@ def _check_range(ms: np.ndarray[Any, Any], raw: Any, rows: Any, source: str) -> 
         )
 
 
-def _times_to_ms(raw: pd.Series[Any], source: str, rows: Any) -> Any:
+def _times_to_ms(raw: pd.Series[Any], source: str,
+                 rows: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.int64]:
     """Epoch numbers or ISO strings -> int64 ms; unparseable or out-of-range values are an
     error."""
     import numpy as np
@@ -199,7 +204,8 @@ def _times_to_ms(raw: pd.Series[Any], source: str, rows: Any) -> Any:
     return _datetimes_to_ms(parsed, raw, rows, source)
 
 
-def _datetimes_to_ms(stamps: pd.Series[Any], raw: Any, rows: Any, source: str) -> Any:
+def _datetimes_to_ms(stamps: pd.Series[Any], raw: pd.Series[Any],
+                     rows: np.typing.NDArray[np.int64], source: str) -> np.typing.NDArray[np.int64]:
     import numpy as np
     import pandas as pd
 
@@ -212,7 +218,8 @@ def _datetimes_to_ms(stamps: pd.Series[Any], raw: Any, rows: Any, source: str) -
     return np.asarray(ms, dtype="int64")
 
 
-def _frame(ts: Any, table: pd.DataFrame, rows: Any) -> pd.DataFrame:
+def _frame(ts: np.typing.NDArray[np.int64], table: pd.DataFrame,
+           rows: np.typing.NDArray[np.int64]) -> pd.DataFrame:
     import pandas as pd
 
     out = pd.DataFrame({"ts_utc": ts})

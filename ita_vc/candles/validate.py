@@ -28,7 +28,7 @@ def format_ts(ms: int) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms % 1000:03d}" if ms % 1000 else "") + "Z"
 
 
-def _rows(df: pd.DataFrame, mask: np.ndarray[Any, Any], describe: Any) -> str:
+def _rows(df: pd.DataFrame, mask: np.typing.NDArray[np.bool_], describe: Any) -> str:
     import numpy as np
 
     where = np.flatnonzero(mask)
@@ -56,7 +56,8 @@ def validate_candles(df: pd.DataFrame, step_ms: int, source: str) -> None:
 
     problems: list[str] = []
 
-    def check(mask: np.ndarray[Any, Any], what: str, describe: Any = _row_label) -> None:
+    def check(mask: np.typing.NDArray[np.bool_], what: str,
+              describe: Any = _row_label) -> None:
         if mask.any():
             problems.append(f"{int(mask.sum())} row(s) {what}: {_rows(df, mask, describe)}")
 

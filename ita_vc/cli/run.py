@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ def _workspace() -> Workspace:
     return Workspace.discover()
 
 
-def _value(value: Any) -> str:
+def _value(value: object) -> str:
     from ita_vc.backtest.report import format_value
 
     if isinstance(value, dict | list):

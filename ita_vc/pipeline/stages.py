@@ -1,12 +1,20 @@
-"""The stages ``dvc.yaml`` runs (``python -m ita_vc.pipeline <stage>``): thin I/O around the core.
+"""The four stages ``dvc.yaml`` runs (``python -m ita_vc.pipeline <stage>``): thin I/O around
+the core. ``prepare -> backtest -> report`` is one chain; ``grid`` stands beside it (it reads the
+candles itself and depends on no other stage's outs). Paths below are for the default
+``store.kinds.results: results``; the stages write below whatever folder that names.
 
 * ``prepare``: canonical candles (``data.source_timeframe``) -> the requested timeframe by
-  rollup, ``[start, end)`` plus up to ``warmup_bars`` before -> ``results/prepared/``;
+  rollup, ``[start, end)`` plus up to ``warmup_bars`` before -> ``results/prepared/``
+  (candles.parquet, prepare.json);
 * ``backtest``: prepared candles + the rule version (through the registry) + params ->
   ``results/backtest/`` (trades, fills, equity, drawdown, summary.json) and
   ``results/metrics.json``;
 * ``report``: -> ``results/report/`` (report.md, equity.png, drawdown.png) and
-  ``results/plots/equity.csv`` (``dvc plots``).
+  ``results/plots/equity.csv`` (``dvc plots``);
+* ``grid``: the parameter search of ``params.yaml: grid:`` over candles prepared as
+  ``prepare`` does -> ``results/grid/`` (topk.parquet, trades.parquet of the best
+  ``top_trades_n``, report.md, summary.json); an interrupted stage writes nothing (``ita-vc
+  grid run`` is the resumable command).
 """
 
 from __future__ import annotations

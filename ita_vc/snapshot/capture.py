@@ -80,7 +80,7 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def snapshot_hash(snapshot: Mapping[str, Any]) -> str:
+def snapshot_hash(snapshot: Mapping[str, object]) -> str:
     """``sha256:`` of the canonical JSON of the snapshot without ``snapshot_sha256``."""
     return hash_canonical({k: v for k, v in snapshot.items() if k != "snapshot_sha256"})
 
@@ -455,7 +455,7 @@ def _read_candles(path: Path) -> pd.DataFrame:
     return read_candle_file(path)
 
 
-def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, Any]:
+def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, object]:
     """The index row (runs table) of a snapshot."""
     from ita_vc.utils.hashing import canonical_json
 

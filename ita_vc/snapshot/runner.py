@@ -96,7 +96,7 @@ def pipeline_env(extra_path: Path | None = None) -> dict[str, str]:
     return env
 
 
-def _plain_value(key: str, value: Any) -> Any:
+def _plain_value(key: str, value: object) -> object:
     """A ``-S`` value as JSON-able data: dates and times become ISO strings (DVC refuses
     them); other types YAML may produce (bytes, sets) are refused."""
     if isinstance(value, dt.date | dt.datetime | dt.time):
@@ -111,7 +111,7 @@ def _plain_value(key: str, value: Any) -> Any:
                               f"({value!r}); use a number, a string, a list or a mapping")
 
 
-def apply_param_overrides(text: str, overrides: Iterable[tuple[str, Any]]) -> str:
+def apply_param_overrides(text: str, overrides: Iterable[tuple[str, object]]) -> str:
     """``params.yaml`` text with ``key.path=value`` overrides applied (comments kept), like
     ``dvc exp run -S``. Dates are written as quoted strings.
 
@@ -234,7 +234,7 @@ def _load_params_text(text: str) -> dict[str, Any]:
     return doc
 
 
-def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, Any]],
+def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, object]],
                       ) -> tuple[dict[str, Any], RunParams]:
     from ita_vc.backtest.params import parse_params
 
@@ -494,7 +494,7 @@ def _commit(workspace: Workspace, journal: RunJournal, report: RunReport,
 
 def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
     workspace: Workspace, *, setup_id: str | None = None, version: str | None = None,
-    overrides: Iterable[tuple[str, Any]] = (), mode: str = "backtest", note: str | None = None,
+    overrides: Iterable[tuple[str, object]] = (), mode: str = "backtest", note: str | None = None,
     allow_dirty: bool = False, commit: bool = True, wait: float = 0,
     stages: Sequence[str] | None = None, force: bool = False,
     progress: Callable[[str], None] | None = None,

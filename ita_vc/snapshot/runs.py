@@ -38,8 +38,8 @@ class DiffRow:
 
     section: str
     key: str
-    a: Any
-    b: Any
+    a: object
+    b: object
 
 
 def sync_runs(workspace: Workspace) -> list[dict[str, Any]]:

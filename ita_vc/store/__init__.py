@@ -62,7 +62,7 @@ def _store() -> PersistentStore:
 
 def save_dataframe(
     df: pd.DataFrame, kind: str, filename: str, subdir: str = "", fmt: str = "parquet",
-    overwrite: bool = True, meta: Mapping[str, Any] | None = None,
+    overwrite: bool = True, meta: Mapping[str, object] | None = None,
 ) -> ArtifactRef:
     """:meth:`PersistentStore.save_dataframe` in the current workspace."""
     return _store().save_dataframe(df, kind, filename, subdir, fmt, overwrite, meta)
@@ -74,8 +74,8 @@ def load_dataframe(ref: ArtifactRef | str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def save_json(
-    obj: Any, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
-    meta: Mapping[str, Any] | None = None,
+    obj: object, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
+    meta: Mapping[str, object] | None = None,
 ) -> ArtifactRef:
     """:meth:`PersistentStore.save_json` in the current workspace."""
     return _store().save_json(obj, kind, filename, subdir, overwrite, meta)
@@ -88,7 +88,7 @@ def load_json(ref: ArtifactRef | str | os.PathLike[str]) -> Any:
 
 def save_binary(
     data: bytes, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
-    meta: Mapping[str, Any] | None = None,
+    meta: Mapping[str, object] | None = None,
 ) -> ArtifactRef:
     """:meth:`PersistentStore.save_binary` in the current workspace."""
     return _store().save_binary(data, kind, filename, subdir, overwrite, meta)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ita_vc.errors import IntegrityError, PersistentStoreError
 from ita_vc.store.index import IndexRow, MetadataIndex, utc_now_iso
@@ -116,14 +116,14 @@ def _format_of(name: str) -> str:
     return "binary"
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> NoReturn:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
 
 
-def _dump_json(obj: Any) -> bytes:
+def _dump_json(obj: object) -> bytes:
     """Pretty, deterministic JSON (sorted keys, 2-space indent, final newline)."""
 
-    def check(value: Any) -> None:
+    def check(value: object) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"JSON has no form for {value!r}; use null")
         if isinstance(value, Mapping):
@@ -239,7 +239,7 @@ class PersistentStore:
         return rel, None
 
     # -- writing ---------------------------------------------------------------------------
-    def _check_meta(self, meta: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+    def _check_meta(self, meta: Mapping[str, object] | None, path: str) -> dict[str, Any]:
         if meta is None:
             return {}
         if not isinstance(meta, Mapping):
@@ -348,7 +348,7 @@ class PersistentStore:
 
     def save_dataframe(
         self, df: pd.DataFrame, kind: str, filename: str, subdir: str = "",
-        fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, Any] | None = None,
+        fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, object] | None = None,
     ) -> ArtifactRef:
         """Save a table as parquet (default; zstd unless configured) or CSV.
 
@@ -365,7 +365,7 @@ class PersistentStore:
 
     def _save_dataframe(
         self, df: pd.DataFrame, kind: str, filename: str, subdir: str = "",
-        fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, Any] | None = None,
+        fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, object] | None = None,
         *, reserved_ok: bool = False,
     ) -> ArtifactRef:
         import pandas as pd
@@ -412,8 +412,8 @@ class PersistentStore:
         return write
 
     def save_json(
-        self, obj: Any, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
-        meta: Mapping[str, Any] | None = None,
+        self, obj: object, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
+        meta: Mapping[str, object] | None = None,
     ) -> ArtifactRef:
         """Save a JSON document (sorted keys, 2-space indent; NaN/inf refused).
 
@@ -430,7 +430,7 @@ class PersistentStore:
 
     def save_binary(
         self, data: bytes, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
-        meta: Mapping[str, Any] | None = None,
+        meta: Mapping[str, object] | None = None,
     ) -> ArtifactRef:
         """Save raw bytes (PNG charts, screenshots, anything); the format is ``png`` or ``binary``.
 

@@ -132,11 +132,11 @@ class IndexRow:
     created_at: str
     meta_json: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | int | None]:
         """The row as a plain mapping."""
         return {name: getattr(self, name) for name in _COLUMNS}
 
-    def values(self) -> tuple[Any, ...]:
+    def values(self) -> tuple[str | int | None, ...]:
         """Column values in table order."""
         return tuple(getattr(self, name) for name in _COLUMNS)
 
@@ -252,7 +252,7 @@ class MetadataIndex:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM artifacts WHERE path = ?", (path,)).rowcount > 0
 
-    def upsert_run(self, run: Mapping[str, Any]) -> None:
+    def upsert_run(self, run: Mapping[str, object]) -> None:
         """Insert or replace a row of the runs table (keys: :data:`RUN_COLUMNS`)."""
         with self._transaction() as conn:
             conn.execute(_INSERT_RUN, tuple(run.get(c) for c in RUN_COLUMNS))
@@ -273,7 +273,7 @@ class MetadataIndex:
         with self._connection() as conn:
             conn.execute("SELECT COUNT(*) FROM runs").fetchone()
 
-    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+    def runs(self, **filters: str | int | None) -> list[dict[str, Any]]:
         """Rows of the runs table matching the filters, oldest first."""
         rows = self._select("runs", RUN_COLUMNS, "created_at, run_id", filters)
         return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
@@ -293,7 +293,7 @@ class MetadataIndex:
     def objects(self, status: str | None = None) -> list[dict[str, Any]]:
         """Cache objects the retention machinery touched (optionally with one status)."""
         sql = "SELECT oid, path, class, size, status, changed_at FROM cache_objects"
-        params: list[Any] = []
+        params: list[str] = []
         if status is not None:
             sql += " WHERE status = ?"
             params.append(status)
@@ -303,7 +303,7 @@ class MetadataIndex:
                                                                              params)]
 
     def replace_all(self, rows: Iterable[IndexRow],
-                    runs: Iterable[Mapping[str, Any]] = ()) -> int:
+                    runs: Iterable[Mapping[str, object]] = ()) -> int:
         """Recreate the whole index from ``rows`` and ``runs`` (built aside, then moved into
         place)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +341,7 @@ class MetadataIndex:
         return rows[0] if rows else None
 
     def _select(self, table: str, columns: tuple[str, ...], order: str,
-                filters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+                filters: Mapping[str, str | int | None]) -> list[tuple[Any, ...]]:
         """Rows of ``table`` matching every non-None column filter."""
         clauses, params = [], []
         for column, value in filters.items():
@@ -355,7 +355,7 @@ class MetadataIndex:
         with self._connection() as conn:
             return list(conn.execute(sql, params))
 
-    def query(self, **filters: Any) -> list[IndexRow]:
+    def query(self, **filters: str | int | None) -> list[IndexRow]:
         """Rows matching every given column filter (``None`` filters are ignored), by path."""
         return [IndexRow(*row) for row in self._select("artifacts", _COLUMNS, "path", filters)]
 
@@ -372,7 +372,7 @@ class MetadataIndex:
                 found.setdefault(sha, []).append(path)
         return found
 
-    def migrations(self) -> list[Mapping[str, Any]]:
+    def migrations(self) -> list[Mapping[str, str | int]]:
         """The applied migrations (version, name, applied_at)."""
         with self._connection() as conn:
             rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations")

@@ -44,6 +44,7 @@ def test_dvc_repro_runs_the_pipeline_and_dvc_shows_metrics_and_plots(pipeline_re
     assert "rules/example_ma_cross/v1.0.yaml" in lock
 
 
+@pytest.mark.slow
 def test_a_new_rule_version_reruns_only_the_backtest(pipeline_repo):
     from ita_vc.rules import RuleRegistry
     from ita_vc.workspace import Workspace

@@ -186,6 +186,7 @@ main()
 
 
 @pytest.mark.parametrize("kill_after", [0, 137])
+@pytest.mark.slow
 def test_sigkill_mid_gc_loses_nothing_and_a_rerun_completes(history, kill_after):
     repo, _facts = history
     # many more old objects, so that the execution has several hundred moves to make

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ita_vc.retention.apply import compute_plan, execute_plan
 from ita_vc.retention.policy import load_policy
 from ita_vc.snapshot.reproduce import reproduce_run
@@ -36,6 +38,7 @@ def _strict_policy_then_a_second_run(repo):
     return workspace, repo.report.run_id, second.run_id
 
 
+@pytest.mark.slow
 def test_a_pinned_run_survives_gc_and_reproduces(run_copy):
     workspace, first, second = _strict_policy_then_a_second_run(run_copy)
     keep_run(workspace, first, "keep it")

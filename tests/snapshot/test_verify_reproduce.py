@@ -89,6 +89,7 @@ def test_a_changed_rule_file_fails_the_rule_check(run_copy):
     assert "params_hash" in _failures(report)["rule params_hash"]
 
 
+@pytest.mark.slow
 def test_reproduce_an_old_run_bit_exactly_after_later_changes(run_copy):
     from ita_vc.rules import RuleRegistry
     from ita_vc.snapshot.reproduce import reproduce_run
@@ -112,6 +113,7 @@ def test_reproduce_an_old_run_bit_exactly_after_later_changes(run_copy):
     assert cli.exit_code == 0 and "reproduced bit-exactly" in cli.stdout
 
 
+@pytest.mark.slow
 def test_runs_list_show_diff_and_keep(run_copy):
     from ita_vc.snapshot.runner import run_pipeline
 
@@ -155,6 +157,7 @@ def test_index_rebuild_and_fresh_clones_see_runs_and_pins(run_copy, tmp_path):
     assert [r["run_id"] for r in list_runs(Workspace.at(clone))] == [run_copy.report.run_id]
 
 
+@pytest.mark.slow
 def test_run_cli(run_copy):
     result = invoke("run", "-S", "backtest.fee_pct=0.1", "--note", "cli")
     assert result.exit_code == 0, result.output

@@ -34,6 +34,7 @@ def _strict(repo):
     repo.git("commit", "-q", "-m", "strict retention")
 
 
+@pytest.mark.slow
 def test_set_rule_version_1_10_runs_v1_10_not_v1_1(run_copy):
     from ita_vc.rules import RuleRegistry
 
@@ -48,6 +49,7 @@ def test_set_rule_version_1_10_runs_v1_10_not_v1_1(run_copy):
     assert 'version: "1.10"' in (run_copy / "params.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_a_dirty_run_is_never_the_answer_to_a_clean_one(run_copy):
     indicators = run_copy / "configs/indicators.yaml"
     indicators.write_text(indicators.read_text() + "\n# edited\n")
@@ -60,6 +62,7 @@ def test_a_dirty_run_is_never_the_answer_to_a_clean_one(run_copy):
     assert clean.snapshot["git_dirty"] is False
 
 
+@pytest.mark.slow
 def test_setting_values_back_to_a_recorded_run_records_no_duplicate(run_copy):
     first = run_copy.report
     run_pipeline(Workspace.at(run_copy), overrides=[("backtest.fee_pct", 0.3)])
@@ -69,6 +72,7 @@ def test_setting_values_back_to_a_recorded_run_records_no_duplicate(run_copy):
     assert any("now hold the values of" in w for w in again.warnings)
 
 
+@pytest.mark.slow
 def test_import_commit_tracks_what_an_untracked_import_left(run_copy):
     import pandas as pd
 
@@ -131,6 +135,7 @@ def test_a_nan_confirmation_threshold_is_refused():
             parse_policy({"confirm_above_gb": bad})
 
 
+@pytest.mark.slow
 def test_cache_type_symlink_keeps_runs_imports_and_status_working(run_copy):
     run_copy.dvc("config", "cache.type", "symlink")
     run_copy.dvc("checkout", "-q", "--relink", "--allow-missing")
@@ -178,6 +183,7 @@ _KILL_IN_PURGE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_killed_purge_is_rolled_back_not_finished(run_copy):
     _strict(run_copy)
     workspace = Workspace.at(run_copy)
@@ -205,6 +211,7 @@ def test_gc_with_an_unreadable_index_moves_nothing(run_copy):
     assert not trash.exists() or not any(p.is_file() for p in trash.rglob("*"))
 
 
+@pytest.mark.slow
 def test_stray_files_in_the_trash_and_odd_journal_lines_are_skipped(run_copy):
     _strict(run_copy)
     run_pipeline(Workspace.at(run_copy), overrides=[("backtest.fee_pct", 0.3)])

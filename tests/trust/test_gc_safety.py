@@ -14,6 +14,8 @@ import subprocess
 import textwrap
 import time
 
+import pytest
+
 from ita_vc.retention.apply import collect_garbage
 from ita_vc.snapshot.runner import run_pipeline
 from ita_vc.snapshot.runs import keep_run
@@ -40,6 +42,7 @@ def _trashed_paths(report):
     return sorted(t["path"] for t in report.trashed)
 
 
+@pytest.mark.slow
 def test_a_pinned_run_on_another_branch_keeps_its_objects(run_copy):
     _strict(run_copy)
     run_copy.git("checkout", "-q", "-b", "exp")
@@ -69,6 +72,7 @@ def test_pinning_a_run_of_another_branch_tags_the_commit_that_recorded_it(run_co
     assert tagged == exp.committed
 
 
+@pytest.mark.slow
 def test_the_important_tag_protects_the_run_whose_commit_it_tags(run_copy):
     _strict(run_copy)
     workspace = Workspace.at(run_copy)
@@ -111,6 +115,7 @@ def _wait_for(path, proc, what):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_gc_and_run_exclude_each_other(run_copy):
     _strict(run_copy)
     started, release = run_copy.parent / "gc-started", run_copy.parent / "gc-release"
@@ -164,6 +169,7 @@ _KILL_AT_MOVE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_recovery_after_a_killed_gc_keeps_what_the_new_plan_keeps(run_copy):
     _strict(run_copy)
     workspace = Workspace.at(run_copy)
@@ -205,6 +211,7 @@ def test_gc_brings_back_trashed_objects_a_new_pin_keeps(run_copy):
     assert verify_run(workspace, first.run_id).ok
 
 
+@pytest.mark.slow
 def test_purge_never_deletes_what_the_plan_keeps(run_copy):
     _strict(run_copy)
     workspace = Workspace.at(run_copy)

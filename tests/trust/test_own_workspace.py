@@ -57,6 +57,7 @@ def test_a_failed_reproduce_leaves_no_worktree_and_no_folder(run_copy):
     assert _reproduce_dirs() == before_dirs
 
 
+@pytest.mark.slow
 def test_runs_choose_their_stages_and_record_which_ran(run_copy):
     workspace = Workspace.at(run_copy)
     assert run_copy.report.snapshot["stages"]["grid"] == "not_run"
@@ -79,6 +80,7 @@ def test_runs_choose_their_stages_and_record_which_ran(run_copy):
     assert result.bit_exact and result.stages == ["prepare", "backtest"]
 
 
+@pytest.mark.slow
 def test_live_runs_need_the_active_version_and_the_status_is_recorded(run_copy):
     from ita_vc.rules import RuleRegistry
 

@@ -130,6 +130,7 @@ def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
     assert verify_run(Workspace.at(run_copy), orphan).ok
 
 
+@pytest.mark.slow
 def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
     _killed_run(run_copy, """
         from ita_vc.snapshot.capture import SnapshotStore
@@ -162,6 +163,7 @@ _BLOCKING_STAGE = (
 )
 
 
+@pytest.mark.slow
 def test_killing_ita_vc_mid_repro_takes_dvc_and_its_stage_down_too(run_copy):
     import psutil
     import yaml
