@@ -94,15 +94,10 @@ def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
     Raises:
         RetentionRefusedError: the push or its verification failed (nothing is removed).
     """
-    from dvc.repo import Repo
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.transfer import transfer
+    from ita_vc.vcs.dvc import push_objects
 
     try:
-        with Repo(str(workspace.root)) as repo:
-            dest = repo.cloud.get_remote_odb(remote)
-            transfer(repo.cache.local, dest, {HashInfo("md5", oid) for oid in oids})
-            missing = [oid for oid in oids if not dest.exists(oid)]
+        missing = push_objects(workspace.root, remote, oids)
     except Exception as exc:
         raise RetentionRefusedError(
             f"archiving to DVC remote {remote!r} failed ({exc}); nothing was removed"
@@ -251,10 +246,10 @@ def execute_plan(
             ``confirm_above_gb`` without ``yes``, a failed archive push, or a trash on another
             filesystem. Nothing is touched then.
     """
-    from ita_vc.retention.facts import shared_cache_reason
     from ita_vc.retention.trash import Trash
     from ita_vc.store.artifacts import PersistentStore
     from ita_vc.store.index import MetadataIndex
+    from ita_vc.vcs.dvc import shared_cache_reason
 
     MetadataIndex(workspace.index_path).check()  # before any move: the index records them
     reason = shared_cache_reason(workspace.root)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import ItaVcError, VcsError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = [
+    "CacheScan",
     "cache_dir",
     "cache_paths",
     "check_pipeline_files",
@@ -30,7 +32,10 @@ __all__ = [
     "is_dvc_repo",
     "pipeline_outputs",
     "pipeline_status",
+    "push_objects",
     "remote_has",
+    "scan_revisions",
+    "shared_cache_reason",
     "stage_closure",
     "track_path",
     "tracked_paths",
@@ -375,3 +380,101 @@ def checkout(root: str | Path, targets: list[str]) -> None:
             repo.checkout(targets=[str(Path(root) / t) for t in targets], force=True)
     except DvcException as exc:
         raise VcsError(f"dvc checkout {' '.join(targets)} failed: {describe_error(exc)}") from exc
+
+
+def shared_cache_reason(root: Path) -> str | None:
+    """Why the DVC cache cannot be judged from this repository alone, or None."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        cache = Path(repo.cache.local_cache_dir).resolve()
+        shared = repo.config.get("cache", {}).get("shared")
+    if shared:
+        return f"cache.shared = {shared}: the cache is shared with other users/projects"
+    if not cache.is_relative_to(root.resolve()):
+        return (f"cache.dir is {cache}, outside this repository: other projects may use "
+                "objects this repository does not reference")
+    return None
+
+
+def push_objects(root: str | Path, remote: str, oids: list[str]) -> list[str]:
+    """Copy objects from the local cache to the DVC remote ``remote``; returns those the
+    remote does not hold afterwards.
+
+    Raises:
+        Exception: whatever DVC raises (unknown or unreachable remote, missing objects).
+    """
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    with Repo(str(root)) as repo:
+        dest = repo.cloud.get_remote_odb(remote)
+        transfer(repo.cache.local, dest, {HashInfo("md5", oid) for oid in oids})
+        return [oid for oid in oids if not dest.exists(oid)]
+
+
+@dataclass
+class CacheScan:
+    """What :func:`scan_revisions` found: the outs of every revision and the local cache."""
+
+    cache_dir: Path
+    stored: set[str]  # objects in the local cache
+    object_path: Callable[[str], str]  # where the local cache keeps an object
+    revisions: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    """``(revision, [(repo-relative path, object id)])``; revision ``"workspace"`` last."""
+    trees: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """Directory object id -> ``[(path inside, object id)]`` (empty if not in the cache)."""
+
+
+def _tree_entries(out: Any) -> list[tuple[str, str]]:
+    try:
+        tree = out.get_obj()
+    except Exception:  # noqa: BLE001 - a manifest missing from the cache
+        tree = None
+    return [] if tree is None else [
+        ("/".join(key), hi.value) for key, (_meta, hi) in tree.iteritems()
+        if hi is not None and hi.value
+    ]
+
+
+def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) -> CacheScan:
+    """The cached outs DVC sees in every commit of every ref and in the workspace
+    (``repo.brancher`` + ``repo.index.outs``), with directory outs' tree objects read, and the
+    objects the local cache holds (``repo.cache.local.all()``). ``progress(rev)`` is called as
+    each revision starts.
+
+    Raises:
+        VcsError: DVC cannot read a revision's pipeline files (an invalid dvc.lock).
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    revisions = 0
+    rev = "workspace"
+    try:
+        with Repo(str(root)) as repo:
+            odb = repo.cache.local
+            scan = CacheScan(Path(repo.cache.local_cache_dir), set(), odb.oid_to_path)
+            for rev in repo.brancher(all_commits=True):  # every commit of every ref + workspace
+                revisions += 1
+                if progress is not None:
+                    progress(rev)
+                outs: list[tuple[str, str]] = []
+                for out in repo.index.outs:
+                    info = out.hash_info
+                    if not info or not info.value or not out.use_cache:
+                        continue
+                    fs_path = str(out.fs_path)
+                    path = (Path(fs_path).relative_to(root).as_posix() if rev == "workspace"
+                            else fs_path.lstrip("/"))
+                    outs.append((path, info.value))
+                    if info.isdir and info.value not in scan.trees:
+                        scan.trees[info.value] = _tree_entries(out)
+                scan.revisions.append((rev, outs))
+            scan.stored = set(odb.all())
+    except DvcException as exc:
+        rev_text = f" at revision {rev[:10]}" if revisions and rev != "workspace" else ""
+        raise VcsError(f"DVC cannot read the pipeline files{rev_text}: {describe_error(exc)}; "
+                       "fix or restore them (`git checkout dvc.lock`) before gc") from exc
+    return scan
