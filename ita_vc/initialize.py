@@ -114,7 +114,7 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
         ConfigError: an existing ``configs/config.yaml`` is invalid.
     """
     from ita_vc.vcs import dvc as dvc_vcs
-    from ita_vc.vcs import git as git_vcs
+    from ita_vc.vcs import gitcli
 
     root = Path(path).resolve()
     if root.exists() and not root.is_dir():
@@ -122,9 +122,9 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
     root.mkdir(parents=True, exist_ok=True)
     report = InitReport(root=root)
 
-    top = git_vcs.git_toplevel(root)
+    top = gitcli.find_toplevel(root)
     if top is None:
-        git_vcs.init_repo(root)
+        gitcli.init(root)
         report.created.append("git repository")
     elif top != root:
         raise VcsError(

@@ -12,13 +12,12 @@ import contextlib
 import datetime as dt
 import os
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.catalog import Catalog, load_catalog
-from ita_vc.errors import RuleValidationError
+from ita_vc.errors import RuleValidationError, VcsError
 from ita_vc.rules.model import LifecycleEntry, Problem, Rule, RuleVersion
 from ita_vc.rules.validate import (
     LIFECYCLE_FILENAME,
@@ -32,6 +31,7 @@ from ita_vc.rules.validate import (
 )
 from ita_vc.utils.atomic import AtomicWriteError, atomic_write_bytes
 from ita_vc.utils.mappings import flatten
+from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
     import builtins
@@ -61,13 +61,10 @@ _SEED_RENAMES = {"tp": "tp_pct", "sl": "sl_pct"}
 
 def default_author(root: str | Path | None = None) -> str:
     """The git user name (``git config user.name``), else ``$USER``, else ``unknown``."""
-    try:
-        proc = subprocess.run(["git", "config", "user.name"], cwd=root, capture_output=True,
-                              text=True, check=False, timeout=10)
-        if proc.returncode == 0 and proc.stdout.strip():
-            return proc.stdout.strip()
-    except OSError:
-        pass
+    with contextlib.suppress(VcsError):  # no git: fall back to the login name
+        name = gitcli.config_value(root, "user.name", timeout=10)
+        if name:
+            return name
     return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
 
 

@@ -483,12 +483,11 @@ def _commit(workspace: Workspace, journal: RunJournal, report: RunReport,
             "run's outputs belong to no revision and garbage collection may drop them")
         return
     journal.save("commit")
-    proc = subprocess.run(["git", "commit", "-q", "-m", str(journal.message), "--",
-                           *report.staged], cwd=root, capture_output=True, text=True,
-                          check=False)
+    proc = gitcli.run(["commit", "-q", "-m", str(journal.message), "--", *report.staged], root)
     if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr).decode(errors="replace")
         raise VcsError(f"git commit of run {report.run_id} failed, so the run is not recorded "
-                       f"(its snapshot was removed): {proc.stdout}{proc.stderr}")
+                       f"(its snapshot was removed): {output}")
     report.committed = gitcli.head(root)
 
 
