@@ -114,6 +114,12 @@ class Workspace:
         """The retention trash folder."""
         return self.path(self.config.paths.trash_root)
 
+    def trashed_object_path(self, oid: str) -> Path:
+        """Where the retention trash keeps DVC object ``oid`` (``md5`` or ``md5.dir``): the
+        DVC cache layout below ``<trash>/objects`` (:class:`~ita_vc.retention.trash.Trash`
+        moves objects there; ``snapshot verify`` looks there without importing retention)."""
+        return self.trash_dir / "objects" / oid[:2] / oid[2:]
+
     @property
     def state_dir(self) -> Path:
         """The git-ignored folder of locks (beside the index)."""

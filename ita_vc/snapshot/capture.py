@@ -278,7 +278,7 @@ class SnapshotStore:
         """
         from ita_vc._version import __version__
         from ita_vc.rules.registry import RuleRegistry, default_author
-        from ita_vc.snapshot.runner import pipeline_stage_names, run_hash_of
+        from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
         from ita_vc.vcs import gitcli
         from ita_vc.yaml_read import YamlError, load_lockfile, load_yaml_file
 

@@ -46,6 +46,7 @@ from ita_vc.errors import (
     UsageError,
     VcsError,
 )
+from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -148,24 +149,6 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, Any]]) -> st
         except YamlEditError as exc:
             raise DataValidationError(f"-S {key}: {exc}") from exc
     return dump_rt(doc)
-
-
-def pipeline_stage_names(root: Path) -> list[str]:
-    """The stage names of the workspace's ``dvc.yaml``, in file order.
-
-    Raises:
-        ConfigError: dvc.yaml is missing or unreadable.
-    """
-    from ita_vc.yaml_read import YamlError, load_yaml_file
-
-    try:
-        doc = load_yaml_file(root / "dvc.yaml", max_bytes=1 << 20, allow_aliases=True)
-    except YamlError as exc:
-        raise ConfigError(f"dvc.yaml: {exc}") from exc
-    stages = doc.get("stages") if isinstance(doc, dict) else None
-    if not isinstance(stages, dict) or not stages:
-        raise ConfigError("dvc.yaml has no stages (`ita-vc init` writes the pipeline)")
-    return [str(name) for name in stages]
 
 
 def _choose_stages(root: Path, stages: Sequence[str] | None) -> list[str]:
@@ -300,40 +283,6 @@ def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode
                 f"{data.symbol} --commit`, restore them with `dvc pull`, or set data.market / "
                 "data.symbol in params.yaml")
     return status
-
-
-def _lock_inputs(lock: dict[str, Any], closure: list[str], mode: str) -> dict[str, Any]:
-    """What makes two runs the same run: each stage's command, dependency hashes and
-    parameters in ``dvc.lock``, and the run mode."""
-    stages = (lock.get("stages") or {}) if isinstance(lock, dict) else {}
-    inputs: dict[str, Any] = {"mode": mode, "stages": {}}
-    for name in closure:
-        body = stages.get(name) or {}
-        inputs["stages"][name] = {
-            "cmd": body.get("cmd"),
-            "deps": {str(d.get("path")): d.get("md5") for d in body.get("deps") or []},
-            "params": body.get("params") or {},
-        }
-    return inputs
-
-
-def run_hash_of(root: Path, closure: list[str], mode: str) -> str | None:
-    """The run hash of the current ``dvc.lock`` for these stages (None without a lock)."""
-    from ita_vc.utils.hashing import hash_canonical
-    from ita_vc.yaml_read import YamlError, load_lockfile
-
-    path = root / "dvc.lock"
-    if not path.is_file():
-        return None
-    try:
-        lock = load_lockfile(path) or {}
-    except YamlError as exc:
-        raise VcsError(f"dvc.lock: {exc}; restore it with `git checkout dvc.lock`") from exc
-    inputs = _lock_inputs(lock, closure, mode)
-    if any(not inputs["stages"][name]["deps"] and not inputs["stages"][name]["cmd"]
-           for name in closure):
-        return None
-    return hash_canonical(inputs)
 
 
 def _already_recorded(workspace: Workspace, run_hash: str) -> dict[str, Any] | None:

@@ -104,14 +104,10 @@ def _check_git_deps(workspace: Workspace, snapshot: Mapping[str, Any],
 
 def _mark_trashed(workspace: Workspace, missing: list[str]) -> list[str]:
     """Say which missing objects the retention trash holds (restorable)."""
-    from ita_vc.retention.trash import Trash
-    from ita_vc.vcs.dvc import cache_dir
-
-    trash = Trash(workspace, cache_dir(workspace.root))
     marked = []
     for item in missing:
         oid = item.rsplit("(", 1)[-1].rstrip(")")
-        in_trash = "(" in item and trash.trash_path(oid).exists()
+        in_trash = "(" in item and workspace.trashed_object_path(oid).exists()
         marked.append(f"{item} - in the trash (`ita-vc trash restore`)" if in_trash else item)
     return marked
 
