@@ -7,13 +7,24 @@ from any subfolder by walking up, the way git finds ``.git``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import logging
+import math
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ita_vc.config import CONFIG_RELPATH, Config, load_config
-from ita_vc.errors import NotInitializedError, PersistentStoreError, WorkspaceLockedError
+from ita_vc.errors import (
+    ConfigError,
+    NotInitializedError,
+    PersistentStoreError,
+    UsageError,
+    WorkspaceLockedError,
+)
 
 __all__ = ["LOG_FILENAME", "Workspace", "WorkspaceLock", "check_configured_roots", "find_root"]
 
@@ -224,8 +235,6 @@ def check_configured_roots(root: Path, config: Config) -> None:
     Raises:
         ConfigError: with the key, the path and where it leads.
     """
-    from ita_vc.errors import ConfigError
-
     keys = [(f"paths.{k}", v) for k, v in vars_of(config.paths).items()]
     keys += [(f"store.kinds.{k}", v) for k, v in config.store.kinds.items()]
     resolved_root = root.resolve()
@@ -250,8 +259,6 @@ def check_configured_roots(root: Path, config: Config) -> None:
 
 def vars_of(obj: object) -> dict[str, str]:
     """The fields of a slotted dataclass as a dict."""
-    import dataclasses
-
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
 
 
@@ -295,13 +302,6 @@ class WorkspaceLock:
         Raises:
             UsageError: a bad timeout. WorkspaceLockedError: still held elsewhere.
         """
-        import fcntl
-        import math
-        import sys
-        import time
-
-        from ita_vc.errors import UsageError
-
         if (isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float)
                 or not math.isfinite(self.timeout) or self.timeout < 0):
             raise UsageError(f"--wait must be a number of seconds >= 0, got {self.timeout!r}")

@@ -10,12 +10,19 @@ exceptions from the commits that hold the snapshots. Nothing here modifies anyth
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.retention.policy import ObjectFacts, RetentionPolicy, RunFacts
+from ita_vc.retention.trash import Trash
+from ita_vc.rules.registry import RuleRegistry
+from ita_vc.snapshot.history import recorded_runs
+from ita_vc.snapshot.runs import pinned_runs
+from ita_vc.vcs import gitcli
+from ita_vc.vcs.dvc import check_pipeline_files, check_pipeline_history, scan_revisions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,8 +45,6 @@ class Facts:
 
 
 def _commit_times(root: Path) -> dict[str, int]:
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["log", "--all", "--format=%H %ct"], root, check=False).decode()
     times = {}
     for line in raw.splitlines():
@@ -51,8 +56,6 @@ def _commit_times(root: Path) -> dict[str, int]:
 
 def _tags(root: Path) -> dict[str, str]:
     """``{tag name: commit}``."""
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["for-each-ref", "refs/tags", "--format=%(refname:strip=2) %(objectname)"
                       " %(*objectname)"], root, check=False).decode()
     tags = {}
@@ -79,9 +82,6 @@ def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
     Raises:
         VcsError: DVC cannot read a revision's pipeline files (an invalid dvc.lock).
     """
-    from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.vcs.dvc import check_pipeline_files, check_pipeline_history, scan_revisions
-
     root = workspace.root
     check_pipeline_files(root)  # DVC reads every revision's pipeline files without limits
     check_pipeline_history(root)
@@ -146,8 +146,6 @@ def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
 
 
 def _trash_sizes(workspace: Workspace, cache_dir: Path) -> dict[str, int]:
-    from ita_vc.retention.trash import Trash
-
     return {e.oid: e.size for e in Trash(workspace, cache_dir).entries()}
 
 
@@ -157,11 +155,6 @@ def _run_facts(workspace: Workspace, protected_commits: dict[str, str],
     """Runs of every ref (snapshots committed anywhere, or in the working tree), their pins
     (``ita/keep/*`` tags) and tag exceptions (a protected tag on a commit that holds the
     run's snapshot), and which objects each run references."""
-    import datetime as dt
-
-    from ita_vc.snapshot.history import recorded_runs
-    from ita_vc.snapshot.runs import pinned_runs
-
     pins = pinned_runs(workspace)
     runs: list[RunFacts] = []
     run_refs: dict[str, set[str]] = {}

@@ -3,6 +3,10 @@
 ``dvc.repo.Repo`` is not a released API (treeverse/dvc#5050), so every use is wrapped here in a
 typed function, dvc's major version is pinned (``dvc>=3,<4``) and the functions are covered by
 functional tests on real repositories.
+
+dvc is imported inside the functions that open a repository (lazily): the store and the pipeline
+stages import this module for its light helpers (:func:`check_pipeline_files`,
+:func:`is_dvc_repo`) and must not pay for importing dvc.
 """
 
 from __future__ import annotations
@@ -13,7 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import ItaVcError, VcsError
+from ita_vc.errors import ConfigError, DataValidationError, ItaVcError, VcsError
+from ita_vc.vcs import gitcli
+from ita_vc.yaml_read import (
+    LOCKFILE_MAX_BYTES,
+    LOCKFILE_MAX_NODES,
+    MAX_BYTES,
+    YamlError,
+    compose_yaml,
+    read_text_file,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -62,7 +75,7 @@ def init_dvc(root: str | Path) -> None:
     Raises:
         VcsError: DVC refused.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -77,7 +90,7 @@ def disable_analytics(root: str | Path) -> bool:
     Raises:
         VcsError: the DVC config cannot be edited.
     """
-    from dvc.config import Config
+    from dvc.config import Config  # lazy: see the module docstring
     from dvc.exceptions import DvcException
 
     try:
@@ -98,7 +111,7 @@ def track_path(root: str | Path, relpath: str) -> None:
     Raises:
         VcsError: DVC refused (e.g. the path overlaps a pipeline output).
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -118,7 +131,7 @@ def cache_dir(root: str | Path) -> Path:
     Raises:
         VcsError: DVC cannot open the repository.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -134,7 +147,7 @@ def tracked_paths(root: str | Path) -> list[str]:
     Raises:
         VcsError: DVC cannot read dvc.yaml, dvc.lock or a ``.dvc`` file.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -152,7 +165,7 @@ def cache_paths(root: str | Path, oids: list[str]) -> dict[str, Path]:
     Raises:
         VcsError: DVC cannot open the repository.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -173,9 +186,6 @@ PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
 
 
 def _check_text(name: str, text: str) -> None:
-    from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yaml_read import LOCKFILE_MAX_BYTES, LOCKFILE_MAX_NODES, YamlError, compose_yaml
-
     limits = ({"max_bytes": LOCKFILE_MAX_BYTES, "max_nodes": LOCKFILE_MAX_NODES}
               if name == "dvc.lock" else {})
     hints = {"dvc.lock": "; restore it (`git checkout dvc.lock`) or re-run `dvc repro`",
@@ -195,9 +205,6 @@ def check_pipeline_files(root: str | Path) -> None:
     Raises:
         DataValidationError: params.yaml. ConfigError: dvc.yaml or dvc.lock.
     """
-    from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yaml_read import LOCKFILE_MAX_BYTES, MAX_BYTES, YamlError, read_text_file
-
     for name in PIPELINE_FILES:
         path = Path(root) / name
         if not path.is_file():
@@ -220,8 +227,6 @@ def check_pipeline_history(root: str | Path) -> int:
         DataValidationError, ConfigError: a committed version that does not (named with the
             commit that introduced it).
     """
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["log", "--all", "--format=%H", "--raw", "--no-abbrev", "--no-renames",
                       "--", *PIPELINE_FILES], root, check=False).decode("utf-8", "replace")
     blobs: dict[str, tuple[str, str]] = {}
@@ -250,7 +255,7 @@ def check_pipeline_history(root: str | Path) -> int:
 def _quiet_repo(root: str | Path) -> Iterator[Any]:
     """A DVC ``Repo`` opened from its root (so the paths DVC reports are repo-relative), with
     its hints on stdout silenced, once its pipeline files passed :func:`check_pipeline_files`."""
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # lazy: see the module docstring
 
     check_pipeline_files(root)
     with contextlib.chdir(root), contextlib.redirect_stdout(io.StringIO()), \
@@ -265,7 +270,7 @@ def stage_closure(root: str | Path, targets: list[str]) -> list[str]:
     Raises:
         VcsError: unknown target or unreadable pipeline files.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
 
@@ -291,7 +296,7 @@ def pipeline_outputs(root: str | Path) -> list[str]:
     Raises:
         VcsError: DVC cannot read the pipeline files.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.stage import PipelineStage
 
     try:
@@ -310,7 +315,7 @@ def data_source_changes(root: str | Path) -> list[str]:
     Raises:
         VcsError: DVC failed.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.stage import PipelineStage
 
     found = []
@@ -336,7 +341,7 @@ def remote_has(root: str | Path, remote: str, oids: list[str]) -> dict[str, bool
     Raises:
         VcsError: unknown remote or unreachable.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -353,7 +358,7 @@ def pipeline_status(root: str | Path, targets: list[str] | None = None) -> dict[
     Raises:
         VcsError: DVC failed.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
 
     try:
         with _quiet_repo(root) as repo:
@@ -371,7 +376,7 @@ def checkout(root: str | Path, targets: list[str]) -> None:
     Raises:
         VcsError: objects missing from the cache, or DVC failed.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -384,7 +389,7 @@ def checkout(root: str | Path, targets: list[str]) -> None:
 
 def shared_cache_reason(root: Path) -> str | None:
     """Why the DVC cache cannot be judged from this repository alone, or None."""
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # lazy: see the module docstring
 
     with Repo(str(root)) as repo:
         cache = Path(repo.cache.local_cache_dir).resolve()
@@ -404,7 +409,7 @@ def push_objects(root: str | Path, remote: str, oids: list[str]) -> list[str]:
     Raises:
         Exception: whatever DVC raises (unknown or unreachable remote, missing objects).
     """
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # lazy: see the module docstring
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.transfer import transfer
 
@@ -447,7 +452,7 @@ def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) ->
     Raises:
         VcsError: DVC cannot read a revision's pipeline files (an invalid dvc.lock).
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     revisions = 0
