@@ -1,7 +1,7 @@
 """PEP 562 lazy exports: a package lists its public names without importing their modules.
 
 Keeps ``import ita_vc`` (and the pre-commit hook, and ``ita-vc --help``) from importing pandas,
-pyarrow, dvc or gitpython until a name that needs them is used.
+pyarrow or dvc until a name that needs them is used.
 """
 
 from __future__ import annotations

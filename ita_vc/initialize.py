@@ -8,7 +8,10 @@ from pathlib import Path, PurePosixPath
 
 from ita_vc.config import CONFIG_RELPATH, default_config_text, load_config
 from ita_vc.errors import ItaVcError, VcsError
+from ita_vc.rules.hook_install import install_hooks as install
 from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.vcs import dvc as dvc_vcs
+from ita_vc.vcs import gitcli
 
 __all__ = ["PLOTS_TEMPLATE_RELPATH", "InitReport", "dvc_yaml_text", "init_workspace",
            "read_ignore_file"]
@@ -46,7 +49,7 @@ def read_ignore_file(path: Path) -> str:
 
 def dvc_yaml_text() -> str:
     """The ``dvc.yaml`` ``ita-vc init`` writes, its stages pinned to this engine."""
-    from ita_vc.backtest.run import ENGINE_VERSION
+    from ita_vc.backtest.run import ENGINE_VERSION  # lazy: backtest.run imports numpy
 
     return _template("dvc.yaml.in").replace("@ENGINE@", ENGINE_VERSION)
 
@@ -113,18 +116,15 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
         VcsError: git or DVC failed.
         ConfigError: an existing ``configs/config.yaml`` is invalid.
     """
-    from ita_vc.vcs import dvc as dvc_vcs
-    from ita_vc.vcs import git as git_vcs
-
     root = Path(path).resolve()
     if root.exists() and not root.is_dir():
         raise ItaVcError(f"{root} exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
     report = InitReport(root=root)
 
-    top = git_vcs.git_toplevel(root)
+    top = gitcli.find_toplevel(root)
     if top is None:
-        git_vcs.init_repo(root)
+        gitcli.init(root)
         report.created.append("git repository")
     elif top != root:
         raise VcsError(
@@ -157,8 +157,6 @@ def init_workspace(path: str | Path, *, install_hooks: bool = False) -> InitRepo
     _update_gitignore(root, report)
     _update_dvcignore(root, report)
     if install_hooks:
-        from ita_vc.rules.hook_install import install_hooks as install
-
         hooks = install(root)
         report.created += [f"git hook {name}" for name in hooks.written]
     return report

@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import ConfigError
+from ita_vc.initialize import PLOTS_TEMPLATE_RELPATH, _gitignore_lines, _template, read_ignore_file
+from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.workspace import Workspace
+from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
+from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -73,9 +78,6 @@ def _pin(cmd: str, engine: str) -> str:
 
 
 def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
-    from ita_vc.yaml_read import YamlError, load_yaml_text
-    from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt
-
     try:
         load_yaml_text(text, "dvc.yaml", allow_aliases=True)  # the safe loader's limits first
         doc = load_rt(text, "dvc.yaml", allow_aliases=True)
@@ -127,15 +129,7 @@ def plan_upgrade(root: Path) -> list[FileChange]:
         ConfigError: an unreadable ``dvc.yaml`` or config.
         NotInitializedError: ``root`` is not a workspace.
     """
-    from ita_vc.backtest.run import ENGINE_VERSION
-    from ita_vc.initialize import (
-        PLOTS_TEMPLATE_RELPATH,
-        _gitignore_lines,
-        _template,
-        read_ignore_file,
-    )
-    from ita_vc.workspace import Workspace
-    from ita_vc.yaml_read import YamlError, read_text_file
+    from ita_vc.backtest.run import ENGINE_VERSION  # lazy: backtest.run imports numpy
 
     Workspace.at(root)  # a workspace, with a valid config
     changes: list[FileChange] = []
@@ -174,13 +168,8 @@ def apply_upgrade(root: Path, changes: list[FileChange], *, wait: float = 0) -> 
         WorkspaceLockedError: another command holds the workspace.
         ConfigError: a file changed since the plan was made.
     """
-    from ita_vc.utils.atomic import atomic_write_bytes
-    from ita_vc.workspace import Workspace
-
     workspace = Workspace.at(root)
     with workspace.lock(timeout=wait, purpose="ita-vc init --upgrade"):
-        from ita_vc.initialize import read_ignore_file
-
         for change in changes:
             target = workspace.contained(change.path)
             now = read_ignore_file(target) if target.is_file() else None

@@ -7,13 +7,24 @@ from any subfolder by walking up, the way git finds ``.git``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import logging
+import math
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ita_vc.config import CONFIG_RELPATH, Config, load_config
-from ita_vc.errors import NotInitializedError, PersistentStoreError, WorkspaceLockedError
+from ita_vc.errors import (
+    ConfigError,
+    NotInitializedError,
+    PersistentStoreError,
+    UsageError,
+    WorkspaceLockedError,
+)
 
 __all__ = ["LOG_FILENAME", "Workspace", "WorkspaceLock", "check_configured_roots", "find_root"]
 
@@ -113,6 +124,12 @@ class Workspace:
     def trash_dir(self) -> Path:
         """The retention trash folder."""
         return self.path(self.config.paths.trash_root)
+
+    def trashed_object_path(self, oid: str) -> Path:
+        """Where the retention trash keeps DVC object ``oid`` (``md5`` or ``md5.dir``): the
+        DVC cache layout below ``<trash>/objects`` (:class:`~ita_vc.retention.trash.Trash`
+        moves objects there; ``snapshot verify`` looks there without importing retention)."""
+        return self.trash_dir / "objects" / oid[:2] / oid[2:]
 
     @property
     def state_dir(self) -> Path:
@@ -218,8 +235,6 @@ def check_configured_roots(root: Path, config: Config) -> None:
     Raises:
         ConfigError: with the key, the path and where it leads.
     """
-    from ita_vc.errors import ConfigError
-
     keys = [(f"paths.{k}", v) for k, v in vars_of(config.paths).items()]
     keys += [(f"store.kinds.{k}", v) for k, v in config.store.kinds.items()]
     resolved_root = root.resolve()
@@ -244,8 +259,6 @@ def check_configured_roots(root: Path, config: Config) -> None:
 
 def vars_of(obj: object) -> dict[str, str]:
     """The fields of a slotted dataclass as a dict."""
-    import dataclasses
-
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
 
 
@@ -289,13 +302,6 @@ class WorkspaceLock:
         Raises:
             UsageError: a bad timeout. WorkspaceLockedError: still held elsewhere.
         """
-        import fcntl
-        import math
-        import sys
-        import time
-
-        from ita_vc.errors import UsageError
-
         if (isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float)
                 or not math.isfinite(self.timeout) or self.timeout < 0):
             raise UsageError(f"--wait must be a number of seconds >= 0, got {self.timeout!r}")

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from ita_vc.candles.importers import FORMATS, read_candle_rows
 from ita_vc.candles.merge import check_conflict_policy, merge_candles
 from ita_vc.candles.schema import (
     CANONICAL_COLUMNS,
@@ -33,13 +36,16 @@ from ita_vc.candles.schema import (
     median_step,
     timeframe_ms,
 )
+from ita_vc.candles.tracking import commit_data_root, data_root_files, track_data_root
 from ita_vc.candles.validate import format_ts, validate_candles
 from ita_vc.errors import DataValidationError, ItaVcError, UsageError
+from ita_vc.store.artifacts import PersistentStore
+from ita_vc.utils.tablehash import hash_dataframe
+from ita_vc.vcs import gitcli
+from ita_vc.vcs.dvc import data_source_changes
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    import pandas as pd
 
     from ita_vc.store.artifacts import ArtifactRef
     from ita_vc.workspace import Workspace
@@ -135,8 +141,6 @@ class CandleStore:
     """The candle datasets of a workspace."""
 
     def __init__(self, workspace: Workspace) -> None:
-        from ita_vc.store.artifacts import PersistentStore
-
         self.workspace = workspace
         self.store = PersistentStore(workspace)
         self.config = workspace.config.candles
@@ -174,10 +178,6 @@ class CandleStore:
 
     def _read(self, paths: list[Path], fmt: str,
               ) -> tuple[pd.DataFrame, list[pd.DataFrame], list[tuple[str, str, int]]]:
-        import pandas as pd
-
-        from ita_vc.candles.importers import read_candle_rows
-
         parsed, read = [], []
         for number, path in enumerate(paths):
             frame, used = read_candle_rows(path, fmt)
@@ -208,9 +208,6 @@ class CandleStore:
             WorkspaceLockedError: another command holds the workspace after ``wait`` seconds.
             VcsError: DVC tracking or the commit failed (the dataset file itself is written).
         """
-        from ita_vc.candles.importers import FORMATS
-        from ita_vc.utils.tablehash import hash_dataframe
-
         check_market(market, self.config.markets)
         check_symbol(symbol)
         if timeframe is not None:
@@ -309,10 +306,6 @@ class CandleStore:
         """``dvc add`` the data root when its content differs from its ``.dvc`` file (a killed
         or ``--no-track`` import); with ``commit``, also commit a ``.dvc`` file that is not
         committed yet. Returns ``(tracked, commit id)``."""
-        from ita_vc.candles.tracking import commit_data_root, data_root_files
-        from ita_vc.vcs import gitcli
-        from ita_vc.vcs.dvc import data_source_changes
-
         data_root = self.workspace.config.paths.data_root
         if any(entry.startswith(f"{data_root} (") for entry in
                data_source_changes(self.workspace.root)):
@@ -325,8 +318,6 @@ class CandleStore:
         return False, None
 
     def _track(self, commit: bool, message: str) -> str | None:
-        from ita_vc.candles.tracking import commit_data_root, track_data_root
-
         changed = track_data_root(self.workspace)
         return commit_data_root(self.workspace, changed, message) if commit else None
 
@@ -355,8 +346,6 @@ class CandleStore:
         ref = self.store.ref_for(rel)
         meta = dict(ref.meta)
         if "data_hash" not in meta:
-            from ita_vc.utils.tablehash import hash_dataframe
-
             frame = self.store.load_dataframe(rel)
             meta.update(rows=len(frame), data_hash=hash_dataframe(frame),
                         first_ts=int(frame["ts_utc"].iloc[0]) if len(frame) else None,

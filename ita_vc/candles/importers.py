@@ -24,16 +24,16 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from ita_vc.candles.schema import TS_MAX_MS, TS_MIN_MS, TS_RANGE_TEXT
 from ita_vc.candles.sources import check_candle_path, first_line, open_candle_source
-from ita_vc.candles.validate import MAX_LISTED_ROWS
+from ita_vc.candles.validate import MAX_LISTED_ROWS, check_candle_table
 from ita_vc.errors import DataValidationError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 __all__ = ["FORMATS", "INPUT_COLUMNS", "detect_format", "epoch_unit", "read_candle_file",
            "read_candle_rows"]
@@ -103,8 +103,6 @@ def epoch_unit(values: np.typing.ArrayLike, source: str,
     Raises:
         DataValidationError: values of different magnitudes (mixed units) or negative times.
     """
-    import numpy as np
-
     arr = np.asarray(values, dtype="float64")
     numbers = np.arange(1, len(arr) + 1) if rows is None else np.asarray(rows)
     finite = np.isfinite(arr)
@@ -132,16 +130,12 @@ def epoch_unit(values: np.typing.ArrayLike, source: str,
 
 
 def _to_float(series: pd.Series[Any]) -> pd.Series[float]:
-    import pandas as pd
-
     result: pd.Series[float] = pd.to_numeric(series, errors="coerce").astype("float64")
     return result
 
 
 def _check_finite(values: np.typing.NDArray[np.float64], raw: pd.Series[Any],
                   rows: np.typing.NDArray[np.int64], source: str) -> None:
-    import numpy as np
-
     where = np.flatnonzero(~np.isfinite(values))
     if where.size:
         raise DataValidationError(
@@ -153,8 +147,6 @@ def _check_finite(values: np.typing.NDArray[np.float64], raw: pd.Series[Any],
 def _check_range(ms: np.typing.NDArray[np.float64], raw: pd.Series[Any],
                  rows: np.typing.NDArray[np.int64], source: str) -> None:
     """Refuse times outside pandas' nanosecond range (:data:`TS_RANGE_TEXT`)."""
-    import numpy as np
-
     outside = np.flatnonzero((ms < TS_MIN_MS) | (ms > TS_MAX_MS))
     if outside.size:
         raise DataValidationError(
@@ -168,9 +160,6 @@ def _times_to_ms(raw: pd.Series[Any], source: str,
                  rows: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.int64]:
     """Epoch numbers or ISO strings -> int64 ms; unparseable or out-of-range values are an
     error."""
-    import numpy as np
-    import pandas as pd
-
     numeric = pd.to_numeric(raw, errors="coerce")
     is_number = numeric.notna().to_numpy()
     if is_number.any() and is_number.sum() * 2 >= len(is_number):  # epoch numbers
@@ -206,9 +195,6 @@ def _times_to_ms(raw: pd.Series[Any], source: str,
 
 def _datetimes_to_ms(stamps: pd.Series[Any], raw: pd.Series[Any],
                      rows: np.typing.NDArray[np.int64], source: str) -> np.typing.NDArray[np.int64]:
-    import numpy as np
-    import pandas as pd
-
     try:
         ms = stamps.dt.as_unit("ms").astype("int64").to_numpy()
     except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as exc:
@@ -220,8 +206,6 @@ def _datetimes_to_ms(stamps: pd.Series[Any], raw: pd.Series[Any],
 
 def _frame(ts: np.typing.NDArray[np.int64], table: pd.DataFrame,
            rows: np.typing.NDArray[np.int64]) -> pd.DataFrame:
-    import pandas as pd
-
     out = pd.DataFrame({"ts_utc": ts})
     for name in _OHLCV:
         out[name] = _to_float(table[name]).to_numpy()
@@ -230,8 +214,6 @@ def _frame(ts: np.typing.NDArray[np.int64], table: pd.DataFrame,
 
 
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
-    import pandas as pd
-
     with open_candle_source(path) as stream:
         try:
             result: pd.DataFrame = pd.read_csv(stream, keep_default_na=False, na_values=[""],
@@ -258,9 +240,6 @@ def _read_positional(path: Path, columns: list[str], fmt: str) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    import pandas as pd
-    import pyarrow as pa
-
     try:
         table: pd.DataFrame = pd.read_parquet(path)
     except (OSError, ValueError, NotImplementedError, pa.ArrowException) as exc:
@@ -271,9 +250,6 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _read_generic(path: Path, fmt: str) -> pd.DataFrame:
-    import numpy as np
-    import pandas as pd
-
     table = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
     names = {str(c).strip().lower(): c for c in table.columns}
     time_col = next((names[n] for n in _TIME_NAMES if n in names), None)
@@ -344,7 +320,5 @@ def read_candle_file(path: str | Path, fmt: str = "auto", *, validate: bool = Fa
     frame, _used = read_candle_rows(path, fmt)
     clean = frame[list(INPUT_COLUMNS)].reset_index(drop=True)
     if validate:
-        from ita_vc.candles.validate import check_candle_table
-
         check_candle_table(clean, str(path))
     return clean

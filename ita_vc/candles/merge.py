@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from ita_vc.candles.validate import MAX_LISTED_ROWS, format_ts
 from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import pandas as pd
 
 __all__ = ["CONFLICT_POLICIES", "check_conflict_policy", "merge_candles"]
 
@@ -66,9 +68,6 @@ def merge_candles(old: pd.DataFrame | None, new: pd.DataFrame, *, on_conflict: s
     Raises:
         DataValidationError: conflicts with ``on_conflict="error"``, or a bad policy.
     """
-    import numpy as np
-    import pandas as pd
-
     check_conflict_policy(on_conflict)
     cols = ["ts_utc", *_VALUE_COLUMNS]
     frames = []

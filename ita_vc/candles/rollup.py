@@ -10,13 +10,12 @@ the data or because of a gap - is dropped and counted in the :class:`RollupRepor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
 
 from ita_vc.candles.schema import gap_flags, timeframe_ms
 from ita_vc.errors import DataValidationError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["RollupReport", "rollup_candles", "rollup_with_report"]
 
@@ -53,9 +52,6 @@ def rollup_with_report(
         DataValidationError: unknown timeframes, a target that is not a multiple of the source,
             or timestamps that are not strictly increasing.
     """
-    import numpy as np
-    import pandas as pd
-
     step = timeframe_ms(source_timeframe)
     target = timeframe_ms(timeframe)
     if target % step or target < step:

@@ -10,12 +10,12 @@ the same table, bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from ita_vc.candles.schema import CANONICAL_COLUMNS, gap_flags
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["SAMPLE_SPECS", "SampleSpec", "generate_candles"]
 
@@ -47,9 +47,6 @@ SAMPLE_SPECS = (
 
 def generate_candles(spec: SampleSpec) -> pd.DataFrame:
     """The canonical 1m table of ``spec`` (with gaps and ``gap_flag``)."""
-    import numpy as np
-    import pandas as pd
-
     rng = np.random.default_rng(spec.seed)
     n = spec.days * 1440
     ts = spec.start_ms + np.arange(n, dtype="int64") * _MINUTE

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
 
 __all__ = [
@@ -97,8 +98,6 @@ def instrument_key(market: str, symbol: str) -> str:
 
 def gap_flags(ts_utc: npt.ArrayLike, step_ms: int) -> npt.NDArray[np.bool_]:
     """Boolean gap flags: True where the gap from the previous bar exceeds 1.5x the timeframe."""
-    import numpy as np
-
     ts = np.asarray(ts_utc, dtype="int64")
     flags = np.zeros(len(ts), dtype=bool)
     if len(ts) > 1:
@@ -109,8 +108,6 @@ def gap_flags(ts_utc: npt.ArrayLike, step_ms: int) -> npt.NDArray[np.bool_]:
 def median_step(ts_utc: npt.ArrayLike) -> int | None:
     """The median spacing of the distinct bar times in ms (the lower median for an even count
     of steps, so always one of the steps); None with fewer than two distinct bars."""
-    import numpy as np
-
     ts = np.unique(np.asarray(ts_utc, dtype="int64"))
     if len(ts) < 2:
         return None

@@ -13,6 +13,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ita_vc.errors import VcsError
+from ita_vc.vcs import gitcli
+from ita_vc.vcs.dvc import track_path
 
 if TYPE_CHECKING:
     from ita_vc.workspace import Workspace
@@ -43,8 +45,6 @@ def track_data_root(workspace: Workspace) -> list[str]:
     Raises:
         VcsError: DVC refused.
     """
-    from ita_vc.vcs.dvc import track_path
-
     dvc_file, ignore = data_root_files(workspace)
     before = _read(workspace.path(ignore))
     track_path(workspace.root, workspace.config.paths.data_root)
@@ -52,8 +52,6 @@ def track_data_root(workspace: Workspace) -> list[str]:
 
 
 def _git(args: list[str], root: Path) -> bytes:
-    from ita_vc.vcs import gitcli
-
     for attempt in range(_INDEX_LOCK_RETRIES + 1):
         try:
             return gitcli.git(args, root)
@@ -71,8 +69,6 @@ def commit_data_root(workspace: Workspace, paths: list[str], message: str) -> st
     Raises:
         VcsError: git failed (the data is written and tracked; the paths may stay staged).
     """
-    from ita_vc.vcs import gitcli
-
     root = workspace.root
     _git(["add", "--", *paths], root)
     if not gitcli.git(["status", "--porcelain", "--", *paths], root).strip():

@@ -6,13 +6,15 @@ they hand it to the store.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.candles.schema import PRICE_COLUMNS
+import numpy as np
+
+from ita_vc.candles.schema import PRICE_COLUMNS, infer_timeframe, timeframe_ms
 from ita_vc.errors import DataValidationError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 __all__ = ["MAX_LISTED_ROWS", "check_candle_table", "format_ts", "validate_candles"]
@@ -22,15 +24,11 @@ MAX_LISTED_ROWS = 5
 
 def format_ts(ms: int) -> str:
     """``2024-01-01T00:00:00Z`` of epoch milliseconds (for messages and reports)."""
-    import datetime as dt
-
     when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms % 1000:03d}" if ms % 1000 else "") + "Z"
 
 
 def _rows(df: pd.DataFrame, mask: np.typing.NDArray[np.bool_], describe: Any) -> str:
-    import numpy as np
-
     where = np.flatnonzero(mask)
     shown = [describe(df.iloc[i]) for i in where[:MAX_LISTED_ROWS]]
     more = f" (and {len(where) - MAX_LISTED_ROWS} more)" if len(where) > MAX_LISTED_ROWS else ""
@@ -52,8 +50,6 @@ def validate_candles(df: pd.DataFrame, step_ms: int, source: str) -> None:
     Raises:
         DataValidationError: one message listing every failed rule with its first rows.
     """
-    import numpy as np
-
     problems: list[str] = []
 
     def check(mask: np.typing.NDArray[np.bool_], what: str,
@@ -93,8 +89,6 @@ def check_candle_table(df: pd.DataFrame, source: str) -> str:
     Raises:
         DataValidationError: naming ``source`` and the first offending rows.
     """
-
-    from ita_vc.candles.schema import infer_timeframe, timeframe_ms
 
     timeframe = infer_timeframe(df["ts_utc"], source)
     validate_candles(df, timeframe_ms(timeframe), source)

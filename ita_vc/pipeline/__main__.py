@@ -5,9 +5,15 @@ Exit codes: 0, an :class:`ItaVcError`'s code, or 130 when interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import os
+import signal
 import sys
 
-from ita_vc.errors import EXIT_INTERRUPTED, ItaVcError
+from ita_vc.backtest.run import ENGINE_VERSION, SUPPORTED_ENGINES
+from ita_vc.errors import EXIT_INTERRUPTED, ConfigError, ItaVcError
+from ita_vc.pipeline import stages
 
 
 def die_with_parent() -> None:
@@ -15,10 +21,6 @@ def die_with_parent() -> None:
     ``ita-vc run`` leaves no stage writing outputs behind its back."""
     if sys.platform != "linux":
         return
-    import ctypes
-    import os
-    import signal
-
     parent = os.getppid()
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -35,9 +37,6 @@ def check_engine(pinned: str | None) -> None:
     Raises:
         ConfigError: an engine version this ita-vc does not implement.
     """
-    from ita_vc.backtest.run import ENGINE_VERSION, SUPPORTED_ENGINES
-    from ita_vc.errors import ConfigError
-
     if pinned is None:
         print(f"warning: dvc.yaml does not pin the engine; this ita-vc runs engine "
               f"{ENGINE_VERSION}. Run `ita-vc init --upgrade --yes` so an engine change shows "
@@ -53,16 +52,12 @@ def check_engine(pinned: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; print one line; return the exit code."""
-    import argparse
-
     die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m ita_vc.pipeline")
     parser.add_argument("stage", choices=["prepare", "backtest", "report", "grid"])
     parser.add_argument("--engine", metavar="VERSION",
                         help="the engine version dvc.yaml pins (refused unless supported)")
     args = parser.parse_args(argv)
-    from ita_vc.pipeline import stages
-
     try:
         check_engine(args.engine)
         if args.stage == "prepare":

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ita_vc.backtest.report import format_value, render_chart_png, render_report_md
+from ita_vc.errors import PersistentStoreError
+from ita_vc.utils.atomic import atomic_write_bytes, atomic_write_with
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,10 +63,6 @@ class DirSink:
         self._check_folder()
 
     def _check_folder(self) -> None:
-        import os
-
-        from ita_vc.errors import PersistentStoreError
-
         existing = self.folder
         while not os.path.lexists(existing) and existing != existing.parent:
             existing = existing.parent
@@ -76,8 +80,6 @@ class DirSink:
                 path=str(self.folder))
 
     def _write(self, name: str, write: Any) -> None:
-        from ita_vc.errors import PersistentStoreError
-
         target = self.folder / name
         try:
             write(target)
@@ -86,24 +88,15 @@ class DirSink:
                                        path=str(target)) from exc
 
     def table(self, df: pd.DataFrame, name: str) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from ita_vc.utils.atomic import atomic_write_with
-
         table = pa.Table.from_pandas(df, preserve_index=False)
         self._write(name, lambda target: atomic_write_with(
             target, lambda tmp: pq.write_table(table, tmp, compression="zstd")))
 
     def json(self, obj: Any, name: str) -> None:
-        from ita_vc.utils.atomic import atomic_write_bytes
-
         text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
         self._write(name, lambda target: atomic_write_bytes(target, (text + "\n").encode()))
 
     def binary(self, data: bytes, name: str) -> None:
-        from ita_vc.utils.atomic import atomic_write_bytes
-
         self._write(name, lambda target: atomic_write_bytes(target, data))
 
 
@@ -121,8 +114,6 @@ def write_backtest(result: BacktestResult, sink: OutputSink, metrics_sink: Outpu
 def write_report(summary: dict[str, Any], metrics: dict[str, Any], equity: pd.DataFrame,
                  drawdown: pd.DataFrame, sink: OutputSink) -> None:
     """report.md, equity.png and drawdown.png."""
-    from ita_vc.backtest.report import render_chart_png, render_report_md
-
     sink.binary(render_report_md(summary, metrics).encode("utf-8"), "report.md")
     title = f"{summary.get('setup_id')} {summary.get('rule_version')} {summary.get('symbol')}"
     sink.binary(render_chart_png(equity, "equity", f"Equity: {title}"), "equity.png")
@@ -136,8 +127,6 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
     ``timings=False`` (the dvc.yaml stage) leaves wall-clock timings out of the files, so the
     outputs stay bit-for-bit reproducible.
     """
-    from ita_vc.backtest.report import format_value
-
     sink.table(outcome.topk, "topk.parquet")
     sink.table(outcome.trades, "trades.parquet")
     s = dict(outcome.summary)

@@ -19,14 +19,27 @@ candles itself and depends on no other stage's outs). Paths below are for the de
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.backtest.params import parse_params
+from ita_vc.backtest.run import prepare_candles, run_backtest
+from ita_vc.candles.dataset import CandleStore
+from ita_vc.candles.validate import format_ts
 from ita_vc.errors import DataValidationError
+from ita_vc.grid import run_grid
+from ita_vc.grid.request import GridSetup, parse_grid
+from ita_vc.pipeline.outputs import StoreSink, write_backtest, write_grid, write_report
+from ita_vc.rules.registry import RuleRegistry
+from ita_vc.store.artifacts import PersistentStore
+from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.workspace import Workspace
+from ita_vc.yaml_read import YamlError, load_yaml_file
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ita_vc.grid.request import GridInputs, GridSetup
+    from ita_vc.grid.request import GridInputs
 
 __all__ = [
     "PARAMS_FILE",
@@ -54,8 +67,6 @@ def load_params_file(root: Path) -> dict[str, Any]:
     Raises:
         DataValidationError: missing or invalid.
     """
-    from ita_vc.yaml_read import YamlError, load_yaml_file
-
     try:
         raw = load_yaml_file(root / PARAMS_FILE, max_bytes=1 << 20, allow_aliases=True)
     except YamlError as exc:
@@ -66,26 +77,16 @@ def load_params_file(root: Path) -> dict[str, Any]:
 
 
 def _context(root: Path | None) -> tuple[Any, Any, dict[str, Any]]:
-    from ita_vc.store.artifacts import PersistentStore
-    from ita_vc.workspace import Workspace
-
     workspace = Workspace.discover(root)
     return workspace, PersistentStore(workspace), load_params_file(workspace.root)
 
 
 def _results(store: Any, *parts: str) -> str:
-    from pathlib import PurePosixPath
-
     return PurePosixPath(store.workspace.config.store.kinds["results"], *parts).as_posix()
 
 
 def stage_prepare(root: Path | None = None) -> dict[str, Any]:
     """Run the prepare stage; returns its report."""
-    from ita_vc.backtest.params import parse_params
-    from ita_vc.backtest.run import prepare_candles
-    from ita_vc.candles.dataset import CandleStore
-    from ita_vc.pipeline.outputs import StoreSink
-
     workspace, store, raw = _context(root)
     params = parse_params(raw)
     candles = CandleStore(workspace).load(params.data.market, params.data.symbol,
@@ -101,11 +102,6 @@ def stage_prepare(root: Path | None = None) -> dict[str, Any]:
 
 def stage_backtest(root: Path | None = None) -> dict[str, Any]:
     """Run the backtest stage; returns the summary."""
-    from ita_vc.backtest.params import parse_params
-    from ita_vc.backtest.run import run_backtest
-    from ita_vc.pipeline.outputs import StoreSink, write_backtest
-    from ita_vc.rules.registry import RuleRegistry
-
     workspace, store, raw = _context(root)
     params = parse_params(raw)
     if not params.setup_id or not params.version:
@@ -123,9 +119,6 @@ def stage_backtest(root: Path | None = None) -> dict[str, Any]:
 
 def stage_report(root: Path | None = None) -> str:
     """Run the report stage; returns the report.md path."""
-    from ita_vc.candles.validate import format_ts
-    from ita_vc.pipeline.outputs import StoreSink, write_report
-
     _workspace, store, _raw = _context(root)
     summary = store.load_json(_results(store, BACKTEST, "summary.json"))
     metrics = store.load_json(_results(store, "metrics.json"))
@@ -136,8 +129,6 @@ def stage_report(root: Path | None = None) -> str:
                          drawdown_pct=drawdown["drawdown"] * 100.0)[["time", "equity",
                                                                      "drawdown_pct"]]
     # a presentation file for `dvc plots`: plain CSV, no store sidecar inside the DVC out
-    from ita_vc.utils.atomic import atomic_write_bytes
-
     target = store.workspace.path(_results(store, PLOTS, "equity.csv"))
     atomic_write_bytes(target, plot.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     return _results(store, REPORT, "report.md")
@@ -152,8 +143,6 @@ def read_grid_params(workspace: Any, path: Path | None = None) -> dict[str, Any]
     """
     if path is None:
         return load_params_file(workspace.root)
-    from ita_vc.yaml_read import YamlError, load_yaml_file
-
     try:
         raw = load_yaml_file(path, max_bytes=1 << 20, allow_aliases=True)
     except YamlError as exc:
@@ -172,10 +161,6 @@ def grid_request(workspace: Any, raw: dict[str, Any]) -> GridSetup:
             variants, a sizing budget above ``init_cash``.
         RuleValidationError: the rule version is invalid.
     """
-    from ita_vc.backtest.params import parse_params
-    from ita_vc.grid.request import GridSetup, parse_grid  # light: no numba before the guard
-    from ita_vc.rules.registry import RuleRegistry
-
     params = parse_params(raw)
     if not params.setup_id or not params.version:
         raise DataValidationError("params.yaml: rule.setup_id and rule.version are required")
@@ -195,9 +180,6 @@ def grid_candles(workspace: Any, params: Any) -> Any:
     Raises:
         DataValidationError: no such dataset, or a range outside the data.
     """
-    from ita_vc.backtest.run import prepare_candles
-    from ita_vc.candles.dataset import CandleStore
-
     candles = CandleStore(workspace).load(params.data.market, params.data.symbol,
                                           params.data.source_timeframe)
     prepared, _report = prepare_candles(candles, params)
@@ -225,9 +207,6 @@ def stage_grid(root: Path | None = None) -> dict[str, Any]:
             are what DVC records as the stage's result, and a partial top-K is not that result
             (``ita-vc grid run`` is the command that keeps partial results and resumes).
     """
-    from ita_vc.grid import run_grid
-    from ita_vc.pipeline.outputs import StoreSink, write_grid
-
     workspace, store, raw = _context(root)
     prepared, rule, params, request = grid_inputs(workspace, raw)
     outcome = run_grid(prepared, rule, params, request, keep_partial=False)

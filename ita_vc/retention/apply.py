@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import RetentionRefusedError
+from ita_vc.errors import ItaVcError, RetentionRefusedError, UsageError
+from ita_vc.retention.facts import gather_facts
+from ita_vc.retention.policy import load_policy, make_plan
+from ita_vc.retention.trash import Trash
+from ita_vc.store.artifacts import PersistentStore
+from ita_vc.store.index import MetadataIndex
+from ita_vc.vcs.dvc import cache_dir, push_objects, shared_cache_reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,9 +75,6 @@ def compute_plan(workspace: Workspace, *, now: int | None = None,
     Raises:
         ConfigError: invalid policy.
     """
-    from ita_vc.retention.facts import gather_facts
-    from ita_vc.retention.policy import load_policy, make_plan
-
     policy = load_policy(workspace.root)
     facts = gather_facts(workspace, policy, progress)
     stamp = int(dt.datetime.now(dt.UTC).timestamp()) if now is None else now
@@ -77,8 +82,6 @@ def compute_plan(workspace: Workspace, *, now: int | None = None,
 
 
 def _audit(workspace: Workspace, *records: dict[str, Any]) -> str:
-    import os
-
     path = workspace.logs_dir / AUDIT_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as stream:
@@ -94,15 +97,8 @@ def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
     Raises:
         RetentionRefusedError: the push or its verification failed (nothing is removed).
     """
-    from dvc.repo import Repo
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.transfer import transfer
-
     try:
-        with Repo(str(workspace.root)) as repo:
-            dest = repo.cloud.get_remote_odb(remote)
-            transfer(repo.cache.local, dest, {HashInfo("md5", oid) for oid in oids})
-            missing = [oid for oid in oids if not dest.exists(oid)]
+        missing = push_objects(workspace.root, remote, oids)
     except Exception as exc:
         raise RetentionRefusedError(
             f"archiving to DVC remote {remote!r} failed ({exc}); nothing was removed"
@@ -113,10 +109,6 @@ def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
 
 
 def _check_days(days: float) -> None:
-    import math
-
-    from ita_vc.errors import UsageError
-
     if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days) \
             or days < 0:
         raise UsageError(f"--older-than must be a number of days >= 0, got {days!r}")
@@ -132,10 +124,6 @@ def purge_trash(workspace: Workspace, older_than_days: float, *,
     Raises:
         UsageError: a negative or NaN number of days.
     """
-    from ita_vc.retention.trash import Trash
-    from ita_vc.store.index import MetadataIndex
-    from ita_vc.vcs.dvc import cache_dir
-
     _check_days(older_than_days)
     moment = now or dt.datetime.now(dt.UTC)
     report = report or PurgeReport(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -165,9 +153,6 @@ def _kept_in_trash(plan: Plan, facts: Facts) -> list[Any]:
 
 
 def _restore_kept(workspace: Workspace, plan: Plan, facts: Facts, report: PurgeReport) -> None:
-    from ita_vc.retention.trash import Trash
-    from ita_vc.store.index import MetadataIndex
-
     wanted = _kept_in_trash(plan, facts)
     if not wanted:
         return
@@ -194,9 +179,6 @@ def purge_trash_safely(workspace: Workspace, older_than_days: float, *, wait: fl
     """
     _check_days(older_than_days)
     with workspace.lock(timeout=wait, purpose="ita-vc trash purge"):
-        from ita_vc.retention.trash import Trash
-        from ita_vc.store.index import MetadataIndex
-
         MetadataIndex(workspace.index_path).check()
 
         plan, facts = compute_plan(workspace)
@@ -220,13 +202,7 @@ def collect_garbage(
         WorkspaceLockedError: another command holds the workspace after ``wait`` seconds.
         RetentionRefusedError, ConfigError, VcsError: see :func:`execute_plan`.
     """
-    from ita_vc.retention.policy import load_policy
-
     with workspace.lock(timeout=wait, purpose="ita-vc gc"):
-        from ita_vc.retention.trash import Trash
-        from ita_vc.store.index import MetadataIndex
-        from ita_vc.vcs.dvc import cache_dir
-
         MetadataIndex(workspace.index_path).check()  # before the recovery moves anything
 
         recovered = Trash(workspace, cache_dir(workspace.root)).recover()  # before planning
@@ -251,11 +227,6 @@ def execute_plan(
             ``confirm_above_gb`` without ``yes``, a failed archive push, or a trash on another
             filesystem. Nothing is touched then.
     """
-    from ita_vc.retention.facts import shared_cache_reason
-    from ita_vc.retention.trash import Trash
-    from ita_vc.store.artifacts import PersistentStore
-    from ita_vc.store.index import MetadataIndex
-
     MetadataIndex(workspace.index_path).check()  # before any move: the index records them
     reason = shared_cache_reason(workspace.root)
     if reason and not force_shared_cache:
@@ -320,23 +291,14 @@ def restore_from_trash(workspace: Workspace, *, run_id: str | None = None,
         WorkspaceLockedError: another command holds the workspace.
     """
     if everything + (run_id is not None) + (oid is not None) != 1:
-        from ita_vc.errors import UsageError
-
         raise UsageError("say what to restore: one RUN_ID, one object id, or --all")
     with workspace.lock(timeout=wait, purpose="ita-vc trash restore"):
-        from ita_vc.store.index import MetadataIndex
-
         MetadataIndex(workspace.index_path).check()
         return _restore_from_trash(workspace, run_id=run_id, oid=oid, everything=everything)
 
 
 def _restore_from_trash(workspace: Workspace, *, run_id: str | None, oid: str | None,
                         everything: bool) -> list[str]:
-    from ita_vc.errors import ItaVcError
-    from ita_vc.retention.trash import Trash
-    from ita_vc.store.index import MetadataIndex
-    from ita_vc.vcs.dvc import cache_dir
-
     trash = Trash(workspace, cache_dir(workspace.root))
     trash.recover()
     entries = trash.entries()

@@ -10,19 +10,26 @@ exceptions from the commits that hold the snapshots. Nothing here modifies anyth
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.retention.policy import ObjectFacts, RetentionPolicy, RunFacts
+from ita_vc.retention.trash import Trash
+from ita_vc.rules.registry import RuleRegistry
+from ita_vc.snapshot.history import recorded_runs
+from ita_vc.snapshot.runs import pinned_runs
+from ita_vc.vcs import gitcli
+from ita_vc.vcs.dvc import check_pipeline_files, check_pipeline_history, scan_revisions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ita_vc.workspace import Workspace
 
-__all__ = ["Facts", "gather_facts", "shared_cache_reason"]
+__all__ = ["Facts", "gather_facts"]
 
 
 @dataclass
@@ -38,8 +45,6 @@ class Facts:
 
 
 def _commit_times(root: Path) -> dict[str, int]:
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["log", "--all", "--format=%H %ct"], root, check=False).decode()
     times = {}
     for line in raw.splitlines():
@@ -51,8 +56,6 @@ def _commit_times(root: Path) -> dict[str, int]:
 
 def _tags(root: Path) -> dict[str, str]:
     """``{tag name: commit}``."""
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["for-each-ref", "refs/tags", "--format=%(refname:strip=2) %(objectname)"
                       " %(*objectname)"], root, check=False).decode()
     tags = {}
@@ -70,22 +73,7 @@ def _tag_matches(tag: str, patterns: tuple[str, ...]) -> str | None:
     return None
 
 
-def shared_cache_reason(root: Path) -> str | None:
-    """Why the DVC cache cannot be judged from this repository alone, or None."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        cache = Path(repo.cache.local_cache_dir).resolve()
-        shared = repo.config.get("cache", {}).get("shared")
-    if shared:
-        return f"cache.shared = {shared}: the cache is shared with other users/projects"
-    if not cache.is_relative_to(root.resolve()):
-        return (f"cache.dir is {cache}, outside this repository: other projects may use "
-                "objects this repository does not reference")
-    return None
-
-
-def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
+def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
     workspace: Workspace, policy: RetentionPolicy,
     progress: Callable[[str], None] | None = None,
 ) -> Facts:
@@ -94,13 +82,6 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
     Raises:
         VcsError: DVC cannot read a revision's pipeline files (an invalid dvc.lock).
     """
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    from ita_vc.errors import VcsError
-    from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.vcs.dvc import check_pipeline_files, check_pipeline_history, describe_error
-
     root = workspace.root
     check_pipeline_files(root)  # DVC reads every revision's pipeline files without limits
     check_pipeline_history(root)
@@ -112,7 +93,6 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
         if pattern is not None:
             protected_commits[commit] = f"tag {tag}"
     refs: dict[str, dict[str, Any]] = {}  # oid -> {path, last_ref, ws, protected}
-    trees: dict[str, list[tuple[str, str]]] = {}
 
     def note(oid: str, path: str, when: int, rev: str) -> None:
         entry = refs.setdefault(oid, {"path": path, "last_ref": -1, "ws": False,
@@ -124,37 +104,16 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
         if when > entry["last_ref"] or (when == entry["last_ref"] and path < entry["path"]):
             entry["last_ref"], entry["path"] = when, path
 
-    revisions = 0
-    rev = "workspace"
-    try:
-        with Repo(str(root)) as repo:
-            odb = repo.cache.local
-            cache_dir = Path(repo.cache.local_cache_dir)
-            now_ws = max(times.values(), default=0)
-            for rev in repo.brancher(all_commits=True):  # every commit of every ref + workspace
-                revisions += 1
-                when = now_ws if rev == "workspace" else times.get(rev, 0)
-                if progress is not None:
-                    progress(rev)
-                for out in repo.index.outs:
-                    info = out.hash_info
-                    if not info or not info.value or not out.use_cache:
-                        continue
-                    fs_path = str(out.fs_path)
-                    path = (Path(fs_path).relative_to(root).as_posix() if rev == "workspace"
-                            else fs_path.lstrip("/"))
-                    note(info.value, path, when, rev)
-                    if info.isdir:
-                        if info.value not in trees:
-                            trees[info.value] = _tree_entries(out)
-                        for rel, oid in trees[info.value]:
-                            note(oid, f"{path}/{rel}", when, rev)
-            stored = set(odb.all())
-            cache_path = odb.oid_to_path
-    except DvcException as exc:
-        rev_text = f" at revision {rev[:10]}" if revisions and rev != "workspace" else ""
-        raise VcsError(f"DVC cannot read the pipeline files{rev_text}: {describe_error(exc)}; "
-                       "fix or restore them (`git checkout dvc.lock`) before gc") from exc
+    scan = scan_revisions(root, progress)
+    now_ws = max(times.values(), default=0)
+    trees = scan.trees
+    for rev, outs in scan.revisions:
+        when = now_ws if rev == "workspace" else times.get(rev, 0)
+        for path, oid in outs:
+            note(oid, path, when, rev)
+            for rel, inner in trees.get(oid, []):
+                note(inner, f"{path}/{rel}", when, rev)
+    cache_dir, stored, cache_path = scan.cache_dir, scan.stored, scan.object_path
     trashed = _trash_sizes(workspace, cache_dir)
     runs, run_refs = _run_facts(workspace, protected_commits, trees)
     active: set[tuple[str, str]] = set()
@@ -183,23 +142,10 @@ def gather_facts(  # noqa: PLR0912, PLR0915 - a walk over revisions and runs
     for obj in objects:
         for run_id in obj.runs:
             obj.last_ref = max(obj.last_ref, run_times.get(run_id, 0))
-    return Facts(objects, runs, active, revisions, cache_dir, missing)
-
-
-def _tree_entries(out: Any) -> list[tuple[str, str]]:
-    try:
-        tree = out.get_obj()
-    except Exception:  # noqa: BLE001 - a manifest missing from the cache
-        tree = None
-    return [] if tree is None else [
-        ("/".join(key), hi.value) for key, (_meta, hi) in tree.iteritems()
-        if hi is not None and hi.value
-    ]
+    return Facts(objects, runs, active, len(scan.revisions), cache_dir, missing)
 
 
 def _trash_sizes(workspace: Workspace, cache_dir: Path) -> dict[str, int]:
-    from ita_vc.retention.trash import Trash
-
     return {e.oid: e.size for e in Trash(workspace, cache_dir).entries()}
 
 
@@ -209,11 +155,6 @@ def _run_facts(workspace: Workspace, protected_commits: dict[str, str],
     """Runs of every ref (snapshots committed anywhere, or in the working tree), their pins
     (``ita/keep/*`` tags) and tag exceptions (a protected tag on a commit that holds the
     run's snapshot), and which objects each run references."""
-    import datetime as dt
-
-    from ita_vc.snapshot.history import recorded_runs
-    from ita_vc.snapshot.runs import pinned_runs
-
     pins = pinned_runs(workspace)
     runs: list[RunFacts] = []
     run_refs: dict[str, set[str]] = {}

@@ -58,7 +58,7 @@ class Trash:
     def __init__(self, workspace: Workspace, cache_dir: Path) -> None:
         self.workspace = workspace
         self.root = workspace.trash_dir
-        self.objects = self.root / "objects"
+        self.objects = self.root / "objects"  # the layout of Workspace.trashed_object_path
         self.journal = self.root / "journal.jsonl"
         self.cache_objects = cache_dir / "files" / "md5"
 
@@ -73,7 +73,7 @@ class Trash:
 
     def trash_path(self, oid: str) -> Path:
         """Where the trash keeps ``oid``."""
-        return self.objects / self._rel(oid)
+        return self.workspace.trashed_object_path(oid)
 
     def check_same_filesystem(self) -> None:
         """Refuse a trash that ``os.replace`` cannot reach from the cache.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ita_vc.errors import VcsError
+from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
 
 __all__ = ["HOOK_MARKER", "HookReport", "hooks_dir", "install_hooks", "uninstall_hooks"]
@@ -76,8 +77,6 @@ def _legacy_dvc_hook(name: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    from ita_vc.utils.atomic import atomic_write_bytes
-
     atomic_write_bytes(path, text.encode("utf-8"))
     os.chmod(path, 0o755)  # noqa: S103 - git hooks must be executable
 

@@ -12,13 +12,14 @@ import contextlib
 import datetime as dt
 import os
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
 from ita_vc.catalog import Catalog, load_catalog
-from ita_vc.errors import RuleValidationError
+from ita_vc.errors import RuleValidationError, VcsError
 from ita_vc.rules.model import LifecycleEntry, Problem, Rule, RuleVersion
 from ita_vc.rules.validate import (
     LIFECYCLE_FILENAME,
@@ -32,6 +33,9 @@ from ita_vc.rules.validate import (
 )
 from ita_vc.utils.atomic import AtomicWriteError, atomic_write_bytes
 from ita_vc.utils.mappings import flatten
+from ita_vc.vcs import gitcli
+from ita_vc.yaml_read import YamlError, load_yaml_file, load_yaml_text, read_file_bytes
+from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, parse_set_value, set_path, to_rt
 
 if TYPE_CHECKING:
     import builtins
@@ -61,13 +65,10 @@ _SEED_RENAMES = {"tp": "tp_pct", "sl": "sl_pct"}
 
 def default_author(root: str | Path | None = None) -> str:
     """The git user name (``git config user.name``), else ``$USER``, else ``unknown``."""
-    try:
-        proc = subprocess.run(["git", "config", "user.name"], cwd=root, capture_output=True,
-                              text=True, check=False, timeout=10)
-        if proc.returncode == 0 and proc.stdout.strip():
-            return proc.stdout.strip()
-    except OSError:
-        pass
+    with contextlib.suppress(VcsError):  # no git: fall back to the login name
+        name = gitcli.config_value(root, "user.name", timeout=10)
+        if name:
+            return name
     return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
 
 
@@ -251,8 +252,6 @@ class RuleRegistry:
     def _read(self, rel: str) -> bytes | None:
         """The bytes of a rule or lifecycle file (None if absent), refusing a symlink, another
         non-regular file or more than the YAML size limit."""
-        from ita_vc.yaml_read import YamlError, read_file_bytes
-
         info = self._lstat(rel)
         if info is None:
             return None
@@ -267,9 +266,6 @@ class RuleRegistry:
 
     def committed(self, setup_id: str, version: RuleVersion) -> bool:
         """True when the version file is in HEAD (committed, so immutable)."""
-        from ita_vc.errors import VcsError
-        from ita_vc.vcs import gitcli
-
         spec = f"HEAD:{self.relpath(setup_id, version)}"
         try:
             return gitcli.cat_files(self.workspace.root, [spec])[spec] is not None
@@ -436,8 +432,6 @@ class RuleRegistry:
         return rule
 
     def _read_source(self, path: str | Path) -> dict[str, Any]:
-        from ita_vc.yaml_read import YamlError, load_yaml_file
-
         try:
             doc = load_yaml_file(path, max_bytes=1 << 20)
         except YamlError as exc:
@@ -467,8 +461,6 @@ class RuleRegistry:
 
     def _new(self, setup_id: str, *, from_file: str | Path | None,
              author: str | None) -> Rule:
-        from ita_vc.yaml_rewrite import dump_rt, to_rt
-
         self._check_id(setup_id)
         if self.versions(setup_id):
             raise RuleValidationError(
@@ -526,8 +518,6 @@ class RuleRegistry:
         self, setup_id: str, *, major: bool, sets: Iterable[str],
         from_file: str | Path | None, reason: str | None, author: str | None,
     ) -> Rule:
-        from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, parse_set_value, set_path
-
         latest = self.latest(setup_id)
         base = self.get(setup_id, latest)
         rel = self.relpath(setup_id, latest)
@@ -557,8 +547,6 @@ class RuleRegistry:
         doc["author"] = author or default_author(self.workspace.root)
         doc["created"] = dt.datetime.now(dt.UTC).date().isoformat()
         _quote(doc)
-        from ita_vc.yaml_read import load_yaml_text
-
         plain = load_yaml_text(dump_rt(doc), rel)
         try:
             new_hash = compute_params_hash(plain)
@@ -581,8 +569,6 @@ class RuleRegistry:
     def _edit_lifecycle(self, setup_id: str, version: RuleVersion, *, author: str | None,
                         active: bool | None = None, reason: str | None = None,
                         note: str | None = None) -> None:
-        from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, to_rt
-
         self.lifecycle(setup_id)  # validates the current file first
         rel = self.lifecycle_relpath(setup_id)
         path = self.workspace.path(rel)
@@ -699,9 +685,6 @@ class RuleRegistry:
             raise RuleValidationError(f"{rel}: not valid UTF-8") from exc
 
     def _rehash(self, setup_id: str, version: RuleVersion) -> RehashResult:
-        from ita_vc.yaml_read import YamlError, load_yaml_text
-        from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt
-
         rel = self.relpath(setup_id, version)
         if self.committed(setup_id, version):
             raise RuleValidationError(
@@ -737,8 +720,6 @@ class RuleRegistry:
 
 def _quote(doc: Any) -> None:
     """Write version and created as double-quoted strings (YAML's float/date traps)."""
-    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
-
     for key in ("version", "created"):
         if key in doc:
             doc[key] = DoubleQuotedScalarString(str(doc[key]))

@@ -28,15 +28,34 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
+from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import DataValidationError, IntegrityError, ItaVcError
-from ita_vc.utils.hashing import hash_canonical
+from ita_vc._version import __version__
+from ita_vc.backtest.params import parse_params
+from ita_vc.errors import (
+    DataValidationError,
+    IntegrityError,
+    ItaVcError,
+    PersistentStoreError,
+    UsageError,
+)
+from ita_vc.rules.registry import RuleRegistry, default_author
+from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
+from ita_vc.store.artifacts import PersistentStore
+from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.utils.hashing import canonical_json, hash_canonical
+from ita_vc.utils.tablehash import hash_dataframe
+from ita_vc.vcs import gitcli
+from ita_vc.yaml_read import YamlError, load_lockfile, load_yaml_file
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,8 +93,6 @@ def check_run_id(run_id: str) -> str:
         UsageError: malformed (it is also a file name, so no paths): exit 2.
     """
     if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
-        from ita_vc.errors import UsageError
-
         raise UsageError(f"not a run id: {run_id!r} (expected e.g. bt_2025_11_10_001_a3f)")
     return run_id
 
@@ -102,8 +119,6 @@ def _cpu() -> str:
 
 
 def _gpu() -> str | None:
-    import shutil
-
     if not shutil.which("nvidia-smi"):
         return None
     try:
@@ -121,8 +136,6 @@ def _installed_packages() -> dict[str, str]:
     Read from the ``<name>-<version>.dist-info`` folder names where possible (parsing every
     METADATA file costs ~0.5 s), from the metadata otherwise.
     """
-    from importlib import metadata
-
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
         folder = getattr(dist, "_path", None)
@@ -171,8 +184,6 @@ def new_run_id(provenance_dir: Path, mode: str, when: dt.datetime, identity: str
 
 def _committed_run_ids(root: Path, folder: str) -> set[str]:
     """Run ids of every snapshot any commit of any ref ever added (one ``git log``)."""
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["log", "--all", "--format=", "--name-only", "--diff-filter=A", "-z",
                       "--", f"{folder}/"], root, check=False)
     return {PurePosixPath(p).stem for p in raw.decode("utf-8", "replace").split("\0")
@@ -185,10 +196,6 @@ def next_run_id(workspace: Workspace, mode: str, when: dt.datetime, identity: st
     counter (``.ita/run-ids.json``, which also remembers runs whose snapshots were set aside).
     Call it holding the workspace lock; the counter is advanced here.
     """
-    import json
-
-    from ita_vc.utils.atomic import atomic_write_bytes
-
     folder = workspace.config.store.kinds["provenance"]
     counter_path = workspace.contained(workspace.state_dir / "run-ids.json", follow=True)
     try:
@@ -220,8 +227,6 @@ class SnapshotStore:
     """Create, load and check run snapshots of a workspace."""
 
     def __init__(self, workspace: Workspace) -> None:
-        from ita_vc.store.artifacts import PersistentStore
-
         self.workspace = workspace
         self.store = PersistentStore(workspace)
         self.folder = workspace.path(workspace.config.store.kinds["provenance"])
@@ -276,12 +281,6 @@ class SnapshotStore:
             ItaVcError: no dvc.lock or summary, or the run is not the rule asked for.
             RuleValidationError: the rule file does not match the registry.
         """
-        from ita_vc._version import __version__
-        from ita_vc.rules.registry import RuleRegistry, default_author
-        from ita_vc.snapshot.runner import pipeline_stage_names, run_hash_of
-        from ita_vc.vcs import gitcli
-        from ita_vc.yaml_read import YamlError, load_lockfile, load_yaml_file
-
         root = self.workspace.root
         check_run_id(run_id)
         lock_path = root / "dvc.lock"
@@ -365,16 +364,9 @@ class SnapshotStore:
         Raises:
             PersistentStoreError: a snapshot of that run id exists already.
         """
-        import json
-        import logging
-
-        from ita_vc.utils.hashing import canonical_json
-
         run_id = check_run_id(snapshot["run_id"])
         rel = self.snapshot_relpath(run_id)
         if self.workspace.path(rel).exists():
-            from ita_vc.errors import PersistentStoreError
-
             raise PersistentStoreError(
                 f"a snapshot of run {run_id} exists already; snapshots are never overwritten",
                 path=rel,
@@ -405,11 +397,9 @@ class SnapshotStore:
 
     def _data_matches(self, snapshot: Mapping[str, Any],
                       data: str | Path | pd.DataFrame) -> bool:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas and numpy, for a data check only
 
-        from ita_vc.backtest.params import parse_params
-        from ita_vc.backtest.run import prepare_candles
-        from ita_vc.utils.tablehash import hash_dataframe
+        from ita_vc.backtest.run import prepare_candles  # lazy: as pandas
 
         is_frame = isinstance(data, pd.DataFrame)
         frame: pd.DataFrame = data if isinstance(data, pd.DataFrame) else _read_candles(Path(data))
@@ -439,12 +429,12 @@ class SnapshotStore:
 def _read_candles(path: Path) -> pd.DataFrame:
     """A candle table from a parquet file as stored (prepared or canonical), else through the
     importer's readers (CSV, zip, foreign parquet)."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas and pyarrow, for a data check only
 
-    from ita_vc.candles.importers import read_candle_file
+    from ita_vc.candles.importers import read_candle_file  # lazy: imports pandas
 
     if path.suffix.lower() == ".parquet" and path.is_file():
-        import pyarrow as pa
+        import pyarrow as pa  # lazy: as pandas above
 
         try:
             frame = pd.read_parquet(path)
@@ -457,8 +447,6 @@ def _read_candles(path: Path) -> pd.DataFrame:
 
 def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, object]:
     """The index row (runs table) of a snapshot."""
-    from ita_vc.utils.hashing import canonical_json
-
     keys = ("Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Num. Trades")
     metrics = snapshot.get("metrics") or {}
     return {

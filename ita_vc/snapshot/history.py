@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.vcs import gitcli
+
 if TYPE_CHECKING:
     from ita_vc.workspace import Workspace
 
@@ -36,8 +38,6 @@ class RecordedRun:
 
 def _added_snapshots(workspace: Workspace, folder: str) -> list[tuple[str, str]]:
     """``(commit, path)`` of every snapshot any commit of any ref added, oldest first."""
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["log", "--all", "--reverse", "--diff-filter=A", f"--format={_MARK}%H",
                       "--name-only", "--no-renames", "--", f"{folder}/"], workspace.root,
                      check=False).decode("utf-8", "replace")
@@ -57,8 +57,6 @@ def recorded_runs(workspace: Workspace) -> dict[str, RecordedRun]:
 
     Unreadable or non-object snapshot blobs are skipped (``snapshot verify`` reports them).
     """
-    from ita_vc.vcs import gitcli
-
     folder = workspace.config.store.kinds["provenance"]
     added = _added_snapshots(workspace, folder)
     blobs = gitcli.cat_files(workspace.root, [f"{c}:{p}" for c, p in added]) if added else {}

@@ -17,11 +17,17 @@ run (under the workspace lock, so its writer is gone) means a run was killed:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ita_vc.snapshot.capture import RUN_WRITTEN, snapshot_hash
+from ita_vc.store.index import MetadataIndex
+from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,8 +72,6 @@ class RunJournal:
 
     def save(self, phase: str | None = None) -> None:
         """Record the current phase durably (before the step it names)."""
-        from ita_vc.utils.atomic import atomic_write_bytes
-
         if phase is not None:
             self.phase = phase
         target = self.workspace.contained(self.path)
@@ -105,8 +109,6 @@ class RunJournal:
 
 
 def _restore_params(journal: RunJournal, notes: list[str]) -> None:
-    from ita_vc.utils.atomic import atomic_write_bytes
-
     params = journal.workspace.root / "params.yaml"
     if journal.params_written is None or journal.params_original is None or \
             journal.params_written == journal.params_original:
@@ -125,18 +127,11 @@ def _restore_params(journal: RunJournal, notes: list[str]) -> None:
 
 
 def _is_committed(root: Path, rel: str) -> bool:
-    from ita_vc.vcs import gitcli
-
     tracked = gitcli.git(["ls-files", "--", rel], root).strip()
     return bool(tracked) and rel not in gitcli.status_paths(root)
 
 
 def _finish_commit(journal: RunJournal, snapshot: dict[str, Any], notes: list[str]) -> bool:
-    import hashlib
-
-    from ita_vc.snapshot.capture import snapshot_hash
-    from ita_vc.vcs import gitcli
-
     root = journal.workspace.root
     lock = root / "dvc.lock"
     lock_sha = "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() \
@@ -144,8 +139,6 @@ def _finish_commit(journal: RunJournal, snapshot: dict[str, Any], notes: list[st
     if snapshot.get("snapshot_sha256") != snapshot_hash(snapshot) or \
             snapshot.get("dvc_lock_sha256") != lock_sha:
         return False
-    from ita_vc.snapshot.capture import RUN_WRITTEN
-
     changed = set(gitcli.status_paths(root))
     wanted = set(journal.to_stage) | set(RUN_WRITTEN)
     if not journal.to_stage:  # killed before it knew: what a run writes
@@ -161,9 +154,6 @@ def _finish_commit(journal: RunJournal, snapshot: dict[str, Any], notes: list[st
 
 
 def _set_aside(journal: RunJournal, notes: list[str]) -> None:
-    from ita_vc.store.index import MetadataIndex
-    from ita_vc.vcs import gitcli
-
     root = journal.workspace.root
     rel = str(journal.snapshot_path)
     orphans = journal.workspace.contained(journal.workspace.state_dir / "orphans" / "x")

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from ita_vc._version import __version__
 from ita_vc.errors import VcsError
+from ita_vc.snapshot.capture import SnapshotStore, environment
+from ita_vc.snapshot.runner import _stream, pipeline_env
+from ita_vc.vcs import gitcli
+from ita_vc.vcs.dvc import cache_dir
+from ita_vc.yaml_read import load_lockfile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -75,8 +83,7 @@ def _lock_hashes(lock: dict[str, Any], role: str, stages: list[str]) -> dict[str
 
 def engine_note(snapshot: dict[str, Any]) -> str | None:
     """One line when the installed engine (or ita-vc) differs from the run's, else None."""
-    from ita_vc._version import __version__
-    from ita_vc.backtest.run import ENGINE_VERSION
+    from ita_vc.backtest.run import ENGINE_VERSION  # lazy: backtest.run imports numpy
 
     recorded = snapshot.get("engine_version")
     if recorded is not None and str(recorded) != ENGINE_VERSION:
@@ -94,8 +101,6 @@ def engine_note(snapshot: dict[str, Any]) -> str | None:
 def _worktree(root: Path, commit: str, run_id: str, keep: bool) -> Iterator[Path]:
     """A detached worktree at ``commit`` with no git hooks run; removed (registration and
     folder) whatever happens, unless ``keep``."""
-    from ita_vc.vcs import gitcli
-
     base = Path(tempfile.mkdtemp(prefix=f"ita-vc-reproduce-{run_id}-"))
     tree = base / "worktree"
     try:
@@ -121,13 +126,6 @@ def reproduce_run(
         WorkspaceLockedError: another command holds the workspace.
         VcsError: the worktree, the input checkout or ``dvc repro`` failed.
     """
-    import yaml
-
-    from ita_vc.snapshot.capture import SnapshotStore, environment
-    from ita_vc.snapshot.runner import _stream, pipeline_env
-    from ita_vc.vcs.dvc import cache_dir
-    from ita_vc.yaml_read import load_lockfile
-
     snapshot = SnapshotStore(workspace).load_snapshot(run_id)
     commit = str(snapshot["git_commit_hash"])
     root = workspace.root

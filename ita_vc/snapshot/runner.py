@@ -25,9 +25,12 @@ run undoes what it did (``params.yaml`` restored, no snapshot left behind).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from ita_vc.backtest.params import parse_params
+from ita_vc.catalog import load_catalog
 from ita_vc.errors import (
     ConfigError,
     DataValidationError,
@@ -46,12 +53,23 @@ from ita_vc.errors import (
     UsageError,
     VcsError,
 )
+from ita_vc.rules.model import RuleVersion
+from ita_vc.rules.registry import RuleRegistry, default_author
+from ita_vc.rules.validate import check_setup_id
+from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, SnapshotStore, next_run_id
+from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
+from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
+from ita_vc.store.index import MetadataIndex
+from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.vcs import gitcli
+from ita_vc.vcs.dvc import data_source_changes, pipeline_outputs, pipeline_status, stage_closure
+from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
+from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, set_path, to_rt
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from ita_vc.backtest.params import RunParams
-    from ita_vc.snapshot.journal import RunJournal
     from ita_vc.workspace import Workspace
 
 __all__ = [
@@ -118,10 +136,6 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, object]]) ->
     Raises:
         DataValidationError: a path that cannot be set, or a value params cannot hold.
     """
-    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
-
-    from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, set_path, to_rt
-
     try:
         doc = load_rt(text, "params.yaml", allow_aliases=True) if text.strip() else to_rt({})
     except YamlEditError as exc:
@@ -150,24 +164,6 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, object]]) ->
     return dump_rt(doc)
 
 
-def pipeline_stage_names(root: Path) -> list[str]:
-    """The stage names of the workspace's ``dvc.yaml``, in file order.
-
-    Raises:
-        ConfigError: dvc.yaml is missing or unreadable.
-    """
-    from ita_vc.yaml_read import YamlError, load_yaml_file
-
-    try:
-        doc = load_yaml_file(root / "dvc.yaml", max_bytes=1 << 20, allow_aliases=True)
-    except YamlError as exc:
-        raise ConfigError(f"dvc.yaml: {exc}") from exc
-    stages = doc.get("stages") if isinstance(doc, dict) else None
-    if not isinstance(stages, dict) or not stages:
-        raise ConfigError("dvc.yaml has no stages (`ita-vc init` writes the pipeline)")
-    return [str(name) for name in stages]
-
-
 def _choose_stages(root: Path, stages: Sequence[str] | None) -> list[str]:
     names = pipeline_stage_names(root)
     if not stages:
@@ -184,10 +180,6 @@ def _dirty_paths(root: Path) -> list[str]:
     """Uncommitted git changes a run would not own, and DVC data that differs from its
     ``.dvc`` file. Files inside pipeline outputs do not count: ``dvc repro`` rewrites them
     (they show as untracked after checking out a commit whose ``.gitignore`` predates them)."""
-    from ita_vc.snapshot.capture import RUN_WRITTEN
-    from ita_vc.vcs import gitcli
-    from ita_vc.vcs.dvc import data_source_changes, pipeline_outputs
-
     changed = list(dict.fromkeys(p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN))
     if changed:
         outs = pipeline_outputs(root)
@@ -210,8 +202,6 @@ def _read_params(path: Path) -> str:
     Raises:
         DataValidationError: too large, not UTF-8, not a regular file.
     """
-    from ita_vc.yaml_read import YamlError, read_text_file
-
     if not os.path.lexists(path):
         return ""
     try:
@@ -221,8 +211,6 @@ def _read_params(path: Path) -> str:
 
 
 def _load_params_text(text: str) -> dict[str, Any]:
-    from ita_vc.yaml_read import YamlError, load_yaml_text
-
     try:
         doc = load_yaml_text(text, "params.yaml", allow_aliases=True)
     except YamlError as exc:
@@ -236,13 +224,10 @@ def _load_params_text(text: str) -> dict[str, Any]:
 
 def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, object]],
                       ) -> tuple[dict[str, Any], RunParams]:
-    from ita_vc.backtest.params import parse_params
-
     doc = _load_params_text(text)
     params = parse_params(doc)
     if any(key.split(".")[0] == "grid" for key, _value in overrides):
-        from ita_vc.catalog import load_catalog
-        from ita_vc.grid.request import check_grid
+        from ita_vc.grid.request import check_grid  # lazy: grid overrides only
 
         check_grid(doc.get("grid"), load_catalog(workspace.root))
     return doc, params
@@ -251,11 +236,6 @@ def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str
 def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode: str,
                ) -> str:
     """Everything the stages need is there; returns the rule version's lifecycle status."""
-    from ita_vc.candles.dataset import CandleStore
-    from ita_vc.rules.model import RuleVersion
-    from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.vcs import gitcli
-
     root = workspace.root
     status = "inactive"
     if any(s in closure for s in _RULE_STAGES):
@@ -290,6 +270,8 @@ def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode
                    f" (activate one: `ita-vc rule activate {params.setup_id} vX.Y`)")
                 + "; backtests of any version are fine (--mode backtest)")
     if any(s in closure for s in _CANDLE_STAGES):
+        from ita_vc.candles.dataset import CandleStore  # lazy: imports pandas (~0.5 s)
+
         data = params.data
         candles = CandleStore(workspace)
         if not candles.exists(data.market, data.symbol, data.source_timeframe):
@@ -302,43 +284,7 @@ def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode
     return status
 
 
-def _lock_inputs(lock: dict[str, Any], closure: list[str], mode: str) -> dict[str, Any]:
-    """What makes two runs the same run: each stage's command, dependency hashes and
-    parameters in ``dvc.lock``, and the run mode."""
-    stages = (lock.get("stages") or {}) if isinstance(lock, dict) else {}
-    inputs: dict[str, Any] = {"mode": mode, "stages": {}}
-    for name in closure:
-        body = stages.get(name) or {}
-        inputs["stages"][name] = {
-            "cmd": body.get("cmd"),
-            "deps": {str(d.get("path")): d.get("md5") for d in body.get("deps") or []},
-            "params": body.get("params") or {},
-        }
-    return inputs
-
-
-def run_hash_of(root: Path, closure: list[str], mode: str) -> str | None:
-    """The run hash of the current ``dvc.lock`` for these stages (None without a lock)."""
-    from ita_vc.utils.hashing import hash_canonical
-    from ita_vc.yaml_read import YamlError, load_lockfile
-
-    path = root / "dvc.lock"
-    if not path.is_file():
-        return None
-    try:
-        lock = load_lockfile(path) or {}
-    except YamlError as exc:
-        raise VcsError(f"dvc.lock: {exc}; restore it with `git checkout dvc.lock`") from exc
-    inputs = _lock_inputs(lock, closure, mode)
-    if any(not inputs["stages"][name]["deps"] and not inputs["stages"][name]["cmd"]
-           for name in closure):
-        return None
-    return hash_canonical(inputs)
-
-
 def _already_recorded(workspace: Workspace, run_hash: str) -> dict[str, Any] | None:
-    import json
-
     folder = workspace.path(workspace.config.store.kinds["provenance"])
     if not folder.is_dir():
         return None
@@ -355,9 +301,6 @@ def _already_recorded(workspace: Workspace, run_hash: str) -> dict[str, Any] | N
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
     """Linux: the child gets SIGTERM when this process dies (even by SIGKILL)."""
-    import ctypes
-    import signal
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -390,8 +333,6 @@ def _stream(cmd: list[str], cwd: Path, env: dict[str, str],
             keep_fds: tuple[int, ...] = ()) -> tuple[int, list[str]]:
     """Run ``cmd`` in a process group of its own, streaming its output. If this process dies
     (even by SIGKILL) the whole group is terminated; Ctrl-C is passed on to the group."""
-    import signal
-
     lines: list[str] = []
     linux = sys.platform == "linux"
     with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -446,8 +387,6 @@ def _repro_failure(lines: list[str]) -> ItaVcError:
 def _repro(root: Path, targets: list[str], progress: Callable[[str], None] | None,
            lock_fd: int | None) -> None:
     """``dvc repro TARGETS``, then require a clean ``dvc status`` of them."""
-    from ita_vc.vcs.dvc import pipeline_status
-
     if progress is not None:
         progress(f"dvc repro {' '.join(targets)}")
     code, lines = _stream([str(Path(sys.executable).parent / "dvc"), "repro", *targets], root,
@@ -462,9 +401,6 @@ def _repro(root: Path, targets: list[str], progress: Callable[[str], None] | Non
 
 
 def _undo_snapshot(workspace: Workspace, rel: str, run_id: str) -> None:
-    from ita_vc.store.index import MetadataIndex
-    from ita_vc.vcs import gitcli
-
     gitcli.git(["reset", "-q", "--", rel], workspace.root, check=False)
     (workspace.root / rel).unlink(missing_ok=True)
     with contextlib.suppress(PersistentStoreError):
@@ -473,8 +409,6 @@ def _undo_snapshot(workspace: Workspace, rel: str, run_id: str) -> None:
 
 def _commit(workspace: Workspace, journal: RunJournal, report: RunReport,
             commit: bool) -> None:
-    from ita_vc.vcs import gitcli
-
     root = workspace.root
     gitcli.git(["add", "--", *report.staged], root)
     if not commit:
@@ -483,12 +417,11 @@ def _commit(workspace: Workspace, journal: RunJournal, report: RunReport,
             "run's outputs belong to no revision and garbage collection may drop them")
         return
     journal.save("commit")
-    proc = subprocess.run(["git", "commit", "-q", "-m", str(journal.message), "--",
-                           *report.staged], cwd=root, capture_output=True, text=True,
-                          check=False)
+    proc = gitcli.run(["commit", "-q", "-m", str(journal.message), "--", *report.staged], root)
     if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr).decode(errors="replace")
         raise VcsError(f"git commit of run {report.run_id} failed, so the run is not recorded "
-                       f"(its snapshot was removed): {proc.stdout}{proc.stderr}")
+                       f"(its snapshot was removed): {output}")
     report.committed = gitcli.head(root)
 
 
@@ -511,15 +444,6 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
         IntegrityError: ``dvc status`` not clean after ``dvc repro``.
         VcsError: ``dvc repro`` or ``git commit`` failed.
     """
-    from ita_vc.rules.registry import default_author
-    from ita_vc.rules.validate import check_setup_id
-    from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, SnapshotStore, next_run_id
-    from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
-    from ita_vc.store.index import MetadataIndex
-    from ita_vc.utils.atomic import atomic_write_bytes
-    from ita_vc.vcs import gitcli
-    from ita_vc.vcs.dvc import stage_closure
-
     if mode not in RUN_MODES:
         raise UsageError(f"--mode must be one of {', '.join(RUN_MODES)}, got {mode!r}")
     root = workspace.root
@@ -560,8 +484,6 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
                              "or `ita-vc run --stage report --stage grid`)")
         rule_status = _preflight(workspace, params, closure, mode)
         if not force and text == original and not dirty:
-            from ita_vc.vcs.dvc import pipeline_status
-
             current = run_hash_of(root, closure, mode)
             if current is not None and not pipeline_status(root, targets):
                 previous = _already_recorded(workspace, current)

@@ -11,8 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import ItaVcError
+from ita_vc.errors import ItaVcError, UsageError
+from ita_vc.snapshot.capture import SnapshotStore, check_run_id, run_row
+from ita_vc.snapshot.history import recorded_runs
 from ita_vc.utils.mappings import flatten
+from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,8 +47,6 @@ class DiffRow:
 
 def sync_runs(workspace: Workspace) -> list[dict[str, Any]]:
     """Index rows for every snapshot file (missing ones are added), oldest first."""
-    from ita_vc.snapshot.capture import SnapshotStore, run_row
-
     provenance = SnapshotStore(workspace)
     indexed = {row["run_id"]: row for row in provenance.store.index.runs()}
     rows = []
@@ -65,12 +66,8 @@ def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | 
     Raises:
         ItaVcError: an unknown sort metric. UsageError: a limit below 1.
     """
-    from ita_vc.snapshot.capture import SnapshotStore
-
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                               or limit < 1):
-        from ita_vc.errors import UsageError
-
         raise UsageError(f"--limit must be a whole number >= 1, got {limit!r}")
     pins = pinned_runs(workspace)
     provenance = SnapshotStore(workspace)
@@ -99,8 +96,6 @@ def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | 
 
 def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
     """Params, rule, data, code and metrics of two runs side by side (differences only)."""
-    from ita_vc.snapshot.capture import SnapshotStore
-
     provenance = SnapshotStore(workspace)
     sa, sb = provenance.load_snapshot(a), provenance.load_snapshot(b)
     sections: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -127,8 +122,6 @@ def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
 
 def pinned_runs(workspace: Workspace) -> dict[str, str]:
     """``{run_id: reason}`` of every ``ita/keep/<run_id>`` tag."""
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["for-each-ref", f"refs/tags/{KEEP_TAG_PREFIX}",
                       "--format=%(refname:strip=4)%09%(contents:subject)"], workspace.root)
     pins = {}
@@ -149,10 +142,6 @@ def keep_run(workspace: Workspace, run_id: str, reason: str | None = None, *,
         ItaVcError: no such run on any ref, or its snapshot is not committed yet.
         WorkspaceLockedError: another command holds the workspace.
     """
-    from ita_vc.snapshot.capture import check_run_id
-    from ita_vc.snapshot.history import recorded_runs
-    from ita_vc.vcs import gitcli
-
     check_run_id(run_id)
     with workspace.lock(timeout=wait, purpose=f"ita-vc runs keep {run_id}"):
         recorded = recorded_runs(workspace).get(run_id)

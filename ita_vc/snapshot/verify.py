@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.errors import ItaVcError
+from ita_vc.rules.registry import RuleRegistry
+from ita_vc.snapshot.capture import SnapshotStore, check_run_id, snapshot_hash
+from ita_vc.utils.tablehash import hash_dataframe
+from ita_vc.vcs import gitcli
+from ita_vc.vcs.dvc import cache_paths, remote_has, tracked_paths
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
@@ -79,8 +86,6 @@ def _check_git_deps(workspace: Workspace, snapshot: Mapping[str, Any],
                     deps: list[tuple[str, str, str]], report: VerifyReport) -> None:
     """Deps git tracks (code, rules, configs): at the run's commit, files must hash to the
     recorded md5 and folders must exist."""
-    from ita_vc.vcs import gitcli
-
     commit = str(snapshot.get("git_commit_hash"))
     specs = [f"{commit}:{path}" for _role, path, _md5 in deps]
     blobs = gitcli.cat_files(workspace.root, specs) if specs else {}
@@ -104,14 +109,10 @@ def _check_git_deps(workspace: Workspace, snapshot: Mapping[str, Any],
 
 def _mark_trashed(workspace: Workspace, missing: list[str]) -> list[str]:
     """Say which missing objects the retention trash holds (restorable)."""
-    from ita_vc.retention.trash import Trash
-    from ita_vc.vcs.dvc import cache_dir
-
-    trash = Trash(workspace, cache_dir(workspace.root))
     marked = []
     for item in missing:
         oid = item.rsplit("(", 1)[-1].rstrip(")")
-        in_trash = "(" in item and trash.trash_path(oid).exists()
+        in_trash = "(" in item and workspace.trashed_object_path(oid).exists()
         marked.append(f"{item} - in the trash (`ita-vc trash restore`)" if in_trash else item)
     return marked
 
@@ -126,11 +127,6 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
         UsageError: a malformed run id.
         VcsError: DVC cannot read the pipeline files (an invalid dvc.lock).
     """
-    from ita_vc.errors import ItaVcError
-    from ita_vc.rules.registry import RuleRegistry
-    from ita_vc.snapshot.capture import SnapshotStore, check_run_id, snapshot_hash
-    from ita_vc.vcs.dvc import cache_paths, remote_has, tracked_paths
-
     check_run_id(run_id)  # a malformed id is a usage error, not a failed verification
     report = VerifyReport(run_id)
     provenance = SnapshotStore(workspace)
@@ -213,9 +209,7 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     if prepared is None:
         report.checks.append(Check("deep: data_hash", False, "prepared candles not in cache"))
     else:
-        import pandas as pd
-
-        from ita_vc.utils.tablehash import hash_dataframe
+        import pandas as pd  # lazy: only a deep verify reads the candles
 
         frame = pd.read_parquet(prepared)
         data_hash = hash_dataframe(frame[["ts_utc", "open", "high", "low", "close", "volume"]])

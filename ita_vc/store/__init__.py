@@ -54,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 def _store() -> PersistentStore:
+    # lazy: the package's names load on first use (PEP 562), so it imports nothing here
     from ita_vc.store.artifacts import PersistentStore
     from ita_vc.workspace import Workspace
 

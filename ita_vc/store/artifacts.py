@@ -19,10 +19,11 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from ita_vc.errors import IntegrityError, PersistentStoreError
+from ita_vc.errors import IntegrityError, PersistentStoreError, VcsError
 from ita_vc.store.index import IndexRow, MetadataIndex, utc_now_iso
 from ita_vc.utils.atomic import (
     AtomicWriteError,
@@ -32,6 +33,7 @@ from ita_vc.utils.atomic import (
     remove_stale_temp_files,
 )
 from ita_vc.utils.hashing import canonical_json, hash_bytes, hash_file
+from ita_vc.vcs.dvc import cache_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -368,7 +370,7 @@ class PersistentStore:
         fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, object] | None = None,
         *, reserved_ok: bool = False,
     ) -> ArtifactRef:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas/pyarrow only for table artifacts (the store is light)
 
         if fmt not in ("parquet", "csv"):
             raise self._fail(f"unknown table format {fmt!r} (use 'parquet' or 'csv')")
@@ -394,7 +396,7 @@ class PersistentStore:
 
     def _parquet_writer(self, df: pd.DataFrame, kind: str, meta: dict[str, Any], path: str,
                         ) -> Any:
-        import pyarrow as pa
+        import pyarrow as pa  # lazy: table artifacts only
         import pyarrow.parquet as pq
 
         try:
@@ -470,7 +472,7 @@ class PersistentStore:
         Raises:
             PersistentStoreError: missing or unreadable. IntegrityError: hash mismatch.
         """
-        import pandas as pd
+        import pandas as pd  # lazy: table artifacts only
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -554,8 +556,6 @@ class PersistentStore:
             meta = dict(entry.get("meta") or meta)
             kind = str(entry.get("kind") or kind)
         if created_at is None:
-            from datetime import UTC, datetime
-
             mtime = datetime.fromtimestamp(absolute.stat().st_mtime, UTC)
             created_at = mtime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         ref = ArtifactRef(file_id_for(path), kind, path, fmt, sha256, size, meta)
@@ -605,9 +605,6 @@ class PersistentStore:
         if target.is_relative_to(self.workspace.root):
             return None
         if not cache:
-            from ita_vc.errors import VcsError
-            from ita_vc.vcs.dvc import cache_dir
-
             try:
                 cache.append(cache_dir(self.workspace.root).resolve())
             except VcsError:
@@ -659,7 +656,7 @@ class PersistentStore:
 
 
 def _parquet_meta(path: Path, default_kind: str) -> tuple[dict[str, Any], str]:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: table artifacts only
 
     try:
         schema_meta = pq.read_schema(path).metadata or {}
@@ -676,7 +673,7 @@ def _parquet_meta(path: Path, default_kind: str) -> tuple[dict[str, Any], str]:
 
 
 def _read_csv(stream: io.BytesIO, dtypes: Mapping[str, str]) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # lazy: table artifacts only
 
     parse_dates = [c for c, t in dtypes.items() if t.startswith("datetime64")]
     simple = {

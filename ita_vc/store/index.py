@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from filelock import FileLock
+
 from ita_vc.errors import IndexCorruptError, PersistentStoreError
 
 if TYPE_CHECKING:
@@ -178,8 +180,6 @@ class MetadataIndex:
 
     # -- connection management -------------------------------------------------------------
     def _write_lock(self) -> Any:
-        from filelock import FileLock
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(os.fspath(self._lock_path), timeout=_BUSY_TIMEOUT_S)
 

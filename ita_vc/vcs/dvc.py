@@ -3,21 +3,38 @@
 ``dvc.repo.Repo`` is not a released API (treeverse/dvc#5050), so every use is wrapped here in a
 typed function, dvc's major version is pinned (``dvc>=3,<4``) and the functions are covered by
 functional tests on real repositories.
+
+dvc is imported inside the functions that use it (lazily): the store, the candles and the
+pipeline stages import this module but reach DVC only on some paths (``cache_dir`` for a
+symbolic link out of the workspace, ``track_path`` on import), and the light helpers here
+(:func:`check_pipeline_files`, :func:`is_dvc_repo`) never do; none of them should pay for
+importing dvc (0.2-0.5 s) otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import ItaVcError, VcsError
+from ita_vc.errors import ConfigError, DataValidationError, ItaVcError, VcsError
+from ita_vc.vcs import gitcli
+from ita_vc.yaml_read import (
+    LOCKFILE_MAX_BYTES,
+    LOCKFILE_MAX_NODES,
+    MAX_BYTES,
+    YamlError,
+    compose_yaml,
+    read_text_file,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = [
+    "CacheScan",
     "cache_dir",
     "cache_paths",
     "check_pipeline_files",
@@ -30,7 +47,10 @@ __all__ = [
     "is_dvc_repo",
     "pipeline_outputs",
     "pipeline_status",
+    "push_objects",
     "remote_has",
+    "scan_revisions",
+    "shared_cache_reason",
     "stage_closure",
     "track_path",
     "tracked_paths",
@@ -57,7 +77,7 @@ def init_dvc(root: str | Path) -> None:
     Raises:
         VcsError: DVC refused.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -72,7 +92,7 @@ def disable_analytics(root: str | Path) -> bool:
     Raises:
         VcsError: the DVC config cannot be edited.
     """
-    from dvc.config import Config
+    from dvc.config import Config  # lazy: see the module docstring
     from dvc.exceptions import DvcException
 
     try:
@@ -93,7 +113,7 @@ def track_path(root: str | Path, relpath: str) -> None:
     Raises:
         VcsError: DVC refused (e.g. the path overlaps a pipeline output).
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -113,7 +133,7 @@ def cache_dir(root: str | Path) -> Path:
     Raises:
         VcsError: DVC cannot open the repository.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -129,7 +149,7 @@ def tracked_paths(root: str | Path) -> list[str]:
     Raises:
         VcsError: DVC cannot read dvc.yaml, dvc.lock or a ``.dvc`` file.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -147,7 +167,7 @@ def cache_paths(root: str | Path, oids: list[str]) -> dict[str, Path]:
     Raises:
         VcsError: DVC cannot open the repository.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -168,9 +188,6 @@ PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
 
 
 def _check_text(name: str, text: str) -> None:
-    from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yaml_read import LOCKFILE_MAX_BYTES, LOCKFILE_MAX_NODES, YamlError, compose_yaml
-
     limits = ({"max_bytes": LOCKFILE_MAX_BYTES, "max_nodes": LOCKFILE_MAX_NODES}
               if name == "dvc.lock" else {})
     hints = {"dvc.lock": "; restore it (`git checkout dvc.lock`) or re-run `dvc repro`",
@@ -190,9 +207,6 @@ def check_pipeline_files(root: str | Path) -> None:
     Raises:
         DataValidationError: params.yaml. ConfigError: dvc.yaml or dvc.lock.
     """
-    from ita_vc.errors import ConfigError, DataValidationError
-    from ita_vc.yaml_read import LOCKFILE_MAX_BYTES, MAX_BYTES, YamlError, read_text_file
-
     for name in PIPELINE_FILES:
         path = Path(root) / name
         if not path.is_file():
@@ -215,8 +229,6 @@ def check_pipeline_history(root: str | Path) -> int:
         DataValidationError, ConfigError: a committed version that does not (named with the
             commit that introduced it).
     """
-    from ita_vc.vcs import gitcli
-
     raw = gitcli.git(["log", "--all", "--format=%H", "--raw", "--no-abbrev", "--no-renames",
                       "--", *PIPELINE_FILES], root, check=False).decode("utf-8", "replace")
     blobs: dict[str, tuple[str, str]] = {}
@@ -245,7 +257,7 @@ def check_pipeline_history(root: str | Path) -> int:
 def _quiet_repo(root: str | Path) -> Iterator[Any]:
     """A DVC ``Repo`` opened from its root (so the paths DVC reports are repo-relative), with
     its hints on stdout silenced, once its pipeline files passed :func:`check_pipeline_files`."""
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # lazy: see the module docstring
 
     check_pipeline_files(root)
     with contextlib.chdir(root), contextlib.redirect_stdout(io.StringIO()), \
@@ -260,7 +272,7 @@ def stage_closure(root: str | Path, targets: list[str]) -> list[str]:
     Raises:
         VcsError: unknown target or unreadable pipeline files.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
 
@@ -286,7 +298,7 @@ def pipeline_outputs(root: str | Path) -> list[str]:
     Raises:
         VcsError: DVC cannot read the pipeline files.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.stage import PipelineStage
 
     try:
@@ -305,7 +317,7 @@ def data_source_changes(root: str | Path) -> list[str]:
     Raises:
         VcsError: DVC failed.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.stage import PipelineStage
 
     found = []
@@ -331,7 +343,7 @@ def remote_has(root: str | Path, remote: str, oids: list[str]) -> dict[str, bool
     Raises:
         VcsError: unknown remote or unreachable.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -348,7 +360,7 @@ def pipeline_status(root: str | Path, targets: list[str] | None = None) -> dict[
     Raises:
         VcsError: DVC failed.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
 
     try:
         with _quiet_repo(root) as repo:
@@ -366,7 +378,7 @@ def checkout(root: str | Path, targets: list[str]) -> None:
     Raises:
         VcsError: objects missing from the cache, or DVC failed.
     """
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
     from dvc.repo import Repo
 
     try:
@@ -375,3 +387,101 @@ def checkout(root: str | Path, targets: list[str]) -> None:
             repo.checkout(targets=[str(Path(root) / t) for t in targets], force=True)
     except DvcException as exc:
         raise VcsError(f"dvc checkout {' '.join(targets)} failed: {describe_error(exc)}") from exc
+
+
+def shared_cache_reason(root: Path) -> str | None:
+    """Why the DVC cache cannot be judged from this repository alone, or None."""
+    from dvc.repo import Repo  # lazy: see the module docstring
+
+    with Repo(str(root)) as repo:
+        cache = Path(repo.cache.local_cache_dir).resolve()
+        shared = repo.config.get("cache", {}).get("shared")
+    if shared:
+        return f"cache.shared = {shared}: the cache is shared with other users/projects"
+    if not cache.is_relative_to(root.resolve()):
+        return (f"cache.dir is {cache}, outside this repository: other projects may use "
+                "objects this repository does not reference")
+    return None
+
+
+def push_objects(root: str | Path, remote: str, oids: list[str]) -> list[str]:
+    """Copy objects from the local cache to the DVC remote ``remote``; returns those the
+    remote does not hold afterwards.
+
+    Raises:
+        Exception: whatever DVC raises (unknown or unreachable remote, missing objects).
+    """
+    from dvc.repo import Repo  # lazy: see the module docstring
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.transfer import transfer
+
+    with Repo(str(root)) as repo:
+        dest = repo.cloud.get_remote_odb(remote)
+        transfer(repo.cache.local, dest, {HashInfo("md5", oid) for oid in oids})
+        return [oid for oid in oids if not dest.exists(oid)]
+
+
+@dataclass
+class CacheScan:
+    """What :func:`scan_revisions` found: the outs of every revision and the local cache."""
+
+    cache_dir: Path
+    stored: set[str]  # objects in the local cache
+    object_path: Callable[[str], str]  # where the local cache keeps an object
+    revisions: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    """``(revision, [(repo-relative path, object id)])``; revision ``"workspace"`` last."""
+    trees: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """Directory object id -> ``[(path inside, object id)]`` (empty if not in the cache)."""
+
+
+def _tree_entries(out: Any) -> list[tuple[str, str]]:
+    try:
+        tree = out.get_obj()
+    except Exception:  # noqa: BLE001 - a manifest missing from the cache
+        tree = None
+    return [] if tree is None else [
+        ("/".join(key), hi.value) for key, (_meta, hi) in tree.iteritems()
+        if hi is not None and hi.value
+    ]
+
+
+def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) -> CacheScan:
+    """The cached outs DVC sees in every commit of every ref and in the workspace
+    (``repo.brancher`` + ``repo.index.outs``), with directory outs' tree objects read, and the
+    objects the local cache holds (``repo.cache.local.all()``). ``progress(rev)`` is called as
+    each revision starts.
+
+    Raises:
+        VcsError: DVC cannot read a revision's pipeline files (an invalid dvc.lock).
+    """
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
+    from dvc.repo import Repo
+
+    revisions = 0
+    rev = "workspace"
+    try:
+        with Repo(str(root)) as repo:
+            odb = repo.cache.local
+            scan = CacheScan(Path(repo.cache.local_cache_dir), set(), odb.oid_to_path)
+            for rev in repo.brancher(all_commits=True):  # every commit of every ref + workspace
+                revisions += 1
+                if progress is not None:
+                    progress(rev)
+                outs: list[tuple[str, str]] = []
+                for out in repo.index.outs:
+                    info = out.hash_info
+                    if not info or not info.value or not out.use_cache:
+                        continue
+                    fs_path = str(out.fs_path)
+                    path = (Path(fs_path).relative_to(root).as_posix() if rev == "workspace"
+                            else fs_path.lstrip("/"))
+                    outs.append((path, info.value))
+                    if info.isdir and info.value not in scan.trees:
+                        scan.trees[info.value] = _tree_entries(out)
+                scan.revisions.append((rev, outs))
+            scan.stored = set(odb.all())
+    except DvcException as exc:
+        rev_text = f" at revision {rev[:10]}" if revisions and rev != "workspace" else ""
+        raise VcsError(f"DVC cannot read the pipeline files{rev_text}: {describe_error(exc)}; "
+                       "fix or restore them (`git checkout dvc.lock`) before gc") from exc
+    return scan

@@ -1,9 +1,9 @@
-"""Fast git plumbing through the ``git`` executable, for the pre-commit hook's hot path.
+"""Git through the ``git`` executable: the one way ita-vc runs git.
 
-gitpython costs ~100 ms to import; the hook must answer in well under 0.3 s, so the checks read
-git's index and trees with plain ``git`` subprocesses (``diff --cached``, ``ls-files``,
-``cat-file --batch``). ``GIT_INDEX_FILE`` and friends are deliberately kept: inside a hook they
-name the index being committed (``git commit -a`` and partial commits use a temporary index).
+Plain ``git`` subprocesses (``diff --cached``, ``ls-files``, ``cat-file --batch``...) rather
+than gitpython, which costs ~100 ms to import: the pre-commit hook must answer in well under
+0.3 s. ``GIT_INDEX_FILE`` and friends are deliberately kept: inside a hook they name the index
+being committed (``git commit -a`` and partial commits use a temporary index).
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ __all__ = [
     "config_value",
     "deleted_in_history",
     "diff_names",
+    "find_toplevel",
     "git",
     "has_commit",
     "head",
+    "init",
     "ls_files",
     "ls_tree",
     "rev_list",
+    "run",
     "status_paths",
     "toplevel",
 ]
@@ -35,18 +38,30 @@ EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 Change = tuple[str, str]  # (status letter A/M/D/T, repo-relative path)
 
 
-def git(args: list[str], cwd: str | Path, *, stdin: bytes | None = None,
-        check: bool = True) -> bytes:
+def run(args: list[str], cwd: str | Path | None, *, stdin: bytes | None = None,
+        timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git ARGS`` in ``cwd`` (None: the current folder), whatever its exit code.
+
+    Raises:
+        VcsError: git cannot be started, or ran longer than ``timeout`` seconds.
+    """
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
+                              check=False, timeout=timeout)
+    except OSError as exc:
+        raise VcsError(f"cannot run git: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise VcsError(f"git {' '.join(args)} did not finish in {timeout} s") from exc
+
+
+def git(args: list[str], cwd: str | Path | None, *, stdin: bytes | None = None,
+        check: bool = True, timeout: float | None = None) -> bytes:
     """Run ``git ARGS`` in ``cwd``; returns stdout.
 
     Raises:
         VcsError: git is missing or exited non-zero (with its stderr).
     """
-    try:
-        proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
-                              check=False)
-    except OSError as exc:
-        raise VcsError(f"cannot run git: {exc}") from exc
+    proc = run(args, cwd, stdin=stdin, timeout=timeout)
     if check and proc.returncode != 0:
         raise VcsError(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
     return proc.stdout
@@ -59,6 +74,30 @@ def toplevel(cwd: str | Path) -> Path:
         VcsError: not inside a git work tree.
     """
     return Path(git(["rev-parse", "--show-toplevel"], cwd).decode().strip())
+
+
+def find_toplevel(path: str | Path) -> Path | None:
+    """The (resolved) top folder of the git work tree containing ``path``, or None outside git
+    (or when ``path`` is not a folder)."""
+    if not Path(path).is_dir():
+        return None
+    proc = run(["rev-parse", "--show-toplevel"], path)
+    top = proc.stdout.decode("utf-8", errors="surrogateescape").strip()
+    return Path(top).resolve() if proc.returncode == 0 and top else None
+
+
+def init(path: str | Path) -> None:
+    """``git init`` at ``path`` (an existing folder) with ``main`` as the initial branch.
+
+    Raises:
+        VcsError: git failed.
+    """
+    try:
+        proc = run(["init", "-q", "--initial-branch=main"], path)
+    except VcsError as exc:  # no git, or no such folder
+        raise VcsError(f"git init failed in {path}: {exc}") from exc
+    if proc.returncode != 0:
+        raise VcsError(f"git init failed in {path}: {proc.stderr.decode(errors='replace')}")
 
 
 def has_commit(root: str | Path, rev: str = "HEAD") -> bool:
@@ -154,7 +193,12 @@ def branch(root: str | Path) -> str | None:
     return out.decode() or None
 
 
-def config_value(root: str | Path, key: str) -> str | None:
-    """``git config KEY`` or None."""
-    out = git(["config", key], root, check=False).strip()
+def config_value(root: str | Path | None, key: str, *,
+                 timeout: float | None = None) -> str | None:
+    """``git config KEY`` or None (``root`` None: the current folder).
+
+    Raises:
+        VcsError: git cannot be run.
+    """
+    out = git(["config", key], root, check=False, timeout=timeout).strip()
     return out.decode() or None
