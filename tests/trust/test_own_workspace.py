@@ -32,9 +32,12 @@ def test_reproduce_works_with_the_hooks_ita_vc_installs(run_copy):
     assert run_copy.git("worktree", "list").stdout == before
 
 
-def test_a_failed_reproduce_leaves_no_worktree_and_no_folder(run_copy):
+def test_a_failed_reproduce_leaves_no_worktree_and_no_folder(run_copy, tmp_path, monkeypatch):
     from ita_vc.vcs.dvc import cache_dir
 
+    private = tmp_path / "tmp"  # this test's own temp root: other processes' folders never count
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     workspace = Workspace.at(run_copy)
     before_dirs = _reproduce_dirs()
     before = run_copy.git("worktree", "list").stdout
@@ -47,7 +50,7 @@ def test_a_failed_reproduce_leaves_no_worktree_and_no_folder(run_copy):
     finally:
         moved.rename(cache)
     assert run_copy.git("worktree", "list").stdout == before
-    assert _reproduce_dirs() == before_dirs
+    assert _reproduce_dirs() == before_dirs == set()
     with pytest.raises(VcsError):  # a commit that is not there: git refuses the worktree
         snapshot = run_copy / run_copy.report.snapshot_path
         text = snapshot.read_text()

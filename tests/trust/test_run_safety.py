@@ -158,7 +158,8 @@ def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
 _BLOCKING_STAGE = (
     "python -c \"import pathlib, sys, time; from ita_vc.pipeline.__main__ import "
     "die_with_parent; die_with_parent(); root = pathlib.Path('{root}'); "
-    "(root / 'stage-started').write_text(str(__import__('os').getpid())); "
+    "(root / 'stage-pid').write_text(str(__import__('os').getpid())); "
+    "(root / 'stage-pid').rename(root / 'stage-started'); "  # appears with its content
     "[time.sleep(0.05) for _ in iter(lambda: (root / 'block').exists(), False)]\""
 )
 
