@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -64,11 +64,11 @@ _TIME_RANGE = ("outside the time range candles can have "
                "(1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z, pandas' nanosecond timestamps)")
 
 
-def _names(keys: Any) -> str:
+def _names(keys: Iterable[object]) -> str:
     return ", ".join(sorted(str(k) for k in keys))
 
 
-def _epoch_ms(value: Any) -> int:
+def _epoch_ms(value: object) -> int:
     """Epoch ms of an ISO date/time (naive = UTC).
 
     Raises:
@@ -172,17 +172,17 @@ class RunParams:
 # --- value validators: each message reads ``<value>: <why>`` ------------------------------------
 
 
-def _refuse(value: Any, why: str) -> NoReturn:
+def _refuse(value: object, why: str) -> NoReturn:
     raise Invalid(f"{value!r}: {why}")
 
 
 def _amount(key: str, *, strict_minimum: bool = False, percent: bool = False,
-            null: bool = False) -> Callable[[Any], float | None]:
+            null: bool = False) -> Callable[[object], float | None]:
     """A finite number >= 0 (> 0 with ``strict_minimum``; < 100 as a ``percent``)."""
     bound = "> 0" if strict_minimum else ">= 0"
     bound += f" and < {MAX_PCT:g} (percent)" if percent else ""
 
-    def check(value: Any) -> float | None:
+    def check(value: object) -> float | None:
         if value is None and null:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or (
@@ -195,16 +195,16 @@ def _amount(key: str, *, strict_minimum: bool = False, percent: bool = False,
     return check
 
 
-def _warmup_bars(value: Any) -> int:
+def _warmup_bars(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _INT_LIMIT:
         _refuse(value, "warmup_bars must be a whole number >= 0")
     return value
 
 
-def _name(what: str, *, empty: bool = False) -> Callable[[Any], str]:
+def _name(what: str, *, empty: bool = False) -> Callable[[object], str]:
     """A market or symbol name (``empty``: null or "" stand for no name)."""
 
-    def check(value: Any) -> str:
+    def check(value: object) -> str:
         if empty and (value is None or value == ""):
             return ""
         if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
@@ -215,9 +215,9 @@ def _name(what: str, *, empty: bool = False) -> Callable[[Any], str]:
     return check
 
 
-def _timeframe(*, null: bool = False) -> Callable[[Any], str | None]:
+def _timeframe(*, null: bool = False) -> Callable[[object], str | None]:
 
-    def check(value: Any) -> str | None:
+    def check(value: object) -> str | None:
         if value is None and null:
             return None
         if not isinstance(value, str) or value not in TIMEFRAMES:
@@ -227,7 +227,7 @@ def _timeframe(*, null: bool = False) -> Callable[[Any], str | None]:
     return check
 
 
-def _time(value: Any) -> int | None:
+def _time(value: object) -> int | None:
     if value is None:
         return None
     try:
@@ -236,7 +236,7 @@ def _time(value: Any) -> int | None:
         _refuse(value, str(exc))
 
 
-def _setup_id(value: Any) -> str | None:
+def _setup_id(value: object) -> str | None:
     if value is None:
         return None
     if reason := check_setup_id(value):
@@ -244,11 +244,11 @@ def _setup_id(value: Any) -> str | None:
     return str(value)
 
 
-def _anything(value: Any) -> Any:
+def _anything(value: object) -> object:
     return value
 
 
-def _unknown_section(_value: Any) -> NoReturn:
+def _unknown_section(_value: object) -> NoReturn:
     raise Invalid(f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
 
 

@@ -18,7 +18,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
 import voluptuous as vol
 
@@ -101,98 +101,98 @@ def compute_params_hash(doc: Mapping[str, Any]) -> str:
     return hash_canonical(param_fields(doc))
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --- field validators (each raises Invalid with a message quoting the value) -----------------
 
 
-def _anything(value: Any) -> Any:
+def _anything(value: object) -> object:
     """Any value: the field is checked by a named check after the schema."""
     return value
 
 
-def _schema_version(value: Any) -> Any:
+def _schema_version(value: object) -> object:
     if value != SCHEMA_VERSION:
         raise Invalid(f"must be {SCHEMA_VERSION}, got {value!r}")
     return value
 
 
-def _setup_id(value: Any) -> Any:
+def _setup_id(value: object) -> object:
     if reason := check_setup_id(value):
         raise Invalid(reason)
     return value
 
 
-def _nonempty_string(value: Any) -> str:
-    if not (isinstance(value, str) and value.strip()):
+def _nonempty_string(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
         raise Invalid(f"must be a non-empty string, got {value!r}")
     return value
 
 
-def _created(value: Any) -> str:
+def _created(value: object) -> str:
     """A non-empty ISO date string; a YAML date is taken as its ISO text."""
     if isinstance(value, dt.date):
         return value.isoformat()
-    _nonempty_string(value)
+    created = _nonempty_string(value)
     try:
-        dt.date.fromisoformat(value[:10])
+        dt.date.fromisoformat(created[:10])
     except ValueError:
-        raise Invalid(f"must be an ISO date (YYYY-MM-DD), got {value!r}") from None
-    return str(value)
+        raise Invalid(f"must be an ISO date (YYYY-MM-DD), got {created!r}") from None
+    return created
 
 
-def _mapping(value: Any) -> Any:
+def _mapping(value: object) -> object:
     if not isinstance(value, Mapping):
         raise Invalid(f"must be a mapping, got {value!r}")
     return value
 
 
-def _mapping_or_empty(value: Any) -> Any:
+def _mapping_or_empty(value: object) -> object:
     """A mapping; an empty value (null, ``[]``, 0) stands for ``{}``."""
     if value and not isinstance(value, Mapping):
         raise Invalid(f"must be a mapping, got {value!r}")
     return value
 
 
-def _direction(value: Any) -> Any:
+def _direction(value: object) -> object:
     if value not in DIRECTIONS:
         raise Invalid(f"must be one of {', '.join(DIRECTIONS)}, got {value!r}")
     return value
 
 
-def _target_pct(value: Any) -> Any:
+def _target_pct(value: object) -> object:
     if value is not None and not (_number(value) and 0 < value < 10_000):
         raise Invalid(f"must be a positive percent or null, got {value!r}")
     return value
 
 
-def _sizing_mode(value: Any) -> Any:
+def _sizing_mode(value: object) -> object:
     if not isinstance(value, str) or value not in _SIZING_KEYS:
         raise Invalid(f"unknown mode {value!r} (one of {', '.join(SIZING_MODES)})")
     return value
 
 
-def _params_hash(value: Any) -> Any:
+def _params_hash(value: object) -> object:
     if value is not None and not is_hash(value):
         raise Invalid(f"must be 'sha256:<64 lowercase hex>', got {value!r}")
     return value
 
 
-def _string_or_null(value: Any) -> Any:
+def _string_or_null(value: object) -> object:
     if value is not None and not isinstance(value, str):
         raise Invalid(f"must be a string, got {value!r}")
     return value
 
 
-def _reason(value: Any) -> Any:
+def _reason(value: object) -> object:
     if value is not None and not (isinstance(value, str) and value.strip()):
         raise Invalid("must be a non-empty string or null")
     return value
 
 
-def _version_key(value: Any) -> RuleVersion:
+def _version_key(value: object) -> RuleVersion:
     try:
         return RuleVersion.parse(str(value))
     except ValueError as exc:
@@ -209,8 +209,8 @@ def _closed(fields: Mapping[Any, Any], *, renamed: Mapping[str, str] | None = No
     key (an old name) says what it is called now."""
     allowed = ", ".join(sorted(str(getattr(key, "schema", key)) for key in fields))
 
-    def unknown(hint: str = "") -> Callable[[Any], NoReturn]:
-        def refuse(_value: Any) -> NoReturn:
+    def unknown(hint: str = "") -> Callable[[object], NoReturn]:
+        def refuse(_value: object) -> NoReturn:
             raise Invalid(f"unknown key (allowed: {allowed}){hint}")
 
         return refuse
@@ -224,7 +224,7 @@ _INDICATOR = _closed({
     vol.Required("name"): text(nonempty=False, what="an indicator name"),
     vol.Optional("params"): _mapping_or_empty,
 })
-_RULE_FIELD_SCHEMAS: dict[str, Any] = {
+_RULE_FIELD_SCHEMAS: dict[str, object] = {
     "schema_version": _schema_version,
     "setup_id": _setup_id,
     "version": _anything,  # the float trap needs the raw text: _check_version
@@ -370,7 +370,7 @@ def _check_canonical(doc: Mapping[str, Any], problems: Problems) -> bool:
     """True when every parameter value has a canonical JSON form (what params_hash hashes)."""
     found = len(problems)
 
-    def walk(value: Any, where: str) -> None:
+    def walk(value: object, where: str) -> None:
         if isinstance(value, dt.date | dt.datetime | dt.time) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
