@@ -336,12 +336,18 @@ def _check_sizing_fields(doc: Mapping[str, Any], problems: Problems) -> None:
         if key != "mode" and key not in wanted:
             problems.add(f"sizing.{key}", f"not a parameter of sizing mode {mode}")
     for key, kind in wanted.items():
-        item = sizing.get(key)
-        if item is None:
-            problems.add(f"sizing.{key}", f"sizing mode {mode} needs {key}")
-        elif not _number(item) or item <= 0 or (kind == "percent" and item > 100):
-            bound = "a percent in (0, 100]" if kind == "percent" else "a positive number"
-            problems.add(f"sizing.{key}", f"must be {bound}, got {item!r}")
+        if (reason := _sizing_value(mode, key, kind, sizing.get(key))) is not None:
+            problems.add(f"sizing.{key}", reason)
+
+
+def _sizing_value(mode: str, key: str, kind: str, item: object) -> str | None:
+    """Why a sizing parameter's value is wrong (None: it is right)."""
+    if item is None:
+        return f"sizing mode {mode} needs {key}"
+    if not _number(item) or item <= 0 or (kind == "percent" and item > 100):
+        bound = "a percent in (0, 100]" if kind == "percent" else "a positive number"
+        return f"must be {bound}, got {item!r}"
+    return None
 
 
 def _check_indicator_params(doc: Mapping[str, Any], problems: Problems,
