@@ -8,9 +8,12 @@
     backtest: {init_cash: 10000, fee_pct: null, slippage_pct: 0.01, warmup_bars: 200}
 
 ``fee_pct`` null means the market's default: 0.1 % for futures markets, 0.075 % otherwise.
-Every value is checked here (the ``grid:`` section by :func:`ita_vc.backtest.grid.parse_grid`);
-a bad one is a :class:`~ita_vc.errors.DataValidationError` whose message reads
-``params.yaml: <section>.<key>: <value>: <why>``.
+Every value is checked here (the ``grid:`` section by :func:`ita_vc.backtest.grid.parse_grid`):
+the file's shape is declared once (:data:`PARAMS_SCHEMA`, an :mod:`ita_vc.schema` schema), the
+cross-field rules (the version's float trap, ``start < end``) are named checks after it. Every
+problem is reported at once, as a :class:`~ita_vc.errors.DataValidationError` (exit 11) with
+one line per problem: ``params.yaml[:<line>]: <section>.<key>: <value>: <why>`` (the line
+when the caller passes the document's node index).
 """
 
 from __future__ import annotations
@@ -18,16 +21,23 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+import voluptuous as vol
+
+from ita_vc.candles.schema import TIMEFRAMES
 from ita_vc.errors import DataValidationError
+from ita_vc.rules.model import RuleVersion
+from ita_vc.rules.validate import check_setup_id
+from ita_vc.schema import Invalid, Problems, strict
 
 __all__ = [
     "DEFAULT_FEE_PCT",
     "FUTURES_FEE_PCT",
     "MAX_PCT",
+    "PARAMS_SCHEMA",
     "TS_MAX_MS",
     "TS_MIN_MS",
     "BacktestParams",
@@ -48,15 +58,39 @@ TS_MAX_MS = 9_223_372_036_854
 """Latest epoch ms pandas can hold in nanoseconds (2262-04-11T23:47:16.854Z)."""
 SOURCE = "params.yaml"
 _SECTIONS = {"rule", "data", "backtest", "grid"}
-_DATA_KEYS = {"market", "symbol", "timeframe", "start", "end", "source_timeframe"}
-_BACKTEST_KEYS = {"init_cash", "fee_pct", "slippage_pct", "warmup_bars"}
-_RULE_KEYS = {"setup_id", "version"}
 _INT_LIMIT = 2**63  # YAML integers beyond int64 would overflow a float or an index
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_TIME_RANGE = ("outside the time range candles can have "
+               "(1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z, pandas' nanosecond timestamps)")
 
 
-def _names(keys: Any) -> str:
+def _names(keys: Iterable[object]) -> str:
     return ", ".join(sorted(str(k) for k in keys))
+
+
+def _epoch_ms(value: object) -> int:
+    """Epoch ms of an ISO date/time (naive = UTC).
+
+    Raises:
+        ValueError: why it is not one pandas can hold.
+    """
+    try:
+        if isinstance(value, dt.datetime):
+            stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        elif isinstance(value, dt.date):
+            stamp = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        elif isinstance(value, str):
+            stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=dt.UTC)
+        else:
+            raise ValueError("not an ISO date/time")  # noqa: TRY301,TRY004 - one message
+        ms = int(stamp.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        raise ValueError("not an ISO date/time") from None
+    if not TS_MIN_MS <= ms <= TS_MAX_MS:
+        raise ValueError(_TIME_RANGE)
+    return ms
 
 
 def parse_time(value: Any, field: str) -> int | None:
@@ -69,25 +103,9 @@ def parse_time(value: Any, field: str) -> int | None:
     if value is None:
         return None
     try:
-        if isinstance(value, dt.datetime):
-            stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        elif isinstance(value, dt.date):
-            stamp = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-        elif isinstance(value, str):
-            stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=dt.UTC)
-        else:
-            raise DataValidationError(f"{field}: {value!r}: not an ISO date/time")
-        ms = int(stamp.timestamp() * 1000)
-    except (ValueError, OverflowError) as exc:
-        raise DataValidationError(f"{field}: {value!r}: not an ISO date/time") from exc
-    if not TS_MIN_MS <= ms <= TS_MAX_MS:
-        raise DataValidationError(
-            f"{field}: {value!r}: outside the time range candles can have "
-            "(1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z, pandas' nanosecond timestamps)"
-        )
-    return ms
+        return _epoch_ms(value)
+    except ValueError as exc:
+        raise DataValidationError(f"{field}: {value!r}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,130 +169,197 @@ class RunParams:
         }
 
 
-def _fail(field: str, value: Any, why: str) -> DataValidationError:
-    return DataValidationError(f"{SOURCE}: {field}: {value!r}: {why}")
+# --- value validators: each message reads ``<value>: <why>`` ------------------------------------
 
 
-def _section(raw: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, Any]:
-    section = raw.get(name)
-    if section is None:
-        return {}
-    if not isinstance(section, Mapping):
-        raise _fail(name, section, f"{name} must be a mapping")
-    unknown = [k for k in section if k not in keys]
-    if unknown:
-        raise DataValidationError(
-            f"{SOURCE}: {name}: unknown key(s) {_names(unknown)} (known: {_names(keys)})"
-        )
-    return section
+def _refuse(value: object, why: str) -> NoReturn:
+    raise Invalid(f"{value!r}: {why}")
 
 
-def _number(value: Any, field: str, *, minimum: float = 0.0, strict: bool = False,
-            below: float | None = None) -> float:
-    key = field.rsplit(".", 1)[-1]
-    if isinstance(value, bool) or not isinstance(value, int | float) or (
-            abs(value) >= _INT_LIMIT if isinstance(value, int) else not math.isfinite(value)):
-        raise _fail(field, value, f"{key} must be a number (finite)")
-    bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-    bound += f" and < {below:g} (percent)" if below is not None else ""
-    if value < minimum or (strict and value == minimum) or (below is not None and
-                                                            value >= below):
-        raise _fail(field, value, f"{key} must be {bound}")
-    return float(value)
+def _amount(key: str, *, strict_minimum: bool = False, percent: bool = False,
+            null: bool = False) -> Callable[[object], float | None]:
+    """A finite number >= 0 (> 0 with ``strict_minimum``; < 100 as a ``percent``)."""
+    bound = "> 0" if strict_minimum else ">= 0"
+    bound += f" and < {MAX_PCT:g} (percent)" if percent else ""
+
+    def check(value: object) -> float | None:
+        if value is None and null:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                abs(value) >= _INT_LIMIT if isinstance(value, int) else not math.isfinite(value)):
+            _refuse(value, f"{key} must be a number (finite)")
+        if value < 0 or (strict_minimum and value == 0) or (percent and value >= MAX_PCT):
+            _refuse(value, f"{key} must be {bound}")
+        return float(value)
+
+    return check
 
 
-def _name(value: Any, field: str, what: str) -> str:
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise _fail(field, value, f"not a {what} name (letters, digits, '.', '_', '-', starting "
-                                  "with a letter or digit; at most 64)")
+def _warmup_bars(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _INT_LIMIT:
+        _refuse(value, "warmup_bars must be a whole number >= 0")
     return value
 
 
-def _timeframe(value: Any, field: str) -> str:
-    from ita_vc.candles.schema import TIMEFRAMES
+def _name(what: str, *, empty: bool = False) -> Callable[[object], str]:
+    """A market or symbol name (``empty``: null or "" stand for no name)."""
 
-    if not isinstance(value, str) or value not in TIMEFRAMES:
-        raise _fail(field, value, f"unknown timeframe (one of {', '.join(TIMEFRAMES)})")
+    def check(value: object) -> str:
+        if empty and (value is None or value == ""):
+            return ""
+        if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+            _refuse(value, f"not a {what} name (letters, digits, '.', '_', '-', starting with a "
+                           "letter or digit; at most 64)")
+        return value
+
+    return check
+
+
+def _timeframe(*, null: bool = False) -> Callable[[object], str | None]:
+
+    def check(value: object) -> str | None:
+        if value is None and null:
+            return None
+        if not isinstance(value, str) or value not in TIMEFRAMES:
+            _refuse(value, f"unknown timeframe (one of {', '.join(TIMEFRAMES)})")
+        return value
+
+    return check
+
+
+def _time(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return _epoch_ms(value)
+    except ValueError as exc:
+        _refuse(value, str(exc))
+
+
+def _setup_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if reason := check_setup_id(value):
+        _refuse(value, reason)
+    return str(value)
+
+
+def _anything(value: object) -> object:
     return value
 
 
-def _rule_section(raw: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    from ita_vc.rules.model import RuleVersion
-    from ita_vc.rules.validate import check_setup_id
+def _unknown_section(_value: object) -> NoReturn:
+    raise Invalid(f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
 
-    rule = _section(raw, "rule", _RULE_KEYS)
-    setup_id = rule.get("setup_id")
-    if setup_id is not None and (reason := check_setup_id(setup_id)):
-        raise _fail("rule.setup_id", setup_id, reason)
+
+PARAMS_SCHEMA = strict({
+    vol.Optional("rule", default={}): strict({
+        vol.Optional("setup_id", default=None): _setup_id,
+        vol.Optional("version", default=None): _anything,  # float trap: _check_version
+    }),
+    vol.Optional("data", default={}): strict({
+        vol.Optional("market", default="generic"): _name("market"),
+        vol.Optional("symbol", default=""): _name("symbol", empty=True),
+        vol.Optional("timeframe", default=None): _timeframe(null=True),  # None: the candles'
+        vol.Optional("source_timeframe", default="1m"): _timeframe(),
+        vol.Optional("start", default=None): _time,  # epoch ms, [start, end) UTC
+        vol.Optional("end", default=None): _time,
+    }),
+    vol.Optional("backtest", default={}): strict({
+        vol.Optional("init_cash", default=10_000): _amount("init_cash", strict_minimum=True),
+        vol.Optional("fee_pct", default=None): _amount("fee_pct", percent=True, null=True),
+        vol.Optional("slippage_pct", default=0.01): _amount("slippage_pct", percent=True),
+        vol.Optional("warmup_bars", default=200): _warmup_bars,
+    }),
+    vol.Optional("grid"): _anything,  # checked by ita_vc.backtest.grid.parse_grid
+    vol.Extra: _unknown_section,
+})
+"""The shape of ``params.yaml`` (a null section reads as an empty one); validated values are
+resolved: dates to epoch ms, fee_pct None until the market's default is applied."""
+
+
+# --- named cross-field checks ----------------------------------------------------------------
+
+
+def _check_version(rule: Mapping[str, Any], problems: Problems) -> str | None:
+    """``rule.version`` as ``X.Y``; an unquoted number is the float trap (1.10 reads as 1.1)."""
     version = rule.get("version")
+    if version is None:
+        return None
     if isinstance(version, int | float) and not isinstance(version, bool):
-        raise DataValidationError(
-            f"{SOURCE}: rule.version: {version!r}: rule.version {version!r} is a number (YAML "
-            f'reads 1.10 as 1.1); quote it: version: "{version}"'
-        )
-    if version is not None:
-        try:
-            version = str(RuleVersion.parse(version))  # type: ignore[arg-type] # checks it
-        except ValueError as exc:
-            raise _fail("rule.version", version, str(exc)) from exc
-    return setup_id, version
+        typed = problems.raw("rule.version") or repr(version)
+        problems.add("rule.version", f"{typed}: rule.version {typed} is a number (YAML reads "
+                                     f'1.10 as 1.1); quote it: version: "{typed}"')
+        return None
+    try:
+        return str(RuleVersion.parse(version))
+    except ValueError as exc:
+        problems.add("rule.version", f"{version!r}: {exc}")
+        return None
 
 
-def _data_section(raw: Mapping[str, Any]) -> DataParams:
-    data = _section(raw, "data", _DATA_KEYS)
-    market = _name(data.get("market", "generic"), "data.market", "market")
-    symbol = data.get("symbol")
-    symbol = "" if symbol is None or symbol == "" else _name(symbol, "data.symbol", "symbol")
-    timeframe = data.get("timeframe")
-    if timeframe is not None:
-        timeframe = _timeframe(timeframe, "data.timeframe")
-    source_tf = _timeframe(data.get("source_timeframe", "1m"), "data.source_timeframe")
-    start = parse_time(data.get("start"), f"{SOURCE}: data.start")
-    end = parse_time(data.get("end"), f"{SOURCE}: data.end")
-    if start is not None and end is not None and start >= end:
-        raise DataValidationError(
-            f"{SOURCE}: data.start: {data.get('start')!r}: must be before data.end "
-            f"{data.get('end')!r}"
-        )
-    return DataParams(market=market, symbol=symbol, timeframe=timeframe, start_ms=start,
-                      end_ms=end, source_timeframe=source_tf)
+def _check_period(raw: Mapping[str, Any], problems: Problems) -> None:
+    """``data.start`` is before ``data.end`` (when both are dates; the schema reports others)."""
+    data = raw.get("data")
+    if not isinstance(data, Mapping):
+        return
+    start, end = data.get("start"), data.get("end")
+    try:
+        before = _epoch_ms(start) < _epoch_ms(end)
+    except ValueError:
+        return
+    if not before:
+        problems.add("data.start", f"{start!r}: must be before data.end {end!r}")
 
 
-def _backtest_section(raw: Mapping[str, Any], market: str) -> BacktestParams:
-    bt = _section(raw, "backtest", _BACKTEST_KEYS)
-    fee = bt.get("fee_pct")
-    default_fee = FUTURES_FEE_PCT if market.endswith("futures") else DEFAULT_FEE_PCT
-    warmup = bt.get("warmup_bars", 200)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < _INT_LIMIT:
-        raise _fail("backtest.warmup_bars", warmup, "warmup_bars must be a whole number >= 0")
-    return BacktestParams(
-        init_cash=_number(bt.get("init_cash", 10_000), "backtest.init_cash", strict=True),
-        fee_pct=default_fee if fee is None else _number(fee, "backtest.fee_pct", below=MAX_PCT),
-        slippage_pct=_number(bt.get("slippage_pct", 0.01), "backtest.slippage_pct",
-                             below=MAX_PCT),
-        warmup_bars=warmup,
-    )
+def _sections(raw: Mapping[Any, Any]) -> dict[Any, Any]:
+    """The document with its null ``rule``, ``data`` and ``backtest`` sections read as empty."""
+    return {key: {} if value is None and key in ("rule", "data", "backtest") else value
+            for key, value in raw.items()}
 
 
-def parse_params(raw: Mapping[str, Any] | None) -> RunParams:
+def parse_params(raw: Mapping[str, Any] | None, *,
+                 index: Mapping[str, tuple[int, str | None]] | None = None,
+                 source: str = SOURCE) -> RunParams:
     """Validate a params mapping (every value but the ``grid:`` section's, which
     :func:`ita_vc.backtest.grid.parse_grid` checks).
 
+    ``index`` (:attr:`ita_vc.yaml_read.YamlDocument.index` of the file ``raw`` was read from)
+    puts the line in each message, and the float trap quotes the version as typed.
+
     Raises:
-        DataValidationError: unknown sections or keys, a float version, an invalid setup id,
-            fees or slippage outside [0, 100) %, a non-positive init_cash, a bad timeframe,
-            market or symbol, a date outside 1677-09-21 .. 2262-04-11, start >= end, and the
-            like; the message names ``params.yaml: <section>.<key>: <value>``.
+        DataValidationError: every problem at once: unknown sections or keys, a float version,
+            an invalid setup id, fees or slippage outside [0, 100) %, a non-positive init_cash,
+            a bad timeframe, market or symbol, a date outside 1677-09-21 .. 2262-04-11,
+            start >= end, and the like; each line names ``params.yaml: <section>.<key>:
+            <value>``.
     """
     raw = raw or {}
     if not isinstance(raw, Mapping):
-        raise DataValidationError(f"{SOURCE} must be a mapping of sections "
+        raise DataValidationError(f"{source} must be a mapping of sections "
                                   f"({_names(_SECTIONS)}), got {type(raw).__name__}")
-    unknown = [k for k in raw if k not in _SECTIONS]
-    if unknown:
-        raise DataValidationError(f"{SOURCE}: unknown section(s) {_names(unknown)} "
-                                  f"(known: {_names(_SECTIONS)})")
-    setup_id, version = _rule_section(raw)
-    data = _data_section(raw)
-    return RunParams(setup_id=setup_id, version=version, data=data,
-                     backtest=_backtest_section(raw, data.market))
+    problems = Problems(source, index or {})
+    valid = problems.check(PARAMS_SCHEMA, _sections(raw))
+    rule = raw.get("rule")
+    version = _check_version(rule, problems) if isinstance(rule, Mapping) else None
+    _check_period(raw, problems)
+    if problems or valid is None:
+        problems.fail(DataValidationError)
+    return _resolve(valid, version)
+
+
+def _resolve(valid: Mapping[str, Any], version: str | None) -> RunParams:
+    """The run parameters of a validated document (the market's default fee applied)."""
+    data, backtest = valid["data"], valid["backtest"]
+    fee = backtest["fee_pct"]
+    if fee is None:
+        fee = FUTURES_FEE_PCT if data["market"].endswith("futures") else DEFAULT_FEE_PCT
+    return RunParams(
+        setup_id=valid["rule"]["setup_id"], version=version,
+        data=DataParams(market=data["market"], symbol=data["symbol"],
+                        timeframe=data["timeframe"], start_ms=data["start"],
+                        end_ms=data["end"], source_timeframe=data["source_timeframe"]),
+        backtest=BacktestParams(init_cash=backtest["init_cash"], fee_pct=fee,
+                                slippage_pct=backtest["slippage_pct"],
+                                warmup_bars=backtest["warmup_bars"]),
+    )

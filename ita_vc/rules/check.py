@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -190,93 +190,134 @@ def _not_regular(path: str, mode: str) -> Problem:
                          "replace it with a copy of the file itself")
 
 
-def _check(  # noqa: PLR0912, PLR0915 - one branch per kind of change
+@dataclass
+class _ChangeSet:
+    """The checks of one change set (``new`` against ``old``), each a named method; they add
+    to ``problems`` and ``checked`` in the order of the changes."""
+
+    new: _View
+    old: _View
+    rules_root: str
+    catalog: Catalog
+    all_committed: bool = False
+    reused_paths: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    setups: set[str] = field(default_factory=set)
+
+    def check_path(self, status: str, path: str, kind: str, setup_id: str, name: str) -> None:
+        """One changed path under the rules root."""
+        if kind == "top":
+            self.check_top(status, path)
+            return
+        self.setups.add(setup_id)
+        self.checked.append(path)
+        if reason := check_setup_id(setup_id):
+            self.problems.append(Problem(path, f"setup folder: {reason}"))
+        elif kind == "yaml":
+            self.problems.append(Problem(path, f"{name!r} is not a version file name "
+                                               "(rule versions are named v<major>.<minor>.yaml)"))
+        elif kind == "version":
+            self.check_version(status, path, setup_id, name.removesuffix(".yaml"))
+
+    def check_top(self, status: str, path: str) -> None:
+        """An entry right under the rules root is never a symlink (a setup folder elsewhere)."""
+        if status != "D" and self.new.mode(path) == "120000":
+            self.checked.append(path)
+            self.problems.append(Problem(path, "is a symbolic link; a setup folder under "
+                                               f"{self.rules_root}/ must be a real folder in git"))
+
+    def check_version(self, status: str, path: str, setup_id: str, tag: str) -> None:
+        """A version file: not deleted once committed, a regular file, unchanged once
+        committed, its number never reused, and valid."""
+        before = self.old.read(path)
+        if status == "D":
+            self.check_deleted(path, setup_id, tag, before)
+            return
+        mode = self.new.mode(path)
+        if mode is not None and mode not in _REGULAR_MODES:
+            self.problems.append(_not_regular(path, mode))
+            if before is not None or self.old.mode(path) is not None:
+                self.problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
+            return
+        content = self.new.read(path)
+        if content is None:
+            return
+        self.check_immutable(path, setup_id, tag, before, content)
+        committed = self.all_committed or before is not None or self.old.mode(path) is not None
+        _rule, found = parse_rule(content, path, catalog=self.catalog,
+                                  rules_root=self.rules_root, committed=committed)
+        self.problems.extend(found)
+
+    def check_deleted(self, path: str, setup_id: str, tag: str, before: bytes | None) -> None:
+        """Deleting a committed version is refused."""
+        if before is not None:
+            self.problems.append(Problem(path, f"{tag} of {setup_id} is committed; deleting a "
+                                               "committed version is refused (deprecate it with "
+                                               f"`ita-vc rule deprecate {setup_id} {tag}`)"))
+
+    def check_immutable(self, path: str, setup_id: str, tag: str, before: bytes | None,
+                        content: bytes) -> None:
+        """A committed version keeps its bytes; a new one does not reuse an old number."""
+        if before is not None and before != content:
+            self.problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
+        elif before is None and path in self.reused_paths:
+            self.problems.append(Problem(
+                path, f"version number {tag} of {setup_id} was used before (it is in the "
+                      f"history); version numbers are never reused: `ita-vc rule bump "
+                      f"{setup_id}`"))
+
+    def check_lifecycles(self) -> None:
+        """The lifecycle file of every setup touched: regular, valid, naming existing versions."""
+        lifecycles = {s: PurePosixPath(self.rules_root, s, LIFECYCLE_FILENAME).as_posix()
+                      for s in sorted(self.setups) if not check_setup_id(s)}
+        self.new.prefetch(lifecycles.values())
+        for setup_id, lifecycle_path in lifecycles.items():
+            self.check_lifecycle(setup_id, lifecycle_path)
+
+    def check_lifecycle(self, setup_id: str, lifecycle_path: str) -> None:
+        mode = self.new.mode(lifecycle_path)
+        if mode is not None and mode not in _REGULAR_MODES:
+            self.problems.append(_not_regular(lifecycle_path, mode))
+            self.checked.append(lifecycle_path)
+            return
+        content = self.new.read(lifecycle_path)
+        if content is None:
+            return
+        folder = PurePosixPath(self.rules_root, setup_id).as_posix()
+        names = {PurePosixPath(p).name for p in self.new.listdir(folder)}
+        _entries, found = parse_lifecycle(content, lifecycle_path, setup_id=setup_id,
+                                          version_exists=lambda v: v.filename in names)
+        if lifecycle_path not in self.checked:
+            self.checked.append(lifecycle_path)
+        self.problems.extend(found)
+
+
+def _relevant(changes: list[gitcli.Change],
+              rules_root: str) -> list[tuple[str, str, tuple[str, str, str]]]:
+    """``(status, path, (kind, setup_id, name))`` of the changes the checks look at."""
+    return [(status, path, info) for status, path in changes
+            if (info := _classify(path, rules_root)) is not None and info[0] != "other"]
+
+
+def _check(
     root: Path, new: _View, old: _View, changes: list[gitcli.Change], *, rules_root: str,
     catalog: Catalog, reused: Callable[[list[str]], set[str]] | None = None,
     all_committed: bool = False,
 ) -> tuple[list[str], list[Problem]]:
     """The checks of one change set. ``all_committed``: the new side is a commit (``--against``),
     so every version in it is committed; otherwise a version is committed when ``old`` has it."""
-    problems: list[Problem] = []
-    checked: list[str] = []
-    setups: set[str] = set()
-    classified = [(status, path, _classify(path, rules_root)) for status, path in changes]
-    relevant = [(s, p, c) for s, p, c in classified if c is not None and c[0] != "other"]
+    del root  # the views read the repository
+    relevant = _relevant(changes, rules_root)
     new.prefetch(p for s, p, _ in relevant if s != "D")
     old.prefetch(p for _, p, _ in relevant)
-    added = [p for s, p, c in relevant if s == "A" and c is not None and c[0] == "version"]
-    reused_paths = reused(added) if reused is not None else set()
-    for status, path, info in relevant:
-        assert info is not None  # noqa: S101 - filtered above
-        kind, setup_id, name = info
-        if kind == "top":
-            if status != "D" and new.mode(path) == "120000":
-                checked.append(path)
-                problems.append(Problem(path, "is a symbolic link; a setup folder under "
-                                              f"{rules_root}/ must be a real folder in git"))
-            continue
-        setups.add(setup_id)
-        checked.append(path)
-        if reason := check_setup_id(setup_id):
-            problems.append(Problem(path, f"setup folder: {reason}"))
-            continue
-        if kind == "yaml":
-            problems.append(Problem(path, f"{name!r} is not a version file name "
-                                          "(rule versions are named v<major>.<minor>.yaml)"))
-            continue
-        if kind != "version":
-            continue
-        tag = name.removesuffix(".yaml")
-        before = old.read(path)
-        if status == "D":
-            if before is not None:
-                problems.append(Problem(path, f"{tag} of {setup_id} is committed; deleting a "
-                                              "committed version is refused (deprecate it with "
-                                              f"`ita-vc rule deprecate {setup_id} {tag}`)"))
-            continue
-        mode = new.mode(path)
-        if mode is not None and mode not in _REGULAR_MODES:
-            problems.append(_not_regular(path, mode))
-            if before is not None or old.mode(path) is not None:
-                problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
-            continue
-        content = new.read(path)
-        if content is None:
-            continue
-        if before is not None and before != content:
-            problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
-        elif before is None and path in reused_paths:
-            problems.append(Problem(path, f"version number {tag} of {setup_id} was used before "
-                                          "(it is in the history); version numbers are never "
-                                          f"reused: `ita-vc rule bump {setup_id}`"))
-        committed = all_committed or before is not None or old.mode(path) is not None
-        _rule, found = parse_rule(content, path, catalog=catalog, rules_root=rules_root,
-                                  committed=committed)
-        problems.extend(found)
-    lifecycles = {s: PurePosixPath(rules_root, s, LIFECYCLE_FILENAME).as_posix()
-                  for s in sorted(setups) if not check_setup_id(s)}
-    new.prefetch(lifecycles.values())
-    for setup_id, lifecycle_path in lifecycles.items():
-        folder = PurePosixPath(rules_root, setup_id).as_posix()
-        mode = new.mode(lifecycle_path)
-        if mode is not None and mode not in _REGULAR_MODES:
-            problems.append(_not_regular(lifecycle_path, mode))
-            checked.append(lifecycle_path)
-            continue
-        content = new.read(lifecycle_path)
-        if content is None:
-            continue
-        names = {PurePosixPath(p).name for p in new.listdir(folder)}
-
-        def exists(version: RuleVersion, names: set[str] = names) -> bool:
-            return version.filename in names
-
-        _entries, found = parse_lifecycle(content, lifecycle_path, setup_id=setup_id,
-                                          version_exists=exists)
-        if lifecycle_path not in checked:
-            checked.append(lifecycle_path)
-        problems.extend(found)
-    return checked, problems
+    added = [p for s, p, info in relevant if s == "A" and info[0] == "version"]
+    run = _ChangeSet(new, old, rules_root, catalog, all_committed,
+                     reused(added) if reused is not None else set())
+    for status, path, (kind, setup_id, name) in relevant:
+        run.check_path(status, path, kind, setup_id, name)
+    run.check_lifecycles()
+    return run.checked, run.problems
 
 
 def _report(checked: list[str], problems: list[Problem]) -> CheckReport:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from functools import total_ordering
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.schema import Problem  # one Problem for every file ita-vc validates
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -75,22 +77,6 @@ class RuleVersion:
         if not isinstance(other, RuleVersion):
             return NotImplemented
         return (self.major, self.minor) < (other.major, other.minor)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One validation problem: where (file, line, field) and what."""
-
-    path: str
-    message: str
-    field: str = ""
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        if self.field:
-            return f"{where}: {self.field}: {self.message}"
-        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

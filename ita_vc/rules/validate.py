@@ -3,6 +3,13 @@
 Pure functions over bytes: the same code checks the working tree, git's index (the pre-commit
 hook) and any commit (``rule check --against``). Nothing here imports dvc, pandas or gitpython,
 so the hook stays fast.
+
+Each file's shape (types, required and optional fields, bounds, enums, unknown keys refused) is
+declared once as an :mod:`ita_vc.schema` schema (:data:`RULE_SCHEMA`, :data:`LIFECYCLE_SCHEMA`);
+the cross-field rules (the version's float trap, indicator parameters against the catalog,
+per-mode sizing fields, canonical values, ``params_hash``, the file's location, lifecycle
+consistency) are small named checks run after it, adding to the same
+:class:`~ita_vc.schema.Problems`. Every problem is reported, in file order.
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ import datetime as dt
 import math
 from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
+
+import voluptuous as vol
 
 from ita_vc.rules.model import (
     DIRECTIONS,
@@ -24,6 +33,7 @@ from ita_vc.rules.model import (
     Rule,
     RuleVersion,
 )
+from ita_vc.schema import Invalid, Problems, boolean, mapping_of, sequence_of, strict, text
 from ita_vc.utils.hashing import hash_canonical, is_hash
 from ita_vc.yaml_read import MAX_BYTES, YamlError, load_yaml_document
 
@@ -32,8 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LIFECYCLE_FILENAME",
+    "LIFECYCLE_SCHEMA",
     "MAX_RULE_BYTES",
     "RULE_FIELDS",
+    "RULE_SCHEMA",
     "SCHEMA_VERSION",
     "check_setup_id",
     "compute_params_hash",
@@ -58,7 +70,7 @@ _SIZING_KEYS = {
     "strategy_compound": {"budget": "positive"},
     "strategy_compound_profit_lock": {"budget": "positive", "safe_profit_percent": "percent"},
 }
-_LIFECYCLE_ENTRY_KEYS = {"active", "deprecation_reason", "changed_at", "changed_by", "note"}
+_SEED_TARGET_NAMES = {"tp": "tp_pct", "sl": "sl_pct"}
 
 
 def check_setup_id(setup_id: object) -> str | None:
@@ -89,154 +101,298 @@ def compute_params_hash(doc: Mapping[str, Any]) -> str:
     return hash_canonical(param_fields(doc))
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-class _Collector:
-    def __init__(self, path: str, index: Mapping[str, tuple[int, str | None]]) -> None:
-        self.path = path
-        self.index = index
-        self.problems: list[Problem] = []
-
-    def add(self, field: str, message: str) -> None:
-        line = self.index.get(field, (None, None))[0] if field else None
-        if line is None and field:
-            parent = field.rsplit(".", 1)[0]
-            line = self.index.get(parent, (None, None))[0]
-        self.problems.append(Problem(self.path, message, field, line))
-
-    def raw(self, field: str) -> str | None:
-        return self.index.get(field, (None, None))[1]
+# --- field validators (each raises Invalid with a message quoting the value) -----------------
 
 
-def _decode(raw: bytes, path: str, problems: list[Problem]) -> str | None:
+def _anything(value: object) -> object:
+    """Any value: the field is checked by a named check after the schema."""
+    return value
+
+
+def _schema_version(value: object) -> object:
+    if value != SCHEMA_VERSION:
+        raise Invalid(f"must be {SCHEMA_VERSION}, got {value!r}")
+    return value
+
+
+def _setup_id(value: object) -> object:
+    if reason := check_setup_id(value):
+        raise Invalid(reason)
+    return value
+
+
+def _nonempty_string(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _created(value: object) -> str:
+    """A non-empty ISO date string; a YAML date is taken as its ISO text."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    created = _nonempty_string(value)
+    try:
+        dt.date.fromisoformat(created[:10])
+    except ValueError:
+        raise Invalid(f"must be an ISO date (YYYY-MM-DD), got {created!r}") from None
+    return created
+
+
+def _mapping(value: object) -> object:
+    if not isinstance(value, Mapping):
+        raise Invalid(f"must be a mapping, got {value!r}")
+    return value
+
+
+def _mapping_or_empty(value: object) -> object:
+    """A mapping; an empty value (null, ``[]``, 0) stands for ``{}``."""
+    if value and not isinstance(value, Mapping):
+        raise Invalid(f"must be a mapping, got {value!r}")
+    return value
+
+
+def _direction(value: object) -> object:
+    if value not in DIRECTIONS:
+        raise Invalid(f"must be one of {', '.join(DIRECTIONS)}, got {value!r}")
+    return value
+
+
+def _target_pct(value: object) -> object:
+    if value is not None and not (_number(value) and 0 < value < 10_000):
+        raise Invalid(f"must be a positive percent or null, got {value!r}")
+    return value
+
+
+def _sizing_mode(value: object) -> object:
+    if not isinstance(value, str) or value not in _SIZING_KEYS:
+        raise Invalid(f"unknown mode {value!r} (one of {', '.join(SIZING_MODES)})")
+    return value
+
+
+def _params_hash(value: object) -> object:
+    if value is not None and not is_hash(value):
+        raise Invalid(f"must be 'sha256:<64 lowercase hex>', got {value!r}")
+    return value
+
+
+def _string_or_null(value: object) -> object:
+    if value is not None and not isinstance(value, str):
+        raise Invalid(f"must be a string, got {value!r}")
+    return value
+
+
+def _reason(value: object) -> object:
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise Invalid("must be a non-empty string or null")
+    return value
+
+
+def _version_key(value: object) -> RuleVersion:
+    try:
+        return RuleVersion.parse(str(value))
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+
+
+# --- the shapes, declared once ----------------------------------------------------------------
+
+
+def _closed(fields: Mapping[Any, Any], *, renamed: Mapping[str, str] | None = None,
+            ) -> vol.Schema:
+    """A strict mapping whose unknown keys are reported with the allowed ones, also where the
+    mapping sits in a list or a free mapping (an indicator, a lifecycle entry); a ``renamed``
+    key (an old name) says what it is called now."""
+    allowed = ", ".join(sorted(str(getattr(key, "schema", key)) for key in fields))
+
+    def unknown(hint: str = "") -> Callable[[object], NoReturn]:
+        def refuse(_value: object) -> NoReturn:
+            raise Invalid(f"unknown key (allowed: {allowed}){hint}")
+
+        return refuse
+
+    old_names = {vol.Optional(old): unknown(f"; the seed's '{old}' is named '{new}'")
+                 for old, new in (renamed or {}).items()}
+    return strict({**fields, **old_names, vol.Extra: unknown()})
+
+
+_INDICATOR = _closed({
+    vol.Required("name"): text(nonempty=False, what="an indicator name"),
+    vol.Optional("params"): _mapping_or_empty,
+})
+_RULE_FIELD_SCHEMAS: dict[str, object] = {
+    "schema_version": _schema_version,
+    "setup_id": _setup_id,
+    "version": _anything,  # the float trap needs the raw text: _check_version
+    "author": _nonempty_string,
+    "created": _created,
+    "components": sequence_of(text(nonempty=False, what="a name")),
+    "indicators": sequence_of(_INDICATOR),
+    "rules": _mapping,
+    "targets": _closed({vol.Optional("tp_pct"): _target_pct,
+                        vol.Optional("sl_pct"): _target_pct}, renamed=_SEED_TARGET_NAMES),
+    "direction": _direction,
+    # the parameters each mode takes: _check_sizing_fields
+    "sizing": vol.Schema({vol.Required("mode", msg="is required (one of "
+                                                   f"{', '.join(SIZING_MODES)})"): _sizing_mode},
+                         extra=vol.ALLOW_EXTRA),
+    "params_hash": _params_hash,
+}
+
+
+def _rule_schema(required: tuple[str, ...]) -> vol.Schema:
+    return strict({
+        (vol.Required(name, msg=f"missing required field '{name}'") if name in required
+         else vol.Optional(name)): _RULE_FIELD_SCHEMAS[name]
+        for name in RULE_FIELDS
+    })
+
+
+RULE_SCHEMA = _rule_schema(_REQUIRED)
+"""A rule version file in the registry (every identity field and ``params_hash`` required)."""
+_LOOSE_RULE_SCHEMA = _rule_schema(("setup_id", "version"))  # a rule file outside the registry
+
+_LIFECYCLE_ENTRY = _closed({
+    vol.Optional("active"): boolean(),
+    vol.Optional("deprecation_reason"): _reason,
+    vol.Optional("changed_at"): _string_or_null,
+    vol.Optional("changed_by"): _string_or_null,
+    vol.Optional("note"): _string_or_null,
+})
+LIFECYCLE_SCHEMA = strict({
+    vol.Optional("schema_version"): _anything,
+    vol.Optional("setup_id"): _anything,  # must be the folder's name: _check_lifecycle_setup
+    vol.Optional("versions"): mapping_of(_version_key, _LIFECYCLE_ENTRY),
+})
+"""``rules/<setup_id>/lifecycle.yaml``: ``versions`` maps ``v<X.Y>`` to an entry."""
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, problems: Problems) -> str | None:
     if len(raw) > MAX_RULE_BYTES:
-        problems.append(Problem(path, f"file is {len(raw):,} bytes, the limit is "
-                                      f"{MAX_RULE_BYTES:,}"))
+        problems.add("", f"file is {len(raw):,} bytes, the limit is {MAX_RULE_BYTES:,}")
         return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        problems.append(Problem(path, "not valid UTF-8", line=line))
+        problems.add("", "not valid UTF-8", line=raw[: exc.start].count(b"\n") + 1)
         return None
 
 
-def _load(raw: bytes, path: str) -> tuple[Any, _Collector | None, list[Problem]]:
-    """The document (composed once, under the limits, anchors and aliases refused) and a
-    collector holding its key index; problems instead when it cannot be read."""
-    problems: list[Problem] = []
-    text = _decode(raw, path, problems)
-    if text is None:
-        return None, None, problems
+def _load(raw: bytes, path: str) -> tuple[dict[Any, Any] | None, Problems]:
+    """The document (composed once, under the limits, anchors and aliases refused) and its
+    problems, which know the document's key index; no document when it cannot be read."""
+    problems = Problems(path)
+    text_ = _decode(raw, problems)
+    if text_ is None:
+        return None, problems
     try:
-        loaded = load_yaml_document(text, path)
+        loaded = load_yaml_document(text_, path)
     except YamlError as exc:
-        problems.append(Problem(path, exc.problem, line=exc.line))
-        return None, None, problems
-    doc = loaded.data
-    if not isinstance(doc, dict):
-        problems.append(Problem(path, f"must be a YAML mapping, got {type(doc).__name__}"))
-        return None, None, problems
-    return doc, _Collector(path, loaded.index), problems
+        problems.add("", exc.problem, line=exc.line)
+        return None, problems
+    if not isinstance(loaded.data, dict):
+        problems.add("", f"must be a YAML mapping, got {type(loaded.data).__name__}")
+        return None, problems
+    return loaded.data, Problems(path, loaded.index)
 
 
-def _check_version_field(doc: Mapping[str, Any], c: _Collector) -> RuleVersion | None:
-    value = doc.get("version")
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        typed = c.raw("version") or repr(value)
-        c.add("version", f"{typed} is a number to YAML (an unquoted 1.10 reads as 1.1); "
-                         f'quote it: version: "{typed}"')
+# --- named cross-field checks of a rule -------------------------------------------------------
+
+
+def _check_version(doc: Mapping[str, Any], problems: Problems) -> RuleVersion | None:
+    """The version, parsed; an unquoted number is the float trap (``1.10`` reads as 1.1)."""
+    if "version" not in doc:
+        return None
+    value = doc["version"]
+    if _number(value):
+        typed = problems.raw("version") or repr(value)
+        problems.add("version", f"{typed} is a number to YAML (an unquoted 1.10 reads as 1.1); "
+                                f'quote it: version: "{typed}"')
         return None
     try:
-        return RuleVersion.parse(value)  # type: ignore[arg-type] # parse checks the type
+        return RuleVersion.parse(value)
     except ValueError as exc:
-        c.add("version", str(exc))
+        problems.add("version", str(exc))
         return None
 
 
-def _check_targets(value: Any, c: _Collector) -> None:
-    if not isinstance(value, Mapping):
-        c.add("targets", "must be a mapping {tp_pct, sl_pct}")
-        return
-    for key in value:
-        if key not in ("tp_pct", "sl_pct"):
-            hint = f" (the seed's '{key}' is named '{key}_pct')" if key in ("tp", "sl") else ""
-            c.add(f"targets.{key}", f"unknown key; targets has tp_pct and sl_pct{hint}")
-    for key in ("tp_pct", "sl_pct"):
-        item = value.get(key)
-        if item is not None and not (_number(item) and 0 < item < 10_000):
-            c.add(f"targets.{key}", f"must be a positive percent or null, got {item!r}")
-
-
-def _check_sizing(value: Any, c: _Collector) -> None:
-    if not isinstance(value, Mapping) or "mode" not in value:
-        c.add("sizing", f"must be a mapping with a mode (one of {', '.join(SIZING_MODES)})")
-        return
-    mode = value["mode"]
+def _check_sizing_fields(doc: Mapping[str, Any], problems: Problems) -> None:
+    """Each sizing mode's own parameters: present, known, positive (a percent in (0, 100])."""
+    sizing = doc.get("sizing")
+    if not isinstance(sizing, Mapping):
+        return  # the schema reported it
+    mode = sizing.get("mode")
     if not isinstance(mode, str) or mode not in _SIZING_KEYS:
-        c.add("sizing.mode", f"unknown mode {mode!r} (one of {', '.join(SIZING_MODES)})")
-        return
+        return  # the schema reported it
     wanted = _SIZING_KEYS[mode]
-    for key in value:
+    for key in sizing:
         if key != "mode" and key not in wanted:
-            c.add(f"sizing.{key}", f"not a parameter of sizing mode {mode}")
+            problems.add(f"sizing.{key}", f"not a parameter of sizing mode {mode}")
     for key, kind in wanted.items():
-        item = value.get(key)
-        if item is None:
-            c.add(f"sizing.{key}", f"sizing mode {mode} needs {key}")
-        elif not _number(item) or item <= 0 or (kind == "percent" and item > 100):
-            bound = "a percent in (0, 100]" if kind == "percent" else "a positive number"
-            c.add(f"sizing.{key}", f"must be {bound}, got {item!r}")
+        if (reason := _sizing_value(mode, key, kind, sizing.get(key))) is not None:
+            problems.add(f"sizing.{key}", reason)
 
 
-def _check_indicators(value: Any, c: _Collector, catalog: Catalog) -> None:
-    if not isinstance(value, list):
-        c.add("indicators", "must be a list of {name, params}")
+def _sizing_value(mode: str, key: str, kind: str, item: object) -> str | None:
+    """Why a sizing parameter's value is wrong (None: it is right)."""
+    if item is None:
+        return f"sizing mode {mode} needs {key}"
+    if not _number(item) or item <= 0 or (kind == "percent" and item > 100):
+        bound = "a percent in (0, 100]" if kind == "percent" else "a positive number"
+        return f"must be {bound}, got {item!r}"
+    return None
+
+
+def _check_indicator_params(doc: Mapping[str, Any], problems: Problems,
+                            catalog: Catalog) -> None:
+    """Each indicator is in the catalog, with parameters inside its bounds and constraints."""
+    indicators = doc.get("indicators")
+    if not isinstance(indicators, list):
         return
-    for i, item in enumerate(value):
+    for i, item in enumerate(indicators):
         where = f"indicators.{i}"
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            c.add(where, "must be a mapping {name, params}")
-            continue
-        for key in item:
-            if key not in ("name", "params"):
-                c.add(f"{where}.{key}", "unknown key (an indicator has name and params)")
+            continue  # the schema reported it
         spec = catalog.get(item["name"])
         if spec is None:
             known = ", ".join(catalog.indicators)
-            c.add(f"{where}.name", f"unknown indicator {item['name']!r} (catalog: {known})")
+            problems.add(f"{where}.name",
+                         f"unknown indicator {item['name']!r} (catalog: {known})")
             continue
         params = item.get("params") or {}
-        if not isinstance(params, Mapping):
-            c.add(f"{where}.params", "must be a mapping")
-            continue
-        for key, message in spec.check_params(params):
-            c.add(f"{where}.params.{key}" if key else f"{where}.params", message)
+        if isinstance(params, Mapping):
+            for key, message in spec.check_params(params):
+                problems.add(f"{where}.params.{key}" if key else f"{where}.params", message)
 
 
-def _check_canonical(doc: Mapping[str, Any], c: _Collector) -> bool:
-    bad: list[str] = []
+def _check_canonical(doc: Mapping[str, Any], problems: Problems) -> bool:
+    """True when every parameter value has a canonical JSON form (what params_hash hashes)."""
+    found = len(problems)
 
-    def walk(value: Any, where: str) -> None:
+    def walk(value: object, where: str) -> None:
         if isinstance(value, dt.date | dt.datetime | dt.time) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
-            bad.append(where)
+            problems.add(where, "dates, times, NaN and .inf have no canonical form: quote "
+                                "them as strings")
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    c.add(where, f"keys must be strings, got {key!r}")
+                    problems.add(where, f"keys must be strings, got {key!r}")
                 walk(item, f"{where}.{key}" if where else str(key))
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 walk(item, f"{where}.{i}")
 
     walk(param_fields(doc), "")
-    for where in bad:
-        c.add(where, "dates, times, NaN and .inf have no canonical form: quote them as strings")
-    return not bad and not any(p.message.startswith("keys must be") for p in c.problems)
+    return len(problems) == found
 
 
 def hash_advice(setup_id: object, version: RuleVersion | None, path: str,
@@ -256,7 +412,29 @@ def hash_advice(setup_id: object, version: RuleVersion | None, path: str,
     return f"this version was never committed: {rehash}"
 
 
-def parse_rule(  # noqa: PLR0912 - one branch per field
+def _check_params_hash(doc: Mapping[str, Any], computed: str | None, version: RuleVersion | None,
+                       problems: Problems, committed: bool | None) -> None:
+    """A stated ``params_hash`` is the hash of the parameters (else: how to fix it)."""
+    stated = doc.get("params_hash")
+    if is_hash(stated) and computed is not None and stated != computed:
+        advice = hash_advice(doc.get("setup_id"), version, problems.source, committed)
+        problems.add("params_hash", f"is {stated} but the parameters hash to {computed}; "
+                                    + advice)
+
+
+def _check_location(doc: Mapping[str, Any], version: RuleVersion | None, problems: Problems,
+                    rules_root: str | None) -> None:
+    """In the registry, the file lives at ``<rules_root>/<setup_id>/v<X.Y>.yaml``."""
+    setup_id = doc.get("setup_id")
+    if rules_root is None or not isinstance(setup_id, str) or version is None:
+        return
+    expected = PurePosixPath(rules_root, setup_id, version.filename).as_posix()
+    if problems.source != expected:
+        problems.add("", f"location does not match the content: a rule with setup_id "
+                         f"{setup_id!r} and version {str(version)!r} lives at {expected}")
+
+
+def parse_rule(
     raw: bytes, path: str, *, catalog: Catalog, rules_root: str | None = "rules",
     require_hash: bool = True, committed: bool | None = None,
 ) -> tuple[Rule | None, list[Problem]]:
@@ -268,72 +446,82 @@ def parse_rule(  # noqa: PLR0912 - one branch per field
     the version is in HEAD) picks the advice of a wrong ``params_hash``: ``rule rehash`` for
     an uncommitted version, ``rule bump`` for a committed (immutable) one; None gives both.
     """
-    doc, c, problems = _load(raw, path)
-    if doc is None or c is None:
-        return None, problems
-    required = _REQUIRED if require_hash else ("setup_id", "version")
-    for key in required:
-        if key not in doc:
-            c.add("", f"missing required field '{key}'")
-    for key in doc:
-        if key not in RULE_FIELDS:
-            c.add(str(key), f"unknown field (a rule has: {', '.join(RULE_FIELDS)})")
-    if "schema_version" in doc and doc["schema_version"] != SCHEMA_VERSION:
-        c.add("schema_version", f"must be {SCHEMA_VERSION}, got {doc['schema_version']!r}")
-    setup_id = doc.get("setup_id")
-    if "setup_id" in doc and (reason := check_setup_id(setup_id)):
-        c.add("setup_id", reason)
-    version = _check_version_field(doc, c) if "version" in doc else None
-    for key in ("author", "created"):
-        if key in doc and not (isinstance(doc[key], str) and doc[key].strip()):
-            if key == "created" and isinstance(doc[key], dt.date):
-                doc[key] = doc[key].isoformat()
-                continue
-            c.add(key, f"must be a non-empty string, got {doc[key]!r}")
-    created = doc.get("created")
-    if isinstance(created, str):
-        try:
-            dt.date.fromisoformat(created[:10])
-        except ValueError:
-            c.add("created", f"must be an ISO date (YYYY-MM-DD), got {created!r}")
-    if "components" in doc and not (
-        isinstance(doc["components"], list) and all(isinstance(x, str) for x in doc["components"])
-    ):
-        c.add("components", "must be a list of names")
-    if "rules" in doc and not isinstance(doc["rules"], Mapping):
-        c.add("rules", "must be a mapping")
-    if "direction" in doc and doc["direction"] not in DIRECTIONS:
-        c.add("direction", f"must be one of {', '.join(DIRECTIONS)}, got {doc['direction']!r}")
-    if "targets" in doc:
-        _check_targets(doc["targets"], c)
-    if "sizing" in doc:
-        _check_sizing(doc["sizing"], c)
-    if "indicators" in doc:
-        _check_indicators(doc["indicators"], c, catalog)
-    computed = compute_params_hash(doc) if _check_canonical(doc, c) else None
-    stated = doc.get("params_hash")
-    if stated is not None and not is_hash(stated):
-        c.add("params_hash", f"must be 'sha256:<64 lowercase hex>', got {stated!r}")
-    elif stated is not None and computed is not None and stated != computed:
-        c.add("params_hash", f"is {stated} but the parameters hash to {computed}; "
-                             + hash_advice(setup_id, version, path, committed))
-    if rules_root is not None and isinstance(setup_id, str) and version is not None:
-        expected = PurePosixPath(rules_root, setup_id, version.filename).as_posix()
-        if path != expected:
-            c.add("", f"location does not match the content: a rule with setup_id {setup_id!r} "
-                      f"and version {str(version)!r} lives at {expected}")
-    problems.extend(c.problems)
-    if problems or version is None or computed is None:
-        return None, problems
+    doc, problems = _load(raw, path)
+    if doc is None:
+        return None, problems.sorted()
+    valid = problems.check(RULE_SCHEMA if require_hash else _LOOSE_RULE_SCHEMA, doc)
+    version = _check_version(doc, problems)
+    _check_sizing_fields(doc, problems)
+    _check_indicator_params(doc, problems, catalog)
+    computed = compute_params_hash(doc) if _check_canonical(doc, problems) else None
+    _check_params_hash(doc, computed, version, problems, committed)
+    _check_location(doc, version, problems, rules_root)
+    if problems or valid is None or version is None or computed is None:
+        return None, problems.sorted()
     return Rule(
-        setup_id=str(setup_id), version=version, author=str(doc.get("author", "")),
-        created=str(doc.get("created", "")), params_hash=str(stated or computed),
-        params=param_fields(doc), schema_version=int(doc.get("schema_version", SCHEMA_VERSION)),
-        path=path,
-    ), problems
+        setup_id=str(doc["setup_id"]), version=version, author=str(valid.get("author", "")),
+        created=str(valid.get("created", "")),
+        params_hash=str(doc.get("params_hash") or computed), params=param_fields(doc),
+        schema_version=int(doc.get("schema_version", SCHEMA_VERSION)), path=path,
+    ), []
 
 
-def parse_lifecycle(  # noqa: PLR0912 - one branch per field
+# --- named cross-field checks of a lifecycle file ---------------------------------------------
+
+
+def _lifecycle_entries(doc: Mapping[str, Any]) -> list[tuple[str, RuleVersion, LifecycleEntry]]:
+    """``(key, version, entry)`` of every entry with a version key and a mapping body; a bad
+    field reads as its default (the schema reported it)."""
+    versions = doc.get("versions") or {}
+    if not isinstance(versions, Mapping):
+        return []
+    entries: list[tuple[str, RuleVersion, LifecycleEntry]] = []
+    for key, body in versions.items():
+        try:
+            version = RuleVersion.parse(str(key))
+        except ValueError:
+            continue
+        if not isinstance(body, Mapping):
+            continue
+
+        def string(field: str, body: Mapping[Any, Any] = body) -> str | None:
+            value = body.get(field)
+            return value if isinstance(value, str) else None
+
+        active = body.get("active", False)
+        reason = string("deprecation_reason")
+        entries.append((str(key), version, LifecycleEntry(
+            active=active if isinstance(active, bool) else False,
+            deprecation_reason=reason if reason and reason.strip() else None,
+            changed_at=string("changed_at"), changed_by=string("changed_by"), note=string("note"),
+        )))
+    return entries
+
+
+def _check_lifecycle_setup(doc: Mapping[str, Any], setup_id: str, problems: Problems) -> None:
+    if doc.get("setup_id") != setup_id:
+        problems.add("setup_id",
+                     f"must be {setup_id!r} (the folder name), got {doc.get('setup_id')!r}")
+
+
+def _check_lifecycle_entries(entries: list[tuple[str, RuleVersion, LifecycleEntry]],
+                             setup_id: str, problems: Problems,
+                             version_exists: Callable[[RuleVersion], bool] | None) -> None:
+    """A deprecated version is not active; every named version exists; one active at most."""
+    for key, version, entry in entries:
+        if entry.active and entry.deprecation_reason:
+            problems.add(f"versions.{key}", "a deprecated version cannot be active")
+        if version_exists is not None and not version_exists(version):
+            problems.add(f"versions.{key}",
+                         f"names {version.tag}, which does not exist in {setup_id}")
+    final = {version: entry for _key, version, entry in entries}  # a repeated version: the last
+    active_versions = sorted(v.tag for v, e in final.items() if e.active)
+    if len(active_versions) > 1:
+        problems.add("versions", f"at most one active version per setup; active: "
+                                 f"{', '.join(active_versions)}")
+
+
+def parse_lifecycle(
     raw: bytes, path: str, *, setup_id: str,
     version_exists: Callable[[RuleVersion], bool] | None = None,
 ) -> tuple[dict[RuleVersion, LifecycleEntry], list[Problem]]:
@@ -343,59 +531,11 @@ def parse_lifecycle(  # noqa: PLR0912 - one branch per field
     version both active and deprecated, at most one active version, and (with
     ``version_exists``) that every named version exists.
     """
-    doc, c, problems = _load(raw, path)
-    if doc is None or c is None:
-        return {}, problems
-    for key in doc:
-        if key not in ("schema_version", "setup_id", "versions"):
-            c.add(str(key), "unknown field (a lifecycle file has schema_version, setup_id, "
-                            "versions)")
-    if doc.get("setup_id") != setup_id:
-        c.add("setup_id", f"must be {setup_id!r} (the folder name), got {doc.get('setup_id')!r}")
-    versions = doc.get("versions") or {}
-    entries: dict[RuleVersion, LifecycleEntry] = {}
-    if not isinstance(versions, Mapping):
-        c.add("versions", "must be a mapping of v<X.Y> -> {active, deprecation_reason, ...}")
-        versions = {}
-    for key, body in versions.items():
-        where = f"versions.{key}"
-        try:
-            version = RuleVersion.parse(str(key))
-        except ValueError as exc:
-            c.add(where, str(exc))
-            continue
-        if not isinstance(body, Mapping):
-            c.add(where, "must be a mapping {active, deprecation_reason, changed_at, changed_by}")
-            continue
-        for field in body:
-            if field not in _LIFECYCLE_ENTRY_KEYS:
-                c.add(f"{where}.{field}", f"unknown field (known: "
-                                          f"{', '.join(sorted(_LIFECYCLE_ENTRY_KEYS))})")
-        active = body.get("active", False)
-        if not isinstance(active, bool):
-            c.add(f"{where}.active", f"must be true or false, got {active!r}")
-            active = False
-        reason = body.get("deprecation_reason")
-        if reason is not None and not (isinstance(reason, str) and reason.strip()):
-            c.add(f"{where}.deprecation_reason", "must be a non-empty string or null")
-            reason = None
-        if active and reason:
-            c.add(where, "a deprecated version cannot be active")
-        for field in ("changed_at", "changed_by", "note"):
-            value = body.get(field)
-            if value is not None and not isinstance(value, str):
-                c.add(f"{where}.{field}", f"must be a string, got {value!r}")
-        if version_exists is not None and not version_exists(version):
-            c.add(where, f"names {version.tag}, which does not exist in {setup_id}")
-        entries[version] = LifecycleEntry(
-            active=active, deprecation_reason=reason,
-            changed_at=body.get("changed_at") if isinstance(body.get("changed_at"), str) else None,
-            changed_by=body.get("changed_by") if isinstance(body.get("changed_by"), str) else None,
-            note=body.get("note") if isinstance(body.get("note"), str) else None,
-        )
-    active_versions = sorted(v.tag for v, e in entries.items() if e.active)
-    if len(active_versions) > 1:
-        c.add("versions", f"at most one active version per setup; active: "
-                          f"{', '.join(active_versions)}")
-    problems.extend(c.problems)
-    return entries, problems
+    doc, problems = _load(raw, path)
+    if doc is None:
+        return {}, problems.sorted()
+    problems.check(LIFECYCLE_SCHEMA, {**doc, "versions": doc.get("versions") or {}})
+    _check_lifecycle_setup(doc, setup_id, problems)
+    entries = _lifecycle_entries(doc)
+    _check_lifecycle_entries(entries, setup_id, problems, version_exists)
+    return {version: entry for _key, version, entry in entries}, problems.sorted()

@@ -112,11 +112,12 @@ def test_data_values(data, fragment):
     ("raw", "fragment"),
     [
         ([1, 2], "params.yaml must be a mapping"),
-        ({1: {}}, "params.yaml: unknown section(s) 1"),
-        ({"rule": {"setup_id": "x", 7: 1}}, "params.yaml: rule: unknown key(s) 7"),
-        ({"data": [1]}, "params.yaml: data: [1]: data must be a mapping"),
-        ({"backtest": "fast"}, "params.yaml: backtest: 'fast': backtest must be a mapping"),
-        ({"rule": 3}, "params.yaml: rule: 3"),
+        ({1: {}}, "params.yaml: 1: unknown section (known: backtest, data, grid, rule)"),
+        ({"rule": {"setup_id": "x", 7: 1}},
+         "params.yaml: rule.7: unknown key (allowed: setup_id, version)"),
+        ({"data": [1]}, "params.yaml: data: must be a mapping, got [1] (list)"),
+        ({"backtest": "fast"}, "params.yaml: backtest: must be a mapping, got 'fast' (text)"),
+        ({"rule": 3}, "params.yaml: rule: must be a mapping, got 3 (integer)"),
     ],
 )
 def test_shapes(raw, fragment):
@@ -138,3 +139,50 @@ def test_good_params_keep_their_resolved_values():
                      "warmup_bars": 200}}
     assert parse_params({"data": {"symbol": ""}}).data.symbol == ""
     assert parse_params(None).data.market == "generic"
+
+
+def test_every_problem_is_reported_at_once():
+    message = _refused({"rule": {"version": 1.1, "colour": 1},
+                        "data": {"market": "../x", "timeframe": "7m"},
+                        "backtest": {"fee_pct": 100, "init_cash": 0}, "bogus": 1})
+    lines = message.splitlines()
+    assert len(lines) == 7, message
+    for fragment in ("params.yaml: rule.version: 1.1: rule.version 1.1 is a number",
+                     "params.yaml: rule.colour: unknown key (allowed: setup_id, version)",
+                     "params.yaml: data.market: '../x': not a market name",
+                     "params.yaml: data.timeframe: '7m': unknown timeframe",
+                     "params.yaml: backtest.fee_pct: 100: fee_pct must be >= 0 and < 100",
+                     "params.yaml: backtest.init_cash: 0: init_cash must be > 0",
+                     "params.yaml: bogus: unknown section (known: backtest, data, grid, rule)"):
+        assert any(line.startswith(fragment) for line in lines), (fragment, message)
+
+
+def test_with_the_node_index_each_problem_names_its_line_and_the_version_as_typed():
+    from ita_vc.yaml_read import load_yaml_document
+
+    text = ("rule:\n  setup_id: ok\n  version: 1.10\n"
+            "data:\n  start: '2025-02-01'\n  end: '2025-01-01'\n"
+            "backtest:\n  slippage_pct: 100\n  colour: red\n")
+    document = load_yaml_document(text, "params.yaml")
+    with pytest.raises(DataValidationError) as info:
+        parse_params(document.data, index=document.index)
+    assert str(info.value).splitlines() == [
+        'params.yaml:3: rule.version: 1.10: rule.version 1.10 is a number (YAML reads 1.10 as '
+        '1.1); quote it: version: "1.10"',
+        "params.yaml:5: data.start: '2025-02-01': must be before data.end '2025-01-01'",
+        "params.yaml:8: backtest.slippage_pct: 100: slippage_pct must be >= 0 and < 100 "
+        "(percent)",
+        "params.yaml:9: backtest.colour: unknown key (allowed: fee_pct, init_cash, "
+        "slippage_pct, warmup_bars)",
+    ]
+    with pytest.raises(DataValidationError, match=r"^runs/x/params\.yaml:3: rule\.version"):
+        parse_params(document.data, index=document.index, source="runs/x/params.yaml")
+
+
+def test_null_sections_and_values_take_the_defaults():
+    params = parse_params({"rule": None, "data": {"symbol": None, "timeframe": None},
+                           "backtest": {"fee_pct": None}, "grid": None})
+    assert params.setup_id is None and params.version is None
+    assert params.data.symbol == "" and params.data.timeframe is None
+    assert params.backtest.fee_pct == 0.075
+    assert parse_params({"data": {"market": "binance-futures"}}).backtest.fee_pct == 0.1

@@ -63,3 +63,35 @@ def test_lifecycle_entry_status():
 def test_problem_formatting():
     assert str(Problem("f.yaml", "bad", "a.b", 3)) == "f.yaml:3: a.b: bad"
     assert str(Problem("f.yaml", "bad")) == "f.yaml: bad"
+
+
+def test_problem_is_the_one_validation_problem():
+    from ita_vc import rules, schema
+    from ita_vc.rules import model
+
+    assert model.Problem is schema.Problem and rules.Problem is schema.Problem
+    assert str(model.Problem("rules/x/v1.0.yaml", "bad", "author", 5)) == \
+        "rules/x/v1.0.yaml:5: author: bad"
+
+
+def test_every_problem_of_a_rule_file_is_listed_in_file_order():
+    from ita_vc.catalog import load_catalog
+    from ita_vc.rules.validate import parse_rule
+
+    text = ("schema_version: 2\nsetup_id: Frank\nversion: '1.0'\nauthor: ''\n"
+            "created: '2025-01-01'\nindicators:\n  - name: ma_cross\n    colour: red\n"
+            "targets: {tp: 2}\ndirection: up\nsizing: {mode: fixed_quote, budget: 1}\n")
+    rule, problems = parse_rule(text.encode(), "rules/Frank/v1.0.yaml", catalog=load_catalog(),
+                                require_hash=False)
+    assert rule is None
+    assert [str(p) for p in problems] == [
+        "rules/Frank/v1.0.yaml:1: schema_version: must be 1, got 2",
+        "rules/Frank/v1.0.yaml:4: author: must be a non-empty string, got ''",
+        "rules/Frank/v1.0.yaml:8: indicators.0.colour: unknown key (allowed: name, params)",
+        "rules/Frank/v1.0.yaml:9: targets.tp: unknown key (allowed: sl_pct, tp_pct); the "
+        "seed's 'tp' is named 'tp_pct'",
+        "rules/Frank/v1.0.yaml:10: direction: must be one of long-only, short-only, "
+        "long-short, got 'up'",
+        "rules/Frank/v1.0.yaml:11: sizing.amount: sizing mode fixed_quote needs amount",
+        "rules/Frank/v1.0.yaml:11: sizing.budget: not a parameter of sizing mode fixed_quote",
+    ]

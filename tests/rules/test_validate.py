@@ -103,7 +103,9 @@ def test_missing_fields_and_unknown_fields_are_all_listed():
     for field in ("schema_version", "author", "created", "direction", "sizing", "targets",
                   "params_hash"):
         assert any(f"missing required field '{field}'" in p for p in problems), field
-    assert any(":3: colour: unknown field" in p for p in problems)
+    assert any(":3: colour: unknown key (allowed: author, components, created, direction, "
+               "indicators, params_hash, rules, schema_version, setup_id, sizing, targets, "
+               "version)" in p for p in problems), problems
 
 
 @pytest.mark.parametrize(
@@ -209,7 +211,9 @@ def test_a_valid_lifecycle():
         ("  v1.0: {active: true, deprecation_reason: old}\n", "cannot be active"),
         ("  v1.0: {active: 'yes'}\n", "must be true or false"),
         ("  v1.0: {active: false, deprecation_reason: ''}\n", "non-empty string or null"),
-        ("  v1.0: {active: false, colour: red}\n", "unknown field"),
+        ("  v1.0: {active: false, colour: red}\n",
+         ":4: versions.v1.0.colour: unknown key (allowed: active, changed_at, changed_by, "
+         "deprecation_reason, note)"),
         ("  vX: {active: false}\n", "not a version"),
         ("  v1.0: [1]\n", "must be a mapping"),
         ("  v1.0: {active: false, changed_at: 5}\n", "must be a string"),
