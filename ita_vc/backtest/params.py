@@ -8,7 +8,7 @@
     backtest: {init_cash: 10000, fee_pct: null, slippage_pct: 0.01, warmup_bars: 200}
 
 ``fee_pct`` null means the market's default: 0.1 % for futures markets, 0.075 % otherwise.
-Every value is checked here (the ``grid:`` section by :func:`ita_vc.backtest.grid.parse_grid`):
+Every value is checked here (the ``grid:`` section by :func:`ita_vc.grid.parse_grid`):
 the file's shape is declared once (:data:`PARAMS_SCHEMA`, an :mod:`ita_vc.schema` schema), the
 cross-field rules (the version's float trap, ``start < end``) are named checks after it. Every
 problem is reported at once, as a :class:`~ita_vc.errors.DataValidationError` (exit 11) with
@@ -271,7 +271,7 @@ PARAMS_SCHEMA = strict({
         vol.Optional("slippage_pct", default=0.01): _amount("slippage_pct", percent=True),
         vol.Optional("warmup_bars", default=200): _warmup_bars,
     }),
-    vol.Optional("grid"): _anything,  # checked by ita_vc.backtest.grid.parse_grid
+    vol.Optional("grid"): _anything,  # checked by ita_vc.grid.parse_grid
     vol.Extra: _unknown_section,
 })
 """The shape of ``params.yaml`` (a null section reads as an empty one); validated values are
@@ -322,7 +322,7 @@ def parse_params(raw: Mapping[str, Any] | None, *,
                  index: Mapping[str, tuple[int, str | None]] | None = None,
                  source: str = SOURCE) -> RunParams:
     """Validate a params mapping (every value but the ``grid:`` section's, which
-    :func:`ita_vc.backtest.grid.parse_grid` checks).
+    :func:`ita_vc.grid.parse_grid` checks).
 
     ``index`` (:attr:`ita_vc.yaml_read.YamlDocument.index` of the file ``raw`` was read from)
     puts the line in each message, and the float trap quotes the version as typed.

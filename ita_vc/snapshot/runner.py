@@ -63,7 +63,7 @@ from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import data_source_changes, pipeline_outputs, pipeline_status, stage_closure
-from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
+from ita_vc.yaml_read import YamlError, load_yaml_text, node_index, read_text_file
 from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, set_path, to_rt
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _load_params_text(text: str) -> dict[str, Any]:
 def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, object]],
                       ) -> tuple[dict[str, Any], RunParams]:
     doc = _load_params_text(text)
-    params = parse_params(doc)
+    params = parse_params(doc, index=node_index(text))  # every problem, with its line
     if any(key.split(".")[0] == "grid" for key, _value in overrides):
         from ita_vc.grid.request import check_grid  # lazy: grid overrides only
 
