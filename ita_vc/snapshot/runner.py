@@ -219,17 +219,45 @@ def _load_params_text(text: str) -> dict[str, Any]:
         return {}
     if not isinstance(doc, dict):
         raise DataValidationError("params.yaml: must be a mapping of sections")
+    _refuse_non_json_values(doc, text)
     return doc
+
+
+def _non_json(value: object, where: str) -> list[tuple[str, object]]:
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _non_json(item, f"{where}{key}.")]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _non_json(item, f"{where}{i}.")]
+    if value is None or isinstance(value, str | int | float):
+        return []
+    return [(where.rstrip("."), value)]
+
+
+def _refuse_non_json_values(doc: dict[str, Any], text: str) -> None:
+    """DVC reads params.yaml as JSON-like values: a YAML date (``end: 2025-03-01``), timestamp
+    or binary value makes every DVC command fail, so it is refused here, before DVC reads it."""
+    found = _non_json(doc, "")
+    if not found:
+        return
+    index = node_index(text)
+    lines = []
+    for dotted, value in found:
+        line = index.get(dotted, (None, None))[0]
+        raw = index.get(dotted, (None, None))[1] or str(value)
+        where = f"params.yaml:{line}" if line else "params.yaml"
+        lines.append(f"{where}: {dotted}: {raw} is a YAML {type(value).__name__}, which DVC "
+                     f"cannot read as a parameter: quote it ('{raw}')")
+    raise DataValidationError("\n".join(lines))
 
 
 def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, object]],
                       ) -> tuple[dict[str, Any], RunParams]:
     doc = _load_params_text(text)
     params = parse_params(doc, index=node_index(text))  # every problem, with its line
-    if any(key.split(".")[0] == "grid" for key, _value in overrides):
-        from ita_vc.grid.request import check_grid  # lazy: grid overrides only
+    if doc.get("grid") is not None or any(key.split(".")[0] == "grid" for key, _ in overrides):
+        from ita_vc.grid.request import check_grid  # lazy: only with a grid section
 
-        check_grid(doc.get("grid"), load_catalog(workspace.root))
+        check_grid(doc.get("grid"), load_catalog(workspace.root))  # never commit a bad grid
     return doc, params
 
 

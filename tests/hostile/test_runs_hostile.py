@@ -133,3 +133,25 @@ def test_an_alias_bomb_committed_in_history_never_reaches_dvc(run_copy):
     proc = _limited("gc", "--dry-run", cwd=run_copy)
     assert proc.returncode == 11, proc.stderr[-500:]
     assert f"the version committed in {bad[:10]}" in proc.stderr
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (('end: "2025-01-12"', "end: 2025-01-12"), "data.end: 2025-01-12 is a YAML date"),
+    (("  top_k: 20\n", "  top_k: 20\n  bogus: 1\n"), "grid.bogus"),
+    (("  top_k: 20\n", "  top_k: 0\n"), "grid.top_k"),
+    (("  top_k: 20\n", "  top_k: .nan\n"), "grid.top_k"),
+])
+def test_a_committed_params_yaml_dvc_or_the_grid_cannot_read_is_refused_first(run_copy, edit,
+                                                                              match):
+    """A YAML date makes DVC itself fail (it was exit 3); a bad grid section was committed with
+    the run unless a -S grid override asked for the check: both are refused (11) up front."""
+    params = run_copy / "params.yaml"
+    text = params.read_text()
+    assert edit[0] in text
+    params.write_text(text.replace(edit[0], edit[1], 1))
+    run_copy.git("commit", "-q", "-am", "params a user wrote")
+    before = _state(run_copy)
+    result = invoke("run")
+    assert result.exit_code == 11, result.output
+    assert match in result.stderr and "params.yaml" in result.stderr
+    assert _state(run_copy) == before
