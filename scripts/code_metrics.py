@@ -49,7 +49,7 @@ def main(root: Path) -> None:
             blocks.append((block.complexity, f"{rel}:{name}"))
     bad = sorted((b for b in blocks if cc_rank(b[0]) in "DEF"), reverse=True)
     print(f"lines: {lines}")
-    print(f"functions at grade D or worse: {len(bad)}")
+    print(f"functions at grade D or worse: {len(bad)} (the worst five:)")
     for complexity, name in bad[:5]:
         print(f"  {cc_rank(complexity)} {complexity:3d}  {name}")
     print(f"Any per 1,000 lines: {1000 * anys / lines:.1f} ({anys} in {lines} lines)")

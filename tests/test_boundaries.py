@@ -35,3 +35,22 @@ def test_verify_finds_trashed_objects_where_the_trash_puts_them(workspace):
     trash = Trash(workspace, Path(workspace.root / ".dvc" / "cache"))
     assert workspace.trashed_object_path(oid) == trash.trash_path(oid) \
         == trash.objects / "01" / oid[2:]
+
+
+def test_only_vcs_imports_dvc_or_gitpython():
+    """ruff's banned-api covers the core; ``ita_vc/cli/`` is exempt from it (for typer and
+    rich), so this checks the whole package, the CLI included."""
+    import ast
+
+    banned = ("dvc", "dvc_data", "dvc_objects", "git")
+    offenders = []
+    for path in sorted((REPO_ROOT / "ita_vc").rglob("*.py")):
+        rel = path.relative_to(REPO_ROOT).as_posix()
+        if rel.startswith("ita_vc/vcs/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            offenders += [f"{rel}:{node.lineno}: {n}" for n in names
+                          if n.split(".")[0] in banned]
+    assert offenders == []
