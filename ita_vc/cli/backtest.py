@@ -20,20 +20,23 @@ def run_command(
 ) -> None:
     """Backtest RULE on CANDLES; write trades, fills, equity, drawdown, metrics, summary,
     report.md and charts to OUT."""
+    from ita_vc.backtest.params import parse_params
     from ita_vc.backtest.run import run_backtest
     from ita_vc.candles.importers import read_candle_file
     from ita_vc.cli.console import out as console
     from ita_vc.errors import DataValidationError
     from ita_vc.pipeline.outputs import DirSink, write_backtest, write_report
-    from ita_vc.yaml_read import YamlError, load_yaml_file
+    from ita_vc.yaml_read import YamlError, load_yaml_document, read_text_file
 
     sink = DirSink(out)  # refuses an --out that is a file or cannot be created, before any work
-    raw_params: dict[str, object] = {}
-    if params is not None:
+    run_params = parse_params({})
+    if params is not None:  # every problem named with this file's name and line
         try:
-            raw_params = load_yaml_file(params, max_bytes=1 << 20, allow_aliases=True) or {}
+            doc = load_yaml_document(read_text_file(params, max_bytes=1 << 20), str(params),
+                                     allow_aliases=True)
         except YamlError as exc:
             raise DataValidationError(str(exc)) from exc
+        run_params = parse_params(doc.data, index=doc.index, source=str(params))
     frame = read_candle_file(candles, validate=True)
     catalog = None
     try:
@@ -43,7 +46,7 @@ def run_command(
         catalog = load_catalog(find_root())
     except Exception:  # noqa: BLE001 - outside a workspace the embedded catalog applies
         catalog = None
-    result = run_backtest(frame, rule, raw_params, catalog=catalog)
+    result = run_backtest(frame, rule, run_params, catalog=catalog)
     write_backtest(result, sink, sink)
     write_report(result.summary, result.metrics, result.equity, result.drawdown, sink)
     m = result.metrics

@@ -94,3 +94,11 @@ def test_backtest_run_cli_outside_dvc(tmp_path):
     bad = invoke("backtest", "run", "--candles", str(candles), "--rule", str(rule), "--out",
                  str(tmp_path / "o2"), "--params", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert bad.exit_code == 11
+    wrong = tmp_path / "mine.yaml"
+    wrong.write_text("backtest:\n  fee_pct: -1\n  init_cash: x\n")
+    bad = invoke("backtest", "run", "--candles", str(candles), "--rule", str(rule), "--out",
+                 str(tmp_path / "o3"), "--params", str(wrong), cwd=tmp_path)
+    assert bad.exit_code == 11
+    assert f"{wrong}:2: backtest.fee_pct" in bad.stderr  # this file, its line, every problem
+    assert f"{wrong}:3: backtest.init_cash" in bad.stderr
+    assert not (tmp_path / "o3" / "summary.json").exists()
