@@ -114,8 +114,9 @@ def _anything(value: object) -> object:
 
 
 def _schema_version(value: object) -> object:
-    if value != SCHEMA_VERSION:
-        raise Invalid(f"must be {SCHEMA_VERSION}, got {value!r}")
+    if isinstance(value, bool) or value != SCHEMA_VERSION:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise Invalid(f"must be {SCHEMA_VERSION}, got {shown}")
     return value
 
 
@@ -264,7 +265,7 @@ _LIFECYCLE_ENTRY = _closed({
     vol.Optional("note"): _string_or_null,
 })
 LIFECYCLE_SCHEMA = strict({
-    vol.Optional("schema_version"): _anything,
+    vol.Optional("schema_version"): _schema_version,
     vol.Optional("setup_id"): _anything,  # must be the folder's name: _check_lifecycle_setup
     vol.Optional("versions"): mapping_of(_version_key, _LIFECYCLE_ENTRY),
 })
@@ -534,7 +535,8 @@ def parse_lifecycle(
     doc, problems = _load(raw, path)
     if doc is None:
         return {}, problems.sorted()
-    problems.check(LIFECYCLE_SCHEMA, {**doc, "versions": doc.get("versions") or {}})
+    problems.check(LIFECYCLE_SCHEMA,
+                   {**doc, "versions": {} if doc.get("versions") is None else doc["versions"]})
     _check_lifecycle_setup(doc, setup_id, problems)
     entries = _lifecycle_entries(doc)
     _check_lifecycle_entries(entries, setup_id, problems, version_exists)

@@ -229,3 +229,14 @@ def test_lifecycle_setup_mismatch_and_garbage():
     assert {p.field for p in problems} == {"setup_id", "extra"}
     _e, problems = _lifecycle("versions: [1]\nsetup_id: Frank\n")
     assert "must be a mapping" in str(problems[0])
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"schema_version: 1\nsetup_id: S\nversions: []\n",
+     "rules/S/lifecycle.yaml:3: versions: must be a mapping, got [] (list)"),
+    (b"schema_version: 99\nsetup_id: S\n", "rules/S/lifecycle.yaml:1: schema_version: must be 1"),
+    (b"schema_version: true\nsetup_id: S\n", "rules/S/lifecycle.yaml:1: schema_version: must be 1"),
+])
+def test_a_lifecycle_file_s_versions_and_schema_version_are_checked(text, expected):
+    _entries, problems = parse_lifecycle(text, "rules/S/lifecycle.yaml", setup_id="S")
+    assert any(str(p).startswith(expected) for p in problems), problems
