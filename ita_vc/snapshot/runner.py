@@ -62,7 +62,13 @@ from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
-from ita_vc.vcs.dvc import data_source_changes, pipeline_outputs, pipeline_status, stage_closure
+from ita_vc.vcs.dvc import (
+    check_params_values,
+    data_source_changes,
+    pipeline_outputs,
+    pipeline_status,
+    stage_closure,
+)
 from ita_vc.yaml_read import YamlError, load_yaml_text, node_index, read_text_file
 from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, set_path, to_rt
 
@@ -219,35 +225,9 @@ def _load_params_text(text: str) -> dict[str, Any]:
         return {}
     if not isinstance(doc, dict):
         raise DataValidationError("params.yaml: must be a mapping of sections")
-    _refuse_non_json_values(doc, text)
+    check_params_values(text, doc)  # what DVC cannot read, refused before DVC reads it
     return doc
 
-
-def _non_json(value: object, where: str) -> list[tuple[str, object]]:
-    if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _non_json(item, f"{where}{key}.")]
-    if isinstance(value, list):
-        return [found for i, item in enumerate(value) for found in _non_json(item, f"{where}{i}.")]
-    if value is None or isinstance(value, str | int | float):
-        return []
-    return [(where.rstrip("."), value)]
-
-
-def _refuse_non_json_values(doc: dict[str, Any], text: str) -> None:
-    """DVC reads params.yaml as JSON-like values: a YAML date (``end: 2025-03-01``), timestamp
-    or binary value makes every DVC command fail, so it is refused here, before DVC reads it."""
-    found = _non_json(doc, "")
-    if not found:
-        return
-    index = node_index(text)
-    lines = []
-    for dotted, value in found:
-        line = index.get(dotted, (None, None))[0]
-        raw = index.get(dotted, (None, None))[1] or str(value)
-        where = f"params.yaml:{line}" if line else "params.yaml"
-        lines.append(f"{where}: {dotted}: {raw} is a YAML {type(value).__name__}, which DVC "
-                     f"cannot read as a parameter: quote it ('{raw}')")
-    raise DataValidationError("\n".join(lines))
 
 
 def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, object]],

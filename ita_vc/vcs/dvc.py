@@ -27,6 +27,8 @@ from ita_vc.yaml_read import (
     MAX_BYTES,
     YamlError,
     compose_yaml,
+    load_yaml_text,
+    node_index,
     read_text_file,
 )
 
@@ -37,6 +39,7 @@ __all__ = [
     "CacheScan",
     "cache_dir",
     "cache_paths",
+    "check_params_values",
     "check_pipeline_files",
     "check_pipeline_history",
     "checkout",
@@ -187,6 +190,38 @@ PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
 """Files DVC parses with a loader that expands YAML aliases without a limit."""
 
 
+def _non_json(value: object, where: str) -> list[tuple[str, object]]:
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _non_json(item, f"{where}{key}.")]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _non_json(item, f"{where}{i}.")]
+    if value is None or isinstance(value, str | int | float):
+        return []
+    return [(where.rstrip("."), value)]
+
+
+def check_params_values(text: str, doc: object) -> None:
+    """DVC reads params.yaml as JSON-like values: a YAML date (``end: 2025-03-01``), timestamp
+    or binary value makes every DVC command fail (a TypeError inside DVC), so it is refused
+    here, before DVC reads it.
+
+    Raises:
+        DataValidationError: every such value, with its line and the quoted form to write.
+    """
+    found = _non_json(doc, "")
+    if not found:
+        return
+    index = node_index(text)
+    lines = []
+    for dotted, value in found:
+        line = index.get(dotted, (None, None))[0]
+        raw = index.get(dotted, (None, None))[1] or str(value)
+        where = f"params.yaml:{line}" if line else "params.yaml"
+        lines.append(f"{where}: {dotted}: {raw} is a YAML {type(value).__name__}, which DVC "
+                     f"cannot read as a parameter: quote it ('{raw}')")
+    raise DataValidationError("\n".join(lines))
+
+
 def _check_text(name: str, text: str) -> None:
     limits = ({"max_bytes": LOCKFILE_MAX_BYTES, "max_nodes": LOCKFILE_MAX_NODES}
               if name == "dvc.lock" else {})
@@ -194,6 +229,8 @@ def _check_text(name: str, text: str) -> None:
              "dvc.yaml": "; fix the pipeline file"}
     try:
         compose_yaml(text, name, allow_aliases=True, **limits)
+        if name == "params.yaml":
+            check_params_values(text, load_yaml_text(text, name, allow_aliases=True))
     except YamlError as exc:
         cls = DataValidationError if name == "params.yaml" else ConfigError
         raise cls(f"{exc}{hints.get(name, '')}") from exc

@@ -155,3 +155,17 @@ def test_a_committed_params_yaml_dvc_or_the_grid_cannot_read_is_refused_first(ru
     assert result.exit_code == 11, result.output
     assert match in result.stderr and "params.yaml" in result.stderr
     assert _state(run_copy) == before
+
+
+def test_a_yaml_date_committed_in_history_is_named_by_gc_not_a_traceback(run_copy):
+    """DVC raises a TypeError on a YAML date in any revision gc hands it (it was exit 3)."""
+    good = (run_copy / "params.yaml").read_text()
+    (run_copy / "params.yaml").write_text(good.replace('end: "2025-01-12"', "end: 2025-01-12"))
+    run_copy.git("commit", "-q", "-am", "a date DVC cannot read")
+    bad = run_copy.git("rev-parse", "HEAD").stdout.strip()
+    (run_copy / "params.yaml").write_text(good)
+    run_copy.git("commit", "-q", "-am", "quoted again")
+    result = invoke("gc", "--dry-run")
+    assert result.exit_code == 11, result.output
+    assert "data.end: 2025-01-12 is a YAML date" in result.stderr
+    assert f"the version committed in {bad[:10]}" in result.stderr
