@@ -550,7 +550,12 @@ class RuleRegistry:
         plain = load_yaml_text(dump_rt(doc), rel)
         try:
             new_hash = compute_params_hash(plain)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # NaN, a date...: name every bad field
+            rel = self.relpath(setup_id, version)
+            _rule, problems = parse_rule(dump_rt(doc).encode("utf-8"), rel,
+                                         catalog=self.catalog, rules_root=self.rules_root)
+            if problems:
+                _raise(problems, f"refusing to write an invalid {rel}:")
             raise RuleValidationError(f"the new parameters have no canonical form: {exc}") from exc
         if new_hash == base.params_hash:
             raise RuleValidationError(

@@ -210,3 +210,12 @@ def test_parse_version_ref():
     assert parse_version_ref("Frank") == ("Frank", None)
     with pytest.raises(RuleValidationError):
         parse_version_ref("Frank@latest")
+
+
+def test_bump_with_nan_names_every_bad_field_and_writes_nothing(registry, tmp_repo):
+    registry.new("Frank")
+    with pytest.raises(RuleValidationError) as info:
+        registry.bump("Frank", sets=["targets.tp_pct=.nan", "sizing.mode=bogus"])
+    assert "rules/Frank/v1.1.yaml" in str(info.value)
+    assert "targets.tp_pct" in str(info.value) and "sizing.mode" in str(info.value)
+    assert not (tmp_repo / "rules/Frank/v1.1.yaml").exists()
