@@ -64,8 +64,9 @@ class CheckReport:
     def describe(self) -> str:
         """Every problem, one per line, under a count."""
         lines = "\n".join(f"  {p}" for p in self.problems)
-        return (f"rule check: {len(self.problems)} problem(s) in {len(self.checked)} file(s):\n"
-                f"{lines}")
+        bad = len({p.path for p in self.problems})
+        return (f"rule check: {len(self.problems)} problem(s) in {bad} of "
+                f"{len(self.checked)} file(s) checked:\n{lines}")
 
 
 _REGULAR_MODES = ("100644", "100755")

@@ -33,7 +33,16 @@ from ita_vc.rules.model import (
     Rule,
     RuleVersion,
 )
-from ita_vc.schema import Invalid, Problems, boolean, mapping_of, sequence_of, strict, text
+from ita_vc.schema import (
+    Invalid,
+    Problems,
+    boolean,
+    mapping_of,
+    sequence_of,
+    strict,
+    text,
+    type_name,
+)
 from ita_vc.utils.hashing import hash_canonical, is_hash
 from ita_vc.yaml_read import MAX_BYTES, YamlError, load_yaml_document
 
@@ -299,7 +308,8 @@ def _load(raw: bytes, path: str) -> tuple[dict[Any, Any] | None, Problems]:
         problems.add("", exc.problem, line=exc.line)
         return None, problems
     if not isinstance(loaded.data, dict):
-        problems.add("", f"must be a YAML mapping, got {type(loaded.data).__name__}")
+        got = "an empty file" if loaded.data is None else type_name(loaded.data)
+        problems.add("", f"must be a YAML mapping of fields, got {got}", line=1)
         return None, problems
     return loaded.data, Problems(path, loaded.index)
 
