@@ -388,8 +388,9 @@ def _target_axes(settings: Mapping[str, Any], default: bool,
     return targets.get("sl_pct", [None]), targets.get("tp_pct", [None])
 
 
-def _parse(raw: Any, catalog: Catalog, rule: Rule | None) -> GridRequest | None:
-    problems = Problems(SOURCE)
+def _parse(raw: Any, catalog: Catalog, rule: Rule | None,
+           index: Mapping[str, tuple[int, str | None]] | None = None) -> GridRequest | None:
+    problems = Problems(SOURCE, index or {})
     settings = _settings(raw, catalog, problems)
     found, default = _axes(raw, catalog, rule, problems)
     problems.raise_for(DataValidationError)
@@ -411,13 +412,15 @@ def _parse(raw: Any, catalog: Catalog, rule: Rule | None) -> GridRequest | None:
 
 
 def parse_grid(raw: Mapping[str, Any] | None, catalog: Catalog,
-               rule: Rule | None = None) -> GridRequest:
+               rule: Rule | None = None, *,
+               index: Mapping[str, tuple[int, str | None]] | None = None) -> GridRequest:
     """Validate the ``grid:`` section of params.yaml and guard its size, before any list of
     values is built.
 
     With ``rule``: the grid's indicators must be the rule's, and a section that names no
     indicators (absent, ``{}``) sweeps the rule's own (:data:`DEFAULT_AXES_NOTE`; targets
-    not named: the rule's). Without a rule, the indicators are required.
+    not named: the rule's). Without a rule, the indicators are required. ``index`` (the
+    node index of params.yaml) puts each problem's line in its message.
 
     Raises:
         DataValidationError: unknown keys or indicators, a value that is not a finite number,
@@ -425,14 +428,15 @@ def parse_grid(raw: Mapping[str, Any] | None, catalog: Catalog,
             variants than ``max_variants`` (counted arithmetically; the message names the
             count, the limit and the axes).
     """
-    request = _parse(raw, catalog, rule)
+    request = _parse(raw, catalog, rule, index)
     if request is None:
         raise DataValidationError(f"{SOURCE}: grid: needs an `indicators` list of {{name, "
                                   "params: axes}} (or a rule to take them from)")
     return request
 
 
-def check_grid(raw: Any, catalog: Catalog) -> None:
+def check_grid(raw: Any, catalog: Catalog, *,
+               index: Mapping[str, tuple[int, str | None]] | None = None) -> None:
     """Validate a ``grid:`` section without its rule (e.g. a ``-S grid...`` override): every
     value and the size guard; a section without indicators is fine (they default to the
     rule's when the grid runs).
@@ -440,4 +444,4 @@ def check_grid(raw: Any, catalog: Catalog) -> None:
     Raises:
         DataValidationError: as :func:`parse_grid`.
     """
-    _parse(raw, catalog, None)
+    _parse(raw, catalog, None, index)

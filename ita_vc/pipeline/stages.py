@@ -28,13 +28,13 @@ from ita_vc.candles.dataset import CandleStore
 from ita_vc.candles.validate import format_ts
 from ita_vc.errors import DataValidationError
 from ita_vc.grid import run_grid
-from ita_vc.grid.request import GridSetup, parse_grid
+from ita_vc.grid.request import GridSetup, check_grid, parse_grid
 from ita_vc.pipeline.outputs import StoreSink, write_backtest, write_grid, write_report
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.workspace import Workspace
-from ita_vc.yaml_read import YamlError, load_yaml_file
+from ita_vc.yaml_read import YamlError, load_yaml_file, node_index, read_text_file
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -152,6 +152,15 @@ def read_grid_params(workspace: Any, path: Path | None = None) -> dict[str, Any]
     return raw
 
 
+def _params_index(root: Path) -> dict[str, tuple[int, str | None]]:
+    """Where each key of the workspace's params.yaml is (for the lines in messages); empty
+    when the file cannot be read (its own error comes from the loader)."""
+    try:
+        return node_index(read_text_file(root / PARAMS_FILE, max_bytes=1 << 20))
+    except YamlError:
+        return {}
+
+
 def grid_request(workspace: Any, raw: dict[str, Any]) -> GridSetup:
     """``(rule, run params, grid request)`` of a workspace's params: everything checked and
     the grid's size guarded (counted from its axes), before any candles are read.
@@ -161,12 +170,23 @@ def grid_request(workspace: Any, raw: dict[str, Any]) -> GridSetup:
             variants, a sizing budget above ``init_cash``.
         RuleValidationError: the rule version is invalid.
     """
-    params = parse_params(raw)
+    index = _params_index(workspace.root)
+    registry = RuleRegistry(workspace)
+    errors = []
+    try:
+        params = parse_params(raw, index=index)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    try:  # the grid's own problems too, in the same message
+        check_grid(raw.get("grid"), registry.catalog, index=index)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise DataValidationError("\n".join(errors))
     if not params.setup_id or not params.version:
         raise DataValidationError("params.yaml: rule.setup_id and rule.version are required")
-    registry = RuleRegistry(workspace)
     rule = registry.get(params.setup_id, params.version)
-    request = parse_grid(raw.get("grid"), registry.catalog, rule)
+    request = parse_grid(raw.get("grid"), registry.catalog, rule, index=index)
     budget = (request.sizing or rule.sizing).get("budget")
     if budget is not None and budget > params.backtest.init_cash:
         raise DataValidationError(f"params.yaml: grid.sizing.budget: {budget!r}: larger than "

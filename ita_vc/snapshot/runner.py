@@ -229,15 +229,27 @@ def _load_params_text(text: str) -> dict[str, Any]:
     return doc
 
 
-
 def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, object]],
                       ) -> tuple[dict[str, Any], RunParams]:
+    """Every problem of params.yaml (after the -S edits) at once, each with its line; the grid
+    section too whenever there is one (a run commits params.yaml: never a bad grid)."""
     doc = _load_params_text(text)
-    params = parse_params(doc, index=node_index(text))  # every problem, with its line
+    index = node_index(text)
+    errors: list[str] = []
+    params = None
+    try:
+        params = parse_params(doc, index=index)
+    except DataValidationError as exc:
+        errors.append(str(exc))
     if doc.get("grid") is not None or any(key.split(".")[0] == "grid" for key, _ in overrides):
         from ita_vc.grid.request import check_grid  # lazy: only with a grid section
 
-        check_grid(doc.get("grid"), load_catalog(workspace.root))  # never commit a bad grid
+        try:
+            check_grid(doc.get("grid"), load_catalog(workspace.root), index=index)
+        except DataValidationError as exc:
+            errors.append(str(exc))
+    if errors or params is None:
+        raise DataValidationError("\n".join(errors))
     return doc, params
 
 

@@ -124,3 +124,16 @@ def test_a_workspace_grid_run_gets_named_inputs(tmp_repo):
     assert inputs.request.to_dict() == request.to_dict()
     assert len(inputs.prepared) > 0 and "warmup" in inputs.prepared.columns
     assert default_grid_folder(workspace) == tmp_repo / "results" / "grid"
+
+
+def test_grid_problems_carry_their_params_yaml_line():
+    from ita_vc.catalog import load_catalog
+    from ita_vc.errors import DataValidationError
+    from ita_vc.grid import check_grid
+    from ita_vc.yaml_read import load_yaml_document
+
+    doc = load_yaml_document("grid:\n  top_k: 0\n  bogus: 1\n", "params.yaml")
+    with pytest.raises(DataValidationError) as info:
+        check_grid(doc.data["grid"], load_catalog(), index=doc.index)
+    assert "params.yaml:2: grid.top_k" in str(info.value)
+    assert "params.yaml:3: grid.bogus" in str(info.value)
