@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ita_vc.retention.facts import Facts
-    from ita_vc.retention.policy import Plan, RetentionPolicy
+    from ita_vc.retention.policy import Decision, Plan, RetentionPolicy
     from ita_vc.workspace import Workspace
 
 __all__ = ["AUDIT_LOG", "PurgeReport", "collect_garbage", "compute_plan", "execute_plan",
@@ -213,6 +213,70 @@ def collect_garbage(
     return plan, facts, report
 
 
+def _refuse_shared_cache(workspace: Workspace, force_shared_cache: bool) -> None:
+    """A shared DVC cache is not collected unless forced."""
+    reason = shared_cache_reason(workspace.root)
+    if reason and not force_shared_cache:
+        raise RetentionRefusedError(
+            f"refusing to collect a shared DVC cache: {reason}. This repository cannot know "
+            "which objects the others need; pass --force-shared-cache if it truly is yours"
+        )
+
+
+def _removals(plan: Plan, facts: Facts, policy: RetentionPolicy, yes: bool,
+              ) -> list[Decision]:
+    """The objects to delete or archive that are not in the trash yet; more than
+    ``confirm_above_gb`` of them needs ``yes``."""
+    trashed = {o.oid for o in facts.objects if o.in_trash}
+    removals = [d for d in plan.decisions
+                if d.action in ("delete", "archive") and d.oid not in trashed]
+    total = sum(d.size for d in removals)
+    if total > policy.confirm_above_gb * _GB and not yes:
+        raise RetentionRefusedError(
+            f"the plan removes {total / _GB:.2f} GB, more than confirm_above_gb = "
+            f"{policy.confirm_above_gb}; review `ita-vc gc --dry-run` and pass --yes"
+        )
+    return removals
+
+
+def _archive_removals(workspace: Workspace, removals: list[Decision], policy: RetentionPolicy,
+                      report: PurgeReport) -> None:
+    """Push the objects to archive to the archive remote first."""
+    archive = [d.oid for d in removals if d.action == "archive"]
+    if archive:
+        _archive(workspace, archive, policy.archive_remote)
+        report.archived = archive
+
+
+def _trash_removals(workspace: Workspace, trash: Trash, store: PersistentStore,
+                    removals: list[Decision], facts: Facts, report: PurgeReport,
+                    progress: Callable[[int], None] | None) -> None:
+    """Soft delete in batches: each batch into the trash, marked in the index, audited."""
+    runs_of = {o.oid: sorted(o.runs) for o in facts.objects}
+    for start in range(0, len(removals), _BATCH):
+        batch = removals[start : start + _BATCH]
+        trash.put_many([{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
+                         "runs": runs_of.get(d.oid, [])} for d in batch])
+        store.index.mark_objects([(d.oid, d.path, d.cls, d.size) for d in batch], "trashed")
+        items = [{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
+                  "action": d.action, "reason": d.reason} for d in batch]
+        report.trashed.extend(items)
+        report.audit_log_path = _audit(
+            workspace, *({"at": report.purge_date, "op": "trash", **i} for i in items))
+        if progress is not None:
+            progress(sum(d.size for d in batch))
+
+
+def _save_report(workspace: Workspace, store: PersistentStore, report: PurgeReport,
+                 now: dt.datetime) -> None:
+    """The report's audit log path, then the report itself saved in the store."""
+    if not report.audit_log_path:
+        report.audit_log_path = workspace.relpath(workspace.logs_dir / AUDIT_LOG)
+    ref = store.save_json(report.to_dict(), "retention",
+                          f"purge_{now:%Y%m%dT%H%M%S%f}.json")
+    report.report_path = ref.path
+
+
 def execute_plan(
     workspace: Workspace, plan: Plan, policy: RetentionPolicy, facts: Facts, *,
     yes: bool = False, force_shared_cache: bool = False,
@@ -228,12 +292,7 @@ def execute_plan(
             filesystem. Nothing is touched then.
     """
     MetadataIndex(workspace.index_path).check()  # before any move: the index records them
-    reason = shared_cache_reason(workspace.root)
-    if reason and not force_shared_cache:
-        raise RetentionRefusedError(
-            f"refusing to collect a shared DVC cache: {reason}. This repository cannot know "
-            "which objects the others need; pass --force-shared-cache if it truly is yours"
-        )
+    _refuse_shared_cache(workspace, force_shared_cache)
     trash = Trash(workspace, facts.cache_dir)
     trash.check_same_filesystem()
     now = dt.datetime.now(dt.UTC)
@@ -241,41 +300,14 @@ def execute_plan(
     report.recovered = trash.recover()
     if report.recovered:  # objects came back from an interrupted batch: decide afresh
         plan, facts = compute_plan(workspace, now=plan.now)
-    trashed = {o.oid for o in facts.objects if o.in_trash}
-    removals = [d for d in plan.decisions
-                if d.action in ("delete", "archive") and d.oid not in trashed]
-    total = sum(d.size for d in removals)
-    if total > policy.confirm_above_gb * _GB and not yes:
-        raise RetentionRefusedError(
-            f"the plan removes {total / _GB:.2f} GB, more than confirm_above_gb = "
-            f"{policy.confirm_above_gb}; review `ita-vc gc --dry-run` and pass --yes"
-        )
+    removals = _removals(plan, facts, policy, yes)
     _restore_kept(workspace, plan, facts, report)
-    archive = [d.oid for d in removals if d.action == "archive"]
-    if archive:
-        _archive(workspace, archive, policy.archive_remote)
-        report.archived = archive
+    _archive_removals(workspace, removals, policy, report)
     store = PersistentStore(workspace)
-    runs_of = {o.oid: sorted(o.runs) for o in facts.objects}
-    for start in range(0, len(removals), _BATCH):
-        batch = removals[start : start + _BATCH]
-        trash.put_many([{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
-                         "runs": runs_of.get(d.oid, [])} for d in batch])
-        store.index.mark_objects([(d.oid, d.path, d.cls, d.size) for d in batch], "trashed")
-        items = [{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
-                  "action": d.action, "reason": d.reason} for d in batch]
-        report.trashed.extend(items)
-        report.audit_log_path = _audit(
-            workspace, *({"at": report.purge_date, "op": "trash", **i} for i in items))
-        if progress is not None:
-            progress(sum(d.size for d in batch))
+    _trash_removals(workspace, trash, store, removals, facts, report, progress)
     purge_trash(workspace, policy.safety_window_days, report=report, now=now,
                 protect={d.oid for d in plan.decisions if d.action == "keep"})
-    if not report.audit_log_path:
-        report.audit_log_path = workspace.relpath(workspace.logs_dir / AUDIT_LOG)
-    ref = store.save_json(report.to_dict(), "retention",
-                          f"purge_{now:%Y%m%dT%H%M%S%f}.json")
-    report.report_path = ref.path
+    _save_report(workspace, store, report, now)
     return report
 
 

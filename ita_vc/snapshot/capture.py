@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from ita_vc.rules.model import Rule
     from ita_vc.store.artifacts import ArtifactRef
     from ita_vc.workspace import Workspace
 
@@ -223,6 +224,26 @@ def _outputs(stages: Mapping[str, Any]) -> list[dict[str, Any]]:
     return sorted(outs, key=lambda o: str(o["path"]))
 
 
+def _check_asked_rule(summary: dict[str, Any], setup_id: str | None,
+                      rule_version: str | None) -> None:
+    """The pipeline ran the rule asked for (when one was).
+
+    Raises:
+        ItaVcError: it ran another setup or version.
+    """
+    for given, key in ((setup_id, "setup_id"), (rule_version, "rule_version")):
+        if given is not None and str(given).lstrip("v") != str(summary.get(key)).lstrip("v"):
+            raise ItaVcError(f"the pipeline ran {key} {summary.get(key)}, not {given}")
+
+
+def _all_stages(root: Path, recorded: dict[str, Any]) -> list[str]:
+    """Every stage of ``dvc.yaml`` (those of ``dvc.lock`` when DVC cannot read it)."""
+    try:
+        return pipeline_stage_names(root)
+    except ItaVcError:
+        return list(recorded)
+
+
 class SnapshotStore:
     """Create, load and check run snapshots of a workspace."""
 
@@ -265,6 +286,41 @@ class SnapshotStore:
         summary = self.store.load_json(path)
         return dict(summary)
 
+    def _lock(self) -> tuple[bytes, dict[str, Any]]:
+        """``dvc.lock``: its bytes and its recorded stages.
+
+        Raises:
+            ItaVcError: no dvc.lock. IntegrityError: an unreadable one.
+        """
+        lock_path = self.workspace.root / "dvc.lock"
+        if not lock_path.is_file():
+            raise ItaVcError("dvc.lock is missing: run the pipeline (`dvc repro`) first")
+        lock_bytes = lock_path.read_bytes()
+        try:
+            lock = load_lockfile(lock_path) or {}
+        except YamlError as exc:
+            raise IntegrityError(f"dvc.lock: {exc}") from exc
+        return lock_bytes, dict(lock.get("stages") or {})
+
+    def _rule(self, summary: dict[str, Any], rule_status: str | None) -> tuple[Rule, str]:
+        """The rule the pipeline ran, verified against the registry, and its status."""
+        registry = RuleRegistry(self.workspace)
+        rule = registry.verify(
+            str(summary["setup_id"]), str(summary["rule_version"]),
+            params_hash=str(summary["params_hash"]),
+        )
+        if rule_status is None:
+            rule_status = registry.status(rule.setup_id, rule.version).status
+        return rule, rule_status
+
+    def _params_and_metrics(self) -> tuple[Any, dict[str, Any]]:
+        """``params.yaml`` (empty when missing) and the run's metrics."""
+        params_file = self.workspace.root / "params.yaml"
+        params = load_yaml_file(params_file, allow_aliases=True) if params_file.is_file() else {}
+        results = self.workspace.config.store.kinds["results"]
+        metrics = dict(self.store.load_json(f"{results}/metrics.json"))
+        return params, metrics
+
     def build(
         self, run_id: str, *, setup_id: str | None = None, rule_version: str | None = None,
         code_commit: str | None = None, dirty_paths: list[str] | None = None,
@@ -283,41 +339,19 @@ class SnapshotStore:
         """
         root = self.workspace.root
         check_run_id(run_id)
-        lock_path = root / "dvc.lock"
-        if not lock_path.is_file():
-            raise ItaVcError("dvc.lock is missing: run the pipeline (`dvc repro`) first")
-        lock_bytes = lock_path.read_bytes()
-        try:
-            lock = load_lockfile(lock_path) or {}
-        except YamlError as exc:
-            raise IntegrityError(f"dvc.lock: {exc}") from exc
-        recorded = dict(lock.get("stages") or {})
+        lock_bytes, recorded = self._lock()
         ran = list(recorded) if stages_run is None else list(stages_run)
         stages = {name: recorded[name] for name in ran if name in recorded}
         summary = self._summary()
-        for given, key in ((setup_id, "setup_id"), (rule_version, "rule_version")):
-            if given is not None and str(given).lstrip("v") != str(summary.get(key)).lstrip("v"):
-                raise ItaVcError(f"the pipeline ran {key} {summary.get(key)}, not {given}")
-        registry = RuleRegistry(self.workspace)
-        rule = registry.verify(
-            str(summary["setup_id"]), str(summary["rule_version"]),
-            params_hash=str(summary["params_hash"]),
-        )
-        if rule_status is None:
-            rule_status = registry.status(rule.setup_id, rule.version).status
-        params_file = root / "params.yaml"
-        params = load_yaml_file(params_file, allow_aliases=True) if params_file.is_file() else {}
-        results = self.workspace.config.store.kinds["results"]
-        metrics = dict(self.store.load_json(f"{results}/metrics.json"))
+        _check_asked_rule(summary, setup_id, rule_version)
+        rule, rule_status = self._rule(summary, rule_status)
+        params, metrics = self._params_and_metrics()
         commit = code_commit or gitcli.head(root)
         if dirty_paths is None:
             dirty_paths = [p for p in gitcli.status_paths(root) if p not in RUN_WRITTEN]
         meta = dict(meta or {})
         mode = str(meta.get("run_mode", "backtest"))
-        try:
-            all_stages = pipeline_stage_names(root)
-        except ItaVcError:
-            all_stages = list(recorded)
+        all_stages = _all_stages(root, recorded)
         now = dt.datetime.now(dt.UTC)
         rng = summary.get("range") or {}
         snapshot: dict[str, Any] = {

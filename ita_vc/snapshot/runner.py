@@ -445,7 +445,226 @@ def _commit(workspace: Workspace, journal: RunJournal, report: RunReport,
     report.committed = gitcli.head(root)
 
 
-def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
+@dataclass(frozen=True)
+class _RunOptions:
+    """The caller's choices for one ``ita-vc run``."""
+
+    mode: str
+    note: str | None
+    allow_dirty: bool
+    commit: bool
+    force: bool
+    stages: Sequence[str] | None
+    progress: Callable[[str], None] | None
+
+
+@dataclass
+class _Prepared:
+    """What the checks (steps 1-3 of the module docstring) established, under the lock."""
+
+    notes: list[str]
+    code_commit: str
+    params_path: Path
+    original: str
+    text: str
+    dirty: list[str]
+    targets: list[str]
+    closure: list[str]
+    rule_status: str
+
+    def write_params(self) -> None:
+        if self.text != self.original:
+            atomic_write_bytes(self.params_path, self.text.encode("utf-8"))
+
+    def restore_params(self) -> None:
+        if self.text != self.original:
+            atomic_write_bytes(self.params_path, self.original.encode("utf-8"))
+
+
+def _run_edits(mode: str, setup_id: str | None, version: str | None,
+               overrides: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
+    """The ``-S`` edits, ``--setup`` and ``--version`` first; the mode checked before all."""
+    if mode not in RUN_MODES:
+        raise UsageError(f"--mode must be one of {', '.join(RUN_MODES)}, got {mode!r}")
+    edits = list(overrides)
+    if setup_id is not None:
+        if reason := check_setup_id(setup_id):
+            raise DataValidationError(f"--setup: {reason}")
+        edits.insert(0, ("rule.setup_id", setup_id))
+    if version is not None:
+        edits.insert(0, ("rule.version", version))
+    return edits
+
+
+def _recover_and_check_head(workspace: Workspace, commit: bool) -> tuple[list[str], str]:
+    """Step 1 and the commit to record: the index readable, a killed run repaired, a HEAD
+    (on a branch when the run commits). Returns the recovery notes and HEAD."""
+    root = workspace.root
+    MetadataIndex(workspace.index_path).check()
+    notes = recover_interrupted_run(workspace)
+    code_commit = gitcli.head(root)
+    if code_commit is None:
+        raise DirtyWorkspaceError("the repository has no commit yet: commit the workspace "
+                                  "first (git add -A && git commit)")
+    if commit and gitcli.branch(root) is None:
+        raise VcsError(
+            f"HEAD is detached (at {code_commit[:10]}): the run's commit would belong to no "
+            "branch, so a later checkout leaves it unreachable (git gc may drop it, and "
+            "ita-vc gc cannot see it). Create a branch first: git switch -c NAME")
+    return notes, code_commit
+
+
+def _checked_params(workspace: Workspace, edits: list[tuple[str, object]], allow_dirty: bool,
+                    ) -> tuple[Path, str, str, list[str], RunParams]:
+    """Step 2 and the params of step 3: returns the path, the original and the new text, the
+    dirty paths and the validated params."""
+    params_path = workspace.contained("params.yaml")
+    original = _read_params(params_path)
+    _load_params_text(original)  # before DVC reads it: DVC expands YAML aliases unbounded
+    dirty = _dirty_paths(workspace.root)
+    if dirty and not allow_dirty:
+        raise DirtyWorkspaceError(_dirty_message(dirty))
+    text = apply_param_overrides(original, edits) if edits else original
+    doc, params = _validated_params(workspace, text, edits)
+    if edits and doc == _load_params_text(original):
+        text = original  # the same values: leave the file (and its formatting) alone
+    return params_path, original, text, dirty, params
+
+
+def _run_stages(root: Path, stages: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The chosen stages and their upstream closure, which must include the backtest."""
+    targets = _choose_stages(root, stages)
+    closure = stage_closure(root, targets)
+    if "backtest" not in closure:
+        raise UsageError(f"--stage {' '.join(targets)} does not run the backtest stage: a "
+                         "run records a backtest (the grid runs with `ita-vc grid run`, "
+                         "or `ita-vc run --stage report --stage grid`)")
+    return targets, closure
+
+
+def _prepare(workspace: Workspace, edits: list[tuple[str, object]], opts: _RunOptions,
+             ) -> _Prepared:
+    """Steps 1-3 of the module docstring, in order; nothing is changed yet."""
+    notes, code_commit = _recover_and_check_head(workspace, opts.commit)
+    params_path, original, text, dirty, params = _checked_params(workspace, edits,
+                                                                 opts.allow_dirty)
+    targets, closure = _run_stages(workspace.root, opts.stages)
+    rule_status = _preflight(workspace, params, closure, opts.mode)
+    return _Prepared(notes, code_commit, params_path, original, text, dirty, targets, closure,
+                     rule_status)
+
+
+def _recorded_before(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
+                     ) -> RunReport | None:
+    """Step 4: the recorded run with these inputs, if the tree and params are unchanged."""
+    if opts.force or prep.text != prep.original or prep.dirty:
+        return None
+    root = workspace.root
+    current = run_hash_of(root, prep.closure, opts.mode)
+    if current is None or pipeline_status(root, prep.targets):
+        return None
+    previous = _already_recorded(workspace, current)
+    if previous is None:
+        return None
+    rid = str(previous["run_id"])
+    rel = SnapshotStore(workspace).snapshot_relpath(rid)
+    return RunReport(rid, rel, previous, None, warnings=prep.notes, already=True,
+                     stages=prep.closure)
+
+
+def _reproduce(workspace: Workspace, prep: _Prepared, edits: list[tuple[str, object]],
+               opts: _RunOptions, lock_fd: int | None) -> tuple[RunJournal, set[str]]:
+    """Step 5: journal, ``params.yaml`` written, ``dvc repro``; undone on any error. Returns
+    the journal and the git status paths from before."""
+    journal = RunJournal(workspace, params_original=prep.original, params_written=prep.text,
+                         overrides=[f"{k}={v}" for k, v in edits])
+    journal.save("repro")
+    before = set(gitcli.status_paths(workspace.root))
+    try:
+        prep.write_params()
+        _repro(workspace.root, prep.targets, opts.progress, lock_fd)
+    except BaseException:
+        prep.restore_params()
+        journal.clear()
+        raise
+    return journal, before
+
+
+def _recorded_after(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
+                    journal: RunJournal, provenance: SnapshotStore) -> RunReport | None:
+    """The recorded run the repro turned out to equal (e.g. ``-S`` back to its values)."""
+    if opts.force or prep.dirty:
+        return None
+    root = workspace.root
+    same = _already_recorded(workspace, run_hash_of(root, prep.closure, opts.mode) or "")
+    if same is None:
+        return None
+    journal.clear()
+    changed = [p for p in RUN_WRITTEN if p in gitcli.status_paths(root)]
+    if changed:
+        prep.notes.append(f"{' and '.join(changed)} now hold the values of "
+                          f"{same['run_id']}, not committed: commit them, or `git "
+                          f"checkout -- {' '.join(changed)}` to go back")
+    return RunReport(str(same["run_id"]),
+                     provenance.snapshot_relpath(str(same["run_id"])), same, None,
+                     warnings=prep.notes, already=True, stages=prep.closure)
+
+
+def _staged_paths(after: set[str], before: set[str], rel: str, dirty: list[str]) -> list[str]:
+    """What the run's commit holds: everything the run changed, its snapshot, the files it
+    always writes, new ``.gitignore`` entries, and ``.dvc`` files when data was dirty."""
+    return sorted(
+        {p for p in after if p not in before or p in RUN_WRITTEN or p == rel
+         or (p.endswith(".gitignore") and p not in dirty)}
+        | ({p for p in after if p.endswith(".dvc")} if any(".dvc:" in d for d in dirty)
+           else set()))
+
+
+def _snapshot_and_commit(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
+                         journal: RunJournal, provenance: SnapshotStore, report: RunReport,
+                         before: set[str]) -> None:
+    """Step 6 proper: the snapshot built and saved, the run's changes staged and committed."""
+    root = workspace.root
+    snapshot = provenance.build(
+        report.run_id, code_commit=prep.code_commit, dirty_paths=prep.dirty,
+        stages_run=prep.closure,
+        meta={"author": default_author(root), "run_mode": opts.mode, "note": opts.note},
+        rule_status=prep.rule_status,
+    )
+    report.snapshot = snapshot
+    provenance.save(snapshot)
+    after = set(gitcli.status_paths(root))
+    report.staged = _staged_paths(after, before, report.snapshot_path, prep.dirty)
+    journal.to_stage = report.staged
+    journal.message = (f"ita-vc run {report.run_id}: {snapshot['setup_id']} "
+                       f"{snapshot['rule_version']} ({opts.mode})")
+    _commit(workspace, journal, report, opts.commit)
+
+
+def _record(workspace: Workspace, prep: _Prepared, opts: _RunOptions, journal: RunJournal,
+            provenance: SnapshotStore, before: set[str]) -> RunReport:
+    """Step 6: a new run id journalled, then snapshot and commit; undone on any error."""
+    root = workspace.root
+    now = dt.datetime.now(dt.UTC)
+    identity = (f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|"
+                f"{prep.code_commit}")
+    run_id = next_run_id(workspace, opts.mode, now, identity)
+    rel = provenance.snapshot_relpath(run_id)
+    journal.run_id, journal.snapshot_path = run_id, rel
+    journal.save("snapshot")
+    report = RunReport(run_id, rel, {}, None, warnings=prep.notes, stages=prep.closure)
+    try:
+        _snapshot_and_commit(workspace, prep, opts, journal, provenance, report, before)
+    except BaseException:
+        _undo_snapshot(workspace, rel, run_id)
+        prep.restore_params()
+        journal.clear()
+        raise
+    journal.clear()
+    return report
+
+
+def run_pipeline(
     workspace: Workspace, *, setup_id: str | None = None, version: str | None = None,
     overrides: Iterable[tuple[str, object]] = (), mode: str = "backtest", note: str | None = None,
     allow_dirty: bool = False, commit: bool = True, wait: float = 0,
@@ -464,110 +683,16 @@ def run_pipeline(  # noqa: PLR0912, PLR0915 - the steps of one command, in order
         IntegrityError: ``dvc status`` not clean after ``dvc repro``.
         VcsError: ``dvc repro`` or ``git commit`` failed.
     """
-    if mode not in RUN_MODES:
-        raise UsageError(f"--mode must be one of {', '.join(RUN_MODES)}, got {mode!r}")
-    root = workspace.root
-    edits = list(overrides)
-    if setup_id is not None:
-        if reason := check_setup_id(setup_id):
-            raise DataValidationError(f"--setup: {reason}")
-        edits.insert(0, ("rule.setup_id", setup_id))
-    if version is not None:
-        edits.insert(0, ("rule.version", version))
+    edits = _run_edits(mode, setup_id, version, overrides)
+    opts = _RunOptions(mode, note, allow_dirty, commit, force, stages, progress)
     with workspace.lock(timeout=wait, purpose=f"ita-vc run ({mode})") as lock:
-        MetadataIndex(workspace.index_path).check()
-        notes = recover_interrupted_run(workspace)
-        code_commit = gitcli.head(root)
-        if code_commit is None:
-            raise DirtyWorkspaceError("the repository has no commit yet: commit the workspace "
-                                      "first (git add -A && git commit)")
-        if commit and gitcli.branch(root) is None:
-            raise VcsError(
-                f"HEAD is detached (at {code_commit[:10]}): the run's commit would belong to no "
-                "branch, so a later checkout leaves it unreachable (git gc may drop it, and "
-                "ita-vc gc cannot see it). Create a branch first: git switch -c NAME")
-        params_path = workspace.contained("params.yaml")
-        original = _read_params(params_path)
-        _load_params_text(original)  # before DVC reads it: DVC expands YAML aliases unbounded
-        dirty = _dirty_paths(root)
-        if dirty and not allow_dirty:
-            raise DirtyWorkspaceError(_dirty_message(dirty))
-        text = apply_param_overrides(original, edits) if edits else original
-        doc, params = _validated_params(workspace, text, edits)
-        if edits and doc == _load_params_text(original):
-            text = original  # the same values: leave the file (and its formatting) alone
-        targets = _choose_stages(root, stages)
-        closure = stage_closure(root, targets)
-        if "backtest" not in closure:
-            raise UsageError(f"--stage {' '.join(targets)} does not run the backtest stage: a "
-                             "run records a backtest (the grid runs with `ita-vc grid run`, "
-                             "or `ita-vc run --stage report --stage grid`)")
-        rule_status = _preflight(workspace, params, closure, mode)
-        if not force and text == original and not dirty:
-            current = run_hash_of(root, closure, mode)
-            if current is not None and not pipeline_status(root, targets):
-                previous = _already_recorded(workspace, current)
-                if previous is not None:
-                    rid = str(previous["run_id"])
-                    rel = SnapshotStore(workspace).snapshot_relpath(rid)
-                    return RunReport(rid, rel, previous, None, warnings=notes, already=True,
-                                     stages=closure)
-        journal = RunJournal(workspace, params_original=original, params_written=text,
-                             overrides=[f"{k}={v}" for k, v in edits])
-        journal.save("repro")
-        before = set(gitcli.status_paths(root))
-        try:
-            if text != original:
-                atomic_write_bytes(params_path, text.encode("utf-8"))
-            _repro(root, targets, progress, lock.fd)
-        except BaseException:
-            if text != original:
-                atomic_write_bytes(params_path, original.encode("utf-8"))
-            journal.clear()
-            raise
+        prep = _prepare(workspace, edits, opts)
+        recorded = _recorded_before(workspace, prep, opts)
+        if recorded is not None:
+            return recorded
+        journal, before = _reproduce(workspace, prep, edits, opts, lock.fd)
         provenance = SnapshotStore(workspace)
-        if not force and not dirty:  # e.g. -S back to the values of a recorded run
-            same = _already_recorded(workspace, run_hash_of(root, closure, mode) or "")
-            if same is not None:
-                journal.clear()
-                changed = [p for p in RUN_WRITTEN if p in gitcli.status_paths(root)]
-                if changed:
-                    notes.append(f"{' and '.join(changed)} now hold the values of "
-                                 f"{same['run_id']}, not committed: commit them, or `git "
-                                 f"checkout -- {' '.join(changed)}` to go back")
-                return RunReport(str(same["run_id"]),
-                                 provenance.snapshot_relpath(str(same["run_id"])), same, None,
-                                 warnings=notes, already=True, stages=closure)
-        now = dt.datetime.now(dt.UTC)
-        identity = f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|{code_commit}"
-        run_id = next_run_id(workspace, mode, now, identity)
-        rel = provenance.snapshot_relpath(run_id)
-        journal.run_id, journal.snapshot_path = run_id, rel
-        journal.save("snapshot")
-        report = RunReport(run_id, rel, {}, None, warnings=notes, stages=closure)
-        try:
-            snapshot = provenance.build(
-                run_id, code_commit=code_commit, dirty_paths=dirty, stages_run=closure,
-                meta={"author": default_author(root), "run_mode": mode, "note": note},
-                rule_status=rule_status,
-            )
-            report.snapshot = snapshot
-            provenance.save(snapshot)
-            after = set(gitcli.status_paths(root))
-            report.staged = sorted(
-                {p for p in after if p not in before or p in RUN_WRITTEN or p == rel
-                 or (p.endswith(".gitignore") and p not in dirty)}
-                | ({p for p in after if p.endswith(".dvc")} if any(".dvc:" in d for d in dirty)
-                   else set()))
-            journal.to_stage = report.staged
-            journal.message = (f"ita-vc run {run_id}: {snapshot['setup_id']} "
-                               f"{snapshot['rule_version']} ({mode})")
-            _commit(workspace, journal, report, commit)
-        except BaseException:
-            _undo_snapshot(workspace, rel, run_id)
-            if text != original:
-                atomic_write_bytes(params_path, original.encode("utf-8"))
-            journal.clear()
-            raise
-        journal.clear()
-        return report
+        recorded = _recorded_after(workspace, prep, opts, journal, provenance)
+        if recorded is not None:
+            return recorded
+        return _record(workspace, prep, opts, journal, provenance, before)

@@ -117,7 +117,121 @@ def _mark_trashed(workspace: Workspace, missing: list[str]) -> list[str]:
     return marked
 
 
-def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
+def _check_snapshot_hash(snapshot: dict[str, Any], report: VerifyReport) -> None:
+    """Tamper evidence: the recorded hash equals the content's."""
+    recorded = snapshot.get("snapshot_sha256")
+    computed = snapshot_hash(snapshot)
+    report.checks.append(Check(
+        "snapshot hash", recorded == computed,
+        "unchanged" if recorded == computed else
+        f"the snapshot was modified after it was written (tampered): recorded {recorded}, "
+        f"content hashes to {computed}",
+    ))
+
+
+def _check_rule(workspace: Workspace, snapshot: dict[str, Any], report: VerifyReport) -> None:
+    """The rule file's ``params_hash`` against the registry."""
+    try:
+        rule = RuleRegistry(workspace).verify(str(snapshot.get("setup_id")),
+                                              str(snapshot.get("rule_version")),
+                                              params_hash=snapshot.get("params_hash"))
+        report.checks.append(Check("rule params_hash", True, f"{rule.path} {rule.params_hash}"))
+    except ItaVcError as exc:
+        report.checks.append(Check("rule params_hash", False, str(exc)))
+
+
+def _split_objects(snapshot: dict[str, Any], managed: list[str],
+                   ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """The recorded objects DVC holds (outs, deps under DVC-tracked paths) and the git deps."""
+
+    def in_dvc(path: str) -> bool:
+        return any(path == m or path.startswith(m + "/") for m in managed)
+
+    all_objects = _objects(snapshot)
+    objects = [o for o in all_objects if o[0] == "out" or in_dvc(o[1])]
+    git_deps = [o for o in all_objects if o not in objects]
+    return objects, git_deps
+
+
+def _dir_entries(workspace: Workspace, label: str, md5: str, cache: Path,
+                 files: list[tuple[str, str, Path]], missing: list[str]) -> None:
+    """Each file of a directory object: into ``files`` if cached, else into ``missing``."""
+    try:
+        entries = json.loads(cache.read_bytes())
+    except ValueError:
+        missing.append(f"{label}: unreadable directory manifest {md5}")
+        return
+    inner = cache_paths(workspace.root, [e["md5"] for e in entries])
+    for entry in entries:
+        target = inner[entry["md5"]]
+        entry_label = f"{label}/{entry['relpath']}"
+        if target.is_file():
+            files.append((entry_label, entry["md5"], target))
+        else:
+            missing.append(f"{entry_label} ({entry['md5']})")
+
+
+def _locate_objects(workspace: Workspace, objects: list[tuple[str, str, str]],
+                    ) -> tuple[list[tuple[str, str, Path]], list[str]]:
+    """The cached files (label, md5, cache path) and the missing objects, in record order."""
+    paths = cache_paths(workspace.root, [md5 for _r, _p, md5 in objects])
+    missing: list[str] = []
+    files: list[tuple[str, str, Path]] = []  # (label, md5, cache path)
+    for role, path, md5 in objects:
+        cache = paths[md5]
+        if not cache.is_file():
+            missing.append(f"{role} {path} ({md5})")
+            continue
+        files.append((f"{role} {path}", md5.removesuffix(".dir"), cache))
+        if md5.endswith(".dir"):
+            _dir_entries(workspace, f"{role} {path}", md5, cache, files, missing)
+    return files, missing
+
+
+def _still_missing(workspace: Workspace, missing: list[str], remote: str | None) -> list[str]:
+    """The missing objects the remote does not hold either, the trashed ones marked."""
+    if missing and remote:
+        held = remote_has(workspace.root, remote, [m.rsplit("(", 1)[-1].rstrip(")")
+                                                   for m in missing if "(" in m])
+        missing = [m for m in missing if not held.get(m.rsplit("(", 1)[-1].rstrip(")"))]
+    if missing:
+        missing = _mark_trashed(workspace, missing)
+    return missing
+
+
+def _check_content(files: list[tuple[str, str, Path]], report: VerifyReport,
+                   progress: Callable[[int], None] | None) -> None:
+    """Deep: every cached object re-hashed."""
+    bad: list[str] = []
+    for label, md5, cache in files:
+        report.bytes_hashed += cache.stat().st_size
+        report.hashed_paths.append(cache)
+        if _md5(cache, progress) != md5:
+            bad.append(f"{label}: {cache} does not hash to {md5}")
+    report.checks.append(Check("deep: object content", not bad,
+                               f"{len(files)} object(s) re-hashed" if not bad else
+                               "; ".join(bad[:20])))
+
+
+def _check_data_hash(files: list[tuple[str, str, Path]], snapshot: dict[str, Any],
+                     report: VerifyReport) -> None:
+    """Deep: the data hash recomputed from the prepared candles."""
+    prepared = next((c for label, _m, c in files if label.endswith("/candles.parquet")
+                     and "prepared" in label), None)
+    if prepared is None:
+        report.checks.append(Check("deep: data_hash", False, "prepared candles not in cache"))
+        return
+    import pandas as pd  # lazy: only a deep verify reads the candles
+
+    frame = pd.read_parquet(prepared)
+    data_hash = hash_dataframe(frame[["ts_utc", "open", "high", "low", "close", "volume"]])
+    ok = data_hash == snapshot.get("data_hash")
+    report.checks.append(Check("deep: data_hash", ok, data_hash if ok else
+                               f"prepared candles hash to {data_hash}, the snapshot says "
+                               f"{snapshot.get('data_hash')}"))
+
+
+def verify_run(
     workspace: Workspace, run_id: str, *, deep: bool = False, remote: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
@@ -135,86 +249,18 @@ def verify_run(  # noqa: PLR0912, PLR0915 - one check after the other
     except ItaVcError as exc:
         report.checks.append(Check("snapshot", False, str(exc)))
         return report
-    recorded = snapshot.get("snapshot_sha256")
-    computed = snapshot_hash(snapshot)
-    report.checks.append(Check(
-        "snapshot hash", recorded == computed,
-        "unchanged" if recorded == computed else
-        f"the snapshot was modified after it was written (tampered): recorded {recorded}, "
-        f"content hashes to {computed}",
-    ))
-    try:
-        rule = RuleRegistry(workspace).verify(str(snapshot.get("setup_id")),
-                                              str(snapshot.get("rule_version")),
-                                              params_hash=snapshot.get("params_hash"))
-        report.checks.append(Check("rule params_hash", True, f"{rule.path} {rule.params_hash}"))
-    except ItaVcError as exc:
-        report.checks.append(Check("rule params_hash", False, str(exc)))
-    managed = tracked_paths(workspace.root)
-
-    def in_dvc(path: str) -> bool:
-        return any(path == m or path.startswith(m + "/") for m in managed)
-
-    all_objects = _objects(snapshot)
-    objects = [o for o in all_objects if o[0] == "out" or in_dvc(o[1])]
-    git_deps = [o for o in all_objects if o not in objects]
+    _check_snapshot_hash(snapshot, report)
+    _check_rule(workspace, snapshot, report)
+    objects, git_deps = _split_objects(snapshot, tracked_paths(workspace.root))
     _check_git_deps(workspace, snapshot, git_deps, report)
-    paths = cache_paths(workspace.root, [md5 for _r, _p, md5 in objects])
-    missing: list[str] = []
-    files: list[tuple[str, str, Path]] = []  # (label, md5, cache path)
-    for role, path, md5 in objects:
-        cache = paths[md5]
-        if not cache.is_file():
-            missing.append(f"{role} {path} ({md5})")
-            continue
-        files.append((f"{role} {path}", md5.removesuffix(".dir"), cache))
-        if md5.endswith(".dir"):
-            try:
-                entries = json.loads(cache.read_bytes())
-            except ValueError:
-                missing.append(f"{role} {path}: unreadable directory manifest {md5}")
-                continue
-            inner = cache_paths(workspace.root, [e["md5"] for e in entries])
-            for entry in entries:
-                target = inner[entry["md5"]]
-                label = f"{role} {path}/{entry['relpath']}"
-                if target.is_file():
-                    files.append((label, entry["md5"], target))
-                else:
-                    missing.append(f"{label} ({entry['md5']})")
-    if missing and remote:
-        held = remote_has(workspace.root, remote, [m.rsplit("(", 1)[-1].rstrip(")")
-                                                   for m in missing if "(" in m])
-        missing = [m for m in missing if not held.get(m.rsplit("(", 1)[-1].rstrip(")"))]
-    if missing:
-        missing = _mark_trashed(workspace, missing)
+    files, missing = _locate_objects(workspace, objects)
+    missing = _still_missing(workspace, missing, remote)
     report.checks.append(Check(
         "objects in the DVC cache" + (f" or remote {remote}" if remote else ""), not missing,
         f"{len(files)} object(s) present" if not missing else
         f"{len(missing)} missing: " + "; ".join(missing[:20]),
     ))
-    if not deep:
-        return report
-    bad: list[str] = []
-    for label, md5, cache in files:
-        report.bytes_hashed += cache.stat().st_size
-        report.hashed_paths.append(cache)
-        if _md5(cache, progress) != md5:
-            bad.append(f"{label}: {cache} does not hash to {md5}")
-    report.checks.append(Check("deep: object content", not bad,
-                               f"{len(files)} object(s) re-hashed" if not bad else
-                               "; ".join(bad[:20])))
-    prepared = next((c for label, _m, c in files if label.endswith("/candles.parquet")
-                     and "prepared" in label), None)
-    if prepared is None:
-        report.checks.append(Check("deep: data_hash", False, "prepared candles not in cache"))
-    else:
-        import pandas as pd  # lazy: only a deep verify reads the candles
-
-        frame = pd.read_parquet(prepared)
-        data_hash = hash_dataframe(frame[["ts_utc", "open", "high", "low", "close", "volume"]])
-        ok = data_hash == snapshot.get("data_hash")
-        report.checks.append(Check("deep: data_hash", ok, data_hash if ok else
-                                   f"prepared candles hash to {data_hash}, the snapshot says "
-                                   f"{snapshot.get('data_hash')}"))
+    if deep:
+        _check_content(files, report, progress)
+        _check_data_hash(files, snapshot, report)
     return report
