@@ -30,8 +30,9 @@ def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float
 
 
 def run_quiet(*args: str, cwd: Path | None = None) -> None:
-    subprocess.run(args, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        args, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
@@ -44,8 +45,12 @@ def print_table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]
 
 
 SYNTHETIC_T0 = 1_577_836_800_000
-MA_CROSS_RULE = {"setup_id": "bench", "version": "1.0", "direction": "long-short",
-                 "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}]}
+MA_CROSS_RULE = {
+    "setup_id": "bench",
+    "version": "1.0",
+    "direction": "long-short",
+    "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}],
+}
 # no fees/slippage: on a random walk, fees ruin a 1m ma_cross and vectorbt then stops trading
 # (orders below its minimum size), which would compare different trade counts
 NO_COST_PARAMS = {"backtest": {"warmup_bars": 0, "fee_pct": 0.0, "slippage_pct": 0.0}}
@@ -59,7 +64,13 @@ def synthetic_1m_candles(n: int) -> Any:
     rng = np.random.default_rng(1)
     close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 5e-4, n))), 4)
     open_ = np.r_[100.0, close[:-1]]
-    return pd.DataFrame({"ts_utc": SYNTHETIC_T0 + np.arange(n, dtype=np.int64) * 60_000,
-                         "open": open_, "high": np.maximum(open_, close) * 1.0002,
-                         "low": np.minimum(open_, close) * 0.9998, "close": close,
-                         "volume": np.ones(n)})
+    return pd.DataFrame(
+        {
+            "ts_utc": SYNTHETIC_T0 + np.arange(n, dtype=np.int64) * 60_000,
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.0002,
+            "low": np.minimum(open_, close) * 0.9998,
+            "close": close,
+            "volume": np.ones(n),
+        }
+    )

@@ -63,10 +63,14 @@ def main() -> int:
     t_signals = median_time(lambda: rule_states(indicators, close, close, close), repeat)
     t_engine = median_time(lambda: run_engine(close, states, fee_rate=0.0, slip=0.0), repeat)
     rows = [
-        ("ita-vc run_backtest + all metrics", f"{ours:.3f} s", "1.0x",
-         str(result.metrics["Num. Trades"]), f"{result.metrics['Total Return [%]']:.4f}"),
-        ("  + 4 tables + summary (data hash)", f"{t_all:.3f} s", f"{t_all / ours:.1f}x", "",
-         ""),
+        (
+            "ita-vc run_backtest + all metrics",
+            f"{ours:.3f} s",
+            "1.0x",
+            str(result.metrics["Num. Trades"]),
+            f"{result.metrics['Total Return [%]']:.4f}",
+        ),
+        ("  + 4 tables + summary (data hash)", f"{t_all:.3f} s", f"{t_all / ours:.1f}x", "", ""),
         ("  floor: indicators + signals", f"{t_signals:.3f} s", "", "", ""),
         ("  floor: compiled engine pass", f"{t_engine:.3f} s", "", "", ""),
     ]
@@ -84,23 +88,40 @@ def main() -> int:
                 fast = vbt.MA.run(data, 10)
                 slow = vbt.MA.run(data, 20)
                 pf = vbt.Portfolio.from_signals(
-                    data, fast.ma_crossed_above(slow), fast.ma_crossed_below(slow),
-                    direction="both", fees=0.0, slippage=0.0, init_cash=10_000,
-                    freq="1min")
+                    data,
+                    fast.ma_crossed_above(slow),
+                    fast.ma_crossed_below(slow),
+                    direction="both",
+                    fees=0.0,
+                    slippage=0.0,
+                    init_cash=10_000,
+                    freq="1min",
+                )
                 return pf.stats()
 
         with_vectorbt(series.iloc[:5000])  # compile
         theirs = median_time(lambda: with_vectorbt(series), repeat)
         stats = with_vectorbt(series)
-        rows.append(("vectorbt from_signals + stats()", f"{theirs:.3f} s",
-                     f"{theirs / ours:.1f}x slower ({theirs / t_all:.1f}x vs all)"
-                     if theirs > ours else f"{ours / theirs:.1f}x faster",
-                     str(stats["Total Trades"]),
-                     f"{stats['Total Return [%]']:.4f}"))
-    print_table(f"ma_cross(10, 20) long-short on {n:,} 1m bars, in-process (median of {repeat})",
-                rows, ("what", "median", "vs ita-vc", "trades", "total return %"))
-    print(f"\nita-vc: {n / ours / 1e6:.1f} M bars/s end to end; engine floor "
-          f"{n / t_engine / 1e6:.0f} M bars/s ({ours / t_engine:.1f}x the engine pass alone)")
+        rows.append(
+            (
+                "vectorbt from_signals + stats()",
+                f"{theirs:.3f} s",
+                f"{theirs / ours:.1f}x slower ({theirs / t_all:.1f}x vs all)"
+                if theirs > ours
+                else f"{ours / theirs:.1f}x faster",
+                str(stats["Total Trades"]),
+                f"{stats['Total Return [%]']:.4f}",
+            )
+        )
+    print_table(
+        f"ma_cross(10, 20) long-short on {n:,} 1m bars, in-process (median of {repeat})",
+        rows,
+        ("what", "median", "vs ita-vc", "trades", "total return %"),
+    )
+    print(
+        f"\nita-vc: {n / ours / 1e6:.1f} M bars/s end to end; engine floor "
+        f"{n / t_engine / 1e6:.0f} M bars/s ({ours / t_engine:.1f}x the engine pass alone)"
+    )
     return 0
 
 

@@ -38,12 +38,16 @@ def synthetic(n: int):
     rng = np.random.default_rng(1)
     close = np.round(30_000 * np.exp(np.cumsum(rng.normal(0, 5e-4, n))), 2)
     open_ = np.r_[30_000.0, close[:-1]]
-    return pd.DataFrame({
-        "ts_utc": 1_600_000_020_000 // 60_000 * 60_000 + np.arange(n, dtype="int64") * 60_000,
-        "open": open_, "high": np.maximum(open_, close) + 1.5,
-        "low": np.minimum(open_, close) - 1.5, "close": close,
-        "volume": np.round(rng.random(n) * 50, 4),
-    })
+    return pd.DataFrame(
+        {
+            "ts_utc": 1_600_000_020_000 // 60_000 * 60_000 + np.arange(n, dtype="int64") * 60_000,
+            "open": open_,
+            "high": np.maximum(open_, close) + 1.5,
+            "low": np.minimum(open_, close) - 1.5,
+            "close": close,
+            "volume": np.round(rng.random(n) * 50, 4),
+        }
+    )
 
 
 def write_binance(df, path: Path) -> None:
@@ -57,8 +61,10 @@ def write_binance(df, path: Path) -> None:
 def write_bomb(path: Path, member_bytes: int) -> None:
     """A zip whose single member is ``member_bytes`` of one repeated kline (~300x)."""
     chunk = BOMB_LINE * 2048
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
-            archive.open("BOMB-1m.csv", "w", force_zip64=True) as member:
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("BOMB-1m.csv", "w", force_zip64=True) as member,
+    ):
         for _ in range(member_bytes // len(chunk)):
             member.write(chunk)
 
@@ -67,9 +73,24 @@ def refuse_bomb(root: Path, bomb: Path) -> tuple[float, float, int, str]:
     """Wall seconds, peak RSS (MB) and exit code of ``ita-vc data import`` of the bomb."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    proc = subprocess.run([str(BIN / "ita-vc"), "data", "import", str(bomb), "--market",
-                           "generic", "--symbol", "BOMB", "--no-track"], cwd=root, env=ENV,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            str(BIN / "ita-vc"),
+            "data",
+            "import",
+            str(bomb),
+            "--market",
+            "generic",
+            "--symbol",
+            "BOMB",
+            "--no-track",
+        ],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return seconds, max(peak, before) / 1024, proc.returncode, proc.stderr.strip()
@@ -117,21 +138,45 @@ def main() -> int:
             store.import_files([zipped], market="binance-spot", symbol="BTCUSDT", track=False)
 
         t_zip = median_time(do_import_zip, repeat)
-        print_table(f"Import of a {n:,}-row Binance dump ({size_mb:.0f} MB CSV)", [
-            ("ita-vc data import (no dvc add)", f"{t_import:.2f} s", f"{n / t_import:,.0f}",
-             f"{t_import / t_read:.1f}x read_csv"),
-            ("the same dump as a .zip (limits checked)", f"{t_zip:.2f} s", f"{n / t_zip:,.0f}",
-             f"{t_zip / t_read:.1f}x read_csv"),
-            ("pandas.read_csv only (floor)", f"{t_read:.2f} s", f"{n / t_read:,.0f}", "1.0x"),
-        ], ("what", "median", "rows/s", "ratio"))
-        print_table("Zip limits (100x expansion over 1 MiB, 4 GiB uncompressed)", [
-            ("the dump zipped (deflate)", f"{packed.compress_size / 1e6:.1f} MB",
-             f"{packed.file_size / 1e6:.0f} MB",
-             f"{packed.file_size / packed.compress_size:.1f}x", "imported"),
-            ("zip bomb (issue 12 #9)", f"{info.compress_size / 1e6:.1f} MB",
-             f"{info.file_size / 1e6:.0f} MB", f"{info.file_size / info.compress_size:.0f}x",
-             f"exit {code} in {t_bomb:.2f} s, peak RSS {rss_bomb:.0f} MB"),
-        ], ("zip", "compressed", "member", "expansion", "ita-vc data import"))
+        print_table(
+            f"Import of a {n:,}-row Binance dump ({size_mb:.0f} MB CSV)",
+            [
+                (
+                    "ita-vc data import (no dvc add)",
+                    f"{t_import:.2f} s",
+                    f"{n / t_import:,.0f}",
+                    f"{t_import / t_read:.1f}x read_csv",
+                ),
+                (
+                    "the same dump as a .zip (limits checked)",
+                    f"{t_zip:.2f} s",
+                    f"{n / t_zip:,.0f}",
+                    f"{t_zip / t_read:.1f}x read_csv",
+                ),
+                ("pandas.read_csv only (floor)", f"{t_read:.2f} s", f"{n / t_read:,.0f}", "1.0x"),
+            ],
+            ("what", "median", "rows/s", "ratio"),
+        )
+        print_table(
+            "Zip limits (100x expansion over 1 MiB, 4 GiB uncompressed)",
+            [
+                (
+                    "the dump zipped (deflate)",
+                    f"{packed.compress_size / 1e6:.1f} MB",
+                    f"{packed.file_size / 1e6:.0f} MB",
+                    f"{packed.file_size / packed.compress_size:.1f}x",
+                    "imported",
+                ),
+                (
+                    "zip bomb (issue 12 #9)",
+                    f"{info.compress_size / 1e6:.1f} MB",
+                    f"{info.file_size / 1e6:.0f} MB",
+                    f"{info.file_size / info.compress_size:.0f}x",
+                    f"exit {code} in {t_bomb:.2f} s, peak RSS {rss_bomb:.0f} MB",
+                ),
+            ],
+            ("zip", "compressed", "member", "expansion", "ita-vc data import"),
+        )
         print(f"  refusal: {message}")
         rows = []
         idx = pd.to_datetime(df["ts_utc"], unit="ms", utc=True)
@@ -140,10 +185,19 @@ def main() -> int:
         for tf, rule in (("5m", "5min"), ("1h", "1h"), ("1d", "1D")):
             ours = median_time(lambda tf=tf: rollup_candles(df, tf), repeat)
             theirs = median_time(lambda rule=rule: frame.resample(rule).agg(agg), repeat)
-            rows.append((f"1m -> {tf}", f"{ours * 1000:.0f} ms", f"{theirs * 1000:.0f} ms",
-                         f"{theirs / ours:.1f}x"))
-        print_table(f"Rollup of {n:,} 1m bars (median)", rows,
-                    ("rollup", "ita-vc", "pandas resample", "speed-up"))
+            rows.append(
+                (
+                    f"1m -> {tf}",
+                    f"{ours * 1000:.0f} ms",
+                    f"{theirs * 1000:.0f} ms",
+                    f"{theirs / ours:.1f}x",
+                )
+            )
+        print_table(
+            f"Rollup of {n:,} 1m bars (median)",
+            rows,
+            ("rollup", "ita-vc", "pandas resample", "speed-up"),
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -53,8 +53,9 @@ _RUN_ID = re.compile(r"bt_\d{4}_\d\d_\d\d_\d{3}_[0-9a-f]{3}")
 
 
 def _ita(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "ita-vc"), *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [str(BIN / "ita-vc"), *args], cwd=cwd, env=ENV, capture_output=True, text=True, check=False
+    )
 
 
 def _day_csv(folder: Path, day: int) -> Path:
@@ -66,8 +67,10 @@ def _day_csv(folder: Path, day: int) -> Path:
     close = np.round(94_000 * np.exp(np.cumsum(rng.normal(0, 5e-4, n))), 2)
     open_ = np.r_[close[0], close[:-1]]
     ts = T0 + day * DAY_MS + np.arange(n, dtype=np.int64) * 60_000
-    lines = [f"{t},{o},{max(o, c) + 1},{min(o, c) - 1},{c},1.5,{t + 59_999},0,1,0,0,0"
-             for t, o, c in zip(ts, open_, close, strict=True)]
+    lines = [
+        f"{t},{o},{max(o, c) + 1},{min(o, c) - 1},{c},1.5,{t + 59_999},0,1,0,0,0"
+        for t, o, c in zip(ts, open_, close, strict=True)
+    ]
     path = folder / f"day-{day:03d}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -81,17 +84,32 @@ def setup(root: Path, feeds: Path) -> None:
     check(_ita("init", str(root), cwd=root.parent))
     (root / "configs/retention.yaml").write_text(POLICY)
     config = root / "configs/config.yaml"
-    config.write_text(config.read_text().replace(
-        "    retention: .ita/retention", "    retention: .ita/retention\n"
-        "    scratch: .ita/scratch"))
+    config.write_text(
+        config.read_text().replace(
+            "    retention: .ita/retention",
+            "    retention: .ita/retention\n    scratch: .ita/scratch",
+        )
+    )
     params = (root / "params.yaml").read_text()
     params = params.replace('start: "2025-01-10"', 'start: "2025-01-03"').replace(
-        'end: "2025-03-01"', 'end: "2025-01-06"')
+        'end: "2025-03-01"', 'end: "2025-01-06"'
+    )
     (root / "params.yaml").write_text(params)
     for cmd in (["git", "add", "-A"], ["git", "commit", "-q", "-m", "init"]):
         subprocess.run(cmd, cwd=root, env=ENV, check=True)
-    check(_ita("data", "import", *[str(_day_csv(feeds, d)) for d in range(BASE_DAYS)],
-               "--market", "binance-spot", "--symbol", "BTCUSDT", "--commit", cwd=root))
+    check(
+        _ita(
+            "data",
+            "import",
+            *[str(_day_csv(feeds, d)) for d in range(BASE_DAYS)],
+            "--market",
+            "binance-spot",
+            "--symbol",
+            "BTCUSDT",
+            "--commit",
+            cwd=root,
+        )
+    )
     check(_ita("rule", "new", "example_ma_cross", cwd=root))
     check(_ita("rule", "activate", "example_ma_cross", "v1.0", cwd=root))
     for cmd in (["git", "add", "-A"], ["git", "commit", "-q", "-m", "rule"]):
@@ -103,8 +121,19 @@ def importer(root: Path, feeds: Path, worker: int, deadline: float, out: mp.Queu
     day = BASE_DAYS + worker  # disjoint days: worker 0 even offsets, worker 1 odd
     while time.monotonic() < deadline:
         csv = _day_csv(feeds, day)
-        proc = _ita("data", "import", str(csv), "--market", "binance-spot", "--symbol",
-                    "BTCUSDT", "--commit", "--wait", "600", cwd=root)
+        proc = _ita(
+            "data",
+            "import",
+            str(csv),
+            "--market",
+            "binance-spot",
+            "--symbol",
+            "BTCUSDT",
+            "--commit",
+            "--wait",
+            "600",
+            cwd=root,
+        )
         imported.append((day, proc.returncode, proc.stderr[-300:]))
         day += 2
     out.put(("import", worker, imported))
@@ -117,8 +146,7 @@ def runner(root: Path, worker: int, deadline: float, out: mp.Queue) -> None:
         fee = round(0.05 + 0.001 * (worker * 1000 + i), 4)
         proc = _ita("run", "-S", f"backtest.fee_pct={fee}", "--wait", "600", cwd=root)
         match = _RUN_ID.search(proc.stdout)
-        results.append((proc.returncode, match.group(0) if match else None,
-                         proc.stderr[-300:]))
+        results.append((proc.returncode, match.group(0) if match else None, proc.stderr[-300:]))
         i += 1
     out.put(("run", worker, results))
 
@@ -141,8 +169,12 @@ def writer(root: Path, worker: int, deadline: float, out: mp.Queue) -> None:
     count = 0
     while time.monotonic() < deadline:
         for name in ("shared.json", f"own-{worker}.json"):
-            store.save_json({"worker": worker, "i": count}, "scratch", name,
-                            meta={"run_id": f"w{worker}-{count}"})
+            store.save_json(
+                {"worker": worker, "i": count},
+                "scratch",
+                name,
+                meta={"run_id": f"w{worker}-{count}"},
+            )
         count += 1
     out.put(("store", worker, count))
 
@@ -165,8 +197,11 @@ def check_store(root: Path) -> list[str]:
             row = store.index.get(rel)
             content = json.loads(path.read_text())
             wanted = {"run_id": f"w{content['worker']}-{content['i']}"}
-            if row is None or row.sha256 != hash_file(path)[0] or \
-                    json.loads(row.meta_json) != wanted:
+            if (
+                row is None
+                or row.sha256 != hash_file(path)[0]
+                or json.loads(row.meta_json) != wanted
+            ):
                 bad.append(f"{rel}{' (after rebuild)' if rebuilt else ''}")
     return bad
 
@@ -180,8 +215,9 @@ def missing_objects(root: Path) -> list[str]:
     wanted = []
     for name in ("data.dvc", "dvc.lock"):
         doc = yaml.safe_load((root / name).read_text()) or {}
-        outs = doc.get("outs") or [o for body in (doc.get("stages") or {}).values()
-                                   for o in body.get("outs") or []]
+        outs = doc.get("outs") or [
+            o for body in (doc.get("stages") or {}).values() for o in body.get("outs") or []
+        ]
         wanted += [(o["path"], o["md5"]) for o in outs if o.get("md5")]
     paths = cache_paths(root, [md5 for _p, md5 in wanted])
     missing = []
@@ -191,8 +227,7 @@ def missing_objects(root: Path) -> list[str]:
         elif md5.endswith(".dir"):
             entries = json.loads(paths[md5].read_text())
             inner = cache_paths(root, [e["md5"] for e in entries])
-            missing += [f"{path}/{e['relpath']}" for e in entries
-                        if not inner[e["md5"]].is_file()]
+            missing += [f"{path}/{e['relpath']}" for e in entries if not inner[e["md5"]].is_file()]
     return missing
 
 
@@ -209,16 +244,19 @@ def main() -> int:
     try:
         started = time.perf_counter()
         setup(root, feeds)
-        print(f"setup {time.perf_counter() - started:.1f} s; stressing for {seconds:.0f} s "
-              "with 8 processes", flush=True)
+        print(
+            f"setup {time.perf_counter() - started:.1f} s; stressing for {seconds:.0f} s "
+            "with 8 processes",
+            flush=True,
+        )
         deadline = time.monotonic() + seconds
         ctx = mp.get_context("spawn")
         queue: mp.Queue = ctx.Queue()
-        procs = [ctx.Process(target=importer, args=(root, feeds, w, deadline, queue))
-                 for w in (0, 1)]
+        procs = [
+            ctx.Process(target=importer, args=(root, feeds, w, deadline, queue)) for w in (0, 1)
+        ]
         procs += [ctx.Process(target=runner, args=(root, w, deadline, queue)) for w in (0, 1)]
-        procs += [ctx.Process(target=collector, args=(root, w, deadline, queue))
-                  for w in (0, 1)]
+        procs += [ctx.Process(target=collector, args=(root, w, deadline, queue)) for w in (0, 1)]
         procs += [ctx.Process(target=writer, args=(root, w, deadline, queue)) for w in (0, 1)]
         for proc in procs:
             proc.start()
@@ -254,27 +292,53 @@ def report(root: Path, reports: list[tuple[str, int, object]], elapsed: float) -
     deep = _ita("snapshot", "verify", recorded[-1], "--deep", cwd=root) if recorded else None
     missing = missing_objects(root)
     bad_store = check_store(root)
-    print_table("bench_concurrency (8 processes)", [
-        ("candle rows", f"expected {expected:,}", f"present {present:,}",
-         f"{len(ok_days)} day imports ok, {len(failed_imports)} failed"),
-        ("runs", f"recorded {len(recorded)}", f"refused {len(refused)}",
-         f"failed {len(failed_runs)}"),
-        ("snapshots", f"verifying {len(recorded) - len({f.split()[0] for f in failing})}",
-         f"failing {len({f.split()[0] for f in failing})}",
-         "deep verify of the last: " + ("pass" if deep and deep.returncode == 0 else "FAIL")),
-        ("gc", f"{len(gcs)} executions", f"trashed {sum(t for _c, t, _e in gcs)} objects",
-         f"failed {sum(1 for c, _t, _e in gcs if c != 0)}"),
-        ("store", f"{writes} rounds x 2 writes", f"inconsistent {len(bad_store)}", ""),
-        ("objects missing for HEAD", str(len(missing)), ", ".join(missing[:3]), ""),
-        ("wall time", f"{elapsed:.1f} s", "", ""),
-    ], ("what", "a", "b", "c"))
+    print_table(
+        "bench_concurrency (8 processes)",
+        [
+            (
+                "candle rows",
+                f"expected {expected:,}",
+                f"present {present:,}",
+                f"{len(ok_days)} day imports ok, {len(failed_imports)} failed",
+            ),
+            (
+                "runs",
+                f"recorded {len(recorded)}",
+                f"refused {len(refused)}",
+                f"failed {len(failed_runs)}",
+            ),
+            (
+                "snapshots",
+                f"verifying {len(recorded) - len({f.split()[0] for f in failing})}",
+                f"failing {len({f.split()[0] for f in failing})}",
+                "deep verify of the last: " + ("pass" if deep and deep.returncode == 0 else "FAIL"),
+            ),
+            (
+                "gc",
+                f"{len(gcs)} executions",
+                f"trashed {sum(t for _c, t, _e in gcs)} objects",
+                f"failed {sum(1 for c, _t, _e in gcs if c != 0)}",
+            ),
+            ("store", f"{writes} rounds x 2 writes", f"inconsistent {len(bad_store)}", ""),
+            ("objects missing for HEAD", str(len(missing)), ", ".join(missing[:3]), ""),
+            ("wall time", f"{elapsed:.1f} s", "", ""),
+        ],
+        ("what", "a", "b", "c"),
+    )
     for day, code, err in failed_imports[:3]:
         print(f"  import of day {day} exited {code}: {err.strip()}")
     for code, _rid, err in failed_runs[:3]:
         print(f"  run exited {code}: {err.strip()}")
-    lost = (present != expected or failing or (deep is not None and deep.returncode != 0)
-            or missing or bad_store or failed_imports or failed_runs
-            or any(c != 0 for c, _t, _e in gcs))
+    lost = (
+        present != expected
+        or failing
+        or (deep is not None and deep.returncode != 0)
+        or missing
+        or bad_store
+        or failed_imports
+        or failed_runs
+        or any(c != 0 for c, _t, _e in gcs)
+    )
     print("RESULT:", "LOSS OR FAILURE" if lost else "nothing lost")
     return 1 if lost else 0
 

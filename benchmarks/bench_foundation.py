@@ -45,13 +45,24 @@ def bench_store(root: Path, repeat: int, megabytes: int) -> list[tuple[str, ...]
     store = PersistentStore(Workspace.at(root))
     plain_path = root / "plain.parquet"
     store_t = median_time(lambda: store.save_dataframe(df, "results", "big"), repeat)
-    plain_t = median_time(lambda: df.to_parquet(plain_path, compression="zstd", index=False),
-                          repeat)
+    plain_t = median_time(
+        lambda: df.to_parquet(plain_path, compression="zstd", index=False), repeat
+    )
     return [
-        ("store.save_dataframe", f"{size_mb:.0f} MB", f"{store_t:.2f} s",
-         f"{size_mb / store_t:.0f} MB/s", f"{plain_t / store_t:.2f}x plain"),
-        ("df.to_parquet (zstd)", f"{size_mb:.0f} MB", f"{plain_t:.2f} s",
-         f"{size_mb / plain_t:.0f} MB/s", "1.00x"),
+        (
+            "store.save_dataframe",
+            f"{size_mb:.0f} MB",
+            f"{store_t:.2f} s",
+            f"{size_mb / store_t:.0f} MB/s",
+            f"{plain_t / store_t:.2f}x plain",
+        ),
+        (
+            "df.to_parquet (zstd)",
+            f"{size_mb:.0f} MB",
+            f"{plain_t:.2f} s",
+            f"{size_mb / plain_t:.0f} MB/s",
+            "1.00x",
+        ),
     ]
 
 
@@ -67,8 +78,14 @@ def bench_rebuild(root: Path, count: int, repeat: int) -> list[tuple[str, ...]]:
     store = PersistentStore(Workspace.at(root))
     elapsed = median_time(store.rebuild_index, repeat)
     assert len(store.list()) >= count
-    return [("index rebuild", f"{count:,} artifacts", f"{elapsed:.2f} s",
-             f"{count / elapsed:,.0f} artifacts/s")]
+    return [
+        (
+            "index rebuild",
+            f"{count:,} artifacts",
+            f"{elapsed:.2f} s",
+            f"{count / elapsed:,.0f} artifacts/s",
+        )
+    ]
 
 
 def main() -> int:
@@ -80,14 +97,21 @@ def main() -> int:
     try:
         root = base / "ws"
         run_quiet(str(BIN / "ita-vc"), "init", str(root))
-        print_table("1. CLI start-up (median of fresh processes)",
-                    bench_help(repeat * 3), ("command", "median", "ratio"))
-        print_table("2. Persistent Store write throughput",
-                    bench_store(root, repeat, 16 if args.quick else 100),
-                    ("writer", "frame", "median", "throughput", "ratio"))
-        print_table("3. Metadata index rebuild",
-                    bench_rebuild(root, 1_000 if args.quick else 10_000, 3),
-                    ("operation", "size", "median", "rate"))
+        print_table(
+            "1. CLI start-up (median of fresh processes)",
+            bench_help(repeat * 3),
+            ("command", "median", "ratio"),
+        )
+        print_table(
+            "2. Persistent Store write throughput",
+            bench_store(root, repeat, 16 if args.quick else 100),
+            ("writer", "frame", "median", "throughput", "ratio"),
+        )
+        print_table(
+            "3. Metadata index rebuild",
+            bench_rebuild(root, 1_000 if args.quick else 10_000, 3),
+            ("operation", "size", "median", "rate"),
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

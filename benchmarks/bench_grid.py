@@ -39,8 +39,11 @@ from _util import (
     synthetic_1m_candles,
 )
 
-PAIRS = [(f, s) for f in (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
-         for s in (60, 70, 80, 90, 100, 120, 140, 160, 180, 200)]
+PAIRS = [
+    (f, s)
+    for f in (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
+    for s in (60, 70, 80, 90, 100, 120, 140, 160, 180, 200)
+]
 RULE, PARAMS = MA_CROSS_RULE, NO_COST_PARAMS
 
 
@@ -72,16 +75,24 @@ def case_single_vectorbt(n: int, repeat: int) -> dict:
 
     def one(data: pd.Series) -> object:
         fast, slow = vbt.MA.run(data, 10), vbt.MA.run(data, 20)
-        pf = vbt.Portfolio.from_signals(data, fast.ma_crossed_above(slow),
-                                        fast.ma_crossed_below(slow), direction="both",
-                                        init_cash=10_000, freq="1min")
+        pf = vbt.Portfolio.from_signals(
+            data,
+            fast.ma_crossed_above(slow),
+            fast.ma_crossed_below(slow),
+            direction="both",
+            init_cash=10_000,
+            freq="1min",
+        )
         return pf.stats()
 
     one(close.iloc[:5000])
     t = median_time(lambda: one(close), repeat)
     stats = one(close)
-    return {"seconds": t, "trades": int(stats["Total Trades"]),
-            "total_return": float(stats["Total Return [%]"])}
+    return {
+        "seconds": t,
+        "trades": int(stats["Total Trades"]),
+        "total_return": float(stats["Total Return [%]"]),
+    }
 
 
 def case_single_floor(n: int, repeat: int) -> dict:
@@ -146,10 +157,16 @@ def case_single_backtesting(n: int, repeat: int) -> dict:
     from backtesting.test import SMA
 
     df = synthetic_1m_candles(n)
-    data = pd.DataFrame({"Open": df["open"].to_numpy(), "High": df["high"].to_numpy(),
-                         "Low": df["low"].to_numpy(), "Close": df["close"].to_numpy(),
-                         "Volume": df["volume"].to_numpy()},
-                        index=pd.to_datetime(df["ts_utc"], unit="ms"))
+    data = pd.DataFrame(
+        {
+            "Open": df["open"].to_numpy(),
+            "High": df["high"].to_numpy(),
+            "Low": df["low"].to_numpy(),
+            "Close": df["close"].to_numpy(),
+            "Volume": df["volume"].to_numpy(),
+        },
+        index=pd.to_datetime(df["ts_utc"], unit="ms"),
+    )
 
     class Cross(Strategy):
         def init(self) -> None:
@@ -163,14 +180,23 @@ def case_single_backtesting(n: int, repeat: int) -> dict:
                 self.sell(size=0.99)
 
     def one() -> object:
-        bt = Backtest(data, Cross, cash=1_000_000, trade_on_close=True, exclusive_orders=True,
-                      finalize_trades=True)
+        bt = Backtest(
+            data,
+            Cross,
+            cash=1_000_000,
+            trade_on_close=True,
+            exclusive_orders=True,
+            finalize_trades=True,
+        )
         return bt.run()
 
     t = median_time(one, repeat)
     stats = one()
-    return {"seconds": t, "trades": int(stats["# Trades"]),
-            "total_return": float(stats["Return [%]"])}
+    return {
+        "seconds": t,
+        "trades": int(stats["# Trades"]),
+        "total_return": float(stats["Return [%]"]),
+    }
 
 
 def _grid_request(pairs: list[tuple[int, int]], sl: list, tp: list, top_k: int):
@@ -179,10 +205,16 @@ def _grid_request(pairs: list[tuple[int, int]], sl: list, tp: list, top_k: int):
 
     fasts = sorted({f for f, _ in pairs})
     slows = sorted({s for _, s in pairs})
-    return parse_grid({"indicators": [{"name": "ma_cross", "params": {"fast": fasts,
-                                                                      "slow": slows}}],
-                       "targets": {"sl_pct": sl, "tp_pct": tp}, "top_k": top_k,
-                       "top_trades_n": 1, "batch_size": 2000}, load_catalog())
+    return parse_grid(
+        {
+            "indicators": [{"name": "ma_cross", "params": {"fast": fasts, "slow": slows}}],
+            "targets": {"sl_pct": sl, "tp_pct": tp},
+            "top_k": top_k,
+            "top_trades_n": 1,
+            "batch_size": 2000,
+        },
+        load_catalog(),
+    )
 
 
 def _run_grid(n: int, request) -> tuple[float, dict]:
@@ -202,8 +234,10 @@ def _run_grid(n: int, request) -> tuple[float, dict]:
 def case_grid100_itavc(n: int, repeat: int) -> dict:
     request = _grid_request(PAIRS, [None], [None], top_k=5)
     t, summary = _run_grid(n, request)
-    return {"seconds": t, "variants": summary["counts"]["stage_a_evaluated"]
-            + summary["counts"]["stage_b_evaluated"]}
+    return {
+        "seconds": t,
+        "variants": summary["counts"]["stage_a_evaluated"] + summary["counts"]["stage_b_evaluated"],
+    }
 
 
 def case_grid100_vectorbt(n: int, repeat: int) -> dict:
@@ -218,8 +252,9 @@ def case_grid100_vectorbt(n: int, repeat: int) -> dict:
     slow = vbt.MA.run(close, [s for _, s in PAIRS], short_name="slow")
     entries = fast.ma_crossed_above(slow)
     exits = fast.ma_crossed_below(slow)
-    pf = vbt.Portfolio.from_signals(close, entries, exits, direction="both", init_cash=10_000,
-                                    freq="1min")
+    pf = vbt.Portfolio.from_signals(
+        close, entries, exits, direction="both", init_cash=10_000, freq="1min"
+    )
     out = (pf.total_return(), pf.max_drawdown(), pf.sharpe_ratio(), pf.trades.count())
     t = time.perf_counter() - started
     return {"seconds": t, "variants": int(np.size(out[0]))}
@@ -239,27 +274,40 @@ CASES = {
     "single_itavc": case_single_itavc,
     "single_itavc_frames": lambda n, r: case_single_itavc(n, r, frames=True),
     "single_vectorbt": case_single_vectorbt,
-    "single_backtesting": case_single_backtesting, "single_floor": case_single_floor,
+    "single_backtesting": case_single_backtesting,
+    "single_floor": case_single_floor,
     "grid100_itavc": case_grid100_itavc,
-    "grid100_vectorbt": case_grid100_vectorbt, "staged": case_staged,
+    "grid100_vectorbt": case_grid100_vectorbt,
+    "staged": case_staged,
     "staged_tenth": lambda n, r: case_staged(n, r, scale=10),
 }
 
 
 def sub(case: str, n: int, repeat: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--case", case, "--bars", str(n),
-                           "--repeat", str(repeat)], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--case", case, "--bars", str(n), "--repeat", str(repeat)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _table(title: str, header: tuple[str, ...], cases: tuple[tuple[str, dict], ...],
-           cells: Callable[[dict], tuple[str, ...]]) -> None:
+def _table(
+    title: str,
+    header: tuple[str, ...],
+    cases: tuple[tuple[str, dict], ...],
+    cells: Callable[[dict], tuple[str, ...]],
+) -> None:
     """Print one section: a row per case, or the case's error across the row."""
-    rows = [(name, *cells(r)) if "error" not in r else
-            (name, "error: " + r["error"][:60], *[""] * (len(header) - 2))
-            for name, r in cases]
+    rows = [
+        (name, *cells(r))
+        if "error" not in r
+        else (name, "error: " + r["error"][:60], *[""] * (len(header) - 2))
+        for name, r in cases
+    ]
     print_table(title, rows, header)
 
 
@@ -285,29 +333,53 @@ def main() -> int:
         return 0
     big, small = (200_000, 20_000) if args.quick else (1_000_000, 100_000)
     ours = sub("single_itavc", big, 5)
-    _table(f"1. ma_cross(10,20) long-short, {big:,} 1m bars, all metrics (median)",
-           ("tool", "time", "vs ita-vc", "trades", "peak RSS"),
-           (("ita-vc run_backtest", ours),
+    _table(
+        f"1. ma_cross(10,20) long-short, {big:,} 1m bars, all metrics (median)",
+        ("tool", "time", "vs ita-vc", "trades", "peak RSS"),
+        (
+            ("ita-vc run_backtest", ours),
             ("ita-vc + the 4 result tables", sub("single_itavc_frames", big, 5)),
             ("vectorbt from_signals+stats", sub("single_vectorbt", big, 5)),
             ("backtesting.py", sub("single_backtesting", big, 1)),  # slow: 1 run after warm-up
-            ("floor: plain numba pass (TR, DD)", sub("single_floor", big, 5))),
-           lambda r: (f"{r['seconds']:.3f} s", f"{r['seconds'] / ours['seconds']:.1f}x",
-                      str(r["trades"]), f"{r['peak_rss_mb']:,.0f} MB"))
+            ("floor: plain numba pass (TR, DD)", sub("single_floor", big, 5)),
+        ),
+        lambda r: (
+            f"{r['seconds']:.3f} s",
+            f"{r['seconds'] / ours['seconds']:.1f}x",
+            str(r["trades"]),
+            f"{r['peak_rss_mb']:,.0f} MB",
+        ),
+    )
     g_ours = sub("grid100_itavc", big, 1)
-    _table(f"2. 100 ma_cross pairs x {big:,} bars: TR, Max DD, Sharpe, trades",
-           ("tool", "wall", "vs ita-vc", "peak RSS", "largest worker"),
-           (("ita-vc grid (2 processes)", g_ours),
-            ("vectorbt (100 columns)", sub("grid100_vectorbt", big, 1))),
-           lambda r: (f"{r['seconds']:.2f} s", f"{r['seconds'] / g_ours['seconds']:.1f}x",
-                      f"{r['peak_rss_mb']:,.0f} MB", _workers(r)))
-    _table(f"3. staged grid with SL/TP axes on {small:,} bars",
-           ("run", "variants", "wall", "variants/s", "peak RSS", "largest worker"),
-           (("staged grid", sub("staged", small, 1)),
-            ("same at 1/10 the variants", sub("staged_tenth", small, 1))),
-           lambda r: (f"{r['variants']:,}", f"{r['seconds']:.1f} s",
-                      f"{r['variants'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:,.0f} MB",
-                      _workers(r)))
+    _table(
+        f"2. 100 ma_cross pairs x {big:,} bars: TR, Max DD, Sharpe, trades",
+        ("tool", "wall", "vs ita-vc", "peak RSS", "largest worker"),
+        (
+            ("ita-vc grid (2 processes)", g_ours),
+            ("vectorbt (100 columns)", sub("grid100_vectorbt", big, 1)),
+        ),
+        lambda r: (
+            f"{r['seconds']:.2f} s",
+            f"{r['seconds'] / g_ours['seconds']:.1f}x",
+            f"{r['peak_rss_mb']:,.0f} MB",
+            _workers(r),
+        ),
+    )
+    _table(
+        f"3. staged grid with SL/TP axes on {small:,} bars",
+        ("run", "variants", "wall", "variants/s", "peak RSS", "largest worker"),
+        (
+            ("staged grid", sub("staged", small, 1)),
+            ("same at 1/10 the variants", sub("staged_tenth", small, 1)),
+        ),
+        lambda r: (
+            f"{r['variants']:,}",
+            f"{r['seconds']:.1f} s",
+            f"{r['variants'] / r['seconds']:,.0f}",
+            f"{r['peak_rss_mb']:,.0f} MB",
+            _workers(r),
+        ),
+    )
     return 0
 
 

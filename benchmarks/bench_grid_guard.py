@@ -31,23 +31,28 @@ CASES = {
         "[{name: ma_cross, params: {fast: 10, slow: 20}}]",
         "indicators: [{name: ma_cross, params: {fast: {min: 5, max: 20, step: 5}, "
         "slow: [30, 50, 80]}}]\ntargets: {sl_pct: [null, 2.0], tp_pct: [null, 4.0]}\n"
-        "max_variants: 5\n"),
+        "max_variants: 5\n",
+    ),
     "ma_cross fast 1..2000 x slow 2..4000 (6.0e6)": (
         "[{name: ma_cross, params: {fast: 10, slow: 20}}]",
         "indicators: [{name: ma_cross, params: {fast: {min: 1, max: 2000}, "
-        "slow: {min: 2, max: 4000}}}]\n"),
+        "slow: {min: 2, max: 4000}}}]\n",
+    ),
     "ma_cross fast 1..5000 x slow 2..10000 (3.8e7)": (
         "[{name: ma_cross, params: {fast: 10, slow: 20}}]",
         "indicators: [{name: ma_cross, params: {fast: {min: 1, max: 5000}, "
-        "slow: {min: 2, max: 10000}}}]\n"),
+        "slow: {min: 2, max: 10000}}}]\n",
+    ),
     "atr k 0.1..20 step 1e-7 (one axis, 2.0e8 values)": (
         "[{name: atr, params: {window: 14, k: 1.0}}]",
-        "indicators: [{name: atr, params: {k: {min: 0.1, max: 20, step: 1.0e-7}}}]\n"),
+        "indicators: [{name: atr, params: {k: {min: 0.1, max: 20, step: 1.0e-7}}}]\n",
+    ),
     "ma_cross x sma x ema (9.4e11 = ~10^12)": (
         "[{name: ma_cross, params: {fast: 10, slow: 20}}, {name: sma}, {name: ema}]",
         "indicators: [{name: ma_cross, params: {fast: {min: 1, max: 5000}, slow: {min: 2, "
         "max: 10000}}}, {name: sma, params: {window: {min: 2, max: 5000}}}, {name: ema, "
-        "params: {window: {min: 2, max: 6}}}]\n"),
+        "params: {window: {min: 2, max: 6}}}]\n",
+    ),
 }
 
 _MEASURED = (
@@ -70,8 +75,11 @@ def make_workspace(root: Path, indicators: str, grid: str) -> None:
     run_quiet(str(BIN / "ita-vc"), "rule", "new", "big", "--from", str(seed), cwd=root)
     params = root / "params.yaml"
     text = params.read_text().replace("setup_id: example_ma_cross", "setup_id: big")
-    params.write_text(text[: text.index("grid:")] + "grid:\n" +
-                      "".join(f"  {line}\n" for line in grid.splitlines()))
+    params.write_text(
+        text[: text.index("grid:")]
+        + "grid:\n"
+        + "".join(f"  {line}\n" for line in grid.splitlines())
+    )
 
 
 def measure(root: Path, repeat: int) -> tuple[float, float, str]:
@@ -79,14 +87,27 @@ def measure(root: Path, repeat: int) -> tuple[float, float, str]:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        proc = subprocess.run([str(BIN / "ita-vc"), "grid", "run"], cwd=root, env=ENV,
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [str(BIN / "ita-vc"), "grid", "run"],
+            cwd=root,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         times.append(time.perf_counter() - started)
         if proc.returncode != 11:
-            raise SystemExit(f"expected a refusal (exit 11), got {proc.returncode}: "
-                             f"{proc.stderr[-500:]}")
-    one = subprocess.run([str(BIN / "python"), "-c", _MEASURED], cwd=root, env=ENV,
-                         capture_output=True, text=True, check=False)
+            raise SystemExit(
+                f"expected a refusal (exit 11), got {proc.returncode}: {proc.stderr[-500:]}"
+            )
+    one = subprocess.run(
+        [str(BIN / "python"), "-c", _MEASURED],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     result = json.loads(one.stdout.strip().splitlines()[-1])
     message = one.stderr.strip().splitlines()[0] if one.stderr.strip() else ""
     return statistics.median(times), result["rss_mb"], message
@@ -109,8 +130,12 @@ def main() -> int:
             messages.append(f"  {name}:\n    {message}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print_table(f"`ita-vc grid run` refusing before any work (median of {repeat} processes; "
-                "goal < 1 s and < 200 MB)", rows, ("request", "wall", "peak RSS", "goal met"))
+    print_table(
+        f"`ita-vc grid run` refusing before any work (median of {repeat} processes; "
+        "goal < 1 s and < 200 MB)",
+        rows,
+        ("request", "wall", "peak RSS", "goal met"),
+    )
     print("\nmessages:\n" + "\n".join(messages))
     return 0 if all(r[-1] == "yes" for r in rows) else 1
 

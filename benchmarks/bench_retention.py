@@ -45,11 +45,11 @@ def build(root: Path, commits: int, files: int) -> None:
             (folder / f"shot_{f:03d}.png").write_bytes(b"\x89PNG" + f"{c}:{f}".encode() * 40)
         run_quiet(str(BIN / "dvc"), "add", "-q", "data", cwd=root)
         stamp = int((start + dt.timedelta(days=2 * c)).timestamp())
-        env = {**ENV, "GIT_AUTHOR_DATE": f"@{stamp} +0000",
-               "GIT_COMMITTER_DATE": f"@{stamp} +0000"}
+        env = {**ENV, "GIT_AUTHOR_DATE": f"@{stamp} +0000", "GIT_COMMITTER_DATE": f"@{stamp} +0000"}
         subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
-        subprocess.run(["git", "commit", "-q", "--no-verify", "-m", f"c{c}"], cwd=root, env=env,
-                       check=True)
+        subprocess.run(
+            ["git", "commit", "-q", "--no-verify", "-m", f"c{c}"], cwd=root, env=env, check=True
+        )
 
 
 def main() -> int:
@@ -67,16 +67,24 @@ def main() -> int:
         started = time.perf_counter()
         build(root, commits, files)
         objects = sum(1 for p in (root / ".dvc/cache/files/md5").rglob("*") if p.is_file())
-        print(f"built {commits} commits, {objects:,} cached objects in "
-              f"{time.perf_counter() - started:.0f} s")
+        print(
+            f"built {commits} commits, {objects:,} cached objects in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
         workspace = Workspace.at(root)
         t_plan = median_time(lambda: compute_plan(workspace), 3, warmup=1)
         plan, _facts = compute_plan(workspace)
         doomed = len(plan.by_action("delete"))
 
         def dvc_gc() -> None:
-            subprocess.run([str(BIN / "dvc"), "gc", "-A", "--dry", "-f"], cwd=root, env=ENV,
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [str(BIN / "dvc"), "gc", "-A", "--dry", "-f"],
+                cwd=root,
+                env=ENV,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
         t_dvc = median_time(dvc_gc, 3, warmup=1)
         copy = base / "ws-exec"
@@ -90,14 +98,26 @@ def main() -> int:
         report = execute_plan(ws_copy, plan2, load_policy(copy), facts2, yes=True)
         t_exec = time.perf_counter() - started
         assert len(report.trashed) == doomed
-        print_table(f"Retention on {commits} commits x {objects:,} cached objects", [
-            ("ita-vc gc --dry-run (plan)", f"{t_plan:.2f} s", f"{t_plan / t_dvc:.2f}x dvc",
-             f"{len(plan.decisions):,} objects decided, {doomed:,} to delete"),
-            ("dvc gc -A --dry", f"{t_dvc:.2f} s", "1.00x", "revision walk only, no policy"),
-            ("ita-vc gc (plan + soft delete)", f"{planned + t_exec:.2f} s", "",
-             f"{len(report.trashed):,} moved to the trash ({t_exec:.2f} s of moves, "
-             f"{len(report.trashed) / t_exec:,.0f} objects/s)"),
-        ], ("what", "time", "ratio", "detail"))
+        print_table(
+            f"Retention on {commits} commits x {objects:,} cached objects",
+            [
+                (
+                    "ita-vc gc --dry-run (plan)",
+                    f"{t_plan:.2f} s",
+                    f"{t_plan / t_dvc:.2f}x dvc",
+                    f"{len(plan.decisions):,} objects decided, {doomed:,} to delete",
+                ),
+                ("dvc gc -A --dry", f"{t_dvc:.2f} s", "1.00x", "revision walk only, no policy"),
+                (
+                    "ita-vc gc (plan + soft delete)",
+                    f"{planned + t_exec:.2f} s",
+                    "",
+                    f"{len(report.trashed):,} moved to the trash ({t_exec:.2f} s of moves, "
+                    f"{len(report.trashed) / t_exec:,.0f} objects/s)",
+                ),
+            ],
+            ("what", "time", "ratio", "detail"),
+        )
     finally:
         os.chdir(tempfile.gettempdir())
         shutil.rmtree(base, ignore_errors=True)

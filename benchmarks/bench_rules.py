@@ -54,15 +54,25 @@ def make_repo(root: Path, setups: int, versions: int) -> None:
 
 def stage_bumps(root: Path, count: int) -> None:
     for s in range(count):
-        run_quiet(str(BIN / "ita-vc"), "rule", "bump", f"setup_{s:03d}", "-S",
-                  "targets.sl_pct=2", cwd=root)
+        run_quiet(
+            str(BIN / "ita-vc"),
+            "rule",
+            "bump",
+            f"setup_{s:03d}",
+            "-S",
+            "targets.sl_pct=2",
+            cwd=root,
+        )
     run_quiet("git", "add", "-A", cwd=root)
 
 
-BOMB = "\n".join(
-    ['lol1: &l1 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    + [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(2, 10)]
-) + "\n"
+BOMB = (
+    "\n".join(
+        ['lol1: &l1 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        + [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(2, 10)]
+    )
+    + "\n"
+)
 HOSTILE = {
     "billion laughs (550 B) as a rule": ("rules/hostile/v1.0.yaml", BOMB),
     "1 MiB of '[' as a rule": ("rules/hostile/v1.0.yaml", "[" * (1 << 20)),
@@ -75,8 +85,9 @@ HOSTILE = {
 def run_measured(args: list[str], cwd: Path) -> tuple[float, int, int]:
     """Wall time, exit code and peak RSS (MiB) of one fresh process."""
     started = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.perf_counter() - started, proc.returncode, usage.ru_maxrss // 1024
@@ -88,17 +99,27 @@ def hostile_rows(root: Path, repeat: int) -> list[tuple[str, ...]]:
     for what, (rel, hostile) in HOSTILE.items():
         path = root / rel
         original = path.read_bytes() if path.exists() else None
-        text = hostile if hostile is not None else (original or b"").decode() + "x_bomb:\n" + \
-            "".join(f"  {line}\n" for line in BOMB.splitlines())
+        text = (
+            hostile
+            if hostile is not None
+            else (original or b"").decode()
+            + "x_bomb:\n"
+            + "".join(f"  {line}\n" for line in BOMB.splitlines())
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         run_quiet("git", "add", "--", rel, cwd=root)
         samples = [run_measured([str(BIN / "ita-vc-rule-check")], root) for _ in range(repeat)]
         times = sorted(t for t, _code, _rss in samples)
         codes = {code for _t, code, _rss in samples}
-        rows.append((what, f"{times[len(times) // 2] * 1000:.0f} ms",
-                     f"exit {'/'.join(map(str, sorted(codes)))}",
-                     f"{max(rss for _t, _c, rss in samples)} MiB"))
+        rows.append(
+            (
+                what,
+                f"{times[len(times) // 2] * 1000:.0f} ms",
+                f"exit {'/'.join(map(str, sorted(codes)))}",
+                f"{max(rss for _t, _c, rss in samples)} MiB",
+            )
+        )
         if original is None:
             run_quiet("git", "rm", "-q", "--cached", "--", rel, cwd=root)
             path.unlink()
@@ -119,31 +140,50 @@ def main() -> int:
         make_repo(root, 100, 10)
         stage_bumps(root, 10)
         files = len(list((root / "rules").rglob("v*.yaml")))
-        staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=root, env=ENV,
-                                capture_output=True, text=True, check=True).stdout.split()
+        staged = subprocess.run(
+            ["git", "diff", "--cached", "--name-only"],
+            cwd=root,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         hook = median_time(lambda: run_quiet(str(BIN / "ita-vc-rule-check"), cwd=root), repeat)
-        cli = median_time(lambda: run_quiet(str(BIN / "ita-vc"), "rule", "check", cwd=root),
-                          repeat)
+        cli = median_time(lambda: run_quiet(str(BIN / "ita-vc"), "rule", "check", cwd=root), repeat)
 
         def commit() -> None:
             run_quiet("git", "commit", "-q", "-m", "bench", cwd=root)
             run_quiet("git", "reset", "-q", "--soft", "HEAD~1", cwd=root)
 
         commit_t = median_time(commit, repeat)
-        no_verify = median_time(lambda: (
-            run_quiet("git", "commit", "-q", "-m", "bench", "--no-verify", cwd=root),
-            run_quiet("git", "reset", "-q", "--soft", "HEAD~1", cwd=root)), repeat)
+        no_verify = median_time(
+            lambda: (
+                run_quiet("git", "commit", "-q", "-m", "bench", "--no-verify", cwd=root),
+                run_quiet("git", "reset", "-q", "--soft", "HEAD~1", cwd=root),
+            ),
+            repeat,
+        )
         print(f"repo: {files} rule version files, {len(staged)} staged paths")
-        print_table("Rule check on the staged state (fresh processes, median)", [
-            ("ita-vc-rule-check (the hook)", f"{hook * 1000:.0f} ms", "target < 300 ms"),
-            ("ita-vc rule check (CLI)", f"{cli * 1000:.0f} ms", ""),
-            ("git commit through the hook", f"{commit_t * 1000:.0f} ms",
-             f"+{(commit_t - no_verify) * 1000:.0f} ms vs --no-verify"),
-            ("git commit --no-verify", f"{no_verify * 1000:.0f} ms", ""),
-        ], ("what", "median", "note"))
+        print_table(
+            "Rule check on the staged state (fresh processes, median)",
+            [
+                ("ita-vc-rule-check (the hook)", f"{hook * 1000:.0f} ms", "target < 300 ms"),
+                ("ita-vc rule check (CLI)", f"{cli * 1000:.0f} ms", ""),
+                (
+                    "git commit through the hook",
+                    f"{commit_t * 1000:.0f} ms",
+                    f"+{(commit_t - no_verify) * 1000:.0f} ms vs --no-verify",
+                ),
+                ("git commit --no-verify", f"{no_verify * 1000:.0f} ms", ""),
+            ],
+            ("what", "median", "note"),
+        )
         run_quiet("git", "reset", "-q", cwd=root)  # unstage the bumps: one hostile file each
-        print_table("The hook on one hostile staged file (fresh processes; target < 300 ms)",
-                    hostile_rows(root, repeat), ("staged file", "median", "exit", "peak RSS"))
+        print_table(
+            "The hook on one hostile staged file (fresh processes; target < 300 ms)",
+            hostile_rows(root, repeat),
+            ("staged file", "median", "exit", "peak RSS"),
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -33,10 +33,16 @@ def candles(rows: int, seed: int):
     rng = np.random.default_rng(seed)
     close = np.round(200 * np.exp(np.cumsum(rng.normal(0, 4e-4, rows))), 2)
     open_ = np.r_[200.0, close[:-1]]
-    return pd.DataFrame({"ts_utc": T0 + np.arange(rows, dtype=np.int64) * 60_000,
-                         "open": open_, "high": np.maximum(open_, close) + 0.05,
-                         "low": np.minimum(open_, close) - 0.05, "close": close,
-                         "volume": np.round(rng.random(rows) * 10, 3)})
+    return pd.DataFrame(
+        {
+            "ts_utc": T0 + np.arange(rows, dtype=np.int64) * 60_000,
+            "open": open_,
+            "high": np.maximum(open_, close) + 0.05,
+            "low": np.minimum(open_, close) - 0.05,
+            "close": close,
+            "volume": np.round(rng.random(rows) * 10, 3),
+        }
+    )
 
 
 def main() -> int:  # noqa: PLR0915 - one benchmark, step by step
@@ -68,8 +74,9 @@ def main() -> int:  # noqa: PLR0915 - one benchmark, step by step
         CandleStore(workspace).import_files([export], market="binance-spot", symbol="BTCUSDT")
         RuleRegistry(workspace).new("example_ma_cross", author="bench")
         params = (root / "params.yaml").read_text()
-        params = params.replace('  start: "2025-01-10"     # [start, end) UTC; remove both for '
-                                'the whole data\n', "").replace('  end: "2025-03-01"\n', "")
+        params = params.replace(
+            '  start: "2025-01-10"     # [start, end) UTC; remove both for the whole data\n', ""
+        ).replace('  end: "2025-03-01"\n', "")
         (root / "params.yaml").write_text(params)
         run_quiet("git", "add", "-A", cwd=root)
         run_quiet("git", "commit", "-q", "-m", "data", cwd=root)
@@ -84,8 +91,12 @@ def main() -> int:  # noqa: PLR0915 - one benchmark, step by step
         big = candles(rows, 2)
         target = root / "data/candles/generic/BIG/1m.parquet"
         target.parent.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(big, preserve_index=False), target,
-                       compression="none", use_dictionary=False)
+        pq.write_table(
+            pa.Table.from_pandas(big, preserve_index=False),
+            target,
+            compression="none",
+            use_dictionary=False,
+        )
         del big
         run_quiet(str(BIN / "dvc"), "add", "data", cwd=root)
         run_quiet("git", "add", "-A", cwd=root)
@@ -93,11 +104,18 @@ def main() -> int:  # noqa: PLR0915 - one benchmark, step by step
         run_quiet("sync")  # let the 1 GB of dirty pages reach the disk before timing
         big_mb = sum(p.stat().st_size for p in (root / "data").rglob("*") if p.is_file()) / 1e6
         large = median_time(lambda: provenance.build("bt_2000_01_01_999_abc"), repeat * 2)
-        print_table("1. Snapshot creation (build + seal, median of 10)", [
-            (f"{data_mb:,.0f} MB tracked in data/", f"{small * 1000:.0f} ms", "1.00x"),
-            (f"{big_mb:,.0f} MB tracked in data/", f"{large * 1000:.0f} ms",
-             f"{large / small:.2f}x"),
-        ], ("workspace", "median", "ratio"))
+        print_table(
+            "1. Snapshot creation (build + seal, median of 10)",
+            [
+                (f"{data_mb:,.0f} MB tracked in data/", f"{small * 1000:.0f} ms", "1.00x"),
+                (
+                    f"{big_mb:,.0f} MB tracked in data/",
+                    f"{large * 1000:.0f} ms",
+                    f"{large / small:.2f}x",
+                ),
+            ],
+            ("workspace", "median", "ratio"),
+        )
         print(f"(for scale: the whole `ita-vc run` of {run_rows:,} 1m bars took {t_run:.1f} s)")
         t_deep = median_time(lambda: verify_run(workspace, report.run_id, deep=True), 3, warmup=1)
         deep = verify_run(workspace, report.run_id, deep=True)
@@ -107,19 +125,39 @@ def main() -> int:  # noqa: PLR0915 - one benchmark, step by step
         sizes = sum(p.stat().st_size for p in run_objects) / 1e6
 
         def tool(name: str) -> None:
-            subprocess.run([name, *map(str, run_objects)], env=ENV, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [name, *map(str, run_objects)], env=ENV, check=True, stdout=subprocess.DEVNULL
+            )
 
         t_sha = median_time(lambda: tool("sha256sum"), 3)
         t_md5 = median_time(lambda: tool("md5sum"), 3)
-        print_table("2. verify --deep throughput (median of 3)", [
-            ("ita-vc snapshot verify --deep", f"{mb:,.0f} MB", f"{t_deep:.2f} s",
-             f"{mb / t_deep:,.0f} MB/s", "incl. the data-hash recomputation"),
-            ("sha256sum (the same object files)", f"{sizes:,.0f} MB", f"{t_sha:.2f} s",
-             f"{sizes / t_sha:,.0f} MB/s", ""),
-            ("md5sum (the same object files)", f"{sizes:,.0f} MB", f"{t_md5:.2f} s",
-             f"{sizes / t_md5:,.0f} MB/s", "DVC's object hash"),
-        ], ("what", "data", "median", "throughput", "note"))
+        print_table(
+            "2. verify --deep throughput (median of 3)",
+            [
+                (
+                    "ita-vc snapshot verify --deep",
+                    f"{mb:,.0f} MB",
+                    f"{t_deep:.2f} s",
+                    f"{mb / t_deep:,.0f} MB/s",
+                    "incl. the data-hash recomputation",
+                ),
+                (
+                    "sha256sum (the same object files)",
+                    f"{sizes:,.0f} MB",
+                    f"{t_sha:.2f} s",
+                    f"{sizes / t_sha:,.0f} MB/s",
+                    "",
+                ),
+                (
+                    "md5sum (the same object files)",
+                    f"{sizes:,.0f} MB",
+                    f"{t_md5:.2f} s",
+                    f"{sizes / t_md5:,.0f} MB/s",
+                    "DVC's object hash",
+                ),
+            ],
+            ("what", "data", "median", "throughput", "note"),
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

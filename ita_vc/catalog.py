@@ -75,8 +75,13 @@ class ParamSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
-        return {"type": self.type, "min": self.min, "max": self.max, "step": self.step,
-                "default": self.default}
+        return {
+            "type": self.type,
+            "min": self.min,
+            "max": self.max,
+            "step": self.step,
+            "default": self.default,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +111,13 @@ class IndicatorSpec:
         for constraint in self.constraints:
             left, op, right = constraint.split()
             if not _OPERATORS[op](values[left], values[right]):
-                problems.append(("", f"{self.name} needs {constraint} "
-                                     f"(got {left}={values[left]!r}, {right}={values[right]!r})"))
+                problems.append(
+                    (
+                        "",
+                        f"{self.name} needs {constraint} "
+                        f"(got {left}={values[left]!r}, {right}={values[right]!r})",
+                    )
+                )
         return problems
 
 
@@ -146,35 +156,45 @@ def _constraints(value: object) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise Invalid(f"must be a list such as ['fast < slow'], got {value!r} "
-                      f"({type_name(value)})")
+        raise Invalid(f"must be a list such as ['fast < slow'], got {value!r} ({type_name(value)})")
     constraints: list[str] = sequence_of(text(what="a constraint such as 'fast < slow'"))(value)
     return constraints
 
 
-_PARAM = listing_allowed(strict({
-    vol.Required("type"): choice(_TYPES, what="a parameter type:"),
-    vol.Required("min"): finite_number(),
-    vol.Required("max"): finite_number(),
-    vol.Required("step"): finite_number(),
-    vol.Required("default"): finite_number(),
-}))
-_INDICATOR = listing_allowed(strict({
-    vol.Optional("description", default=""): text(what="a string", nonempty=False),
-    vol.Optional("params", default=dict): mapping_of(_identifier("parameter"), _PARAM),
-    vol.Optional("constraints", default=list): _constraints,
-}))
-SCHEMA = strict({
-    vol.Required("indicators"): mapping_of(_identifier("indicator"), _INDICATOR),
-    vol.Optional("schema_version"): integer(minimum=1),
-})
+_PARAM = listing_allowed(
+    strict(
+        {
+            vol.Required("type"): choice(_TYPES, what="a parameter type:"),
+            vol.Required("min"): finite_number(),
+            vol.Required("max"): finite_number(),
+            vol.Required("step"): finite_number(),
+            vol.Required("default"): finite_number(),
+        }
+    )
+)
+_INDICATOR = listing_allowed(
+    strict(
+        {
+            vol.Optional("description", default=""): text(what="a string", nonempty=False),
+            vol.Optional("params", default=dict): mapping_of(_identifier("parameter"), _PARAM),
+            vol.Optional("constraints", default=list): _constraints,
+        }
+    )
+)
+SCHEMA = strict(
+    {
+        vol.Required("indicators"): mapping_of(_identifier("indicator"), _INDICATOR),
+        vol.Optional("schema_version"): integer(minimum=1),
+    }
+)
 """The shape of ``configs/indicators.yaml``; bounds and constraints are checked after it."""
 
 
 def _param(where: str, pname: str, p: Mapping[str, Any], problems: Problems) -> ParamSpec:
     """A parameter's spec; ``min <= default <= max`` (a whole default for ints), ``step > 0``."""
-    spec = ParamSpec(pname, p["type"], float(p["min"]), float(p["max"]), float(p["step"]),
-                     p["default"])
+    spec = ParamSpec(
+        pname, p["type"], float(p["min"]), float(p["max"]), float(p["step"]), p["default"]
+    )
     if spec.min > spec.max:
         problems.add(f"{where}.min", f"inconsistent bounds: min {spec.min:g} > max {spec.max:g}")
     if spec.step <= 0:
@@ -189,10 +209,16 @@ def _check_constraints(where: str, body: Mapping[str, Any], problems: Problems) 
     """Each constraint reads ``<param> <op> <param>`` over the indicator's own parameters."""
     for i, constraint in enumerate(body["constraints"]):
         parts = constraint.split()
-        if len(parts) != 3 or parts[1] not in _OPERATORS or not {parts[0], parts[2]} <= set(
-                body["params"]):
-            problems.add(f"{where}.constraints.{i}", f"cannot read {constraint!r}: write "
-                         f"'<param> < <param>' or '<=' over {', '.join(body['params']) or '-'}")
+        if (
+            len(parts) != 3
+            or parts[1] not in _OPERATORS
+            or not {parts[0], parts[2]} <= set(body["params"])
+        ):
+            problems.add(
+                f"{where}.constraints.{i}",
+                f"cannot read {constraint!r}: write "
+                f"'<param> < <param>' or '<=' over {', '.join(body['params']) or '-'}",
+            )
 
 
 def _parse(text: str, source: str) -> Catalog:
@@ -212,11 +238,14 @@ def _parse(text: str, source: str) -> Catalog:
     indicators: dict[str, IndicatorSpec] = {}
     for name, body in doc["indicators"].items():
         where = f"indicators.{name}"
-        params = {pname: _param(f"{where}.params.{pname}", pname, p, problems)
-                  for pname, p in body["params"].items()}
+        params = {
+            pname: _param(f"{where}.params.{pname}", pname, p, problems)
+            for pname, p in body["params"].items()
+        }
         _check_constraints(where, body, problems)
-        indicators[name] = IndicatorSpec(name, body["description"], params,
-                                         tuple(body["constraints"]))
+        indicators[name] = IndicatorSpec(
+            name, body["description"], params, tuple(body["constraints"])
+        )
     problems.raise_for(ConfigError)
     return Catalog(indicators)
 

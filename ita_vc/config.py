@@ -131,15 +131,18 @@ def _layout(value: object) -> str:
         raise Invalid(f"must be a string, got {value!r} ({type_name(value)})")
     missing = [p for p in ("{market}", "{symbol}", "{timeframe}") if p not in value]
     if missing or not value.endswith(".parquet") or value.startswith("/") or ".." in value:
-        raise Invalid("must be a relative path ending in .parquet that uses {market}, {symbol} "
-                      f"and {{timeframe}} (missing: {', '.join(missing) or '-'}), got {value!r}")
+        raise Invalid(
+            "must be a relative path ending in .parquet that uses {market}, {symbol} "
+            f"and {{timeframe}} (missing: {', '.join(missing) or '-'}), got {value!r}"
+        )
     return value
 
 
 def _markets(value: object) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise Invalid("must be a non-empty list of market names, got "
-                      f"{value!r} ({type_name(value)})")
+        raise Invalid(
+            f"must be a non-empty list of market names, got {value!r} ({type_name(value)})"
+        )
     markets: list[str] = sequence_of(text(what="a market name"))(value)
     return markets
 
@@ -151,18 +154,28 @@ def _schema_version(value: object) -> int:
     return version
 
 
-SCHEMA = strict({
-    vol.Optional("schema_version"): _schema_version,
-    vol.Optional("paths"): strict({vol.Optional(f.name): _relpath for f in fields(PathsConfig)}),
-    vol.Optional("store"): strict({
-        vol.Optional("parquet_compression"): choice(_COMPRESSIONS, what="one of"),
-        vol.Optional("kinds"): mapping_of(_kind_name, _relpath),  # replaces the default kinds
-    }),
-    vol.Optional("candles"): strict({
-        vol.Optional("layout"): _layout,
-        vol.Optional("markets"): _markets,
-    }),
-})
+SCHEMA = strict(
+    {
+        vol.Optional("schema_version"): _schema_version,
+        vol.Optional("paths"): strict(
+            {vol.Optional(f.name): _relpath for f in fields(PathsConfig)}
+        ),
+        vol.Optional("store"): strict(
+            {
+                vol.Optional("parquet_compression"): choice(_COMPRESSIONS, what="one of"),
+                vol.Optional("kinds"): mapping_of(
+                    _kind_name, _relpath
+                ),  # replaces the default kinds
+            }
+        ),
+        vol.Optional("candles"): strict(
+            {
+                vol.Optional("layout"): _layout,
+                vol.Optional("markets"): _markets,
+            }
+        ),
+    }
+)
 """The shape of ``configs/config.yaml``. Every key is optional: a key left out takes its value
 from the embedded defaults; the path overlaps and the kinds are checked after the merge."""
 
@@ -186,13 +199,17 @@ def _check_overlaps(paths: Mapping[str, str], problems: Problems) -> None:
     data = posix["data_root"]
     for key in ("results_root", "provenance_root"):
         if _inside(posix[key], data) or _inside(data, posix[key]):
-            problems.add(f"paths.{key}", f"{posix[key]} overlaps data_root {data}: DVC forbids "
-                         "pipeline outputs inside a tracked directory, keep them apart")
+            problems.add(
+                f"paths.{key}",
+                f"{posix[key]} overlaps data_root {data}: DVC forbids "
+                "pipeline outputs inside a tracked directory, keep them apart",
+            )
     for key in ("trash_root", "index_path", "logs_root"):
         for tracked in ("data_root", "results_root", "provenance_root", "rules_root"):
             if _inside(posix[key], posix[tracked]):
-                problems.add(f"paths.{key}",
-                             f"{posix[key]} must not be inside {tracked} {posix[tracked]}")
+                problems.add(
+                    f"paths.{key}", f"{posix[key]} must not be inside {tracked} {posix[tracked]}"
+                )
 
 
 def _check_kinds(merged: dict[str, Any], problems: Problems) -> None:
@@ -201,8 +218,9 @@ def _check_kinds(merged: dict[str, Any], problems: Problems) -> None:
     if not kinds:
         problems.add("store.kinds", "must name at least one artifact kind")
     # the purge reports of `ita-vc gc` always have a home (beside the index, git-ignored)
-    kinds.setdefault("retention", (PurePosixPath(merged["paths"]["index_path"]).parent
-                                   / "retention").as_posix())
+    kinds.setdefault(
+        "retention", (PurePosixPath(merged["paths"]["index_path"]).parent / "retention").as_posix()
+    )
     if "candles" not in kinds:
         problems.add("store.kinds", "needs a 'candles' kind (where canonical candles are stored)")
 

@@ -13,8 +13,13 @@ from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import dvc as dvc_vcs
 from ita_vc.vcs import gitcli
 
-__all__ = ["PLOTS_TEMPLATE_RELPATH", "InitReport", "dvc_yaml_text", "init_workspace",
-           "read_ignore_file"]
+__all__ = [
+    "PLOTS_TEMPLATE_RELPATH",
+    "InitReport",
+    "dvc_yaml_text",
+    "init_workspace",
+    "read_ignore_file",
+]
 
 PLOTS_TEMPLATE_RELPATH = "configs/plots/time_series.json"
 """The ``dvc plots`` template of time series (a temporal x axis: ISO times draw a line)."""
@@ -69,10 +74,14 @@ def _gitignore_lines(root: Path) -> list[str]:
     lines = [f"/{state}/"] if state.parts else [f"/{paths.index_path}*", "/workspace.lock"]
     if not (state.parts and PurePosixPath(paths.trash_root).is_relative_to(state)):
         lines.append(f"/{paths.trash_root}/")
-    lines += [f"/{paths.logs_root}/", "__pycache__/", "/dvc_plots/",
-              # `ita-vc grid run` writes here outside DVC (the grid stage may never have run,
-              # so DVC has not ignored it yet): never commit it into git by accident
-              f"/{paths.results_root}/grid/"]
+    lines += [
+        f"/{paths.logs_root}/",
+        "__pycache__/",
+        "/dvc_plots/",
+        # `ita-vc grid run` writes here outside DVC (the grid stage may never have run,
+        # so DVC has not ignored it yet): never commit it into git by accident
+        f"/{paths.results_root}/grid/",
+    ]
     return list(dict.fromkeys(lines))
 
 

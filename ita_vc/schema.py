@@ -64,8 +64,13 @@ class Problem:
 
 
 _TYPE_NAMES: tuple[tuple[type | tuple[type, ...], str], ...] = (
-    (type(None), "null"), (bool, "boolean"), (int, "integer"), (float, "number"),
-    (str, "text"), (Mapping, "mapping"), ((list, tuple), "list"),
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "text"),
+    (Mapping, "mapping"),
+    ((list, tuple), "list"),
 )
 
 
@@ -105,8 +110,9 @@ def integer(*, minimum: int | None = None, maximum: int | None = None) -> Valida
     return check
 
 
-def number(*, minimum: float | None = None, maximum: float | None = None,
-           exclusive_minimum: bool = False) -> Validator:
+def number(
+    *, minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False
+) -> Validator:
     """A finite number (integer or float, never a boolean, NaN or infinity) within the bounds."""
 
     def check(value: Any) -> int | float:
@@ -126,8 +132,13 @@ def number(*, minimum: float | None = None, maximum: float | None = None,
     return check
 
 
-def text(*, pattern: str | None = None, what: str = "text", nonempty: bool = True,
-         max_length: int | None = None) -> Validator:
+def text(
+    *,
+    pattern: str | None = None,
+    what: str = "text",
+    nonempty: bool = True,
+    max_length: int | None = None,
+) -> Validator:
     """A string; optionally non-empty, bounded and matching ``pattern`` (described as ``what``)."""
     compiled = re.compile(pattern) if pattern is not None else None
 
@@ -162,8 +173,11 @@ def choice(options: Iterable[Any], *, what: str = "one of") -> Validator:
 
     def check(value: Any) -> Any:
         hashable = isinstance(value, str | int | float | bool) or value is None
-        if not hashable or value not in allowed or isinstance(value, bool) != any(
-                isinstance(a, bool) and a == value for a in allowed):
+        if (
+            not hashable
+            or value not in allowed
+            or isinstance(value, bool) != any(isinstance(a, bool) and a == value for a in allowed)
+        ):
             listed = ", ".join(str(a) for a in allowed)
             raise Invalid(f"{_show(value)} is not {what} {listed}")
         return value
@@ -267,11 +281,17 @@ def _message(error: vol.Invalid, schema: Any, data: Any) -> str:
         return "is required"
     found, value = _value_at(data, path)
     if msg == "expected a dictionary":
-        return f"must be a mapping, got {_show(value)} ({type_name(value)})" if found \
+        return (
+            f"must be a mapping, got {_show(value)} ({type_name(value)})"
+            if found
             else "must be a mapping"
+        )
     if msg == "expected a list":
-        return f"must be a list, got {_show(value)} ({type_name(value)})" if found \
+        return (
+            f"must be a list, got {_show(value)} ({type_name(value)})"
+            if found
             else "must be a list"
+        )
     if msg.startswith("expected ") and found:
         return f"{msg}, got {_show(value)} ({type_name(value)})"
     return msg
@@ -370,10 +390,15 @@ def finite_number(*, minimum: float | None = None, maximum: float | None = None)
         try:
             as_float = float(value)
         except OverflowError:
-            raise Invalid(f"must be {wanted}, got an integer of {int(value).bit_length()} bits, "
-                          "too large for a number") from None
-        if not math.isfinite(as_float) or (minimum is not None and as_float < minimum) or (
-                maximum is not None and as_float > maximum):
+            raise Invalid(
+                f"must be {wanted}, got an integer of {int(value).bit_length()} bits, "
+                "too large for a number"
+            ) from None
+        if (
+            not math.isfinite(as_float)
+            or (minimum is not None and as_float < minimum)
+            or (maximum is not None and as_float > maximum)
+        ):
             raise Invalid(f"must be {wanted}, got {_show(value)}")
         return value
 

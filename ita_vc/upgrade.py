@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FileChange", "apply_upgrade", "plan_upgrade"]
 
-_STAGE_CMD = re.compile(r"python -m ita_vc\.pipeline (prepare|backtest|report|grid)"
-                        r"(?: --engine (\S+))?")
+_STAGE_CMD = re.compile(
+    r"python -m ita_vc\.pipeline (prepare|backtest|report|grid)"
+    r"(?: --engine (\S+))?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +50,20 @@ class FileChange:
     def diff(self) -> str:
         """A unified diff (``/dev/null`` for a new file; bytes that are not UTF-8 shown as
         replacement characters)."""
+
         def shown(text: str) -> str:
             return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
         before = shown(self.old or "").splitlines(keepends=True)
         after = shown(self.new).splitlines(keepends=True)
-        return "".join(difflib.unified_diff(
-            before, after, fromfile="/dev/null" if self.old is None else f"a/{self.path}",
-            tofile=f"b/{self.path}"))
+        return "".join(
+            difflib.unified_diff(
+                before,
+                after,
+                fromfile="/dev/null" if self.old is None else f"a/{self.path}",
+                tofile=f"b/{self.path}",
+            )
+        )
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -141,12 +149,21 @@ def plan_upgrade(root: Path) -> list[FileChange]:
             raise ConfigError(f"{exc} (dvc.yaml must be UTF-8 YAML)") from exc
         new = _upgrade_dvc_yaml(old, ENGINE_VERSION, PLOTS_TEMPLATE_RELPATH)
         if new != old:
-            changes.append(FileChange("dvc.yaml", old, new,
-                                      f"pin engine {ENGINE_VERSION}; time-series plot template"))
+            changes.append(
+                FileChange(
+                    "dvc.yaml", old, new, f"pin engine {ENGINE_VERSION}; time-series plot template"
+                )
+            )
     plots = root / PLOTS_TEMPLATE_RELPATH
     if not plots.exists():
-        changes.append(FileChange(PLOTS_TEMPLATE_RELPATH, None, _template("time_series.json"),
-                                  "the dvc plots template for time series"))
+        changes.append(
+            FileChange(
+                PLOTS_TEMPLATE_RELPATH,
+                None,
+                _template("time_series.json"),
+                "the dvc plots template for time series",
+            )
+        )
     ignore = root / ".gitignore"
     old_ignore = read_ignore_file(ignore) if ignore.is_file() else None
     present = {line.strip() for line in (old_ignore or "").splitlines()}
@@ -155,9 +172,14 @@ def plan_upgrade(root: Path) -> list[FileChange]:
         prefix = old_ignore or ""
         if prefix and not prefix.endswith("\n"):
             prefix += "\n"
-        changes.append(FileChange(".gitignore", old_ignore,
-                                  prefix + "".join(f"{line}\n" for line in missing),
-                                  "ignore " + ", ".join(missing)))
+        changes.append(
+            FileChange(
+                ".gitignore",
+                old_ignore,
+                prefix + "".join(f"{line}\n" for line in missing),
+                "ignore " + ", ".join(missing),
+            )
+        )
     return changes
 
 
@@ -174,8 +196,10 @@ def apply_upgrade(root: Path, changes: list[FileChange], *, wait: float = 0) -> 
             target = workspace.contained(change.path)
             now = read_ignore_file(target) if target.is_file() else None
             if now != change.old:
-                raise ConfigError(f"{change.path} changed while upgrading; run "
-                                  "`ita-vc init --upgrade` again")
+                raise ConfigError(
+                    f"{change.path} changed while upgrading; run `ita-vc init --upgrade` again"
+                )
         for change in changes:
-            atomic_write_bytes(workspace.contained(change.path),
-                               change.new.encode("utf-8", "surrogateescape"))
+            atomic_write_bytes(
+                workspace.contained(change.path), change.new.encode("utf-8", "surrogateescape")
+            )

@@ -206,8 +206,9 @@ class Workspace:
         check_configured_roots(self.root, self.config)
 
     # -- locks ---------------------------------------------------------------------------------
-    def lock(self, *, timeout: float = 0, name: str = "workspace",
-             purpose: str | None = None) -> WorkspaceLock:
+    def lock(
+        self, *, timeout: float = 0, name: str = "workspace", purpose: str | None = None
+    ) -> WorkspaceLock:
         """The named lock of this workspace (``.ita/<name>.lock``), to use as a context manager.
 
         ``workspace`` serialises every command that writes the DVC cache, ``data/``, dvc.lock,
@@ -271,8 +272,9 @@ class WorkspaceLock:
     pid and command to ``<name>.lock.info`` so a refusal can say who holds it.
     """
 
-    def __init__(self, workspace: Workspace, name: str, timeout: float,
-                 purpose: str | None) -> None:
+    def __init__(
+        self, workspace: Workspace, name: str, timeout: float, purpose: str | None
+    ) -> None:
         self.workspace = workspace
         self.name = name
         self.timeout = timeout
@@ -302,8 +304,12 @@ class WorkspaceLock:
         Raises:
             UsageError: a bad timeout. WorkspaceLockedError: still held elsewhere.
         """
-        if (isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float)
-                or not math.isfinite(self.timeout) or self.timeout < 0):
+        if (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, int | float)
+            or not math.isfinite(self.timeout)
+            or self.timeout < 0
+        ):
             raise UsageError(f"--wait must be a number of seconds >= 0, got {self.timeout!r}")
         self.workspace.contained(self.path, follow=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,8 +322,11 @@ class WorkspaceLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    what = "another ita-vc command" if self.name == "workspace" else \
-                        f"another ita-vc {self.name} command"
+                    what = (
+                        "another ita-vc command"
+                        if self.name == "workspace"
+                        else f"another ita-vc {self.name} command"
+                    )
                     waited = f" after waiting {self.timeout:g} s" if self.timeout else ""
                     raise WorkspaceLockedError(
                         f"{what} is running in {self.workspace.root}{self._holder()}{waited}; "

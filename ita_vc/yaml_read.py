@@ -90,7 +90,10 @@ class _StrictConstructor(yaml.constructor.SafeConstructor):
             if isinstance(shown, str) and len(shown) > 40:
                 shown = shown[:40] + "..."
             raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read the value {shown!r}: {exc}", node.start_mark,
+                None,
+                None,
+                f"cannot read the value {shown!r}: {exc}",
+                node.start_mark,
             ) from exc
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -106,7 +109,9 @@ class _StrictConstructor(yaml.constructor.SafeConstructor):
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key]})",
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key]})",
                     key_node.start_mark,
                 )
             seen[key] = line
@@ -149,16 +154,22 @@ class _Composer:
         self.total += nodes
         if self.total > self.max_nodes:
             what = "after expanding aliases " if self.allow_aliases and self.anchors else ""
-            raise self.fail(f"more than {self.max_nodes:,} nodes {what}(the limit is "
-                            f"{self.max_nodes:,} per file)", event)
+            raise self.fail(
+                f"more than {self.max_nodes:,} nodes {what}(the limit is "
+                f"{self.max_nodes:,} per file)",
+                event,
+            )
 
     def check_anchor(self, event: Any) -> None:
         anchor = event.anchor
         if anchor is None:
             return
         if not self.allow_aliases:
-            raise self.fail(f"anchors and aliases are not allowed in {self.source} "
-                            f"(found &{anchor}); write the value out", event)
+            raise self.fail(
+                f"anchors and aliases are not allowed in {self.source} "
+                f"(found &{anchor}); write the value out",
+                event,
+            )
         if anchor in self.anchors:
             raise self.fail(f"duplicate anchor &{anchor}", event)
 
@@ -200,18 +211,26 @@ class _Composer:
 
     def alias(self, event: Any) -> yaml.Node:
         if not self.allow_aliases:
-            raise self.fail(f"anchors and aliases are not allowed in {self.source} "
-                            f"(found *{event.anchor}); write the value out", event)
+            raise self.fail(
+                f"anchors and aliases are not allowed in {self.source} "
+                f"(found *{event.anchor}); write the value out",
+                event,
+            )
         target = self.anchors.get(event.anchor)
         if target is None:
             raise self.fail(f"undefined alias *{event.anchor}", event)
         if id(target) not in self.sizes:
-            raise self.fail(f"recursive alias *{event.anchor} (it refers to a collection "
-                            "that contains it)", event)
+            raise self.fail(
+                f"recursive alias *{event.anchor} (it refers to a collection that contains it)",
+                event,
+            )
         nodes, height = self.sizes[id(target)]
         if len(self.stack) + height > self.max_depth:
-            raise self.fail(f"nesting deeper than {self.max_depth} levels after expanding "
-                            f"*{event.anchor} (the limit)", event)
+            raise self.fail(
+                f"nesting deeper than {self.max_depth} levels after expanding "
+                f"*{event.anchor} (the limit)",
+                event,
+            )
         self.count(nodes, event)
         self.grow(height)
         return target
@@ -222,8 +241,9 @@ class _Composer:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark,
-                               style=event.style)
+        node = yaml.ScalarNode(
+            tag, event.value, event.start_mark, event.end_mark, style=event.style
+        )
         if event.anchor is not None:
             self.anchors[event.anchor] = node
             self.sizes[id(node)] = (1, 0)
@@ -245,8 +265,13 @@ class _Composer:
 
 
 def compose_yaml(
-    text: str, source: str = "<string>", *, allow_aliases: bool = False,
-    max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES,
+    text: str,
+    source: str = "<string>",
+    *,
+    allow_aliases: bool = False,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    max_nodes: int = MAX_NODES,
 ) -> yaml.Node | None:
     """Compose one YAML document under the limits (None for an empty document).
 
@@ -260,8 +285,7 @@ def compose_yaml(
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:
-        raise YamlError(source, "not valid UTF-8 text",
-                        text[: exc.start].count("\n") + 1) from exc
+        raise YamlError(source, "not valid UTF-8 text", text[: exc.start].count("\n") + 1) from exc
     if size > max_bytes:
         raise YamlError(source, f"{size:,} bytes, the limit is {max_bytes:,}")
     loader = _BaseSafeLoader(text)
@@ -274,8 +298,10 @@ def compose_yaml(
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
-                    raise composer.fail("expected a single document in the stream, but found "
-                                        "another document", event)
+                    raise composer.fail(
+                        "expected a single document in the stream, but found another document",
+                        event,
+                    )
                 continue
             finished = composer.feed(event)
             if finished is not None:
@@ -322,8 +348,10 @@ def _index(root: yaml.Node | None) -> dict[str, tuple[int, str | None]]:
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            items = [(f"{prefix}{k.value if isinstance(k, yaml.ScalarNode) else '?'}", k, v)
-                     for k, v in node.value]
+            items = [
+                (f"{prefix}{k.value if isinstance(k, yaml.ScalarNode) else '?'}", k, v)
+                for k, v in node.value
+            ]
         else:
             items = [(f"{prefix}{i}", v, v) for i, v in enumerate(node.value)]
         for key, where, value in items:
@@ -354,7 +382,10 @@ class YamlDocument:
 
 
 def load_yaml_document(
-    text: str, source: str = "<string>", *, allow_aliases: bool = False,
+    text: str,
+    source: str = "<string>",
+    *,
+    allow_aliases: bool = False,
     max_bytes: int = MAX_BYTES,
 ) -> YamlDocument:
     """Compose once (under the limits), index the key paths, then construct safely.
@@ -389,8 +420,14 @@ def node_lines(text: str) -> dict[str, int]:
     return {key: line for key, (line, _raw) in node_index(text).items()}
 
 
-def load_yaml_text(text: str, source: str = "<string>", *, allow_aliases: bool = False,
-                   max_bytes: int = MAX_BYTES, max_nodes: int = MAX_NODES) -> Any:
+def load_yaml_text(
+    text: str,
+    source: str = "<string>",
+    *,
+    allow_aliases: bool = False,
+    max_bytes: int = MAX_BYTES,
+    max_nodes: int = MAX_NODES,
+) -> Any:
     """Parse one YAML document safely, under the limits.
 
     ``allow_aliases``: accept anchors and aliases (``params.yaml`` only), with the expansion
@@ -400,13 +437,15 @@ def load_yaml_text(text: str, source: str = "<string>", *, allow_aliases: bool =
         YamlError: malformed YAML, a limit broken, an anchor/alias where not allowed, a python
             tag, or a duplicate key (with the line).
     """
-    root = compose_yaml(text, source, allow_aliases=allow_aliases, max_bytes=max_bytes,
-                        max_nodes=max_nodes)
+    root = compose_yaml(
+        text, source, allow_aliases=allow_aliases, max_bytes=max_bytes, max_nodes=max_nodes
+    )
     return _construct(root, source)
 
 
-def read_file_bytes(path: str | Path, *, max_bytes: int = MAX_BYTES,
-                    follow_symlinks: bool = True) -> bytes:
+def read_file_bytes(
+    path: str | Path, *, max_bytes: int = MAX_BYTES, follow_symlinks: bool = True
+) -> bytes:
     """The bytes of a regular file of at most ``max_bytes`` (never a FIFO or a device, which
     could block or never end; with ``follow_symlinks`` false, never a symlink).
 
@@ -428,8 +467,9 @@ def read_file_bytes(path: str | Path, *, max_bytes: int = MAX_BYTES,
         if not stat.S_ISREG(info.st_mode):
             raise YamlError(str(path), "not a regular file")
         if info.st_size > max_bytes:
-            raise YamlError(str(path), f"file is {info.st_size:,} bytes, the limit is "
-                                       f"{max_bytes:,}")
+            raise YamlError(
+                str(path), f"file is {info.st_size:,} bytes, the limit is {max_bytes:,}"
+            )
         chunks = []
         remaining = max_bytes + 1
         while remaining > 0:
@@ -463,8 +503,13 @@ def read_text_file(path: str | Path, *, max_bytes: int | None = None) -> str:
         raise YamlError(str(path), "not valid UTF-8", line) from exc
 
 
-def load_yaml_file(path: str | Path, *, max_bytes: int | None = None,
-                   allow_aliases: bool = False, max_nodes: int = MAX_NODES) -> Any:
+def load_yaml_file(
+    path: str | Path,
+    *,
+    max_bytes: int | None = None,
+    allow_aliases: bool = False,
+    max_nodes: int = MAX_NODES,
+) -> Any:
     """Read and parse a UTF-8 YAML file safely, under the limits.
 
     Raises:
@@ -472,8 +517,13 @@ def load_yaml_file(path: str | Path, *, max_bytes: int | None = None,
             anchor/alias where not allowed.
     """
     limit = MAX_BYTES if max_bytes is None else max_bytes
-    return load_yaml_text(read_text_file(path, max_bytes=limit), str(path),
-                          allow_aliases=allow_aliases, max_bytes=limit, max_nodes=max_nodes)
+    return load_yaml_text(
+        read_text_file(path, max_bytes=limit),
+        str(path),
+        allow_aliases=allow_aliases,
+        max_bytes=limit,
+        max_nodes=max_nodes,
+    )
 
 
 def load_lockfile(path: str | Path) -> Any:
@@ -483,5 +533,6 @@ def load_lockfile(path: str | Path) -> Any:
     Raises:
         YamlError: as :func:`load_yaml_file`.
     """
-    return load_yaml_file(path, max_bytes=LOCKFILE_MAX_BYTES, allow_aliases=True,
-                          max_nodes=LOCKFILE_MAX_NODES)
+    return load_yaml_file(
+        path, max_bytes=LOCKFILE_MAX_BYTES, allow_aliases=True, max_nodes=LOCKFILE_MAX_NODES
+    )

@@ -34,11 +34,19 @@ def main() -> int:
     sh(str(BIN / "dvc"), "status")
     summary = json.loads((ROOT / "results/backtest/summary.json").read_text())
     metrics = json.loads((ROOT / "results/metrics.json").read_text())
-    print(f"\n{summary['setup_id']} {summary['rule_version']} on {summary['market']} "
-          f"{summary['symbol']} {summary['timeframe']} "
-          f"({summary['range']['first_bar']} .. {summary['range']['last_bar']}):")
-    for key in ("Total Return [%]", "Benchmark Return [%]", "Max. Drawdown [%]", "Num. Trades",
-                "Win Rate [%]", "Sharpe Ratio"):
+    print(
+        f"\n{summary['setup_id']} {summary['rule_version']} on {summary['market']} "
+        f"{summary['symbol']} {summary['timeframe']} "
+        f"({summary['range']['first_bar']} .. {summary['range']['last_bar']}):"
+    )
+    for key in (
+        "Total Return [%]",
+        "Benchmark Return [%]",
+        "Max. Drawdown [%]",
+        "Num. Trades",
+        "Win Rate [%]",
+        "Sharpe Ratio",
+    ):
         value = metrics[key]
         print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
     import pandas as pd
@@ -46,13 +54,17 @@ def main() -> int:
     grid = json.loads((ROOT / "results/grid/summary.json").read_text())
     topk = pd.read_parquet(ROOT / "results/grid/topk.parquet")
     counts = grid["counts"]
-    print(f"\ngrid: {counts['stage_a_variants']} base variants, "
-          f"{counts['stage_b_evaluated']} with SL/TP; best 3 of {len(topk)}:")
+    print(
+        f"\ngrid: {counts['stage_a_variants']} base variants, "
+        f"{counts['stage_b_evaluated']} with SL/TP; best 3 of {len(topk)}:"
+    )
     for _, row in topk.head(3).iterrows():
         print(f"  {row['rank']}. {row['variant_key']:<40} {row['Total Return [%]']:.4f} %")
     print("  (results/grid/report.md; `ita-vc grid promote KEY` saves one as a rule version)")
-    print(f"\nreport: {ROOT / 'results/report/report.md'} (charts beside it); "
-          "`dvc metrics show`, `dvc plots show` work too")
+    print(
+        f"\nreport: {ROOT / 'results/report/report.md'} (charts beside it); "
+        "`dvc metrics show`, `dvc plots show` work too"
+    )
     print("demo OK")
     return 0
 

@@ -23,16 +23,35 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "ita_vc"
-HEAVY = ("dvc", "dvc_data", "dvc_objects", "scmrepo", "git", "pandas", "pyarrow", "numpy",
-         "numba", "matplotlib", "dask")
+HEAVY = (
+    "dvc",
+    "dvc_data",
+    "dvc_objects",
+    "scmrepo",
+    "git",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "numba",
+    "matplotlib",
+    "dask",
+)
 UI = ("typer", "rich", "click")
 ENTRIES = {  # what each entry point imports first, and what it must not reach at import time
     "import ita_vc": (("ita_vc",), HEAVY + UI),
     "ita-vc --help": (("ita_vc.cli", "ita_vc.cli.*"), HEAVY),  # registering imports every command
     # the hook, with the modules its check loads when it runs (rules.check imports them inside)
-    "the pre-commit hook": (("ita_vc.rules.hook_entry", "ita_vc._hook", "ita_vc.rules.check",
-                             "ita_vc.workspace", "ita_vc.config", "ita_vc.catalog"),
-                            HEAVY + UI),
+    "the pre-commit hook": (
+        (
+            "ita_vc.rules.hook_entry",
+            "ita_vc._hook",
+            "ita_vc.rules.check",
+            "ita_vc.workspace",
+            "ita_vc.config",
+            "ita_vc.catalog",
+        ),
+        HEAVY + UI,
+    ),
 }
 
 
@@ -49,7 +68,8 @@ def _modules() -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.Module, module: str, is_package: bool) -> list[tuple[str, bool]]:
@@ -73,8 +93,7 @@ def _imports(tree: ast.Module, module: str, is_package: bool) -> list[tuple[str,
             out.append((base, top))
             out.extend((f"{base}.{alias.name}", top) for alias in node.names)
             return
-        inner = top and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef
-                                       | ast.Lambda)
+        inner = top and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
         for child in ast.iter_child_nodes(node):
             visit(child, inner)
 
@@ -125,8 +144,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     counter = [0]
 
     def edges(node: str) -> list[str]:
-        return sorted(t for t in graph.get(node, ()) if t in graph
-                      and not node.startswith(t + "."))
+        return sorted(t for t in graph.get(node, ()) if t in graph and not node.startswith(t + "."))
 
     sys.setrecursionlimit(10_000)
 
@@ -169,8 +187,9 @@ def _collapse(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         if source == PACKAGE:
             continue
         row = out.setdefault(unit(source), set())
-        row.update(unit(t) for t in targets if t.startswith(PACKAGE + ".")
-                   and unit(t) != unit(source))
+        row.update(
+            unit(t) for t in targets if t.startswith(PACKAGE + ".") and unit(t) != unit(source)
+        )
     return out
 
 
@@ -192,8 +211,11 @@ def main(argv: list[str]) -> int:
     top, every = build()
     status = 0
     packages = _collapse(every)
-    for label, graph in (("module-level", top), ("with function-level", every),
-                         ("between subpackages", packages)):
+    for label, graph in (
+        ("module-level", top),
+        ("with function-level", every),
+        ("between subpackages", packages),
+    ):
         found = cycles(graph)
         print(f"cycles ({label} imports): {len(found)}")
         for component in found:
@@ -207,8 +229,11 @@ def main(argv: list[str]) -> int:
     for label, (starts, banned) in entries.items():
         chains: dict[str, list[str]] = {}
         for start in starts:
-            names = ([m for m in sorted(top) if m.startswith(start[:-1])]
-                     if start.endswith("*") else [start])
+            names = (
+                [m for m in sorted(top) if m.startswith(start[:-1])]
+                if start.endswith("*")
+                else [start]
+            )
             for name in names:
                 for target, chain in reach(top, name).items():
                     if target not in chains or len(chain) < len(chains[target]):

@@ -45,8 +45,15 @@ def write_binance(df, path: Path) -> None:
 def write_bybit(df, path: Path) -> None:
     out = df[["ts_utc", "open", "high", "low", "close", "volume"]].iloc[::-1]  # newest first
     out = out.assign(turnover=(df["volume"] * df["close"]).round(4))
-    out.columns = ["startTime", "openPrice", "highPrice", "lowPrice", "closePrice", "volume",
-                   "turnover"]
+    out.columns = [
+        "startTime",
+        "openPrice",
+        "highPrice",
+        "lowPrice",
+        "closePrice",
+        "volume",
+        "turnover",
+    ]
     out.to_csv(path, index=False)
 
 
@@ -63,8 +70,19 @@ def main() -> int:
             frame = generate_candles(spec)
             export = Path(tmp) / f"{spec.symbol}-1m-export.csv"
             writers[spec.market](frame, export)
-            sh(str(BIN / "ita-vc"), "data", "import", str(export), "--market", spec.market,
-               "--symbol", spec.symbol, "--timeframe", "1m", "--no-track")
+            sh(
+                str(BIN / "ita-vc"),
+                "data",
+                "import",
+                str(export),
+                "--market",
+                spec.market,
+                "--symbol",
+                spec.symbol,
+                "--timeframe",
+                "1m",
+                "--no-track",
+            )
             stored = CandleStore(Workspace.at(ROOT)).load(spec.market, spec.symbol, "1m")
             if hash_dataframe(stored) != hash_dataframe(frame):
                 print(f"FAILED: imported {spec.symbol} differs from the generated table")

@@ -113,10 +113,14 @@ _REAL_HOME = Path(os.path.expanduser("~"))
 @pytest.fixture(scope="session", autouse=True)
 def _real_home_untouched() -> Iterator[None]:
     """Fail the session if any test wrote into the real home directory (pre-commit's guard)."""
+
     def snapshot() -> dict[str, float]:
         try:
-            return {p.name: p.stat().st_mtime for p in _REAL_HOME.iterdir()
-                    if p.name not in (".cache", ".local", ".bash_history", ".python_history")}
+            return {
+                p.name: p.stat().st_mtime
+                for p in _REAL_HOME.iterdir()
+                if p.name not in (".cache", ".local", ".bash_history", ".python_history")
+            }
         except OSError:
             return {}
 

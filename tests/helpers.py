@@ -63,13 +63,24 @@ class TmpRepo(type(Path())):  # type: ignore[misc]
 
 
 def run(
-    cmd: list[str], cwd: Path | str, *, check: bool = True, env: dict[str, str] | None = None,
-    input_text: str | None = None, timeout: float = 600,
+    cmd: list[str],
+    cwd: Path | str,
+    *,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+    timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run a real subprocess with the test environment; raise with its output on failure."""
     proc = subprocess.run(
-        cmd, cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True,
-        input=input_text, timeout=timeout, check=False,
+        cmd,
+        cwd=cwd,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        input=input_text,
+        timeout=timeout,
+        check=False,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -111,8 +122,11 @@ def invoke(*args: str, cwd: Path | str | None = None) -> CliResult:
     return CliResult(int(code), out.getvalue(), err.getvalue())
 
 
-def ita_vc_subprocess(*args: str, cwd: Path | str, check: bool = False,
-                      ) -> subprocess.CompletedProcess[str]:
+def ita_vc_subprocess(
+    *args: str,
+    cwd: Path | str,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``ita-vc`` console script as a real subprocess."""
     return run([str(VENV_BIN / "ita-vc"), *args], cwd=cwd, check=check)
 
@@ -126,15 +140,17 @@ def make_pipeline_repo(repo: TmpRepo, *, days: int = 12, seed: int = 5) -> TmpRe
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.at(repo)
-    spec = SampleSpec("binance-spot", "BTCUSDT", 1_735_689_600_000, days, 94_000.0, 0.55, 0.01,
-                      12.0, seed)
+    spec = SampleSpec(
+        "binance-spot", "BTCUSDT", 1_735_689_600_000, days, 94_000.0, 0.55, 0.01, 12.0, seed
+    )
     export = repo.parent / f"btc-{seed}.parquet"
     generate_candles(spec).drop(columns="gap_flag").to_parquet(export)
     CandleStore(workspace).import_files([export], market="binance-spot", symbol="BTCUSDT")
     RuleRegistry(workspace).new("example_ma_cross", author="t")
     params = (repo / "params.yaml").read_text()
     params = params.replace('start: "2025-01-10"', 'start: "2025-01-04"').replace(
-        'end: "2025-03-01"', 'end: "2025-01-12"')
+        'end: "2025-03-01"', 'end: "2025-01-12"'
+    )
     (repo / "params.yaml").write_text(params)
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "data and rule")
@@ -161,8 +177,9 @@ def lock_held_elsewhere(workspace: Any, timeout: float = 10) -> Iterator[None]:
         thread.join()
 
 
-def walk_candles(n: int, *, step: int = MIN, seed: int = 0, vol: float = 2e-3,
-                 spread: float = 0.05) -> Any:
+def walk_candles(
+    n: int, *, step: int = MIN, seed: int = 0, vol: float = 2e-3, spread: float = 0.05
+) -> Any:
     """``n`` bars of a seeded log-normal walk from 100 (closes rounded to cents, each open the
     previous close, high/low ``spread`` outside the body, volume 1), from :data:`T0`."""
     import numpy as np
@@ -171,7 +188,13 @@ def walk_candles(n: int, *, step: int = MIN, seed: int = 0, vol: float = 2e-3,
     rng = np.random.default_rng(seed)
     close = np.round(100 * np.exp(np.cumsum(rng.normal(0, vol, n))), 2)
     open_ = np.r_[100.0, close[:-1]]
-    return pd.DataFrame({"ts_utc": T0 + np.arange(n, dtype=np.int64) * step, "open": open_,
-                         "high": np.maximum(open_, close) + spread,
-                         "low": np.minimum(open_, close) - spread, "close": close,
-                         "volume": np.ones(n)})
+    return pd.DataFrame(
+        {
+            "ts_utc": T0 + np.arange(n, dtype=np.int64) * step,
+            "open": open_,
+            "high": np.maximum(open_, close) + spread,
+            "low": np.minimum(open_, close) - spread,
+            "close": close,
+            "volume": np.ones(n),
+        }
+    )

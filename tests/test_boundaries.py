@@ -11,8 +11,9 @@ from tests.helpers import REPO_ROOT, run
 
 
 def test_no_module_level_import_cycle_and_light_entry_points():
-    proc = run([sys.executable, str(REPO_ROOT / "scripts" / "import_graph.py")], cwd=REPO_ROOT,
-               check=False)
+    proc = run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "import_graph.py")], cwd=REPO_ROOT, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "cycles (module-level imports): 0" in proc.stdout
     for entry in ("import ita_vc", "ita-vc --help", "the pre-commit hook"):
@@ -33,8 +34,11 @@ def test_the_graph_script_names_a_cycle_and_a_heavy_entry_point():
 def test_verify_finds_trashed_objects_where_the_trash_puts_them(workspace):
     oid = "0123456789abcdef0123456789abcdef.dir"
     trash = Trash(workspace, Path(workspace.root / ".dvc" / "cache"))
-    assert workspace.trashed_object_path(oid) == trash.trash_path(oid) \
+    assert (
+        workspace.trashed_object_path(oid)
+        == trash.trash_path(oid)
         == trash.objects / "01" / oid[2:]
+    )
 
 
 def test_only_vcs_imports_dvc_or_gitpython():
@@ -49,8 +53,12 @@ def test_only_vcs_imports_dvc_or_gitpython():
         if rel.startswith("ita_vc/vcs/"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
-            offenders += [f"{rel}:{node.lineno}: {n}" for n in names
-                          if n.split(".")[0] in banned]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            offenders += [f"{rel}:{node.lineno}: {n}" for n in names if n.split(".")[0] in banned]
     assert offenders == []

@@ -16,12 +16,16 @@ def test_defaults_parse_and_are_what_init_writes():
 
 
 def test_missing_keys_take_defaults_and_user_values_win():
-    config = parse_config("paths:\n  logs_root: var/logs\nstore:\n  kinds:\n    extra: data/x\n"
-                          "    candles: data/c\n")
+    config = parse_config(
+        "paths:\n  logs_root: var/logs\nstore:\n  kinds:\n    extra: data/x\n    candles: data/c\n"
+    )
     assert config.paths.logs_root == "var/logs"
     assert config.paths.data_root == "data"
-    assert config.store.kinds == {"extra": "data/x", "candles": "data/c",
-                                  "retention": ".ita/retention"}  # always present
+    assert config.store.kinds == {
+        "extra": "data/x",
+        "candles": "data/c",
+        "retention": ".ita/retention",
+    }  # always present
     assert config.candles.markets[0] == "binance-spot"
 
 
@@ -34,8 +38,10 @@ def test_empty_file_is_all_defaults():
     [
         ("paths:\n  data_rot: data\n", r"config.yaml:2: paths.data_rot: unknown key"),
         ("colour: blue\n", r"colour: unknown key"),
-        ("paths:\n  data_root: 5\n",
-         r"config.yaml:2: paths.data_root: must be a non-empty relative path, got 5 \(integer\)"),
+        (
+            "paths:\n  data_root: 5\n",
+            r"config.yaml:2: paths.data_root: must be a non-empty relative path, got 5 \(integer\)",
+        ),
         ("paths: [a]\n", r"paths: must be a mapping"),
         ("paths:\n  data_root: /abs/data\n", r"must be relative to the repository"),
         ("paths:\n  data_root: ../outside\n", r"must not leave the repository"),
@@ -45,20 +51,26 @@ def test_empty_file_is_all_defaults():
         ("paths:\n  trash_root: data/trash\n", r"trash_root: data/trash must not be inside"),
         ("paths:\n  data_root: 'a\\b'\n", r"use '/' as the separator"),
         ("paths:\n  data_root: .\n", r"must name a folder below the repository root"),
-        ("store:\n  parquet_compression: lzma\n",
-         r"yaml:2: store.parquet_compression: 'lzma' is not one of zstd, snappy, gzip"),
+        (
+            "store:\n  parquet_compression: lzma\n",
+            r"yaml:2: store.parquet_compression: 'lzma' is not one of zstd, snappy, gzip",
+        ),
         ("store:\n  kinds: {}\n", r"at least one artifact kind"),
         ("store:\n  kinds: {png: data/png}\n", r"needs a 'candles' kind"),
         ("candles:\n  layout: '{market}/{symbol}.parquet'\n", r"missing: \{timeframe\}"),
         ("candles:\n  layout: '{market}/{symbol}/{timeframe}.csv'\n", r"ending in .parquet"),
         ("candles:\n  markets: []\n", r"non-empty list of market names"),
-        ("candles:\n  markets: 3\n",
-         r"yaml:2: candles.markets: must be a non-empty list of market names, got 3 \(integer\)"),
+        (
+            "candles:\n  markets: 3\n",
+            r"yaml:2: candles.markets: must be a non-empty list of market names, got 3 \(integer\)",
+        ),
         ("store:\n  kinds:\n    bad-name: x\n", r"kind names are identifiers"),
         ("store:\n  kinds: 3\n", r"store.kinds: must be a mapping"),
         ("schema_version: 2\n", r"unsupported version 2"),
-        ("schema_version: true\n",
-         r"yaml:1: schema_version: must be an integer, got True \(boolean\)"),
+        (
+            "schema_version: true\n",
+            r"yaml:1: schema_version: must be an integer, got True \(boolean\)",
+        ),
         ("paths:\n  data_root: data\n  data_root: x\n", r"yaml:3: duplicate key 'data_root'"),
         ("paths: {data_root: [\n", r"config.yaml"),
         ("a: !!python/object:os.system {}\n", r"tag not allowed"),
@@ -70,15 +82,17 @@ def test_invalid_configs_name_file_key_and_line(text, match):
 
 
 def test_every_problem_is_reported_with_its_line():
-    text = ("schema_version: 1\n"
-            "paths:\n"
-            "  data_root: /abs\n"
-            "  logs_rot: x\n"
-            "store:\n"
-            "  parquet_compression: lzma\n"
-            "  kinds: {candles: data/c, bad-name: x}\n"
-            "candles:\n"
-            "  markets: [binance, 3]\n")
+    text = (
+        "schema_version: 1\n"
+        "paths:\n"
+        "  data_root: /abs\n"
+        "  logs_rot: x\n"
+        "store:\n"
+        "  parquet_compression: lzma\n"
+        "  kinds: {candles: data/c, bad-name: x}\n"
+        "candles:\n"
+        "  markets: [binance, 3]\n"
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(text)
     assert str(info.value).splitlines() == [

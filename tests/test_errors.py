@@ -8,17 +8,33 @@ def test_exit_codes_are_the_documented_contract():
     assert {
         cls.__name__: cls.exit_code
         for cls in (
-            errors.ItaVcError, errors.RuleValidationError, errors.NotInitializedError,
-            errors.IntegrityError, errors.RetentionRefusedError, errors.ConfigError,
-            errors.PersistentStoreError, errors.IndexCorruptError, errors.VcsError,
-            errors.WorkspaceLockedError, errors.DataValidationError, errors.UsageError,
+            errors.ItaVcError,
+            errors.RuleValidationError,
+            errors.NotInitializedError,
+            errors.IntegrityError,
+            errors.RetentionRefusedError,
+            errors.ConfigError,
+            errors.PersistentStoreError,
+            errors.IndexCorruptError,
+            errors.VcsError,
+            errors.WorkspaceLockedError,
+            errors.DataValidationError,
+            errors.UsageError,
             errors.DirtyWorkspaceError,
         )
     } == {
-        "ItaVcError": 1, "RuleValidationError": 4, "NotInitializedError": 5,
-        "IntegrityError": 6, "RetentionRefusedError": 7, "ConfigError": 8,
-        "PersistentStoreError": 9, "IndexCorruptError": 9, "VcsError": 1,
-        "WorkspaceLockedError": 10, "DataValidationError": 11, "UsageError": 2,
+        "ItaVcError": 1,
+        "RuleValidationError": 4,
+        "NotInitializedError": 5,
+        "IntegrityError": 6,
+        "RetentionRefusedError": 7,
+        "ConfigError": 8,
+        "PersistentStoreError": 9,
+        "IndexCorruptError": 9,
+        "VcsError": 1,
+        "WorkspaceLockedError": 10,
+        "DataValidationError": 11,
+        "UsageError": 2,
         "DirtyWorkspaceError": 12,
     }
     assert (errors.EXIT_USAGE, errors.EXIT_UNEXPECTED, errors.EXIT_INTERRUPTED) == (2, 3, 130)

@@ -23,8 +23,15 @@ def test_init_creates_a_complete_workspace(tmp_path):
     root = tmp_path / "ws"
     report = init_workspace(root)
     assert report.changed
-    for rel in ("configs/config.yaml", "params.yaml", "dvc.yaml", "rules/.gitkeep", ".gitignore",
-                ".dvc/config", ".dvcignore"):
+    for rel in (
+        "configs/config.yaml",
+        "params.yaml",
+        "dvc.yaml",
+        "rules/.gitkeep",
+        ".gitignore",
+        ".dvc/config",
+        ".dvcignore",
+    ):
         assert (root / rel).is_file(), rel
     assert (root / ".git").is_dir()
     assert (root / "configs/config.yaml").read_text() == default_config_text()

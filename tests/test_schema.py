@@ -28,21 +28,32 @@ from ita_vc.schema import (
 )
 from ita_vc.yaml_read import load_yaml_document
 
-SCHEMA = strict({
-    vol.Required("name"): text(pattern=r"[a-z]+", what="a lowercase name"),
-    vol.Optional("count", default=1): integer(minimum=1, maximum=10),
-    vol.Optional("ratio"): number(minimum=0, maximum=1),
-    vol.Optional("enabled"): boolean(),
-    vol.Optional("mode"): choice(("fast", "slow")),
-    vol.Optional("nested"): strict({
-        vol.Optional("depth"): integer(),
-        vol.Optional("items"): sequence_of(strict({vol.Required("id"): integer()})),
-    }),
-    vol.Optional("free"): mapping_of(text(), listing_allowed(strict({
-        vol.Optional("x"): integer(),
-    }))),
-    vol.Optional("size"): nullable(finite_number(minimum=0)),
-})
+SCHEMA = strict(
+    {
+        vol.Required("name"): text(pattern=r"[a-z]+", what="a lowercase name"),
+        vol.Optional("count", default=1): integer(minimum=1, maximum=10),
+        vol.Optional("ratio"): number(minimum=0, maximum=1),
+        vol.Optional("enabled"): boolean(),
+        vol.Optional("mode"): choice(("fast", "slow")),
+        vol.Optional("nested"): strict(
+            {
+                vol.Optional("depth"): integer(),
+                vol.Optional("items"): sequence_of(strict({vol.Required("id"): integer()})),
+            }
+        ),
+        vol.Optional("free"): mapping_of(
+            text(),
+            listing_allowed(
+                strict(
+                    {
+                        vol.Optional("x"): integer(),
+                    }
+                )
+            ),
+        ),
+        vol.Optional("size"): nullable(finite_number(minimum=0)),
+    }
+)
 
 
 def _problems(yaml_text: str, schema: object = SCHEMA, prefix: str = "") -> Problems:
@@ -55,18 +66,17 @@ def _problems(yaml_text: str, schema: object = SCHEMA, prefix: str = "") -> Prob
 def test_valid_data_comes_back_with_defaults():
     document = load_yaml_document("name: abc\nenabled: true\nsize: null\n", "f.yaml")
     problems = Problems("f.yaml", document.index)
-    assert problems.check(SCHEMA, document.data) == {"name": "abc", "count": 1, "enabled": True,
-                                                     "size": None}
+    assert problems.check(SCHEMA, document.data) == {
+        "name": "abc",
+        "count": 1,
+        "enabled": True,
+        "size": None,
+    }
     assert not problems and len(problems) == 0
 
 
 def test_every_problem_is_reported_with_its_line_in_file_order():
-    problems = _problems("count: 0\n"
-                         "name: ABC\n"
-                         "ratio: 2\n"
-                         "enabled: 1\n"
-                         "mode: medium\n"
-                         "colour: red\n")
+    problems = _problems("count: 0\nname: ABC\nratio: 2\nenabled: 1\nmode: medium\ncolour: red\n")
     assert problems.text().splitlines() == [
         "f.yaml:1: count: must be >= 1, got 0",
         "f.yaml:2: name: 'ABC' is not a lowercase name",
@@ -89,17 +99,19 @@ def test_a_missing_required_key_is_located_at_its_parent():
 
 
 def test_nested_sequences_and_mappings_report_every_item():
-    problems = _problems("name: abc\n"
-                         "nested:\n"
-                         "  depth: x\n"
-                         "  items:\n"
-                         "    - {id: 1}\n"
-                         "    - {id: a}\n"
-                         "    - 7\n"
-                         "free:\n"
-                         "  one: {x: 1}\n"
-                         "  two: {y: 1}\n"
-                         "  three: {x: 1.5}\n")
+    problems = _problems(
+        "name: abc\n"
+        "nested:\n"
+        "  depth: x\n"
+        "  items:\n"
+        "    - {id: 1}\n"
+        "    - {id: a}\n"
+        "    - 7\n"
+        "free:\n"
+        "  one: {x: 1}\n"
+        "  two: {y: 1}\n"
+        "  three: {x: 1.5}\n"
+    )
     assert problems.text().splitlines() == [
         "f.yaml:3: nested.depth: must be an integer, got 'x' (text)",
         "f.yaml:6: nested.items.1.id: must be an integer, got 'a' (text)",
@@ -142,8 +154,11 @@ def test_nan_and_infinity_are_refused(value):
 
 def test_finite_number_refuses_an_integer_too_large_for_a_float():
     assert number()(10**400) == 10**400  # number() only looks at floats
-    with pytest.raises(vol.Invalid, match=r"^must be a finite number >= 0, got an integer of "
-                                          r"1329 bits, too large for a number$"):
+    with pytest.raises(
+        vol.Invalid,
+        match=r"^must be a finite number >= 0, got an integer of "
+        r"1329 bits, too large for a number$",
+    ):
         finite_number(minimum=0)(10**400)
     assert finite_number(minimum=0, maximum=1)(1) == 1
     with pytest.raises(vol.Invalid, match=r"^must be a finite number >= 0 <= 1, got -1$"):
@@ -167,7 +182,9 @@ def test_nullable_and_listing_allowed():
     with pytest.raises(vol.MultipleInvalid) as info:
         closed({"a": {"c": 1}, "d": 2})
     assert sorted((e.path, e.msg) for e in info.value.errors) == [
-        (["a", "c"], "unknown key (allowed: b)"), (["d"], "unknown key (allowed: a)")]
+        (["a", "c"], "unknown key (allowed: b)"),
+        (["d"], "unknown key (allowed: a)"),
+    ]
 
 
 def test_the_prefix_names_a_section_validated_on_its_own():
@@ -197,29 +214,63 @@ def test_named_checks_add_to_the_same_problems_and_raise_them_all():
 
 def test_type_names_are_the_yaml_ones():
     assert [type_name(v) for v in (None, True, 1, 1.5, "a", {}, [], (), b"")] == [
-        "null", "boolean", "integer", "number", "text", "mapping", "list", "list", "bytes"]
+        "null",
+        "boolean",
+        "integer",
+        "number",
+        "text",
+        "mapping",
+        "list",
+        "list",
+        "bytes",
+    ]
 
 
 # -- the engine never raises: whatever the data, it returns problems ------------------------------
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=8),
     st.sampled_from(["abc", "fast", "slow", "id", "x", "name", "count", "nested", "items"]),
 )
-_keys = st.one_of(st.sampled_from(["name", "count", "ratio", "enabled", "mode", "nested", "depth",
-                                   "items", "id", "free", "x", "size"]),
-                  st.text(max_size=5), st.integers(-3, 3), st.booleans(), st.none())
+_keys = st.one_of(
+    st.sampled_from(
+        [
+            "name",
+            "count",
+            "ratio",
+            "enabled",
+            "mode",
+            "nested",
+            "depth",
+            "items",
+            "id",
+            "free",
+            "x",
+            "size",
+        ]
+    ),
+    st.text(max_size=5),
+    st.integers(-3, 3),
+    st.booleans(),
+    st.none(),
+)
 _yamlish = st.recursive(
     _scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(_keys, inner, max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=5)),
     max_leaves=20,
 )
 
 
-@settings(max_examples=200, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.one_of(_yamlish, st.dictionaries(_keys, _yamlish, max_size=6)),
-       prefix=st.sampled_from(["", "section."]))
+@settings(
+    max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    data=st.one_of(_yamlish, st.dictionaries(_keys, _yamlish, max_size=6)),
+    prefix=st.sampled_from(["", "section."]),
+)
 def test_check_never_raises_and_fails_only_with_problems(data, prefix):
     problems = Problems("f.yaml", {"name": (1, "abc")})
     result = problems.check(SCHEMA, data, prefix=prefix)

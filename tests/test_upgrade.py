@@ -76,8 +76,9 @@ def _as_release_0_1_0(repo):
     (repo / "dvc.yaml").write_text(DVC_YAML_0_1_0)
     (repo / "configs/plots/time_series.json").unlink()
     ignore = repo / ".gitignore"
-    ignore.write_text("".join(line + "\n" for line in ignore.read_text().splitlines()
-                              if line != "/dvc_plots/"))
+    ignore.write_text(
+        "".join(line + "\n" for line in ignore.read_text().splitlines() if line != "/dvc_plots/")
+    )
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "a workspace as ita-vc 0.1.0 made it")
 
@@ -109,7 +110,8 @@ def test_upgrade_shows_every_change_and_writes_only_with_yes(old_workspace):
     assert dvc_yaml.startswith("# The backtest pipeline (`dvc repro`).")  # comments kept
     stages = yaml.safe_load(dvc_yaml)["stages"]
     assert {s: b["cmd"] for s, b in stages.items()} == {
-        s: f"python -m ita_vc.pipeline {s} --engine {ENGINE_VERSION}" for s in stages}
+        s: f"python -m ita_vc.pipeline {s} --engine {ENGINE_VERSION}" for s in stages
+    }
     plot = stages["report"]["plots"][0]["results/plots/equity.csv"]
     assert plot["template"] == "configs/plots/time_series.json"
     assert (repo / "configs/plots/time_series.json").is_file()
@@ -132,17 +134,30 @@ def test_upgrade_leaves_a_users_own_pipeline_alone(tmp_repo):
 
 def test_a_stage_refuses_an_engine_it_does_not_implement(tmp_repo):
     make_pipeline_repo(tmp_repo)
-    text = (tmp_repo / "dvc.yaml").read_text().replace(f"prepare --engine {ENGINE_VERSION}",
-                                                       "prepare --engine 9.9")
+    text = (
+        (tmp_repo / "dvc.yaml")
+        .read_text()
+        .replace(f"prepare --engine {ENGINE_VERSION}", "prepare --engine 9.9")
+    )
     (tmp_repo / "dvc.yaml").write_text(text)
-    proc = subprocess.run([str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "prepare",
-                           "--engine", "9.9"], cwd=tmp_repo, capture_output=True, text=True,
-                          check=False, env=pipeline_env())
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "prepare", "--engine", "9.9"],
+        cwd=tmp_repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=pipeline_env(),
+    )
     assert proc.returncode == 8 and "pins engine 9.9" in proc.stderr
     assert not (tmp_repo / "results" / "prepared").exists()
-    unpinned = subprocess.run([str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "prepare"],
-                              cwd=tmp_repo, capture_output=True, text=True, check=False,
-                              env=pipeline_env())
+    unpinned = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "prepare"],
+        cwd=tmp_repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=pipeline_env(),
+    )
     assert unpinned.returncode == 0 and "does not pin the engine" in unpinned.stderr
 
 
@@ -156,21 +171,28 @@ def test_dvc_plots_show_draws_a_line_over_time_and_diff_overlays_revisions(tmp_r
     assert not shown.get("errors")
     (plot,) = shown["data"]["results/plots/equity.csv"]
     spec = plot["content"]
-    assert spec["encoding"]["x"] == {"field": "time", "type": "temporal", "title": "time",
-                                     "axis": {"format": "%Y-%m-%d %H:%M"}}
+    assert spec["encoding"]["x"] == {
+        "field": "time",
+        "type": "temporal",
+        "title": "time",
+        "axis": {"format": "%Y-%m-%d %H:%M"},
+    }
     assert spec["mark"]["type"] == "line"
     values = spec["data"]["values"]
     assert len(values) > 100
     assert all(isinstance(v["equity"], int | float) or float(v["equity"]) for v in values)
     assert values[0]["time"].startswith("2025-01-04T")  # ISO times a temporal axis draws
-    assert not (repo / "dvc_plots").exists() or "dvc_plots" not in repo.git(
-        "status", "--porcelain").stdout
+    assert (
+        not (repo / "dvc_plots").exists()
+        or "dvc_plots" not in repo.git("status", "--porcelain").stdout
+    )
     # a second revision: plots diff overlays both, coloured by revision
     text = (repo / "params.yaml").read_text().replace("slippage_pct: 0.01", "slippage_pct: 0.2")
     (repo / "params.yaml").write_text(text)
     run([str(VENV_BIN / "dvc"), "repro", "-q", "report"], cwd=repo, env=pipeline_env())
-    diff = json.loads(run([str(VENV_BIN / "dvc"), "plots", "diff", "HEAD", "--json"],
-                          cwd=repo).stdout)
+    diff = json.loads(
+        run([str(VENV_BIN / "dvc"), "plots", "diff", "HEAD", "--json"], cwd=repo).stdout
+    )
     (both,) = diff["data"]["results/plots/equity.csv"]
     assert set(both["revisions"]) == {"HEAD", "workspace"}
     revs = {v.get("rev") for v in both["content"]["data"]["values"]}

@@ -63,17 +63,33 @@ __all__ = [
 ]
 
 DIRECTION_CODES = {"long-short": 0, "long-only": 1, "short-only": 2}
-SIZING_CODES = {"all_in": 0, "fixed_quote": 1, "strategy_compound": 2,
-                "strategy_compound_profit_lock": 3}
+SIZING_CODES = {
+    "all_in": 0,
+    "fixed_quote": 1,
+    "strategy_compound": 2,
+    "strategy_compound_profit_lock": 3,
+}
 REASONS = ("signal", "sl", "tp", "end")
 _SIGNAL, _SL, _TP, _END = 0, 1, 2, 3
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _close(  # pragma: no cover - compiled
-    trades: FloatArray, fills: FloatArray, n_trades: int, n_fills: int, t: int, c: float,
-    pos_dir: int, qty: float, entry_i: int, entry_price: float, entry_fee: float, cash: float,
-    fee_rate: float, slip: float, reason: int,
+    trades: FloatArray,
+    fills: FloatArray,
+    n_trades: int,
+    n_fills: int,
+    t: int,
+    c: float,
+    pos_dir: int,
+    qty: float,
+    entry_i: int,
+    entry_price: float,
+    entry_fee: float,
+    cash: float,
+    fee_rate: float,
+    slip: float,
+    reason: int,
 ) -> tuple[float, float]:
     """Close the position at close ``c``: book the fill, record trade and fill rows; returns
     ``(cash, net pnl)``."""
@@ -107,9 +123,21 @@ def _close(  # pragma: no cover - compiled
 
 @nb.njit(cache=True, nogil=True)
 def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma: no cover
-    close: FloatArray, states: Int8Array, prev_state: int, direction: int, mode: int,
-    amount: float, budget: float, safe_pct: float, sl_pct: float, tp_pct: float,
-    fee_rate: float, slip: float, init_cash: float, trades: FloatArray, fills: FloatArray,
+    close: FloatArray,
+    states: Int8Array,
+    prev_state: int,
+    direction: int,
+    mode: int,
+    amount: float,
+    budget: float,
+    safe_pct: float,
+    sl_pct: float,
+    tp_pct: float,
+    fee_rate: float,
+    slip: float,
+    init_cash: float,
+    trades: FloatArray,
+    fills: FloatArray,
 ) -> tuple[FloatArray, FloatArray, int, int]:
     # trades (>= n+1 rows) and fills (>= 2n+2 rows) in the column layout of records.py.
     # Buffers come from the caller (a grid reuses them).
@@ -161,8 +189,23 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
                         elif not wants_long and direction != 1:
                             open_dir = -1
             if reason >= 0:
-                cash, pnl = _close(trades, fills, n_trades, n_fills, t, c, pos_dir, qty,
-                                   entry_i, entry_price, entry_fee, cash, fee_rate, slip, reason)
+                cash, pnl = _close(
+                    trades,
+                    fills,
+                    n_trades,
+                    n_fills,
+                    t,
+                    c,
+                    pos_dir,
+                    qty,
+                    entry_i,
+                    entry_price,
+                    entry_fee,
+                    cash,
+                    fee_rate,
+                    slip,
+                    reason,
+                )
                 n_trades += 1
                 n_fills += 1
                 balance += pnl
@@ -203,8 +246,23 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
         position[t] = pos_dir * qty
         equity[t] = cash + pos_dir * qty * c
     if pos_dir != 0 and n > 0:
-        cash, _pnl = _close(trades, fills, n_trades, n_fills, n - 1, close[n - 1], pos_dir, qty,
-                            entry_i, entry_price, entry_fee, cash, fee_rate, slip, _END)
+        cash, _pnl = _close(
+            trades,
+            fills,
+            n_trades,
+            n_fills,
+            n - 1,
+            close[n - 1],
+            pos_dir,
+            qty,
+            entry_i,
+            entry_price,
+            entry_fee,
+            cash,
+            fee_rate,
+            slip,
+            _END,
+        )
         n_trades += 1
         n_fills += 1
         equity[n - 1] = cash
@@ -216,8 +274,9 @@ class EngineOutput:
 
     __slots__ = ("equity", "fills", "position", "trades")
 
-    def __init__(self, equity: FloatArray, position: FloatArray, trades: FloatArray,
-                 fills: FloatArray) -> None:
+    def __init__(
+        self, equity: FloatArray, position: FloatArray, trades: FloatArray, fills: FloatArray
+    ) -> None:
         self.equity = equity
         self.position = position
         self.trades = trades
@@ -225,26 +284,52 @@ class EngineOutput:
 
 
 def run_engine(
-    close: npt.ArrayLike, states: npt.ArrayLike, *, prev_state: int = 0,
-    direction: str = "long-short", sizing: Mapping[str, str | float] | None = None,
-    sl_pct: float | None = None, tp_pct: float | None = None, fee_rate: float = 0.00075,
-    slip: float = 0.0001, init_cash: float = 10_000.0,
+    close: npt.ArrayLike,
+    states: npt.ArrayLike,
+    *,
+    prev_state: int = 0,
+    direction: str = "long-short",
+    sizing: Mapping[str, str | float] | None = None,
+    sl_pct: float | None = None,
+    tp_pct: float | None = None,
+    fee_rate: float = 0.00075,
+    slip: float = 0.0001,
+    init_cash: float = 10_000.0,
 ) -> EngineOutput:
     """Run the engine over the bars of the range (``states`` per bar, ``prev_state`` before)."""
     n = len(np.asarray(close))
     trades, fills = np.empty((n + 1, TRADE_WIDTH)), np.empty((2 * n + 2, FILL_WIDTH))
     equity, position, n_trades, n_fills = engine_pass(
-        close, states, trades, fills, prev_state=prev_state, direction=direction, sizing=sizing,
-        sl_pct=sl_pct, tp_pct=tp_pct, fee_rate=fee_rate, slip=slip, init_cash=init_cash)
+        close,
+        states,
+        trades,
+        fills,
+        prev_state=prev_state,
+        direction=direction,
+        sizing=sizing,
+        sl_pct=sl_pct,
+        tp_pct=tp_pct,
+        fee_rate=fee_rate,
+        slip=slip,
+        init_cash=init_cash,
+    )
     return EngineOutput(equity, position, trades[:n_trades].copy(), fills[:n_fills].copy())
 
 
 def engine_pass(
-    close: npt.ArrayLike, states: npt.ArrayLike, trades: FloatArray, fills: FloatArray, *,
-    prev_state: int = 0, direction: str = "long-short",
+    close: npt.ArrayLike,
+    states: npt.ArrayLike,
+    trades: FloatArray,
+    fills: FloatArray,
+    *,
+    prev_state: int = 0,
+    direction: str = "long-short",
     sizing: Mapping[str, str | float] | None = None,
-    sl_pct: float | None = None, tp_pct: float | None = None, fee_rate: float = 0.00075,
-    slip: float = 0.0001, init_cash: float = 10_000.0,
+    sl_pct: float | None = None,
+    tp_pct: float | None = None,
+    fee_rate: float = 0.00075,
+    slip: float = 0.0001,
+    init_cash: float = 10_000.0,
 ) -> tuple[FloatArray, FloatArray, int, int]:
     """The compiled pass writing into caller-owned ``trades``/``fills`` buffers (at least
     ``n+1`` x ``TRADE_WIDTH`` and ``2n+2`` x ``FILL_WIDTH``); returns ``(equity, position,
@@ -254,10 +339,18 @@ def engine_pass(
     budget = float(sizing.get("budget", init_cash))
     return _engine(
         np.ascontiguousarray(close, dtype=np.float64),
-        np.ascontiguousarray(states, dtype=np.int8), int(prev_state),
-        DIRECTION_CODES[direction], mode, float(sizing.get("amount", 0.0)), budget,
+        np.ascontiguousarray(states, dtype=np.int8),
+        int(prev_state),
+        DIRECTION_CODES[direction],
+        mode,
+        float(sizing.get("amount", 0.0)),
+        budget,
         float(sizing.get("safe_profit_percent", 0.0)),
         math.nan if sl_pct is None else float(sl_pct),
-        math.nan if tp_pct is None else float(tp_pct), float(fee_rate), float(slip),
-        float(init_cash), trades, fills,
+        math.nan if tp_pct is None else float(tp_pct),
+        float(fee_rate),
+        float(slip),
+        float(init_cash),
+        trades,
+        fills,
     )

@@ -91,7 +91,9 @@ def _sma(values: FloatArray, n: int) -> FloatArray:  # pragma: no cover - compil
 
 @nb.njit(cache=_CACHE, nogil=True)
 def _rolling_std(  # pragma: no cover - compiled
-    values: FloatArray, means: FloatArray, n: int,
+    values: FloatArray,
+    means: FloatArray,
+    n: int,
 ) -> FloatArray:
     size = len(values)
     out = np.full(size, np.nan)
@@ -148,7 +150,10 @@ def _rsi(values: FloatArray, n: int) -> FloatArray:  # pragma: no cover - compil
 
 @nb.njit(cache=_CACHE, nogil=True)
 def _atr(  # pragma: no cover - compiled
-    high: FloatArray, low: FloatArray, close: FloatArray, n: int,
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    n: int,
 ) -> FloatArray:
     size = len(close)
     out = np.full(size, np.nan)
@@ -207,7 +212,9 @@ def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int) -
 
 
 def bbands(
-    values: npt.ArrayLike, n: int, k: float,
+    values: npt.ArrayLike,
+    n: int,
+    k: float,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Bollinger bands ``(lower, middle, upper)``: SMA +- k * population std."""
     middle = sma(values, n)

@@ -24,12 +24,31 @@ if TYPE_CHECKING:
 __all__ = ["METRIC_NAMES", "compute_metrics", "drawdown_periods", "drawdown_series"]
 
 METRIC_NAMES = (
-    "Start", "End", "Duration", "Init. Cash", "Total Profit", "Total Return [%]",
-    "Benchmark Return [%]", "Position Coverage [%]", "Max. Drawdown [%]", "Avg. Drawdown [%]",
-    "Max. Drawdown Duration", "Avg. Drawdown Duration", "Num. Trades", "Win Rate [%]",
-    "Best Trade [%]", "Worst Trade [%]", "Avg. Trade [%]", "Max. Trade Duration",
-    "Avg. Trade Duration", "Expectancy", "SQN", "Gross Exposure", "Sharpe Ratio",
-    "Sortino Ratio", "Calmar Ratio",
+    "Start",
+    "End",
+    "Duration",
+    "Init. Cash",
+    "Total Profit",
+    "Total Return [%]",
+    "Benchmark Return [%]",
+    "Position Coverage [%]",
+    "Max. Drawdown [%]",
+    "Avg. Drawdown [%]",
+    "Max. Drawdown Duration",
+    "Avg. Drawdown Duration",
+    "Num. Trades",
+    "Win Rate [%]",
+    "Best Trade [%]",
+    "Worst Trade [%]",
+    "Avg. Trade [%]",
+    "Max. Trade Duration",
+    "Avg. Trade Duration",
+    "Expectancy",
+    "SQN",
+    "Gross Exposure",
+    "Sharpe Ratio",
+    "Sortino Ratio",
+    "Calmar Ratio",
 )
 _DAY_MS = 86_400_000
 
@@ -65,7 +84,8 @@ def _drawdown(equity: FloatArray, init_cash: float) -> FloatArray:  # pragma: no
 
 @nb.njit(cache=True, nogil=True)
 def return_and_max_drawdown(  # pragma: no cover - compiled
-    equity: FloatArray, init_cash: float,
+    equity: FloatArray,
+    init_cash: float,
 ) -> tuple[float, float]:
     """``(Total Return [%], Max. Drawdown [%])`` in one pass without a drawdown array (the
     grid's hot path), through :func:`drawdown_step`: the numbers equal a single run's."""
@@ -84,7 +104,9 @@ def drawdown_series(equity: npt.ArrayLike, init_cash: float) -> FloatArray:
 
 @nb.njit(cache=True, nogil=True)
 def _drawdown_periods(
-    ts: IntArray, equity: FloatArray, init_cash: float,
+    ts: IntArray,
+    equity: FloatArray,
+    init_cash: float,
 ) -> tuple[FloatArray, FloatArray]:  # pragma: no cover
     n = len(equity)
     depths = np.empty(n)
@@ -121,7 +143,9 @@ def _drawdown_periods(
 
 
 def drawdown_periods(
-    ts: npt.ArrayLike, equity: npt.ArrayLike, init_cash: float,
+    ts: npt.ArrayLike,
+    equity: npt.ArrayLike,
+    init_cash: float,
 ) -> list[tuple[float, float]]:
     """``(deepest point as a fraction, duration in seconds)`` of each drawdown period.
 
@@ -130,9 +154,11 @@ def drawdown_periods(
     last bar at the running peak before the period, or Start when the peak is still the initial
     cash) to the recovery bar (or End).
     """
-    depths, lengths = _drawdown_periods(np.ascontiguousarray(ts, dtype=np.int64),
-                                        np.ascontiguousarray(equity, dtype=np.float64),
-                                        float(init_cash))
+    depths, lengths = _drawdown_periods(
+        np.ascontiguousarray(ts, dtype=np.int64),
+        np.ascontiguousarray(equity, dtype=np.float64),
+        float(init_cash),
+    )
     return list(zip(depths.tolist(), lengths.tolist(), strict=True))
 
 
@@ -162,7 +188,9 @@ def sharpe_ratio(returns: FloatArray) -> float | None:
 
 @nb.njit(cache=True, nogil=True)
 def _exposure(
-    position: FloatArray, close: FloatArray, equity: FloatArray,
+    position: FloatArray,
+    close: FloatArray,
+    equity: FloatArray,
 ) -> FloatArray:  # pragma: no cover - compiled
     """``|position * close| / equity`` per bar, in one pass (numpy's ``mean`` sums it)."""
     out = np.empty(len(equity))
@@ -172,8 +200,12 @@ def _exposure(
 
 
 def compute_metrics(  # noqa: PLR0915 - one line per metric
-    ts: npt.ArrayLike, close: npt.ArrayLike, equity: npt.ArrayLike, position: npt.ArrayLike,
-    trades: Mapping[str, FloatArray | IntArray] | pd.DataFrame, init_cash: float,
+    ts: npt.ArrayLike,
+    close: npt.ArrayLike,
+    equity: npt.ArrayLike,
+    position: npt.ArrayLike,
+    trades: Mapping[str, FloatArray | IntArray] | pd.DataFrame,
+    init_cash: float,
     drawdown: npt.ArrayLike | None = None,
 ) -> dict[str, Any]:
     """All metrics; ``trades`` maps ``entry_ts, exit_ts, pnl, return_pct`` to equal-length
@@ -213,8 +245,10 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
     if num_trades:
         pnl = np.asarray(trades["pnl"], dtype=np.float64)
         ret = np.asarray(trades["return_pct"], dtype=np.float64)
-        held = (np.asarray(trades["exit_ts"], dtype=np.int64)
-                - np.asarray(trades["entry_ts"], dtype=np.int64)) / 1000.0
+        held = (
+            np.asarray(trades["exit_ts"], dtype=np.int64)
+            - np.asarray(trades["entry_ts"], dtype=np.int64)
+        ) / 1000.0
         metrics["Win Rate [%]"] = np.count_nonzero(pnl > 0) / len(pnl) * 100.0
         metrics["Best Trade [%]"] = ret.max()
         metrics["Worst Trade [%]"] = ret.min()
@@ -225,14 +259,16 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
         if len(pnl) > 1:
             std = pnl.std(ddof=1)
             metrics["SQN"] = math.sqrt(len(pnl)) * pnl.mean() / std if std > 0 else None
-    metrics["Gross Exposure"] = (_exposure(position, close, equity).mean()
-                                 if np.all(equity > 0) else None)
+    metrics["Gross Exposure"] = (
+        _exposure(position, close, equity).mean() if np.all(equity > 0) else None
+    )
     returns = daily_returns(np.asarray(equity, dtype=np.float64)[daily_index(ts)])
     metrics["Sharpe Ratio"] = sharpe_ratio(returns)
     if len(returns) > 0:
         downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
-        metrics["Sortino Ratio"] = (returns.mean() * math.sqrt(365) / downside
-                                    if downside > 0 else None)
+        metrics["Sortino Ratio"] = (
+            returns.mean() * math.sqrt(365) / downside if downside > 0 else None
+        )
     days = duration / 86_400.0
     if final > 0 and days > 0 and max_dd < 0:
         try:

@@ -60,8 +60,10 @@ SOURCE = "params.yaml"
 _SECTIONS = {"rule", "data", "backtest", "grid"}
 _INT_LIMIT = 2**63  # YAML integers beyond int64 would overflow a float or an index
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_TIME_RANGE = ("outside the time range candles can have "
-               "(1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z, pandas' nanosecond timestamps)")
+_TIME_RANGE = (
+    "outside the time range candles can have "
+    "(1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z, pandas' nanosecond timestamps)"
+)
 
 
 def _names(keys: Iterable[object]) -> str:
@@ -156,13 +158,16 @@ class RunParams:
         return {
             "rule": {"setup_id": self.setup_id, "version": self.version},
             "data": {
-                "market": self.data.market, "symbol": self.data.symbol,
-                "timeframe": self.data.timeframe, "source_timeframe": self.data.source_timeframe,
+                "market": self.data.market,
+                "symbol": self.data.symbol,
+                "timeframe": self.data.timeframe,
+                "source_timeframe": self.data.source_timeframe,
                 "start": format_ts(self.data.start_ms) if self.data.start_ms is not None else None,
                 "end": format_ts(self.data.end_ms) if self.data.end_ms is not None else None,
             },
             "backtest": {
-                "init_cash": self.backtest.init_cash, "fee_pct": self.backtest.fee_pct,
+                "init_cash": self.backtest.init_cash,
+                "fee_pct": self.backtest.fee_pct,
                 "slippage_pct": self.backtest.slippage_pct,
                 "warmup_bars": self.backtest.warmup_bars,
             },
@@ -176,8 +181,9 @@ def _refuse(value: object, why: str) -> NoReturn:
     raise Invalid(f"{value!r}: {why}")
 
 
-def _amount(key: str, *, strict_minimum: bool = False, percent: bool = False,
-            null: bool = False) -> Callable[[object], float | None]:
+def _amount(
+    key: str, *, strict_minimum: bool = False, percent: bool = False, null: bool = False
+) -> Callable[[object], float | None]:
     """A finite number >= 0 (> 0 with ``strict_minimum``; < 100 as a ``percent``)."""
     bound = "> 0" if strict_minimum else ">= 0"
     bound += f" and < {MAX_PCT:g} (percent)" if percent else ""
@@ -185,8 +191,11 @@ def _amount(key: str, *, strict_minimum: bool = False, percent: bool = False,
     def check(value: object) -> float | None:
         if value is None and null:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                abs(value) >= _INT_LIMIT if isinstance(value, int) else not math.isfinite(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (abs(value) >= _INT_LIMIT if isinstance(value, int) else not math.isfinite(value))
+        ):
             _refuse(value, f"{key} must be a number (finite)")
         if value < 0 or (strict_minimum and value == 0) or (percent and value >= MAX_PCT):
             _refuse(value, f"{key} must be {bound}")
@@ -208,8 +217,11 @@ def _name(what: str, *, empty: bool = False) -> Callable[[object], str]:
         if empty and (value is None or value == ""):
             return ""
         if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-            _refuse(value, f"not a {what} name (letters, digits, '.', '_', '-', starting with a "
-                           "letter or digit; at most 64)")
+            _refuse(
+                value,
+                f"not a {what} name (letters, digits, '.', '_', '-', starting with a "
+                "letter or digit; at most 64)",
+            )
         return value
 
     return check
@@ -252,28 +264,40 @@ def _unknown_section(_value: object) -> NoReturn:
     raise Invalid(f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
 
 
-PARAMS_SCHEMA = strict({
-    vol.Optional("rule", default={}): strict({
-        vol.Optional("setup_id", default=None): _setup_id,
-        vol.Optional("version", default=None): _anything,  # float trap: _check_version
-    }),
-    vol.Optional("data", default={}): strict({
-        vol.Optional("market", default="generic"): _name("market"),
-        vol.Optional("symbol", default=""): _name("symbol", empty=True),
-        vol.Optional("timeframe", default=None): _timeframe(null=True),  # None: the candles'
-        vol.Optional("source_timeframe", default="1m"): _timeframe(),
-        vol.Optional("start", default=None): _time,  # epoch ms, [start, end) UTC
-        vol.Optional("end", default=None): _time,
-    }),
-    vol.Optional("backtest", default={}): strict({
-        vol.Optional("init_cash", default=10_000): _amount("init_cash", strict_minimum=True),
-        vol.Optional("fee_pct", default=None): _amount("fee_pct", percent=True, null=True),
-        vol.Optional("slippage_pct", default=0.01): _amount("slippage_pct", percent=True),
-        vol.Optional("warmup_bars", default=200): _warmup_bars,
-    }),
-    vol.Optional("grid"): _anything,  # checked by ita_vc.grid.parse_grid
-    vol.Extra: _unknown_section,
-})
+PARAMS_SCHEMA = strict(
+    {
+        vol.Optional("rule", default={}): strict(
+            {
+                vol.Optional("setup_id", default=None): _setup_id,
+                vol.Optional("version", default=None): _anything,  # float trap: _check_version
+            }
+        ),
+        vol.Optional("data", default={}): strict(
+            {
+                vol.Optional("market", default="generic"): _name("market"),
+                vol.Optional("symbol", default=""): _name("symbol", empty=True),
+                vol.Optional("timeframe", default=None): _timeframe(
+                    null=True
+                ),  # None: the candles'
+                vol.Optional("source_timeframe", default="1m"): _timeframe(),
+                vol.Optional("start", default=None): _time,  # epoch ms, [start, end) UTC
+                vol.Optional("end", default=None): _time,
+            }
+        ),
+        vol.Optional("backtest", default={}): strict(
+            {
+                vol.Optional("init_cash", default=10_000): _amount(
+                    "init_cash", strict_minimum=True
+                ),
+                vol.Optional("fee_pct", default=None): _amount("fee_pct", percent=True, null=True),
+                vol.Optional("slippage_pct", default=0.01): _amount("slippage_pct", percent=True),
+                vol.Optional("warmup_bars", default=200): _warmup_bars,
+            }
+        ),
+        vol.Optional("grid"): _anything,  # checked by ita_vc.grid.parse_grid
+        vol.Extra: _unknown_section,
+    }
+)
 """The shape of ``params.yaml`` (a null section reads as an empty one); validated values are
 resolved: dates to epoch ms, fee_pct None until the market's default is applied."""
 
@@ -288,8 +312,11 @@ def _check_version(rule: Mapping[str, Any], problems: Problems) -> str | None:
         return None
     if isinstance(version, int | float) and not isinstance(version, bool):
         typed = problems.raw("rule.version") or repr(version)
-        problems.add("rule.version", f"{typed}: rule.version {typed} is a number (YAML reads "
-                                     f'1.10 as 1.1); quote it: version: "{typed}"')
+        problems.add(
+            "rule.version",
+            f"{typed}: rule.version {typed} is a number (YAML reads "
+            f'1.10 as 1.1); quote it: version: "{typed}"',
+        )
         return None
     try:
         return str(RuleVersion.parse(version))
@@ -314,13 +341,18 @@ def _check_period(raw: Mapping[str, Any], problems: Problems) -> None:
 
 def _sections(raw: Mapping[Any, Any]) -> dict[Any, Any]:
     """The document with its null ``rule``, ``data`` and ``backtest`` sections read as empty."""
-    return {key: {} if value is None and key in ("rule", "data", "backtest") else value
-            for key, value in raw.items()}
+    return {
+        key: {} if value is None and key in ("rule", "data", "backtest") else value
+        for key, value in raw.items()
+    }
 
 
-def parse_params(raw: Mapping[str, Any] | None, *,
-                 index: Mapping[str, tuple[int, str | None]] | None = None,
-                 source: str = SOURCE) -> RunParams:
+def parse_params(
+    raw: Mapping[str, Any] | None,
+    *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+    source: str = SOURCE,
+) -> RunParams:
     """Validate a params mapping (every value but the ``grid:`` section's, which
     :func:`ita_vc.grid.parse_grid` checks).
 
@@ -336,8 +368,10 @@ def parse_params(raw: Mapping[str, Any] | None, *,
     """
     raw = raw or {}
     if not isinstance(raw, Mapping):
-        raise DataValidationError(f"{source} must be a mapping of sections "
-                                  f"({_names(_SECTIONS)}), got {type(raw).__name__}")
+        raise DataValidationError(
+            f"{source} must be a mapping of sections "
+            f"({_names(_SECTIONS)}), got {type(raw).__name__}"
+        )
     problems = Problems(source, index or {})
     valid = problems.check(PARAMS_SCHEMA, _sections(raw))
     rule = raw.get("rule")
@@ -355,11 +389,20 @@ def _resolve(valid: Mapping[str, Any], version: str | None) -> RunParams:
     if fee is None:
         fee = FUTURES_FEE_PCT if data["market"].endswith("futures") else DEFAULT_FEE_PCT
     return RunParams(
-        setup_id=valid["rule"]["setup_id"], version=version,
-        data=DataParams(market=data["market"], symbol=data["symbol"],
-                        timeframe=data["timeframe"], start_ms=data["start"],
-                        end_ms=data["end"], source_timeframe=data["source_timeframe"]),
-        backtest=BacktestParams(init_cash=backtest["init_cash"], fee_pct=fee,
-                                slippage_pct=backtest["slippage_pct"],
-                                warmup_bars=backtest["warmup_bars"]),
+        setup_id=valid["rule"]["setup_id"],
+        version=version,
+        data=DataParams(
+            market=data["market"],
+            symbol=data["symbol"],
+            timeframe=data["timeframe"],
+            start_ms=data["start"],
+            end_ms=data["end"],
+            source_timeframe=data["source_timeframe"],
+        ),
+        backtest=BacktestParams(
+            init_cash=backtest["init_cash"],
+            fee_pct=fee,
+            slippage_pct=backtest["slippage_pct"],
+            warmup_bars=backtest["warmup_bars"],
+        ),
     )

@@ -11,10 +11,26 @@ notices edits to the file of the function it compiled: after changing a value he
 from __future__ import annotations
 
 __all__ = [
-    "FILL_FEE", "FILL_I", "FILL_PNL", "FILL_PRICE", "FILL_QTY", "FILL_SIDE", "FILL_SLIPPAGE",
-    "FILL_WIDTH", "TRADE_DIR", "TRADE_ENTRY_FEE", "TRADE_ENTRY_I", "TRADE_ENTRY_PRICE",
-    "TRADE_EXIT_FEE", "TRADE_EXIT_I", "TRADE_EXIT_PRICE", "TRADE_PNL", "TRADE_QTY",
-    "TRADE_REASON", "TRADE_RETURN_PCT", "TRADE_WIDTH",
+    "FILL_FEE",
+    "FILL_I",
+    "FILL_PNL",
+    "FILL_PRICE",
+    "FILL_QTY",
+    "FILL_SIDE",
+    "FILL_SLIPPAGE",
+    "FILL_WIDTH",
+    "TRADE_DIR",
+    "TRADE_ENTRY_FEE",
+    "TRADE_ENTRY_I",
+    "TRADE_ENTRY_PRICE",
+    "TRADE_EXIT_FEE",
+    "TRADE_EXIT_I",
+    "TRADE_EXIT_PRICE",
+    "TRADE_PNL",
+    "TRADE_QTY",
+    "TRADE_REASON",
+    "TRADE_RETURN_PCT",
+    "TRADE_WIDTH",
 ]
 
 # trade rows: one per closed position

@@ -33,8 +33,9 @@ def metrics_table_md(metrics: Mapping[str, object]) -> str:
     """``|Metric|Value|`` markdown table, in the documented metric order."""
     from ita_vc.backtest.metrics import METRIC_NAMES
 
-    names = [n for n in METRIC_NAMES if n in metrics] + [n for n in metrics
-                                                          if n not in METRIC_NAMES]
+    names = [n for n in METRIC_NAMES if n in metrics] + [
+        n for n in metrics if n not in METRIC_NAMES
+    ]
     lines = ["| Metric | Value |", "|---|---:|"]
     lines += [f"| {name} | {format_value(metrics[name])} |" for name in names]
     return "\n".join(lines) + "\n"
@@ -68,8 +69,9 @@ def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) 
     return "\n".join(lines)
 
 
-def render_chart_png(series: pd.DataFrame, column: str, title: str, *,
-                     percent: bool = False) -> bytes:
+def render_chart_png(
+    series: pd.DataFrame, column: str, title: str, *, percent: bool = False
+) -> bytes:
     """A line chart of ``series[column]`` over ``series.ts_utc`` as PNG bytes."""
     import matplotlib
 

@@ -47,8 +47,14 @@ if TYPE_CHECKING:
     from ita_vc.rules.model import Rule
     from ita_vc.utils.arrays import FloatArray, IntArray
 
-__all__ = ["ENGINE_VERSION", "SUPPORTED_ENGINES", "BacktestResult", "load_rule",
-           "prepare_candles", "run_backtest"]
+__all__ = [
+    "ENGINE_VERSION",
+    "SUPPORTED_ENGINES",
+    "BacktestResult",
+    "load_rule",
+    "prepare_candles",
+    "run_backtest",
+]
 
 ENGINE_VERSION = "1.0"
 """The model of docs/backtest-model.md this code implements (not the package version)."""
@@ -85,16 +91,21 @@ class BacktestResult:
         from ita_vc.backtest.engine import REASONS
 
         t, ts = self.engine_trades, self.ts
-        return pd.DataFrame({
-            "entry_ts": ts[t[:, TRADE_ENTRY_I].astype(np.int64)],
-            "exit_ts": ts[t[:, TRADE_EXIT_I].astype(np.int64)],
-            "direction": _labels(("short", "long"), t[:, TRADE_DIR] > 0),
-            "qty": t[:, TRADE_QTY], "entry_price": t[:, TRADE_ENTRY_PRICE],
-            "exit_price": t[:, TRADE_EXIT_PRICE], "entry_fee": t[:, TRADE_ENTRY_FEE],
-            "exit_fee": t[:, TRADE_EXIT_FEE], "pnl": t[:, TRADE_PNL],
-            "return_pct": t[:, TRADE_RETURN_PCT],
-            "exit_reason": _labels(REASONS, t[:, TRADE_REASON]),
-        })
+        return pd.DataFrame(
+            {
+                "entry_ts": ts[t[:, TRADE_ENTRY_I].astype(np.int64)],
+                "exit_ts": ts[t[:, TRADE_EXIT_I].astype(np.int64)],
+                "direction": _labels(("short", "long"), t[:, TRADE_DIR] > 0),
+                "qty": t[:, TRADE_QTY],
+                "entry_price": t[:, TRADE_ENTRY_PRICE],
+                "exit_price": t[:, TRADE_EXIT_PRICE],
+                "entry_fee": t[:, TRADE_ENTRY_FEE],
+                "exit_fee": t[:, TRADE_EXIT_FEE],
+                "pnl": t[:, TRADE_PNL],
+                "return_pct": t[:, TRADE_RETURN_PCT],
+                "exit_reason": _labels(REASONS, t[:, TRADE_REASON]),
+            }
+        )
 
     @cached_property
     def fills(self) -> pd.DataFrame:
@@ -102,13 +113,18 @@ class BacktestResult:
         import pandas as pd
 
         f, ts = self.engine_fills, self.ts
-        return pd.DataFrame({
-            "ts_utc": ts[f[:, FILL_I].astype(np.int64)],
-            "side": _labels(("sell", "buy"), f[:, FILL_SIDE] > 0),
-            "qty": f[:, FILL_QTY], "price": f[:, FILL_PRICE], "fee": f[:, FILL_FEE],
-            "slippage": f[:, FILL_SLIPPAGE], "pnl_realized": f[:, FILL_PNL],
-            "borrow_cost": np.zeros(len(f)),
-        })
+        return pd.DataFrame(
+            {
+                "ts_utc": ts[f[:, FILL_I].astype(np.int64)],
+                "side": _labels(("sell", "buy"), f[:, FILL_SIDE] > 0),
+                "qty": f[:, FILL_QTY],
+                "price": f[:, FILL_PRICE],
+                "fee": f[:, FILL_FEE],
+                "slippage": f[:, FILL_SLIPPAGE],
+                "pnl_realized": f[:, FILL_PNL],
+                "borrow_cost": np.zeros(len(f)),
+            }
+        )
 
     @cached_property
     def equity(self) -> pd.DataFrame:
@@ -132,9 +148,18 @@ class BacktestResult:
         fields = dict(self.summary_fields)
         if fields.get("data_hash") is None and self.candles_used is not None:
             used = self.candles_used[["ts_utc", "open", "high", "low", "close", "volume"]]
-            fields["data_hash"] = hash_dataframe(used.astype(
-                {"ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
-                 "close": "float64", "volume": "float64"}))
+            fields["data_hash"] = hash_dataframe(
+                used.astype(
+                    {
+                        "ts_utc": "int64",
+                        "open": "float64",
+                        "high": "float64",
+                        "low": "float64",
+                        "close": "float64",
+                        "volume": "float64",
+                    }
+                )
+            )
         return fields
 
 
@@ -164,8 +189,7 @@ def load_rule(rule: Rule | Mapping[str, object] | str | Path, catalog: Catalog) 
         except OSError as exc:
             raise RuleValidationError(f"{path}: cannot read the rule file: {exc}") from exc
         source = str(path)
-    parsed, problems = parse_rule(raw, source, catalog=catalog, rules_root=None,
-                                  require_hash=False)
+    parsed, problems = parse_rule(raw, source, catalog=catalog, rules_root=None, require_hash=False)
     if parsed is None:
         raise RuleValidationError("\n".join(str(p) for p in problems))
     return parsed
@@ -194,15 +218,21 @@ def prepare_candles(
     missing = [c for c in ("ts_utc", "open", "high", "low", "close") if c not in candles]
     if missing:
         raise DataValidationError(f"candles: missing column(s) {', '.join(missing)}")
-    frame = candles if candles["ts_utc"].is_monotonic_increasing else candles.sort_values(
-        "ts_utc", kind="stable")
+    frame = (
+        candles
+        if candles["ts_utc"].is_monotonic_increasing
+        else candles.sort_values("ts_utc", kind="stable")
+    )
     frame = frame.reset_index(drop=True)
     if "volume" not in frame:
         frame = frame.assign(volume=0.0)
     step = _infer_step(frame["ts_utc"])
     target = step if params.data.timeframe is None else timeframe_ms(params.data.timeframe)
-    report: dict[str, Any] = {"rollup": None, "timeframe": params.data.timeframe or next(
-        (name for name, ms in TIMEFRAMES.items() if ms == step), None)}
+    report: dict[str, Any] = {
+        "rollup": None,
+        "timeframe": params.data.timeframe
+        or next((name for name, ms in TIMEFRAMES.items() if ms == step), None),
+    }
     if step is not None and target is not None and step < target:
         source = next((name for name, ms in TIMEFRAMES.items() if ms == step), None)
         if source is None:
@@ -239,14 +269,18 @@ def _labels(names: Sequence[str], codes: npt.ArrayLike) -> pd.Series[str]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    taken = pc.take(pa.array(list(names), type=pa.large_string()),
-                    pa.array(np.asarray(codes, dtype=np.int64)))
+    taken = pc.take(
+        pa.array(list(names), type=pa.large_string()), pa.array(np.asarray(codes, dtype=np.int64))
+    )
     return pd.Series(pd.array(taken, dtype="str"))
 
 
 def run_backtest(
-    candles: pd.DataFrame, rule: Rule | Mapping[str, object] | str | Path,
-    params: Mapping[str, Any] | RunParams | None = None, *, catalog: Catalog | None = None,
+    candles: pd.DataFrame,
+    rule: Rule | Mapping[str, object] | str | Path,
+    params: Mapping[str, Any] | RunParams | None = None,
+    *,
+    catalog: Catalog | None = None,
 ) -> BacktestResult:
     """Backtest ``rule`` on ``candles`` with ``params`` (shaped like params.yaml).
 
@@ -277,8 +311,10 @@ def run_backtest(
     if "warmup" in candles:
         frame = candles.reset_index(drop=True)
         prep: dict[str, Any] = {
-            "rollup": None, "timeframe": run_params.data.timeframe,
-            "warmup_bars": int(frame["warmup"].sum()), "bars": int((~frame["warmup"]).sum()),
+            "rollup": None,
+            "timeframe": run_params.data.timeframe,
+            "warmup_bars": int(frame["warmup"].sum()),
+            "bars": int((~frame["warmup"]).sum()),
         }
     else:
         frame, prep = prepare_candles(candles, run_params)
@@ -291,45 +327,70 @@ def run_backtest(
     closes = close[n_warm:]
     targets = parsed_rule.targets
     out = run_engine(
-        closes, states[n_warm:], prev_state=prev_state, direction=parsed_rule.direction,
-        sizing=sizing, sl_pct=targets["sl_pct"], tp_pct=targets["tp_pct"],
-        fee_rate=run_params.backtest.fee_rate, slip=run_params.backtest.slip,
+        closes,
+        states[n_warm:],
+        prev_state=prev_state,
+        direction=parsed_rule.direction,
+        sizing=sizing,
+        sl_pct=targets["sl_pct"],
+        tp_pct=targets["tp_pct"],
+        fee_rate=run_params.backtest.fee_rate,
+        slip=run_params.backtest.slip,
         init_cash=run_params.backtest.init_cash,
     )
     t = out.trades
-    trade_columns = {"entry_ts": ts[t[:, TRADE_ENTRY_I].astype(np.int64)],
-                     "exit_ts": ts[t[:, TRADE_EXIT_I].astype(np.int64)],
-                     "pnl": t[:, TRADE_PNL], "return_pct": t[:, TRADE_RETURN_PCT]}
+    trade_columns = {
+        "entry_ts": ts[t[:, TRADE_ENTRY_I].astype(np.int64)],
+        "exit_ts": ts[t[:, TRADE_EXIT_I].astype(np.int64)],
+        "pnl": t[:, TRADE_PNL],
+        "return_pct": t[:, TRADE_RETURN_PCT],
+    }
     drawdown = drawdown_series(out.equity, run_params.backtest.init_cash)
-    metrics = compute_metrics(ts, closes, out.equity, out.position, trade_columns,
-                              run_params.backtest.init_cash, drawdown)
+    metrics = compute_metrics(
+        ts, closes, out.equity, out.position, trade_columns, run_params.backtest.init_cash, drawdown
+    )
     resolved = run_params.to_dict()
     config = {
         "engine_version": ENGINE_VERSION,
-        "rule": {"setup_id": parsed_rule.setup_id, "version": parsed_rule.version.tag,
-                 "params_hash": parsed_rule.params_hash},
-        "data": resolved["data"], "backtest": resolved["backtest"],
+        "rule": {
+            "setup_id": parsed_rule.setup_id,
+            "version": parsed_rule.version.tag,
+            "params_hash": parsed_rule.params_hash,
+        },
+        "data": resolved["data"],
+        "backtest": resolved["backtest"],
     }
     from ita_vc.candles.validate import format_ts
 
     summary = {
-        "setup_id": parsed_rule.setup_id, "rule_version": parsed_rule.version.tag,
-        "params_hash": parsed_rule.params_hash, "market": run_params.data.market,
-        "symbol": run_params.data.symbol, "timeframe": prep.get("timeframe"),
+        "setup_id": parsed_rule.setup_id,
+        "rule_version": parsed_rule.version.tag,
+        "params_hash": parsed_rule.params_hash,
+        "market": run_params.data.market,
+        "symbol": run_params.data.symbol,
+        "timeframe": prep.get("timeframe"),
         "range": {
-            "start": resolved["data"]["start"], "end": resolved["data"]["end"],
+            "start": resolved["data"]["start"],
+            "end": resolved["data"]["end"],
             "first_bar": format_ts(int(ts[0])) if len(ts) else None,
             "last_bar": format_ts(int(ts[-1])) if len(ts) else None,
-            "bars": len(ts), "warmup_bars": n_warm,
+            "bars": len(ts),
+            "warmup_bars": n_warm,
         },
-        "data_hash": None, "config_hash": hash_canonical(config),
+        "data_hash": None,
+        "config_hash": hash_canonical(config),
         "engine_version": ENGINE_VERSION,
         "conflicting_signals": int(conflicting[n_warm:].sum()),
-        "fee_pct": run_params.backtest.fee_pct, "slippage_pct": run_params.backtest.slippage_pct,
-        "init_cash": run_params.backtest.init_cash, "direction": parsed_rule.direction,
-        "sizing": sizing, "targets": targets,
+        "fee_pct": run_params.backtest.fee_pct,
+        "slippage_pct": run_params.backtest.slippage_pct,
+        "init_cash": run_params.backtest.init_cash,
+        "direction": parsed_rule.direction,
+        "sizing": sizing,
+        "targets": targets,
         "indicators": [{"name": n, "params": p} for n, p in indicators],
-        "rollup": prep.get("rollup"), "num_trades": len(t),
+        "rollup": prep.get("rollup"),
+        "num_trades": len(t),
     }
-    return BacktestResult(metrics, summary, out.position, frame, ts, t, out.fills, out.equity,
-                          drawdown)
+    return BacktestResult(
+        metrics, summary, out.position, frame, ts, t, out.fills, out.equity, drawdown
+    )

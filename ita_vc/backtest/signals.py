@@ -60,7 +60,9 @@ def _above_state(a: FloatArray, b: FloatArray) -> Int8Array:  # pragma: no cover
 
 
 def _band_state(
-    value: FloatArray, long_below: FloatArray | float, short_above: FloatArray | float,
+    value: FloatArray,
+    long_below: FloatArray | float,
+    short_above: FloatArray | float,
 ) -> Int8Array:
     state = np.zeros(len(value), dtype=np.int8)
     state[value < long_below] = LONG
@@ -68,8 +70,9 @@ def _band_state(
     return state
 
 
-def indicator_state(name: str, params: Mapping[str, float], high: FloatArray, low: FloatArray,
-                    close: FloatArray) -> Int8Array:
+def indicator_state(
+    name: str, params: Mapping[str, float], high: FloatArray, low: FloatArray, close: FloatArray
+) -> Int8Array:
     """The int8 state series of one indicator (params already resolved with defaults).
 
     Raises:
@@ -111,8 +114,9 @@ def combine_states(states: Sequence[Int8Array], size: int) -> tuple[Int8Array, B
     return final, conflicting
 
 
-def resolve_indicator_params(indicators: Sequence[Mapping[str, Any]],
-                             catalog: Catalog) -> list[tuple[str, dict[str, float]]]:
+def resolve_indicator_params(
+    indicators: Sequence[Mapping[str, Any]], catalog: Catalog
+) -> list[tuple[str, dict[str, float]]]:
     """Each indicator with its params completed from the catalog defaults, validated.
 
     Raises:
@@ -123,8 +127,10 @@ def resolve_indicator_params(indicators: Sequence[Mapping[str, Any]],
         name = item.get("name")
         spec = catalog.get(str(name))
         if spec is None:
-            raise DataValidationError(f"indicators.{i}: unknown indicator {name!r} (catalog: "
-                                      f"{', '.join(catalog.indicators)})")
+            raise DataValidationError(
+                f"indicators.{i}: unknown indicator {name!r} (catalog: "
+                f"{', '.join(catalog.indicators)})"
+            )
         params = dict(item.get("params") or {})
         problems = spec.check_params(params)
         if problems:
@@ -135,8 +141,10 @@ def resolve_indicator_params(indicators: Sequence[Mapping[str, Any]],
 
 
 def rule_states(
-    indicators: Sequence[tuple[str, Mapping[str, float]]], high: npt.ArrayLike,
-    low: npt.ArrayLike, close: npt.ArrayLike,
+    indicators: Sequence[tuple[str, Mapping[str, float]]],
+    high: npt.ArrayLike,
+    low: npt.ArrayLike,
+    close: npt.ArrayLike,
 ) -> tuple[Int8Array, BoolArray]:
     """Final rule state and conflicting mask for all bars."""
     high, low, close = (np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close))

@@ -77,11 +77,17 @@ class DatasetInfo:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (times as ISO-8601 UTC)."""
         return {
-            "market": self.market, "symbol": self.symbol, "timeframe": self.timeframe,
-            "instrument_key": self.instrument_key, "path": self.path, "rows": self.rows,
+            "market": self.market,
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "instrument_key": self.instrument_key,
+            "path": self.path,
+            "rows": self.rows,
             "first": format_ts(self.first_ts) if self.first_ts is not None else None,
             "last": format_ts(self.last_ts) if self.last_ts is not None else None,
-            "gaps": self.gaps, "data_hash": self.data_hash, "file_sha256": self.file_sha256,
+            "gaps": self.gaps,
+            "data_hash": self.data_hash,
+            "file_sha256": self.file_sha256,
             "size": self.size,
         }
 
@@ -113,23 +119,31 @@ class RemoveReport:
 
 def _check_options(track: bool, commit: bool, wait: float) -> None:
     if commit and not track:
-        raise UsageError("--commit commits the data.dvc that tracking writes: it cannot be "
-                         "combined with --no-track")
-    if (isinstance(wait, bool) or not isinstance(wait, int | float) or not math.isfinite(wait)
-            or wait < 0):
+        raise UsageError(
+            "--commit commits the data.dvc that tracking writes: it cannot be "
+            "combined with --no-track"
+        )
+    if (
+        isinstance(wait, bool)
+        or not isinstance(wait, int | float)
+        or not math.isfinite(wait)
+        or wait < 0
+    ):
         raise UsageError(f"--wait must be a number of seconds >= 0, got {wait!r}")
 
 
-def _resolve_timeframe(ts: pd.Series[int], timeframe: str | None,
-                       source: str) -> tuple[str, bool]:
+def _resolve_timeframe(ts: pd.Series[int], timeframe: str | None, source: str) -> tuple[str, bool]:
     """The given timeframe, checked against the bars' median spacing, or the inferred one."""
     if timeframe is None:
         return infer_timeframe(ts, source), True
     step = median_step(ts)
     if step is not None and step != timeframe_ms(timeframe):
         seen = format_step(step)
-        hint = (f"pass --timeframe {seen} or leave it out to infer it" if seen in TIMEFRAMES
-                else "which is no known timeframe")
+        hint = (
+            f"pass --timeframe {seen} or leave it out to infer it"
+            if seen in TIMEFRAMES
+            else "which is no known timeframe"
+        )
         raise DataValidationError(
             f"{source}: --timeframe {timeframe} contradicts the data: the median spacing of its "
             f"bars is {seen} ({hint}); nothing was written"
@@ -176,8 +190,11 @@ class CandleStore:
             )
         return self.store.load_dataframe(rel)
 
-    def _read(self, paths: list[Path], fmt: str,
-              ) -> tuple[pd.DataFrame, list[pd.DataFrame], list[tuple[str, str, int]]]:
+    def _read(
+        self,
+        paths: list[Path],
+        fmt: str,
+    ) -> tuple[pd.DataFrame, list[pd.DataFrame], list[tuple[str, str, int]]]:
         parsed, read = [], []
         for number, path in enumerate(paths):
             frame, used = read_candle_rows(path, fmt)
@@ -188,9 +205,17 @@ class CandleStore:
         return pd.concat(parsed, ignore_index=True), parsed, read
 
     def import_files(
-        self, files: Iterable[str | Path], *, market: str, symbol: str,
-        timeframe: str | None = None, fmt: str = "auto", on_conflict: str = "error",
-        track: bool = True, commit: bool = False, wait: float = 0,
+        self,
+        files: Iterable[str | Path],
+        *,
+        market: str,
+        symbol: str,
+        timeframe: str | None = None,
+        fmt: str = "auto",
+        on_conflict: str = "error",
+        track: bool = True,
+        commit: bool = False,
+        wait: float = 0,
     ) -> ImportReport:
         """Read, validate and merge files into the dataset; write it; ``dvc add`` the data root
         (``track``); commit ``data.dvc`` and the ``.gitignore`` DVC edited (``commit``, a
@@ -226,37 +251,80 @@ class CandleStore:
         for path, frame in zip(paths, parsed, strict=True):
             validate_candles(frame, step, str(path))
         rel = self.relpath(market, symbol, timeframe)
-        with self.workspace.lock(timeout=wait,
-                                 purpose=f"data import {market} {symbol} {timeframe}"):
-            old = self.load(market, symbol, timeframe) if self.exists(market, symbol, timeframe) \
+        with self.workspace.lock(
+            timeout=wait, purpose=f"data import {market} {symbol} {timeframe}"
+        ):
+            old = (
+                self.load(market, symbol, timeframe)
+                if self.exists(market, symbol, timeframe)
                 else None
+            )
             merged, duplicates, resolved = merge_candles(
-                old, incoming, on_conflict=on_conflict, source=source,
+                old,
+                incoming,
+                on_conflict=on_conflict,
+                source=source,
                 files=[str(p) for p in paths],
             )
             merged["gap_flag"] = gap_flags(merged["ts_utc"], step)
-            merged = merged[list(CANONICAL_COLUMNS)].astype({
-                "ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
-                "close": "float64", "volume": "float64", "gap_flag": "bool"})
+            merged = merged[list(CANONICAL_COLUMNS)].astype(
+                {
+                    "ts_utc": "int64",
+                    "open": "float64",
+                    "high": "float64",
+                    "low": "float64",
+                    "close": "float64",
+                    "volume": "float64",
+                    "gap_flag": "bool",
+                }
+            )
             data_hash = hash_dataframe(merged)
             unchanged = old is not None and data_hash == hash_dataframe(old)
             added = len(merged) - (0 if old is None else len(old))
             tracked, committed = False, None
             if not unchanged:
-                self._save(merged, rel, market=market, symbol=symbol, timeframe=timeframe,
-                           data_hash=data_hash)
+                self._save(
+                    merged,
+                    rel,
+                    market=market,
+                    symbol=symbol,
+                    timeframe=timeframe,
+                    data_hash=data_hash,
+                )
                 if track:
-                    tracked, committed = True, self._track(
-                        commit, f"ita-vc data import: {market} {symbol} {timeframe} "
-                                f"({added:+,} rows)")
+                    tracked, committed = (
+                        True,
+                        self._track(
+                            commit,
+                            f"ita-vc data import: {market} {symbol} {timeframe} ({added:+,} rows)",
+                        ),
+                    )
             elif track:  # nothing new, but an earlier import may have left data/ untracked
                 tracked, committed = self._track_if_stale(
-                    commit, f"ita-vc data import: track {market} {symbol} {timeframe}")
-            return ImportReport(self.info(rel), tuple(read), added, duplicates, resolved,
-                                tracked, unchanged, inferred, committed)
+                    commit, f"ita-vc data import: track {market} {symbol} {timeframe}"
+                )
+            return ImportReport(
+                self.info(rel),
+                tuple(read),
+                added,
+                duplicates,
+                resolved,
+                tracked,
+                unchanged,
+                inferred,
+                committed,
+            )
 
-    def remove(self, market: str, symbol: str, timeframe: str, *, track: bool = True,
-               commit: bool = False, wait: float = 0) -> RemoveReport:
+    def remove(
+        self,
+        market: str,
+        symbol: str,
+        timeframe: str,
+        *,
+        track: bool = True,
+        commit: bool = False,
+        wait: float = 0,
+    ) -> RemoveReport:
         """Delete a dataset: its file, its index row, and (``track``) update ``data.dvc`` with
         ``dvc add`` of the data root, as an import does; ``commit`` commits that. Under the
         workspace lock (``wait`` seconds to get it).
@@ -288,8 +356,10 @@ class CandleStore:
             tracked, committed = False, None
             if track:
                 rows = f" (-{info.rows:,} rows)" if info is not None else ""
-                tracked, committed = True, self._track(
-                    commit, f"ita-vc data rm: {market} {symbol} {timeframe}{rows}")
+                tracked, committed = (
+                    True,
+                    self._track(commit, f"ita-vc data rm: {market} {symbol} {timeframe}{rows}"),
+                )
             return RemoveReport(rel, info, tracked, committed)
 
     def _prune(self, folder: Path) -> None:
@@ -307,12 +377,16 @@ class CandleStore:
         or ``--no-track`` import); with ``commit``, also commit a ``.dvc`` file that is not
         committed yet. Returns ``(tracked, commit id)``."""
         data_root = self.workspace.config.paths.data_root
-        if any(entry.startswith(f"{data_root} (") for entry in
-               data_source_changes(self.workspace.root)):
+        if any(
+            entry.startswith(f"{data_root} (") for entry in data_source_changes(self.workspace.root)
+        ):
             return True, self._track(commit, message)
         if commit:
-            pending = [p for p in data_root_files(self.workspace)
-                       if p in gitcli.status_paths(self.workspace.root)]
+            pending = [
+                p
+                for p in data_root_files(self.workspace)
+                if p in gitcli.status_paths(self.workspace.root)
+            ]
             if pending:
                 return False, commit_data_root(self.workspace, pending, message)
         return False, None
@@ -321,21 +395,38 @@ class CandleStore:
         changed = track_data_root(self.workspace)
         return commit_data_root(self.workspace, changed, message) if commit else None
 
-    def _save(self, frame: pd.DataFrame, rel: str, *, market: str, symbol: str,
-              timeframe: str, data_hash: str) -> ArtifactRef:
+    def _save(
+        self,
+        frame: pd.DataFrame,
+        rel: str,
+        *,
+        market: str,
+        symbol: str,
+        timeframe: str,
+        data_hash: str,
+    ) -> ArtifactRef:
         ts = frame["ts_utc"]
         meta = {
-            "market": market, "symbol": symbol, "timeframe": timeframe,
-            "instrument_key": instrument_key(market, symbol), "rows": len(frame),
+            "market": market,
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "instrument_key": instrument_key(market, symbol),
+            "rows": len(frame),
             "first_ts": int(ts.iloc[0]) if len(frame) else None,
             "last_ts": int(ts.iloc[-1]) if len(frame) else None,
-            "gaps": int(frame["gap_flag"].sum()), "data_hash": data_hash,
+            "gaps": int(frame["gap_flag"].sum()),
+            "data_hash": data_hash,
         }
         root = PurePosixPath(self.workspace.config.store.kinds["candles"])
         inner = PurePosixPath(rel).relative_to(root)
         return self.store._save_dataframe(
-            frame, "candles", inner.name, subdir=inner.parent.as_posix(), meta=meta,
-            reserved_ok=True)
+            frame,
+            "candles",
+            inner.name,
+            subdir=inner.parent.as_posix(),
+            meta=meta,
+            reserved_ok=True,
+        )
 
     def info(self, rel: str) -> DatasetInfo:
         """Status of one dataset file (from its metadata; hashed again when it has none).
@@ -347,18 +438,26 @@ class CandleStore:
         meta = dict(ref.meta)
         if "data_hash" not in meta:
             frame = self.store.load_dataframe(rel)
-            meta.update(rows=len(frame), data_hash=hash_dataframe(frame),
-                        first_ts=int(frame["ts_utc"].iloc[0]) if len(frame) else None,
-                        last_ts=int(frame["ts_utc"].iloc[-1]) if len(frame) else None,
-                        gaps=int(frame["gap_flag"].sum()) if "gap_flag" in frame else 0)
+            meta.update(
+                rows=len(frame),
+                data_hash=hash_dataframe(frame),
+                first_ts=int(frame["ts_utc"].iloc[0]) if len(frame) else None,
+                last_ts=int(frame["ts_utc"].iloc[-1]) if len(frame) else None,
+                gaps=int(frame["gap_flag"].sum()) if "gap_flag" in frame else 0,
+            )
         parts = PurePosixPath(rel).parts
         return DatasetInfo(
             market=str(meta.get("market", parts[-3] if len(parts) >= 3 else "")),
             symbol=str(meta.get("symbol", parts[-2] if len(parts) >= 2 else "")),
             timeframe=str(meta.get("timeframe", PurePosixPath(rel).stem)),
-            path=rel, rows=int(meta["rows"]), first_ts=meta.get("first_ts"),
-            last_ts=meta.get("last_ts"), gaps=int(meta.get("gaps", 0)),
-            data_hash=str(meta["data_hash"]), file_sha256=ref.sha256, size=ref.size,
+            path=rel,
+            rows=int(meta["rows"]),
+            first_ts=meta.get("first_ts"),
+            last_ts=meta.get("last_ts"),
+            gaps=int(meta.get("gaps", 0)),
+            data_hash=str(meta["data_hash"]),
+            file_sha256=ref.sha256,
+            size=ref.size,
         )
 
     def status(self) -> list[DatasetInfo]:
@@ -366,6 +465,7 @@ class CandleStore:
         root = self.workspace.path(self.workspace.config.store.kinds["candles"])
         if not root.is_dir():
             return []
-        found = sorted(self.workspace.relpath(p) for p in root.rglob("*.parquet")
-                       if not p.name.startswith("."))
+        found = sorted(
+            self.workspace.relpath(p) for p in root.rglob("*.parquet") if not p.name.startswith(".")
+        )
         return [self.info(rel) for rel in found]

@@ -35,16 +35,45 @@ from ita_vc.candles.sources import check_candle_path, first_line, open_candle_so
 from ita_vc.candles.validate import MAX_LISTED_ROWS, check_candle_table
 from ita_vc.errors import DataValidationError
 
-__all__ = ["FORMATS", "INPUT_COLUMNS", "detect_format", "epoch_unit", "read_candle_file",
-           "read_candle_rows"]
+__all__ = [
+    "FORMATS",
+    "INPUT_COLUMNS",
+    "detect_format",
+    "epoch_unit",
+    "read_candle_file",
+    "read_candle_rows",
+]
 
 FORMATS = ("auto", "binance", "bybit", "csv", "parquet")
 INPUT_COLUMNS = ("ts_utc", "open", "high", "low", "close", "volume")
-_BINANCE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time",
-                    "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore"]
+_BINANCE_COLUMNS = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+    "ignore",
+]
 _BYBIT_COLUMNS = ["start", "open", "high", "low", "close", "volume", "turnover"]
-_TIME_NAMES = ("ts_utc", "ts", "timestamp", "open_time", "opentime", "date", "datetime", "time",
-               "starttime", "start_time", "start")
+_TIME_NAMES = (
+    "ts_utc",
+    "ts",
+    "timestamp",
+    "open_time",
+    "opentime",
+    "date",
+    "datetime",
+    "time",
+    "starttime",
+    "start_time",
+    "start",
+)
 _OHLCV = ("open", "high", "low", "close", "volume")
 # epoch magnitudes: below 1e11 seconds (until year 5138), below 1e14 ms, below 1e17 µs, else ns
 _UNITS = ((1e11, "s", 1000.0), (1e14, "ms", 1.0), (1e17, "us", 1e-3), (float("inf"), "ns", 1e-6))
@@ -80,9 +109,13 @@ def detect_format(path: Path) -> str:
     return "csv"
 
 
-def _listed(where: np.typing.NDArray[np.intp], rows: np.typing.NDArray[np.int64],
-            raw: np.typing.NDArray[np.float64] | pd.Series[Any]) -> str:
+def _listed(
+    where: np.typing.NDArray[np.intp],
+    rows: np.typing.NDArray[np.int64],
+    raw: np.typing.NDArray[np.float64] | pd.Series[Any],
+) -> str:
     """``row 3 ('x'), row 7 ('y') (and 4 more)`` for the positions ``where``."""
+
     def value(i: int) -> str:
         item = raw[i] if not hasattr(raw, "iloc") else raw.iloc[i]
         if isinstance(item, str):
@@ -94,8 +127,9 @@ def _listed(where: np.typing.NDArray[np.intp], rows: np.typing.NDArray[np.int64]
     return shown + more
 
 
-def epoch_unit(values: np.typing.ArrayLike, source: str,
-               rows: np.typing.NDArray[np.int64] | None = None) -> tuple[str, float]:
+def epoch_unit(
+    values: np.typing.ArrayLike, source: str, rows: np.typing.NDArray[np.int64] | None = None
+) -> tuple[str, float]:
     """The unit of epoch timestamps (``s``, ``ms``, ``us``, ``ns``) and the factor to ms.
 
     ``rows`` (the data row of each value) names the offending rows in messages.
@@ -134,8 +168,12 @@ def _to_float(series: pd.Series[Any]) -> pd.Series[float]:
     return result
 
 
-def _check_finite(values: np.typing.NDArray[np.float64], raw: pd.Series[Any],
-                  rows: np.typing.NDArray[np.int64], source: str) -> None:
+def _check_finite(
+    values: np.typing.NDArray[np.float64],
+    raw: pd.Series[Any],
+    rows: np.typing.NDArray[np.int64],
+    source: str,
+) -> None:
     where = np.flatnonzero(~np.isfinite(values))
     if where.size:
         raise DataValidationError(
@@ -144,8 +182,12 @@ def _check_finite(values: np.typing.NDArray[np.float64], raw: pd.Series[Any],
         )
 
 
-def _check_range(ms: np.typing.NDArray[np.float64], raw: pd.Series[Any],
-                 rows: np.typing.NDArray[np.int64], source: str) -> None:
+def _check_range(
+    ms: np.typing.NDArray[np.float64],
+    raw: pd.Series[Any],
+    rows: np.typing.NDArray[np.int64],
+    source: str,
+) -> None:
     """Refuse times outside pandas' nanosecond range (:data:`TS_RANGE_TEXT`)."""
     outside = np.flatnonzero((ms < TS_MIN_MS) | (ms > TS_MAX_MS))
     if outside.size:
@@ -156,8 +198,9 @@ def _check_range(ms: np.typing.NDArray[np.float64], raw: pd.Series[Any],
         )
 
 
-def _times_to_ms(raw: pd.Series[Any], source: str,
-                 rows: np.typing.NDArray[np.int64]) -> np.typing.NDArray[np.int64]:
+def _times_to_ms(
+    raw: pd.Series[Any], source: str, rows: np.typing.NDArray[np.int64]
+) -> np.typing.NDArray[np.int64]:
     """Epoch numbers or ISO strings -> int64 ms; unparseable or out-of-range values are an
     error."""
     numeric = pd.to_numeric(raw, errors="coerce")
@@ -193,19 +236,23 @@ def _times_to_ms(raw: pd.Series[Any], source: str,
     return _datetimes_to_ms(parsed, raw, rows, source)
 
 
-def _datetimes_to_ms(stamps: pd.Series[Any], raw: pd.Series[Any],
-                     rows: np.typing.NDArray[np.int64], source: str) -> np.typing.NDArray[np.int64]:
+def _datetimes_to_ms(
+    stamps: pd.Series[Any], raw: pd.Series[Any], rows: np.typing.NDArray[np.int64], source: str
+) -> np.typing.NDArray[np.int64]:
     try:
         ms = stamps.dt.as_unit("ms").astype("int64").to_numpy()
     except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as exc:
-        raise DataValidationError(f"{source}: timestamps outside the supported range "
-                                  f"{TS_RANGE_TEXT}: {exc}; nothing was written") from exc
+        raise DataValidationError(
+            f"{source}: timestamps outside the supported range "
+            f"{TS_RANGE_TEXT}: {exc}; nothing was written"
+        ) from exc
     _check_range(ms.astype("float64"), raw, rows, source)
     return np.asarray(ms, dtype="int64")
 
 
-def _frame(ts: np.typing.NDArray[np.int64], table: pd.DataFrame,
-           rows: np.typing.NDArray[np.int64]) -> pd.DataFrame:
+def _frame(
+    ts: np.typing.NDArray[np.int64], table: pd.DataFrame, rows: np.typing.NDArray[np.int64]
+) -> pd.DataFrame:
     out = pd.DataFrame({"ts_utc": ts})
     for name in _OHLCV:
         out[name] = _to_float(table[name]).to_numpy()
@@ -216,11 +263,13 @@ def _frame(ts: np.typing.NDArray[np.int64], table: pd.DataFrame,
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
     with open_candle_source(path) as stream:
         try:
-            result: pd.DataFrame = pd.read_csv(stream, keep_default_na=False, na_values=[""],
-                                               compression=None, **kwargs)
+            result: pd.DataFrame = pd.read_csv(
+                stream, keep_default_na=False, na_values=[""], compression=None, **kwargs
+            )
         except pd.errors.EmptyDataError as exc:
             raise DataValidationError(
-                f"{path}: no candle rows (the file is empty); nothing was written") from exc
+                f"{path}: no candle rows (the file is empty); nothing was written"
+            ) from exc
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise DataValidationError(f"{path}: cannot read CSV: {exc}") from exc
     return result
@@ -271,8 +320,10 @@ def _read_generic(path: Path, fmt: str) -> pd.DataFrame:
         stamps = pd.to_datetime(times, utc=True)
         missing_at = np.flatnonzero(stamps.isna().to_numpy())
         if missing_at.size:
-            raise DataValidationError(f"{path}: {missing_at.size} missing timestamp(s) in "
-                                      f"{time_col!r}: {_listed(missing_at, rows, times)}")
+            raise DataValidationError(
+                f"{path}: {missing_at.size} missing timestamp(s) in "
+                f"{time_col!r}: {_listed(missing_at, rows, times)}"
+            )
         ts = _datetimes_to_ms(stamps, times, rows, str(path))
     else:
         ts = _times_to_ms(times, str(path), rows)
@@ -302,8 +353,12 @@ def read_candle_rows(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame,
     return frame, used
 
 
-def read_candle_file(path: str | Path, fmt: str = "auto", *, validate: bool = False,
-                     ) -> pd.DataFrame:
+def read_candle_file(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    validate: bool = False,
+) -> pd.DataFrame:
     """Read one candle file (any format ``ita-vc data import`` reads) into the six input
     columns ``ts_utc`` (int64 epoch ms), ``open, high, low, close, volume`` (float64, NaN where
     a value is not numeric), in the file's order, with a default index.

@@ -41,8 +41,7 @@ def _raise_conflicts(clashing: pd.DataFrame, source: str, files: Sequence[str]) 
     lines = []
     for ts, group in list(clashing.groupby("ts_utc", sort=True))[:MAX_LISTED_ROWS]:
         values = "; ".join(
-            label(r) + ": " +
-            " ".join(f"{c}={getattr(r, c)}" for c in _VALUE_COLUMNS)
+            label(r) + ": " + " ".join(f"{c}={getattr(r, c)}" for c in _VALUE_COLUMNS)
             for r in group.itertuples()
         )
         lines.append(f"{format_ts(ts)}: {values}")  # type: ignore[arg-type]
@@ -54,9 +53,14 @@ def _raise_conflicts(clashing: pd.DataFrame, source: str, files: Sequence[str]) 
     )
 
 
-def merge_candles(old: pd.DataFrame | None, new: pd.DataFrame, *, on_conflict: str = "error",
-                  source: str = "import", files: Sequence[str] = ()
-                  ) -> tuple[pd.DataFrame, int, int]:
+def merge_candles(
+    old: pd.DataFrame | None,
+    new: pd.DataFrame,
+    *,
+    on_conflict: str = "error",
+    source: str = "import",
+    files: Sequence[str] = (),
+) -> tuple[pd.DataFrame, int, int]:
     """Merge ``new`` rows into ``old``: exact duplicates dropped; the same ``ts_utc`` with other
     values is a conflict (an error listing the rows, or ``keep-new``/``keep-old``).
 

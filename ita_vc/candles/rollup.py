@@ -36,9 +36,13 @@ class RollupReport:
     def to_dict(self) -> dict[str, object]:
         """Plain-data form."""
         return {
-            "source_timeframe": self.source_timeframe, "timeframe": self.timeframe,
-            "source_bars": self.source_bars, "buckets": self.buckets, "emitted": self.emitted,
-            "dropped_partial_buckets": self.dropped, "dropped_first": self.dropped_first,
+            "source_timeframe": self.source_timeframe,
+            "timeframe": self.timeframe,
+            "source_bars": self.source_bars,
+            "buckets": self.buckets,
+            "emitted": self.emitted,
+            "dropped_partial_buckets": self.dropped,
+            "dropped_first": self.dropped_first,
             "dropped_last": self.dropped_last,
         }
 
@@ -62,8 +66,9 @@ def rollup_with_report(
     if len(ts) > 1 and not (np.diff(ts) > 0).all():
         raise DataValidationError("candles must be strictly increasing in ts_utc to roll up")
     if len(ts) == 0:
-        empty = pd.DataFrame({c: candles[c].iloc[:0] for c in
-                              ("ts_utc", "open", "high", "low", "close", "volume")})
+        empty = pd.DataFrame(
+            {c: candles[c].iloc[:0] for c in ("ts_utc", "open", "high", "low", "close", "volume")}
+        )
         empty["gap_flag"] = np.zeros(0, dtype=bool)
         return empty, RollupReport(source_timeframe, timeframe, 0, 0, 0, 0, False, False)
     per_bucket = target // step
@@ -78,18 +83,26 @@ def rollup_with_report(
     v = candles["volume"].to_numpy(dtype="float64")
     ends = np.r_[starts[1:], len(ts)] - 1
     out_ts = bucket[starts][full]
-    out = pd.DataFrame({
-        "ts_utc": out_ts,
-        "open": o[starts][full],
-        "high": np.maximum.reduceat(h, starts)[full],
-        "low": np.minimum.reduceat(lo, starts)[full],
-        "close": c[ends][full],
-        "volume": np.add.reduceat(v, starts)[full],
-    })
+    out = pd.DataFrame(
+        {
+            "ts_utc": out_ts,
+            "open": o[starts][full],
+            "high": np.maximum.reduceat(h, starts)[full],
+            "low": np.minimum.reduceat(lo, starts)[full],
+            "close": c[ends][full],
+            "volume": np.add.reduceat(v, starts)[full],
+        }
+    )
     out["gap_flag"] = gap_flags(out_ts, target)
     report = RollupReport(
-        source_timeframe, timeframe, len(ts), len(starts), int(full.sum()),
-        int((~full).sum()), bool(not full[0]), bool(not full[-1]),
+        source_timeframe,
+        timeframe,
+        len(ts),
+        len(starts),
+        int(full.sum()),
+        int((~full).sum()),
+        bool(not full[0]),
+        bool(not full[-1]),
     )
     return out, report
 

@@ -52,7 +52,7 @@ def generate_candles(spec: SampleSpec) -> pd.DataFrame:
     ts = spec.start_ms + np.arange(n, dtype="int64") * _MINUTE
     minute_of_day = (ts % _DAY) // _MINUTE
     profile = 0.7 + sum(
-        0.9 * np.exp(-(((minute_of_day - center) % 1440) / width) ** 2)
+        0.9 * np.exp(-((((minute_of_day - center) % 1440) / width) ** 2))
         for center, width in ((0, 60), (480, 45), (810, 50), (1439, 30))
     )
     regime = np.exp(np.repeat(rng.normal(0.0, 0.35, spec.days * 4), 360)[:n])
@@ -71,13 +71,15 @@ def generate_candles(spec: SampleSpec) -> pd.DataFrame:
     high = np.maximum.reduce([high, open_, close])
     low = np.minimum.reduce([low, open_, close])
     activity = np.abs(returns) / sigma
-    volume = np.round(spec.volume_scale * profile * (0.3 + activity) *
-                      rng.lognormal(0.0, 0.5, n), 3)
+    volume = np.round(
+        spec.volume_scale * profile * (0.3 + activity) * rng.lognormal(0.0, 0.5, n), 3
+    )
     keep = rng.random(n) > 0.0005  # scattered missing minutes
     for _ in range(3):  # exchange outages of 5 minutes to 3 hours
         start = int(rng.integers(1440, n - 1440))
         keep[start : start + int(rng.integers(5, 180))] = False
-    frame = pd.DataFrame({"ts_utc": ts, "open": open_, "high": high, "low": low, "close": close,
-                          "volume": volume})[keep].reset_index(drop=True)
+    frame = pd.DataFrame(
+        {"ts_utc": ts, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    )[keep].reset_index(drop=True)
     frame["gap_flag"] = gap_flags(frame["ts_utc"], _MINUTE)
     return frame[list(CANONICAL_COLUMNS)]

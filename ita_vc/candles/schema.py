@@ -37,8 +37,16 @@ __all__ = [
 CANONICAL_COLUMNS = ("ts_utc", "open", "high", "low", "close", "volume", "gap_flag")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 TIMEFRAMES: dict[str, int] = {
-    "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-    "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "12h": 43_200_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "12h": 43_200_000,
     "1d": 86_400_000,
 }
 # bars must fit pandas' nanosecond timestamps (charts, rollups and resampling convert to them)

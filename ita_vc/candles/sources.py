@@ -47,8 +47,12 @@ MAX_EXPANSION = 100
 EXPANSION_CHECK_FROM = 1024**2
 _FIRST_LINE_LIMIT = 64 * 1024
 _UNREAD_SUFFIXES = (".gz", ".tgz", ".bz2", ".xz", ".lzma", ".zst", ".tar", ".7z", ".rar")
-_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
-                     zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+_READABLE_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
 # what a broken archive raises while it is inflated (CRC mismatch, truncated or corrupt data)
 _CORRUPT = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError)
 
@@ -94,17 +98,25 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     ratio = f"{size / packed:,.0f}x" if packed else "from 0 bytes"
     checks = (
         (info.is_dir(), "is a folder, not a CSV file"),
-        (name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"),
-         "has an absolute or '..' path"),
+        (
+            name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"),
+            "has an absolute or '..' path",
+        ),
         (bool(info.flag_bits & 0x1), "is encrypted"),
-        (info.compress_type not in _READABLE_METHODS,
-         f"uses compression method {info.compress_type}, which cannot be read"),
-        (size > MAX_MEMBER_BYTES,
-         f"declares {size:,} bytes uncompressed, over the limit of {MAX_MEMBER_BYTES:,} bytes"
-         + (f" ({MAX_MEMBER_BYTES / 1024**3:g} GiB)" if MAX_MEMBER_BYTES >= 1024**3 else "")),
-        (size > EXPANSION_CHECK_FROM and size > MAX_EXPANSION * packed,
-         f"expands {ratio} ({packed:,} -> {size:,} bytes), over the limit of {MAX_EXPANSION}x "
-         "(a zip bomb?)"),
+        (
+            info.compress_type not in _READABLE_METHODS,
+            f"uses compression method {info.compress_type}, which cannot be read",
+        ),
+        (
+            size > MAX_MEMBER_BYTES,
+            f"declares {size:,} bytes uncompressed, over the limit of {MAX_MEMBER_BYTES:,} bytes"
+            + (f" ({MAX_MEMBER_BYTES / 1024**3:g} GiB)" if MAX_MEMBER_BYTES >= 1024**3 else ""),
+        ),
+        (
+            size > EXPANSION_CHECK_FROM and size > MAX_EXPANSION * packed,
+            f"expands {ratio} ({packed:,} -> {size:,} bytes), over the limit of {MAX_EXPANSION}x "
+            "(a zip bomb?)",
+        ),
     )
     return next((message for failed, message in checks if failed), None)
 
@@ -148,7 +160,8 @@ def open_candle_source(path: Path) -> Iterator[IO[bytes]]:
                 member = archive.open(info)
             except (NotImplementedError, RuntimeError) as exc:  # unsupported zip features
                 raise DataValidationError(
-                    f"{path}: cannot read member {info.filename!r}: {exc}") from exc
+                    f"{path}: cannot read member {info.filename!r}: {exc}"
+                ) from exc
             with member:
                 yield member
     except _CORRUPT as exc:

@@ -76,6 +76,8 @@ def commit_data_root(workspace: Workspace, paths: list[str], message: str) -> st
     try:
         _git(["commit", "-q", "-m", message, "--", *paths], root)
     except VcsError as exc:
-        raise VcsError(f"the candles are written and tracked, but committing "
-                       f"{', '.join(paths)} failed (they stay staged): {exc}") from exc
+        raise VcsError(
+            f"the candles are written and tracked, but committing "
+            f"{', '.join(paths)} failed (they stay staged): {exc}"
+        ) from exc
     return gitcli.head(root)

@@ -52,33 +52,50 @@ def validate_candles(df: pd.DataFrame, step_ms: int, source: str) -> None:
     """
     problems: list[str] = []
 
-    def check(mask: np.typing.NDArray[np.bool_], what: str,
-              describe: Any = _row_label) -> None:
+    def check(mask: np.typing.NDArray[np.bool_], what: str, describe: Any = _row_label) -> None:
         if mask.any():
             problems.append(f"{int(mask.sum())} row(s) {what}: {_rows(df, mask, describe)}")
 
     prices = df[list(PRICE_COLUMNS)].to_numpy(dtype="float64")
     volume = df["volume"].to_numpy(dtype="float64")
-    check(~np.isfinite(prices).all(axis=1),
-          "with a missing, NaN or non-numeric price",
-          lambda r: f"{_row_label(r)} { {c: float(r[c]) for c in PRICE_COLUMNS} }")
+    check(
+        ~np.isfinite(prices).all(axis=1),
+        "with a missing, NaN or non-numeric price",
+        lambda r: f"{_row_label(r)} { {c: float(r[c]) for c in PRICE_COLUMNS} }",
+    )
     finite = np.isfinite(prices).all(axis=1)
-    check(finite & (prices <= 0).any(axis=1), "with a price <= 0",
-          lambda r: f"{_row_label(r)} { {c: float(r[c]) for c in PRICE_COLUMNS} }")
-    check(~np.isfinite(volume), "with a missing or non-numeric volume",
-          lambda r: f"{_row_label(r)} volume={r['volume']}")
-    check(np.isfinite(volume) & (volume < 0), "with a negative volume",
-          lambda r: f"{_row_label(r)} volume={r['volume']}")
+    check(
+        finite & (prices <= 0).any(axis=1),
+        "with a price <= 0",
+        lambda r: f"{_row_label(r)} { {c: float(r[c]) for c in PRICE_COLUMNS} }",
+    )
+    check(
+        ~np.isfinite(volume),
+        "with a missing or non-numeric volume",
+        lambda r: f"{_row_label(r)} volume={r['volume']}",
+    )
+    check(
+        np.isfinite(volume) & (volume < 0),
+        "with a negative volume",
+        lambda r: f"{_row_label(r)} volume={r['volume']}",
+    )
     o, h, lo, c = prices.T
-    check(finite & (h < np.maximum(o, c)), "with high < max(open, close)",
-          lambda r: f"{_row_label(r)} open={r['open']} high={r['high']} close={r['close']}")
-    check(finite & (lo > np.minimum(o, c)), "with low > min(open, close)",
-          lambda r: f"{_row_label(r)} open={r['open']} low={r['low']} close={r['close']}")
+    check(
+        finite & (h < np.maximum(o, c)),
+        "with high < max(open, close)",
+        lambda r: f"{_row_label(r)} open={r['open']} high={r['high']} close={r['close']}",
+    )
+    check(
+        finite & (lo > np.minimum(o, c)),
+        "with low > min(open, close)",
+        lambda r: f"{_row_label(r)} open={r['open']} low={r['low']} close={r['close']}",
+    )
     ts = df["ts_utc"].to_numpy(dtype="int64")
     check(ts % step_ms != 0, f"with a timestamp not aligned to the timeframe ({step_ms} ms)")
     if problems:
-        raise DataValidationError(f"{source}: invalid candles, nothing was written:\n  "
-                                  + "\n  ".join(problems))
+        raise DataValidationError(
+            f"{source}: invalid candles, nothing was written:\n  " + "\n  ".join(problems)
+        )
 
 
 def check_candle_table(df: pd.DataFrame, source: str) -> str:

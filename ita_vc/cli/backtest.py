@@ -12,8 +12,12 @@ app = typer.Typer(help="Run the backtest core directly (no DVC).", no_args_is_he
 
 @app.command("run")
 def run_command(
-    candles: Annotated[Path, typer.Option(help="Candle file: canonical parquet or any format "
-                                          "`ita-vc data import` reads.")],
+    candles: Annotated[
+        Path,
+        typer.Option(
+            help="Candle file: canonical parquet or any format `ita-vc data import` reads."
+        ),
+    ],
     rule: Annotated[Path, typer.Option(help="Rule YAML file (anywhere).")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     params: Annotated[Path | None, typer.Option(help="params.yaml-shaped file.")] = None,
@@ -32,8 +36,9 @@ def run_command(
     run_params = parse_params({})
     if params is not None:  # every problem named with this file's name and line
         try:
-            doc = load_yaml_document(read_text_file(params, max_bytes=1 << 20), str(params),
-                                     allow_aliases=True)
+            doc = load_yaml_document(
+                read_text_file(params, max_bytes=1 << 20), str(params), allow_aliases=True
+            )
         except YamlError as exc:
             raise DataValidationError(str(exc)) from exc
         run_params = parse_params(doc.data, index=doc.index, source=str(params))

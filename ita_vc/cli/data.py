@@ -10,10 +10,13 @@ import typer
 
 app = typer.Typer(help="Import candles and show what is stored.", no_args_is_help=True)
 
-_WAIT_HELP = ("Seconds to wait for another ita-vc command holding the workspace "
-              "(0: refuse at once, exit 10).")
-_COMMIT_HELP = ("Commit data.dvc (and the .gitignore DVC edited) in the same locked step; "
-                "nothing else staged is committed.")
+_WAIT_HELP = (
+    "Seconds to wait for another ita-vc command holding the workspace (0: refuse at once, exit 10)."
+)
+_COMMIT_HELP = (
+    "Commit data.dvc (and the .gitignore DVC edited) in the same locked step; "
+    "nothing else staged is committed."
+)
 
 
 def _commit_line(committed: str | None, tracked: bool) -> str:
@@ -27,18 +30,30 @@ def _commit_line(committed: str | None, tracked: bool) -> str:
 @app.command("import")
 def import_command(
     files: Annotated[list[Path], typer.Argument(help="Candle files (csv, zip, parquet).")],
-    market: Annotated[str, typer.Option(help="binance-spot, binance-futures, bybit-spot, "
-                                        "bybit-futures or generic (candles.markets).")],
+    market: Annotated[
+        str,
+        typer.Option(
+            help="binance-spot, binance-futures, bybit-spot, "
+            "bybit-futures or generic (candles.markets)."
+        ),
+    ],
     symbol: Annotated[str, typer.Option(help="Instrument, e.g. BTCUSDT.")],
-    timeframe: Annotated[str | None, typer.Option(
-        help="Bar size of the files (1m ... 1d); default: inferred from the median spacing "
-             "of the bars. A timeframe the spacing contradicts is refused.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, binance, bybit, csv or "
-                                     "parquet.")] = "auto",
-    on_conflict: Annotated[str, typer.Option(help="Same timestamp, other values: error, "
-                                             "keep-new or keep-old.")] = "error",
-    no_track: Annotated[bool, typer.Option("--no-track", help="Do not `dvc add` the data "
-                                           "root afterwards.")] = False,
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            help="Bar size of the files (1m ... 1d); default: inferred from the median spacing "
+            "of the bars. A timeframe the spacing contradicts is refused."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto, binance, bybit, csv or parquet.")
+    ] = "auto",
+    on_conflict: Annotated[
+        str, typer.Option(help="Same timestamp, other values: error, keep-new or keep-old.")
+    ] = "error",
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Do not `dvc add` the data root afterwards.")
+    ] = False,
     commit: Annotated[bool, typer.Option("--commit", help=_COMMIT_HELP)] = False,
     wait: Annotated[float, typer.Option(help=_WAIT_HELP)] = 0,
 ) -> None:
@@ -49,8 +64,15 @@ def import_command(
     from ita_vc.workspace import Workspace
 
     report = CandleStore(Workspace.discover()).import_files(
-        files, market=market, symbol=symbol, timeframe=timeframe, fmt=fmt,
-        on_conflict=on_conflict, track=not no_track, commit=commit, wait=wait,
+        files,
+        market=market,
+        symbol=symbol,
+        timeframe=timeframe,
+        fmt=fmt,
+        on_conflict=on_conflict,
+        track=not no_track,
+        commit=commit,
+        wait=wait,
     )
     console = out()
     for path, used, rows in report.files:
@@ -59,11 +81,15 @@ def import_command(
     if report.timeframe_inferred:
         console.print(f"timeframe {info.timeframe} (inferred from the spacing of the bars)")
     if report.unchanged:
-        console.print(f"{info.path}: nothing new ({info.rows:,} rows); nothing written",
-                      markup=False)
+        console.print(
+            f"{info.path}: nothing new ({info.rows:,} rows); nothing written", markup=False
+        )
         if report.tracked:
-            console.print("the data root did not match its .dvc file (an earlier import was "
-                          "not tracked): tracked it now with `dvc add`", markup=False)
+            console.print(
+                "the data root did not match its .dvc file (an earlier import was "
+                "not tracked): tracked it now with `dvc add`",
+                markup=False,
+            )
         if report.committed:
             console.print(f"committed the .dvc file ({report.committed[:10]})", markup=False)
         return
@@ -72,8 +98,12 @@ def import_command(
     console.print(
         f"{info.path}: {info.rows:,} rows ({report.added:+,}), {first} .. {last}, "
         f"{info.gaps} gap(s), {report.duplicates:,} duplicate(s) dropped"
-        + (f", {report.conflicts_resolved} conflict(s) resolved ({on_conflict})"
-           if report.conflicts_resolved else ""), markup=False,
+        + (
+            f", {report.conflicts_resolved} conflict(s) resolved ({on_conflict})"
+            if report.conflicts_resolved
+            else ""
+        ),
+        markup=False,
     )
     console.print(f"data_hash {info.data_hash}")
     if line := _commit_line(report.committed, report.tracked):
@@ -85,8 +115,9 @@ def rm_command(
     market: Annotated[str, typer.Option(help="Market of the dataset (candles.markets).")],
     symbol: Annotated[str, typer.Option(help="Instrument, e.g. BTCUSDT.")],
     timeframe: Annotated[str, typer.Option(help="Timeframe of the dataset, e.g. 1m or 1d.")],
-    no_track: Annotated[bool, typer.Option("--no-track", help="Do not `dvc add` the data "
-                                           "root afterwards.")] = False,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Do not `dvc add` the data root afterwards.")
+    ] = False,
     commit: Annotated[bool, typer.Option("--commit", help=_COMMIT_HELP)] = False,
     wait: Annotated[float, typer.Option(help=_WAIT_HELP)] = 0,
 ) -> None:
@@ -96,7 +127,8 @@ def rm_command(
     from ita_vc.workspace import Workspace
 
     report = CandleStore(Workspace.discover()).remove(
-        market, symbol, timeframe, track=not no_track, commit=commit, wait=wait)
+        market, symbol, timeframe, track=not no_track, commit=commit, wait=wait
+    )
     info = report.dataset
     what = f" ({info.rows:,} rows, data_hash {info.data_hash})" if info is not None else ""
     console = out()
@@ -104,8 +136,9 @@ def rm_command(
     if line := _commit_line(report.committed, report.tracked):
         console.print(line, markup=False)
     elif not report.tracked:
-        console.print("not tracked: data.dvc still lists the dataset until `dvc add data`",
-                      markup=False)
+        console.print(
+            "not tracked: data.dvc still lists the dataset until `dvc add data`", markup=False
+        )
 
 
 @app.command("status")
@@ -125,9 +158,17 @@ def status_command(
         return
     table = Table(title=f"{len(rows)} candle dataset(s)", caption="data_hash: first 12 hex")
     for column in ("instrument", "tf", "rows", "first", "last", "gaps", "data_hash"):
-        table.add_column(column, overflow="fold",
-                         justify="right" if column in ("rows", "gaps") else "left")
+        table.add_column(
+            column, overflow="fold", justify="right" if column in ("rows", "gaps") else "left"
+        )
     for r in rows:
-        table.add_row(r["instrument_key"], r["timeframe"], f"{r['rows']:,}", r["first"] or "-",
-                      r["last"] or "-", str(r["gaps"]), r["data_hash"][7:19])
+        table.add_row(
+            r["instrument_key"],
+            r["timeframe"],
+            f"{r['rows']:,}",
+            r["first"] or "-",
+            r["last"] or "-",
+            str(r["gaps"]),
+            r["data_hash"][7:19],
+        )
     out().print(table)

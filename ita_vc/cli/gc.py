@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-trash_app = typer.Typer(help="Soft-deleted DVC objects: list, restore, purge.",
-                        no_args_is_help=True)
+trash_app = typer.Typer(
+    help="Soft-deleted DVC objects: list, restore, purge.", no_args_is_help=True
+)
 
 
 def _gb(size: int) -> str:
@@ -16,15 +17,21 @@ def _gb(size: int) -> str:
 
 
 def gc_command(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change "
-                                          "nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan; change nothing.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan/report as JSON.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm removals above "
-                                      "confirm_above_gb.")] = False,
-    force_shared_cache: Annotated[bool, typer.Option(
-        "--force-shared-cache", help="Collect a cache shared with other projects.")] = False,
-    wait: Annotated[float, typer.Option(
-        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm removals above confirm_above_gb.")
+    ] = False,
+    force_shared_cache: Annotated[
+        bool,
+        typer.Option("--force-shared-cache", help="Collect a cache shared with other projects."),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
+    ] = 0,
 ) -> None:
     """Apply configs/retention.yaml to the DVC cache: soft delete / archive what the policy
     says, bring back trashed objects it keeps, purge what aged out of the trash, write a purge
@@ -43,36 +50,47 @@ def gc_command(
         if as_json:
             out().print_json(json.dumps(plan.to_dict()))
             return
-        table = Table(title=f"retention plan ({facts.revisions} revisions, "
-                            f"{len(facts.runs)} runs, {len(plan.decisions)} cached objects)")
+        table = Table(
+            title=f"retention plan ({facts.revisions} revisions, "
+            f"{len(facts.runs)} runs, {len(plan.decisions)} cached objects)"
+        )
         for column in ("class", "keep", "delete", "archive", "why kept"):
             table.add_column(column, overflow="fold")
         for row in plan.summary():
             reasons = ", ".join(f"{k} ({v})" for k, v in sorted(row["keep_reasons"].items()))
             table.add_row(
-                row["class"], f"{row['keep']} / {_gb(row['keep_bytes'])}",
+                row["class"],
+                f"{row['keep']} / {_gb(row['keep_bytes'])}",
                 f"{row['delete']} / {_gb(row['delete_bytes'])}",
-                f"{row['archive']} / {_gb(row['archive_bytes'])}", reasons)
+                f"{row['archive']} / {_gb(row['archive_bytes'])}",
+                reasons,
+            )
         out().print(table)
         if back:
-            out().print(f"{len(back)} trashed object(s) are kept by this plan and would go "
-                        "back into the cache", markup=False)
+            out().print(
+                f"{len(back)} trashed object(s) are kept by this plan and would go "
+                "back into the cache",
+                markup=False,
+            )
         out().print("dry run: nothing changed. `ita-vc gc` executes this plan.")
         return
-    _plan, _facts, report = collect_garbage(workspace, yes=yes, wait=wait,
-                                            force_shared_cache=force_shared_cache)
+    _plan, _facts, report = collect_garbage(
+        workspace, yes=yes, wait=wait, force_shared_cache=force_shared_cache
+    )
     data = report.to_dict()
     if as_json:
         out().print_json(json.dumps(data))
         return
-    out().print(f"moved {data['total_files_trashed']} object(s) ({data['trashed_gb']:.4f} GB) "
-                f"to the trash, archived {len(data['archived'])}, purged "
-                f"{data['total_files_purged']} ({data['freed_space_gb']:.4f} GB freed)"
-                + (f", brought back {len(report.restored)} the plan keeps"
-                   if report.restored else ""),
-                markup=False)
-    out().print(f"purge report {report.report_path}; audit log {data['audit_log_path']}",
-                markup=False)
+    out().print(
+        f"moved {data['total_files_trashed']} object(s) ({data['trashed_gb']:.4f} GB) "
+        f"to the trash, archived {len(data['archived'])}, purged "
+        f"{data['total_files_purged']} ({data['freed_space_gb']:.4f} GB freed)"
+        + (f", brought back {len(report.restored)} the plan keeps" if report.restored else ""),
+        markup=False,
+    )
+    out().print(
+        f"purge report {report.report_path}; audit log {data['audit_log_path']}", markup=False
+    )
 
 
 @trash_app.command("list")
@@ -96,8 +114,7 @@ def list_command(
     for column in ("oid", "path", "class", "size", "trashed_at", "runs"):
         table.add_column(column, overflow="fold")
     for e in entries:
-        table.add_row(e.oid[:12], e.path, e.cls or "", _gb(e.size), e.trashed_at,
-                      ", ".join(e.runs))
+        table.add_row(e.oid[:12], e.path, e.cls or "", _gb(e.size), e.trashed_at, ", ".join(e.runs))
     out().print(table)
 
 
@@ -105,8 +122,10 @@ def list_command(
 def restore_command(
     what: Annotated[str | None, typer.Argument(help="A run id or an object id.")] = None,
     all_objects: Annotated[bool, typer.Option("--all", help="Everything in the trash.")] = False,
-    wait: Annotated[float, typer.Option(
-        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
+    ] = 0,
 ) -> None:
     """Move objects back into the DVC cache (then `dvc checkout` works again)."""
     from ita_vc.cli.console import out
@@ -115,18 +134,25 @@ def restore_command(
 
     workspace = Workspace.discover()
     is_run = what is not None and what[:3] in ("bt_", "lv_", "tr_")
-    restored = restore_from_trash(workspace, run_id=what if is_run else None,
-                                  oid=None if is_run else what, everything=all_objects,
-                                  wait=wait)
+    restored = restore_from_trash(
+        workspace,
+        run_id=what if is_run else None,
+        oid=None if is_run else what,
+        everything=all_objects,
+        wait=wait,
+    )
     out().print(f"restored {len(restored)} object(s) into the DVC cache")
 
 
 @trash_app.command("purge")
 def purge_command(
-    older_than: Annotated[float, typer.Option("--older-than", min=0,
-                                              help="Days in the trash (>= 0).")],
-    wait: Annotated[float, typer.Option(
-        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
+    older_than: Annotated[
+        float, typer.Option("--older-than", min=0, help="Days in the trash (>= 0).")
+    ],
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
+    ] = 0,
 ) -> None:
     """Delete trash objects for good once they have been there this many days (objects the
     current retention plan keeps go back into the cache instead)."""
@@ -136,6 +162,7 @@ def purge_command(
 
     report = purge_trash_safely(Workspace.discover(), older_than, wait=wait)
     freed = sum(p["size"] for p in report.purged)
-    out().print(f"purged {len(report.purged)} object(s), {_gb(freed)} freed"
-                + (f"; brought back {len(report.restored)} the plan keeps"
-                   if report.restored else ""))
+    out().print(
+        f"purged {len(report.purged)} object(s), {_gb(freed)} freed"
+        + (f"; brought back {len(report.restored)} the plan keeps" if report.restored else "")
+    )

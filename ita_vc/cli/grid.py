@@ -7,27 +7,39 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Grid backtests: sweep a rule's parameters and SL/TP.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Grid backtests: sweep a rule's parameters and SL/TP.", no_args_is_help=True)
 
 
 @app.command("run")
 def run_command(
-    params: Annotated[Path | None, typer.Option(help="params file with a grid: section "
-                                                "(default: params.yaml).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: the grid "
-                                             "folder of the results kind, results/grid, "
-                                             "through the store).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Local processes (default: all "
-                                                "cores).")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. "
-                                                  "tcp://host:8786.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the last completed "
-                                         "batch.")] = False,
-    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long; write the "
-                                                      "best so far (partial).")] = None,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for another running `grid "
-                                        "run` (default 0: refuse at once, exit 10).")] = 0,
+    params: Annotated[
+        Path | None, typer.Option(help="params file with a grid: section (default: params.yaml).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default: the grid "
+            "folder of the results kind, results/grid, "
+            "through the store)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local processes (default: all cores).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last completed batch.")] = False,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Stop after this long; write the best so far (partial).")
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for another running `grid "
+            "run` (default 0: refuse at once, exit 10)."
+        ),
+    ] = 0,
 ) -> None:
     """Run the staged grid (Stage A shortlist, Stage B SL/TP) and write the top-K.
 
@@ -58,10 +70,18 @@ def run_command(
     checkpoint = workspace.contained(workspace.state_dir / "grid" / "checkpoint.json")
     with workspace.lock(name="grid", timeout=wait, purpose="ita-vc grid run"):
         prepared = grid_candles(workspace, run_params)
-        with graceful_sigint() as ctrl_c, Progress(
-                TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:,.0f} variants/s"), TimeElapsedColumn(),
-                TimeRemainingColumn(), console=console()) as bar:
+        with (
+            graceful_sigint() as ctrl_c,
+            Progress(
+                TextColumn("stage {task.fields[stage]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:,.0f} variants/s"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console(),
+            ) as bar,
+        ):
             task = bar.add_task("grid", total=None, stage="A", rate=0.0)
 
             def progress(stage: str, done: int, total: int) -> None:
@@ -71,21 +91,39 @@ def run_command(
                 bar.update(task, completed=done, total=total, stage=stage, rate=done / elapsed)
 
             # Ctrl-C stops the search after the running batch: the best so far is written
-            outcome = run_grid(prepared, rule, run_params, request, workers=workers,
-                               scheduler=scheduler, resume=resume, max_seconds=max_seconds,
-                               checkpoint=checkpoint, progress=progress,
-                               should_stop=ctrl_c.is_set)
+            outcome = run_grid(
+                prepared,
+                rule,
+                run_params,
+                request,
+                workers=workers,
+                scheduler=scheduler,
+                resume=resume,
+                max_seconds=max_seconds,
+                checkpoint=checkpoint,
+                progress=progress,
+                should_stop=ctrl_c.is_set,
+            )
         sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
         write_grid(outcome, sink)
     where = out or default_grid_folder(workspace).relative_to(workspace.root)
     best = outcome.topk.iloc[0] if len(outcome.topk) else None
     if request.default_axes:
-        console().print("axes: params.yaml names none; swept the rule's own indicators at "
-                        "their values +/- 5 catalog steps", markup=False)
-    console().print(("PARTIAL: " if outcome.partial else "") +
-                    f"{len(outcome.topk)} best variant(s) -> {where}"
-                    + (f"; best {best['variant_key']} ({best['Total Return [%]']:.4f} %)"
-                       if best is not None else ""), markup=False)
+        console().print(
+            "axes: params.yaml names none; swept the rule's own indicators at "
+            "their values +/- 5 catalog steps",
+            markup=False,
+        )
+    console().print(
+        ("PARTIAL: " if outcome.partial else "")
+        + f"{len(outcome.topk)} best variant(s) -> {where}"
+        + (
+            f"; best {best['variant_key']} ({best['Total Return [%]']:.4f} %)"
+            if best is not None
+            else ""
+        ),
+        markup=False,
+    )
     if outcome.summary["stop_reason"] == "interrupted":
         from ita_vc.errors import EXIT_INTERRUPTED
 
@@ -95,9 +133,15 @@ def run_command(
 @app.command("promote")
 def promote_command(
     variant_key: Annotated[str, typer.Argument(help="A variant_key from topk.parquet.")],
-    source: Annotated[Path | None, typer.Option("--from", help="Folder of topk.parquet "
-                                                "(default: the grid folder of the results "
-                                                "kind, results/grid).")] = None,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Folder of topk.parquet "
+            "(default: the grid folder of the results "
+            "kind, results/grid).",
+        ),
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Kept in lifecycle.yaml.")] = None,
 ) -> None:
     """Save a grid variant as a new version of its rule (`rule bump` with its indicators,

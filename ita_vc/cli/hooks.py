@@ -11,8 +11,12 @@ app = typer.Typer(help="Install or remove the git hooks.", no_args_is_help=True)
 
 @app.command("install")
 def install_command(
-    dvc: Annotated[bool | None, typer.Option(
-        "--dvc/--no-dvc", help="Also install DVC's hooks (default: in a DVC repository).")] = None,
+    dvc: Annotated[
+        bool | None,
+        typer.Option(
+            "--dvc/--no-dvc", help="Also install DVC's hooks (default: in a DVC repository)."
+        ),
+    ] = None,
 ) -> None:
     """Install the pre-commit hook (keeps an existing hook as pre-commit.legacy).
 

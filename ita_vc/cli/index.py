@@ -23,10 +23,14 @@ def rebuild_command() -> None:
     report = store.rebuild()
     runs = len(sync_runs(workspace))
     elapsed = time.perf_counter() - started
-    out().print(f"Index rebuilt: {report.count} artifact(s), {runs} run(s) in {elapsed:.2f} s -> "
-                f"{store.index.path}", markup=False)
+    out().print(
+        f"Index rebuilt: {report.count} artifact(s), {runs} run(s) in {elapsed:.2f} s -> "
+        f"{store.index.path}",
+        markup=False,
+    )
     if report.skipped:
-        err().print(f"skipped {len(report.skipped)} file(s) that cannot be artifacts:",
-                    markup=False)
+        err().print(
+            f"skipped {len(report.skipped)} file(s) that cannot be artifacts:", markup=False
+        )
         for path, reason in report.skipped:
             err().print(f"  {path}: {reason}", markup=False)

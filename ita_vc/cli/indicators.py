@@ -27,17 +27,31 @@ def list_command(
     except NotInitializedError:
         catalog = load_catalog()
     if as_json:
-        out().print_json(json.dumps({
-            name: {"description": spec.description, "constraints": list(spec.constraints),
-                   "params": {p: s.to_dict() for p, s in spec.params.items()}}
-            for name, spec in catalog.indicators.items()
-        }))
+        out().print_json(
+            json.dumps(
+                {
+                    name: {
+                        "description": spec.description,
+                        "constraints": list(spec.constraints),
+                        "params": {p: s.to_dict() for p, s in spec.params.items()},
+                    }
+                    for name, spec in catalog.indicators.items()
+                }
+            )
+        )
         return
     table = Table(title="indicator catalog")
     for column in ("indicator", "param", "type", "min", "max", "step", "default"):
         table.add_column(column)
     for name, spec in catalog.indicators.items():
         for i, (pname, p) in enumerate(spec.params.items()):
-            table.add_row(name if i == 0 else "", pname, p.type, f"{p.min:g}", f"{p.max:g}",
-                          f"{p.step:g}", str(p.default))
+            table.add_row(
+                name if i == 0 else "",
+                pname,
+                p.type,
+                f"{p.min:g}",
+                f"{p.max:g}",
+                f"{p.step:g}",
+                str(p.default),
+            )
     out().print(table)

@@ -10,13 +10,21 @@ import typer
 
 def init_command(
     path: Annotated[Path, typer.Argument(help="Folder to turn into a workspace.")] = Path("."),
-    hooks: Annotated[bool, typer.Option(
-        "--hooks", help="Also install the rule-check git hooks (ita-vc hooks install).")] = False,
-    upgrade: Annotated[bool, typer.Option(
-        "--upgrade", help="Show what today's templates change in an existing workspace "
-        "(dvc.yaml engine pins, plot template, .gitignore); write it with --yes.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="With --upgrade: write the changes.")
-                   ] = False,
+    hooks: Annotated[
+        bool,
+        typer.Option(
+            "--hooks", help="Also install the rule-check git hooks (ita-vc hooks install)."
+        ),
+    ] = False,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            "--upgrade",
+            help="Show what today's templates change in an existing workspace "
+            "(dvc.yaml engine pins, plot template, .gitignore); write it with --yes.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --upgrade: write the changes.")] = False,
 ) -> None:
     """Create an ita-vc workspace: git + DVC, configs/config.yaml, params.yaml, dvc.yaml, rules/.
 
@@ -50,7 +58,8 @@ def init_command(
         "(candles: CSV, Binance/Bybit dumps, parquet)\n"
         "  3. ita-vc rule new NAME && git add rules && git commit -m 'rule NAME'\n"
         "  4. set rule.setup_id, data.market and data.symbol in params.yaml, commit it\n"
-        "  5. ita-vc run   (dvc repro + snapshot + commit), then ita-vc runs list")
+        "  5. ita-vc run   (dvc repro + snapshot + commit), then ita-vc runs list"
+    )
     if not hooks:
         console.print(
             "Protect committed rule versions with a pre-commit check, either\n"
@@ -68,16 +77,23 @@ def _upgrade(path: Path, yes: bool) -> None:
     changes = plan_upgrade(root)
     console = out()
     if not changes:
-        console.print(f"{root} is up to date with this ita-vc's templates; nothing to change.",
-                      markup=False)
+        console.print(
+            f"{root} is up to date with this ita-vc's templates; nothing to change.", markup=False
+        )
         return
     for change in changes:
         console.print(f"# {change.path}: {change.why}", markup=False)
         console.print(change.diff(), markup=False, highlight=False, end="")
     if not yes:
-        console.print(f"{len(changes)} file(s) would change; nothing written. Run "
-                      "`ita-vc init --upgrade --yes` to write them.", markup=False)
+        console.print(
+            f"{len(changes)} file(s) would change; nothing written. Run "
+            "`ita-vc init --upgrade --yes` to write them.",
+            markup=False,
+        )
         return
     apply_upgrade(root, changes)
-    console.print(f"wrote {len(changes)} file(s); commit them (git add -A && git commit), then "
-                  "`dvc status` shows the stages whose commands changed.", markup=False)
+    console.print(
+        f"wrote {len(changes)} file(s); commit them (git add -A && git commit), then "
+        "`dvc status` shows the stages whose commands changed.",
+        markup=False,
+    )

@@ -13,10 +13,15 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Create, version, inspect and check trading rules.", no_args_is_help=True)
 
-Wait = Annotated[float, typer.Option(
-    "--wait", metavar="SECONDS",
-    help="Wait this long for another ita-vc command holding the workspace (default 0: refuse "
-         "at once, exit 10).")]
+Wait = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        metavar="SECONDS",
+        help="Wait this long for another ita-vc command holding the workspace (default 0: refuse "
+        "at once, exit 10).",
+    ),
+]
 
 
 def _registry() -> RuleRegistry:
@@ -29,8 +34,10 @@ def _registry() -> RuleRegistry:
 @app.command("new")
 def new_command(
     setup_id: Annotated[str, typer.Argument(help="Setup id: letters, digits, _ . - (max 64).")],
-    from_file: Annotated[Path | None, typer.Option("--from", help="Start from this YAML file "
-                                                   "(seed format accepted).")] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Start from this YAML file (seed format accepted)."),
+    ] = None,
     author: Annotated[str | None, typer.Option(help="Author (default: git user.name).")] = None,
     wait: Wait = 0,
 ) -> None:
@@ -46,10 +53,13 @@ def bump_command(
     setup_id: Annotated[str, typer.Argument(help="Setup id.")],
     major: Annotated[bool, typer.Option("--major", help="v1.2 -> v2.0.")] = False,
     minor: Annotated[bool, typer.Option("--minor", help="v1.2 -> v1.3 (the default).")] = False,
-    sets: Annotated[list[str] | None, typer.Option(
-        "--set", "-S", help="key.path=value (value parsed as YAML); repeatable.")] = None,
-    from_file: Annotated[Path | None, typer.Option("--from", help="Take the parameters from "
-                                                   "this YAML file.")] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-S", help="key.path=value (value parsed as YAML); repeatable."),
+    ] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from", help="Take the parameters from this YAML file.")
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why; kept in lifecycle.yaml.")] = None,
     author: Annotated[str | None, typer.Option(help="Author (default: git user.name).")] = None,
     wait: Wait = 0,
@@ -60,8 +70,15 @@ def bump_command(
 
     if major and minor:
         raise RuleValidationError("choose one of --major and --minor")
-    rule = _registry().bump(setup_id, major=major, sets=sets or [], from_file=from_file,
-                            reason=reason, author=author, wait=wait)
+    rule = _registry().bump(
+        setup_id,
+        major=major,
+        sets=sets or [],
+        from_file=from_file,
+        reason=reason,
+        author=author,
+        wait=wait,
+    )
     out().print(f"Created {rule.path} ({rule.params_hash})")
 
 
@@ -82,11 +99,16 @@ def rehash_command(
     result = _registry().rehash(setup_id, version, wait=wait)
     rule = result.rule
     if result.changed:
-        out().print(f"Rehashed {rule.path}: params_hash {result.old_hash or '(none)'} -> "
-                    f"{rule.params_hash}", markup=False)
+        out().print(
+            f"Rehashed {rule.path}: params_hash {result.old_hash or '(none)'} -> "
+            f"{rule.params_hash}",
+            markup=False,
+        )
     else:
-        out().print(f"{rule.path}: params_hash is already right ({rule.params_hash}); "
-                    "nothing written", markup=False)
+        out().print(
+            f"{rule.path}: params_hash is already right ({rule.params_hash}); nothing written",
+            markup=False,
+        )
 
 
 @app.command("list")
@@ -102,12 +124,23 @@ def list_command(
 
     rows = _registry().list(active_only=active, setup_id=setup)
     if as_json:
-        out().print_json(json.dumps([
-            {"setup_id": r.setup_id, "version": r.version.tag, "status": r.status,
-             "active": r.active, "deprecation_reason": r.deprecation_reason,
-             "params_hash": r.params_hash, "created": r.created, "author": r.author}
-            for r in rows
-        ]))
+        out().print_json(
+            json.dumps(
+                [
+                    {
+                        "setup_id": r.setup_id,
+                        "version": r.version.tag,
+                        "status": r.status,
+                        "active": r.active,
+                        "deprecation_reason": r.deprecation_reason,
+                        "params_hash": r.params_hash,
+                        "created": r.created,
+                        "author": r.author,
+                    }
+                    for r in rows
+                ]
+            )
+        )
         return
     table = Table(title=f"{len(rows)} rule version(s)")
     for column in ("setup", "version", "status", "params_hash", "created", "author"):
@@ -155,8 +188,10 @@ def diff_command(
     if not changes:
         out().print(f"no differences ({old.params_hash})")
         return
-    table = Table(title=f"{setup_id}: {old.version.tag} -> {new.version.tag}",
-                  caption=f"params_hash {old.params_hash[7:19]} -> {new.params_hash[7:19]}")
+    table = Table(
+        title=f"{setup_id}: {old.version.tag} -> {new.version.tag}",
+        caption=f"params_hash {old.params_hash[7:19]} -> {new.params_hash[7:19]}",
+    )
     for column in ("field", "change", "old", "new"):
         table.add_column(column, overflow="fold")
     for c in changes:
@@ -193,12 +228,16 @@ def deprecate_command(
 
 @app.command("check")
 def check_command(
-    files: Annotated[list[str] | None, typer.Argument(
-        help="Check these working-tree files instead of the staged state.")] = None,
-    against: Annotated[str | None, typer.Option(
-        help="Check every commit since the merge base with REV (for CI).")] = None,
-    all_files: Annotated[bool, typer.Option("--all", help="Check every rule file in the "
-                                            "working tree.")] = False,
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Check these working-tree files instead of the staged state."),
+    ] = None,
+    against: Annotated[
+        str | None, typer.Option(help="Check every commit since the merge base with REV (for CI).")
+    ] = None,
+    all_files: Annotated[
+        bool, typer.Option("--all", help="Check every rule file in the working tree.")
+    ] = False,
 ) -> None:
     """Check rule files; by default what is staged for the next commit (the pre-commit hook)."""
     from ita_vc.errors import RuleValidationError

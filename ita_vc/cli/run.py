@@ -31,21 +31,36 @@ def _value(value: object) -> str:
 def run_command(
     setup: Annotated[str | None, typer.Option("--setup", help="Rule setup id.")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Rule version vX.Y.")] = None,
-    sets: Annotated[list[str] | None, typer.Option(
-        "--set", "-S", help="key.path=value in params.yaml (as dvc exp run -S).")] = None,
-    stage: Annotated[list[str] | None, typer.Option(
-        "--stage", help="dvc.yaml stage to reproduce with its upstream (repeatable; default: "
-        "report, i.e. prepare -> backtest -> report; the grid runs only when named).")] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-S", help="key.path=value in params.yaml (as dvc exp run -S)."),
+    ] = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stage",
+            help="dvc.yaml stage to reproduce with its upstream (repeatable; default: "
+            "report, i.e. prepare -> backtest -> report; the grid runs only when named).",
+        ),
+    ] = None,
     mode: Annotated[str, typer.Option(help="backtest, live or train.")] = "backtest",
     note: Annotated[str | None, typer.Option(help="A note kept in the snapshot.")] = None,
-    allow_dirty: Annotated[bool, typer.Option(
-        "--allow-dirty", help="Run with uncommitted changes (recorded in the snapshot).")] = False,
-    no_commit: Annotated[bool, typer.Option(
-        "--no-commit", help="Stage params.yaml, dvc.lock and the snapshot only.")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Record a new run even if an identical run is recorded.")] = False,
-    wait: Annotated[float, typer.Option(
-        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty", help="Run with uncommitted changes (recorded in the snapshot)."
+        ),
+    ] = False,
+    no_commit: Annotated[
+        bool, typer.Option("--no-commit", help="Stage params.yaml, dvc.lock and the snapshot only.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Record a new run even if an identical run is recorded.")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
+    ] = 0,
 ) -> None:
     """Run the pipeline (dvc repro), snapshot its provenance, commit the run."""
     from ita_vc.cli.console import err, out
@@ -67,28 +82,43 @@ def run_command(
             raise DataValidationError(f"-S {key.strip()}: {exc}") from exc
     console = out()
     report = run_pipeline(
-        _workspace(), setup_id=setup, version=version, overrides=overrides, mode=mode,
-        note=note, allow_dirty=allow_dirty, commit=not no_commit, wait=wait, stages=stage,
+        _workspace(),
+        setup_id=setup,
+        version=version,
+        overrides=overrides,
+        mode=mode,
+        note=note,
+        allow_dirty=allow_dirty,
+        commit=not no_commit,
+        wait=wait,
+        stages=stage,
         force=force,
         progress=lambda line: console.print(f"  {line}", markup=False, highlight=False),
     )
     for warning in report.warnings:
         err().print(f"warning: {warning}", markup=False)
     if report.already:
-        console.print(f"already recorded as {report.run_id} ({report.snapshot_path}): same "
-                      f"stages ({' -> '.join(report.stages)}), inputs and mode; nothing run "
-                      "(--force records a new run)", markup=False)
+        console.print(
+            f"already recorded as {report.run_id} ({report.snapshot_path}): same "
+            f"stages ({' -> '.join(report.stages)}), inputs and mode; nothing run "
+            "(--force records a new run)",
+            markup=False,
+        )
         return
     s = report.snapshot
     m = s["metrics"]
-    console.print(f"run {report.run_id}: {s['setup_id']} {s['rule_version']} on {s['market']} "
-                  f"{s['symbol']} {s['timeframe']}" + (" [dirty]" if s["git_dirty"] else ""),
-                  markup=False)
+    console.print(
+        f"run {report.run_id}: {s['setup_id']} {s['rule_version']} on {s['market']} "
+        f"{s['symbol']} {s['timeframe']}" + (" [dirty]" if s["git_dirty"] else ""),
+        markup=False,
+    )
     for key in ("Total Return [%]", "Max. Drawdown [%]", "Sharpe Ratio", "Num. Trades"):
         console.print(f"  {key:<20} {_value(m.get(key))}", markup=False)
-    console.print(f"snapshot {report.snapshot_path}"
-                  + (f", committed {report.committed[:10]}" if report.committed else ""),
-                  markup=False)
+    console.print(
+        f"snapshot {report.snapshot_path}"
+        + (f", committed {report.committed[:10]}" if report.committed else ""),
+        markup=False,
+    )
 
 
 @runs_app.command("list")
@@ -115,9 +145,14 @@ def list_command(
     for column in ("run_id", "setup", "version", "created", "kept", *metric_keys):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r["run_id"], r["setup_id"], r["rule_version"], r["created_at"],
-                      "yes" if r["kept"] else "",
-                      *(_value(r["metrics"].get(k)) for k in metric_keys))
+        table.add_row(
+            r["run_id"],
+            r["setup_id"],
+            r["rule_version"],
+            r["created_at"],
+            "yes" if r["kept"] else "",
+            *(_value(r["metrics"].get(k)) for k in metric_keys),
+        )
     out().print(table)
 
 
@@ -157,8 +192,10 @@ def diff_command(
 def keep_command(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
     reason: Annotated[str | None, typer.Option(help="Why it is kept.")] = None,
-    wait: Annotated[float, typer.Option(
-        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
+    ] = 0,
 ) -> None:
     """Pin a run, on whichever branch it was recorded (git tag ita/keep/RUN_ID on the commit
     holding its snapshot; push tags to share it)."""
@@ -174,8 +211,9 @@ def verify_command(
     run_id: Annotated[str | None, typer.Argument(help="Run id (or --all).")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every recorded run.")] = False,
     deep: Annotated[bool, typer.Option(help="Also re-hash every object and the data.")] = False,
-    remote: Annotated[str | None, typer.Option(help="Accept objects held by this DVC "
-                                               "remote.")] = None,
+    remote: Annotated[
+        str | None, typer.Option(help="Accept objects held by this DVC remote.")
+    ] = None,
 ) -> None:
     """Check snapshot hashes, rule hashes and the DVC objects of runs; non-zero on mismatch."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
@@ -194,12 +232,19 @@ def verify_command(
     for column in ("run_id", "check", "result", "detail"):
         table.add_column(column, overflow="fold")
     failed = 0
-    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                  console=out(), transient=True, disable=not deep) as bar:
+    with Progress(
+        *Progress.get_default_columns(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=out(),
+        transient=True,
+        disable=not deep,
+    ) as bar:
         task = bar.add_task("re-hashing", total=None)
         for rid in run_ids:
-            report = verify_run(workspace, rid, deep=deep, remote=remote,
-                                progress=lambda n: bar.advance(task, n))
+            report = verify_run(
+                workspace, rid, deep=deep, remote=remote, progress=lambda n: bar.advance(task, n)
+            )
             failed += not report.ok
             for check in report.checks:
                 table.add_row(rid, check.name, "pass" if check.ok else "FAIL", check.detail)
@@ -211,8 +256,10 @@ def verify_command(
 def reproduce_command(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
     keep_worktree: Annotated[bool, typer.Option(help="Keep the temporary worktree.")] = False,
-    wait: Annotated[float, typer.Option(
-        help="Seconds to wait for another ita-vc command holding the workspace.")] = 0,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
+    ] = 0,
 ) -> None:
     """Re-run a recorded run with that commit's code in a temporary worktree and compare."""
     from ita_vc.cli.console import out
@@ -220,19 +267,28 @@ def reproduce_command(
     from ita_vc.snapshot.reproduce import reproduce_run
 
     console = out()
-    report = reproduce_run(_workspace(), run_id, keep_worktree=keep_worktree, wait=wait,
-                           progress=lambda line: console.print(f"  {line}", markup=False))
+    report = reproduce_run(
+        _workspace(),
+        run_id,
+        keep_worktree=keep_worktree,
+        wait=wait,
+        progress=lambda line: console.print(f"  {line}", markup=False),
+    )
     if report.engine_note:
         console.print(f"note: {report.engine_note}", markup=False)
-    for title, rows in (("inputs differ", report.input_diffs),
-                        ("outputs differ", report.output_diffs),
-                        ("metrics differ", report.metric_diffs),
-                        ("package versions differ", report.package_diffs)):
+    for title, rows in (
+        ("inputs differ", report.input_diffs),
+        ("outputs differ", report.output_diffs),
+        ("metrics differ", report.metric_diffs),
+        ("package versions differ", report.package_diffs),
+    ):
         if rows:
             console.print(f"{title}:", markup=False)
             for row in rows:
                 console.print(f"  {row}", markup=False)
     if not report.bit_exact:
         raise IntegrityError(f"{run_id} did not reproduce (see the differences above)")
-    console.print(f"{run_id} reproduced bit-exactly at {report.commit[:10]} "
-                  f"({' -> '.join(report.stages)})", markup=False)
+    console.print(
+        f"{run_id} reproduced bit-exactly at {report.commit[:10]} ({' -> '.join(report.stages)})",
+        markup=False,
+    )

@@ -48,8 +48,10 @@ MIN_STEP = 1e-9
 """The finest range step: values are rounded to 10 decimals, so a finer step would repeat."""
 DEFAULT_SPAN_STEPS = 5
 """Default axes: each parameter at the rule's value +/- this many catalog steps."""
-DEFAULT_AXES_NOTE = ("the rule's own indicators, each parameter at its rule value +/- "
-                     f"{DEFAULT_SPAN_STEPS} catalog steps (clipped to the catalog bounds)")
+DEFAULT_AXES_NOTE = (
+    "the rule's own indicators, each parameter at its rule value +/- "
+    f"{DEFAULT_SPAN_STEPS} catalog steps (clipped to the catalog bounds)"
+)
 _EXACT_ENUMERATION_MAX = 200_000
 
 
@@ -58,8 +60,7 @@ def holds(constraint: str, values: Mapping[str, Any]) -> bool:
     left, op, right = constraint.split()
     if left not in values or right not in values:
         return True
-    return bool(values[left] < values[right]) if op == "<" else bool(values[left] <=
-                                                                       values[right])
+    return bool(values[left] < values[right]) if op == "<" else bool(values[left] <= values[right])
 
 
 def _distinct(values: Iterator[Any], count: int) -> Any:
@@ -95,8 +96,11 @@ def indicator_count(axes: Mapping[str, Axis], constraints: Sequence[str]) -> tup
     if raw <= _EXACT_ENUMERATION_MAX:
         names = list(axes)
         lists = [list(axes[p].generate()) for p in names]
-        count = sum(1 for combo in itertools.product(*lists)
-                    if all(holds(c, dict(zip(names, combo, strict=True))) for c in constraints))
+        count = sum(
+            1
+            for combo in itertools.product(*lists)
+            if all(holds(c, dict(zip(names, combo, strict=True))) for c in constraints)
+        )
         return count, True
     return min(_pairs(c, axes) for c in constraints), False
 
@@ -166,16 +170,20 @@ class Axis:
         values = list(self.generate())
         for value in values:
             if self.bounds is not None and (reason := self.bounds.check(value)):
-                raise fail(self.where, value, f"{reason} (a grid narrows the catalog's range, "
-                                               "never widens it)")
+                raise fail(
+                    self.where,
+                    value,
+                    f"{reason} (a grid narrows the catalog's range, never widens it)",
+                )
         return sorted(set(values), key=float)
 
 
 def _range_axis(spec: Mapping[Any, Any], bounds: ParamSpec, where: str) -> Axis:
     unknown = [k for k in spec if k not in ("min", "max", "step")]
     if unknown or "min" not in spec or "max" not in spec:
-        raise fail(where, dict(spec), "a range is {min, max, step} (step: the catalog's if "
-                                       "left out)")
+        raise fail(
+            where, dict(spec), "a range is {min, max, step} (step: the catalog's if left out)"
+        )
     lo, hi, step = spec["min"], spec["max"], spec.get("step", bounds.step)
     for key, value in (("min", lo), ("max", hi), ("step", step)):
         if not is_number(value):
@@ -184,15 +192,20 @@ def _range_axis(spec: Mapping[Any, Any], bounds: ParamSpec, where: str) -> Axis:
         raise fail(where, dict(spec), f"needs min <= max and step >= {MIN_STEP:g}")
     for key, value in (("min", lo), ("max", hi)):
         if reason := bounds.check(value):
-            raise fail(f"{where}.{key}", value, f"{reason} (a grid narrows the catalog's range, "
-                                                 "never widens it)")
+            raise fail(
+                f"{where}.{key}",
+                value,
+                f"{reason} (a grid narrows the catalog's range, never widens it)",
+            )
     ratio = (hi - lo) / step
     count = math.floor(ratio + 1e-9) + 1 if math.isfinite(ratio) else math.inf
     if count > AXIS_VALUES_MAX:
         shown = f"{count:,}" if math.isfinite(count) else "too many"
         raise GridFieldError(
-            where, f"{{min: {lo!r}, max: {hi!r}, step: {step!r}}} is {shown} values, more than "
-                   f"an axis may hold ({AXIS_VALUES_MAX:,}); use a larger step")
+            where,
+            f"{{min: {lo!r}, max: {hi!r}, step: {step!r}}} is {shown} values, more than "
+            f"an axis may hold ({AXIS_VALUES_MAX:,}); use a larger step",
+        )
     return Axis(where, bounds, None, float(lo), float(step), int(count))
 
 
@@ -204,18 +217,19 @@ def _axis(spec: Any, bounds: ParamSpec, where: str) -> Axis:
     if not values:
         raise fail(where, spec, "an axis needs at least one value")
     if len(values) > AXIS_VALUES_MAX:
-        raise fail(where, f"{len(values):,} values", f"more than an axis may hold "
-                                                       f"({AXIS_VALUES_MAX:,})")
+        raise fail(
+            where, f"{len(values):,} values", f"more than an axis may hold ({AXIS_VALUES_MAX:,})"
+        )
     for value in values:
         if isinstance(value, int) and not isinstance(value, bool) and not is_number(value):
-            raise fail(where, value, f"outside the catalog range [{bounds.min:g}, "
-                                     f"{bounds.max:g}]")
+            raise fail(where, value, f"outside the catalog range [{bounds.min:g}, {bounds.max:g}]")
     if bounds.type == "int":
         values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
     for value in values:
         if reason := bounds.check(value):
-            raise fail(where, value, f"{reason} (a grid narrows the catalog's range, never "
-                                      "widens it)")
+            raise fail(
+                where, value, f"{reason} (a grid narrows the catalog's range, never widens it)"
+            )
     return Axis(where, bounds, tuple(sorted(set(values), key=float)))
 
 
@@ -228,28 +242,31 @@ class IndicatorAxes:
     axes: dict[str, Axis]
 
 
-def _indicator(item: Any, where: str, catalog: Catalog,
-               problems: Problems) -> IndicatorAxes | None:
+def _indicator(item: Any, where: str, catalog: Catalog, problems: Problems) -> IndicatorAxes | None:
     """One indicator of the request and its axes (None when refused: problems added)."""
     if not isinstance(item, Mapping):
         raise fail(where, item, "must be a mapping {name, params}")
     extra = [k for k in item if k not in ("name", "params")]
     if extra:
-        raise fail(f"{where}.{extra[0]}", item[extra[0]],
-                   "unknown key (an indicator has name and params)")
+        raise fail(
+            f"{where}.{extra[0]}", item[extra[0]], "unknown key (an indicator has name and params)"
+        )
     name = item.get("name")
     spec = catalog.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise fail(f"{where}.name", name, f"unknown indicator (catalog: "
-                                           f"{', '.join(catalog.indicators)})")
+        raise fail(
+            f"{where}.name", name, f"unknown indicator (catalog: {', '.join(catalog.indicators)})"
+        )
     given = item.get("params")
     given = {} if given is None else given
     if not isinstance(given, Mapping):
         raise fail(f"{where}.params", given, "must be a mapping of parameter axes")
     for key in given:
         if key not in spec.params:
-            problems.add(f"{where}.params.{key}", f"{given[key]!r}: unknown parameter of "
-                                                  f"{name} (known: {', '.join(spec.params)})")
+            problems.add(
+                f"{where}.params.{key}",
+                f"{given[key]!r}: unknown parameter of {name} (known: {', '.join(spec.params)})",
+            )
     axes = {}
     for p, bounds in spec.params.items():
         try:
@@ -261,8 +278,11 @@ def _indicator(item: Any, where: str, catalog: Catalog,
     return IndicatorAxes(spec, where, axes)
 
 
-def indicator_axes(items: Any, catalog: Catalog, problems: Problems,
-                   ) -> list[IndicatorAxes] | None:
+def indicator_axes(
+    items: Any,
+    catalog: Catalog,
+    problems: Problems,
+) -> list[IndicatorAxes] | None:
     """The request's indicators and their axes, each checked against the catalog: every
     refused one is added to ``problems`` (then None)."""
     if not isinstance(items, list):
@@ -287,8 +307,11 @@ def default_axes(rule: Rule, catalog: Catalog) -> list[IndicatorAxes]:
         where = f"rule {rule.setup_id} {rule.version.tag}: indicators.{i}"
         spec = catalog.get(str(item.get("name")))
         if spec is None:
-            raise fail(f"{where}.name", item.get("name"), "unknown indicator (catalog: "
-                                                           f"{', '.join(catalog.indicators)})")
+            raise fail(
+                f"{where}.name",
+                item.get("name"),
+                f"unknown indicator (catalog: {', '.join(catalog.indicators)})",
+            )
         params = item.get("params") or {}
         axes = {}
         for p, bounds in spec.params.items():
@@ -307,8 +330,9 @@ def default_axes(rule: Rule, catalog: Catalog) -> list[IndicatorAxes]:
     return out
 
 
-def guard_variants(found: Sequence[IndicatorAxes], settings: Mapping[str, Any],
-                   per_base: int) -> None:
+def guard_variants(
+    found: Sequence[IndicatorAxes], settings: Mapping[str, Any], per_base: int
+) -> None:
     """Refuse a grid of more than ``max_variants`` variants, counted without building it."""
     base, exact, parts = 1, True, []
     for ind in found:
@@ -324,4 +348,5 @@ def guard_variants(found: Sequence[IndicatorAxes], settings: Mapping[str, Any],
         raise DataValidationError(
             f"{SOURCE}: grid: the grid has {up_to}{total:,} variants (Stage A {up_to}{base:,} "
             f"+ Stage B {up_to}{stage_b:,}), more than max_variants = {limit:,} "
-            f"(grid.max_variants); narrow the ranges ({'; '.join(parts)}) or raise the limit")
+            f"(grid.max_variants); narrow the ranges ({'; '.join(parts)}) or raise the limit"
+        )

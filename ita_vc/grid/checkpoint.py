@@ -24,8 +24,13 @@ if TYPE_CHECKING:
 
     from ita_vc.grid.request import GridRequest
 
-__all__ = ["CHECKPOINT_EVERY_S", "CheckpointWriter", "SearchState", "checkpoint_every",
-           "load_checkpoint"]
+__all__ = [
+    "CHECKPOINT_EVERY_S",
+    "CheckpointWriter",
+    "SearchState",
+    "checkpoint_every",
+    "load_checkpoint",
+]
 
 CHECKPOINT_EVERY_S = 2.0
 """Checkpoints are written after a completed batch at most this often (seconds; environment
@@ -50,16 +55,29 @@ class SearchState:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form saved in the checkpoint."""
-        return {"stage": self.stage, "next_batch": self.next_batch,
-                "evaluated_a": self.evaluated_a, "evaluated_b": self.evaluated_b,
-                "pruned": self.pruned, "shortlist": _items(self.shortlist),
-                "topk": _items(self.topk)}
+        return {
+            "stage": self.stage,
+            "next_batch": self.next_batch,
+            "evaluated_a": self.evaluated_a,
+            "evaluated_b": self.evaluated_b,
+            "pruned": self.pruned,
+            "shortlist": _items(self.shortlist),
+            "topk": _items(self.topk),
+        }
 
 
 def _items(results: list[VariantResult]) -> list[dict[str, Any]]:
-    return [{"key": r.key, "total_return": r.total_return, "max_drawdown": r.max_drawdown,
-             "trades": r.trades, "sharpe": r.sharpe, "variant": variant_to_dict(r.variant)}
-            for r in results]
+    return [
+        {
+            "key": r.key,
+            "total_return": r.total_return,
+            "max_drawdown": r.max_drawdown,
+            "trades": r.trades,
+            "sharpe": r.sharpe,
+            "variant": variant_to_dict(r.variant),
+        }
+        for r in results
+    ]
 
 
 def checkpoint_every() -> float:
@@ -72,8 +90,9 @@ def checkpoint_every() -> float:
     try:
         return CHECKPOINT_EVERY_S if raw is None else max(0.0, float(raw))
     except ValueError:
-        raise DataValidationError(f"ITA_VC_GRID_CHECKPOINT_SECONDS: not a number: {raw!r}"
-                                  ) from None
+        raise DataValidationError(
+            f"ITA_VC_GRID_CHECKPOINT_SECONDS: not a number: {raw!r}"
+        ) from None
 
 
 class CheckpointWriter:
@@ -91,46 +110,70 @@ class CheckpointWriter:
         now = time.perf_counter()
         if self.path is None or (not force and now - self.last_saved < self.every):
             return
-        doc = {"request_hash": self.request_hash, "engine_params_hash": self.engine_hash,
-               "state": state.to_dict()}
+        doc = {
+            "request_hash": self.request_hash,
+            "engine_params_hash": self.engine_hash,
+            "state": state.to_dict(),
+        }
         atomic_write_bytes(self.path, json.dumps(doc, sort_keys=True).encode("utf-8"))
         self.last_saved = now
 
 
-def _result(item: Any, request: GridRequest, allowed: dict[tuple[str, str], set[Any]],
-            ) -> VariantResult:
+def _result(
+    item: Any,
+    request: GridRequest,
+    allowed: dict[tuple[str, str], set[Any]],
+) -> VariantResult:
     variant = variant_from_dict(item["variant"])
     names = [n for n, _params in request.axes]
-    if (variant.key != item["key"] or [n for n, _p in variant.indicators] != names
-            or not all((n, k) in allowed and v in allowed[n, k]
-                       for n, params in variant.indicators for k, v in params)
-            or variant.sl_pct not in (None, *request.sl_values)
-            or variant.tp_pct not in (None, *request.tp_values)):
+    if (
+        variant.key != item["key"]
+        or [n for n, _p in variant.indicators] != names
+        or not all(
+            (n, k) in allowed and v in allowed[n, k]
+            for n, params in variant.indicators
+            for k, v in params
+        )
+        or variant.sl_pct not in (None, *request.sl_values)
+        or variant.tp_pct not in (None, *request.tp_values)
+    ):
         raise ValueError(f"variant {item['key']!r} is not of this grid")
     sharpe = item.get("sharpe")
-    return VariantResult(item["key"], float(item["total_return"]), float(item["max_drawdown"]),
-                         int(item["trades"]), variant, None if sharpe is None else float(sharpe))
+    return VariantResult(
+        item["key"],
+        float(item["total_return"]),
+        float(item["max_drawdown"]),
+        int(item["trades"]),
+        variant,
+        None if sharpe is None else float(sharpe),
+    )
 
 
 def _read(checkpoint: Path, remedy: str) -> dict[str, Any]:
     try:
         saved = json.loads(checkpoint.read_bytes().decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
-        raise DataValidationError(f"{checkpoint}: not a readable grid checkpoint ({exc}); "
-                                  f"{remedy}") from exc
+        raise DataValidationError(
+            f"{checkpoint}: not a readable grid checkpoint ({exc}); {remedy}"
+        ) from exc
     if not isinstance(saved, dict):
         raise DataValidationError(f"{checkpoint}: not a grid checkpoint; {remedy}")
     return saved
 
 
 def _well_formed(state: Any) -> TypeGuard[dict[str, Any]]:
-    return (isinstance(state, dict) and state.get("stage") in ("A", "B", "done")
-            and all(type(state.get(k)) is int and state[k] >= 0 for k in _COUNTERS)
-            and isinstance(state.get("shortlist"), list) and isinstance(state.get("topk"), list))
+    return (
+        isinstance(state, dict)
+        and state.get("stage") in ("A", "B", "done")
+        and all(type(state.get(k)) is int and state[k] >= 0 for k in _COUNTERS)
+        and isinstance(state.get("shortlist"), list)
+        and isinstance(state.get("topk"), list)
+    )
 
 
-def load_checkpoint(checkpoint: Path, request: GridRequest, request_hash: str,
-                    engine_hash: str) -> SearchState:
+def load_checkpoint(
+    checkpoint: Path, request: GridRequest, request_hash: str, engine_hash: str
+) -> SearchState:
     """The search state saved in ``checkpoint`` for this request and engine setting.
 
     Raises:
@@ -140,10 +183,10 @@ def load_checkpoint(checkpoint: Path, request: GridRequest, request_hash: str,
     """
     remedy = "delete it, or run without --resume to start over"
     saved = _read(checkpoint, remedy)
-    if (saved.get("request_hash"), saved.get("engine_params_hash")) != (request_hash,
-                                                                        engine_hash):
-        raise DataValidationError(f"{checkpoint}: the checkpoint is of another grid or "
-                                  f"engine setting; {remedy}")
+    if (saved.get("request_hash"), saved.get("engine_params_hash")) != (request_hash, engine_hash):
+        raise DataValidationError(
+            f"{checkpoint}: the checkpoint is of another grid or engine setting; {remedy}"
+        )
     state = saved.get("state")
     if not _well_formed(state):
         raise DataValidationError(f"{checkpoint}: the search state is damaged; {remedy}")
@@ -152,7 +195,15 @@ def load_checkpoint(checkpoint: Path, request: GridRequest, request_hash: str,
         shortlist = [_result(i, request, allowed) for i in state["shortlist"]]
         topk = [_result(i, request, allowed) for i in state["topk"]]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataValidationError(f"{checkpoint}: the search state is damaged ({exc}); "
-                                  f"{remedy}") from exc
-    return SearchState(state["stage"], state["next_batch"], shortlist, topk,
-                       state["evaluated_a"], state["evaluated_b"], state["pruned"])
+        raise DataValidationError(
+            f"{checkpoint}: the search state is damaged ({exc}); {remedy}"
+        ) from exc
+    return SearchState(
+        state["stage"],
+        state["next_batch"],
+        shortlist,
+        topk,
+        state["evaluated_a"],
+        state["evaluated_b"],
+        state["pruned"],
+    )

@@ -72,8 +72,9 @@ class VariantResult:
         return (-self.total_return, self.key)
 
 
-def merge_top(current: list[VariantResult], new: Sequence[VariantResult],
-              k: int) -> list[VariantResult]:
+def merge_top(
+    current: list[VariantResult], new: Sequence[VariantResult], k: int
+) -> list[VariantResult]:
     """The best ``k`` of both lists (deterministic, whatever the order of arrival)."""
     return sorted([*current, *new], key=VariantResult.sort_key)[:k]
 
@@ -91,8 +92,10 @@ class GridArrays(NamedTuple):
 
 def grid_arrays(prepared: pd.DataFrame) -> GridArrays:
     """The :class:`GridArrays` of prepared candles (a ``warmup`` column)."""
-    high, low, close = (np.ascontiguousarray(prepared[c].to_numpy(dtype=np.float64))
-                        for c in ("high", "low", "close"))
+    high, low, close = (
+        np.ascontiguousarray(prepared[c].to_numpy(dtype=np.float64))
+        for c in ("high", "low", "close")
+    )
     ts = np.ascontiguousarray(prepared["ts_utc"].to_numpy(dtype=np.int64))
     return GridArrays(high, low, close, int(prepared["warmup"].sum()), ts)
 
@@ -123,12 +126,19 @@ class EvalContext:
     settings: EngineSettings
 
 
-def evaluation_context(prepared: pd.DataFrame, settings: EngineSettings,
-                       params: RunParams) -> EvalContext:
+def evaluation_context(
+    prepared: pd.DataFrame, settings: EngineSettings, params: RunParams
+) -> EvalContext:
     """The :class:`EvalContext` of prepared candles, its key hashed from what defines it."""
     data_hash = hash_dataframe(prepared[["ts_utc", "open", "high", "low", "close", "volume"]])
-    key = hash_canonical({"engine_version": ENGINE_VERSION, "settings": settings.to_dict(),
-                          "data_hash": data_hash, "params": params.to_dict()})
+    key = hash_canonical(
+        {
+            "engine_version": ENGINE_VERSION,
+            "settings": settings.to_dict(),
+            "data_hash": data_hash,
+            "params": params.to_dict(),
+        }
+    )
     return EvalContext(key, data_hash, grid_arrays(prepared), settings)
 
 
@@ -144,7 +154,7 @@ class _Evaluator:
         self.key = context.key
         self.high, self.low, self.close = arrays.high, arrays.low, arrays.close
         self.n_warm = arrays.n_warm
-        ts = arrays.ts[arrays.n_warm:]
+        ts = arrays.ts[arrays.n_warm :]
         self.days = daily_index(ts) if len(ts) else None
         self.settings = context.settings
         self.sizing = dict(context.settings.sizing)
@@ -161,8 +171,9 @@ class _Evaluator:
             if key not in self.cache:
                 if len(self.cache) >= self.cache_entries:  # bounded memory
                     self.cache.clear()
-                self.cache[key] = indicator_state(name, dict(params), self.high, self.low,
-                                                  self.close)
+                self.cache[key] = indicator_state(
+                    name, dict(params), self.high, self.low, self.close
+                )
             parts.append(self.cache[key])
         if len(parts) == 1:  # one indicator: its state is the final state
             return parts[0]
@@ -175,9 +186,19 @@ class _Evaluator:
         n_warm = self.n_warm
         prev = int(states[n_warm - 1]) if n_warm else 0
         equity, _position, n_trades, _n_fills = engine_pass(
-            self.close[n_warm:], states[n_warm:], self.trades, self.fills, prev_state=prev,
-            direction=s.direction, sizing=self.sizing, sl_pct=variant.sl_pct,
-            tp_pct=variant.tp_pct, fee_rate=s.fee_rate, slip=s.slip, init_cash=s.init_cash)
+            self.close[n_warm:],
+            states[n_warm:],
+            self.trades,
+            self.fills,
+            prev_state=prev,
+            direction=s.direction,
+            sizing=self.sizing,
+            sl_pct=variant.sl_pct,
+            tp_pct=variant.tp_pct,
+            fee_rate=s.fee_rate,
+            slip=s.slip,
+            init_cash=s.init_cash,
+        )
         sharpe = None
         if len(equity):
             total, max_dd = return_and_max_drawdown(equity, float(s.init_cash))
@@ -228,6 +249,8 @@ def evaluate_in_worker(variants: Sequence[Variant], key: str) -> list[VariantRes
     """
     evaluator = _EVALUATORS.get(key)
     if evaluator is None:
-        raise RuntimeError(f"internal: no grid evaluator for {key} in this process "
-                           "(init_worker was not called with its context)")
+        raise RuntimeError(
+            f"internal: no grid evaluator for {key} in this process "
+            "(init_worker was not called with its context)"
+        )
     return [evaluator.evaluate(v) for v in variants]

@@ -34,8 +34,9 @@ class _Pending(Protocol):
     def result(self) -> list[VariantResult]: ...
 
 
-def _in_order(submit: Callable[[Batch], _Pending], batches: Iterable[Batch],
-              window: int) -> Iterator[list[VariantResult]]:
+def _in_order(
+    submit: Callable[[Batch], _Pending], batches: Iterable[Batch], window: int
+) -> Iterator[list[VariantResult]]:
     """Submit batches, at most ``window`` in flight, and yield their results in order."""
     pending: list[_Pending] = []
     for batch in batches:
@@ -57,8 +58,7 @@ class Executor:
         ItaVcError: a scheduler without dask.distributed installed.
     """
 
-    def __init__(self, context: EvalContext, workers: int | None,
-                 scheduler: str | None) -> None:
+    def __init__(self, context: EvalContext, workers: int | None, scheduler: str | None) -> None:
         self.context = context
         self.pool: ProcessPoolExecutor | None = None
         self.client: Any = None
@@ -67,13 +67,15 @@ class Executor:
             try:
                 from distributed import Client
             except ImportError as exc:
-                raise ItaVcError("--scheduler needs dask.distributed (pip install "
-                                 "'dask[distributed]')") from exc
+                raise ItaVcError(
+                    "--scheduler needs dask.distributed (pip install 'dask[distributed]')"
+                ) from exc
             self.client = Client(scheduler)  # type: ignore[no-untyped-call]
             self.remote_context = self.client.scatter(context, broadcast=True)
         elif self.workers > 1:
-            self.pool = ProcessPoolExecutor(self.workers, initializer=init_pool_worker,
-                                            initargs=(context,))
+            self.pool = ProcessPoolExecutor(
+                self.workers, initializer=init_pool_worker, initargs=(context,)
+            )
 
     def map(self, batches: Iterable[Batch]) -> Iterator[list[VariantResult]]:
         """The results of each batch, in the order of ``batches``."""
@@ -82,11 +84,14 @@ class Executor:
             window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
             yield from _in_order(
                 lambda batch: client.submit(evaluate_batch, batch, remote, pure=False),
-                batches, window)
+                batches,
+                window,
+            )
         elif self.pool is not None:
             pool, key = self.pool, self.context.key
-            yield from _in_order(lambda batch: pool.submit(evaluate_in_worker, batch, key),
-                                 batches, 2 * self.workers)
+            yield from _in_order(
+                lambda batch: pool.submit(evaluate_in_worker, batch, key), batches, 2 * self.workers
+            )
         else:
             for batch in batches:
                 yield evaluate_batch(batch, self.context)

@@ -33,8 +33,10 @@ def _read_row(folder: Path, variant_key: str) -> tuple[dict[str, Any], dict[str,
 
     topk, summary_path = folder / "topk.parquet", folder / "summary.json"
     if not topk.is_file() or not summary_path.is_file():
-        raise ItaVcError(f"no grid results in {folder} (topk.parquet and summary.json); run "
-                         "`ita-vc grid run` first, or pass --from FOLDER")
+        raise ItaVcError(
+            f"no grid results in {folder} (topk.parquet and summary.json); run "
+            "`ita-vc grid run` first, or pass --from FOLDER"
+        )
     try:
         table = pd.read_parquet(topk, columns=["variant_key", "params_json"])
         summary = json.loads(summary_path.read_bytes().decode("utf-8"))
@@ -45,18 +47,24 @@ def _read_row(folder: Path, variant_key: str) -> tuple[dict[str, Any], dict[str,
         raise ItaVcError(f"no variant {variant_key!r} in {folder}/topk.parquet")
     try:
         variant = json.loads(rows.iloc[0]["params_json"])
-        if not (isinstance(variant, dict) and isinstance(variant.get("indicators"), list)
-                and isinstance(summary, dict) and isinstance(summary.get("setup_id"), str)
-                and isinstance(summary.get("rule_version"), str)):
+        if not (
+            isinstance(variant, dict)
+            and isinstance(variant.get("indicators"), list)
+            and isinstance(summary, dict)
+            and isinstance(summary.get("setup_id"), str)
+            and isinstance(summary.get("rule_version"), str)
+        ):
             raise TypeError("missing fields")  # noqa: TRY301 - one message for every shape
     except (TypeError, ValueError) as exc:
-        raise DataValidationError(f"{folder}: damaged grid results for {variant_key!r} "
-                                  f"({exc})") from exc
+        raise DataValidationError(
+            f"{folder}: damaged grid results for {variant_key!r} ({exc})"
+        ) from exc
     return variant, summary
 
 
-def promote_variant(workspace: Workspace, variant_key: str, *, folder: Path | None = None,
-                    reason: str | None = None) -> Rule:
+def promote_variant(
+    workspace: Workspace, variant_key: str, *, folder: Path | None = None, reason: str | None = None
+) -> Rule:
     """Write the next version of the grid's rule with the variant's indicators, targets,
     direction and sizing (``rule bump`` with those values); returns the new version.
 
@@ -76,13 +84,16 @@ def promote_variant(workspace: Workspace, variant_key: str, *, folder: Path | No
     try:
         indicators = [{"name": n, "params": dict(p)} for n, p in variant["indicators"]]
     except (TypeError, ValueError) as exc:
-        raise DataValidationError(f"{folder}: damaged grid results for {variant_key!r} "
-                                  f"({exc})") from exc
+        raise DataValidationError(
+            f"{folder}: damaged grid results for {variant_key!r} ({exc})"
+        ) from exc
     direction = variant.get("direction", graded.direction)
     sizing = variant.get("sizing", graded.sizing)
-    sets = [f"indicators={json.dumps(indicators)}",
-            f"targets.sl_pct={json.dumps(variant.get('sl_pct'))}",
-            f"targets.tp_pct={json.dumps(variant.get('tp_pct'))}"]
+    sets = [
+        f"indicators={json.dumps(indicators)}",
+        f"targets.sl_pct={json.dumps(variant.get('sl_pct'))}",
+        f"targets.tp_pct={json.dumps(variant.get('tp_pct'))}",
+    ]
     if latest.direction != direction:
         sets.append(f"direction={json.dumps(direction)}")
     if latest.sizing != sizing:

@@ -57,8 +57,14 @@ __all__ = [
 ]
 
 SOURCE = "params.yaml"
-_DEFAULTS = {"preselect": 20_000, "top_k": 300, "top_trades_n": 10, "batch_size": 2_000,
-             "max_variants": 1_000_000, "max_compute_bytes": 1e12}
+_DEFAULTS = {
+    "preselect": 20_000,
+    "top_k": 300,
+    "top_trades_n": 10,
+    "batch_size": 2_000,
+    "max_variants": 1_000_000,
+    "max_compute_bytes": 1e12,
+}
 _KEYS = {"indicators", "targets", "direction", "sizing", "prune", *_DEFAULTS}
 _PRUNE_KEYS = {"max_drawdown_floor", "min_trades", "max_trades"}
 _TARGET_MAX = 10_000  # as in rule files: a percent in (0, 10000)
@@ -100,21 +106,29 @@ class Variant:
 
 def variant_key(variant: Variant) -> str:
     """``name(p=v,...)+name(...)|sl=x|tp=y``."""
-    parts = ["{}({})".format(name, ",".join(f"{k}={_fmt(v)}" for k, v in params))
-             for name, params in variant.indicators]
+    parts = [
+        "{}({})".format(name, ",".join(f"{k}={_fmt(v)}" for k, v in params))
+        for name, params in variant.indicators
+    ]
     return "+".join(parts) + f"|sl={_fmt(variant.sl_pct)}|tp={_fmt(variant.tp_pct)}"
 
 
 def variant_to_dict(variant: Variant) -> dict[str, Any]:
     """JSON form of a variant (checkpoints, topk rows)."""
-    return {"indicators": [[n, [[k, v] for k, v in p]] for n, p in variant.indicators],
-            "sl_pct": variant.sl_pct, "tp_pct": variant.tp_pct}
+    return {
+        "indicators": [[n, [[k, v] for k, v in p]] for n, p in variant.indicators],
+        "sl_pct": variant.sl_pct,
+        "tp_pct": variant.tp_pct,
+    }
 
 
 def variant_from_dict(data: dict[str, Any]) -> Variant:
     """Inverse of :func:`variant_to_dict`."""
-    return Variant(tuple((n, tuple((k, v) for k, v in p)) for n, p in data["indicators"]),
-                   data.get("sl_pct"), data.get("tp_pct"))
+    return Variant(
+        tuple((n, tuple((k, v) for k, v in p)) for n, p in data["indicators"]),
+        data.get("sl_pct"),
+        data.get("tp_pct"),
+    )
 
 
 Axes = list[tuple[str, list[tuple[str, list[Any]]]]]
@@ -189,9 +203,14 @@ class GridRequest:
         """The canonical request (what ``grid_request_hash`` hashes)."""
         return {
             "axes": [[n, [[p, list(v)] for p, v in params]] for n, params in self.axes],
-            "sl_pct": self.sl_values, "tp_pct": self.tp_values, "direction": self.direction,
-            "sizing": self.sizing, "preselect": self.preselect, "top_k": self.top_k,
-            "top_trades_n": self.top_trades_n, "prune": self.prune,
+            "sl_pct": self.sl_values,
+            "tp_pct": self.tp_values,
+            "direction": self.direction,
+            "sizing": self.sizing,
+            "preselect": self.preselect,
+            "top_k": self.top_k,
+            "top_trades_n": self.top_trades_n,
+            "prune": self.prune,
         }
 
 
@@ -224,7 +243,8 @@ def check_rule_indicators(names: Sequence[str], rule: Rule) -> None:
             f"{SOURCE}: grid.indicators: the grid sweeps [{', '.join(names)}] but the rule "
             f"{rule.setup_id} {rule.version.tag} has [{', '.join(own)}]; a grid sweeps its "
             "rule's own indicators: list the same names in grid.indicators, or leave "
-            f"grid.indicators out to sweep {DEFAULT_AXES_NOTE}")
+            f"grid.indicators out to sweep {DEFAULT_AXES_NOTE}"
+        )
 
 
 # -- the section's shape (ita_vc.schema), then named cross-field checks --------------------------
@@ -299,11 +319,17 @@ def _direction(value: Any) -> Any:
     return value
 
 
-_TARGETS = {vol.Optional("sl_pct"): _target_values, vol.Optional("tp_pct"): _target_values,
-            vol.Extra: _unknown(" (sl_pct, tp_pct)")}
-_PRUNE = {vol.Optional("max_drawdown_floor"): _drawdown_floor,
-          vol.Optional("min_trades"): _trade_count, vol.Optional("max_trades"): _trade_count,
-          vol.Extra: _unknown(f"; grid.prune knows {', '.join(sorted(_PRUNE_KEYS))}")}
+_TARGETS = {
+    vol.Optional("sl_pct"): _target_values,
+    vol.Optional("tp_pct"): _target_values,
+    vol.Extra: _unknown(" (sl_pct, tp_pct)"),
+}
+_PRUNE = {
+    vol.Optional("max_drawdown_floor"): _drawdown_floor,
+    vol.Optional("min_trades"): _trade_count,
+    vol.Optional("max_trades"): _trade_count,
+    vol.Extra: _unknown(f"; grid.prune knows {', '.join(sorted(_PRUNE_KEYS))}"),
+}
 _SHAPE: dict[Any, Any] = {
     vol.Optional("indicators"): object,  # the axes: checked against the catalog (axes.py)
     vol.Optional("targets"): _section(_TARGETS, " {sl_pct, tp_pct}"),
@@ -332,14 +358,13 @@ def _check_sizing(sizing: Any, catalog: Catalog, problems: Problems) -> None:
     if sizing is None:
         return
     try:
-        doc = json.dumps({"setup_id": "grid", "version": "1.0", "sizing": sizing},
-                         allow_nan=False)
+        doc = json.dumps({"setup_id": "grid", "version": "1.0", "sizing": sizing}, allow_nan=False)
     except (TypeError, ValueError):
-        problems.add("grid.sizing", f"{sizing!r}: must be a mapping of a mode and finite "
-                                    "numbers")
+        problems.add("grid.sizing", f"{sizing!r}: must be a mapping of a mode and finite numbers")
         return
-    _rule, found = parse_rule(doc.encode("utf-8"), SOURCE, catalog=catalog, rules_root=None,
-                              require_hash=False)
+    _rule, found = parse_rule(
+        doc.encode("utf-8"), SOURCE, catalog=catalog, rules_root=None, require_hash=False
+    )
     own = [p for p in found if (p.field or "sizing").startswith("sizing")] or found[:1]
     for problem in own:
         problems.add(f"grid.{problem.field or 'sizing'}", f"{sizing!r}: {problem.message}")
@@ -364,8 +389,9 @@ def _settings(raw: Any, catalog: Catalog, problems: Problems) -> dict[str, Any]:
     return settings
 
 
-def _axes(raw: Any, catalog: Catalog, rule: Rule | None,
-          problems: Problems) -> tuple[list[IndicatorAxes] | None, bool]:
+def _axes(
+    raw: Any, catalog: Catalog, rule: Rule | None, problems: Problems
+) -> tuple[list[IndicatorAxes] | None, bool]:
     """``(the indicators' axes, whether they are the rule's by default)``; None without a rule
     to take them from, or when the request's are refused."""
     items = raw.get("indicators") if isinstance(raw, Mapping) else None
@@ -374,22 +400,30 @@ def _axes(raw: Any, catalog: Catalog, rule: Rule | None,
     return indicator_axes(items, catalog, problems), False
 
 
-def _target_axes(settings: Mapping[str, Any], default: bool,
-                 rule: Rule | None) -> tuple[list[float | None], list[float | None]]:
+def _target_axes(
+    settings: Mapping[str, Any], default: bool, rule: Rule | None
+) -> tuple[list[float | None], list[float | None]]:
     targets = settings["targets"]
     if targets is None and default and rule is not None:
         try:  # the rule's own (valid: a rule version is checked when it is written)
-            return (_target_values(rule.targets.get("sl_pct")),
-                    _target_values(rule.targets.get("tp_pct")))
+            return (
+                _target_values(rule.targets.get("sl_pct")),
+                _target_values(rule.targets.get("tp_pct")),
+            )
         except Invalid as exc:
-            raise fail(f"rule {rule.setup_id} {rule.version.tag}: targets", rule.targets,
-                       str(exc.msg)) from None
+            raise fail(
+                f"rule {rule.setup_id} {rule.version.tag}: targets", rule.targets, str(exc.msg)
+            ) from None
     targets = targets or {}
     return targets.get("sl_pct", [None]), targets.get("tp_pct", [None])
 
 
-def _parse(raw: Any, catalog: Catalog, rule: Rule | None,
-           index: Mapping[str, tuple[int, str | None]] | None = None) -> GridRequest | None:
+def _parse(
+    raw: Any,
+    catalog: Catalog,
+    rule: Rule | None,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+) -> GridRequest | None:
     problems = Problems(SOURCE, index or {})
     settings = _settings(raw, catalog, problems)
     found, default = _axes(raw, catalog, rule, problems)
@@ -402,18 +436,30 @@ def _parse(raw: Any, catalog: Catalog, rule: Rule | None,
     guard_variants(found, settings, len(sl_values) * len(tp_values))
     axes = [(ind.spec.name, [(p, a.build()) for p, a in ind.axes.items()]) for ind in found]
     return GridRequest(
-        axes=axes, sl_values=sl_values, tp_values=tp_values, direction=settings["direction"],
-        sizing=settings["sizing"], preselect=settings["preselect"], top_k=settings["top_k"],
-        top_trades_n=settings["top_trades_n"], batch_size=settings["batch_size"],
-        max_variants=settings["max_variants"], max_compute_bytes=settings["max_compute_bytes"],
-        prune=settings["prune"], constraints={i.spec.name: i.spec.constraints for i in found},
+        axes=axes,
+        sl_values=sl_values,
+        tp_values=tp_values,
+        direction=settings["direction"],
+        sizing=settings["sizing"],
+        preselect=settings["preselect"],
+        top_k=settings["top_k"],
+        top_trades_n=settings["top_trades_n"],
+        batch_size=settings["batch_size"],
+        max_variants=settings["max_variants"],
+        max_compute_bytes=settings["max_compute_bytes"],
+        prune=settings["prune"],
+        constraints={i.spec.name: i.spec.constraints for i in found},
         default_axes=default,
     )
 
 
-def parse_grid(raw: Mapping[str, Any] | None, catalog: Catalog,
-               rule: Rule | None = None, *,
-               index: Mapping[str, tuple[int, str | None]] | None = None) -> GridRequest:
+def parse_grid(
+    raw: Mapping[str, Any] | None,
+    catalog: Catalog,
+    rule: Rule | None = None,
+    *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+) -> GridRequest:
     """Validate the ``grid:`` section of params.yaml and guard its size, before any list of
     values is built.
 
@@ -430,13 +476,16 @@ def parse_grid(raw: Mapping[str, Any] | None, catalog: Catalog,
     """
     request = _parse(raw, catalog, rule, index)
     if request is None:
-        raise DataValidationError(f"{SOURCE}: grid: needs an `indicators` list of {{name, "
-                                  "params: axes}} (or a rule to take them from)")
+        raise DataValidationError(
+            f"{SOURCE}: grid: needs an `indicators` list of {{name, "
+            "params: axes}} (or a rule to take them from)"
+        )
     return request
 
 
-def check_grid(raw: Any, catalog: Catalog, *,
-               index: Mapping[str, tuple[int, str | None]] | None = None) -> None:
+def check_grid(
+    raw: Any, catalog: Catalog, *, index: Mapping[str, tuple[int, str | None]] | None = None
+) -> None:
     """Validate a ``grid:`` section without its rule (e.g. a ``-S grid...`` override): every
     value and the size guard; a section without indicators is fine (they default to the
     rule's when the grid runs).

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GridOutcome", "Search", "finalize", "run_grid", "stage_a", "stage_b"]
 
+
 @dataclass
 class GridOutcome:
     """The result of a grid run."""
@@ -100,8 +101,9 @@ def _pruned(result: VariantResult, prune: dict[str, Any]) -> bool:
     if floor is not None and result.max_drawdown < float(floor):
         return True
     low, high = prune.get("min_trades"), prune.get("max_trades")
-    return bool((low is not None and result.trades < low) or
-                (high is not None and result.trades > high))
+    return bool(
+        (low is not None and result.trades < low) or (high is not None and result.trades > high)
+    )
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,7 @@ class StopRule:
         """``interrupted``, ``max_seconds``, or None to go on."""
         if self.should_stop is not None and self.should_stop():
             return "interrupted"
-        if self.max_seconds is not None and time.perf_counter() - self.started > \
-                self.max_seconds:
+        if self.max_seconds is not None and time.perf_counter() - self.started > self.max_seconds:
             return "max_seconds"
         return None
 
@@ -149,22 +150,36 @@ def _batches(items: Iterable[Variant], size: int) -> Iterator[list[Variant]]:
         yield batch
 
 
-def _fold_a(state: SearchState, results: list[VariantResult], next_batch: int,
-            request: GridRequest) -> SearchState:
-    return replace(state, shortlist=merge_top(state.shortlist, results, request.preselect),
-                   next_batch=next_batch, evaluated_a=state.evaluated_a + len(results))
+def _fold_a(
+    state: SearchState, results: list[VariantResult], next_batch: int, request: GridRequest
+) -> SearchState:
+    return replace(
+        state,
+        shortlist=merge_top(state.shortlist, results, request.preselect),
+        next_batch=next_batch,
+        evaluated_a=state.evaluated_a + len(results),
+    )
 
 
-def _fold_b(state: SearchState, results: list[VariantResult], next_batch: int,
-            request: GridRequest) -> SearchState:
+def _fold_b(
+    state: SearchState, results: list[VariantResult], next_batch: int, request: GridRequest
+) -> SearchState:
     kept = [r for r in results if not _pruned(r, request.prune)]
-    return replace(state, topk=merge_top(state.topk, kept, request.top_k),
-                   next_batch=next_batch, evaluated_b=state.evaluated_b + len(results),
-                   pruned=state.pruned + len(results) - len(kept))
+    return replace(
+        state,
+        topk=merge_top(state.topk, kept, request.top_k),
+        next_batch=next_batch,
+        evaluated_b=state.evaluated_b + len(results),
+        pruned=state.pruned + len(results) - len(kept),
+    )
 
 
-def _run_stage(search: Search, variants: Iterable[Variant], fold: Fold, total: int,
-               ) -> str | None:
+def _run_stage(
+    search: Search,
+    variants: Iterable[Variant],
+    fold: Fold,
+    total: int,
+) -> str | None:
     """Evaluate the stage's batches from the state's ``next_batch`` on; why it stopped early,
     if it did."""
     stage = search.state.stage
@@ -191,8 +206,9 @@ def stage_a(search: Search, total: int) -> str | None:
     # Stage A already computed every shortlisted variant without SL/TP: when the axes hold
     # (None, None), those results enter Stage B as they are.
     state = search.state
-    search.state = _fold_b(replace(state, stage="B"),
-                           state.shortlist if search.plain_in_b else [], 0, search.request)
+    search.state = _fold_b(
+        replace(state, stage="B"), state.shortlist if search.plain_in_b else [], 0, search.request
+    )
     return None
 
 
@@ -201,8 +217,12 @@ def stage_b(search: Search) -> str | None:
     did."""
     request, plain = search.request, search.plain_in_b
     shortlist = sorted(search.state.shortlist, key=lambda r: r.key)
-    expanded = (v for r in shortlist for v in request.expand(r.variant.base)
-                if not (plain and v.sl_pct is None and v.tp_pct is None))
+    expanded = (
+        v
+        for r in shortlist
+        for v in request.expand(r.variant.base)
+        if not (plain and v.sl_pct is None and v.tp_pct is None)
+    )
     total = len(shortlist) * len(request.sl_values) * len(request.tp_values)
     stopped = _run_stage(search, expanded, _fold_b, total)
     if stopped is None:
@@ -235,57 +255,102 @@ class Ending:
     search_s: float
 
 
-def _rows(prepared: pd.DataFrame, rule: Rule, params: RunParams, request: GridRequest,
-          context: EvalContext, final: list[VariantResult], partial: bool,
-          ) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+def _rows(
+    prepared: pd.DataFrame,
+    rule: Rule,
+    params: RunParams,
+    request: GridRequest,
+    context: EvalContext,
+    final: list[VariantResult],
+    partial: bool,
+) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
     """The top-K rows (single backtests, checked against the grid's numbers) and trades."""
-    base_rule = {"setup_id": rule.setup_id, "version": str(rule.version), **dict(rule.params),
-                 "direction": context.settings.direction, "sizing": context.settings.sizing}
+    base_rule = {
+        "setup_id": rule.setup_id,
+        "version": str(rule.version),
+        **dict(rule.params),
+        "direction": context.settings.direction,
+        "sizing": context.settings.sizing,
+    }
     # what `grid promote` needs beyond the variant: the execution the request overrode (only
     # then, so a grid without overrides writes the rows it always did)
-    overrides = {k: v for k, v in (("direction", request.direction), ("sizing", request.sizing))
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("direction", request.direction), ("sizing", request.sizing))
+        if v is not None
+    }
     rows, trade_frames = [], []
     for rank, result in enumerate(final, start=1):
         single = run_backtest(prepared, result.variant.rule(base_rule), params)
         m = single.metrics
-        if (m["Total Return [%]"], m["Max. Drawdown [%]"], m["Num. Trades"], m["Sharpe Ratio"]) \
-                != (result.total_return, result.max_drawdown, result.trades, result.sharpe):
+        if (m["Total Return [%]"], m["Max. Drawdown [%]"], m["Num. Trades"], m["Sharpe Ratio"]) != (
+            result.total_return,
+            result.max_drawdown,
+            result.trades,
+            result.sharpe,
+        ):
             raise ItaVcError(f"internal: the grid and a single run disagree on {result.key}")
-        rows.append({"rank": rank, "variant_key": result.key, **single.metrics,
-                     "params_json": json.dumps({**variant_to_dict(result.variant), **overrides},
-                                               sort_keys=True),
-                     "report_table_md": metrics_table_md(single.metrics), "partial": partial})
+        rows.append(
+            {
+                "rank": rank,
+                "variant_key": result.key,
+                **single.metrics,
+                "params_json": json.dumps(
+                    {**variant_to_dict(result.variant), **overrides}, sort_keys=True
+                ),
+                "report_table_md": metrics_table_md(single.metrics),
+                "partial": partial,
+            }
+        )
         if rank <= request.top_trades_n:
             trade_frames.append(single.trades.assign(variant_key=result.key, rank=rank))
     return rows, trade_frames
 
 
-def _summary(rule: Rule, request: GridRequest, context: EvalContext, ending: Ending,
-             top_k: int) -> dict[str, Any]:
+def _summary(
+    rule: Rule, request: GridRequest, context: EvalContext, ending: Ending, top_k: int
+) -> dict[str, Any]:
     state, counts = ending.state, ending.counts
     summary = {
-        "grid_request_hash": _request_hash(request), "engine_params_hash": context.key,
-        "setup_id": rule.setup_id, "rule_version": rule.version.tag,
-        "params_hash": rule.params_hash, "data_hash": context.data_hash,
+        "grid_request_hash": _request_hash(request),
+        "engine_params_hash": context.key,
+        "setup_id": rule.setup_id,
+        "rule_version": rule.version.tag,
+        "params_hash": rule.params_hash,
+        "data_hash": context.data_hash,
         "bars": len(context.arrays.close) - context.arrays.n_warm,
-        "partial": ending.stop_reason != "complete", "stop_reason": ending.stop_reason,
+        "partial": ending.stop_reason != "complete",
+        "stop_reason": ending.stop_reason,
         "stage_reached": state.stage,
         # an inexact (upper-bound) count is replaced by the true one once Stage A is done
-        "counts": {"stage_a_variants": counts.stage_a if counts.exact or state.stage == "A"
-                   else state.evaluated_a, "stage_a_evaluated": state.evaluated_a,
-                   "stage_b_max": counts.stage_b_max, "stage_b_evaluated": state.evaluated_b,
-                   "pruned": state.pruned, "top_k": top_k},
-        "timings": {"search_s": round(ending.search_s, 3),
-                    "total_s": round(time.perf_counter() - ending.started, 3)},
+        "counts": {
+            "stage_a_variants": counts.stage_a
+            if counts.exact or state.stage == "A"
+            else state.evaluated_a,
+            "stage_a_evaluated": state.evaluated_a,
+            "stage_b_max": counts.stage_b_max,
+            "stage_b_evaluated": state.evaluated_b,
+            "pruned": state.pruned,
+            "top_k": top_k,
+        },
+        "timings": {
+            "search_s": round(ending.search_s, 3),
+            "total_s": round(time.perf_counter() - ending.started, 3),
+        },
     }
     if request.default_axes:  # present only then: a grid that names its axes records as before
         summary["default_axes"] = DEFAULT_AXES_NOTE
     return summary
 
 
-def finalize(prepared: pd.DataFrame, rule: Rule, params: RunParams, request: GridRequest,
-             context: EvalContext, ending: Ending) -> GridOutcome:
+def finalize(
+    prepared: pd.DataFrame,
+    rule: Rule,
+    params: RunParams,
+    request: GridRequest,
+    context: EvalContext,
+    ending: Ending,
+) -> GridOutcome:
     """The outcome: the top-K (or, stopped in Stage A, the best of the shortlist) re-run as
     single backtests, their trades, and the summary.
 
@@ -294,25 +359,29 @@ def finalize(prepared: pd.DataFrame, rule: Rule, params: RunParams, request: Gri
     """
     state = ending.state
     partial = ending.stop_reason != "complete"
-    final = state.topk if state.stage == "done" or state.topk else \
-        state.shortlist[: request.top_k]
+    final = state.topk if state.stage == "done" or state.topk else state.shortlist[: request.top_k]
     rows, trade_frames = _rows(prepared, rule, params, request, context, final, partial)
     trades = pd.concat(trade_frames, ignore_index=True) if trade_frames else pd.DataFrame()
-    return GridOutcome(pd.DataFrame(rows), trades,
-                       _summary(rule, request, context, ending, len(rows)), partial)
+    return GridOutcome(
+        pd.DataFrame(rows), trades, _summary(rule, request, context, ending, len(rows)), partial
+    )
 
 
 def _request_hash(request: GridRequest) -> str:
     return hash_canonical(request.to_dict())
 
 
-def _context(prepared: pd.DataFrame, rule: Rule, params: RunParams,
-             request: GridRequest) -> EvalContext:
+def _context(
+    prepared: pd.DataFrame, rule: Rule, params: RunParams, request: GridRequest
+) -> EvalContext:
     """The evaluation context (refused when the range holds no bars to trade)."""
-    settings = EngineSettings(direction=request.direction or rule.direction,
-                              sizing=request.sizing or rule.sizing,
-                              fee_rate=params.backtest.fee_rate, slip=params.backtest.slip,
-                              init_cash=params.backtest.init_cash)
+    settings = EngineSettings(
+        direction=request.direction or rule.direction,
+        sizing=request.sizing or rule.sizing,
+        fee_rate=params.backtest.fee_rate,
+        slip=params.backtest.slip,
+        init_cash=params.backtest.init_cash,
+    )
     context = evaluation_context(prepared, settings, params)
     if len(context.arrays.close) - context.arrays.n_warm <= 0:
         raise DataValidationError("the range holds no bars: nothing to sweep")
@@ -320,11 +389,19 @@ def _context(prepared: pd.DataFrame, rule: Rule, params: RunParams,
 
 
 def run_grid(
-    prepared: pd.DataFrame, rule: Rule, params: RunParams, request: GridRequest, *,
-    workers: int | None = None, scheduler: str | None = None, resume: bool = False,
-    max_seconds: float | None = None, checkpoint: Path | None = None,
+    prepared: pd.DataFrame,
+    rule: Rule,
+    params: RunParams,
+    request: GridRequest,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+    max_seconds: float | None = None,
+    checkpoint: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None, keep_partial: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+    keep_partial: bool = True,
 ) -> GridOutcome:
     """Run a grid over prepared candles (a ``warmup`` column; see the module docstring).
 
@@ -346,11 +423,16 @@ def run_grid(
     if resume and checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, request, request_hash, context.key)
     writer = CheckpointWriter(checkpoint, request_hash, context.key)
-    search = Search(request, Executor(context, workers, scheduler), writer,
-                    StopRule(started, max_seconds, should_stop), state, progress)
+    search = Search(
+        request,
+        Executor(context, workers, scheduler),
+        writer,
+        StopRule(started, max_seconds, should_stop),
+        state,
+        progress,
+    )
     stop_reason = _search(search, counts)
     if stop_reason == "interrupted" and not keep_partial:
         raise KeyboardInterrupt
-    ending = Ending(search.state, stop_reason, counts, started,
-                    time.perf_counter() - started)
+    ending = Ending(search.state, stop_reason, counts, started, time.perf_counter() - started)
     return finalize(prepared, rule, params, request, context, ending)

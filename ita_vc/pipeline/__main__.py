@@ -38,16 +38,20 @@ def check_engine(pinned: str | None) -> None:
         ConfigError: an engine version this ita-vc does not implement.
     """
     if pinned is None:
-        print(f"warning: dvc.yaml does not pin the engine; this ita-vc runs engine "
-              f"{ENGINE_VERSION}. Run `ita-vc init --upgrade --yes` so an engine change shows "
-              "in `dvc status`", file=sys.stderr)
+        print(
+            f"warning: dvc.yaml does not pin the engine; this ita-vc runs engine "
+            f"{ENGINE_VERSION}. Run `ita-vc init --upgrade --yes` so an engine change shows "
+            "in `dvc status`",
+            file=sys.stderr,
+        )
         return
     if pinned not in SUPPORTED_ENGINES:
         raise ConfigError(
             f"dvc.yaml pins engine {pinned}; this ita-vc implements engine(s) "
             f"{', '.join(SUPPORTED_ENGINES)}, so its results would differ. Install an ita-vc "
             f"that implements {pinned}, or move the pipeline to engine {ENGINE_VERSION} with "
-            "`ita-vc init --upgrade --yes` (its stages then re-run, as `dvc status` shows)")
+            "`ita-vc init --upgrade --yes` (its stages then re-run, as `dvc status` shows)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m ita_vc.pipeline")
     parser.add_argument("stage", choices=["prepare", "backtest", "report", "grid"])
-    parser.add_argument("--engine", metavar="VERSION",
-                        help="the engine version dvc.yaml pins (refused unless supported)")
+    parser.add_argument(
+        "--engine",
+        metavar="VERSION",
+        help="the engine version dvc.yaml pins (refused unless supported)",
+    )
     args = parser.parse_args(argv)
     try:
         check_engine(args.engine)
@@ -65,13 +72,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"prepare: {report['bars']} bars in range, {report['warmup_bars']} warm-up")
         elif args.stage == "backtest":
             summary = stages.stage_backtest()
-            print(f"backtest: {summary['setup_id']} {summary['rule_version']}, "
-                  f"{summary['num_trades']} trades, config {summary['config_hash'][:19]}")
+            print(
+                f"backtest: {summary['setup_id']} {summary['rule_version']}, "
+                f"{summary['num_trades']} trades, config {summary['config_hash'][:19]}"
+            )
         elif args.stage == "grid":
             summary = stages.stage_grid()
             counts = summary["counts"]
-            print(f"grid: {counts['stage_a_evaluated']} + {counts['stage_b_evaluated']} "
-                  f"variants, top {counts['top_k']} in {summary['timings']['search_s']} s")
+            print(
+                f"grid: {counts['stage_a_evaluated']} + {counts['stage_b_evaluated']} "
+                f"variants, top {counts['top_k']} in {summary['timings']['search_s']} s"
+            )
         else:
             print(f"report: {stages.stage_report()}")
     except ItaVcError as exc:
@@ -80,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # the grid stage stops before writing; the others may have written some outs
         # (each atomically), which DVC does not record after a non-zero exit
-        done = ("its outputs were not written" if args.stage == "grid"
-                else "DVC records none of its outputs")
+        done = (
+            "its outputs were not written"
+            if args.stage == "grid"
+            else "DVC records none of its outputs"
+        )
         print(f"{args.stage}: interrupted; {done}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0

@@ -36,8 +36,13 @@ class OutputSink(Protocol):
 class StoreSink:
     """Writes through the Persistent Store (kind + subdir), so outputs are hashed and indexed."""
 
-    def __init__(self, store: PersistentStore, kind: str, subdir: str = "",
-                 meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        store: PersistentStore,
+        kind: str,
+        subdir: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.store, self.kind, self.subdir, self.meta = store, kind, subdir, meta
 
     def table(self, df: pd.DataFrame, name: str) -> None:
@@ -69,28 +74,35 @@ class DirSink:
         if existing == self.folder and not self.folder.is_dir():
             raise PersistentStoreError(
                 "is not a folder: --out names the folder the outputs are written into",
-                path=str(self.folder))
+                path=str(self.folder),
+            )
         if not existing.is_dir():
             raise PersistentStoreError(
                 f"cannot create the output folder: {existing} is not a folder",
-                path=str(self.folder))
+                path=str(self.folder),
+            )
         if not os.access(existing, os.W_OK | os.X_OK):
             raise PersistentStoreError(
-                f"cannot write the output folder: {existing} is not writable",
-                path=str(self.folder))
+                f"cannot write the output folder: {existing} is not writable", path=str(self.folder)
+            )
 
     def _write(self, name: str, write: Any) -> None:
         target = self.folder / name
         try:
             write(target)
         except OSError as exc:
-            raise PersistentStoreError(f"write failed: {exc.strerror or exc}",
-                                       path=str(target)) from exc
+            raise PersistentStoreError(
+                f"write failed: {exc.strerror or exc}", path=str(target)
+            ) from exc
 
     def table(self, df: pd.DataFrame, name: str) -> None:
         table = pa.Table.from_pandas(df, preserve_index=False)
-        self._write(name, lambda target: atomic_write_with(
-            target, lambda tmp: pq.write_table(table, tmp, compression="zstd")))
+        self._write(
+            name,
+            lambda target: atomic_write_with(
+                target, lambda tmp: pq.write_table(table, tmp, compression="zstd")
+            ),
+        )
 
     def json(self, obj: Any, name: str) -> None:
         text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
@@ -111,14 +123,20 @@ def write_backtest(result: BacktestResult, sink: OutputSink, metrics_sink: Outpu
     metrics_sink.json(result.metrics, "metrics.json")
 
 
-def write_report(summary: dict[str, Any], metrics: dict[str, Any], equity: pd.DataFrame,
-                 drawdown: pd.DataFrame, sink: OutputSink) -> None:
+def write_report(
+    summary: dict[str, Any],
+    metrics: dict[str, Any],
+    equity: pd.DataFrame,
+    drawdown: pd.DataFrame,
+    sink: OutputSink,
+) -> None:
     """report.md, equity.png and drawdown.png."""
     sink.binary(render_report_md(summary, metrics).encode("utf-8"), "report.md")
     title = f"{summary.get('setup_id')} {summary.get('rule_version')} {summary.get('symbol')}"
     sink.binary(render_chart_png(equity, "equity", f"Equity: {title}"), "equity.png")
-    sink.binary(render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True),
-                "drawdown.png")
+    sink.binary(
+        render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True), "drawdown.png"
+    )
 
 
 def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
@@ -133,28 +151,34 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
     if not timings:
         s["timings"] = None
     lines = [
-        f"# Grid: {s['setup_id']} {s['rule_version']}" + (" (PARTIAL)" if outcome.partial
-                                                          else ""),
+        f"# Grid: {s['setup_id']} {s['rule_version']}" + (" (PARTIAL)" if outcome.partial else ""),
         "",
         f"- variants: Stage A {s['counts']['stage_a_evaluated']:,} of "
         f"{s['counts']['stage_a_variants']:,}, Stage B {s['counts']['stage_b_evaluated']:,}, "
         f"pruned {s['counts']['pruned']:,}; top {s['counts']['top_k']}",
-        *([f"- axes: params.yaml names none, so the grid swept {s['default_axes']}"]
-          if s.get("default_axes") else []),
+        *(
+            [f"- axes: params.yaml names none, so the grid swept {s['default_axes']}"]
+            if s.get("default_axes")
+            else []
+        ),
         f"- grid_request_hash `{s['grid_request_hash']}`, engine_params_hash "
         f"`{s['engine_params_hash']}`, data_hash `{s['data_hash']}`",
-        f"- search {s['timings']['search_s']} s" if s["timings"] else
-        "- timings: not recorded in pipeline outputs (they would break bit-exact reproduction)",
+        f"- search {s['timings']['search_s']} s"
+        if s["timings"]
+        else "- timings: not recorded in pipeline outputs "
+        "(they would break bit-exact reproduction)",
         "",
         "| rank | variant | Total Return [%] | Max. Drawdown [%] | Sharpe Ratio | Num. Trades |",
         "|---:|---|---:|---:|---:|---:|",
     ]
     for row in outcome.topk.head(50).to_dict("records"):
         key = str(row["variant_key"]).replace("|", "\\|")  # a table cell
-        lines.append(f"| {row['rank']} | `{key}` | "
-                     f"{format_value(row['Total Return [%]'])} | "
-                     f"{format_value(row['Max. Drawdown [%]'])} | "
-                     f"{format_value(row['Sharpe Ratio'])} | {row['Num. Trades']} |")
+        lines.append(
+            f"| {row['rank']} | `{key}` | "
+            f"{format_value(row['Total Return [%]'])} | "
+            f"{format_value(row['Max. Drawdown [%]'])} | "
+            f"{format_value(row['Sharpe Ratio'])} | {row['Num. Trades']} |"
+        )
     if len(outcome.topk):
         best = outcome.topk.iloc[0]
         lines += ["", f"## Best: `{best['variant_key']}`", "", best["report_table_md"]]

@@ -89,12 +89,17 @@ def stage_prepare(root: Path | None = None) -> dict[str, Any]:
     """Run the prepare stage; returns its report."""
     workspace, store, raw = _context(root)
     params = parse_params(raw)
-    candles = CandleStore(workspace).load(params.data.market, params.data.symbol,
-                                          params.data.source_timeframe)
+    candles = CandleStore(workspace).load(
+        params.data.market, params.data.symbol, params.data.source_timeframe
+    )
     prepared, report = prepare_candles(candles, params)
     report.update(params.to_dict()["data"])
-    sink = StoreSink(store, "results", PREPARED,
-                     meta={"symbol": params.data.symbol, "timeframe": params.data.timeframe})
+    sink = StoreSink(
+        store,
+        "results",
+        PREPARED,
+        meta={"symbol": params.data.symbol, "timeframe": params.data.timeframe},
+    )
     sink.table(prepared, "candles.parquet")
     sink.json(report, "prepare.json")
     return report
@@ -110,10 +115,14 @@ def stage_backtest(root: Path | None = None) -> dict[str, Any]:
     rule = registry.get(params.setup_id, params.version)
     prepared = store.load_dataframe(_results(store, PREPARED, "candles.parquet"))
     result = run_backtest(prepared, rule, params, catalog=registry.catalog)
-    meta = {"symbol": params.data.symbol, "timeframe": params.data.timeframe,
-            "rule_version": rule.version.tag}
-    write_backtest(result, StoreSink(store, "results", BACKTEST, meta=meta),
-                   StoreSink(store, "results"))
+    meta = {
+        "symbol": params.data.symbol,
+        "timeframe": params.data.timeframe,
+        "rule_version": rule.version.tag,
+    }
+    write_backtest(
+        result, StoreSink(store, "results", BACKTEST, meta=meta), StoreSink(store, "results")
+    )
     return result.summary
 
 
@@ -125,9 +134,10 @@ def stage_report(root: Path | None = None) -> str:
     equity = store.load_dataframe(_results(store, BACKTEST, "equity.parquet"))
     drawdown = store.load_dataframe(_results(store, BACKTEST, "drawdown.parquet"))
     write_report(summary, metrics, equity, drawdown, StoreSink(store, "results", REPORT))
-    plot = equity.assign(time=[format_ts(int(t)) for t in equity["ts_utc"]],
-                         drawdown_pct=drawdown["drawdown"] * 100.0)[["time", "equity",
-                                                                     "drawdown_pct"]]
+    plot = equity.assign(
+        time=[format_ts(int(t)) for t in equity["ts_utc"]],
+        drawdown_pct=drawdown["drawdown"] * 100.0,
+    )[["time", "equity", "drawdown_pct"]]
     # a presentation file for `dvc plots`: plain CSV, no store sidecar inside the DVC out
     target = store.workspace.path(_results(store, PLOTS, "equity.csv"))
     atomic_write_bytes(target, plot.to_csv(index=False, lineterminator="\n").encode("utf-8"))
@@ -189,8 +199,10 @@ def grid_request(workspace: Any, raw: dict[str, Any]) -> GridSetup:
     request = parse_grid(raw.get("grid"), registry.catalog, rule, index=index)
     budget = (request.sizing or rule.sizing).get("budget")
     if budget is not None and budget > params.backtest.init_cash:
-        raise DataValidationError(f"params.yaml: grid.sizing.budget: {budget!r}: larger than "
-                                  f"backtest.init_cash {params.backtest.init_cash!r}")
+        raise DataValidationError(
+            f"params.yaml: grid.sizing.budget: {budget!r}: larger than "
+            f"backtest.init_cash {params.backtest.init_cash!r}"
+        )
     return GridSetup(rule, params, request)
 
 
@@ -200,8 +212,9 @@ def grid_candles(workspace: Any, params: Any) -> Any:
     Raises:
         DataValidationError: no such dataset, or a range outside the data.
     """
-    candles = CandleStore(workspace).load(params.data.market, params.data.symbol,
-                                          params.data.source_timeframe)
+    candles = CandleStore(workspace).load(
+        params.data.market, params.data.symbol, params.data.source_timeframe
+    )
     prepared, _report = prepare_candles(candles, params)
     return prepared
 

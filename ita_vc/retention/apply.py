@@ -25,8 +25,16 @@ if TYPE_CHECKING:
     from ita_vc.retention.policy import Decision, Plan, RetentionPolicy
     from ita_vc.workspace import Workspace
 
-__all__ = ["AUDIT_LOG", "PurgeReport", "collect_garbage", "compute_plan", "execute_plan",
-           "purge_trash", "purge_trash_safely", "restore_from_trash"]
+__all__ = [
+    "AUDIT_LOG",
+    "PurgeReport",
+    "collect_garbage",
+    "compute_plan",
+    "execute_plan",
+    "purge_trash",
+    "purge_trash_safely",
+    "restore_from_trash",
+]
 
 AUDIT_LOG = "retention-audit.jsonl"
 _BATCH = 500  # objects per journal/index/audit transaction
@@ -68,8 +76,9 @@ class PurgeReport:
         }
 
 
-def compute_plan(workspace: Workspace, *, now: int | None = None,
-                 progress: Callable[[str], None] | None = None) -> tuple[Plan, Facts]:
+def compute_plan(
+    workspace: Workspace, *, now: int | None = None, progress: Callable[[str], None] | None = None
+) -> tuple[Plan, Facts]:
     """Gather facts through DVC and plan; modifies nothing.
 
     Raises:
@@ -104,19 +113,30 @@ def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
             f"archiving to DVC remote {remote!r} failed ({exc}); nothing was removed"
         ) from exc
     if missing:
-        raise RetentionRefusedError(f"the archive remote {remote!r} does not hold "
-                                    f"{len(missing)} pushed object(s); nothing was removed")
+        raise RetentionRefusedError(
+            f"the archive remote {remote!r} does not hold "
+            f"{len(missing)} pushed object(s); nothing was removed"
+        )
 
 
 def _check_days(days: float) -> None:
-    if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days) \
-            or days < 0:
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, int | float)
+        or not math.isfinite(days)
+        or days < 0
+    ):
         raise UsageError(f"--older-than must be a number of days >= 0, got {days!r}")
 
 
-def purge_trash(workspace: Workspace, older_than_days: float, *,
-                report: PurgeReport | None = None, now: dt.datetime | None = None,
-                protect: set[str] | None = None) -> PurgeReport:
+def purge_trash(
+    workspace: Workspace,
+    older_than_days: float,
+    *,
+    report: PurgeReport | None = None,
+    now: dt.datetime | None = None,
+    protect: set[str] | None = None,
+) -> PurgeReport:
     """Physically delete trash objects trashed more than ``older_than_days`` ago, except the
     ``protect`` ones (objects a current plan keeps). Call it holding the workspace lock
     (:func:`purge_trash_safely` takes it and protects what the plan keeps).
@@ -132,16 +152,23 @@ def purge_trash(workspace: Workspace, older_than_days: float, *,
     for entry in trash.entries():
         if protect and entry.oid in protect:
             continue
-        when = dt.datetime.fromisoformat(entry.trashed_at.replace("Z", "+00:00")) \
-            if entry.trashed_at else moment
+        when = (
+            dt.datetime.fromisoformat(entry.trashed_at.replace("Z", "+00:00"))
+            if entry.trashed_at
+            else moment
+        )
         if (moment - when).total_seconds() >= older_than_days * 86_400:
             freed = trash.purge(entry.oid)
-            report.purged.append({"oid": entry.oid, "size": freed, "path": entry.path,
-                                  "class": entry.cls})
-            index.mark_object(entry.oid, path=entry.path, cls=entry.cls, size=freed,
-                              status="purged")
-            report.audit_log_path = _audit(workspace, {"at": report.purge_date, "op": "purge",
-                                                       "oid": entry.oid, "path": entry.path})
+            report.purged.append(
+                {"oid": entry.oid, "size": freed, "path": entry.path, "class": entry.cls}
+            )
+            index.mark_object(
+                entry.oid, path=entry.path, cls=entry.cls, size=freed, status="purged"
+            )
+            report.audit_log_path = _audit(
+                workspace,
+                {"at": report.purge_date, "op": "purge", "oid": entry.oid, "path": entry.path},
+            )
     return report
 
 
@@ -160,17 +187,36 @@ def _restore_kept(workspace: Workspace, plan: Plan, facts: Facts, report: PurgeR
     index = MetadataIndex(workspace.index_path)
     for decision in wanted:
         if trash.restore(decision.oid):
-            index.mark_object(decision.oid, path=decision.path, cls=decision.cls,
-                              size=decision.size, status="restored")
-            report.restored.append({"oid": decision.oid, "path": decision.path,
-                                    "size": decision.size, "reason": decision.reason})
-            report.audit_log_path = _audit(workspace, {
-                "at": report.purge_date, "op": "restore", "oid": decision.oid,
-                "path": decision.path, "reason": f"kept by the current plan: {decision.reason}"})
+            index.mark_object(
+                decision.oid,
+                path=decision.path,
+                cls=decision.cls,
+                size=decision.size,
+                status="restored",
+            )
+            report.restored.append(
+                {
+                    "oid": decision.oid,
+                    "path": decision.path,
+                    "size": decision.size,
+                    "reason": decision.reason,
+                }
+            )
+            report.audit_log_path = _audit(
+                workspace,
+                {
+                    "at": report.purge_date,
+                    "op": "restore",
+                    "oid": decision.oid,
+                    "path": decision.path,
+                    "reason": f"kept by the current plan: {decision.reason}",
+                },
+            )
 
 
-def purge_trash_safely(workspace: Workspace, older_than_days: float, *, wait: float = 0,
-                       now: dt.datetime | None = None) -> PurgeReport:
+def purge_trash_safely(
+    workspace: Workspace, older_than_days: float, *, wait: float = 0, now: dt.datetime | None = None
+) -> PurgeReport:
     """``ita-vc trash purge``: under the workspace lock, restore trashed objects the current
     plan keeps, then purge the rest of what is older than ``older_than_days``.
 
@@ -187,13 +233,17 @@ def purge_trash_safely(workspace: Workspace, older_than_days: float, *, wait: fl
         report.recovered = Trash(workspace, facts.cache_dir).recover()
         _restore_kept(workspace, plan, facts, report)
         keep = {d.oid for d in plan.decisions if d.action == "keep"}
-        return purge_trash(workspace, older_than_days, report=report, now=moment,
-                           protect=keep)
+        return purge_trash(workspace, older_than_days, report=report, now=moment, protect=keep)
 
 
 def collect_garbage(
-    workspace: Workspace, *, yes: bool = False, force_shared_cache: bool = False,
-    wait: float = 0, now: int | None = None, progress: Callable[[int], None] | None = None,
+    workspace: Workspace,
+    *,
+    yes: bool = False,
+    force_shared_cache: bool = False,
+    wait: float = 0,
+    now: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Plan, Facts, PurgeReport]:
     """``ita-vc gc``: under the workspace lock (no run, import or restore can change the
     repository or the cache meanwhile), plan from the repository as it is now and execute.
@@ -207,8 +257,15 @@ def collect_garbage(
 
         recovered = Trash(workspace, cache_dir(workspace.root)).recover()  # before planning
         plan, facts = compute_plan(workspace, now=now)
-        report = execute_plan(workspace, plan, load_policy(workspace.root), facts, yes=yes,
-                              force_shared_cache=force_shared_cache, progress=progress)
+        report = execute_plan(
+            workspace,
+            plan,
+            load_policy(workspace.root),
+            facts,
+            yes=yes,
+            force_shared_cache=force_shared_cache,
+            progress=progress,
+        )
         report.recovered = recovered + report.recovered
     return plan, facts, report
 
@@ -223,13 +280,18 @@ def _refuse_shared_cache(workspace: Workspace, force_shared_cache: bool) -> None
         )
 
 
-def _removals(plan: Plan, facts: Facts, policy: RetentionPolicy, yes: bool,
-              ) -> list[Decision]:
+def _removals(
+    plan: Plan,
+    facts: Facts,
+    policy: RetentionPolicy,
+    yes: bool,
+) -> list[Decision]:
     """The objects to delete or archive that are not in the trash yet; more than
     ``confirm_above_gb`` of them needs ``yes``."""
     trashed = {o.oid for o in facts.objects if o.in_trash}
-    removals = [d for d in plan.decisions
-                if d.action in ("delete", "archive") and d.oid not in trashed]
+    removals = [
+        d for d in plan.decisions if d.action in ("delete", "archive") and d.oid not in trashed
+    ]
     total = sum(d.size for d in removals)
     if total > policy.confirm_above_gb * _GB and not yes:
         raise RetentionRefusedError(
@@ -239,8 +301,9 @@ def _removals(plan: Plan, facts: Facts, policy: RetentionPolicy, yes: bool,
     return removals
 
 
-def _archive_removals(workspace: Workspace, removals: list[Decision], policy: RetentionPolicy,
-                      report: PurgeReport) -> None:
+def _archive_removals(
+    workspace: Workspace, removals: list[Decision], policy: RetentionPolicy, report: PurgeReport
+) -> None:
     """Push the objects to archive to the archive remote first."""
     archive = [d.oid for d in removals if d.action == "archive"]
     if archive:
@@ -248,38 +311,69 @@ def _archive_removals(workspace: Workspace, removals: list[Decision], policy: Re
         report.archived = archive
 
 
-def _trash_removals(workspace: Workspace, trash: Trash, store: PersistentStore,
-                    removals: list[Decision], facts: Facts, report: PurgeReport,
-                    progress: Callable[[int], None] | None) -> None:
+def _trash_removals(
+    workspace: Workspace,
+    trash: Trash,
+    store: PersistentStore,
+    removals: list[Decision],
+    facts: Facts,
+    report: PurgeReport,
+    progress: Callable[[int], None] | None,
+) -> None:
     """Soft delete in batches: each batch into the trash, marked in the index, audited."""
     runs_of = {o.oid: sorted(o.runs) for o in facts.objects}
     for start in range(0, len(removals), _BATCH):
         batch = removals[start : start + _BATCH]
-        trash.put_many([{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
-                         "runs": runs_of.get(d.oid, [])} for d in batch])
+        trash.put_many(
+            [
+                {
+                    "oid": d.oid,
+                    "size": d.size,
+                    "path": d.path,
+                    "class": d.cls,
+                    "runs": runs_of.get(d.oid, []),
+                }
+                for d in batch
+            ]
+        )
         store.index.mark_objects([(d.oid, d.path, d.cls, d.size) for d in batch], "trashed")
-        items = [{"oid": d.oid, "size": d.size, "path": d.path, "class": d.cls,
-                  "action": d.action, "reason": d.reason} for d in batch]
+        items = [
+            {
+                "oid": d.oid,
+                "size": d.size,
+                "path": d.path,
+                "class": d.cls,
+                "action": d.action,
+                "reason": d.reason,
+            }
+            for d in batch
+        ]
         report.trashed.extend(items)
         report.audit_log_path = _audit(
-            workspace, *({"at": report.purge_date, "op": "trash", **i} for i in items))
+            workspace, *({"at": report.purge_date, "op": "trash", **i} for i in items)
+        )
         if progress is not None:
             progress(sum(d.size for d in batch))
 
 
-def _save_report(workspace: Workspace, store: PersistentStore, report: PurgeReport,
-                 now: dt.datetime) -> None:
+def _save_report(
+    workspace: Workspace, store: PersistentStore, report: PurgeReport, now: dt.datetime
+) -> None:
     """The report's audit log path, then the report itself saved in the store."""
     if not report.audit_log_path:
         report.audit_log_path = workspace.relpath(workspace.logs_dir / AUDIT_LOG)
-    ref = store.save_json(report.to_dict(), "retention",
-                          f"purge_{now:%Y%m%dT%H%M%S%f}.json")
+    ref = store.save_json(report.to_dict(), "retention", f"purge_{now:%Y%m%dT%H%M%S%f}.json")
     report.report_path = ref.path
 
 
 def execute_plan(
-    workspace: Workspace, plan: Plan, policy: RetentionPolicy, facts: Facts, *,
-    yes: bool = False, force_shared_cache: bool = False,
+    workspace: Workspace,
+    plan: Plan,
+    policy: RetentionPolicy,
+    facts: Facts,
+    *,
+    yes: bool = False,
+    force_shared_cache: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> PurgeReport:
     """Execute ``plan``: bring back trashed objects it keeps, archive, soft delete, purge
@@ -305,15 +399,25 @@ def execute_plan(
     _archive_removals(workspace, removals, policy, report)
     store = PersistentStore(workspace)
     _trash_removals(workspace, trash, store, removals, facts, report, progress)
-    purge_trash(workspace, policy.safety_window_days, report=report, now=now,
-                protect={d.oid for d in plan.decisions if d.action == "keep"})
+    purge_trash(
+        workspace,
+        policy.safety_window_days,
+        report=report,
+        now=now,
+        protect={d.oid for d in plan.decisions if d.action == "keep"},
+    )
     _save_report(workspace, store, report, now)
     return report
 
 
-def restore_from_trash(workspace: Workspace, *, run_id: str | None = None,
-                       oid: str | None = None, everything: bool = False,
-                       wait: float = 0) -> list[str]:
+def restore_from_trash(
+    workspace: Workspace,
+    *,
+    run_id: str | None = None,
+    oid: str | None = None,
+    everything: bool = False,
+    wait: float = 0,
+) -> list[str]:
     """Move objects back from the trash into the DVC cache (``dvc checkout`` works again),
     under the workspace lock.
 
@@ -329,8 +433,9 @@ def restore_from_trash(workspace: Workspace, *, run_id: str | None = None,
         return _restore_from_trash(workspace, run_id=run_id, oid=oid, everything=everything)
 
 
-def _restore_from_trash(workspace: Workspace, *, run_id: str | None, oid: str | None,
-                        everything: bool) -> list[str]:
+def _restore_from_trash(
+    workspace: Workspace, *, run_id: str | None, oid: str | None, everything: bool
+) -> list[str]:
     trash = Trash(workspace, cache_dir(workspace.root))
     trash.recover()
     entries = trash.entries()
@@ -346,9 +451,17 @@ def _restore_from_trash(workspace: Workspace, *, run_id: str | None, oid: str | 
     restored = []
     for entry in chosen:
         if trash.restore(entry.oid):
-            index.mark_object(entry.oid, path=entry.path, cls=entry.cls, size=entry.size,
-                              status="restored")
-            _audit(workspace, {"at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                               "op": "restore", "oid": entry.oid, "path": entry.path})
+            index.mark_object(
+                entry.oid, path=entry.path, cls=entry.cls, size=entry.size, status="restored"
+            )
+            _audit(
+                workspace,
+                {
+                    "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "op": "restore",
+                    "oid": entry.oid,
+                    "path": entry.path,
+                },
+            )
             restored.append(entry.oid)
     return restored

@@ -56,8 +56,11 @@ def _commit_times(root: Path) -> dict[str, int]:
 
 def _tags(root: Path) -> dict[str, str]:
     """``{tag name: commit}``."""
-    raw = gitcli.git(["for-each-ref", "refs/tags", "--format=%(refname:strip=2) %(objectname)"
-                      " %(*objectname)"], root, check=False).decode()
+    raw = gitcli.git(
+        ["for-each-ref", "refs/tags", "--format=%(refname:strip=2) %(objectname) %(*objectname)"],
+        root,
+        check=False,
+    ).decode()
     tags = {}
     for line in raw.splitlines():
         parts = line.split()
@@ -74,7 +77,8 @@ def _tag_matches(tag: str, patterns: tuple[str, ...]) -> str | None:
 
 
 def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
-    workspace: Workspace, policy: RetentionPolicy,
+    workspace: Workspace,
+    policy: RetentionPolicy,
     progress: Callable[[str], None] | None = None,
 ) -> Facts:
     """Collect the facts (see the module docstring).
@@ -95,8 +99,7 @@ def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
     refs: dict[str, dict[str, Any]] = {}  # oid -> {path, last_ref, ws, protected}
 
     def note(oid: str, path: str, when: int, rev: str) -> None:
-        entry = refs.setdefault(oid, {"path": path, "last_ref": -1, "ws": False,
-                                      "protected": None})
+        entry = refs.setdefault(oid, {"path": path, "last_ref": -1, "ws": False, "protected": None})
         if rev == "workspace":
             entry["ws"] = True
         if rev in protected_commits and entry["protected"] is None:
@@ -132,9 +135,18 @@ def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
         else:
             missing += 1
             continue
-        objects.append(ObjectFacts(oid, size, entry["path"], max(entry["last_ref"], 0),
-                                   run_refs.get(oid, set()), entry["ws"], entry["protected"],
-                                   in_trash))
+        objects.append(
+            ObjectFacts(
+                oid,
+                size,
+                entry["path"],
+                max(entry["last_ref"], 0),
+                run_refs.get(oid, set()),
+                entry["ws"],
+                entry["protected"],
+                in_trash,
+            )
+        )
     for oid in stored - set(refs):
         size = Path(cache_path(oid)).stat().st_size
         objects.append(ObjectFacts(oid, size, "", 0, run_refs.get(oid, set())))
@@ -149,9 +161,11 @@ def _trash_sizes(workspace: Workspace, cache_dir: Path) -> dict[str, int]:
     return {e.oid: e.size for e in Trash(workspace, cache_dir).entries()}
 
 
-def _run_facts(workspace: Workspace, protected_commits: dict[str, str],
-               trees: dict[str, list[tuple[str, str]]],
-               ) -> tuple[list[RunFacts], dict[str, set[str]]]:
+def _run_facts(
+    workspace: Workspace,
+    protected_commits: dict[str, str],
+    trees: dict[str, list[tuple[str, str]]],
+) -> tuple[list[RunFacts], dict[str, set[str]]]:
     """Runs of every ref (snapshots committed anywhere, or in the working tree), their pins
     (``ita/keep/*`` tags) and tag exceptions (a protected tag on a commit that holds the
     run's snapshot), and which objects each run references."""
@@ -161,16 +175,21 @@ def _run_facts(workspace: Workspace, protected_commits: dict[str, str],
     for run_id, recorded in sorted(recorded_runs(workspace).items()):
         snapshot = recorded.snapshot
         try:
-            stamp = int(dt.datetime.fromisoformat(
-                str(snapshot.get("timestamp")).replace("Z", "+00:00")).timestamp())
+            stamp = int(
+                dt.datetime.fromisoformat(
+                    str(snapshot.get("timestamp")).replace("Z", "+00:00")
+                ).timestamp()
+            )
         except ValueError:
             stamp = 0
         reason = pins.get(run_id)
         if reason is None:
-            reason = next((protected_commits[c] for c in recorded.commits
-                           if c in protected_commits), None)
-        runs.append(RunFacts(run_id, stamp, snapshot.get("setup_id"),
-                             snapshot.get("rule_version"), reason))
+            reason = next(
+                (protected_commits[c] for c in recorded.commits if c in protected_commits), None
+            )
+        runs.append(
+            RunFacts(run_id, stamp, snapshot.get("setup_id"), snapshot.get("rule_version"), reason)
+        )
         stages = (snapshot.get("dvc_lock") or {}).get("stages") or {}
         for body in stages.values():
             items = [*((body or {}).get("outs") or []), *((body or {}).get("deps") or [])]

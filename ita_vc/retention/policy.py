@@ -52,8 +52,14 @@ __all__ = [
 
 POLICY_RELPATH = "configs/retention.yaml"
 STRATEGIES = ("delete", "archive", "keep_forever")
-_SETTINGS = {"keep_last_runs", "max_runs", "safety_window_days", "confirm_above_gb",
-             "exceptions", "archive_remote"}
+_SETTINGS = {
+    "keep_last_runs",
+    "max_runs",
+    "safety_window_days",
+    "confirm_above_gb",
+    "exceptions",
+    "archive_remote",
+}
 DAY_S = 86_400
 
 
@@ -149,24 +155,36 @@ def _strategy(value: object) -> str:
     return value
 
 
-CLASS_SCHEMA = strict({
-    vol.Required("paths"): _globs,
-    vol.Optional("retain_days", default=None): nullable(integer(minimum=0)),
-    vol.Required("strategy"): _strategy,
-})
+CLASS_SCHEMA = strict(
+    {
+        vol.Required("paths"): _globs,
+        vol.Optional("retain_days", default=None): nullable(integer(minimum=0)),
+        vol.Required("strategy"): _strategy,
+    }
+)
 """One retention class (a top-level key that is not a setting)."""
 
-SETTINGS_SCHEMA = strict({
-    vol.Optional("keep_last_runs", default=5): integer(minimum=0),
-    vol.Optional("max_runs", default=100): nullable(integer(minimum=0)),
-    vol.Optional("safety_window_days", default=7): integer(minimum=0),
-    vol.Optional("confirm_above_gb", default=10): finite_number(minimum=0),
-    vol.Optional("archive_remote", default="archive"): text(what="a DVC remote name"),
-    vol.Optional("exceptions", default=None): nullable(listing_allowed(strict({
-        vol.Optional("tags", default=None): nullable(sequence_of(text(what="a tag name"))),
-        vol.Optional("active_rules", default=True): boolean(),
-    }))),
-})
+SETTINGS_SCHEMA = strict(
+    {
+        vol.Optional("keep_last_runs", default=5): integer(minimum=0),
+        vol.Optional("max_runs", default=100): nullable(integer(minimum=0)),
+        vol.Optional("safety_window_days", default=7): integer(minimum=0),
+        vol.Optional("confirm_above_gb", default=10): finite_number(minimum=0),
+        vol.Optional("archive_remote", default="archive"): text(what="a DVC remote name"),
+        vol.Optional("exceptions", default=None): nullable(
+            listing_allowed(
+                strict(
+                    {
+                        vol.Optional("tags", default=None): nullable(
+                            sequence_of(text(what="a tag name"))
+                        ),
+                        vol.Optional("active_rules", default=True): boolean(),
+                    }
+                )
+            )
+        ),
+    }
+)
 """The settings of ``configs/retention.yaml`` (every other top-level key is a class)."""
 
 
@@ -174,11 +192,15 @@ def _check_names(raw: Mapping[object, object], problems: Problems) -> None:
     """Class and setting names are strings; a non-mapping that is no setting is a mistake."""
     for name, body in raw.items():
         if not isinstance(name, str):
-            problems.add(str(name), "class and setting names are strings, got "
-                         f"{name!r} ({type_name(name)})")
+            problems.add(
+                str(name), f"class and setting names are strings, got {name!r} ({type_name(name)})"
+            )
         elif name not in _SETTINGS and not isinstance(body, Mapping):
-            problems.add(name, "unknown setting, or a class that is not a mapping, got "
-                         f"{body!r} ({type_name(body)}) (settings: {', '.join(sorted(_SETTINGS))})")
+            problems.add(
+                name,
+                "unknown setting, or a class that is not a mapping, got "
+                f"{body!r} ({type_name(body)}) (settings: {', '.join(sorted(_SETTINGS))})",
+            )
 
 
 def _parse_class(name: str, body: Mapping[str, Any], problems: Problems) -> RetentionClass | None:
@@ -188,15 +210,24 @@ def _parse_class(name: str, body: Mapping[str, Any], problems: Problems) -> Rete
     if valid is None:
         return None
     if valid["retain_days"] is None and valid["strategy"] != "keep_forever":
-        problems.add(f"{name}.retain_days", "null means forever; use strategy keep_forever, "
-                     "or give a number of days")
+        problems.add(
+            f"{name}.retain_days",
+            "null means forever; use strategy keep_forever, or give a number of days",
+        )
         return None
-    return RetentionClass(name, tuple(valid["paths"]), valid["retain_days"], valid["strategy"],
-                          tuple(glob_to_regex(p) for p in valid["paths"]))
+    return RetentionClass(
+        name,
+        tuple(valid["paths"]),
+        valid["retain_days"],
+        valid["strategy"],
+        tuple(glob_to_regex(p) for p in valid["paths"]),
+    )
 
 
 def parse_policy(
-    raw: Any, source: str = POLICY_RELPATH, *,
+    raw: Any,
+    source: str = POLICY_RELPATH,
+    *,
     index: Mapping[str, tuple[int, str | None]] | None = None,
 ) -> RetentionPolicy:
     """Validate a policy mapping (``index``: the file's node index, for line numbers).
@@ -210,8 +241,11 @@ def parse_policy(
         problems.add("", f"must be a mapping of classes and settings, got {type_name(raw)}")
         problems.fail(ConfigError)
     _check_names(raw, problems)
-    classes = [_parse_class(name, body, problems) for name, body in raw.items()
-               if isinstance(name, str) and name not in _SETTINGS and isinstance(body, Mapping)]
+    classes = [
+        _parse_class(name, body, problems)
+        for name, body in raw.items()
+        if isinstance(name, str) and name not in _SETTINGS and isinstance(body, Mapping)
+    ]
     settings = problems.check(SETTINGS_SCHEMA, {k: v for k, v in raw.items() if k in _SETTINGS})
     problems.raise_for(ConfigError)
     exceptions = settings["exceptions"] or {"tags": None, "active_rules": True}
@@ -283,8 +317,14 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
-        return {"oid": self.oid, "size": self.size, "path": self.path, "class": self.cls,
-                "action": self.action, "reason": self.reason}
+        return {
+            "oid": self.oid,
+            "size": self.size,
+            "path": self.path,
+            "class": self.cls,
+            "action": self.action,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -302,9 +342,19 @@ class Plan:
         """Objects and bytes to keep / delete / archive per class, with the keep reasons."""
         rows: dict[str, dict[str, Any]] = {}
         for d in self.decisions:
-            row = rows.setdefault(d.cls or "(no class)", {
-                "class": d.cls or "(no class)", "keep": 0, "keep_bytes": 0, "delete": 0,
-                "delete_bytes": 0, "archive": 0, "archive_bytes": 0, "keep_reasons": {}})
+            row = rows.setdefault(
+                d.cls or "(no class)",
+                {
+                    "class": d.cls or "(no class)",
+                    "keep": 0,
+                    "keep_bytes": 0,
+                    "delete": 0,
+                    "delete_bytes": 0,
+                    "archive": 0,
+                    "archive_bytes": 0,
+                    "keep_reasons": {},
+                },
+            )
             row[d.action] += 1
             row[f"{d.action}_bytes"] += d.size
             if d.action == "keep":
@@ -315,10 +365,13 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data."""
         removed = [d for d in self.decisions if d.action != "keep"]
-        return {"now": self.now, "summary": self.summary(),
-                "objects_to_remove": len(removed),
-                "bytes_to_remove": sum(d.size for d in removed),
-                "decisions": [d.to_dict() for d in self.decisions]}
+        return {
+            "now": self.now,
+            "summary": self.summary(),
+            "objects_to_remove": len(removed),
+            "bytes_to_remove": sum(d.size for d in removed),
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
 
 
 @dataclass(frozen=True)
@@ -349,8 +402,14 @@ def _run_keep(run_facts: list[RunFacts], ctx: _Context) -> str | None:
     pinned = next((r for r in run_facts if r.pinned), None)
     if pinned is not None:
         return f"pinned run: {pinned.run_id} ({pinned.pinned})"
-    active = next((r for r in run_facts if ctx.policy.active_rules
-                   and (r.setup_id, r.rule_version) in ctx.active_versions), None)
+    active = next(
+        (
+            r
+            for r in run_facts
+            if ctx.policy.active_rules and (r.setup_id, r.rule_version) in ctx.active_versions
+        ),
+        None,
+    )
     if active is not None:
         return f"active rule: {active.setup_id} {active.rule_version} (run {active.run_id})"
     recent = next((r for r in run_facts if r.run_id in ctx.newest), None)
@@ -359,14 +418,16 @@ def _run_keep(run_facts: list[RunFacts], ctx: _Context) -> str | None:
     return None
 
 
-def _age_decision(obj: ObjectFacts, cls: RetentionClass, run_facts: list[RunFacts],
-                  ctx: _Context) -> tuple[str, str]:
+def _age_decision(
+    obj: ObjectFacts, cls: RetentionClass, run_facts: list[RunFacts], ctx: _Context
+) -> tuple[str, str]:
     """The class's strategy once the object is older than ``retain_days`` or only referenced by
     runs beyond ``max_runs``; else keep."""
     age_days = (ctx.now - obj.last_ref) / DAY_S if obj.last_ref else float("inf")
     if cls.retain_days is not None and age_days > cls.retain_days:
-        return cls.strategy, (f"older than {cls.retain_days} days "
-                              f"(last referenced {age_days:.0f} days ago)")
+        return cls.strategy, (
+            f"older than {cls.retain_days} days (last referenced {age_days:.0f} days ago)"
+        )
     if run_facts and all(r.run_id in ctx.capped for r in run_facts):
         return cls.strategy, f"max_runs: only runs beyond the newest {ctx.policy.max_runs}"
     return "keep", f"within {cls.retain_days} days (last referenced {age_days:.0f} days ago)"
@@ -375,8 +436,9 @@ def _age_decision(obj: ObjectFacts, cls: RetentionClass, run_facts: list[RunFact
 def _decide(obj: ObjectFacts, ctx: _Context) -> Decision:
     """One object's decision: the first keep reason that applies, else its age decides."""
     if not obj.path and not obj.runs:
-        return Decision(obj.oid, obj.size, obj.path, None, "keep",
-                        "referenced by no commit (left to `dvc gc`)")
+        return Decision(
+            obj.oid, obj.size, obj.path, None, "keep", "referenced by no commit (left to `dvc gc`)"
+        )
     cls = ctx.policy.classify(obj.path)
     if cls is None:
         return Decision(obj.oid, obj.size, obj.path, None, "keep", "no class matches")
@@ -387,16 +449,22 @@ def _decide(obj: ObjectFacts, ctx: _Context) -> Decision:
 
 
 def make_plan(
-    objects: list[ObjectFacts], runs: list[RunFacts], policy: RetentionPolicy, now: int,
+    objects: list[ObjectFacts],
+    runs: list[RunFacts],
+    policy: RetentionPolicy,
+    now: int,
     active_versions: set[tuple[str, str]],
 ) -> Plan:
     """Decide every object (pure: same facts, same plan)."""
     ordered = sorted(runs, key=lambda r: (r.time, r.run_id), reverse=True)
     ctx = _Context(
-        policy, now, active_versions, by_id={r.run_id: r for r in runs},
+        policy,
+        now,
+        active_versions,
+        by_id={r.run_id: r for r in runs},
         newest={r.run_id for r in ordered[: policy.keep_last_runs]},
-        capped={r.run_id for r in ordered[policy.max_runs:]} if policy.max_runs is not None
+        capped={r.run_id for r in ordered[policy.max_runs :]}
+        if policy.max_runs is not None
         else set(),
     )
-    return Plan([_decide(obj, ctx) for obj in sorted(objects, key=lambda o: (o.path, o.oid))],
-                now)
+    return Plan([_decide(obj, ctx) for obj in sorted(objects, key=lambda o: (o.path, o.oid))], now)

@@ -44,8 +44,14 @@ class TrashEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
-        return {"oid": self.oid, "size": self.size, "path": self.path, "class": self.cls,
-                "trashed_at": self.trashed_at, "runs": list(self.runs)}
+        return {
+            "oid": self.oid,
+            "size": self.size,
+            "path": self.path,
+            "class": self.cls,
+            "trashed_at": self.trashed_at,
+            "runs": list(self.runs),
+        }
 
 
 def _now() -> str:
@@ -82,8 +88,10 @@ class Trash:
             RetentionRefusedError: the trash and the cache are on different filesystems.
         """
         self.objects.mkdir(parents=True, exist_ok=True)
-        if self.cache_objects.exists() and \
-                os.stat(self.cache_objects).st_dev != os.stat(self.objects).st_dev:
+        if (
+            self.cache_objects.exists()
+            and os.stat(self.cache_objects).st_dev != os.stat(self.objects).st_dev
+        ):
             raise RetentionRefusedError(
                 f"the trash ({self.root}) and the DVC cache ({self.cache_objects}) are on "
                 "different filesystems: soft delete needs an atomic move; put paths.trash_root "
@@ -110,8 +118,11 @@ class Trash:
         for line in text.splitlines():
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
-                if isinstance(record, dict) and _OID.fullmatch(str(record.get("oid", ""))) \
-                        and record.get("op") in ("trash", "restore", "purge"):
+                if (
+                    isinstance(record, dict)
+                    and _OID.fullmatch(str(record.get("oid", "")))
+                    and record.get("op") in ("trash", "restore", "purge")
+                ):
                     out.append(record)
         return out
 
@@ -156,11 +167,11 @@ class Trash:
         return settled
 
     # -- operations ----------------------------------------------------------------------
-    def put(self, oid: str, *, size: int, path: str, cls: str | None,
-            runs: list[str]) -> None:
+    def put(self, oid: str, *, size: int, path: str, cls: str | None, runs: list[str]) -> None:
         """Move an object from the cache to the trash."""
-        self.put_many([{"oid": oid, "size": size, "path": path, "class": cls,
-                        "runs": sorted(runs)}])
+        self.put_many(
+            [{"oid": oid, "size": size, "path": path, "class": cls, "runs": sorted(runs)}]
+        )
 
     def put_many(self, items: list[dict[str, Any]]) -> None:
         """Move a batch of objects to the trash: every ``begin`` is durable before the first
@@ -178,8 +189,9 @@ class Trash:
                 folders.add(dst.parent)
         for folder in folders:
             fsync_dir(folder)
-        self._log(*({"op": "trash", "step": "done", "oid": item["oid"], "at": _now()}
-                    for item in items))
+        self._log(
+            *({"op": "trash", "step": "done", "oid": item["oid"], "at": _now()} for item in items)
+        )
 
     def restore(self, oid: str) -> bool:
         """Move an object back into the cache; False if it is not in the trash."""
@@ -216,7 +228,14 @@ class Trash:
                     if not file.is_file() or not _OID.fullmatch(oid):
                         continue
                     info = latest.get(oid, {})
-                    found.append(TrashEntry(oid, file.stat().st_size, str(info.get("path", "")),
-                                            info.get("class"), str(info.get("at", "")),
-                                            tuple(info.get("runs", ()))))
+                    found.append(
+                        TrashEntry(
+                            oid,
+                            file.stat().st_size,
+                            str(info.get("path", "")),
+                            info.get("class"),
+                            str(info.get("at", "")),
+                            tuple(info.get("runs", ())),
+                        )
+                    )
         return found

@@ -65,8 +65,10 @@ class CheckReport:
         """Every problem, one per line, under a count."""
         lines = "\n".join(f"  {p}" for p in self.problems)
         bad = len({p.path for p in self.problems})
-        return (f"rule check: {len(self.problems)} problem(s) in {bad} of "
-                f"{len(self.checked)} file(s) checked:\n{lines}")
+        return (
+            f"rule check: {len(self.problems)} problem(s) in {bad} of "
+            f"{len(self.checked)} file(s) checked:\n{lines}"
+        )
 
 
 _REGULAR_MODES = ("100644", "100755")
@@ -105,11 +107,13 @@ class _View:
     def _git_modes(self, paths: list[str]) -> dict[str, str]:
         """Git's file modes of ``paths`` (``120000`` is a symlink) in the index or a commit."""
         if self.rev is None:
-            raw = gitcli.git(["--literal-pathspecs", "ls-files", "-s", "-z", "--", *paths],
-                             self.root)
+            raw = gitcli.git(
+                ["--literal-pathspecs", "ls-files", "-s", "-z", "--", *paths], self.root
+            )
         else:
-            raw = gitcli.git(["--literal-pathspecs", "ls-tree", "-r", "-z", self.rev, "--",
-                              *paths], self.root)
+            raw = gitcli.git(
+                ["--literal-pathspecs", "ls-tree", "-r", "-z", self.rev, "--", *paths], self.root
+            )
         modes = {}
         for entry in raw.decode("utf-8", errors="surrogateescape").split("\0"):
             head, tab, path = entry.partition("\t")
@@ -149,9 +153,13 @@ class _View:
     def listdir(self, folder: str) -> list[str]:
         if self.rev == "WORKTREE":
             base = self.root / folder
-            return sorted(
-                PurePosixPath(folder, p.name).as_posix() for p in base.iterdir() if p.is_file()
-            ) if base.is_dir() else []
+            return (
+                sorted(
+                    PurePosixPath(folder, p.name).as_posix() for p in base.iterdir() if p.is_file()
+                )
+                if base.is_dir()
+                else []
+            )
         if self.rev == gitcli.EMPTY_TREE:
             return []
         if self.rev is None:
@@ -186,9 +194,12 @@ def _classify(path: str, rules_root: str) -> tuple[str, str, str] | None:
 
 def _not_regular(path: str, mode: str) -> Problem:
     what = "a symbolic link" if mode == "120000" else f"not a regular file (git mode {mode})"
-    return Problem(path, f"is {what}; rule versions and lifecycle files must be regular files "
-                         "in git (a link's target can change, a committed version cannot): "
-                         "replace it with a copy of the file itself")
+    return Problem(
+        path,
+        f"is {what}; rule versions and lifecycle files must be regular files "
+        "in git (a link's target can change, a committed version cannot): "
+        "replace it with a copy of the file itself",
+    )
 
 
 @dataclass
@@ -216,8 +227,13 @@ class _ChangeSet:
         if reason := check_setup_id(setup_id):
             self.problems.append(Problem(path, f"setup folder: {reason}"))
         elif kind == "yaml":
-            self.problems.append(Problem(path, f"{name!r} is not a version file name "
-                                               "(rule versions are named v<major>.<minor>.yaml)"))
+            self.problems.append(
+                Problem(
+                    path,
+                    f"{name!r} is not a version file name "
+                    "(rule versions are named v<major>.<minor>.yaml)",
+                )
+            )
         elif kind == "version":
             self.check_version(status, path, setup_id, name.removesuffix(".yaml"))
 
@@ -225,8 +241,13 @@ class _ChangeSet:
         """An entry right under the rules root is never a symlink (a setup folder elsewhere)."""
         if status != "D" and self.new.mode(path) == "120000":
             self.checked.append(path)
-            self.problems.append(Problem(path, "is a symbolic link; a setup folder under "
-                                               f"{self.rules_root}/ must be a real folder in git"))
+            self.problems.append(
+                Problem(
+                    path,
+                    "is a symbolic link; a setup folder under "
+                    f"{self.rules_root}/ must be a real folder in git",
+                )
+            )
 
     def check_version(self, status: str, path: str, setup_id: str, tag: str) -> None:
         """A version file: not deleted once committed, a regular file, unchanged once
@@ -246,32 +267,46 @@ class _ChangeSet:
             return
         self.check_immutable(path, setup_id, tag, before, content)
         committed = self.all_committed or before is not None or self.old.mode(path) is not None
-        _rule, found = parse_rule(content, path, catalog=self.catalog,
-                                  rules_root=self.rules_root, committed=committed)
+        _rule, found = parse_rule(
+            content, path, catalog=self.catalog, rules_root=self.rules_root, committed=committed
+        )
         self.problems.extend(found)
 
     def check_deleted(self, path: str, setup_id: str, tag: str, before: bytes | None) -> None:
         """Deleting a committed version is refused."""
         if before is not None:
-            self.problems.append(Problem(path, f"{tag} of {setup_id} is committed; deleting a "
-                                               "committed version is refused (deprecate it with "
-                                               f"`ita-vc rule deprecate {setup_id} {tag}`)"))
+            self.problems.append(
+                Problem(
+                    path,
+                    f"{tag} of {setup_id} is committed; deleting a "
+                    "committed version is refused (deprecate it with "
+                    f"`ita-vc rule deprecate {setup_id} {tag}`)",
+                )
+            )
 
-    def check_immutable(self, path: str, setup_id: str, tag: str, before: bytes | None,
-                        content: bytes) -> None:
+    def check_immutable(
+        self, path: str, setup_id: str, tag: str, before: bytes | None, content: bytes
+    ) -> None:
         """A committed version keeps its bytes; a new one does not reuse an old number."""
         if before is not None and before != content:
             self.problems.append(Problem(path, _IMMUTABLE.format(tag=tag, setup=setup_id)))
         elif before is None and path in self.reused_paths:
-            self.problems.append(Problem(
-                path, f"version number {tag} of {setup_id} was used before (it is in the "
-                      f"history); version numbers are never reused: `ita-vc rule bump "
-                      f"{setup_id}`"))
+            self.problems.append(
+                Problem(
+                    path,
+                    f"version number {tag} of {setup_id} was used before (it is in the "
+                    f"history); version numbers are never reused: `ita-vc rule bump "
+                    f"{setup_id}`",
+                )
+            )
 
     def check_lifecycles(self) -> None:
         """The lifecycle file of every setup touched: regular, valid, naming existing versions."""
-        lifecycles = {s: PurePosixPath(self.rules_root, s, LIFECYCLE_FILENAME).as_posix()
-                      for s in sorted(self.setups) if not check_setup_id(s)}
+        lifecycles = {
+            s: PurePosixPath(self.rules_root, s, LIFECYCLE_FILENAME).as_posix()
+            for s in sorted(self.setups)
+            if not check_setup_id(s)
+        }
         self.new.prefetch(lifecycles.values())
         for setup_id, lifecycle_path in lifecycles.items():
             self.check_lifecycle(setup_id, lifecycle_path)
@@ -287,23 +322,34 @@ class _ChangeSet:
             return
         folder = PurePosixPath(self.rules_root, setup_id).as_posix()
         names = {PurePosixPath(p).name for p in self.new.listdir(folder)}
-        _entries, found = parse_lifecycle(content, lifecycle_path, setup_id=setup_id,
-                                          version_exists=lambda v: v.filename in names)
+        _entries, found = parse_lifecycle(
+            content, lifecycle_path, setup_id=setup_id, version_exists=lambda v: v.filename in names
+        )
         if lifecycle_path not in self.checked:
             self.checked.append(lifecycle_path)
         self.problems.extend(found)
 
 
-def _relevant(changes: list[gitcli.Change],
-              rules_root: str) -> list[tuple[str, str, tuple[str, str, str]]]:
+def _relevant(
+    changes: list[gitcli.Change], rules_root: str
+) -> list[tuple[str, str, tuple[str, str, str]]]:
     """``(status, path, (kind, setup_id, name))`` of the changes the checks look at."""
-    return [(status, path, info) for status, path in changes
-            if (info := _classify(path, rules_root)) is not None and info[0] != "other"]
+    return [
+        (status, path, info)
+        for status, path in changes
+        if (info := _classify(path, rules_root)) is not None and info[0] != "other"
+    ]
 
 
 def _check(
-    root: Path, new: _View, old: _View, changes: list[gitcli.Change], *, rules_root: str,
-    catalog: Catalog, reused: Callable[[list[str]], set[str]] | None = None,
+    root: Path,
+    new: _View,
+    old: _View,
+    changes: list[gitcli.Change],
+    *,
+    rules_root: str,
+    catalog: Catalog,
+    reused: Callable[[list[str]], set[str]] | None = None,
     all_committed: bool = False,
 ) -> tuple[list[str], list[Problem]]:
     """The checks of one change set. ``all_committed``: the new side is a commit (``--against``),
@@ -313,8 +359,9 @@ def _check(
     new.prefetch(p for s, p, _ in relevant if s != "D")
     old.prefetch(p for _, p, _ in relevant)
     added = [p for s, p, info in relevant if s == "A" and info[0] == "version"]
-    run = _ChangeSet(new, old, rules_root, catalog, all_committed,
-                     reused(added) if reused is not None else set())
+    run = _ChangeSet(
+        new, old, rules_root, catalog, all_committed, reused(added) if reused is not None else set()
+    )
     for status, path, (kind, setup_id, name) in relevant:
         run.check_path(status, path, kind, setup_id, name)
     run.check_lifecycles()
@@ -331,28 +378,44 @@ def check_staged(root: Path, *, rules_root: str, catalog: Catalog) -> CheckRepor
     head = "HEAD" if gitcli.has_commit(root) else gitcli.EMPTY_TREE
     changes = gitcli.diff_names(root, "--cached", head, prefix=rules_root)
     checked, problems = _check(
-        root, _View(root, None), _View(root, head), changes, rules_root=rules_root,
+        root,
+        _View(root, None),
+        _View(root, head),
+        changes,
+        rules_root=rules_root,
         catalog=catalog,
         reused=(lambda paths: gitcli.deleted_in_history(root, paths)) if head == "HEAD" else None,
     )
     return _report(checked, problems)
 
 
-def check_files(root: Path, files: Iterable[str], *, rules_root: str,
-                catalog: Catalog) -> CheckReport:
+def check_files(
+    root: Path, files: Iterable[str], *, rules_root: str, catalog: Catalog
+) -> CheckReport:
     """Check the given working-tree files (repo-relative) against HEAD."""
     head = "HEAD" if gitcli.has_commit(root) else gitcli.EMPTY_TREE
     changes = [("M" if os.path.lexists(root / f) else "D", f) for f in files]
-    checked, problems = _check(root, _View(root, "WORKTREE"), _View(root, head), changes,
-                               rules_root=rules_root, catalog=catalog)
+    checked, problems = _check(
+        root,
+        _View(root, "WORKTREE"),
+        _View(root, head),
+        changes,
+        rules_root=rules_root,
+        catalog=catalog,
+    )
     return _report(checked, problems)
 
 
 def check_worktree(root: Path, *, rules_root: str, catalog: Catalog) -> CheckReport:
     """Check every rule and lifecycle file of the working tree (and deletions vs HEAD)."""
     base = root / rules_root
-    files = sorted(p.relative_to(root).as_posix() for p in base.rglob("*")
-                   if p.is_file() or p.is_symlink()) if base.is_dir() else []
+    files = (
+        sorted(
+            p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file() or p.is_symlink()
+        )
+        if base.is_dir()
+        else []
+    )
     if gitcli.has_commit(root):
         files += [p for p in gitcli.ls_tree(root, "HEAD", rules_root + "/") if p not in files]
     return check_files(root, files, rules_root=rules_root, catalog=catalog)
@@ -375,11 +438,19 @@ def check_against(root: Path, rev: str, *, rules_root: str, catalog: Catalog) ->
     for commit in gitcli.rev_list(root, "--reverse", "--first-parent", f"{base}..HEAD"):
         parent = f"{commit}^" if gitcli.has_commit(root, f"{commit}^") else gitcli.EMPTY_TREE
         changes = gitcli.diff_names(root, parent, commit, prefix=rules_root)
-        c, p = _check(root, _View(root, commit), _View(root, parent), changes,
-                      rules_root=rules_root, catalog=catalog, all_committed=True)
+        c, p = _check(
+            root,
+            _View(root, commit),
+            _View(root, parent),
+            changes,
+            rules_root=rules_root,
+            catalog=catalog,
+            all_committed=True,
+        )
         checked += c
-        problems += [Problem(x.path, f"(commit {commit[:10]}) {x.message}", x.field, x.line)
-                     for x in p]
+        problems += [
+            Problem(x.path, f"(commit {commit[:10]}) {x.message}", x.field, x.line) for x in p
+        ]
     added = [p for s, p in gitcli.diff_names(root, base, "HEAD", prefix=rules_root) if s == "A"]
     theirs = _View(root, rev)
     ours = _View(root, "HEAD")
@@ -392,14 +463,22 @@ def check_against(root: Path, rev: str, *, rules_root: str, catalog: Catalog) ->
         other = theirs.read(path)
         if other is not None and other != ours.read(path):
             tag = info[2].removesuffix(".yaml")
-            problems.append(Problem(path, f"{tag} of {info[1]} was also created on {rev} with "
-                                          "other content; one version number, two rules: "
-                                          f"renumber yours with `ita-vc rule bump {info[1]}`"))
+            problems.append(
+                Problem(
+                    path,
+                    f"{tag} of {info[1]} was also created on {rev} with "
+                    "other content; one version number, two rules: "
+                    f"renumber yours with `ita-vc rule bump {info[1]}`",
+                )
+            )
     return _report(checked, problems)
 
 
 def run_rule_check(
-    *, files: Iterable[str] = (), against: str | None = None, all_files: bool = False,
+    *,
+    files: Iterable[str] = (),
+    against: str | None = None,
+    all_files: bool = False,
     start: Path | None = None,
 ) -> CheckReport:
     """The check ``ita-vc rule check`` runs, in the workspace containing ``start`` (or cwd):

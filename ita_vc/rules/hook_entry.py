@@ -19,14 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ita-vc-rule-check", description=__doc__)
     parser.add_argument("files", nargs="*", help="check these working-tree files")
     parser.add_argument("--against", metavar="REV", help="check every commit since REV")
-    parser.add_argument("--all", action="store_true", dest="all_files",
-                        help="check every rule file in the working tree")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_files",
+        help="check every rule file in the working tree",
+    )
     args = parser.parse_args(argv)
     from ita_vc.rules.check import run_rule_check
 
     try:
-        report = run_rule_check(files=args.files, against=args.against,
-                                all_files=args.all_files)
+        report = run_rule_check(files=args.files, against=args.against, all_files=args.all_files)
     except ItaVcError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code

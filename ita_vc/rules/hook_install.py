@@ -90,10 +90,16 @@ def _missing(program: str) -> list[str]:
     """Shell lines that stop with a clear message when an absolute program path is gone."""
     if not program.startswith("/"):
         return []
-    message = (f"ita-vc hook: {program} is missing (was the virtualenv moved or recreated?); "
-               "run `ita-vc hooks install` again from the new one")
-    return [f"if [ ! -x {shlex.quote(program)} ]; then",
-            f"    echo {shlex.quote(message)} >&2", "    exit 1", "fi"]
+    message = (
+        f"ita-vc hook: {program} is missing (was the virtualenv moved or recreated?); "
+        "run `ita-vc hooks install` again from the new one"
+    )
+    return [
+        f"if [ ! -x {shlex.quote(program)} ]; then",
+        f"    echo {shlex.quote(message)} >&2",
+        "    exit 1",
+        "fi",
+    ]
 
 
 def _pre_commit_script(python: str, dvc: str | None) -> str:
@@ -120,14 +126,26 @@ def _dvc_script(name: str, dvc: str) -> str:
         # mid-rebase), with --allow-missing: a stage that never ran (the grid, until you run
         # it) has no output to restore, which plain `dvc checkout` reports as an error on
         # every `git checkout`
-        return "\n".join([
-            "#!/bin/sh", MARK, "# DVC's post-checkout: restore the outputs of the checked-out "
-            "revision", *_missing(dvc),
-            '[ "${PRE_COMMIT_CHECKOUT_TYPE:-$3}" = "1" ] || exit 0',
-            '[ -d "$(git rev-parse --git-path rebase-merge)" ] && exit 0',
-            f"exec {shlex.quote(dvc)} checkout --allow-missing --quiet"]) + "\n"
-    return "\n".join(["#!/bin/sh", MARK, *_missing(dvc),
-                      f'exec {shlex.quote(dvc)} git-hook {name} "$@"']) + "\n"
+        return (
+            "\n".join(
+                [
+                    "#!/bin/sh",
+                    MARK,
+                    "# DVC's post-checkout: restore the outputs of the checked-out revision",
+                    *_missing(dvc),
+                    '[ "${PRE_COMMIT_CHECKOUT_TYPE:-$3}" = "1" ] || exit 0',
+                    '[ -d "$(git rev-parse --git-path rebase-merge)" ] && exit 0',
+                    f"exec {shlex.quote(dvc)} checkout --allow-missing --quiet",
+                ]
+            )
+            + "\n"
+        )
+    return (
+        "\n".join(
+            ["#!/bin/sh", MARK, *_missing(dvc), f'exec {shlex.quote(dvc)} git-hook {name} "$@"']
+        )
+        + "\n"
+    )
 
 
 def _put(path: Path, text: str, report: HookReport) -> None:
@@ -139,8 +157,9 @@ def _put(path: Path, text: str, report: HookReport) -> None:
     report.written.append(path.name)
 
 
-def install_hooks(root: Path, *, with_dvc: bool | None = None,
-                  python: str | None = None) -> HookReport:
+def install_hooks(
+    root: Path, *, with_dvc: bool | None = None, python: str | None = None
+) -> HookReport:
     """Install the pre-commit hook (and DVC's hooks in a DVC repository unless told not to).
 
     The hooks name the absolute paths of this environment's python (and dvc): after moving or

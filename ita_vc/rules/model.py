@@ -116,9 +116,13 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         """The whole version document, in canonical field order."""
         return {
-            "schema_version": self.schema_version, "setup_id": self.setup_id,
-            "version": str(self.version), "author": self.author, "created": self.created,
-            **dict(self.params), "params_hash": self.params_hash,
+            "schema_version": self.schema_version,
+            "setup_id": self.setup_id,
+            "version": str(self.version),
+            "author": self.author,
+            "created": self.created,
+            **dict(self.params),
+            "params_hash": self.params_hash,
         }
 
 
@@ -148,8 +152,10 @@ class LifecycleEntry:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, as written in the lifecycle file."""
         data: dict[str, Any] = {
-            "active": self.active, "deprecation_reason": self.deprecation_reason,
-            "changed_at": self.changed_at, "changed_by": self.changed_by,
+            "active": self.active,
+            "deprecation_reason": self.deprecation_reason,
+            "changed_at": self.changed_at,
+            "changed_by": self.changed_by,
         }
         if self.note:
             data["note"] = self.note

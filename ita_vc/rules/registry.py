@@ -208,7 +208,8 @@ class RuleRegistry:
         if not root.is_dir():
             return []
         return sorted(
-            p.name for p in root.iterdir()
+            p.name
+            for p in root.iterdir()
             if p.is_dir() and check_setup_id(p.name) is None and self.versions(p.name)
         )
 
@@ -233,8 +234,10 @@ class RuleRegistry:
         if info is None:
             return []
         if stat.S_ISLNK(info.st_mode):
-            raise RuleValidationError(f"{rel} is a symbolic link; a setup folder must be a real "
-                                      "folder in git (rule versions are regular files in it)")
+            raise RuleValidationError(
+                f"{rel} is a symbolic link; a setup folder must be a real "
+                "folder in git (rule versions are regular files in it)"
+            )
         if not stat.S_ISDIR(info.st_mode):
             return []
         found = []
@@ -261,8 +264,9 @@ class RuleRegistry:
         try:
             return read_file_bytes(self.workspace.path(rel), follow_symlinks=False)
         except YamlError as exc:
-            raise RuleValidationError(str(exc).replace(str(self.workspace.path(rel)), rel,
-                                                       1)) from exc
+            raise RuleValidationError(
+                str(exc).replace(str(self.workspace.path(rel)), rel, 1)
+            ) from exc
 
     def committed(self, setup_id: str, version: RuleVersion) -> bool:
         """True when the version file is in HEAD (committed, so immutable)."""
@@ -299,11 +303,14 @@ class RuleRegistry:
             raise RuleValidationError(
                 f"no rule {setup_id!r} in {self.rules_root}/: create it with "
                 f"`ita-vc rule new {setup_id}` (and commit it), or name another rule in "
-                "params.yaml (rule.setup_id)")
+                "params.yaml (rule.setup_id)"
+            )
         if version not in versions:
             have = ", ".join(v.tag for v in versions)
-            raise RuleValidationError(f"{setup_id} has no version {version.tag} (versions: {have}; "
-                                      f"a new one comes from `ita-vc rule bump {setup_id}`)")
+            raise RuleValidationError(
+                f"{setup_id} has no version {version.tag} (versions: {have}; "
+                f"a new one comes from `ita-vc rule bump {setup_id}`)"
+            )
         return version
 
     def get(self, setup_id: str, version: RuleVersion | str | None = None) -> Rule:
@@ -321,15 +328,20 @@ class RuleRegistry:
         rule, problems = parse_rule(raw, rel, catalog=self.catalog, rules_root=self.rules_root)
         if rule is None:
             if any(p.field == "params_hash" for p in problems):  # say which advice applies
-                _rule, problems = parse_rule(raw, rel, catalog=self.catalog,
-                                             rules_root=self.rules_root,
-                                             committed=self.committed(setup_id, resolved))
+                _rule, problems = parse_rule(
+                    raw,
+                    rel,
+                    catalog=self.catalog,
+                    rules_root=self.rules_root,
+                    committed=self.committed(setup_id, resolved),
+                )
             _raise(problems)
         assert rule is not None  # noqa: S101 - for mypy: _raise never returns
         return rule
 
-    def verify(self, setup_id: str, version: RuleVersion | str,
-               params_hash: str | None = None) -> Rule:
+    def verify(
+        self, setup_id: str, version: RuleVersion | str, params_hash: str | None = None
+    ) -> Rule:
         """Check a version's file (schema, location, ``params_hash``) and, when given, that its
         hash equals ``params_hash`` (e.g. the one a run snapshot recorded).
 
@@ -355,8 +367,9 @@ class RuleRegistry:
         raw = self._read(rel)
         if raw is None:
             return {}
-        entries, problems = parse_lifecycle(raw, rel, setup_id=setup_id,
-                                            version_exists=existing.__contains__)
+        entries, problems = parse_lifecycle(
+            raw, rel, setup_id=setup_id, version_exists=existing.__contains__
+        )
         if problems:
             _raise(problems)
         return entries
@@ -385,12 +398,25 @@ class RuleRegistry:
                 if active_only and not entry.active:
                     continue
                 rule = self.get(sid, version)
-                rows.append(RuleInfo(sid, version, entry.status, rule.params_hash, rule.created,
-                                     rule.author, entry.deprecation_reason))
+                rows.append(
+                    RuleInfo(
+                        sid,
+                        version,
+                        entry.status,
+                        rule.params_hash,
+                        rule.created,
+                        rule.author,
+                        entry.deprecation_reason,
+                    )
+                )
         return rows
 
-    def diff(self, setup_id: str, a: RuleVersion | str, b: RuleVersion | str,
-             ) -> builtins.list[FieldChange]:
+    def diff(
+        self,
+        setup_id: str,
+        a: RuleVersion | str,
+        b: RuleVersion | str,
+    ) -> builtins.list[FieldChange]:
         """Field-by-field semantic difference between two versions (parameters and metadata).
 
         Raises:
@@ -416,13 +442,13 @@ class RuleRegistry:
     # -- writing ---------------------------------------------------------------------------
     def _write_version(self, setup_id: str, version: RuleVersion, text: str) -> Rule:
         rel = self.relpath(setup_id, version)
-        rule, problems = parse_rule(text.encode("utf-8"), rel, catalog=self.catalog,
-                                    rules_root=self.rules_root)
+        rule, problems = parse_rule(
+            text.encode("utf-8"), rel, catalog=self.catalog, rules_root=self.rules_root
+        )
         if rule is None:
             _raise(problems, f"refusing to write an invalid {rel}:")
         try:
-            atomic_write_bytes(self.workspace.contained(rel), text.encode("utf-8"),
-                               overwrite=False)
+            atomic_write_bytes(self.workspace.contained(rel), text.encode("utf-8"), overwrite=False)
         except AtomicWriteError as exc:
             raise RuleValidationError(
                 f"{rel} already exists; committed versions are immutable "
@@ -443,8 +469,14 @@ class RuleRegistry:
             doc["targets"] = {_SEED_RENAMES.get(k, k): v for k, v in targets.items()}
         return doc
 
-    def new(self, setup_id: str, *, from_file: str | Path | None = None,
-            author: str | None = None, wait: float = 0) -> Rule:
+    def new(
+        self,
+        setup_id: str,
+        *,
+        from_file: str | Path | None = None,
+        author: str | None = None,
+        wait: float = 0,
+    ) -> Rule:
         """Create ``rules/<setup_id>/v1.0.yaml`` (from a template or a seed-style file).
 
         A ``from_file`` in the seed format is accepted: its ``tp``/``sl`` targets become
@@ -459,8 +491,7 @@ class RuleRegistry:
         with self.locked(wait=wait, purpose=f"rule new {setup_id}"):
             return self._new(setup_id, from_file=from_file, author=author)
 
-    def _new(self, setup_id: str, *, from_file: str | Path | None,
-             author: str | None) -> Rule:
+    def _new(self, setup_id: str, *, from_file: str | Path | None, author: str | None) -> Rule:
         self._check_id(setup_id)
         if self.versions(setup_id):
             raise RuleValidationError(
@@ -470,17 +501,26 @@ class RuleRegistry:
         params = dict(_DEFAULT_PARAMS)
         if from_file is not None:
             source = param_fields(self._read_source(from_file))
-            merged = {**{k: v for k, v in _DEFAULT_PARAMS.items()
-                         if k in ("targets", "direction", "sizing")}, **source}
+            merged = {
+                **{
+                    k: v
+                    for k, v in _DEFAULT_PARAMS.items()
+                    if k in ("targets", "direction", "sizing")
+                },
+                **source,
+            }
             order = [k for k in RULE_FIELDS if k in merged] + [
                 k for k in merged if k not in RULE_FIELDS
             ]
             params = {k: merged[k] for k in order}
         version = RuleVersion(1, 0)
         doc = {
-            "schema_version": SCHEMA_VERSION, "setup_id": setup_id, "version": str(version),
+            "schema_version": SCHEMA_VERSION,
+            "setup_id": setup_id,
+            "version": str(version),
             "author": author or default_author(self.workspace.root),
-            "created": dt.datetime.now(dt.UTC).date().isoformat(), **params,
+            "created": dt.datetime.now(dt.UTC).date().isoformat(),
+            **params,
         }
         try:
             doc["params_hash"] = compute_params_hash(doc)
@@ -495,9 +535,15 @@ class RuleRegistry:
         return self._write_version(setup_id, version, dump_rt(rt))
 
     def bump(
-        self, setup_id: str, *, major: bool = False, sets: Iterable[str] = (),
-        from_file: str | Path | None = None, reason: str | None = None,
-        author: str | None = None, wait: float = 0,
+        self,
+        setup_id: str,
+        *,
+        major: bool = False,
+        sets: Iterable[str] = (),
+        from_file: str | Path | None = None,
+        reason: str | None = None,
+        author: str | None = None,
+        wait: float = 0,
     ) -> Rule:
         """Write the next version from the latest one, keeping comments and key order.
 
@@ -511,12 +557,19 @@ class RuleRegistry:
             WorkspaceLockedError: another command holds the workspace lock.
         """
         with self.locked(wait=wait, purpose=f"rule bump {setup_id}"):
-            return self._bump(setup_id, major=major, sets=sets, from_file=from_file,
-                              reason=reason, author=author)
+            return self._bump(
+                setup_id, major=major, sets=sets, from_file=from_file, reason=reason, author=author
+            )
 
     def _bump(
-        self, setup_id: str, *, major: bool, sets: Iterable[str],
-        from_file: str | Path | None, reason: str | None, author: str | None,
+        self,
+        setup_id: str,
+        *,
+        major: bool,
+        sets: Iterable[str],
+        from_file: str | Path | None,
+        reason: str | None,
+        author: str | None,
     ) -> Rule:
         latest = self.latest(setup_id)
         base = self.get(setup_id, latest)
@@ -552,8 +605,9 @@ class RuleRegistry:
             new_hash = compute_params_hash(plain)
         except (TypeError, ValueError) as exc:  # NaN, a date...: name every bad field
             rel = self.relpath(setup_id, version)
-            _rule, problems = parse_rule(dump_rt(doc).encode("utf-8"), rel,
-                                         catalog=self.catalog, rules_root=self.rules_root)
+            _rule, problems = parse_rule(
+                dump_rt(doc).encode("utf-8"), rel, catalog=self.catalog, rules_root=self.rules_root
+            )
             if problems:
                 _raise(problems, f"refusing to write an invalid {rel}:")
             raise RuleValidationError(f"the new parameters have no canonical form: {exc}") from exc
@@ -563,17 +617,27 @@ class RuleRegistry:
                 f"{latest.tag} ({base.params_hash}); change something with --set or --from"
             )
         doc["params_hash"] = new_hash
-        _replace_header(doc, setup_id,
-                        f"Rule {setup_id} {version.tag} (bumped from {latest.tag}). Immutable "
-                        f"once committed: change it with `ita-vc rule bump {setup_id}`.")
+        _replace_header(
+            doc,
+            setup_id,
+            f"Rule {setup_id} {version.tag} (bumped from {latest.tag}). Immutable "
+            f"once committed: change it with `ita-vc rule bump {setup_id}`.",
+        )
         rule = self._write_version(setup_id, version, dump_rt(doc))
         if reason:
             self._edit_lifecycle(setup_id, version, author=author, note=reason)
         return rule
 
-    def _edit_lifecycle(self, setup_id: str, version: RuleVersion, *, author: str | None,
-                        active: bool | None = None, reason: str | None = None,
-                        note: str | None = None) -> None:
+    def _edit_lifecycle(
+        self,
+        setup_id: str,
+        version: RuleVersion,
+        *,
+        author: str | None,
+        active: bool | None = None,
+        reason: str | None = None,
+        note: str | None = None,
+    ) -> None:
         self.lifecycle(setup_id)  # validates the current file first
         rel = self.lifecycle_relpath(setup_id)
         path = self.workspace.path(rel)
@@ -601,8 +665,9 @@ class RuleRegistry:
                     body["changed_at"], body["changed_by"] = now, by
         body = versions.get(version.tag)
         if body is None:
-            body = to_rt({"active": False, "deprecation_reason": None, "changed_at": now,
-                          "changed_by": by})
+            body = to_rt(
+                {"active": False, "deprecation_reason": None, "changed_at": now, "changed_by": by}
+            )
             versions[version.tag] = body
             _sort_versions(versions)
             body = versions[version.tag]
@@ -615,15 +680,23 @@ class RuleRegistry:
         body["changed_at"], body["changed_by"] = now, by
         text = dump_rt(doc)
         _entries, problems = parse_lifecycle(
-            text.encode("utf-8"), rel, setup_id=setup_id,
+            text.encode("utf-8"),
+            rel,
+            setup_id=setup_id,
             version_exists=set(self.versions(setup_id)).__contains__,
         )
         if problems:
             _raise(problems, f"refusing to write an invalid {rel}:")
         atomic_write_bytes(self.workspace.contained(path), text.encode("utf-8"))
 
-    def activate(self, setup_id: str, version: RuleVersion | str, *,
-                 author: str | None = None, wait: float = 0) -> RuleVersion:
+    def activate(
+        self,
+        setup_id: str,
+        version: RuleVersion | str,
+        *,
+        author: str | None = None,
+        wait: float = 0,
+    ) -> RuleVersion:
         """Make ``version`` the one active version of its setup (deactivating the others).
         Holds the workspace lock (waiting up to ``wait`` seconds for it).
 
@@ -634,8 +707,9 @@ class RuleRegistry:
         with self.locked(wait=wait, purpose=f"rule activate {setup_id} {version}"):
             return self._activate(setup_id, version, author=author)
 
-    def _activate(self, setup_id: str, version: RuleVersion | str, *,
-                  author: str | None) -> RuleVersion:
+    def _activate(
+        self, setup_id: str, version: RuleVersion | str, *, author: str | None
+    ) -> RuleVersion:
         resolved = self._resolve(setup_id, version)
         self.get(setup_id, resolved)
         entry = self.lifecycle(setup_id).get(resolved, LifecycleEntry())
@@ -647,8 +721,15 @@ class RuleRegistry:
         self._edit_lifecycle(setup_id, resolved, author=author, active=True)
         return resolved
 
-    def deprecate(self, setup_id: str, version: RuleVersion | str, *, reason: str,
-                  author: str | None = None, wait: float = 0) -> RuleVersion:
+    def deprecate(
+        self,
+        setup_id: str,
+        version: RuleVersion | str,
+        *,
+        reason: str,
+        author: str | None = None,
+        wait: float = 0,
+    ) -> RuleVersion:
         """Mark ``version`` deprecated (and inactive) with a reason. Holds the workspace lock
         (waiting up to ``wait`` seconds for it).
 
@@ -660,12 +741,14 @@ class RuleRegistry:
             raise RuleValidationError("deprecating a version needs a --reason")
         with self.locked(wait=wait, purpose=f"rule deprecate {setup_id} {version}"):
             resolved = self._resolve(setup_id, version)
-            self._edit_lifecycle(setup_id, resolved, author=author, active=False,
-                                 reason=reason.strip())
+            self._edit_lifecycle(
+                setup_id, resolved, author=author, active=False, reason=reason.strip()
+            )
             return resolved
 
-    def rehash(self, setup_id: str, version: RuleVersion | str | None = None, *,
-               wait: float = 0) -> RehashResult:
+    def rehash(
+        self, setup_id: str, version: RuleVersion | str | None = None, *, wait: float = 0
+    ) -> RehashResult:
         """Recompute the ``params_hash`` of a version that was never committed (after editing
         it by hand), keeping comments and key order (ruamel round trip). Nothing else changes;
         a hash that is already right writes nothing. Holds the workspace lock (waiting up to
@@ -698,12 +781,20 @@ class RuleRegistry:
                 f"put the change in a new version with `ita-vc rule bump {setup_id}`"
             )
         text = self._text(rel)
-        rule, problems = parse_rule(text.encode("utf-8"), rel, catalog=self.catalog,
-                                    rules_root=self.rules_root, committed=False)
+        rule, problems = parse_rule(
+            text.encode("utf-8"),
+            rel,
+            catalog=self.catalog,
+            rules_root=self.rules_root,
+            committed=False,
+        )
         if rule is not None:
             return RehashResult(rule, rule.params_hash)
-        others = [p for p in problems if p.field != "params_hash"
-                  and p.message != "missing required field 'params_hash'"]
+        others = [
+            p
+            for p in problems
+            if p.field != "params_hash" and p.message != "missing required field 'params_hash'"
+        ]
         if others:
             _raise(others, f"cannot rehash {rel}: fix these first (nothing was written):")
         try:
@@ -714,8 +805,13 @@ class RuleRegistry:
         old_hash = plain.get("params_hash")
         doc["params_hash"] = compute_params_hash(plain)
         new_text = dump_rt(doc)
-        rule, problems = parse_rule(new_text.encode("utf-8"), rel, catalog=self.catalog,
-                                    rules_root=self.rules_root, committed=False)
+        rule, problems = parse_rule(
+            new_text.encode("utf-8"),
+            rel,
+            catalog=self.catalog,
+            rules_root=self.rules_root,
+            committed=False,
+        )
         if rule is None:
             _raise(problems, f"refusing to write an invalid {rel}:")
         assert rule is not None  # noqa: S101 - for mypy: _raise never returns

@@ -67,11 +67,30 @@ __all__ = [
 MAX_RULE_BYTES = MAX_BYTES
 LIFECYCLE_FILENAME = "lifecycle.yaml"
 SCHEMA_VERSION = 1
-_REQUIRED = ("schema_version", "setup_id", "version", "author", "created", "direction",
-             "sizing", "targets", "params_hash")
+_REQUIRED = (
+    "schema_version",
+    "setup_id",
+    "version",
+    "author",
+    "created",
+    "direction",
+    "sizing",
+    "targets",
+    "params_hash",
+)
 RULE_FIELDS = (
-    "schema_version", "setup_id", "version", "author", "created", "components", "indicators",
-    "rules", "targets", "direction", "sizing", "params_hash",
+    "schema_version",
+    "setup_id",
+    "version",
+    "author",
+    "created",
+    "components",
+    "indicators",
+    "rules",
+    "targets",
+    "direction",
+    "sizing",
+    "params_hash",
 )
 _SIZING_KEYS = {
     "all_in": {},
@@ -89,8 +108,10 @@ def check_setup_id(setup_id: object) -> str | None:
     if len(setup_id) > SETUP_ID_MAX:
         return f"{setup_id!r} is {len(setup_id)} characters, the limit is {SETUP_ID_MAX}"
     if not SETUP_ID_PATTERN.fullmatch(setup_id):
-        return (f"{setup_id!r} is not a valid setup id (letters, digits, '_', '.', '-', "
-                "starting with a letter or digit; no '/', spaces or '..')")
+        return (
+            f"{setup_id!r} is not a valid setup id (letters, digits, '_', '.', '-', "
+            "starting with a letter or digit; no '/', spaces or '..')"
+        )
     if ".." in setup_id:
         return f"{setup_id!r} may not contain '..'"
     return None
@@ -212,8 +233,11 @@ def _version_key(value: object) -> RuleVersion:
 # --- the shapes, declared once ----------------------------------------------------------------
 
 
-def _closed(fields: Mapping[Any, Any], *, renamed: Mapping[str, str] | None = None,
-            ) -> vol.Schema:
+def _closed(
+    fields: Mapping[Any, Any],
+    *,
+    renamed: Mapping[str, str] | None = None,
+) -> vol.Schema:
     """A strict mapping whose unknown keys are reported with the allowed ones, also where the
     mapping sits in a list or a free mapping (an indicator, a lifecycle entry); a ``renamed``
     key (an old name) says what it is called now."""
@@ -225,15 +249,19 @@ def _closed(fields: Mapping[Any, Any], *, renamed: Mapping[str, str] | None = No
 
         return refuse
 
-    old_names = {vol.Optional(old): unknown(f"; the seed's '{old}' is named '{new}'")
-                 for old, new in (renamed or {}).items()}
+    old_names = {
+        vol.Optional(old): unknown(f"; the seed's '{old}' is named '{new}'")
+        for old, new in (renamed or {}).items()
+    }
     return strict({**fields, **old_names, vol.Extra: unknown()})
 
 
-_INDICATOR = _closed({
-    vol.Required("name"): text(nonempty=False, what="an indicator name"),
-    vol.Optional("params"): _mapping_or_empty,
-})
+_INDICATOR = _closed(
+    {
+        vol.Required("name"): text(nonempty=False, what="an indicator name"),
+        vol.Optional("params"): _mapping_or_empty,
+    }
+)
 _RULE_FIELD_SCHEMAS: dict[str, object] = {
     "schema_version": _schema_version,
     "setup_id": _setup_id,
@@ -243,41 +271,53 @@ _RULE_FIELD_SCHEMAS: dict[str, object] = {
     "components": sequence_of(text(nonempty=False, what="a name")),
     "indicators": sequence_of(_INDICATOR),
     "rules": _mapping,
-    "targets": _closed({vol.Optional("tp_pct"): _target_pct,
-                        vol.Optional("sl_pct"): _target_pct}, renamed=_SEED_TARGET_NAMES),
+    "targets": _closed(
+        {vol.Optional("tp_pct"): _target_pct, vol.Optional("sl_pct"): _target_pct},
+        renamed=_SEED_TARGET_NAMES,
+    ),
     "direction": _direction,
     # the parameters each mode takes: _check_sizing_fields
-    "sizing": vol.Schema({vol.Required("mode", msg="is required (one of "
-                                                   f"{', '.join(SIZING_MODES)})"): _sizing_mode},
-                         extra=vol.ALLOW_EXTRA),
+    "sizing": vol.Schema(
+        {vol.Required("mode", msg=f"is required (one of {', '.join(SIZING_MODES)})"): _sizing_mode},
+        extra=vol.ALLOW_EXTRA,
+    ),
     "params_hash": _params_hash,
 }
 
 
 def _rule_schema(required: tuple[str, ...]) -> vol.Schema:
-    return strict({
-        (vol.Required(name, msg=f"missing required field '{name}'") if name in required
-         else vol.Optional(name)): _RULE_FIELD_SCHEMAS[name]
-        for name in RULE_FIELDS
-    })
+    return strict(
+        {
+            (
+                vol.Required(name, msg=f"missing required field '{name}'")
+                if name in required
+                else vol.Optional(name)
+            ): _RULE_FIELD_SCHEMAS[name]
+            for name in RULE_FIELDS
+        }
+    )
 
 
 RULE_SCHEMA = _rule_schema(_REQUIRED)
 """A rule version file in the registry (every identity field and ``params_hash`` required)."""
 _LOOSE_RULE_SCHEMA = _rule_schema(("setup_id", "version"))  # a rule file outside the registry
 
-_LIFECYCLE_ENTRY = _closed({
-    vol.Optional("active"): boolean(),
-    vol.Optional("deprecation_reason"): _reason,
-    vol.Optional("changed_at"): _string_or_null,
-    vol.Optional("changed_by"): _string_or_null,
-    vol.Optional("note"): _string_or_null,
-})
-LIFECYCLE_SCHEMA = strict({
-    vol.Optional("schema_version"): _schema_version,
-    vol.Optional("setup_id"): _anything,  # must be the folder's name: _check_lifecycle_setup
-    vol.Optional("versions"): mapping_of(_version_key, _LIFECYCLE_ENTRY),
-})
+_LIFECYCLE_ENTRY = _closed(
+    {
+        vol.Optional("active"): boolean(),
+        vol.Optional("deprecation_reason"): _reason,
+        vol.Optional("changed_at"): _string_or_null,
+        vol.Optional("changed_by"): _string_or_null,
+        vol.Optional("note"): _string_or_null,
+    }
+)
+LIFECYCLE_SCHEMA = strict(
+    {
+        vol.Optional("schema_version"): _schema_version,
+        vol.Optional("setup_id"): _anything,  # must be the folder's name: _check_lifecycle_setup
+        vol.Optional("versions"): mapping_of(_version_key, _LIFECYCLE_ENTRY),
+    }
+)
 """``rules/<setup_id>/lifecycle.yaml``: ``versions`` maps ``v<X.Y>`` to an entry."""
 
 
@@ -324,8 +364,11 @@ def _check_version(doc: Mapping[str, Any], problems: Problems) -> RuleVersion | 
     value = doc["version"]
     if _number(value):
         typed = problems.raw("version") or repr(value)
-        problems.add("version", f"{typed} is a number to YAML (an unquoted 1.10 reads as 1.1); "
-                                f'quote it: version: "{typed}"')
+        problems.add(
+            "version",
+            f"{typed} is a number to YAML (an unquoted 1.10 reads as 1.1); "
+            f'quote it: version: "{typed}"',
+        )
         return None
     try:
         return RuleVersion.parse(value)
@@ -361,8 +404,7 @@ def _sizing_value(mode: str, key: str, kind: str, item: object) -> str | None:
     return None
 
 
-def _check_indicator_params(doc: Mapping[str, Any], problems: Problems,
-                            catalog: Catalog) -> None:
+def _check_indicator_params(doc: Mapping[str, Any], problems: Problems, catalog: Catalog) -> None:
     """Each indicator is in the catalog, with parameters inside its bounds and constraints."""
     indicators = doc.get("indicators")
     if not isinstance(indicators, list):
@@ -374,8 +416,7 @@ def _check_indicator_params(doc: Mapping[str, Any], problems: Problems,
         spec = catalog.get(item["name"])
         if spec is None:
             known = ", ".join(catalog.indicators)
-            problems.add(f"{where}.name",
-                         f"unknown indicator {item['name']!r} (catalog: {known})")
+            problems.add(f"{where}.name", f"unknown indicator {item['name']!r} (catalog: {known})")
             continue
         params = item.get("params") or {}
         if isinstance(params, Mapping):
@@ -391,8 +432,9 @@ def _check_canonical(doc: Mapping[str, Any], problems: Problems) -> bool:
         if isinstance(value, dt.date | dt.datetime | dt.time) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
-            problems.add(where, "dates, times, NaN and .inf have no canonical form: quote "
-                                "them as strings")
+            problems.add(
+                where, "dates, times, NaN and .inf have no canonical form: quote them as strings"
+            )
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
@@ -406,48 +448,63 @@ def _check_canonical(doc: Mapping[str, Any], problems: Problems) -> bool:
     return len(problems) == found
 
 
-def hash_advice(setup_id: object, version: RuleVersion | None, path: str,
-                committed: bool | None) -> str:
+def hash_advice(
+    setup_id: object, version: RuleVersion | None, path: str, committed: bool | None
+) -> str:
     """What to do about a ``params_hash`` that does not match the parameters: ``rule rehash``
     for a version never committed, a new version for a committed one (None: both cases)."""
     setup = setup_id if isinstance(setup_id, str) and not check_setup_id(setup_id) else "SETUP"
     tag = version.tag if version is not None else "vX.Y"
     rehash = f"recompute its hash with `ita-vc rule rehash {setup}@{tag}`"
-    bump = (f"undo the edit (`git checkout HEAD -- {path}`) and put the change in a new "
-            f"version with `ita-vc rule bump {setup}`")
+    bump = (
+        f"undo the edit (`git checkout HEAD -- {path}`) and put the change in a new "
+        f"version with `ita-vc rule bump {setup}`"
+    )
     if committed is None:
-        return (f"if this version was never committed, {rehash}; if it was, it is immutable: "
-                f"{bump}")
+        return f"if this version was never committed, {rehash}; if it was, it is immutable: {bump}"
     if committed:
         return f"{tag} of {setup} is committed and immutable: {bump}"
     return f"this version was never committed: {rehash}"
 
 
-def _check_params_hash(doc: Mapping[str, Any], computed: str | None, version: RuleVersion | None,
-                       problems: Problems, committed: bool | None) -> None:
+def _check_params_hash(
+    doc: Mapping[str, Any],
+    computed: str | None,
+    version: RuleVersion | None,
+    problems: Problems,
+    committed: bool | None,
+) -> None:
     """A stated ``params_hash`` is the hash of the parameters (else: how to fix it)."""
     stated = doc.get("params_hash")
     if is_hash(stated) and computed is not None and stated != computed:
         advice = hash_advice(doc.get("setup_id"), version, problems.source, committed)
-        problems.add("params_hash", f"is {stated} but the parameters hash to {computed}; "
-                                    + advice)
+        problems.add("params_hash", f"is {stated} but the parameters hash to {computed}; " + advice)
 
 
-def _check_location(doc: Mapping[str, Any], version: RuleVersion | None, problems: Problems,
-                    rules_root: str | None) -> None:
+def _check_location(
+    doc: Mapping[str, Any], version: RuleVersion | None, problems: Problems, rules_root: str | None
+) -> None:
     """In the registry, the file lives at ``<rules_root>/<setup_id>/v<X.Y>.yaml``."""
     setup_id = doc.get("setup_id")
     if rules_root is None or not isinstance(setup_id, str) or version is None:
         return
     expected = PurePosixPath(rules_root, setup_id, version.filename).as_posix()
     if problems.source != expected:
-        problems.add("", f"location does not match the content: a rule with setup_id "
-                         f"{setup_id!r} and version {str(version)!r} lives at {expected}")
+        problems.add(
+            "",
+            f"location does not match the content: a rule with setup_id "
+            f"{setup_id!r} and version {str(version)!r} lives at {expected}",
+        )
 
 
 def parse_rule(
-    raw: bytes, path: str, *, catalog: Catalog, rules_root: str | None = "rules",
-    require_hash: bool = True, committed: bool | None = None,
+    raw: bytes,
+    path: str,
+    *,
+    catalog: Catalog,
+    rules_root: str | None = "rules",
+    require_hash: bool = True,
+    committed: bool | None = None,
 ) -> tuple[Rule | None, list[Problem]]:
     """Parse and validate a rule version file; returns the rule (if valid) and every problem.
 
@@ -470,10 +527,14 @@ def parse_rule(
     if problems or valid is None or version is None or computed is None:
         return None, problems.sorted()
     return Rule(
-        setup_id=str(doc["setup_id"]), version=version, author=str(valid.get("author", "")),
+        setup_id=str(doc["setup_id"]),
+        version=version,
+        author=str(valid.get("author", "")),
         created=str(valid.get("created", "")),
-        params_hash=str(doc.get("params_hash") or computed), params=param_fields(doc),
-        schema_version=int(doc.get("schema_version", SCHEMA_VERSION)), path=path,
+        params_hash=str(doc.get("params_hash") or computed),
+        params=param_fields(doc),
+        schema_version=int(doc.get("schema_version", SCHEMA_VERSION)),
+        path=path,
     ), []
 
 
@@ -501,39 +562,57 @@ def _lifecycle_entries(doc: Mapping[str, Any]) -> list[tuple[str, RuleVersion, L
 
         active = body.get("active", False)
         reason = string("deprecation_reason")
-        entries.append((str(key), version, LifecycleEntry(
-            active=active if isinstance(active, bool) else False,
-            deprecation_reason=reason if reason and reason.strip() else None,
-            changed_at=string("changed_at"), changed_by=string("changed_by"), note=string("note"),
-        )))
+        entries.append(
+            (
+                str(key),
+                version,
+                LifecycleEntry(
+                    active=active if isinstance(active, bool) else False,
+                    deprecation_reason=reason if reason and reason.strip() else None,
+                    changed_at=string("changed_at"),
+                    changed_by=string("changed_by"),
+                    note=string("note"),
+                ),
+            )
+        )
     return entries
 
 
 def _check_lifecycle_setup(doc: Mapping[str, Any], setup_id: str, problems: Problems) -> None:
     if doc.get("setup_id") != setup_id:
-        problems.add("setup_id",
-                     f"must be {setup_id!r} (the folder name), got {doc.get('setup_id')!r}")
+        problems.add(
+            "setup_id", f"must be {setup_id!r} (the folder name), got {doc.get('setup_id')!r}"
+        )
 
 
-def _check_lifecycle_entries(entries: list[tuple[str, RuleVersion, LifecycleEntry]],
-                             setup_id: str, problems: Problems,
-                             version_exists: Callable[[RuleVersion], bool] | None) -> None:
+def _check_lifecycle_entries(
+    entries: list[tuple[str, RuleVersion, LifecycleEntry]],
+    setup_id: str,
+    problems: Problems,
+    version_exists: Callable[[RuleVersion], bool] | None,
+) -> None:
     """A deprecated version is not active; every named version exists; one active at most."""
     for key, version, entry in entries:
         if entry.active and entry.deprecation_reason:
             problems.add(f"versions.{key}", "a deprecated version cannot be active")
         if version_exists is not None and not version_exists(version):
-            problems.add(f"versions.{key}",
-                         f"names {version.tag}, which does not exist in {setup_id}")
+            problems.add(
+                f"versions.{key}", f"names {version.tag}, which does not exist in {setup_id}"
+            )
     final = {version: entry for _key, version, entry in entries}  # a repeated version: the last
     active_versions = sorted(v.tag for v, e in final.items() if e.active)
     if len(active_versions) > 1:
-        problems.add("versions", f"at most one active version per setup; active: "
-                                 f"{', '.join(active_versions)}")
+        problems.add(
+            "versions",
+            f"at most one active version per setup; active: {', '.join(active_versions)}",
+        )
 
 
 def parse_lifecycle(
-    raw: bytes, path: str, *, setup_id: str,
+    raw: bytes,
+    path: str,
+    *,
+    setup_id: str,
     version_exists: Callable[[RuleVersion], bool] | None = None,
 ) -> tuple[dict[RuleVersion, LifecycleEntry], list[Problem]]:
     """Parse and validate ``rules/<setup_id>/lifecycle.yaml``.
@@ -545,8 +624,10 @@ def parse_lifecycle(
     doc, problems = _load(raw, path)
     if doc is None:
         return {}, problems.sorted()
-    problems.check(LIFECYCLE_SCHEMA,
-                   {**doc, "versions": {} if doc.get("versions") is None else doc["versions"]})
+    problems.check(
+        LIFECYCLE_SCHEMA,
+        {**doc, "versions": {} if doc.get("versions") is None else doc["versions"]},
+    )
     _check_lifecycle_setup(doc, setup_id, problems)
     entries = _lifecycle_entries(doc)
     _check_lifecycle_entries(entries, setup_id, problems, version_exists)

@@ -123,8 +123,13 @@ def _gpu() -> str | None:
     if not shutil.which("nvidia-smi"):
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
@@ -159,13 +164,21 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "cpu": _cpu(), "gpu": _gpu(), "packages": packages,
+        "cpu": _cpu(),
+        "gpu": _gpu(),
+        "packages": packages,
         "packages_sha256": hash_canonical(packages),
     }
 
 
-def new_run_id(provenance_dir: Path, mode: str, when: dt.datetime, identity: str,
-               taken: set[str] | None = None, floor: int = 0) -> str:
+def new_run_id(
+    provenance_dir: Path,
+    mode: str,
+    when: dt.datetime,
+    identity: str,
+    taken: set[str] | None = None,
+    floor: int = 0,
+) -> str:
     """The next run id of the day: one more than every sequence number of that day in
     ``provenance_dir``, in ``taken`` (run ids known elsewhere) and ``floor`` (see the module
     docstring; :func:`next_run_id` gathers them for a workspace)."""
@@ -178,17 +191,25 @@ def new_run_id(provenance_dir: Path, mode: str, when: dt.datetime, identity: str
         match = _RUN_ID_RE.fullmatch(name)
         if match and name.startswith(prefix):
             seq = max(seq, int(match.group(5)))
-    suffix = hashlib.sha256(f"{identity}|{when.isoformat()}|{os.getpid()}|"
-                            f"{dt.datetime.now(dt.UTC).timestamp()}".encode()).hexdigest()[:3]
+    suffix = hashlib.sha256(
+        f"{identity}|{when.isoformat()}|{os.getpid()}|"
+        f"{dt.datetime.now(dt.UTC).timestamp()}".encode()
+    ).hexdigest()[:3]
     return f"{prefix}{seq + 1:03d}_{suffix}"
 
 
 def _committed_run_ids(root: Path, folder: str) -> set[str]:
     """Run ids of every snapshot any commit of any ref ever added (one ``git log``)."""
-    raw = gitcli.git(["log", "--all", "--format=", "--name-only", "--diff-filter=A", "-z",
-                      "--", f"{folder}/"], root, check=False)
-    return {PurePosixPath(p).stem for p in raw.decode("utf-8", "replace").split("\0")
-            if p.endswith(".json")}
+    raw = gitcli.git(
+        ["log", "--all", "--format=", "--name-only", "--diff-filter=A", "-z", "--", f"{folder}/"],
+        root,
+        check=False,
+    )
+    return {
+        PurePosixPath(p).stem
+        for p in raw.decode("utf-8", "replace").split("\0")
+        if p.endswith(".json")
+    }
 
 
 def next_run_id(workspace: Workspace, mode: str, when: dt.datetime, identity: str) -> str:
@@ -208,8 +229,14 @@ def next_run_id(workspace: Workspace, mode: str, when: dt.datetime, identity: st
     day = f"{RUN_MODES[mode]}_{when:%Y_%m_%d}"
     stored = counters.get(day)
     floor = stored if isinstance(stored, int) else 0
-    run_id = new_run_id(workspace.path(folder), mode, when, identity,
-                        _committed_run_ids(workspace.root, folder), floor)
+    run_id = new_run_id(
+        workspace.path(folder),
+        mode,
+        when,
+        identity,
+        _committed_run_ids(workspace.root, folder),
+        floor,
+    )
     counters[day] = int(str(_RUN_ID_RE.fullmatch(run_id).group(5)))  # type: ignore[union-attr]
     atomic_write_bytes(counter_path, (json.dumps(counters, sort_keys=True) + "\n").encode())
     return run_id
@@ -219,13 +246,20 @@ def _outputs(stages: Mapping[str, Any]) -> list[dict[str, Any]]:
     outs = []
     for body in stages.values():
         for out in (body or {}).get("outs") or []:
-            outs.append({"path": out.get("path"), "md5": out.get("md5"),
-                         "size": out.get("size"), "nfiles": out.get("nfiles")})
+            outs.append(
+                {
+                    "path": out.get("path"),
+                    "md5": out.get("md5"),
+                    "size": out.get("size"),
+                    "nfiles": out.get("nfiles"),
+                }
+            )
     return sorted(outs, key=lambda o: str(o["path"]))
 
 
-def _check_asked_rule(summary: dict[str, Any], setup_id: str | None,
-                      rule_version: str | None) -> None:
+def _check_asked_rule(
+    summary: dict[str, Any], setup_id: str | None, rule_version: str | None
+) -> None:
     """The pipeline ran the rule asked for (when one was).
 
     Raises:
@@ -254,8 +288,9 @@ class SnapshotStore:
 
     def snapshot_relpath(self, run_id: str) -> str:
         """``provenance/<run_id>.json``."""
-        return PurePosixPath(self.workspace.config.store.kinds["provenance"],
-                             f"{check_run_id(run_id)}.json").as_posix()
+        return PurePosixPath(
+            self.workspace.config.store.kinds["provenance"], f"{check_run_id(run_id)}.json"
+        ).as_posix()
 
     def run_ids(self) -> list[str]:
         """Every run with a snapshot file in the workspace, oldest first."""
@@ -306,7 +341,8 @@ class SnapshotStore:
         """The rule the pipeline ran, verified against the registry, and its status."""
         registry = RuleRegistry(self.workspace)
         rule = registry.verify(
-            str(summary["setup_id"]), str(summary["rule_version"]),
+            str(summary["setup_id"]),
+            str(summary["rule_version"]),
             params_hash=str(summary["params_hash"]),
         )
         if rule_status is None:
@@ -322,9 +358,15 @@ class SnapshotStore:
         return params, metrics
 
     def build(
-        self, run_id: str, *, setup_id: str | None = None, rule_version: str | None = None,
-        code_commit: str | None = None, dirty_paths: list[str] | None = None,
-        meta: Mapping[str, Any] | None = None, stages_run: list[str] | None = None,
+        self,
+        run_id: str,
+        *,
+        setup_id: str | None = None,
+        rule_version: str | None = None,
+        code_commit: str | None = None,
+        dirty_paths: list[str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        stages_run: list[str] | None = None,
         rule_status: str | None = None,
     ) -> dict[str, Any]:
         """The sealed snapshot of the pipeline state now (after ``dvc repro``).
@@ -373,8 +415,10 @@ class SnapshotStore:
             "git_branch": gitcli.branch(root),
             "git_dirty": bool(dirty_paths),
             "dirty_paths": sorted(dirty_paths),
-            "stages": {name: "run" if name in stages else "not_run"
-                       for name in dict.fromkeys([*all_stages, *stages])},
+            "stages": {
+                name: "run" if name in stages else "not_run"
+                for name in dict.fromkeys([*all_stages, *stages])
+            },
             "run_hash": run_hash_of(root, list(stages), mode),
             "dvc_lock": {"stages": stages},
             "dvc_lock_sha256": "sha256:" + hashlib.sha256(lock_bytes).hexdigest(),
@@ -412,7 +456,11 @@ class SnapshotStore:
         return ref
 
     def create_snapshot(
-        self, run_id: str, setup_id: str, rule_version: str, data_path: str | Path | None = None,
+        self,
+        run_id: str,
+        setup_id: str,
+        rule_version: str,
+        data_path: str | Path | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> ArtifactRef:
         """Build, seal and save the snapshot of the current pipeline state as ``run_id``.
@@ -425,28 +473,36 @@ class SnapshotStore:
         """
         snapshot = self.build(run_id, setup_id=setup_id, rule_version=rule_version, meta=meta)
         if data_path is not None and not self._data_matches(snapshot, data_path):
-            raise IntegrityError(f"{data_path} does not hash to the run's data_hash "
-                                 f"{snapshot['data_hash']}")
+            raise IntegrityError(
+                f"{data_path} does not hash to the run's data_hash {snapshot['data_hash']}"
+            )
         return self.save(snapshot)
 
-    def _data_matches(self, snapshot: Mapping[str, Any],
-                      data: str | Path | pd.DataFrame) -> bool:
+    def _data_matches(self, snapshot: Mapping[str, Any], data: str | Path | pd.DataFrame) -> bool:
         import pandas as pd  # lazy: pandas and numpy, for a data check only
 
         from ita_vc.backtest.run import prepare_candles  # lazy: as pandas
 
         is_frame = isinstance(data, pd.DataFrame)
         frame: pd.DataFrame = data if isinstance(data, pd.DataFrame) else _read_candles(Path(data))
-        missing = [c for c in ("ts_utc", "open", "high", "low", "close", "volume")
-                   if c not in frame]
+        missing = [
+            c for c in ("ts_utc", "open", "high", "low", "close", "volume") if c not in frame
+        ]
         if missing:
             where = "the DataFrame" if is_frame else str(data)
             raise DataValidationError(f"{where}: no candle column(s) {', '.join(missing)}")
         if "warmup" not in frame:
             frame, _ = prepare_candles(frame, parse_params(snapshot.get("params") or {}))
         used = frame[["ts_utc", "open", "high", "low", "close", "volume"]].astype(
-            {"ts_utc": "int64", "open": "float64", "high": "float64", "low": "float64",
-             "close": "float64", "volume": "float64"})
+            {
+                "ts_utc": "int64",
+                "open": "float64",
+                "high": "float64",
+                "low": "float64",
+                "close": "float64",
+                "volume": "float64",
+            }
+        )
         return bool(hash_dataframe(used) == snapshot.get("data_hash"))
 
     def verify_data_hash(self, run_id: str, file_path: str | Path | pd.DataFrame) -> bool:
@@ -484,10 +540,15 @@ def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, object]:
     keys = ("Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Num. Trades")
     metrics = snapshot.get("metrics") or {}
     return {
-        "run_id": snapshot.get("run_id"), "status": "ok", "created_at": snapshot.get("timestamp"),
-        "setup_id": snapshot.get("setup_id"), "rule_version": snapshot.get("rule_version"),
-        "config_hash": snapshot.get("config_hash"), "git_commit": snapshot.get("git_commit_hash"),
-        "run_mode": (snapshot.get("meta") or {}).get("run_mode"), "snapshot_path": rel,
+        "run_id": snapshot.get("run_id"),
+        "status": "ok",
+        "created_at": snapshot.get("timestamp"),
+        "setup_id": snapshot.get("setup_id"),
+        "rule_version": snapshot.get("rule_version"),
+        "config_hash": snapshot.get("config_hash"),
+        "git_commit": snapshot.get("git_commit_hash"),
+        "run_mode": (snapshot.get("meta") or {}).get("run_mode"),
+        "snapshot_path": rel,
         "snapshot_sha256": snapshot.get("snapshot_sha256"),
         "metrics_json": canonical_json({k: metrics.get(k) for k in keys}),
     }

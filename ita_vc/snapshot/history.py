@@ -38,16 +38,32 @@ class RecordedRun:
 
 def _added_snapshots(workspace: Workspace, folder: str) -> list[tuple[str, str]]:
     """``(commit, path)`` of every snapshot any commit of any ref added, oldest first."""
-    raw = gitcli.git(["log", "--all", "--reverse", "--diff-filter=A", f"--format={_MARK}%H",
-                      "--name-only", "--no-renames", "--", f"{folder}/"], workspace.root,
-                     check=False).decode("utf-8", "replace")
+    raw = gitcli.git(
+        [
+            "log",
+            "--all",
+            "--reverse",
+            "--diff-filter=A",
+            f"--format={_MARK}%H",
+            "--name-only",
+            "--no-renames",
+            "--",
+            f"{folder}/",
+        ],
+        workspace.root,
+        check=False,
+    ).decode("utf-8", "replace")
     found: list[tuple[str, str]] = []
     commit = ""
     for line in raw.splitlines():
         if line.startswith(_MARK):
-            commit = line[len(_MARK):].strip()
-        elif line.strip() and commit and _RUN_FILE.fullmatch(PurePosixPath(line).name) \
-                and PurePosixPath(line).parent.as_posix() == folder:
+            commit = line[len(_MARK) :].strip()
+        elif (
+            line.strip()
+            and commit
+            and _RUN_FILE.fullmatch(PurePosixPath(line).name)
+            and PurePosixPath(line).parent.as_posix() == folder
+        ):
             found.append((commit, line.strip()))
     return found
 
@@ -84,8 +100,9 @@ def recorded_runs(workspace: Workspace) -> dict[str, RecordedRun]:
             except OSError:
                 snapshot = None
             if snapshot is not None:
-                runs[run_id] = RecordedRun(run_id, f"{folder}/{file.name}", snapshot, [],
-                                           in_workspace=True)
+                runs[run_id] = RecordedRun(
+                    run_id, f"{folder}/{file.name}", snapshot, [], in_workspace=True
+                )
     return runs
 
 

@@ -53,8 +53,9 @@ class RunJournal:
     snapshot_path: str | None = None
     to_stage: list[str] = field(default_factory=list)
     message: str | None = None
-    started: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"))
+    started: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
     pid: int = field(default_factory=os.getpid)
 
     @property
@@ -64,11 +65,18 @@ class RunJournal:
 
     def to_dict(self) -> dict[str, Any]:
         """The journal document."""
-        return {"phase": self.phase, "params_original": self.params_original,
-                "params_written": self.params_written, "overrides": self.overrides,
-                "run_id": self.run_id, "snapshot_path": self.snapshot_path,
-                "to_stage": self.to_stage, "message": self.message, "started": self.started,
-                "pid": self.pid}
+        return {
+            "phase": self.phase,
+            "params_original": self.params_original,
+            "params_written": self.params_written,
+            "overrides": self.overrides,
+            "run_id": self.run_id,
+            "snapshot_path": self.snapshot_path,
+            "to_stage": self.to_stage,
+            "message": self.message,
+            "started": self.started,
+            "pid": self.pid,
+        }
 
     def save(self, phase: str | None = None) -> None:
         """Record the current phase durably (before the step it names)."""
@@ -97,8 +105,15 @@ class RunJournal:
             path.unlink(missing_ok=True)
             return None
         journal = cls(workspace)
-        for key in ("phase", "params_original", "params_written", "run_id", "snapshot_path",
-                    "message", "started"):
+        for key in (
+            "phase",
+            "params_original",
+            "params_written",
+            "run_id",
+            "snapshot_path",
+            "message",
+            "started",
+        ):
             if isinstance(doc.get(key), str):
                 setattr(journal, key, doc[key])
         journal.overrides = [str(x) for x in doc.get("overrides") or []]
@@ -110,20 +125,28 @@ class RunJournal:
 
 def _restore_params(journal: RunJournal, notes: list[str]) -> None:
     params = journal.workspace.root / "params.yaml"
-    if journal.params_written is None or journal.params_original is None or \
-            journal.params_written == journal.params_original:
+    if (
+        journal.params_written is None
+        or journal.params_original is None
+        or journal.params_written == journal.params_original
+    ):
         return
     current = params.read_bytes().decode("utf-8", "replace") if params.is_file() else ""
     overrides = ", ".join(journal.overrides) or "its overrides"
     if current == journal.params_written:
-        atomic_write_bytes(journal.workspace.contained(params),
-                           journal.params_original.encode("utf-8"))
-        notes.append(f"params.yaml: put back the values from before an interrupted run "
-                     f"(pid {journal.pid}, started {journal.started}), dropping its -S "
-                     f"{overrides}")
+        atomic_write_bytes(
+            journal.workspace.contained(params), journal.params_original.encode("utf-8")
+        )
+        notes.append(
+            f"params.yaml: put back the values from before an interrupted run "
+            f"(pid {journal.pid}, started {journal.started}), dropping its -S "
+            f"{overrides}"
+        )
     else:
-        notes.append(f"params.yaml was edited after an interrupted run (pid {journal.pid}) "
-                     f"had set -S {overrides}; kept as it is now - check it")
+        notes.append(
+            f"params.yaml was edited after an interrupted run (pid {journal.pid}) "
+            f"had set -S {overrides}; kept as it is now - check it"
+        )
 
 
 def _is_committed(root: Path, rel: str) -> bool:
@@ -134,10 +157,11 @@ def _is_committed(root: Path, rel: str) -> bool:
 def _finish_commit(journal: RunJournal, snapshot: dict[str, Any], notes: list[str]) -> bool:
     root = journal.workspace.root
     lock = root / "dvc.lock"
-    lock_sha = "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() \
-        else None
-    if snapshot.get("snapshot_sha256") != snapshot_hash(snapshot) or \
-            snapshot.get("dvc_lock_sha256") != lock_sha:
+    lock_sha = "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
+    if (
+        snapshot.get("snapshot_sha256") != snapshot_hash(snapshot)
+        or snapshot.get("dvc_lock_sha256") != lock_sha
+    ):
         return False
     changed = set(gitcli.status_paths(root))
     wanted = set(journal.to_stage) | set(RUN_WRITTEN)
@@ -146,10 +170,13 @@ def _finish_commit(journal: RunJournal, snapshot: dict[str, Any], notes: list[st
     paths = sorted({p for p in wanted if p in changed} | {str(journal.snapshot_path)})
     gitcli.git(["add", "--", *paths], root)
     message = journal.message or f"ita-vc run {journal.run_id}"
-    gitcli.git(["commit", "-q", "-m", f"{message} (completed after an interruption)", "--",
-                *paths], root)
-    notes.append(f"completed the commit of run {journal.run_id}, which was interrupted after "
-                 "its snapshot was written")
+    gitcli.git(
+        ["commit", "-q", "-m", f"{message} (completed after an interruption)", "--", *paths], root
+    )
+    notes.append(
+        f"completed the commit of run {journal.run_id}, which was interrupted after "
+        "its snapshot was written"
+    )
     return True
 
 
@@ -162,9 +189,11 @@ def _set_aside(journal: RunJournal, notes: list[str]) -> None:
     gitcli.git(["reset", "-q", "--", rel], root, check=False)
     os.replace(root / rel, target)
     MetadataIndex(journal.workspace.index_path).delete_run(str(journal.run_id))
-    notes.append(f"run {journal.run_id} was interrupted before its commit and the workspace "
-                 f"has changed since: its snapshot is not a recorded run; moved it to "
-                 f"{journal.workspace.relpath(target)}")
+    notes.append(
+        f"run {journal.run_id} was interrupted before its commit and the workspace "
+        f"has changed since: its snapshot is not a recorded run; moved it to "
+        f"{journal.workspace.relpath(target)}"
+    )
 
 
 def recover_interrupted_run(workspace: Workspace) -> list[str]:
@@ -179,9 +208,12 @@ def recover_interrupted_run(workspace: Workspace) -> list[str]:
         return []
     notes: list[str] = []
     snapshot_file = workspace.root / journal.snapshot_path if journal.snapshot_path else None
-    if journal.phase in ("snapshot", "commit") and snapshot_file is not None \
-            and snapshot_file.is_file() \
-            and not _is_committed(workspace.root, str(journal.snapshot_path)):
+    if (
+        journal.phase in ("snapshot", "commit")
+        and snapshot_file is not None
+        and snapshot_file.is_file()
+        and not _is_committed(workspace.root, str(journal.snapshot_path))
+    ):
         try:
             snapshot = json.loads(snapshot_file.read_text("utf-8"))
         except (OSError, ValueError):

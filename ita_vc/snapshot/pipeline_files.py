@@ -59,7 +59,8 @@ def run_hash_of(root: Path, closure: list[str], mode: str) -> str | None:
     except YamlError as exc:
         raise VcsError(f"dvc.lock: {exc}; restore it with `git checkout dvc.lock`") from exc
     inputs = lock_inputs(lock, closure, mode)
-    if any(not inputs["stages"][name]["deps"] and not inputs["stages"][name]["cmd"]
-           for name in closure):
+    if any(
+        not inputs["stages"][name]["deps"] and not inputs["stages"][name]["cmd"] for name in closure
+    ):
         return None
     return hash_canonical(inputs)

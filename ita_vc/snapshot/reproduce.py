@@ -87,13 +87,18 @@ def engine_note(snapshot: dict[str, Any]) -> str | None:
 
     recorded = snapshot.get("engine_version")
     if recorded is not None and str(recorded) != ENGINE_VERSION:
-        return (f"the installed engine is {ENGINE_VERSION}, the run used engine {recorded}: "
-                "the backtest, report and grid outputs (trades, equity, metrics) may differ")
-    was = snapshot.get("ita_vc_version") or \
-        ((snapshot.get("env") or {}).get("packages") or {}).get("ita-vc")
+        return (
+            f"the installed engine is {ENGINE_VERSION}, the run used engine {recorded}: "
+            "the backtest, report and grid outputs (trades, equity, metrics) may differ"
+        )
+    was = snapshot.get("ita_vc_version") or ((snapshot.get("env") or {}).get("packages") or {}).get(
+        "ita-vc"
+    )
     if was is not None and str(was) != __version__:
-        return (f"ita-vc is {__version__} here, {was} when the run was recorded; the engine "
-                f"({ENGINE_VERSION}) is the same, so its outputs should be identical")
+        return (
+            f"ita-vc is {__version__} here, {was} when the run was recorded; the engine "
+            f"({ENGINE_VERSION}) is the same, so its outputs should be identical"
+        )
     return None
 
 
@@ -104,8 +109,19 @@ def _worktree(root: Path, commit: str, run_id: str, keep: bool) -> Iterator[Path
     base = Path(tempfile.mkdtemp(prefix=f"ita-vc-reproduce-{run_id}-"))
     tree = base / "worktree"
     try:
-        gitcli.git(["-c", f"core.hooksPath={base / 'no-hooks'}", "worktree", "add",
-                    "--detach", "-q", str(tree), commit], root)
+        gitcli.git(
+            [
+                "-c",
+                f"core.hooksPath={base / 'no-hooks'}",
+                "worktree",
+                "add",
+                "--detach",
+                "-q",
+                str(tree),
+                commit,
+            ],
+            root,
+        )
         yield tree
     finally:
         if not keep:
@@ -115,8 +131,12 @@ def _worktree(root: Path, commit: str, run_id: str, keep: bool) -> Iterator[Path
 
 
 def reproduce_run(
-    workspace: Workspace, run_id: str, *, progress: Callable[[str], None] | None = None,
-    keep_worktree: bool = False, wait: float = 0,
+    workspace: Workspace,
+    run_id: str,
+    *,
+    progress: Callable[[str], None] | None = None,
+    keep_worktree: bool = False,
+    wait: float = 0,
 ) -> ReproduceReport:
     """Reproduce ``run_id`` (see the module docstring). It writes the shared DVC cache, so it
     holds the workspace lock (``wait`` seconds to get it).
@@ -132,20 +152,25 @@ def reproduce_run(
     stages = recorded_stages(snapshot)
     report = ReproduceReport(run_id, commit, stages=stages, engine_note=engine_note(snapshot))
     schema_1 = not isinstance(snapshot.get("stages"), dict)
-    with workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"), \
-            _worktree(root, commit, run_id, keep_worktree) as tree:
+    with (
+        workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"),
+        _worktree(root, commit, run_id, keep_worktree) as tree,
+    ):
         shared_cache = cache_dir(root)
         (tree / ".dvc").mkdir(exist_ok=True)
         (tree / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {shared_cache}\n")
         (tree / "params.yaml").write_text(
-            yaml.safe_dump(snapshot.get("params") or {}, sort_keys=False), "utf-8")
+            yaml.safe_dump(snapshot.get("params") or {}, sort_keys=False), "utf-8"
+        )
         dvc = str(Path(sys.executable).parent / "dvc")
         env = pipeline_env(tree)
         if (tree / "data.dvc").exists():
             code, lines = _stream([dvc, "checkout", "data.dvc"], tree, env, progress)
             if code != 0:
-                raise VcsError("restoring the recorded inputs failed (`dvc pull` them into the "
-                               "cache first):\n" + "\n".join(lines[-10:]))
+                raise VcsError(
+                    "restoring the recorded inputs failed (`dvc pull` them into the "
+                    "cache first):\n" + "\n".join(lines[-10:])
+                )
         targets = [] if schema_1 else stages
         code, lines = _stream([dvc, "repro", "--force", *targets], tree, env, progress)
         if code != 0:
@@ -159,8 +184,9 @@ def reproduce_run(
                     diffs.append(f"{path}: recorded {old.get(path)}, reproduced {new.get(path)}")
         results = workspace.config.store.kinds["results"]
         metrics_path = tree.joinpath(*results.split("/"), "metrics.json")
-        metrics: dict[str, Any] = (json.loads(metrics_path.read_text())
-                                   if metrics_path.exists() else {})
+        metrics: dict[str, Any] = (
+            json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        )
         for key in sorted(set(metrics) | set(snapshot.get("metrics") or {})):
             was, now_value = (snapshot.get("metrics") or {}).get(key), metrics.get(key)
             if was != now_value:

@@ -92,7 +92,11 @@ DEFAULT_STAGE = "report"
 _RULE_STAGES = ("backtest", "grid")
 _CANDLE_STAGES = ("prepare", "grid")
 _EXIT_CLASSES: dict[int, type[ItaVcError]] = {
-    4: RuleValidationError, 8: ConfigError, 9: PersistentStoreError, 11: DataValidationError}
+    4: RuleValidationError,
+    8: ConfigError,
+    9: PersistentStoreError,
+    11: DataValidationError,
+}
 
 
 @dataclass
@@ -116,7 +120,8 @@ def pipeline_env(extra_path: Path | None = None) -> dict[str, str]:
     env.setdefault("DVC_NO_ANALYTICS", "1")
     if extra_path is not None:
         env["PYTHONPATH"] = f"{extra_path}{os.pathsep}{env.get('PYTHONPATH', '')}".rstrip(
-            os.pathsep)
+            os.pathsep
+        )
     return env
 
 
@@ -131,8 +136,10 @@ def _plain_value(key: str, value: object) -> object:
         return [_plain_value(f"{key}.{i}", v) for i, v in enumerate(value)]
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    raise DataValidationError(f"-S {key}: a {type(value).__name__} is not a params value "
-                              f"({value!r}); use a number, a string, a list or a mapping")
+    raise DataValidationError(
+        f"-S {key}: a {type(value).__name__} is not a params value "
+        f"({value!r}); use a number, a string, a list or a mapping"
+    )
 
 
 def apply_param_overrides(text: str, overrides: Iterable[tuple[str, object]]) -> str:
@@ -161,7 +168,8 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, object]]) ->
             if isinstance(value, float | int) and not isinstance(value, bool):
                 raise DataValidationError(
                     f"-S rule.version: {value!r} is a number (YAML reads 1.10 as 1.1); give the "
-                    f'version as text: -S rule.version="{value}" or --version')
+                    f'version as text: -S rule.version="{value}" or --version'
+                )
             value = DoubleQuotedScalarString(str(value).lstrip("v"))
         try:
             set_path(doc, key, value)
@@ -173,12 +181,12 @@ def apply_param_overrides(text: str, overrides: Iterable[tuple[str, object]]) ->
 def _choose_stages(root: Path, stages: Sequence[str] | None) -> list[str]:
     names = pipeline_stage_names(root)
     if not stages:
-        return [DEFAULT_STAGE] if DEFAULT_STAGE in names else [
-            n for n in names if n != "grid"]
+        return [DEFAULT_STAGE] if DEFAULT_STAGE in names else [n for n in names if n != "grid"]
     unknown = [s for s in stages if s not in names]
     if unknown:
-        raise UsageError(f"--stage {', '.join(unknown)}: no such stage in dvc.yaml "
-                         f"(stages: {', '.join(names)})")
+        raise UsageError(
+            f"--stage {', '.join(unknown)}: no such stage in dvc.yaml (stages: {', '.join(names)})"
+        )
     return list(dict.fromkeys(stages))
 
 
@@ -196,10 +204,16 @@ def _dirty_paths(root: Path) -> list[str]:
 def _dirty_message(dirty: list[str]) -> str:
     shown = ", ".join(dirty[:8]) + (f" (+{len(dirty) - 8} more)" if len(dirty) > 8 else "")
     data = [d for d in dirty if ".dvc:" in d]
-    hint = (" For data: `dvc add data` then commit the .dvc file (`ita-vc data import "
-            "--commit` does both)." if data else "")
-    return (f"uncommitted changes: {shown}. Commit them (a run must be traceable to its code, "
-            "rules and data) or pass --allow-dirty (the snapshot records them)." + hint)
+    hint = (
+        " For data: `dvc add data` then commit the .dvc file (`ita-vc data import "
+        "--commit` does both)."
+        if data
+        else ""
+    )
+    return (
+        f"uncommitted changes: {shown}. Commit them (a run must be traceable to its code, "
+        "rules and data) or pass --allow-dirty (the snapshot records them)." + hint
+    )
 
 
 def _read_params(path: Path) -> str:
@@ -229,8 +243,11 @@ def _load_params_text(text: str) -> dict[str, Any]:
     return doc
 
 
-def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str, object]],
-                      ) -> tuple[dict[str, Any], RunParams]:
+def _validated_params(
+    workspace: Workspace,
+    text: str,
+    overrides: list[tuple[str, object]],
+) -> tuple[dict[str, Any], RunParams]:
     """Every problem of params.yaml (after the -S edits) at once, each with its line; the grid
     section too whenever there is one (a run commits params.yaml: never a bad grid)."""
     doc = _load_params_text(text)
@@ -253,31 +270,41 @@ def _validated_params(workspace: Workspace, text: str, overrides: list[tuple[str
     return doc, params
 
 
-def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode: str,
-               ) -> str:
+def _preflight(
+    workspace: Workspace,
+    params: RunParams,
+    closure: list[str],
+    mode: str,
+) -> str:
     """Everything the stages need is there; returns the rule version's lifecycle status."""
     root = workspace.root
     status = "inactive"
     if any(s in closure for s in _RULE_STAGES):
         if not params.setup_id or not params.version:
-            raise DataValidationError("params.yaml needs rule.setup_id and rule.version "
-                                      "(or pass --setup and --version)")
+            raise DataValidationError(
+                "params.yaml needs rule.setup_id and rule.version (or pass --setup and --version)"
+            )
         registry = RuleRegistry(workspace)
         rel = registry.relpath(params.setup_id, RuleVersion.parse(params.version))
         if not os.path.lexists(root / rel):
-            have = ", ".join(v.tag for v in registry.versions(params.setup_id)) \
-                if (root / registry.relpath(params.setup_id)).is_dir() else ""
+            have = (
+                ", ".join(v.tag for v in registry.versions(params.setup_id))
+                if (root / registry.relpath(params.setup_id)).is_dir()
+                else ""
+            )
             raise DataValidationError(
                 f"{rel} does not exist"
                 + (f" ({params.setup_id} has {have})" if have else "")
                 + f": create it with `ita-vc rule new {params.setup_id}` and commit it, or set "
-                "rule.setup_id / rule.version in params.yaml (or --setup / --version)")
+                "rule.setup_id / rule.version in params.yaml (or --setup / --version)"
+            )
         rule = registry.get(params.setup_id, params.version)
         tracked = gitcli.git(["ls-files", "--", rel], root).strip()
         if not tracked or rel in gitcli.status_paths(root):
             raise DirtyWorkspaceError(
                 f"{rel} is not committed: a run's rule version must be traceable; commit it "
-                "first (`git add` + `git commit`), even with --allow-dirty")
+                "first (`git add` + `git commit`), even with --allow-dirty"
+            )
         entry = registry.status(params.setup_id, rule.version)
         status = entry.status
         if mode == "live" and not entry.active:
@@ -286,9 +313,13 @@ def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode
             raise RuleValidationError(
                 f"{params.setup_id} {rule.version.tag} is {status}{why}: only the active "
                 "version runs live"
-                + (f"; the active one is {active.tag}" if active else
-                   f" (activate one: `ita-vc rule activate {params.setup_id} vX.Y`)")
-                + "; backtests of any version are fine (--mode backtest)")
+                + (
+                    f"; the active one is {active.tag}"
+                    if active
+                    else f" (activate one: `ita-vc rule activate {params.setup_id} vX.Y`)"
+                )
+                + "; backtests of any version are fine (--mode backtest)"
+            )
     if any(s in closure for s in _CANDLE_STAGES):
         from ita_vc.candles.dataset import CandleStore  # lazy: imports pandas (~0.5 s)
 
@@ -300,7 +331,8 @@ def _preflight(workspace: Workspace, params: RunParams, closure: list[str], mode
                 f"no candles for {data.market} {data.symbol} {data.source_timeframe} ({rel}): "
                 f"import them with `ita-vc data import FILE --market {data.market} --symbol "
                 f"{data.symbol} --commit`, restore them with `dvc pull`, or set data.market / "
-                "data.symbol in params.yaml")
+                "data.symbol in params.yaml"
+            )
     return status
 
 
@@ -313,8 +345,11 @@ def _already_recorded(workspace: Workspace, run_hash: str) -> dict[str, Any] | N
             snapshot = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(snapshot, dict) and snapshot.get("run_hash") == run_hash \
-                and snapshot.get("git_dirty") is False:
+        if (
+            isinstance(snapshot, dict)
+            and snapshot.get("run_hash") == run_hash
+            and snapshot.get("git_dirty") is False
+        ):
             return snapshot  # a dirty run is not "this run": it may not reproduce
     return None
 
@@ -348,22 +383,36 @@ stop()
 """
 
 
-def _stream(cmd: list[str], cwd: Path, env: dict[str, str],
-            progress: Callable[[str], None] | None,
-            keep_fds: tuple[int, ...] = ()) -> tuple[int, list[str]]:
+def _stream(
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    progress: Callable[[str], None] | None,
+    keep_fds: tuple[int, ...] = (),
+) -> tuple[int, list[str]]:
     """Run ``cmd`` in a process group of its own, streaming its output. If this process dies
     (even by SIGKILL) the whole group is terminated; Ctrl-C is passed on to the group."""
     lines: list[str] = []
     linux = sys.platform == "linux"
-    with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1, pass_fds=keep_fds,
-                          start_new_session=True,
-                          preexec_fn=_die_with_parent if linux else None,  # noqa: PLW1509
-                          ) as proc:
+    with subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        pass_fds=keep_fds,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if linux else None,  # noqa: PLW1509
+    ) as proc:
         watcher = subprocess.Popen(
             [sys.executable, "-c", _WATCHER, str(proc.pid), str(os.getpid())],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if linux else None)  # noqa: PLW1509
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if linux else None,  # noqa: PLW1509
+        )
         try:
             assert proc.stdout is not None  # noqa: S101
             for line in proc.stdout:
@@ -404,20 +453,26 @@ def _repro_failure(lines: list[str]) -> ItaVcError:
     return VcsError("dvc repro failed:\n" + tail)
 
 
-def _repro(root: Path, targets: list[str], progress: Callable[[str], None] | None,
-           lock_fd: int | None) -> None:
+def _repro(
+    root: Path, targets: list[str], progress: Callable[[str], None] | None, lock_fd: int | None
+) -> None:
     """``dvc repro TARGETS``, then require a clean ``dvc status`` of them."""
     if progress is not None:
         progress(f"dvc repro {' '.join(targets)}")
-    code, lines = _stream([str(Path(sys.executable).parent / "dvc"), "repro", *targets], root,
-                          pipeline_env(), progress,
-                          keep_fds=(lock_fd,) if lock_fd is not None else ())
+    code, lines = _stream(
+        [str(Path(sys.executable).parent / "dvc"), "repro", *targets],
+        root,
+        pipeline_env(),
+        progress,
+        keep_fds=(lock_fd,) if lock_fd is not None else (),
+    )
     if code != 0:
         raise _repro_failure(lines)
     status = pipeline_status(root, targets)
     if status:
-        raise IntegrityError(f"dvc status is not clean after dvc repro: {status}; "
-                             "no snapshot written")
+        raise IntegrityError(
+            f"dvc status is not clean after dvc repro: {status}; no snapshot written"
+        )
 
 
 def _undo_snapshot(workspace: Workspace, rel: str, run_id: str) -> None:
@@ -427,21 +482,23 @@ def _undo_snapshot(workspace: Workspace, rel: str, run_id: str) -> None:
         MetadataIndex(workspace.index_path).delete_run(run_id)
 
 
-def _commit(workspace: Workspace, journal: RunJournal, report: RunReport,
-            commit: bool) -> None:
+def _commit(workspace: Workspace, journal: RunJournal, report: RunReport, commit: bool) -> None:
     root = workspace.root
     gitcli.git(["add", "--", *report.staged], root)
     if not commit:
         report.warnings.append(
             f"not committed: {', '.join(report.staged)} are staged; commit them, or the "
-            "run's outputs belong to no revision and garbage collection may drop them")
+            "run's outputs belong to no revision and garbage collection may drop them"
+        )
         return
     journal.save("commit")
     proc = gitcli.run(["commit", "-q", "-m", str(journal.message), "--", *report.staged], root)
     if proc.returncode != 0:
         output = (proc.stdout + proc.stderr).decode(errors="replace")
-        raise VcsError(f"git commit of run {report.run_id} failed, so the run is not recorded "
-                       f"(its snapshot was removed): {output}")
+        raise VcsError(
+            f"git commit of run {report.run_id} failed, so the run is not recorded "
+            f"(its snapshot was removed): {output}"
+        )
     report.committed = gitcli.head(root)
 
 
@@ -481,8 +538,9 @@ class _Prepared:
             atomic_write_bytes(self.params_path, self.original.encode("utf-8"))
 
 
-def _run_edits(mode: str, setup_id: str | None, version: str | None,
-               overrides: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
+def _run_edits(
+    mode: str, setup_id: str | None, version: str | None, overrides: Iterable[tuple[str, object]]
+) -> list[tuple[str, object]]:
     """The ``-S`` edits, ``--setup`` and ``--version`` first; the mode checked before all."""
     if mode not in RUN_MODES:
         raise UsageError(f"--mode must be one of {', '.join(RUN_MODES)}, got {mode!r}")
@@ -504,18 +562,24 @@ def _recover_and_check_head(workspace: Workspace, commit: bool) -> tuple[list[st
     notes = recover_interrupted_run(workspace)
     code_commit = gitcli.head(root)
     if code_commit is None:
-        raise DirtyWorkspaceError("the repository has no commit yet: commit the workspace "
-                                  "first (git add -A && git commit)")
+        raise DirtyWorkspaceError(
+            "the repository has no commit yet: commit the workspace "
+            "first (git add -A && git commit)"
+        )
     if commit and gitcli.branch(root) is None:
         raise VcsError(
             f"HEAD is detached (at {code_commit[:10]}): the run's commit would belong to no "
             "branch, so a later checkout leaves it unreachable (git gc may drop it, and "
-            "ita-vc gc cannot see it). Create a branch first: git switch -c NAME")
+            "ita-vc gc cannot see it). Create a branch first: git switch -c NAME"
+        )
     return notes, code_commit
 
 
-def _checked_params(workspace: Workspace, edits: list[tuple[str, object]], allow_dirty: bool,
-                    ) -> tuple[Path, str, str, list[str], RunParams]:
+def _checked_params(
+    workspace: Workspace,
+    edits: list[tuple[str, object]],
+    allow_dirty: bool,
+) -> tuple[Path, str, str, list[str], RunParams]:
     """Step 2 and the params of step 3: returns the path, the original and the new text, the
     dirty paths and the validated params."""
     params_path = workspace.contained("params.yaml")
@@ -536,26 +600,34 @@ def _run_stages(root: Path, stages: Sequence[str] | None) -> tuple[list[str], li
     targets = _choose_stages(root, stages)
     closure = stage_closure(root, targets)
     if "backtest" not in closure:
-        raise UsageError(f"--stage {' '.join(targets)} does not run the backtest stage: a "
-                         "run records a backtest (the grid runs with `ita-vc grid run`, "
-                         "or `ita-vc run --stage report --stage grid`)")
+        raise UsageError(
+            f"--stage {' '.join(targets)} does not run the backtest stage: a "
+            "run records a backtest (the grid runs with `ita-vc grid run`, "
+            "or `ita-vc run --stage report --stage grid`)"
+        )
     return targets, closure
 
 
-def _prepare(workspace: Workspace, edits: list[tuple[str, object]], opts: _RunOptions,
-             ) -> _Prepared:
+def _prepare(
+    workspace: Workspace,
+    edits: list[tuple[str, object]],
+    opts: _RunOptions,
+) -> _Prepared:
     """Steps 1-3 of the module docstring, in order; nothing is changed yet."""
     notes, code_commit = _recover_and_check_head(workspace, opts.commit)
-    params_path, original, text, dirty, params = _checked_params(workspace, edits,
-                                                                 opts.allow_dirty)
+    params_path, original, text, dirty, params = _checked_params(workspace, edits, opts.allow_dirty)
     targets, closure = _run_stages(workspace.root, opts.stages)
     rule_status = _preflight(workspace, params, closure, opts.mode)
-    return _Prepared(notes, code_commit, params_path, original, text, dirty, targets, closure,
-                     rule_status)
+    return _Prepared(
+        notes, code_commit, params_path, original, text, dirty, targets, closure, rule_status
+    )
 
 
-def _recorded_before(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
-                     ) -> RunReport | None:
+def _recorded_before(
+    workspace: Workspace,
+    prep: _Prepared,
+    opts: _RunOptions,
+) -> RunReport | None:
     """Step 4: the recorded run with these inputs, if the tree and params are unchanged."""
     if opts.force or prep.text != prep.original or prep.dirty:
         return None
@@ -568,16 +640,26 @@ def _recorded_before(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
         return None
     rid = str(previous["run_id"])
     rel = SnapshotStore(workspace).snapshot_relpath(rid)
-    return RunReport(rid, rel, previous, None, warnings=prep.notes, already=True,
-                     stages=prep.closure)
+    return RunReport(
+        rid, rel, previous, None, warnings=prep.notes, already=True, stages=prep.closure
+    )
 
 
-def _reproduce(workspace: Workspace, prep: _Prepared, edits: list[tuple[str, object]],
-               opts: _RunOptions, lock_fd: int | None) -> tuple[RunJournal, set[str]]:
+def _reproduce(
+    workspace: Workspace,
+    prep: _Prepared,
+    edits: list[tuple[str, object]],
+    opts: _RunOptions,
+    lock_fd: int | None,
+) -> tuple[RunJournal, set[str]]:
     """Step 5: journal, ``params.yaml`` written, ``dvc repro``; undone on any error. Returns
     the journal and the git status paths from before."""
-    journal = RunJournal(workspace, params_original=prep.original, params_written=prep.text,
-                         overrides=[f"{k}={v}" for k, v in edits])
+    journal = RunJournal(
+        workspace,
+        params_original=prep.original,
+        params_written=prep.text,
+        overrides=[f"{k}={v}" for k, v in edits],
+    )
     journal.save("repro")
     before = set(gitcli.status_paths(workspace.root))
     try:
@@ -590,8 +672,13 @@ def _reproduce(workspace: Workspace, prep: _Prepared, edits: list[tuple[str, obj
     return journal, before
 
 
-def _recorded_after(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
-                    journal: RunJournal, provenance: SnapshotStore) -> RunReport | None:
+def _recorded_after(
+    workspace: Workspace,
+    prep: _Prepared,
+    opts: _RunOptions,
+    journal: RunJournal,
+    provenance: SnapshotStore,
+) -> RunReport | None:
     """The recorded run the repro turned out to equal (e.g. ``-S`` back to its values)."""
     if opts.force or prep.dirty:
         return None
@@ -602,31 +689,53 @@ def _recorded_after(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
     journal.clear()
     changed = [p for p in RUN_WRITTEN if p in gitcli.status_paths(root)]
     if changed:
-        prep.notes.append(f"{' and '.join(changed)} now hold the values of "
-                          f"{same['run_id']}, not committed: commit them, or `git "
-                          f"checkout -- {' '.join(changed)}` to go back")
-    return RunReport(str(same["run_id"]),
-                     provenance.snapshot_relpath(str(same["run_id"])), same, None,
-                     warnings=prep.notes, already=True, stages=prep.closure)
+        prep.notes.append(
+            f"{' and '.join(changed)} now hold the values of "
+            f"{same['run_id']}, not committed: commit them, or `git "
+            f"checkout -- {' '.join(changed)}` to go back"
+        )
+    return RunReport(
+        str(same["run_id"]),
+        provenance.snapshot_relpath(str(same["run_id"])),
+        same,
+        None,
+        warnings=prep.notes,
+        already=True,
+        stages=prep.closure,
+    )
 
 
 def _staged_paths(after: set[str], before: set[str], rel: str, dirty: list[str]) -> list[str]:
     """What the run's commit holds: everything the run changed, its snapshot, the files it
     always writes, new ``.gitignore`` entries, and ``.dvc`` files when data was dirty."""
     return sorted(
-        {p for p in after if p not in before or p in RUN_WRITTEN or p == rel
-         or (p.endswith(".gitignore") and p not in dirty)}
-        | ({p for p in after if p.endswith(".dvc")} if any(".dvc:" in d for d in dirty)
-           else set()))
+        {
+            p
+            for p in after
+            if p not in before
+            or p in RUN_WRITTEN
+            or p == rel
+            or (p.endswith(".gitignore") and p not in dirty)
+        }
+        | ({p for p in after if p.endswith(".dvc")} if any(".dvc:" in d for d in dirty) else set())
+    )
 
 
-def _snapshot_and_commit(workspace: Workspace, prep: _Prepared, opts: _RunOptions,
-                         journal: RunJournal, provenance: SnapshotStore, report: RunReport,
-                         before: set[str]) -> None:
+def _snapshot_and_commit(
+    workspace: Workspace,
+    prep: _Prepared,
+    opts: _RunOptions,
+    journal: RunJournal,
+    provenance: SnapshotStore,
+    report: RunReport,
+    before: set[str],
+) -> None:
     """Step 6 proper: the snapshot built and saved, the run's changes staged and committed."""
     root = workspace.root
     snapshot = provenance.build(
-        report.run_id, code_commit=prep.code_commit, dirty_paths=prep.dirty,
+        report.run_id,
+        code_commit=prep.code_commit,
+        dirty_paths=prep.dirty,
         stages_run=prep.closure,
         meta={"author": default_author(root), "run_mode": opts.mode, "note": opts.note},
         rule_status=prep.rule_status,
@@ -636,18 +745,27 @@ def _snapshot_and_commit(workspace: Workspace, prep: _Prepared, opts: _RunOption
     after = set(gitcli.status_paths(root))
     report.staged = _staged_paths(after, before, report.snapshot_path, prep.dirty)
     journal.to_stage = report.staged
-    journal.message = (f"ita-vc run {report.run_id}: {snapshot['setup_id']} "
-                       f"{snapshot['rule_version']} ({opts.mode})")
+    journal.message = (
+        f"ita-vc run {report.run_id}: {snapshot['setup_id']} "
+        f"{snapshot['rule_version']} ({opts.mode})"
+    )
     _commit(workspace, journal, report, opts.commit)
 
 
-def _record(workspace: Workspace, prep: _Prepared, opts: _RunOptions, journal: RunJournal,
-            provenance: SnapshotStore, before: set[str]) -> RunReport:
+def _record(
+    workspace: Workspace,
+    prep: _Prepared,
+    opts: _RunOptions,
+    journal: RunJournal,
+    provenance: SnapshotStore,
+    before: set[str],
+) -> RunReport:
     """Step 6: a new run id journalled, then snapshot and commit; undone on any error."""
     root = workspace.root
     now = dt.datetime.now(dt.UTC)
-    identity = (f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|"
-                f"{prep.code_commit}")
+    identity = (
+        f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|{prep.code_commit}"
+    )
     run_id = next_run_id(workspace, opts.mode, now, identity)
     rel = provenance.snapshot_relpath(run_id)
     journal.run_id, journal.snapshot_path = run_id, rel
@@ -665,10 +783,18 @@ def _record(workspace: Workspace, prep: _Prepared, opts: _RunOptions, journal: R
 
 
 def run_pipeline(
-    workspace: Workspace, *, setup_id: str | None = None, version: str | None = None,
-    overrides: Iterable[tuple[str, object]] = (), mode: str = "backtest", note: str | None = None,
-    allow_dirty: bool = False, commit: bool = True, wait: float = 0,
-    stages: Sequence[str] | None = None, force: bool = False,
+    workspace: Workspace,
+    *,
+    setup_id: str | None = None,
+    version: str | None = None,
+    overrides: Iterable[tuple[str, object]] = (),
+    mode: str = "backtest",
+    note: str | None = None,
+    allow_dirty: bool = False,
+    commit: bool = True,
+    wait: float = 0,
+    stages: Sequence[str] | None = None,
+    force: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Run the pipeline and record it (see the module docstring).

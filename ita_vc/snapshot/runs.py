@@ -59,15 +59,19 @@ def sync_runs(workspace: Workspace) -> list[dict[str, Any]]:
     return rows
 
 
-def list_runs(workspace: Workspace, *, setup_id: str | None = None, sort: str | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
+def list_runs(
+    workspace: Workspace,
+    *,
+    setup_id: str | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Runs (newest first, or by a metric descending), with their key metrics and pin state.
 
     Raises:
         ItaVcError: an unknown sort metric. UsageError: a limit below 1.
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 1):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit must be a whole number >= 1, got {limit!r}")
     pins = pinned_runs(workspace)
     provenance = SnapshotStore(workspace)
@@ -101,11 +105,14 @@ def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
     sections: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "params": lambda s: flatten(s.get("params") or {}, lists=False),
         "rule": lambda s: {k: s.get(k) for k in ("setup_id", "rule_version", "params_hash")},
-        "data": lambda s: {k: s.get(k) for k in ("market", "symbol", "timeframe", "data_hash",
-                                                  "data_range")},
+        "data": lambda s: {
+            k: s.get(k) for k in ("market", "symbol", "timeframe", "data_hash", "data_range")
+        },
         "code": lambda s: {
-            "git_commit_hash": s.get("git_commit_hash"), "git_dirty": s.get("git_dirty"),
-            "engine_version": s.get("engine_version"), "config_hash": s.get("config_hash"),
+            "git_commit_hash": s.get("git_commit_hash"),
+            "git_dirty": s.get("git_dirty"),
+            "engine_version": s.get("engine_version"),
+            "config_hash": s.get("config_hash"),
             "python": (s.get("env") or {}).get("python"),
             "packages_sha256": (s.get("env") or {}).get("packages_sha256"),
         },
@@ -122,8 +129,14 @@ def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
 
 def pinned_runs(workspace: Workspace) -> dict[str, str]:
     """``{run_id: reason}`` of every ``ita/keep/<run_id>`` tag."""
-    raw = gitcli.git(["for-each-ref", f"refs/tags/{KEEP_TAG_PREFIX}",
-                      "--format=%(refname:strip=4)%09%(contents:subject)"], workspace.root)
+    raw = gitcli.git(
+        [
+            "for-each-ref",
+            f"refs/tags/{KEEP_TAG_PREFIX}",
+            "--format=%(refname:strip=4)%09%(contents:subject)",
+        ],
+        workspace.root,
+    )
     pins = {}
     for line in raw.decode().splitlines():
         run_id, _, reason = line.partition("\t")
@@ -132,8 +145,9 @@ def pinned_runs(workspace: Workspace) -> dict[str, str]:
     return pins
 
 
-def keep_run(workspace: Workspace, run_id: str, reason: str | None = None, *,
-             wait: float = 0) -> str:
+def keep_run(
+    workspace: Workspace, run_id: str, reason: str | None = None, *, wait: float = 0
+) -> str:
     """Pin a run: an annotated tag ``ita/keep/<run_id>`` on the commit that recorded it (on
     whichever branch or tag it is), under the workspace lock.
 
@@ -146,11 +160,12 @@ def keep_run(workspace: Workspace, run_id: str, reason: str | None = None, *,
     with workspace.lock(timeout=wait, purpose=f"ita-vc runs keep {run_id}"):
         recorded = recorded_runs(workspace).get(run_id)
         if recorded is None:
-            raise ItaVcError(f"no run {run_id}: no snapshot of it is committed on any branch or "
-                             "tag, nor in the working tree")
+            raise ItaVcError(
+                f"no run {run_id}: no snapshot of it is committed on any branch or "
+                "tag, nor in the working tree"
+            )
         if not recorded.commits:
-            raise ItaVcError(f"{recorded.path} is not committed yet: commit the run, then pin "
-                             "it")
+            raise ItaVcError(f"{recorded.path} is not committed yet: commit the run, then pin it")
         tag = f"{KEEP_TAG_PREFIX}{run_id}"
         message = reason or "kept"
         gitcli.git(["tag", "-f", "-a", tag, "-m", message, recorded.commits[0]], workspace.root)

@@ -82,8 +82,12 @@ def _objects(snapshot: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return [(role, path, md5) for (role, path), md5 in sorted(found.items())]
 
 
-def _check_git_deps(workspace: Workspace, snapshot: Mapping[str, Any],
-                    deps: list[tuple[str, str, str]], report: VerifyReport) -> None:
+def _check_git_deps(
+    workspace: Workspace,
+    snapshot: Mapping[str, Any],
+    deps: list[tuple[str, str, str]],
+    report: VerifyReport,
+) -> None:
     """Deps git tracks (code, rules, configs): at the run's commit, files must hash to the
     recorded md5 and folders must exist."""
     commit = str(snapshot.get("git_commit_hash"))
@@ -93,18 +97,22 @@ def _check_git_deps(workspace: Workspace, snapshot: Mapping[str, Any],
     for (_role, path, md5), spec in zip(deps, specs, strict=True):
         blob = blobs.get(spec)
         if md5.endswith(".dir"):
-            listing = gitcli.git(["ls-tree", "--name-only", commit, "--", path],
-                                 workspace.root, check=False)
+            listing = gitcli.git(
+                ["ls-tree", "--name-only", commit, "--", path], workspace.root, check=False
+            )
             if not listing.strip():
                 bad.append(f"{path}: not in commit {commit[:10]}")
         elif blob is None:
             bad.append(f"{path}: not in commit {commit[:10]}")
         elif hashlib.md5(blob, usedforsecurity=False).hexdigest() != md5:
             bad.append(f"{path}: at {commit[:10]} it does not hash to the recorded {md5}")
-    report.checks.append(Check(
-        "git-tracked deps at the run's commit", not bad,
-        f"{len(deps)} dep(s) match" if not bad else "; ".join(bad[:20]),
-    ))
+    report.checks.append(
+        Check(
+            "git-tracked deps at the run's commit",
+            not bad,
+            f"{len(deps)} dep(s) match" if not bad else "; ".join(bad[:20]),
+        )
+    )
 
 
 def _mark_trashed(workspace: Workspace, missing: list[str]) -> list[str]:
@@ -121,27 +129,35 @@ def _check_snapshot_hash(snapshot: dict[str, Any], report: VerifyReport) -> None
     """Tamper evidence: the recorded hash equals the content's."""
     recorded = snapshot.get("snapshot_sha256")
     computed = snapshot_hash(snapshot)
-    report.checks.append(Check(
-        "snapshot hash", recorded == computed,
-        "unchanged" if recorded == computed else
-        f"the snapshot was modified after it was written (tampered): recorded {recorded}, "
-        f"content hashes to {computed}",
-    ))
+    report.checks.append(
+        Check(
+            "snapshot hash",
+            recorded == computed,
+            "unchanged"
+            if recorded == computed
+            else f"the snapshot was modified after it was written (tampered): recorded {recorded}, "
+            f"content hashes to {computed}",
+        )
+    )
 
 
 def _check_rule(workspace: Workspace, snapshot: dict[str, Any], report: VerifyReport) -> None:
     """The rule file's ``params_hash`` against the registry."""
     try:
-        rule = RuleRegistry(workspace).verify(str(snapshot.get("setup_id")),
-                                              str(snapshot.get("rule_version")),
-                                              params_hash=snapshot.get("params_hash"))
+        rule = RuleRegistry(workspace).verify(
+            str(snapshot.get("setup_id")),
+            str(snapshot.get("rule_version")),
+            params_hash=snapshot.get("params_hash"),
+        )
         report.checks.append(Check("rule params_hash", True, f"{rule.path} {rule.params_hash}"))
     except ItaVcError as exc:
         report.checks.append(Check("rule params_hash", False, str(exc)))
 
 
-def _split_objects(snapshot: dict[str, Any], managed: list[str],
-                   ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+def _split_objects(
+    snapshot: dict[str, Any],
+    managed: list[str],
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     """The recorded objects DVC holds (outs, deps under DVC-tracked paths) and the git deps."""
 
     def in_dvc(path: str) -> bool:
@@ -153,8 +169,14 @@ def _split_objects(snapshot: dict[str, Any], managed: list[str],
     return objects, git_deps
 
 
-def _dir_entries(workspace: Workspace, label: str, md5: str, cache: Path,
-                 files: list[tuple[str, str, Path]], missing: list[str]) -> None:
+def _dir_entries(
+    workspace: Workspace,
+    label: str,
+    md5: str,
+    cache: Path,
+    files: list[tuple[str, str, Path]],
+    missing: list[str],
+) -> None:
     """Each file of a directory object: into ``files`` if cached, else into ``missing``."""
     try:
         entries = json.loads(cache.read_bytes())
@@ -171,8 +193,10 @@ def _dir_entries(workspace: Workspace, label: str, md5: str, cache: Path,
             missing.append(f"{entry_label} ({entry['md5']})")
 
 
-def _locate_objects(workspace: Workspace, objects: list[tuple[str, str, str]],
-                    ) -> tuple[list[tuple[str, str, Path]], list[str]]:
+def _locate_objects(
+    workspace: Workspace,
+    objects: list[tuple[str, str, str]],
+) -> tuple[list[tuple[str, str, Path]], list[str]]:
     """The cached files (label, md5, cache path) and the missing objects, in record order."""
     paths = cache_paths(workspace.root, [md5 for _r, _p, md5 in objects])
     missing: list[str] = []
@@ -191,16 +215,18 @@ def _locate_objects(workspace: Workspace, objects: list[tuple[str, str, str]],
 def _still_missing(workspace: Workspace, missing: list[str], remote: str | None) -> list[str]:
     """The missing objects the remote does not hold either, the trashed ones marked."""
     if missing and remote:
-        held = remote_has(workspace.root, remote, [m.rsplit("(", 1)[-1].rstrip(")")
-                                                   for m in missing if "(" in m])
+        held = remote_has(
+            workspace.root, remote, [m.rsplit("(", 1)[-1].rstrip(")") for m in missing if "(" in m]
+        )
         missing = [m for m in missing if not held.get(m.rsplit("(", 1)[-1].rstrip(")"))]
     if missing:
         missing = _mark_trashed(workspace, missing)
     return missing
 
 
-def _check_content(files: list[tuple[str, str, Path]], report: VerifyReport,
-                   progress: Callable[[int], None] | None) -> None:
+def _check_content(
+    files: list[tuple[str, str, Path]], report: VerifyReport, progress: Callable[[int], None] | None
+) -> None:
     """Deep: every cached object re-hashed."""
     bad: list[str] = []
     for label, md5, cache in files:
@@ -208,16 +234,23 @@ def _check_content(files: list[tuple[str, str, Path]], report: VerifyReport,
         report.hashed_paths.append(cache)
         if _md5(cache, progress) != md5:
             bad.append(f"{label}: {cache} does not hash to {md5}")
-    report.checks.append(Check("deep: object content", not bad,
-                               f"{len(files)} object(s) re-hashed" if not bad else
-                               "; ".join(bad[:20])))
+    report.checks.append(
+        Check(
+            "deep: object content",
+            not bad,
+            f"{len(files)} object(s) re-hashed" if not bad else "; ".join(bad[:20]),
+        )
+    )
 
 
-def _check_data_hash(files: list[tuple[str, str, Path]], snapshot: dict[str, Any],
-                     report: VerifyReport) -> None:
+def _check_data_hash(
+    files: list[tuple[str, str, Path]], snapshot: dict[str, Any], report: VerifyReport
+) -> None:
     """Deep: the data hash recomputed from the prepared candles."""
-    prepared = next((c for label, _m, c in files if label.endswith("/candles.parquet")
-                     and "prepared" in label), None)
+    prepared = next(
+        (c for label, _m, c in files if label.endswith("/candles.parquet") and "prepared" in label),
+        None,
+    )
     if prepared is None:
         report.checks.append(Check("deep: data_hash", False, "prepared candles not in cache"))
         return
@@ -226,13 +259,24 @@ def _check_data_hash(files: list[tuple[str, str, Path]], snapshot: dict[str, Any
     frame = pd.read_parquet(prepared)
     data_hash = hash_dataframe(frame[["ts_utc", "open", "high", "low", "close", "volume"]])
     ok = data_hash == snapshot.get("data_hash")
-    report.checks.append(Check("deep: data_hash", ok, data_hash if ok else
-                               f"prepared candles hash to {data_hash}, the snapshot says "
-                               f"{snapshot.get('data_hash')}"))
+    report.checks.append(
+        Check(
+            "deep: data_hash",
+            ok,
+            data_hash
+            if ok
+            else f"prepared candles hash to {data_hash}, the snapshot says "
+            f"{snapshot.get('data_hash')}",
+        )
+    )
 
 
 def verify_run(
-    workspace: Workspace, run_id: str, *, deep: bool = False, remote: str | None = None,
+    workspace: Workspace,
+    run_id: str,
+    *,
+    deep: bool = False,
+    remote: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Verify one run (see the module docstring); never raises for a failed check.
@@ -255,11 +299,15 @@ def verify_run(
     _check_git_deps(workspace, snapshot, git_deps, report)
     files, missing = _locate_objects(workspace, objects)
     missing = _still_missing(workspace, missing, remote)
-    report.checks.append(Check(
-        "objects in the DVC cache" + (f" or remote {remote}" if remote else ""), not missing,
-        f"{len(files)} object(s) present" if not missing else
-        f"{len(missing)} missing: " + "; ".join(missing[:20]),
-    ))
+    report.checks.append(
+        Check(
+            "objects in the DVC cache" + (f" or remote {remote}" if remote else ""),
+            not missing,
+            f"{len(files)} object(s) present"
+            if not missing
+            else f"{len(missing)} missing: " + "; ".join(missing[:20]),
+        )
+    )
     if deep:
         _check_content(files, report, progress)
         _check_data_hash(files, snapshot, report)

@@ -62,8 +62,13 @@ def _store() -> PersistentStore:
 
 
 def save_dataframe(
-    df: pd.DataFrame, kind: str, filename: str, subdir: str = "", fmt: str = "parquet",
-    overwrite: bool = True, meta: Mapping[str, object] | None = None,
+    df: pd.DataFrame,
+    kind: str,
+    filename: str,
+    subdir: str = "",
+    fmt: str = "parquet",
+    overwrite: bool = True,
+    meta: Mapping[str, object] | None = None,
 ) -> ArtifactRef:
     """:meth:`PersistentStore.save_dataframe` in the current workspace."""
     return _store().save_dataframe(df, kind, filename, subdir, fmt, overwrite, meta)
@@ -75,7 +80,11 @@ def load_dataframe(ref: ArtifactRef | str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def save_json(
-    obj: object, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
+    obj: object,
+    kind: str,
+    filename: str,
+    subdir: str = "",
+    overwrite: bool = True,
     meta: Mapping[str, object] | None = None,
 ) -> ArtifactRef:
     """:meth:`PersistentStore.save_json` in the current workspace."""
@@ -88,7 +97,11 @@ def load_json(ref: ArtifactRef | str | os.PathLike[str]) -> Any:
 
 
 def save_binary(
-    data: bytes, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
+    data: bytes,
+    kind: str,
+    filename: str,
+    subdir: str = "",
+    overwrite: bool = True,
     meta: Mapping[str, object] | None = None,
 ) -> ArtifactRef:
     """:meth:`PersistentStore.save_binary` in the current workspace."""

@@ -83,16 +83,25 @@ class ArtifactRef:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON-serialisable)."""
         return {
-            "id": self.id, "kind": self.kind, "path": self.path, "format": self.format,
-            "sha256": self.sha256, "size": self.size, "meta": dict(self.meta),
+            "id": self.id,
+            "kind": self.kind,
+            "path": self.path,
+            "format": self.format,
+            "sha256": self.sha256,
+            "size": self.size,
+            "meta": dict(self.meta),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArtifactRef:
         """Inverse of :meth:`to_dict`."""
         return cls(
-            id=str(data["id"]), kind=str(data["kind"]), path=str(data["path"]),
-            format=str(data["format"]), sha256=str(data["sha256"]), size=int(data["size"]),
+            id=str(data["id"]),
+            kind=str(data["kind"]),
+            path=str(data["path"]),
+            format=str(data["format"]),
+            sha256=str(data["sha256"]),
+            size=int(data["size"]),
             meta=dict(data.get("meta") or {}),
         )
 
@@ -138,8 +147,9 @@ def _dump_json(obj: object) -> bytes:
                 check(item)
 
     check(obj)
-    text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False,
-                      default=_json_default)
+    text = json.dumps(
+        obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False, default=_json_default
+    )
     return (text + "\n").encode("utf-8")
 
 
@@ -177,8 +187,10 @@ class PersistentStore:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise self._fail(f"{label} {value!r} is not valid Unicode text (a lone "
-                             "surrogate); names are stored as UTF-8") from None
+            raise self._fail(
+                f"{label} {value!r} is not valid Unicode text (a lone "
+                "surrogate); names are stored as UTF-8"
+            ) from None
         if value.startswith("/") or (len(value) > 1 and value[1] == ":"):
             raise self._fail(f"{label} {value!r} must be relative, not absolute")
         parts = [p for p in PurePosixPath(value).parts if p != "."]
@@ -187,8 +199,10 @@ class PersistentStore:
         for part in parts:
             size = len(part.encode("utf-8"))
             if size > MAX_NAME_BYTES:
-                raise self._fail(f"{label}: the name {part[:40]!r}... is {size} bytes, the "
-                                 f"limit is {MAX_NAME_BYTES} (filesystems refuse longer names)")
+                raise self._fail(
+                    f"{label}: the name {part[:40]!r}... is {size} bytes, the "
+                    f"limit is {MAX_NAME_BYTES} (filesystems refuse longer names)"
+                )
 
     def _target(self, kind: str, filename: str, subdir: str, fmt: str) -> str:
         root = self._kind_root(kind)
@@ -196,12 +210,15 @@ class PersistentStore:
         self._check_name("subdir", subdir)
         sub_parts = [p for p in PurePosixPath(subdir).parts if p != "."]
         if len(sub_parts) > MAX_SUBDIR_DEPTH:
-            raise self._fail(f"subdir is {len(sub_parts)} folders deep, the limit is "
-                             f"{MAX_SUBDIR_DEPTH}")
+            raise self._fail(
+                f"subdir is {len(sub_parts)} folders deep, the limit is {MAX_SUBDIR_DEPTH}"
+            )
         hidden = [p for p in sub_parts if p.startswith(".")]
         if hidden:
-            raise self._fail(f"subdir {subdir!r}: hidden folder {hidden[0]!r} (names starting "
-                             "with '.' are not indexed; use a plain name)")
+            raise self._fail(
+                f"subdir {subdir!r}: hidden folder {hidden[0]!r} (names starting "
+                "with '.' are not indexed; use a plain name)"
+            )
         if "/" in filename or filename in _FORBIDDEN_NAMES or filename.startswith("."):
             raise self._fail(f"filename {filename!r} must be a plain, non-hidden file name")
         if filename.endswith(SIDECAR_SUFFIX) or is_temp_file("." + filename):
@@ -214,8 +231,10 @@ class PersistentStore:
             filename += ext
         path = PurePosixPath(root, *sub_parts, filename).as_posix()
         if len(path.encode("utf-8")) > MAX_PATH_BYTES:
-            raise self._fail(f"the path is {len(path.encode('utf-8'))} bytes, the limit is "
-                             f"{MAX_PATH_BYTES}", path[:80] + "...")
+            raise self._fail(
+                f"the path is {len(path.encode('utf-8'))} bytes, the limit is {MAX_PATH_BYTES}",
+                path[:80] + "...",
+            )
         return path
 
     def _check_not_reserved(self, path: str) -> None:
@@ -225,10 +244,16 @@ class PersistentStore:
             raise self._fail(
                 f"{candles}/ is the canonical candle store: candles are written only by "
                 "`ita-vc data import` (ita_vc.candles.CandleStore.import_files), which validates "
-                "and merges them; save other tables under another kind (e.g. 'raw')", path)
+                "and merges them; save other tables under another kind (e.g. 'raw')",
+                path,
+            )
 
-    def _fail(self, message: str, path: str | None = None, cause: BaseException | None = None,
-              ) -> PersistentStoreError:
+    def _fail(
+        self,
+        message: str,
+        path: str | None = None,
+        cause: BaseException | None = None,
+    ) -> PersistentStoreError:
         error = PersistentStoreError(message, path=path)
         _log.error("store error: %s", error, exc_info=cause)
         return error
@@ -289,8 +314,15 @@ class PersistentStore:
         return entries if isinstance(entries, dict) else {}
 
     def _write(
-        self, kind: str, path: str, fmt: str, meta: dict[str, Any], overwrite: bool,
-        produce: Any, *, sidecar_record: dict[str, Any] | None = None,
+        self,
+        kind: str,
+        path: str,
+        fmt: str,
+        meta: dict[str, Any],
+        overwrite: bool,
+        produce: Any,
+        *,
+        sidecar_record: dict[str, Any] | None = None,
         reserved_ok: bool = False,
     ) -> ArtifactRef:
         if not reserved_ok:
@@ -298,14 +330,23 @@ class PersistentStore:
         target = self.workspace.contained(path)
         self.workspace.contained(path + SIDECAR_SUFFIX)
         # file, sidecar and index row of one artifact change together: one writer per path
-        with self.workspace.lock(name=_stripe_lock(path), timeout=_STORE_LOCK_WAIT_S,
-                                 purpose=f"writing {path}"):
-            return self._write_locked(kind, path, target, fmt, meta, overwrite, produce,
-                                      sidecar_record)
+        with self.workspace.lock(
+            name=_stripe_lock(path), timeout=_STORE_LOCK_WAIT_S, purpose=f"writing {path}"
+        ):
+            return self._write_locked(
+                kind, path, target, fmt, meta, overwrite, produce, sidecar_record
+            )
 
     def _write_locked(
-        self, kind: str, path: str, target: Path, fmt: str, meta: dict[str, Any],
-        overwrite: bool, produce: Any, sidecar_record: dict[str, Any] | None,
+        self,
+        kind: str,
+        path: str,
+        target: Path,
+        fmt: str,
+        meta: dict[str, Any],
+        overwrite: bool,
+        produce: Any,
+        sidecar_record: dict[str, Any] | None,
     ) -> ArtifactRef:
         if not overwrite and target.exists():
             raise self._fail("already exists and overwrite=False", path)
@@ -342,15 +383,29 @@ class PersistentStore:
             return None if value is None else str(value)
 
         return IndexRow(
-            file_id=ref.id, path=ref.path, kind=ref.kind, format=ref.format, sha256=ref.sha256,
-            size=ref.size, symbol=text("symbol"), timeframe=text("timeframe"),
-            run_id=text("run_id"), rule_version=text("rule_version"), created_at=created_at,
+            file_id=ref.id,
+            path=ref.path,
+            kind=ref.kind,
+            format=ref.format,
+            sha256=ref.sha256,
+            size=ref.size,
+            symbol=text("symbol"),
+            timeframe=text("timeframe"),
+            run_id=text("run_id"),
+            rule_version=text("rule_version"),
+            created_at=created_at,
             meta_json=canonical_json(dict(ref.meta)),
         )
 
     def save_dataframe(
-        self, df: pd.DataFrame, kind: str, filename: str, subdir: str = "",
-        fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, object] | None = None,
+        self,
+        df: pd.DataFrame,
+        kind: str,
+        filename: str,
+        subdir: str = "",
+        fmt: str = "parquet",
+        overwrite: bool = True,
+        meta: Mapping[str, object] | None = None,
     ) -> ArtifactRef:
         """Save a table as parquet (default; zstd unless configured) or CSV.
 
@@ -366,9 +421,16 @@ class PersistentStore:
         return self._save_dataframe(df, kind, filename, subdir, fmt, overwrite, meta)
 
     def _save_dataframe(
-        self, df: pd.DataFrame, kind: str, filename: str, subdir: str = "",
-        fmt: str = "parquet", overwrite: bool = True, meta: Mapping[str, object] | None = None,
-        *, reserved_ok: bool = False,
+        self,
+        df: pd.DataFrame,
+        kind: str,
+        filename: str,
+        subdir: str = "",
+        fmt: str = "parquet",
+        overwrite: bool = True,
+        meta: Mapping[str, object] | None = None,
+        *,
+        reserved_ok: bool = False,
     ) -> ArtifactRef:
         import pandas as pd  # lazy: pandas/pyarrow only for table artifacts (the store is light)
 
@@ -384,18 +446,32 @@ class PersistentStore:
             self._check_not_reserved(path)
         if fmt == "parquet":
             writer = self._parquet_writer(df, kind, clean_meta, path)
-            return self._write(kind, path, fmt, clean_meta, overwrite, writer,
-                               reserved_ok=reserved_ok)
+            return self._write(
+                kind, path, fmt, clean_meta, overwrite, writer, reserved_ok=reserved_ok
+            )
         dtypes = {str(c): str(t) for c, t in df.dtypes.items()}
 
         def write_csv(tmp: Path) -> None:
             df.to_csv(tmp, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%f")
 
-        return self._write(kind, path, fmt, clean_meta, overwrite, write_csv,
-                           sidecar_record={"dtypes": dtypes}, reserved_ok=reserved_ok)
+        return self._write(
+            kind,
+            path,
+            fmt,
+            clean_meta,
+            overwrite,
+            write_csv,
+            sidecar_record={"dtypes": dtypes},
+            reserved_ok=reserved_ok,
+        )
 
-    def _parquet_writer(self, df: pd.DataFrame, kind: str, meta: dict[str, Any], path: str,
-                        ) -> Any:
+    def _parquet_writer(
+        self,
+        df: pd.DataFrame,
+        kind: str,
+        meta: dict[str, Any],
+        path: str,
+    ) -> Any:
         import pyarrow as pa  # lazy: table artifacts only
         import pyarrow.parquet as pq
 
@@ -414,7 +490,12 @@ class PersistentStore:
         return write
 
     def save_json(
-        self, obj: object, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
+        self,
+        obj: object,
+        kind: str,
+        filename: str,
+        subdir: str = "",
+        overwrite: bool = True,
         meta: Mapping[str, object] | None = None,
     ) -> ArtifactRef:
         """Save a JSON document (sorted keys, 2-space indent; NaN/inf refused).
@@ -431,7 +512,12 @@ class PersistentStore:
         return self._write(kind, path, "json", clean_meta, overwrite, payload)
 
     def save_binary(
-        self, data: bytes, kind: str, filename: str, subdir: str = "", overwrite: bool = True,
+        self,
+        data: bytes,
+        kind: str,
+        filename: str,
+        subdir: str = "",
+        overwrite: bool = True,
         meta: Mapping[str, object] | None = None,
     ) -> ArtifactRef:
         """Save raw bytes (PNG charts, screenshots, anything); the format is ``png`` or ``binary``.
@@ -523,8 +609,15 @@ class PersistentStore:
         rel, _ = self._resolve(path)
         row = self.index.get(rel)
         if row is not None:
-            return ArtifactRef(row.file_id, row.kind, row.path, row.format, row.sha256,
-                               row.size, json.loads(row.meta_json))
+            return ArtifactRef(
+                row.file_id,
+                row.kind,
+                row.path,
+                row.format,
+                row.sha256,
+                row.size,
+                json.loads(row.meta_json),
+            )
         scanned = self._scan_file(rel)
         if scanned is None:
             raise self._fail("no such artifact", rel)
@@ -645,12 +738,14 @@ class PersistentStore:
         """:meth:`rebuild`, returning the number of indexed artifacts."""
         return self.rebuild().count
 
-    def list(self, *, kind: str | None = None, symbol: str | None = None,
-             run_id: str | None = None) -> list[ArtifactRef]:
+    def list(
+        self, *, kind: str | None = None, symbol: str | None = None, run_id: str | None = None
+    ) -> list[ArtifactRef]:
         """Indexed artifacts matching the filters, by path."""
         return [
-            ArtifactRef(r.file_id, r.kind, r.path, r.format, r.sha256, r.size,
-                        json.loads(r.meta_json))
+            ArtifactRef(
+                r.file_id, r.kind, r.path, r.format, r.sha256, r.size, json.loads(r.meta_json)
+            )
             for r in self.index.query(kind=kind, symbol=symbol, run_id=run_id)
         ]
 
@@ -677,7 +772,8 @@ def _read_csv(stream: io.BytesIO, dtypes: Mapping[str, str]) -> pd.DataFrame:
 
     parse_dates = [c for c, t in dtypes.items() if t.startswith("datetime64")]
     simple = {
-        c: t for c, t in dtypes.items()
+        c: t
+        for c, t in dtypes.items()
         if not t.startswith(("datetime64", "timedelta64")) and t not in ("str", "string", "object")
     }
     text_cols = {c: "string" for c, t in dtypes.items() if t in ("str", "string", "object")}
@@ -687,7 +783,10 @@ def _read_csv(stream: io.BytesIO, dtypes: Mapping[str, str]) -> pd.DataFrame:
     )
     reader: Any = pd.read_csv
     df: Any = reader(
-        stream, dtype={**simple, **text_cols} or None, keep_default_na=False, na_values=[""],
+        stream,
+        dtype={**simple, **text_cols} or None,
+        keep_default_na=False,
+        na_values=[""],
         **exact,
     )
     for col in parse_dates:

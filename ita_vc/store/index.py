@@ -92,8 +92,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 )
 
 RUN_COLUMNS = (
-    "run_id", "status", "created_at", "setup_id", "rule_version", "config_hash", "git_commit",
-    "run_mode", "snapshot_path", "snapshot_sha256", "metrics_json",
+    "run_id",
+    "status",
+    "created_at",
+    "setup_id",
+    "rule_version",
+    "config_hash",
+    "git_commit",
+    "run_mode",
+    "snapshot_path",
+    "snapshot_sha256",
+    "metrics_json",
 )
 _INSERT_RUN = (
     f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) "  # noqa: S608
@@ -101,8 +110,18 @@ _INSERT_RUN = (
 )
 
 _COLUMNS = (
-    "file_id", "path", "kind", "format", "sha256", "size", "symbol", "timeframe", "run_id",
-    "rule_version", "created_at", "meta_json",
+    "file_id",
+    "path",
+    "kind",
+    "format",
+    "sha256",
+    "size",
+    "symbol",
+    "timeframe",
+    "run_id",
+    "rule_version",
+    "created_at",
+    "meta_json",
 )
 
 # column names are constants, values are bound parameters
@@ -240,8 +259,9 @@ class MetadataIndex:
     def upsert(self, row: IndexRow) -> None:
         """Insert or replace the row for ``row.path``."""
         with self._transaction() as conn:
-            conn.execute("DELETE FROM artifacts WHERE path = ? AND file_id != ?",
-                         (row.path, row.file_id))
+            conn.execute(
+                "DELETE FROM artifacts WHERE path = ? AND file_id != ?", (row.path, row.file_id)
+            )
             conn.execute(
                 _INSERT,
                 row.values(),
@@ -278,8 +298,7 @@ class MetadataIndex:
         rows = self._select("runs", RUN_COLUMNS, "created_at, run_id", filters)
         return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
 
-    def mark_object(self, oid: str, *, path: str, cls: str | None, size: int,
-                    status: str) -> None:
+    def mark_object(self, oid: str, *, path: str, cls: str | None, size: int, status: str) -> None:
         """Record a DVC cache object's retention status (trashed, purged, restored, archived)."""
         self.mark_objects([(oid, path, cls, size)], status)
 
@@ -287,8 +306,10 @@ class MetadataIndex:
         """:meth:`mark_object` for many ``(oid, path, class, size)`` in one transaction."""
         now = utc_now_iso()
         with self._transaction() as conn:
-            conn.executemany("INSERT OR REPLACE INTO cache_objects VALUES (?, ?, ?, ?, ?, ?)",
-                             [(o, p, c, s, status, now) for o, p, c, s in objects])
+            conn.executemany(
+                "INSERT OR REPLACE INTO cache_objects VALUES (?, ?, ?, ?, ?, ?)",
+                [(o, p, c, s, status, now) for o, p, c, s in objects],
+            )
 
     def objects(self, status: str | None = None) -> list[dict[str, Any]]:
         """Cache objects the retention machinery touched (optionally with one status)."""
@@ -299,11 +320,14 @@ class MetadataIndex:
             params.append(status)
         with self._connection() as conn:
             cols = ("oid", "path", "class", "size", "status", "changed_at")
-            return [dict(zip(cols, row, strict=True)) for row in conn.execute(sql + " ORDER BY oid",
-                                                                             params)]
+            return [
+                dict(zip(cols, row, strict=True))
+                for row in conn.execute(sql + " ORDER BY oid", params)
+            ]
 
-    def replace_all(self, rows: Iterable[IndexRow],
-                    runs: Iterable[Mapping[str, object]] = ()) -> int:
+    def replace_all(
+        self, rows: Iterable[IndexRow], runs: Iterable[Mapping[str, object]] = ()
+    ) -> int:
         """Recreate the whole index from ``rows`` and ``runs`` (built aside, then moved into
         place)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -340,8 +364,13 @@ class MetadataIndex:
         rows = self.query(path=path)
         return rows[0] if rows else None
 
-    def _select(self, table: str, columns: tuple[str, ...], order: str,
-                filters: Mapping[str, str | int | None]) -> list[tuple[Any, ...]]:
+    def _select(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        order: str,
+        filters: Mapping[str, str | int | None],
+    ) -> list[tuple[Any, ...]]:
         """Rows of ``table`` matching every non-None column filter."""
         clauses, params = [], []
         for column, value in filters.items():

@@ -158,8 +158,12 @@ def tracked_paths(root: str | Path) -> list[str]:
     try:
         check_pipeline_files(root)
         with Repo(str(root)) as repo:
-            return sorted({Path(out.fs_path).relative_to(Path(root).resolve()).as_posix()
-                           for out in repo.index.outs})
+            return sorted(
+                {
+                    Path(out.fs_path).relative_to(Path(root).resolve()).as_posix()
+                    for out in repo.index.outs
+                }
+            )
     except DvcException as exc:
         raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
 
@@ -217,16 +221,23 @@ def check_params_values(text: str, doc: object) -> None:
         line = index.get(dotted, (None, None))[0]
         raw = index.get(dotted, (None, None))[1] or str(value)
         where = f"params.yaml:{line}" if line else "params.yaml"
-        lines.append(f"{where}: {dotted}: {raw} is a YAML {type(value).__name__}, which DVC "
-                     f"cannot read as a parameter: quote it ('{raw}')")
+        lines.append(
+            f"{where}: {dotted}: {raw} is a YAML {type(value).__name__}, which DVC "
+            f"cannot read as a parameter: quote it ('{raw}')"
+        )
     raise DataValidationError("\n".join(lines))
 
 
 def _check_text(name: str, text: str) -> None:
-    limits = ({"max_bytes": LOCKFILE_MAX_BYTES, "max_nodes": LOCKFILE_MAX_NODES}
-              if name == "dvc.lock" else {})
-    hints = {"dvc.lock": "; restore it (`git checkout dvc.lock`) or re-run `dvc repro`",
-             "dvc.yaml": "; fix the pipeline file"}
+    limits = (
+        {"max_bytes": LOCKFILE_MAX_BYTES, "max_nodes": LOCKFILE_MAX_NODES}
+        if name == "dvc.lock"
+        else {}
+    )
+    hints = {
+        "dvc.lock": "; restore it (`git checkout dvc.lock`) or re-run `dvc repro`",
+        "dvc.yaml": "; fix the pipeline file",
+    }
     try:
         compose_yaml(text, name, allow_aliases=True, **limits)
         if name == "params.yaml":
@@ -249,8 +260,9 @@ def check_pipeline_files(root: str | Path) -> None:
         if not path.is_file():
             continue
         try:
-            text = read_text_file(path, max_bytes=LOCKFILE_MAX_BYTES if name == "dvc.lock"
-                                  else MAX_BYTES)
+            text = read_text_file(
+                path, max_bytes=LOCKFILE_MAX_BYTES if name == "dvc.lock" else MAX_BYTES
+            )
         except YamlError as exc:  # too large, not UTF-8
             cls = DataValidationError if name == "params.yaml" else ConfigError
             raise cls(str(exc)) from exc
@@ -266,8 +278,20 @@ def check_pipeline_history(root: str | Path) -> int:
         DataValidationError, ConfigError: a committed version that does not (named with the
             commit that introduced it).
     """
-    raw = gitcli.git(["log", "--all", "--format=%H", "--raw", "--no-abbrev", "--no-renames",
-                      "--", *PIPELINE_FILES], root, check=False).decode("utf-8", "replace")
+    raw = gitcli.git(
+        [
+            "log",
+            "--all",
+            "--format=%H",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--",
+            *PIPELINE_FILES,
+        ],
+        root,
+        check=False,
+    ).decode("utf-8", "replace")
     blobs: dict[str, tuple[str, str]] = {}
     commit = ""
     for line in raw.splitlines():
@@ -297,8 +321,7 @@ def _quiet_repo(root: str | Path) -> Iterator[Any]:
     from dvc.repo import Repo  # lazy: see the module docstring
 
     check_pipeline_files(root)
-    with contextlib.chdir(root), contextlib.redirect_stdout(io.StringIO()), \
-            Repo(str(root)) as repo:
+    with contextlib.chdir(root), contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
         yield repo
 
 
@@ -318,8 +341,9 @@ def stage_closure(root: str | Path, targets: list[str]) -> list[str]:
             graph = repo.index.graph
             wanted = []
             for target in targets:
-                for stage in repo.stage.collect(_stage_target(root, target), with_deps=True,
-                                                graph=graph):
+                for stage in repo.stage.collect(
+                    _stage_target(root, target), with_deps=True, graph=graph
+                ):
                     if isinstance(stage, PipelineStage) and stage.name not in wanted:
                         wanted.append(stage.name)
             order = [s.name for s in repo.index.stages if isinstance(s, PipelineStage)]
@@ -340,9 +364,14 @@ def pipeline_outputs(root: str | Path) -> list[str]:
 
     try:
         with _quiet_repo(root) as repo:
-            return sorted({Path(out.fs_path).relative_to(Path(repo.root_dir)).as_posix()
-                           for stage in repo.index.stages if isinstance(stage, PipelineStage)
-                           for out in stage.outs})
+            return sorted(
+                {
+                    Path(out.fs_path).relative_to(Path(repo.root_dir)).as_posix()
+                    for stage in repo.index.stages
+                    if isinstance(stage, PipelineStage)
+                    for out in stage.outs
+                }
+            )
     except DvcException as exc:
         raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
 
@@ -360,8 +389,11 @@ def data_source_changes(root: str | Path) -> list[str]:
     found = []
     try:
         with _quiet_repo(root) as repo:
-            sources = [stage.relpath for stage in repo.index.stages
-                       if not isinstance(stage, PipelineStage) and stage.is_data_source]
+            sources = [
+                stage.relpath
+                for stage in repo.index.stages
+                if not isinstance(stage, PipelineStage) and stage.is_data_source
+            ]
             status = repo.status(targets=sources) if sources else {}
             for name, entries in status.items():
                 for entry in entries:
@@ -402,8 +434,8 @@ def pipeline_status(root: str | Path, targets: list[str] | None = None) -> dict[
     try:
         with _quiet_repo(root) as repo:
             status: dict[str, object] = repo.status(
-                targets=[f"dvc.yaml:{t}" for t in targets or []] or None,
-                with_deps=bool(targets))
+                targets=[f"dvc.yaml:{t}" for t in targets or []] or None, with_deps=bool(targets)
+            )
             return status
     except DvcException as exc:
         raise VcsError(f"dvc status failed: {describe_error(exc)}") from exc
@@ -436,8 +468,10 @@ def shared_cache_reason(root: Path) -> str | None:
     if shared:
         return f"cache.shared = {shared}: the cache is shared with other users/projects"
     if not cache.is_relative_to(root.resolve()):
-        return (f"cache.dir is {cache}, outside this repository: other projects may use "
-                "objects this repository does not reference")
+        return (
+            f"cache.dir is {cache}, outside this repository: other projects may use "
+            "objects this repository does not reference"
+        )
     return None
 
 
@@ -476,10 +510,15 @@ def _tree_entries(out: Any) -> list[tuple[str, str]]:
         tree = out.get_obj()
     except Exception:  # noqa: BLE001 - a manifest missing from the cache
         tree = None
-    return [] if tree is None else [
-        ("/".join(key), hi.value) for key, (_meta, hi) in tree.iteritems()
-        if hi is not None and hi.value
-    ]
+    return (
+        []
+        if tree is None
+        else [
+            ("/".join(key), hi.value)
+            for key, (_meta, hi) in tree.iteritems()
+            if hi is not None and hi.value
+        ]
+    )
 
 
 def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) -> CacheScan:
@@ -510,8 +549,11 @@ def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) ->
                     if not info or not info.value or not out.use_cache:
                         continue
                     fs_path = str(out.fs_path)
-                    path = (Path(fs_path).relative_to(root).as_posix() if rev == "workspace"
-                            else fs_path.lstrip("/"))
+                    path = (
+                        Path(fs_path).relative_to(root).as_posix()
+                        if rev == "workspace"
+                        else fs_path.lstrip("/")
+                    )
                     outs.append((path, info.value))
                     if info.isdir and info.value not in scan.trees:
                         scan.trees[info.value] = _tree_entries(out)
@@ -519,6 +561,8 @@ def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) ->
             scan.stored = set(odb.all())
     except DvcException as exc:
         rev_text = f" at revision {rev[:10]}" if revisions and rev != "workspace" else ""
-        raise VcsError(f"DVC cannot read the pipeline files{rev_text}: {describe_error(exc)}; "
-                       "fix or restore them (`git checkout dvc.lock`) before gc") from exc
+        raise VcsError(
+            f"DVC cannot read the pipeline files{rev_text}: {describe_error(exc)}; "
+            "fix or restore them (`git checkout dvc.lock`) before gc"
+        ) from exc
     return scan

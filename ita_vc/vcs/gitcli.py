@@ -38,24 +38,36 @@ EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 Change = tuple[str, str]  # (status letter A/M/D/T, repo-relative path)
 
 
-def run(args: list[str], cwd: str | Path | None, *, stdin: bytes | None = None,
-        timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+def run(
+    args: list[str],
+    cwd: str | Path | None,
+    *,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``git ARGS`` in ``cwd`` (None: the current folder), whatever its exit code.
 
     Raises:
         VcsError: git cannot be started, or ran longer than ``timeout`` seconds.
     """
     try:
-        return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
-                              check=False, timeout=timeout)
+        return subprocess.run(
+            ["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False, timeout=timeout
+        )
     except OSError as exc:
         raise VcsError(f"cannot run git: {exc}") from exc
     except subprocess.TimeoutExpired as exc:
         raise VcsError(f"git {' '.join(args)} did not finish in {timeout} s") from exc
 
 
-def git(args: list[str], cwd: str | Path | None, *, stdin: bytes | None = None,
-        check: bool = True, timeout: float | None = None) -> bytes:
+def git(
+    args: list[str],
+    cwd: str | Path | None,
+    *,
+    stdin: bytes | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+) -> bytes:
     """Run ``git ARGS`` in ``cwd``; returns stdout.
 
     Raises:
@@ -111,8 +123,7 @@ def _split_z(raw: bytes) -> list[str]:
 
 def diff_names(root: str | Path, *args: str, prefix: str) -> list[Change]:
     """``git diff --name-status --no-renames -z ARGS -- prefix`` as ``(status, path)`` pairs."""
-    raw = _split_z(git(["diff", "--name-status", "--no-renames", "-z", *args, "--", prefix],
-                       root))
+    raw = _split_z(git(["diff", "--name-status", "--no-renames", "-z", *args, "--", prefix], root))
     return [(raw[i][0], raw[i + 1]) for i in range(0, len(raw) - 1, 2)]
 
 
@@ -161,8 +172,20 @@ def deleted_in_history(root: str | Path, paths: list[str], rev: str = "HEAD") ->
     """Those of ``paths`` that some commit reachable from ``rev`` deleted (one git call)."""
     if not paths:
         return set()
-    raw = git(["log", "--format=", "--name-only", "--no-renames", "--diff-filter=D", "-z", rev,
-               "--", *paths], root)
+    raw = git(
+        [
+            "log",
+            "--format=",
+            "--name-only",
+            "--no-renames",
+            "--diff-filter=D",
+            "-z",
+            rev,
+            "--",
+            *paths,
+        ],
+        root,
+    )
     return set(_split_z(raw)) & set(paths)
 
 
@@ -193,8 +216,7 @@ def branch(root: str | Path) -> str | None:
     return out.decode() or None
 
 
-def config_value(root: str | Path | None, key: str, *,
-                 timeout: float | None = None) -> str | None:
+def config_value(root: str | Path | None, key: str, *, timeout: float | None = None) -> str | None:
     """``git config KEY`` or None (``root`` None: the current folder).
 
     Raises:

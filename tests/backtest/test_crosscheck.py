@@ -31,8 +31,15 @@ def _theirs():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bt = Backtest(GOOG, SmaCross, cash=1_000_000, commission=0.00075, trade_on_close=True,
-                      exclusive_orders=True, finalize_trades=True)
+        bt = Backtest(
+            GOOG,
+            SmaCross,
+            cash=1_000_000,
+            commission=0.00075,
+            trade_on_close=True,
+            exclusive_orders=True,
+            finalize_trades=True,
+        )
         stats = bt.run()
     return [(int(t.EntryBar), int(t.ExitBar)) for t in stats._trades.itertuples()]
 
@@ -40,12 +47,18 @@ def _theirs():
 def test_ma_cross_agrees_trade_for_trade_with_backtesting_py():
     goog = Path(backtesting.__file__).parent / "test" / "GOOG.csv"
     frame = read_candle_file(goog)
-    rule = {"setup_id": "xcheck", "version": "1.0", "direction": "long-short",
-            "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}]}
+    rule = {
+        "setup_id": "xcheck",
+        "version": "1.0",
+        "direction": "long-short",
+        "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}}],
+    }
     ours = run_backtest(frame, rule, {"backtest": {"warmup_bars": 0}})
     bar = {int(ts): i for i, ts in enumerate(frame["ts_utc"])}
-    our_trades = [(bar[int(a)], bar[int(b)])
-                  for a, b in zip(ours.trades["entry_ts"], ours.trades["exit_ts"], strict=True)]
+    our_trades = [
+        (bar[int(a)], bar[int(b)])
+        for a, b in zip(ours.trades["entry_ts"], ours.trades["exit_ts"], strict=True)
+    ]
     their_trades = _theirs()
     last = len(frame) - 1
     # 1. the first signal: with no bar before the range the state before it is NEUTRAL, so the

@@ -19,8 +19,19 @@ def run(close, states, **kwargs):
 
 
 def trade(out, i):
-    keys = ("entry_i", "exit_i", "dir", "qty", "entry_price", "exit_price", "entry_fee",
-            "exit_fee", "pnl", "ret", "reason")
+    keys = (
+        "entry_i",
+        "exit_i",
+        "dir",
+        "qty",
+        "entry_price",
+        "exit_price",
+        "entry_fee",
+        "exit_fee",
+        "pnl",
+        "ret",
+        "reason",
+    )
     return dict(zip(keys, out.trades[i].tolist(), strict=True))
 
 
@@ -129,12 +140,16 @@ def test_long_only_and_short_only():
     states = [0, 1, -1, 1, -1, 0]
     closes = [100, 100, 100, 100, 100, 100]
     long_only = run(closes, states, direction="long-only")
-    assert [(trade(long_only, i)["entry_i"], trade(long_only, i)["exit_i"])
-            for i in range(len(long_only.trades))] == [(1, 2), (3, 4)]
+    assert [
+        (trade(long_only, i)["entry_i"], trade(long_only, i)["exit_i"])
+        for i in range(len(long_only.trades))
+    ] == [(1, 2), (3, 4)]
     assert set(long_only.trades[:, 2]) == {1}
     short_only = run(closes, states, direction="short-only")
-    assert [(trade(short_only, i)["entry_i"], trade(short_only, i)["exit_i"])
-            for i in range(len(short_only.trades))] == [(2, 3), (4, 5)]
+    assert [
+        (trade(short_only, i)["entry_i"], trade(short_only, i)["exit_i"])
+        for i in range(len(short_only.trades))
+    ] == [(2, 3), (4, 5)]
     assert set(short_only.trades[:, 2]) == {-1}
     assert trade(short_only, 1)["reason"] == 3  # still short at the end
 
@@ -145,8 +160,12 @@ def test_prev_state_from_the_warm_up():
 
 
 def test_fixed_quote_sizing():
-    out = run([100, 100, 100, 100], [0, 1, -1, -1], direction="long-only",
-              sizing={"mode": "fixed_quote", "amount": 250.0})
+    out = run(
+        [100, 100, 100, 100],
+        [0, 1, -1, -1],
+        direction="long-only",
+        sizing={"mode": "fixed_quote", "amount": 250.0},
+    )
     buy = 100 * (1 + SLIP)
     assert trade(out, 0)["qty"] == pytest.approx(250 / buy, rel=1e-15)
     capped = run([100, 100, 100], [0, 1, 1], sizing={"mode": "fixed_quote", "amount": 5000.0})
@@ -156,8 +175,9 @@ def test_fixed_quote_sizing():
 def test_strategy_compound_bookkeeping():
     closes = [100, 100, 110, 110, 99, 99]
     states = [0, 1, -1, 1, -1, -1]
-    out = run(closes, states, direction="long-only",
-              sizing={"mode": "strategy_compound", "budget": 400.0})
+    out = run(
+        closes, states, direction="long-only", sizing={"mode": "strategy_compound", "budget": 400.0}
+    )
     b1 = 100 * (1 + SLIP)
     q1 = 400 / (b1 * (1 + FEE))
     t0 = trade(out, 0)
@@ -172,9 +192,16 @@ def test_strategy_compound_bookkeeping():
 def test_profit_lock_sets_profit_aside():
     closes = [100, 100, 110, 110, 120, 120]
     states = [0, 1, -1, 1, -1, -1]
-    out = run(closes, states, direction="long-only",
-              sizing={"mode": "strategy_compound_profit_lock", "budget": 400.0,
-                      "safe_profit_percent": 50.0})
+    out = run(
+        closes,
+        states,
+        direction="long-only",
+        sizing={
+            "mode": "strategy_compound_profit_lock",
+            "budget": 400.0,
+            "safe_profit_percent": 50.0,
+        },
+    )
     t0 = trade(out, 0)
     assert t0["pnl"] > 0
     available = 400 + t0["pnl"] - t0["pnl"] * 0.5

@@ -23,8 +23,9 @@ def _refused(raw, *fragments):
 
 
 @pytest.mark.parametrize("key", ["fee_pct", "slippage_pct"])
-@pytest.mark.parametrize("value", [100, 100.0, 250, 1e300, -0.001, math.nan, math.inf, "1",
-                                   True, [1], {"a": 1}, 10**400])
+@pytest.mark.parametrize(
+    "value", [100, 100.0, 250, 1e300, -0.001, math.nan, math.inf, "1", True, [1], {"a": 1}, 10**400]
+)
 def test_fees_and_slippage_are_percents_in_0_to_100(key, value):
     _refused({"backtest": {key: value}}, f"params.yaml: backtest.{key}: {value!r}: {key} must")
 
@@ -37,8 +38,9 @@ def test_the_bounds_themselves(key):
     _refused({"backtest": {key: MAX_PCT}}, ">= 0 and < 100 (percent)")
 
 
-@pytest.mark.parametrize("value", [0, -1, math.inf, -math.inf, math.nan, "10000", None, False,
-                                   10**400])
+@pytest.mark.parametrize(
+    "value", [0, -1, math.inf, -math.inf, math.nan, "10000", None, False, 10**400]
+)
 def test_init_cash_is_finite_and_positive(value):
     _refused({"backtest": {"init_cash": value}}, "params.yaml: backtest.init_cash: ")
 
@@ -49,8 +51,22 @@ def test_warmup_bars(value):
 
 
 @pytest.mark.parametrize(
-    "setup_id", ["Frank_raid/../example_ma_cross", "../../..", "..", "a b", "/etc", "", ".x",
-                 "a" * 65, 123, True, ["x"], {"x": 1}, "x\x00y"],
+    "setup_id",
+    [
+        "Frank_raid/../example_ma_cross",
+        "../../..",
+        "..",
+        "a b",
+        "/etc",
+        "",
+        ".x",
+        "a" * 65,
+        123,
+        True,
+        ["x"],
+        {"x": 1},
+        "x\x00y",
+    ],
 )
 def test_setup_ids_are_checked_like_rule_files(setup_id):
     _refused({"rule": {"setup_id": setup_id}}, f"params.yaml: rule.setup_id: {setup_id!r}: ")
@@ -64,13 +80,19 @@ def test_versions(version):
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [
-        ("1677-09-20", "outside the time range"), ("2262-04-12", "outside the time range"),
-        ("9999-12-31", "outside the time range"), ("0001-01-01", "outside the time range"),
+        ("1677-09-20", "outside the time range"),
+        ("2262-04-12", "outside the time range"),
+        ("9999-12-31", "outside the time range"),
+        ("0001-01-01", "outside the time range"),
         (dt.date(1600, 1, 1), "outside the time range"),
         (dt.datetime(3000, 1, 1), "outside the time range"),  # noqa: DTZ001 - YAML gives naive
-        ("yesterday", "not an ISO date"), (20250101, "not an ISO date"),
-        (math.inf, "not an ISO date"), (True, "not an ISO date"), ([2025], "not an ISO date"),
-        ("2025-13-01", "not an ISO date"), ("9999-12-31T23:59:59-23:59", "outside"),
+        ("yesterday", "not an ISO date"),
+        (20250101, "not an ISO date"),
+        (math.inf, "not an ISO date"),
+        (True, "not an ISO date"),
+        ([2025], "not an ISO date"),
+        ("2025-13-01", "not an ISO date"),
+        ("9999-12-31T23:59:59-23:59", "outside"),
     ],
 )
 @pytest.mark.parametrize("key", ["start", "end"])
@@ -83,8 +105,9 @@ def test_the_edges_of_the_pandas_range_are_accepted():
 
     params = parse_params({"data": {"start": "1677-09-21T00:13:00", "end": "2262-04-11"}})
     assert params.data.start_ms >= TS_MIN_MS and params.data.end_ms <= TS_MAX_MS
-    assert pd.Timestamp(params.data.start_ms, unit="ms") < pd.Timestamp(params.data.end_ms,
-                                                                         unit="ms")
+    assert pd.Timestamp(params.data.start_ms, unit="ms") < pd.Timestamp(
+        params.data.end_ms, unit="ms"
+    )
     assert pd.Timestamp(TS_MIN_MS, unit="ms") >= pd.Timestamp.min
     assert pd.Timestamp(TS_MAX_MS, unit="ms") <= pd.Timestamp.max
 
@@ -96,12 +119,15 @@ def test_the_edges_of_the_pandas_range_are_accepted():
         ({"market": 5}, "data.market: 5: not a market name"),
         ({"market": ["binance-spot"]}, "data.market"),
         ({"symbol": "BTC/USDT"}, "data.symbol: 'BTC/USDT': not a symbol name"),
-        ({"symbol": "../x"}, "data.symbol"), ({"symbol": 1.5}, "data.symbol"),
+        ({"symbol": "../x"}, "data.symbol"),
+        ({"symbol": 1.5}, "data.symbol"),
         ({"timeframe": "7m"}, "data.timeframe: '7m': unknown timeframe"),
         ({"timeframe": 60}, "data.timeframe: 60: unknown timeframe"),
         ({"source_timeframe": ["1m"]}, "data.source_timeframe: ['1m']: unknown timeframe"),
-        ({"start": "2025-02-01", "end": "2025-01-01"}, "data.start: '2025-02-01': must be "
-                                                       "before data.end '2025-01-01'"),
+        (
+            {"start": "2025-02-01", "end": "2025-01-01"},
+            "data.start: '2025-02-01': must be before data.end '2025-01-01'",
+        ),
     ],
 )
 def test_data_values(data, fragment):
@@ -113,8 +139,10 @@ def test_data_values(data, fragment):
     [
         ([1, 2], "params.yaml must be a mapping"),
         ({1: {}}, "params.yaml: 1: unknown section (known: backtest, data, grid, rule)"),
-        ({"rule": {"setup_id": "x", 7: 1}},
-         "params.yaml: rule.7: unknown key (allowed: setup_id, version)"),
+        (
+            {"rule": {"setup_id": "x", 7: 1}},
+            "params.yaml: rule.7: unknown key (allowed: setup_id, version)",
+        ),
         ({"data": [1]}, "params.yaml: data: must be a mapping, got [1] (list)"),
         ({"backtest": "fast"}, "params.yaml: backtest: must be a mapping, got 'fast' (text)"),
         ({"rule": 3}, "params.yaml: rule: must be a mapping, got 3 (integer)"),
@@ -125,53 +153,79 @@ def test_shapes(raw, fragment):
 
 
 def test_good_params_keep_their_resolved_values():
-    params = parse_params({
-        "rule": {"setup_id": "example_ma_cross", "version": "1.0"},
-        "data": {"market": "binance-spot", "symbol": "BTCUSDT", "timeframe": "1h",
-                 "start": dt.date(2025, 1, 10), "end": "2025-03-01"},
-        "backtest": {"init_cash": 10_000, "fee_pct": None, "slippage_pct": 0.01}})
+    params = parse_params(
+        {
+            "rule": {"setup_id": "example_ma_cross", "version": "1.0"},
+            "data": {
+                "market": "binance-spot",
+                "symbol": "BTCUSDT",
+                "timeframe": "1h",
+                "start": dt.date(2025, 1, 10),
+                "end": "2025-03-01",
+            },
+            "backtest": {"init_cash": 10_000, "fee_pct": None, "slippage_pct": 0.01},
+        }
+    )
     assert params.to_dict() == {
         "rule": {"setup_id": "example_ma_cross", "version": "1.0"},
-        "data": {"market": "binance-spot", "symbol": "BTCUSDT", "timeframe": "1h",
-                 "source_timeframe": "1m", "start": "2025-01-10T00:00:00Z",
-                 "end": "2025-03-01T00:00:00Z"},
-        "backtest": {"init_cash": 10000.0, "fee_pct": 0.075, "slippage_pct": 0.01,
-                     "warmup_bars": 200}}
+        "data": {
+            "market": "binance-spot",
+            "symbol": "BTCUSDT",
+            "timeframe": "1h",
+            "source_timeframe": "1m",
+            "start": "2025-01-10T00:00:00Z",
+            "end": "2025-03-01T00:00:00Z",
+        },
+        "backtest": {
+            "init_cash": 10000.0,
+            "fee_pct": 0.075,
+            "slippage_pct": 0.01,
+            "warmup_bars": 200,
+        },
+    }
     assert parse_params({"data": {"symbol": ""}}).data.symbol == ""
     assert parse_params(None).data.market == "generic"
 
 
 def test_every_problem_is_reported_at_once():
-    message = _refused({"rule": {"version": 1.1, "colour": 1},
-                        "data": {"market": "../x", "timeframe": "7m"},
-                        "backtest": {"fee_pct": 100, "init_cash": 0}, "bogus": 1})
+    message = _refused(
+        {
+            "rule": {"version": 1.1, "colour": 1},
+            "data": {"market": "../x", "timeframe": "7m"},
+            "backtest": {"fee_pct": 100, "init_cash": 0},
+            "bogus": 1,
+        }
+    )
     lines = message.splitlines()
     assert len(lines) == 7, message
-    for fragment in ("params.yaml: rule.version: 1.1: rule.version 1.1 is a number",
-                     "params.yaml: rule.colour: unknown key (allowed: setup_id, version)",
-                     "params.yaml: data.market: '../x': not a market name",
-                     "params.yaml: data.timeframe: '7m': unknown timeframe",
-                     "params.yaml: backtest.fee_pct: 100: fee_pct must be >= 0 and < 100",
-                     "params.yaml: backtest.init_cash: 0: init_cash must be > 0",
-                     "params.yaml: bogus: unknown section (known: backtest, data, grid, rule)"):
+    for fragment in (
+        "params.yaml: rule.version: 1.1: rule.version 1.1 is a number",
+        "params.yaml: rule.colour: unknown key (allowed: setup_id, version)",
+        "params.yaml: data.market: '../x': not a market name",
+        "params.yaml: data.timeframe: '7m': unknown timeframe",
+        "params.yaml: backtest.fee_pct: 100: fee_pct must be >= 0 and < 100",
+        "params.yaml: backtest.init_cash: 0: init_cash must be > 0",
+        "params.yaml: bogus: unknown section (known: backtest, data, grid, rule)",
+    ):
         assert any(line.startswith(fragment) for line in lines), (fragment, message)
 
 
 def test_with_the_node_index_each_problem_names_its_line_and_the_version_as_typed():
     from ita_vc.yaml_read import load_yaml_document
 
-    text = ("rule:\n  setup_id: ok\n  version: 1.10\n"
-            "data:\n  start: '2025-02-01'\n  end: '2025-01-01'\n"
-            "backtest:\n  slippage_pct: 100\n  colour: red\n")
+    text = (
+        "rule:\n  setup_id: ok\n  version: 1.10\n"
+        "data:\n  start: '2025-02-01'\n  end: '2025-01-01'\n"
+        "backtest:\n  slippage_pct: 100\n  colour: red\n"
+    )
     document = load_yaml_document(text, "params.yaml")
     with pytest.raises(DataValidationError) as info:
         parse_params(document.data, index=document.index)
     assert str(info.value).splitlines() == [
-        'params.yaml:3: rule.version: 1.10: rule.version 1.10 is a number (YAML reads 1.10 as '
+        "params.yaml:3: rule.version: 1.10: rule.version 1.10 is a number (YAML reads 1.10 as "
         '1.1); quote it: version: "1.10"',
         "params.yaml:5: data.start: '2025-02-01': must be before data.end '2025-01-01'",
-        "params.yaml:8: backtest.slippage_pct: 100: slippage_pct must be >= 0 and < 100 "
-        "(percent)",
+        "params.yaml:8: backtest.slippage_pct: 100: slippage_pct must be >= 0 and < 100 (percent)",
         "params.yaml:9: backtest.colour: unknown key (allowed: fee_pct, init_cash, "
         "slippage_pct, warmup_bars)",
     ]
@@ -180,8 +234,14 @@ def test_with_the_node_index_each_problem_names_its_line_and_the_version_as_type
 
 
 def test_null_sections_and_values_take_the_defaults():
-    params = parse_params({"rule": None, "data": {"symbol": None, "timeframe": None},
-                           "backtest": {"fee_pct": None}, "grid": None})
+    params = parse_params(
+        {
+            "rule": None,
+            "data": {"symbol": None, "timeframe": None},
+            "backtest": {"fee_pct": None},
+            "grid": None,
+        }
+    )
     assert params.setup_id is None and params.version is None
     assert params.data.symbol == "" and params.data.timeframe is None
     assert params.backtest.fee_pct == 0.075

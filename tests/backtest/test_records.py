@@ -9,8 +9,11 @@ from ita_vc.backtest.engine import REASONS, run_engine
 
 
 def _columns(prefix: str) -> dict[str, int]:
-    return {name: getattr(records, name) for name in records.__all__
-            if name.startswith(prefix) and not name.endswith("_WIDTH")}
+    return {
+        name: getattr(records, name)
+        for name in records.__all__
+        if name.startswith(prefix) and not name.endswith("_WIDTH")
+    }
 
 
 def test_each_column_has_one_name_and_the_widths_cover_them():

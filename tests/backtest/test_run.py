@@ -10,8 +10,11 @@ from ita_vc.errors import DataValidationError, RuleValidationError
 from ita_vc.rules.validate import compute_params_hash
 from tests.helpers import MIN, walk_candles
 
-RULE = {"setup_id": "t", "version": "1.0",
-        "indicators": [{"name": "ma_cross", "params": {"fast": 3, "slow": 8}}]}
+RULE = {
+    "setup_id": "t",
+    "version": "1.0",
+    "indicators": [{"name": "ma_cross", "params": {"fast": 3, "slow": 8}}],
+}
 
 
 def candles(n=3000, step=MIN, seed=0):
@@ -40,10 +43,28 @@ def test_rule_from_mapping_path_and_rule_agree(tmp_path):
 def test_result_shapes_and_summary():
     result = run_backtest(candles(), RULE, {"backtest": {"warmup_bars": 0}})
     assert list(result.trades.columns) == [
-        "entry_ts", "exit_ts", "direction", "qty", "entry_price", "exit_price", "entry_fee",
-        "exit_fee", "pnl", "return_pct", "exit_reason"]
-    assert list(result.fills.columns) == ["ts_utc", "side", "qty", "price", "fee", "slippage",
-                                          "pnl_realized", "borrow_cost"]
+        "entry_ts",
+        "exit_ts",
+        "direction",
+        "qty",
+        "entry_price",
+        "exit_price",
+        "entry_fee",
+        "exit_fee",
+        "pnl",
+        "return_pct",
+        "exit_reason",
+    ]
+    assert list(result.fills.columns) == [
+        "ts_utc",
+        "side",
+        "qty",
+        "price",
+        "fee",
+        "slippage",
+        "pnl_realized",
+        "borrow_cost",
+    ]
     assert list(result.equity.columns) == ["ts_utc", "equity"]
     assert list(result.drawdown.columns) == ["ts_utc", "drawdown"]
     assert result.metrics["Num. Trades"] == len(result.trades) > 10
@@ -57,15 +78,18 @@ def test_result_shapes_and_summary():
 
 def test_range_warmup_and_rollup():
     df = candles(6000)
-    params = {"data": {"timeframe": "5m", "start": "2025-01-01T05:00:00",
-                       "end": "2025-01-01T10:00:00"}, "backtest": {"warmup_bars": 20}}
+    params = {
+        "data": {"timeframe": "5m", "start": "2025-01-01T05:00:00", "end": "2025-01-01T10:00:00"},
+        "backtest": {"warmup_bars": 20},
+    }
     result = run_backtest(df, RULE, params)
     r = result.summary["range"]
     assert (r["first_bar"], r["last_bar"]) == ("2025-01-01T05:00:00Z", "2025-01-01T09:55:00Z")
     assert r["bars"] == 60 and r["warmup_bars"] == 20
     assert result.summary["rollup"]["timeframe"] == "5m"
-    prepared, report = prepare_candles(df, __import__(
-        "ita_vc.backtest.params", fromlist=["parse_params"]).parse_params(params))
+    prepared, report = prepare_candles(
+        df, __import__("ita_vc.backtest.params", fromlist=["parse_params"]).parse_params(params)
+    )
     assert int(prepared["warmup"].sum()) == 20 and report["bars"] == 60
     again = run_backtest(prepared, RULE, params)  # prepared candles give the same result
     assert again.metrics == result.metrics
@@ -85,10 +109,12 @@ def _first_edge(close: pd.Series, start: int, prev_known: bool) -> int:
 
 def test_warm_up_states_decide_the_first_edge():
     df = candles(400)
-    with_warmup = run_backtest(df, RULE, {"data": {"start": "2025-01-01T02:00:00"},
-                                          "backtest": {"warmup_bars": 200}})
-    without = run_backtest(df.iloc[120:].reset_index(drop=True), RULE,
-                           {"backtest": {"warmup_bars": 0}})
+    with_warmup = run_backtest(
+        df, RULE, {"data": {"start": "2025-01-01T02:00:00"}, "backtest": {"warmup_bars": 200}}
+    )
+    without = run_backtest(
+        df.iloc[120:].reset_index(drop=True), RULE, {"backtest": {"warmup_bars": 0}}
+    )
     assert with_warmup.summary["range"]["warmup_bars"] == 120
     ts = df["ts_utc"].to_numpy()
     assert with_warmup.trades["entry_ts"].iloc[0] == ts[_first_edge(df["close"], 120, True)]
@@ -107,9 +133,17 @@ def test_same_inputs_same_outputs_bit_for_bit(tmp_path):
         write_report(result.summary, result.metrics, result.equity, result.drawdown, sink)
         paths.append(tmp_path / name)
     files = sorted(p.name for p in paths[0].iterdir())
-    assert files == ["drawdown.parquet", "drawdown.png", "equity.parquet", "equity.png",
-                     "fills.parquet", "metrics.json", "report.md", "summary.json",
-                     "trades.parquet"]
+    assert files == [
+        "drawdown.parquet",
+        "drawdown.png",
+        "equity.parquet",
+        "equity.png",
+        "fills.parquet",
+        "metrics.json",
+        "report.md",
+        "summary.json",
+        "trades.parquet",
+    ]
     for name in files:
         assert (paths[0] / name).read_bytes() == (paths[1] / name).read_bytes(), name
 
@@ -120,8 +154,9 @@ def test_empty_range_and_zero_trades_still_report():
     result = run_backtest(df, flat, {"backtest": {"warmup_bars": 0}})
     assert result.metrics["Num. Trades"] == 0 and result.metrics["Total Return [%]"] == 0.0
     gap = pd.concat([df.iloc[:10], df.iloc[60:]])
-    empty = run_backtest(gap, RULE, {"data": {"start": "2025-01-01T00:20:00",
-                                              "end": "2025-01-01T00:40:00"}})
+    empty = run_backtest(
+        gap, RULE, {"data": {"start": "2025-01-01T00:20:00", "end": "2025-01-01T00:40:00"}}
+    )
     assert empty.summary["range"]["bars"] == 0 and empty.metrics["Start"] is None
 
 

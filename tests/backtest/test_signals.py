@@ -15,8 +15,13 @@ from ita_vc.errors import DataValidationError
 
 def _state(name, params, close, high=None, low=None):
     close = np.asarray(close, dtype=float)
-    return indicator_state(name, params, close if high is None else np.asarray(high, float),
-                           close if low is None else np.asarray(low, float), close).tolist()
+    return indicator_state(
+        name,
+        params,
+        close if high is None else np.asarray(high, float),
+        close if low is None else np.asarray(low, float),
+        close,
+    ).tolist()
 
 
 def test_sma_state_with_ties_and_warmup():
@@ -28,8 +33,10 @@ def test_ma_cross_state():
     close = [1, 2, 3, 4, 3, 2, 1]
     fast = [np.nan, 1.5, 2.5, 3.5, 3.5, 2.5, 1.5]
     slow = [np.nan, np.nan, 2, 3, 10 / 3, 3, 2]
-    expected = [0 if np.isnan(f) or np.isnan(s) or f == s else (1 if f > s else -1)
-                for f, s in zip(fast, slow, strict=True)]
+    expected = [
+        0 if np.isnan(f) or np.isnan(s) or f == s else (1 if f > s else -1)
+        for f, s in zip(fast, slow, strict=True)
+    ]
     assert _state("ma_cross", {"fast": 2, "slow": 3}, close) == expected
 
 
@@ -68,20 +75,21 @@ def test_combine_and_conflicts():
 def test_resolve_params_fills_defaults_and_refuses_bad_ones():
     catalog = load_catalog()
     assert resolve_indicator_params([{"name": "rsi", "params": {"window": 5}}], catalog) == [
-        ("rsi", {"window": 5, "lower": 30, "upper": 70})]
+        ("rsi", {"window": 5, "lower": 30, "upper": 70})
+    ]
     with pytest.raises(DataValidationError, match="unknown indicator 'macd'"):
         resolve_indicator_params([{"name": "macd"}], catalog)
     with pytest.raises(DataValidationError, match="outside the catalog range"):
         resolve_indicator_params([{"name": "sma", "params": {"window": 1}}], catalog)
     with pytest.raises(DataValidationError, match="fast < slow"):
-        resolve_indicator_params([{"name": "ma_cross", "params": {"fast": 5, "slow": 5}}],
-                                 catalog)
+        resolve_indicator_params([{"name": "ma_cross", "params": {"fast": 5, "slow": 5}}], catalog)
 
 
 def test_rule_states_of_two_indicators():
     close = np.array([1.0, 2, 3, 4, 5, 4, 3])
-    final, conflicting = rule_states([("sma", {"window": 2}), ("ema", {"window": 2})],
-                                     close, close, close)
+    final, conflicting = rule_states(
+        [("sma", {"window": 2}), ("ema", {"window": 2})], close, close, close
+    )
     assert final.tolist()[1:5] == [1, 1, 1, 1] and final[5] == -1
     assert not conflicting.any()
 

@@ -82,8 +82,13 @@ def _days(folder, count):
 
 
 def _python(script, *args, cwd):
-    return subprocess.Popen([str(VENV_BIN / "python"), "-c", script, *map(str, args)],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(VENV_BIN / "python"), "-c", script, *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _await_file(path, *procs, timeout=300):
@@ -121,8 +126,19 @@ def test_importers_started_together_lose_nothing(tmp_repo, tmp_path, importers, 
     head = tmp_repo.git("rev-parse", "HEAD").stdout.strip()
     numbers = range(1, importers + 1)
     procs = [
-        _python(_AT_BARRIER, tmp_path / f"ready{n}", tmp_path / "start", "data", "import",
-                days[n], *_IMPORT, "--wait", "120", *flags, cwd=tmp_repo)
+        _python(
+            _AT_BARRIER,
+            tmp_path / f"ready{n}",
+            tmp_path / "start",
+            "data",
+            "import",
+            days[n],
+            *_IMPORT,
+            "--wait",
+            "120",
+            *flags,
+            cwd=tmp_repo,
+        )
         for n in numbers
     ]
     for n, proc in zip(numbers, procs, strict=True):
@@ -133,8 +149,9 @@ def test_importers_started_together_lose_nothing(tmp_repo, tmp_path, importers, 
     stored = _stored(tmp_repo)
     assert len(stored) == (importers + 1) * DAY
     assert stored["ts_utc"].tolist() == list(range(T0, T0 + (importers + 1) * DAY * MIN, MIN))
-    subjects = [s for s in tmp_repo.git("log", "--format=%s", f"{head}..HEAD").stdout.split("\n")
-                if s]
+    subjects = [
+        s for s in tmp_repo.git("log", "--format=%s", f"{head}..HEAD").stdout.split("\n") if s
+    ]
     if "--commit" not in flags:
         assert subjects == []
         assert not (tmp_repo / "data.dvc").exists()
@@ -149,14 +166,16 @@ def test_importers_started_together_lose_nothing(tmp_repo, tmp_path, importers, 
 
 
 def test_an_import_holding_the_lock_refuses_a_second_one_then_lets_a_waiter_in(
-    tmp_repo, tmp_path,
+    tmp_repo,
+    tmp_path,
 ):
     days = _days(tmp_path, 3)
     first = invoke("data", "import", str(days[0]), *_IMPORT, "--commit")
     assert first.exit_code == 0, first.output
     held, release, waiting = tmp_path / "held", tmp_path / "release", tmp_path / "waiting"
-    holder = _python(_HOLD_INSIDE_THE_LOCK, held, release, "data", "import", days[1], *_IMPORT,
-                     cwd=tmp_repo)
+    holder = _python(
+        _HOLD_INSIDE_THE_LOCK, held, release, "data", "import", days[1], *_IMPORT, cwd=tmp_repo
+    )
     try:
         _await_file(held, holder)
         before = {p: (tmp_repo / p).read_bytes() for p in (DATASET, "data.dvc")}
@@ -170,8 +189,18 @@ def test_an_import_holding_the_lock_refuses_a_second_one_then_lets_a_waiter_in(
         removal = invoke("data", "rm", *_IMPORT, "--timeframe", "1m")
         assert removal.exit_code == 10, removal.output
         assert {p: (tmp_repo / p).read_bytes() for p in before} == before
-        waiter = _python(_SAY_WHEN_BLOCKED, waiting, "data", "import", days[2], *_IMPORT,
-                         "--wait", "120", "--commit", cwd=tmp_repo)
+        waiter = _python(
+            _SAY_WHEN_BLOCKED,
+            waiting,
+            "data",
+            "import",
+            days[2],
+            *_IMPORT,
+            "--wait",
+            "120",
+            "--commit",
+            cwd=tmp_repo,
+        )
         _await_file(waiting, waiter)  # it found the lock taken and is waiting
         assert holder.poll() is None and waiter.poll() is None
     finally:

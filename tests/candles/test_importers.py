@@ -21,8 +21,9 @@ BACKTESTING_DATA = Path(__import__("backtesting").__file__).parent / "test"
 
 def _same(frame: pd.DataFrame, expected: pd.DataFrame) -> None:
     cols = ["ts_utc", "open", "high", "low", "close", "volume"]
-    pd.testing.assert_frame_equal(frame[cols].reset_index(drop=True),
-                                  expected[cols].reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        frame[cols].reset_index(drop=True), expected[cols].reset_index(drop=True), check_dtype=False
+    )
 
 
 @pytest.mark.parametrize(("unit", "name"), [(1, "ms"), (1000, "µs")])
@@ -38,8 +39,10 @@ def test_binance_dump_ms_and_microseconds(tmp_path, unit, name):
 
 def test_binance_with_header_and_zip(tmp_path):
     df = candles(4)
-    header = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
-              "taker_buy_volume,taker_buy_quote_volume,ignore\n")
+    header = (
+        "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+        "taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    )
     path = tmp_path / "k.csv"
     path.write_text(header + binance_lines(df))
     frame, used = read_candle_rows(path)
@@ -56,11 +59,13 @@ def test_binance_with_header_and_zip(tmp_path):
 def test_bybit_newest_first_with_and_without_header(tmp_path):
     df = candles(6)
     rev = df.iloc[::-1]
-    body = "".join(f"{r.ts_utc},{r.open},{r.high},{r.low},{r.close},{r.volume},1.5\n"
-                   for r in rev.itertuples())
+    body = "".join(
+        f"{r.ts_utc},{r.open},{r.high},{r.low},{r.close},{r.volume},1.5\n" for r in rev.itertuples()
+    )
     with_header = tmp_path / "a.csv"
-    with_header.write_text("startTime,openPrice,highPrice,lowPrice,closePrice,volume,turnover\n"
-                           + body)
+    with_header.write_text(
+        "startTime,openPrice,highPrice,lowPrice,closePrice,volume,turnover\n" + body
+    )
     bare = tmp_path / "b.csv"
     bare.write_text(body)
     for path in (with_header, bare):
@@ -72,18 +77,26 @@ def test_bybit_newest_first_with_and_without_header(tmp_path):
 def test_generic_csv_iso_dates_epoch_seconds_and_timezones(tmp_path):
     df = candles(3)
     iso = tmp_path / "iso.csv"
-    iso.write_text("Date,Open,High,Low,Close,Volume\n" + "".join(
-        f"{pd.Timestamp(r.ts_utc, unit='ms').isoformat()},{r.open},{r.high},{r.low},{r.close},"
-        f"{r.volume}\n" for r in df.itertuples()))
+    iso.write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        + "".join(
+            f"{pd.Timestamp(r.ts_utc, unit='ms').isoformat()},{r.open},{r.high},{r.low},{r.close},"
+            f"{r.volume}\n"
+            for r in df.itertuples()
+        )
+    )
     _same(read_candle_file(iso), df)
     secs = tmp_path / "secs.csv"
-    secs.write_text("timestamp,open,high,low,close,volume\n" + "".join(
-        f"{r.ts_utc // 1000},{r.open},{r.high},{r.low},{r.close},{r.volume}\n"
-        for r in df.itertuples()))
+    secs.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        + "".join(
+            f"{r.ts_utc // 1000},{r.open},{r.high},{r.low},{r.close},{r.volume}\n"
+            for r in df.itertuples()
+        )
+    )
     _same(read_candle_file(secs), df)
     tz = tmp_path / "tz.csv"
-    tz.write_text("time,open,high,low,close,volume\n"
-                  "2025-01-01T01:00:00+01:00,1,2,0.5,1.5,3\n")
+    tz.write_text("time,open,high,low,close,volume\n2025-01-01T01:00:00+01:00,1,2,0.5,1.5,3\n")
     assert read_candle_file(tz)["ts_utc"].tolist() == [T0]
 
 
@@ -127,16 +140,19 @@ def test_epoch_unit_detection():
 @pytest.mark.parametrize(
     ("content", "fmt", "match"),
     [
-        ("ts,open,high,low,close,volume\nyesterday,1,2,0.5,1,1\n2025-01-01,1,2,0.5,1,1\n"
-         "later,1,2,0.5,1,1\n", "csv", r"2 unparseable timestamp\(s\): row 1 \('yesterday'\), "
-         r"row 3 \('later'\)"),
+        (
+            "ts,open,high,low,close,volume\nyesterday,1,2,0.5,1,1\n2025-01-01,1,2,0.5,1,1\n"
+            "later,1,2,0.5,1,1\n",
+            "csv",
+            r"2 unparseable timestamp\(s\): row 1 \('yesterday'\), "
+            r"row 3 \('later'\)",
+        ),
         ("ts,open,high,low,close\n1,2,3,1,2\n", "csv", "cannot find volume"),
         ("open,high,low,close,volume\n1,2,1,1,1\n", "csv", "cannot find a time column"),
         ("1,2,3\n", "binance", "has 12 columns, this one has 3"),
         ("1,2,3\n", "bybit", "has 7 columns, this one has 3"),
         ("x", "excel", "unknown format 'excel'"),
-        ("ts,open,high,low,close,volume\n1735689600000.5,1,2,1,1,1\n", "csv",
-         "sub-millisecond"),
+        ("ts,open,high,low,close,volume\n1735689600000.5,1,2,1,1,1\n", "csv", "sub-millisecond"),
     ],
 )
 def test_unreadable_files(tmp_path, content, fmt, match):
@@ -193,6 +209,9 @@ def test_the_validating_reader_refuses_what_an_import_would(tmp_path):
         read_candle_file(path, validate=True)
     twice = tmp_path / "twice.csv"
     twice.write_text(binance_lines(pd.concat([candles(6), candles(6).iloc[[2]]])))
-    with pytest.raises(DataValidationError, match=r"twice.csv: 2 row\(s\) share a timestamp: "
-                                                  r"row 3 .*row 7 "):
+    with pytest.raises(
+        DataValidationError,
+        match=r"twice.csv: 2 row\(s\) share a timestamp: "
+        r"row 3 .*row 7 ",
+    ):
         read_candle_file(twice, validate=True)

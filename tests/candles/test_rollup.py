@@ -14,12 +14,16 @@ FIVE = 5 * MIN
 def test_hand_computed_5m_with_partial_buckets_at_both_ends_and_a_hole():
     # bars from 00:03 to 00:21 (partial 00:00 and 00:20 buckets), minute 00:12 missing
     minutes = [m for m in range(3, 22) if m != 12]
-    df = pd.DataFrame({
-        "ts_utc": [T0 + m * MIN for m in minutes],
-        "open": [float(m) for m in minutes], "high": [m + 0.5 for m in minutes],
-        "low": [m - 0.5 for m in minutes], "close": [m + 0.25 for m in minutes],
-        "volume": [1.0] * len(minutes),
-    })
+    df = pd.DataFrame(
+        {
+            "ts_utc": [T0 + m * MIN for m in minutes],
+            "open": [float(m) for m in minutes],
+            "high": [m + 0.5 for m in minutes],
+            "low": [m - 0.5 for m in minutes],
+            "close": [m + 0.25 for m in minutes],
+            "volume": [1.0] * len(minutes),
+        }
+    )
     out, report = rollup_with_report(df, "5m")
     # full buckets: 00:05 (5..9) and 00:15 (15..19); 00:00, 00:10 (hole) and 00:20 dropped
     assert out["ts_utc"].tolist() == [T0 + FIVE, T0 + 3 * FIVE]
@@ -51,11 +55,16 @@ def test_matches_an_independent_pandas_resample():
     ours = rollup_candles(df, "15m")
     idx = pd.to_datetime(df["ts_utc"], unit="ms", utc=True)
     grouped = df.set_index(idx).resample("15min", origin="epoch")
-    theirs = pd.DataFrame({
-        "open": grouped["open"].first(), "high": grouped["high"].max(),
-        "low": grouped["low"].min(), "close": grouped["close"].last(),
-        "volume": grouped["volume"].sum(), "n": grouped["close"].count(),
-    })
+    theirs = pd.DataFrame(
+        {
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(),
+            "n": grouped["close"].count(),
+        }
+    )
     theirs = theirs[theirs["n"] == 15]
     assert ours["ts_utc"].tolist() == (theirs.index.as_unit("ms").asi8).tolist()
     for col in ("open", "high", "low", "close", "volume"):

@@ -27,9 +27,18 @@ def test_median_step_is_one_of_the_steps_and_ignores_order_and_repeats():
     assert median_step(weekdays) == DAY
 
 
-@pytest.mark.parametrize(("step", "text"), [(MIN, "1m"), (DAY, "1d"), (2 * MIN, "2m"),
-                                            (2 * DAY, "2d"), (5 * 3_600_000, "5h"),
-                                            (90_000, "90s"), (1500, "1500ms")])
+@pytest.mark.parametrize(
+    ("step", "text"),
+    [
+        (MIN, "1m"),
+        (DAY, "1d"),
+        (2 * MIN, "2m"),
+        (2 * DAY, "2d"),
+        (5 * 3_600_000, "5h"),
+        (90_000, "90s"),
+        (1500, "1500ms"),
+    ],
+)
 def test_format_step(step, text):
     assert format_step(step) == text
 
@@ -41,11 +50,15 @@ def test_every_known_timeframe_is_inferred(name):
 
 
 def test_inference_refuses_a_single_bar_and_unknown_spacings():
-    with pytest.raises(DataValidationError, match="x.csv: cannot infer the timeframe from a "
-                                                  "single bar; pass --timeframe"):
+    with pytest.raises(
+        DataValidationError,
+        match="x.csv: cannot infer the timeframe from a single bar; pass --timeframe",
+    ):
         infer_timeframe([T0], "x.csv")
-    with pytest.raises(DataValidationError, match="x.csv: the median spacing of the bars is 2m, "
-                                                  "which is no known timeframe"):
+    with pytest.raises(
+        DataValidationError,
+        match="x.csv: the median spacing of the bars is 2m, which is no known timeframe",
+    ):
         infer_timeframe(T0 + np.arange(10) * 2 * MIN, "x.csv")
 
 
@@ -55,5 +68,4 @@ def test_the_timestamp_range_is_pandas_nanosecond_range():
     assert pd.Timestamp(TS_MIN_MS, unit="ms") >= pd.Timestamp.min
     assert pd.Timestamp(TS_MAX_MS, unit="ms") <= pd.Timestamp.max
     assert pd.Timestamp(TS_MIN_MS - 1, unit="ms").as_unit("ms") < pd.Timestamp.min
-    assert (pd.Timestamp(TS_MAX_MS + 1, unit="ms").as_unit("ms")
-            > pd.Timestamp.max.as_unit("ms"))
+    assert pd.Timestamp(TS_MAX_MS + 1, unit="ms").as_unit("ms") > pd.Timestamp.max.as_unit("ms")

@@ -26,7 +26,7 @@ def _patch_central(path, offset, value):
     """Overwrite a 2-byte field of the (single) central directory entry."""
     data = bytearray(path.read_bytes())
     at = data.index(b"PK\x01\x02") + offset
-    data[at:at + 2] = value.to_bytes(2, "little")
+    data[at : at + 2] = value.to_bytes(2, "little")
     path.write_bytes(bytes(data))
     return path
 
@@ -60,8 +60,10 @@ def test_what_is_not_a_regular_file(tmp_path):
     ("members", "match"),
     [
         ({}, r"k.zip: a zip must hold exactly one CSV file, this one holds 0"),
-        ({"a.csv": LINE, "b.csv": LINE},
-         r"k.zip: a zip must hold exactly one CSV file, this one holds 2: 'a.csv', 'b.csv'"),
+        (
+            {"a.csv": LINE, "b.csv": LINE},
+            r"k.zip: a zip must hold exactly one CSV file, this one holds 2: 'a.csv', 'b.csv'",
+        ),
         ({"folder/": b""}, r"k.zip: member 'folder/' is a folder, not a CSV file"),
         ({"../evil.csv": LINE}, r"k.zip: member '../evil.csv' has an absolute or '..' path"),
         ({"/etc/evil.csv": LINE}, r"member '/etc/evil.csv' has an absolute or '..' path"),
@@ -82,9 +84,13 @@ def test_a_zip_bomb_is_refused_from_its_directory_before_inflating(tmp_path):
     info = zipfile.ZipFile(archive).infolist()[0]
     ratio = info.file_size / info.compress_size
     assert ratio > sources.MAX_EXPANSION
-    with pytest.raises(DataValidationError, match=(
+    with pytest.raises(
+        DataValidationError,
+        match=(
             rf"bomb.zip: member 'k.csv' expands {ratio:,.0f}x \({info.compress_size:,} -> "
-            rf"{info.file_size:,} bytes\), over the limit of 100x")):
+            rf"{info.file_size:,} bytes\), over the limit of 100x"
+        ),
+    ):
         first_line(archive)
 
 
@@ -99,9 +105,13 @@ def test_small_members_may_compress_well(tmp_path):
 def test_the_uncompressed_size_limit(tmp_path, monkeypatch):
     archive = _zip(tmp_path / "k.zip", {"k.csv": LINE * 100}, zipfile.ZIP_STORED)
     monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 5000)
-    with pytest.raises(DataValidationError, match=(
+    with pytest.raises(
+        DataValidationError,
+        match=(
             r"k.zip: member 'k.csv' declares 5,800 bytes uncompressed, over the limit of "
-            r"5,000 bytes")):
+            r"5,000 bytes"
+        ),
+    ):
         first_line(archive)
 
 
@@ -110,8 +120,11 @@ def test_encrypted_and_unknown_methods_are_refused(tmp_path):
     with pytest.raises(DataValidationError, match=r"e.zip: member 'k.csv' is encrypted"):
         first_line(encrypted)
     odd = _patch_central(_zip(tmp_path / "m.zip", {"k.csv": LINE}), 10, 99)
-    with pytest.raises(DataValidationError, match=r"m.zip: member 'k.csv' uses compression "
-                                                  r"method 99, which cannot be read"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"m.zip: member 'k.csv' uses compression "
+        r"method 99, which cannot be read",
+    ):
         first_line(odd)
 
 
@@ -126,12 +139,18 @@ def test_corrupt_archives_name_the_file(tmp_path):
     for path in (empty, noise, cut):
         with pytest.raises(DataValidationError, match=rf"{path.name}: not a readable zip archive"):
             first_line(path)
-    stored = bytearray(_zip(tmp_path / "crc.zip", {"k.csv": LINE * 20}, zipfile.ZIP_STORED)
-                       .read_bytes())
+    stored = bytearray(
+        _zip(tmp_path / "crc.zip", {"k.csv": LINE * 20}, zipfile.ZIP_STORED).read_bytes()
+    )
     at = stored.index(LINE) + 100
     stored[at] = ord("7") if stored[at] != ord("7") else ord("8")
     (tmp_path / "crc.zip").write_bytes(bytes(stored))
-    with pytest.raises(DataValidationError, match=r"crc.zip: not a readable zip archive: Bad "
-                                                  r"CRC-32"), \
-            open_candle_source(tmp_path / "crc.zip") as stream:
+    with (
+        pytest.raises(
+            DataValidationError,
+            match=r"crc.zip: not a readable zip archive: Bad "
+            r"CRC-32",
+        ),
+        open_candle_source(tmp_path / "crc.zip") as stream,
+    ):
         stream.read()

@@ -34,11 +34,12 @@ def test_a_refused_commit_says_what_was_done(tmp_repo, tmp_path):
     path = tmp_path / "a.csv"
     path.write_text(binance_lines(candles(10)))
     head = tmp_repo.git("rev-parse", "HEAD").stdout.strip()
-    result = invoke("data", "import", str(path), "--market", "generic", "--symbol", "X",
-                    "--commit")
+    result = invoke("data", "import", str(path), "--market", "generic", "--symbol", "X", "--commit")
     assert result.exit_code == 1
-    assert ("the candles are written and tracked, but committing data.dvc, .gitignore failed "
-            "(they stay staged)") in result.stderr
+    assert (
+        "the candles are written and tracked, but committing data.dvc, .gitignore failed "
+        "(they stay staged)"
+    ) in result.stderr
     assert "no commits today" in result.stderr
     assert tmp_repo.git("rev-parse", "HEAD").stdout.strip() == head
     staged = tmp_repo.git("diff", "--cached", "--name-only").stdout.split()
@@ -54,8 +55,9 @@ def test_a_busy_git_index_is_waited_for(cstore, tmp_repo, tmp_path, monkeypatch)
     def busy_git(args, cwd, **kwargs):
         if args[0] == "add" and failures[0]:
             failures[0] -= 1
-            raise VcsError("git add failed: fatal: Unable to create '.git/index.lock': "
-                           "File exists.")
+            raise VcsError(
+                "git add failed: fatal: Unable to create '.git/index.lock': File exists."
+            )
         return real_git(args, cwd, **kwargs)
 
     monkeypatch.setattr(gitcli, "git", busy_git)

@@ -19,17 +19,22 @@ def test_a_valid_table_passes():
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda d: d.assign(open=[np.nan, *d["open"].tolist()[1:]]),
-         r"1 row\(s\) with a missing, NaN or non-numeric price: row 1 \(2025-01-01T00:00:00Z\)"),
+        (
+            lambda d: d.assign(open=[np.nan, *d["open"].tolist()[1:]]),
+            r"1 row\(s\) with a missing, NaN or non-numeric price: row 1 \(2025-01-01T00:00:00Z\)",
+        ),
         (lambda d: d.assign(low=[-1.0, *d["low"].tolist()[1:]]), r"with a price <= 0: row 1"),
-        (lambda d: d.assign(volume=[-1.0, *d["volume"].tolist()[1:]]),
-         r"with a negative volume: row 1 \(2025-01-01T00:00:00Z\) volume=-1.0"),
-        (lambda d: d.assign(volume=[np.nan, *d["volume"].tolist()[1:]]),
-         r"missing or non-numeric volume"),
+        (
+            lambda d: d.assign(volume=[-1.0, *d["volume"].tolist()[1:]]),
+            r"with a negative volume: row 1 \(2025-01-01T00:00:00Z\) volume=-1.0",
+        ),
+        (
+            lambda d: d.assign(volume=[np.nan, *d["volume"].tolist()[1:]]),
+            r"missing or non-numeric volume",
+        ),
         (lambda d: d.assign(high=d["low"]), r"10 row\(s\) with high < max\(open, close\)"),
         (lambda d: d.assign(low=d["high"]), r"with low > min\(open, close\)"),
-        (lambda d: d.assign(ts_utc=d["ts_utc"] + 1),
-         r"not aligned to the timeframe \(60000 ms\)"),
+        (lambda d: d.assign(ts_utc=d["ts_utc"] + 1), r"not aligned to the timeframe \(60000 ms\)"),
     ],
 )
 def test_each_rule_names_its_first_rows(mutate, match):

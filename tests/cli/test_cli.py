@@ -76,8 +76,13 @@ def test_store_ls_table_json_and_filters(tmp_repo):
     from ita_vc.workspace import Workspace
 
     store = PersistentStore(Workspace.at(tmp_repo))
-    store.save_dataframe(pd.DataFrame({"a": [1]}), "raw", "1m", subdir="x/BTC",
-                         meta={"symbol": "BTC", "timeframe": "1m"})
+    store.save_dataframe(
+        pd.DataFrame({"a": [1]}),
+        "raw",
+        "1m",
+        subdir="x/BTC",
+        meta={"symbol": "BTC", "timeframe": "1m"},
+    )
     store.save_json({"m": 1}, "results", "m.json", meta={"run_id": "bt_1"})
     table = invoke("store", "ls")
     assert table.exit_code == 0
@@ -86,8 +91,10 @@ def test_store_ls_table_json_and_filters(tmp_repo):
     assert [r["path"] for r in listed] == ["data/raw/x/BTC/1m.parquet", "results/m.json"]
     only = json.loads(invoke("store", "ls", "--json", "--run-id", "bt_1").stdout)
     assert [r["path"] for r in only] == ["results/m.json"]
-    assert json.loads(invoke("store", "ls", "--json", "--symbol", "BTC", "--kind", "results")
-                      .stdout) == []
+    assert (
+        json.loads(invoke("store", "ls", "--json", "--symbol", "BTC", "--kind", "results").stdout)
+        == []
+    )
 
 
 def test_store_ls_forwards_filters_to_the_core(tmp_repo, monkeypatch):

@@ -7,8 +7,19 @@ from tests.helpers import invoke, ita_vc_subprocess, run
 
 def test_rule_new_bump_list_show_diff(tmp_repo):
     assert invoke("rule", "new", "Frank", "--author", "me").exit_code == 0
-    result = invoke("rule", "bump", "Frank", "-S", "targets.tp_pct=2.5", "--set",
-                    "indicators.0.params.fast=12", "--reason", "wider", "--author", "me")
+    result = invoke(
+        "rule",
+        "bump",
+        "Frank",
+        "-S",
+        "targets.tp_pct=2.5",
+        "--set",
+        "indicators.0.params.fast=12",
+        "--reason",
+        "wider",
+        "--author",
+        "me",
+    )
     assert result.exit_code == 0, result.output
     assert "Created rules/Frank/v1.1.yaml" in result.stdout
     assert invoke("rule", "bump", "Frank", "--major", "-S", "targets.sl_pct=1").exit_code == 0
@@ -17,7 +28,10 @@ def test_rule_new_bump_list_show_diff(tmp_repo):
     assert invoke("rule", "deprecate", "Frank", "1.0", "--reason", "old").exit_code == 0
     rows = json.loads(invoke("rule", "list", "--json").stdout)
     assert [(r["version"], r["status"]) for r in rows] == [
-        ("v1.0", "deprecated"), ("v1.1", "inactive"), ("v2.0", "active")]
+        ("v1.0", "deprecated"),
+        ("v1.1", "inactive"),
+        ("v2.0", "active"),
+    ]
     active = json.loads(invoke("rule", "list", "--active", "--json").stdout)
     assert [r["version"] for r in active] == ["v2.0"]
     table = invoke("rule", "list", "--setup", "Frank")

@@ -33,8 +33,9 @@ def _candles(n=3000, seed=2):
 
 @pytest.fixture(scope="module")
 def setup():
-    rule, problems = parse_rule(RULE_TEXT, "g.yaml", catalog=CATALOG, rules_root=None,
-                                require_hash=False)
+    rule, problems = parse_rule(
+        RULE_TEXT, "g.yaml", catalog=CATALOG, rules_root=None, require_hash=False
+    )
     assert not problems
     params = parse_params({"data": {"start": "2025-01-05"}, "backtest": {"warmup_bars": 50}})
     prepared, _ = prepare_candles(_candles(), params)
@@ -42,11 +43,19 @@ def setup():
 
 
 def _request(**overrides):
-    raw = {"indicators": [{"name": "ma_cross",
-                           "params": {"fast": {"min": 4, "max": 16, "step": 4},
-                                      "slow": [20, 30, 40]}}],
-           "targets": {"sl_pct": [None, 1.5], "tp_pct": [None, 3.0]},
-           "top_k": 8, "top_trades_n": 2, "batch_size": 5, **overrides}
+    raw = {
+        "indicators": [
+            {
+                "name": "ma_cross",
+                "params": {"fast": {"min": 4, "max": 16, "step": 4}, "slow": [20, 30, 40]},
+            }
+        ],
+        "targets": {"sl_pct": [None, 1.5], "tp_pct": [None, 3.0]},
+        "top_k": 8,
+        "top_trades_n": 2,
+        "batch_size": 5,
+        **overrides,
+    }
     return parse_grid(raw, CATALOG)
 
 
@@ -56,14 +65,23 @@ def test_top_k_rows_equal_single_backtests(setup):
     assert len(outcome.topk) == 8 and not outcome.partial
     for row in outcome.topk.to_dict("records")[:4]:
         variant = variant_from_dict(json.loads(row["params_json"]))
-        single = run_backtest(prepared, variant.rule({"setup_id": "g", "version": "1.0",
-                                                      "direction": "long-short"}), params)
+        single = run_backtest(
+            prepared,
+            variant.rule({"setup_id": "g", "version": "1.0", "direction": "long-short"}),
+            params,
+        )
         for name, value in single.metrics.items():
             assert row[name] == value or (value is None and pd.isna(row[name])), name
     assert set(outcome.trades["rank"]) == {1, 2}  # trades only for the best top_trades_n
     counts = outcome.summary["counts"]
-    assert counts == {"stage_a_variants": 12, "stage_a_evaluated": 12, "stage_b_max": 48,
-                      "stage_b_evaluated": 48, "pruned": 0, "top_k": 8}
+    assert counts == {
+        "stage_a_variants": 12,
+        "stage_a_evaluated": 12,
+        "stage_b_max": 48,
+        "stage_b_evaluated": 48,
+        "pruned": 0,
+        "top_k": 8,
+    }
     assert outcome.summary["grid_request_hash"].startswith("sha256:")
 
 
@@ -92,22 +110,26 @@ def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path):
     prepared, rule, params = setup
     full = run_grid(prepared, rule, params, _request(), workers=1)
     checkpoint = tmp_path / "ckpt.json"
-    first = run_grid(prepared, rule, params, _request(), workers=1, max_seconds=0,
-                     checkpoint=checkpoint)
+    first = run_grid(
+        prepared, rule, params, _request(), workers=1, max_seconds=0, checkpoint=checkpoint
+    )
     assert first.partial and first.topk["partial"].all()
     assert first.summary["counts"]["stage_a_evaluated"] == 5  # one batch, then the stop
-    resumed = run_grid(prepared, rule, params, _request(), workers=1, resume=True,
-                       checkpoint=checkpoint)
+    resumed = run_grid(
+        prepared, rule, params, _request(), workers=1, resume=True, checkpoint=checkpoint
+    )
     assert not resumed.partial
     pd.testing.assert_frame_equal(resumed.topk, full.topk)
     with pytest.raises(DataValidationError, match="another grid"):
-        run_grid(prepared, rule, params, _request(top_k=3), workers=1, resume=True,
-                 checkpoint=checkpoint)
+        run_grid(
+            prepared, rule, params, _request(top_k=3), workers=1, resume=True, checkpoint=checkpoint
+        )
 
 
 @pytest.mark.parametrize("stop_after", [2, 7])  # batches: inside Stage A (3), inside B
-def test_should_stop_stops_after_the_batch_and_resumes_to_the_same_result(setup, tmp_path,
-                                                                          stop_after):
+def test_should_stop_stops_after_the_batch_and_resumes_to_the_same_result(
+    setup, tmp_path, stop_after
+):
     prepared, rule, params = setup
     full = run_grid(prepared, rule, params, _request(), workers=1)
     checkpoint, polls = tmp_path / "ckpt.json", []
@@ -116,8 +138,15 @@ def test_should_stop_stops_after_the_batch_and_resumes_to_the_same_result(setup,
         polls.append(1)
         return len(polls) >= stop_after
 
-    first = run_grid(prepared, rule, params, _request(), workers=1, checkpoint=checkpoint,
-                     should_stop=should_stop)
+    first = run_grid(
+        prepared,
+        rule,
+        params,
+        _request(),
+        workers=1,
+        checkpoint=checkpoint,
+        should_stop=should_stop,
+    )
     assert first.partial and first.summary["stop_reason"] == "interrupted"
     counts = first.summary["counts"]
     evaluated = counts["stage_a_evaluated"] + counts["stage_b_evaluated"]
@@ -126,8 +155,9 @@ def test_should_stop_stops_after_the_batch_and_resumes_to_the_same_result(setup,
         assert counts["stage_a_evaluated"] == 10 and counts["stage_b_evaluated"] == 0
     else:  # Stage A done (12), Stage B reuses 12 plain results, then 4 batches of 5
         assert counts["stage_a_evaluated"] == 12 and counts["stage_b_evaluated"] == 12 + 20
-    resumed = run_grid(prepared, rule, params, _request(), workers=1, resume=True,
-                       checkpoint=checkpoint)
+    resumed = run_grid(
+        prepared, rule, params, _request(), workers=1, resume=True, checkpoint=checkpoint
+    )
     assert not resumed.partial and resumed.summary["stop_reason"] == "complete"
     pd.testing.assert_frame_equal(resumed.topk, full.topk)
 
@@ -137,8 +167,9 @@ def test_dask_local_cluster_equals_local(setup):
 
     prepared, rule, params = setup
     local = run_grid(prepared, rule, params, _request(), workers=1)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         address = cluster.scheduler_address
         remote = run_grid(prepared, rule, params, _request(), scheduler=address)
     pd.testing.assert_frame_equal(local.topk, remote.topk)
@@ -155,8 +186,10 @@ def test_guards_refuse_up_front(setup):
 @pytest.mark.parametrize(
     ("raw", "match"),
     [
-        ({"indicators": [{"name": "ma_cross", "params": {"fast": {"min": 0, "max": 5}}}]},
-         "never widens"),
+        (
+            {"indicators": [{"name": "ma_cross", "params": {"fast": {"min": 0, "max": 5}}}]},
+            "never widens",
+        ),
         ({"indicators": [{"name": "sma", "params": {"window": [1, 5]}}]}, "never widens"),
         ({"indicators": [{"name": "macd"}]}, "unknown indicator"),
         ({"indicators": [{"name": "sma", "params": {"span": 3}}]}, "unknown parameter"),
@@ -175,13 +208,18 @@ def test_bad_requests(raw, match):
 def test_catalog_constraints_and_lazy_generation():
     request = _request()
     keys = [variant_key(v) for v in request.base_variants()]
-    assert len(keys) == 12 and all("fast=4" in k or "fast=8" in k or "fast=12" in k
-                                   or "fast=16" in k for k in keys)
-    crossed = parse_grid({"indicators": [{"name": "ma_cross", "params": {
-        "fast": [10, 30], "slow": [20, 40]}}]}, CATALOG)
+    assert len(keys) == 12 and all(
+        "fast=4" in k or "fast=8" in k or "fast=12" in k or "fast=16" in k for k in keys
+    )
+    crossed = parse_grid(
+        {"indicators": [{"name": "ma_cross", "params": {"fast": [10, 30], "slow": [20, 40]}}]},
+        CATALOG,
+    )
     assert [v.key for v in crossed.base_variants()] == [  # fast < slow only
-        "ma_cross(fast=10,slow=20)|sl=none|tp=none", "ma_cross(fast=10,slow=40)|sl=none|tp=none",
-        "ma_cross(fast=30,slow=40)|sl=none|tp=none"]
+        "ma_cross(fast=10,slow=20)|sl=none|tp=none",
+        "ma_cross(fast=10,slow=40)|sl=none|tp=none",
+        "ma_cross(fast=30,slow=40)|sl=none|tp=none",
+    ]
     variant = Variant((("sma", (("window", 5),)),), 1.0, None)
     assert variant.key == "sma(window=5)|sl=1|tp=none"
     assert variant.base.key.endswith("sl=none|tp=none")
@@ -191,8 +229,9 @@ def test_pruning(setup):
     prepared, rule, params = setup
     outcome = run_grid(prepared, rule, params, _request(prune={"min_trades": 10_000}), workers=1)
     assert outcome.summary["counts"]["pruned"] == 48 and outcome.topk.empty
-    floor = run_grid(prepared, rule, params, _request(prune={"max_drawdown_floor": -20.0}),
-                     workers=1)
+    floor = run_grid(
+        prepared, rule, params, _request(prune={"max_drawdown_floor": -20.0}), workers=1
+    )
     assert 0 < floor.summary["counts"]["pruned"] < 48
     assert (floor.topk["Max. Drawdown [%]"] >= -20.0).all()
 
@@ -228,10 +267,16 @@ _RSS = textwrap.dedent(
 
 
 def test_memory_does_not_grow_with_the_number_of_variants():
-    small = int(subprocess.run([sys.executable, "-c", _RSS, "50"], capture_output=True,
-                               text=True, check=True).stdout.split()[-1])
-    large = int(subprocess.run([sys.executable, "-c", _RSS, "500"], capture_output=True,
-                               text=True, check=True).stdout.split()[-1])
+    small = int(
+        subprocess.run(
+            [sys.executable, "-c", _RSS, "50"], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
+    large = int(
+        subprocess.run(
+            [sys.executable, "-c", _RSS, "500"], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
     assert large < small * 1.5, (small, large)  # 10x the variants, not 10x the memory
 
 
@@ -241,25 +286,43 @@ def test_sampled_variants_equal_single_backtests(setup):
     from ita_vc.grid import EngineSettings, evaluate_batch, evaluation_context
 
     prepared, rule, params = setup
-    request = parse_grid({"indicators": [
-        {"name": "ma_cross", "params": {"fast": [4, 8, 12], "slow": [20, 40]}},
-        {"name": "sma", "params": {"window": [10, 50]}}],
-        "targets": {"sl_pct": [None, 0.8, 2.0], "tp_pct": [None, 1.5, 4.0]}}, CATALOG)
-    single_request = parse_grid({"indicators": [
-        {"name": "ma_cross", "params": {"fast": [4, 8, 12], "slow": [20, 40]}}],
-        "targets": {"sl_pct": [None, 0.8, 2.0], "tp_pct": [None, 1.5, 4.0]}}, CATALOG)
-    variants = [v for r in (request, single_request) for b in r.base_variants()
-                for v in r.expand(b)]
+    request = parse_grid(
+        {
+            "indicators": [
+                {"name": "ma_cross", "params": {"fast": [4, 8, 12], "slow": [20, 40]}},
+                {"name": "sma", "params": {"window": [10, 50]}},
+            ],
+            "targets": {"sl_pct": [None, 0.8, 2.0], "tp_pct": [None, 1.5, 4.0]},
+        },
+        CATALOG,
+    )
+    single_request = parse_grid(
+        {
+            "indicators": [{"name": "ma_cross", "params": {"fast": [4, 8, 12], "slow": [20, 40]}}],
+            "targets": {"sl_pct": [None, 0.8, 2.0], "tp_pct": [None, 1.5, 4.0]},
+        },
+        CATALOG,
+    )
+    variants = [
+        v for r in (request, single_request) for b in r.base_variants() for v in r.expand(b)
+    ]
     rng = np.random.default_rng(7)
     sample = [variants[i] for i in rng.choice(len(variants), size=30, replace=False)]
-    settings = EngineSettings(direction=rule.direction, sizing=rule.sizing,
-                              fee_rate=params.backtest.fee_rate, slip=params.backtest.slip,
-                              init_cash=params.backtest.init_cash)
+    settings = EngineSettings(
+        direction=rule.direction,
+        sizing=rule.sizing,
+        fee_rate=params.backtest.fee_rate,
+        slip=params.backtest.slip,
+        init_cash=params.backtest.init_cash,
+    )
     results = evaluate_batch(sample, evaluation_context(prepared, settings, params))
     base_rule = {"setup_id": "g", "version": "1.0", "direction": rule.direction}
     assert {len(v.indicators) for v in sample} == {1, 2}
     for variant, result in zip(sample, results, strict=True):
         m = run_backtest(prepared, variant.rule(base_rule), params).metrics
         assert (result.total_return, result.max_drawdown, result.trades, result.sharpe) == (
-            m["Total Return [%]"], m["Max. Drawdown [%]"], m["Num. Trades"], m["Sharpe Ratio"]
+            m["Total Return [%]"],
+            m["Max. Drawdown [%]"],
+            m["Num. Trades"],
+            m["Sharpe Ratio"],
         ), variant.key

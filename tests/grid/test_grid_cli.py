@@ -47,16 +47,18 @@ def test_grid_run_and_promote(tmp_repo):
 
 def test_grid_run_partial_and_guard(tmp_repo):
     make_pipeline_repo(tmp_repo)
-    partial = invoke("grid", "run", "--workers", "1", "--max-seconds", "0", "--out",
-                     str(tmp_repo / "g"))
+    partial = invoke(
+        "grid", "run", "--workers", "1", "--max-seconds", "0", "--out", str(tmp_repo / "g")
+    )
     assert partial.exit_code == 0 and "PARTIAL: " in partial.stdout
     stopped = json.loads((tmp_repo / "g/summary.json").read_text())
     assert stopped["partial"] is True and stopped["stop_reason"] == "max_seconds"
     resumed = invoke("grid", "run", "--workers", "1", "--resume", "--out", str(tmp_repo / "g"))
     assert resumed.exit_code == 0 and "PARTIAL" not in resumed.stdout
     params = tmp_repo / "params.yaml"
-    params.write_text(params.read_text().replace("  top_k: 20\n", "  top_k: 20\n"
-                                                 "  max_variants: 5\n"))
+    params.write_text(
+        params.read_text().replace("  top_k: 20\n", "  top_k: 20\n  max_variants: 5\n")
+    )
     refused = invoke("grid", "run")
     assert refused.exit_code == 11 and "max_variants = 5" in refused.stderr
 
@@ -66,15 +68,33 @@ def _start_big_grid(repo, workers):
     its own session the way a shell starts a job: checkpoint after every batch."""
     make_pipeline_repo(repo)
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace(
-        "params: {fast: {min: 5, max: 20, step: 5}, slow: [30, 50, 80]}",
-        "params: {fast: {min: 2, max: 30, step: 1}, slow: {min: 31, max: 60, step: 1}}")
-        .replace("  top_k: 20\n", "  top_k: 20\n  batch_size: 5\n"))
+    params.write_text(
+        params.read_text()
+        .replace(
+            "params: {fast: {min: 5, max: 20, step: 5}, slow: [30, 50, 80]}",
+            "params: {fast: {min: 2, max: 30, step: 1}, slow: {min: 31, max: 60, step: 1}}",
+        )
+        .replace("  top_k: 20\n", "  top_k: 20\n  batch_size: 5\n")
+    )
     checkpoint = repo / ".ita/grid/checkpoint.json"
     env = {**os.environ, "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}  # a checkpoint per batch
-    proc = subprocess.Popen([str(VENV_BIN / "ita-vc"), "grid", "run", "--workers", str(workers),
-                             "--out", str(repo / "g")], cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "ita-vc"),
+            "grid",
+            "run",
+            "--workers",
+            str(workers),
+            "--out",
+            str(repo / "g"),
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -129,13 +149,25 @@ def test_interrupted_grid_stage_writes_nothing_and_exits_130(tmp_repo):
     make_pipeline_repo(tmp_repo)
     params = tmp_repo / "params.yaml"
     params.write_text(params.read_text().replace("  top_k: 20\n", "  top_k: 20\n  batch_size: 2\n"))
-    proc = subprocess.run([str(VENV_BIN / "python"), "-c", _STAGE_SIGINT_AT_BATCH_3],
-                          cwd=tmp_repo, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", _STAGE_SIGINT_AT_BATCH_3],
+        cwd=tmp_repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 130, proc.stdout + proc.stderr
     assert "grid: interrupted; its outputs were not written" in proc.stderr
     assert not (tmp_repo / "results/grid").exists()
-    done = subprocess.run([str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "grid"],
-                          cwd=tmp_repo, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "grid"],
+        cwd=tmp_repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_repo / "results/grid/summary.json").read_text())
     assert summary["partial"] is False and summary["stop_reason"] == "complete"

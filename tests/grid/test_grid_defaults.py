@@ -18,25 +18,32 @@ CATALOG = load_catalog()
 
 
 def _rule(text: str):
-    rule, problems = parse_rule(f"setup_id: r\nversion: '1.0'\n{text}".encode(), "r.yaml",
-                                catalog=CATALOG, rules_root=None, require_hash=False)
+    rule, problems = parse_rule(
+        f"setup_id: r\nversion: '1.0'\n{text}".encode(),
+        "r.yaml",
+        catalog=CATALOG,
+        rules_root=None,
+        require_hash=False,
+    )
     assert not problems, problems
     return rule
 
 
-SMA_RSI = _rule("indicators: [{name: sma, params: {window: 3}}, "
-                "{name: rsi, params: {window: 14, lower: 30, upper: 97.5}}]\n"
-                "targets: {sl_pct: 1.0, tp_pct: 3.0}\n")
+SMA_RSI = _rule(
+    "indicators: [{name: sma, params: {window: 3}}, "
+    "{name: rsi, params: {window: 14, lower: 30, upper: 97.5}}]\n"
+    "targets: {sl_pct: 1.0, tp_pct: 3.0}\n"
+)
 MA_CROSS = _rule("indicators: [{name: ma_cross, params: {fast: 10, slow: 20}}]\n")
 
 
-@pytest.mark.parametrize("raw", [None, {}, {"indicators": []}, {"indicators": None},
-                                 {"top_k": 5}])
+@pytest.mark.parametrize("raw", [None, {}, {"indicators": []}, {"indicators": None}, {"top_k": 5}])
 def test_no_axes_default_to_the_rules_own_indicators(raw):
     request = parse_grid(raw, CATALOG, MA_CROSS)
     assert request.default_axes
-    assert request.axes == [("ma_cross", [("fast", list(range(5, 16))),
-                                          ("slow", list(range(15, 26)))])]
+    assert request.axes == [
+        ("ma_cross", [("fast", list(range(5, 16))), ("slow", list(range(15, 26)))])
+    ]
     assert request.count_stage_a() == (11 * 11 - 1, True)  # fast 15, slow 15 breaks fast < slow
     assert sum(1 for _ in request.base_variants()) == 120
 
@@ -54,18 +61,26 @@ def test_default_axes_clip_to_the_catalog_and_keep_the_rules_targets():
 
 
 def test_named_axes_are_not_defaulted_and_must_be_the_rules():
-    named = parse_grid({"indicators": [{"name": "ma_cross", "params": {"fast": [5, 10]}}]},
-                       CATALOG, MA_CROSS)
+    named = parse_grid(
+        {"indicators": [{"name": "ma_cross", "params": {"fast": [5, 10]}}]}, CATALOG, MA_CROSS
+    )
     assert not named.default_axes and named.to_dict()["axes"][0][0] == "ma_cross"
     swapped = parse_grid({"indicators": [{"name": "rsi"}, {"name": "sma"}]}, CATALOG, SMA_RSI)
     assert [n for n, _ in swapped.axes] == ["rsi", "sma"]  # the same names, in any order
-    with pytest.raises(DataValidationError, match=(
+    with pytest.raises(
+        DataValidationError,
+        match=(
             r"grid.indicators: the grid sweeps \[ma_cross\] but the rule r v1.0 has "
-            r"\[sma, rsi\]")) as info:
+            r"\[sma, rsi\]"
+        ),
+    ) as info:
         parse_grid({"indicators": [{"name": "ma_cross"}]}, CATALOG, SMA_RSI)
     assert info.value.exit_code == 11
-    with pytest.raises(DataValidationError, match=r"sweeps \[sma\] but the rule r v1.0 has "
-                                                  r"\[sma, rsi\]"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"sweeps \[sma\] but the rule r v1.0 has "
+        r"\[sma, rsi\]",
+    ):
         parse_grid({"indicators": [{"name": "sma"}]}, CATALOG, SMA_RSI)
 
 
@@ -88,9 +103,11 @@ def test_grid_run_without_axes_sweeps_the_rule_and_says_so(tmp_repo, replacement
     assert result.exit_code == 0, result.output
     assert "swept the rule's own indicators" in result.stdout
     summary = json.loads((tmp_repo / "results/grid/summary.json").read_text())
-    assert summary["default_axes"] == ("the rule's own indicators, each parameter at its rule "
-                                       "value +/- 5 catalog steps (clipped to the catalog "
-                                       "bounds)")
+    assert summary["default_axes"] == (
+        "the rule's own indicators, each parameter at its rule "
+        "value +/- 5 catalog steps (clipped to the catalog "
+        "bounds)"
+    )
     assert summary["counts"]["stage_a_variants"] == 120
     report = (tmp_repo / "results/grid/report.md").read_text()
     assert "- axes: params.yaml names none, so the grid swept the rule's own indicators" in report
@@ -111,12 +128,10 @@ def test_grid_run_refuses_another_rules_indicators(tmp_repo):
 
     make_pipeline_repo(tmp_repo)
     seed = tmp_repo.parent / "sma_rsi.yaml"
-    seed.write_text("setup_id: sma_rsi\nversion: '1.0'\nindicators: [{name: sma}, "
-                    "{name: rsi}]\n")
+    seed.write_text("setup_id: sma_rsi\nversion: '1.0'\nindicators: [{name: sma}, {name: rsi}]\n")
     RuleRegistry(Workspace.at(tmp_repo)).new("sma_rsi", from_file=seed)
     params = tmp_repo / "params.yaml"
-    params.write_text(params.read_text().replace("setup_id: example_ma_cross",
-                                                 "setup_id: sma_rsi"))
+    params.write_text(params.read_text().replace("setup_id: example_ma_cross", "setup_id: sma_rsi"))
     result = invoke("grid", "run", "--workers", "1")
     assert result.exit_code == 11, result.output
     assert "the grid sweeps [ma_cross] but the rule sma_rsi v1.0 has [sma, rsi]" in result.stderr

@@ -42,20 +42,31 @@ BASE_RULE = {"setup_id": "g", "version": "1.0", "direction": "long-short"}
 @pytest.fixture(scope="module")
 def two_markets():
     """The rule, run params and two different sets of prepared candles."""
-    rule, problems = parse_rule(RULE_TEXT, "g.yaml", catalog=CATALOG, rules_root=None,
-                                require_hash=False)
+    rule, problems = parse_rule(
+        RULE_TEXT, "g.yaml", catalog=CATALOG, rules_root=None, require_hash=False
+    )
     assert not problems
     params = parse_params({"data": {"start": "2025-01-05"}, "backtest": {"warmup_bars": 50}})
-    markets = [prepare_candles(walk_candles(2000, step=3_600_000, seed=seed, vol=4e-3,
-                                            spread=0.1), params)[0] for seed in (3, 11)]
+    markets = [
+        prepare_candles(
+            walk_candles(2000, step=3_600_000, seed=seed, vol=4e-3, spread=0.1), params
+        )[0]
+        for seed in (3, 11)
+    ]
     return rule, params, markets
 
 
 def _request():
-    return parse_grid({"indicators": [{"name": "ma_cross", "params": {
-        "fast": [4, 8, 12], "slow": [20, 40]}}],
-        "targets": {"sl_pct": [None, 1.5], "tp_pct": [None, 3.0]},
-        "top_k": 6, "top_trades_n": 1, "batch_size": 4}, CATALOG)
+    return parse_grid(
+        {
+            "indicators": [{"name": "ma_cross", "params": {"fast": [4, 8, 12], "slow": [20, 40]}}],
+            "targets": {"sl_pct": [None, 1.5], "tp_pct": [None, 3.0]},
+            "top_k": 6,
+            "top_trades_n": 1,
+            "batch_size": 4,
+        },
+        CATALOG,
+    )
 
 
 def _variants():
@@ -64,9 +75,13 @@ def _variants():
 
 
 def _settings(rule, params):
-    return EngineSettings(direction=rule.direction, sizing=rule.sizing,
-                          fee_rate=params.backtest.fee_rate, slip=params.backtest.slip,
-                          init_cash=params.backtest.init_cash)
+    return EngineSettings(
+        direction=rule.direction,
+        sizing=rule.sizing,
+        fee_rate=params.backtest.fee_rate,
+        slip=params.backtest.slip,
+        init_cash=params.backtest.init_cash,
+    )
 
 
 def _single(prepared, params, variants):
@@ -74,8 +89,9 @@ def _single(prepared, params, variants):
     out = []
     for variant in variants:
         m = run_backtest(prepared, variant.rule(BASE_RULE), params).metrics
-        out.append((m["Total Return [%]"], m["Max. Drawdown [%]"], m["Num. Trades"],
-                    m["Sharpe Ratio"]))
+        out.append(
+            (m["Total Return [%]"], m["Max. Drawdown [%]"], m["Num. Trades"], m["Sharpe Ratio"])
+        )
     return out
 
 
@@ -148,9 +164,12 @@ def test_context_is_typed_and_names_its_key(two_markets):
     assert context.key.startswith("sha256:") and context.data_hash.startswith("sha256:")
     assert context.arrays.n_warm == int(first["warmup"].sum())
     assert context.settings.to_dict() == {
-        "direction": rule.direction, "sizing": dict(rule.sizing),
-        "fee_rate": params.backtest.fee_rate, "slip": params.backtest.slip,
-        "init_cash": params.backtest.init_cash}
+        "direction": rule.direction,
+        "sizing": dict(rule.sizing),
+        "fee_rate": params.backtest.fee_rate,
+        "slip": params.backtest.slip,
+        "init_cash": params.backtest.init_cash,
+    }
 
 
 def test_one_dask_worker_serves_two_grids_each_on_its_own_candles(two_markets):
@@ -160,10 +179,13 @@ def test_one_dask_worker_serves_two_grids_each_on_its_own_candles(two_markets):
 
     rule, params, markets = two_markets
     local = [run_grid(prepared, rule, params, _request(), workers=1) for prepared in markets]
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
-        remote = [run_grid(prepared, rule, params, _request(),
-                           scheduler=cluster.scheduler_address) for prepared in markets]
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        remote = [
+            run_grid(prepared, rule, params, _request(), scheduler=cluster.scheduler_address)
+            for prepared in markets
+        ]
     for here, there in zip(local, remote, strict=True):
         pd.testing.assert_frame_equal(here.topk, there.topk)
         assert here.summary["engine_params_hash"] == there.summary["engine_params_hash"]

@@ -46,8 +46,9 @@ def _wait_for(path, proc, what):
     deadline = time.monotonic() + 120
     while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert path.exists(), f"{what} never happened: " + (proc.stderr.read() if proc.stderr and
-                                                       proc.poll() is not None else "")
+    assert path.exists(), f"{what} never happened: " + (
+        proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+    )
 
 
 @pytest.fixture
@@ -55,8 +56,12 @@ def holder(tmp_repo):
     """A separate process holding the grid lock until ``release`` exists."""
     make_pipeline_repo(tmp_repo)
     ready, release = tmp_repo.parent / "ready", tmp_repo.parent / "release"
-    proc = subprocess.Popen([str(VENV_BIN / "python"), "-c", _HOLD_GRID_LOCK, str(ready),
-                             str(release)], cwd=tmp_repo, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-c", _HOLD_GRID_LOCK, str(ready), str(release)],
+        cwd=tmp_repo,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(ready, proc, "the holder taking the grid lock")
     yield tmp_repo, release
     release.touch()
@@ -66,8 +71,14 @@ def holder(tmp_repo):
 
 def test_a_second_grid_run_is_refused_with_exit_10(holder):
     repo, _release = holder
-    proc = subprocess.run([str(VENV_BIN / "ita-vc"), "grid", "run", "--workers", "1"],
-                          cwd=repo, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(VENV_BIN / "ita-vc"), "grid", "run", "--workers", "1"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 10, proc.stderr
     assert "another ita-vc grid command is running" in proc.stderr
     assert "test holder" in proc.stderr and "--wait SECONDS" in proc.stderr
@@ -78,9 +89,13 @@ def test_a_second_grid_run_is_refused_with_exit_10(holder):
 def test_with_wait_it_runs_once_the_lock_is_released(holder):
     repo, release = holder
     marker = repo.parent / "waiting"
-    proc = subprocess.Popen([str(VENV_BIN / "python"), "-c", _GRID_RUN_SIGNALLING_WAIT,
-                             str(marker)], cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-c", _GRID_RUN_SIGNALLING_WAIT, str(marker)],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(marker, proc, "the second grid run waiting for the lock")
     assert proc.poll() is None and not (repo / "results" / "grid").exists()
     release.touch()

@@ -28,19 +28,26 @@ def test_every_public_name_resolves():
 
 def test_parsing_a_request_does_not_load_the_engine():
     """``params.yaml`` is checked and the grid's size guarded before numba is imported."""
-    code = ("import sys\nfrom ita_vc.catalog import load_catalog\nfrom ita_vc.grid import "
-            "parse_grid\nparse_grid({'indicators': [{'name': 'sma'}]}, load_catalog())\n"
-            "print(sorted(m for m in ('numba', 'pandas') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys\nfrom ita_vc.catalog import load_catalog\nfrom ita_vc.grid import "
+        "parse_grid\nparse_grid({'indicators': [{'name': 'sma'}]}, load_catalog())\n"
+        "print(sorted(m for m in ('numba', 'pandas') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
 
 
 def test_every_problem_of_the_section_is_reported_at_once():
-    raw = {**AXES, "top_k": 0, "batch_size": -3, "colour": "red",
-           "targets": {"sl_pct": [20000], "tp": 1},
-           "prune": {"min_trades": 10, "max_trades": 5, "max_drawdown_floor": 10},
-           "direction": "sideways", "sizing": {"mode": "fixed_quote"}}
+    raw = {
+        **AXES,
+        "top_k": 0,
+        "batch_size": -3,
+        "colour": "red",
+        "targets": {"sl_pct": [20000], "tp": 1},
+        "prune": {"min_trades": 10, "max_trades": 5, "max_drawdown_floor": 10},
+        "direction": "sideways",
+        "sizing": {"mode": "fixed_quote"},
+    }
     with pytest.raises(DataValidationError) as caught:
         parse_grid(raw, CATALOG)
     lines = str(caught.value).splitlines()
@@ -63,26 +70,39 @@ def test_every_problem_of_the_section_is_reported_at_once():
 
 
 def test_axis_problems_are_reported_with_the_settings_problems():
-    raw = {"indicators": [
-        {"name": "ma_cross", "params": {"fast": {"min": 0, "max": 20}, "span": 3}},
-        "sma", {"name": "macd"}], "preselect": "many"}
+    raw = {
+        "indicators": [
+            {"name": "ma_cross", "params": {"fast": {"min": 0, "max": 20}, "span": 3}},
+            "sma",
+            {"name": "macd"},
+        ],
+        "preselect": "many",
+    }
     with pytest.raises(DataValidationError) as caught:
         parse_grid(raw, CATALOG)
     text = str(caught.value)
-    for fragment in ("grid.indicators.0.params.fast.min: 0: 0 is outside the catalog range",
-                     "grid.indicators.0.params.span: 3: unknown parameter of ma_cross",
-                     "grid.indicators.1: 'sma': must be a mapping {name, params}",
-                     "grid.indicators.2.name: 'macd': unknown indicator",
-                     "grid.preselect: 'many': must be a positive whole number"):
+    for fragment in (
+        "grid.indicators.0.params.fast.min: 0: 0 is outside the catalog range",
+        "grid.indicators.0.params.span: 3: unknown parameter of ma_cross",
+        "grid.indicators.1: 'sma': must be a mapping {name, params}",
+        "grid.indicators.2.name: 'macd': unknown indicator",
+        "grid.preselect: 'many': must be a positive whole number",
+    ):
         assert fragment in text, text
     assert len(text.splitlines()) == 5
 
 
 def test_the_size_guard_runs_only_on_a_valid_section():
     """A refused value is reported as such, not as a count (nothing is counted from it)."""
-    raw = {"indicators": [{"name": "ma_cross", "params": {"fast": {"min": 1, "max": 4000},
-                                                           "slow": {"min": 2, "max": 4000}}}],
-           "top_k": -1}
+    raw = {
+        "indicators": [
+            {
+                "name": "ma_cross",
+                "params": {"fast": {"min": 1, "max": 4000}, "slow": {"min": 2, "max": 4000}},
+            }
+        ],
+        "top_k": -1,
+    }
     with pytest.raises(DataValidationError, match=r"grid.top_k: -1") as caught:
         parse_grid(raw, CATALOG)
     assert "max_variants" not in str(caught.value)
@@ -90,14 +110,19 @@ def test_the_size_guard_runs_only_on_a_valid_section():
 
 def test_the_declared_shape_on_its_own():
     problems = Problems("params.yaml")
-    checked = problems.check(GRID_SCHEMA, {"top_k": 5.0, "max_compute_bytes": 10,
-                                           "targets": {"sl_pct": [2, None, 1]},
-                                           "prune": None}, prefix="grid.")
+    checked = problems.check(
+        GRID_SCHEMA,
+        {"top_k": 5.0, "max_compute_bytes": 10, "targets": {"sl_pct": [2, None, 1]}, "prune": None},
+        prefix="grid.",
+    )
     assert not problems
-    assert checked == {"top_k": 5, "max_compute_bytes": 10.0,
-                       "targets": {"sl_pct": [None, 1, 2]}, "prune": None}
-    problems.check(GRID_SCHEMA, {"max_variants": True, "targets": {"sl_pct": []}},
-                   prefix="grid.")
+    assert checked == {
+        "top_k": 5,
+        "max_compute_bytes": 10.0,
+        "targets": {"sl_pct": [None, 1, 2]},
+        "prune": None,
+    }
+    problems.check(GRID_SCHEMA, {"max_variants": True, "targets": {"sl_pct": []}}, prefix="grid.")
     assert [(p.field, p.message) for p in problems.sorted()] == [
         ("grid.max_variants", "True: must be a positive whole number"),
         ("grid.targets.sl_pct", "[]: needs at least one value (null: no SL/TP)"),

@@ -13,8 +13,7 @@ import pytest
 from ita_vc.backtest.run import run_backtest
 from tests.helpers import invoke, make_pipeline_repo
 
-OVERRIDES = ("  direction: long-only\n"
-             "  sizing: {mode: fixed_quote, amount: 1000}\n")
+OVERRIDES = "  direction: long-only\n  sizing: {mode: fixed_quote, amount: 1000}\n"
 
 
 def _grid(repo, extra: str = "") -> pd.DataFrame:
@@ -27,10 +26,12 @@ def _grid(repo, extra: str = "") -> pd.DataFrame:
 
 def _same(row, metrics) -> list[str]:
     """The metric names where the row and a single backtest differ (NaN equals NaN)."""
+
     def equal(a, b):
         if a is None or b is None or (isinstance(a, float) and math.isnan(a)):
             return (a is None or pd.isna(a)) and (b is None or pd.isna(b))
         return a == b
+
     return [name for name, value in metrics.items() if not equal(row[name], value)]
 
 

@@ -52,21 +52,30 @@ _DOCUMENTED = {0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 
 def _fuzz(ci_examples: int) -> Callable[[Any], Any]:
     """Hypothesis settings: ``ci_examples`` derandomized examples, or ITA_VC_FUZZ_EXAMPLES."""
+
     def wrap(test: Any) -> Any:
         configured = settings(
-            max_examples=_EXAMPLES or ci_examples, deadline=None, database=None,
-            derandomize=_SEED is None, print_blob=True,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                   HealthCheck.function_scoped_fixture,
-                                   HealthCheck.large_base_example],
+            max_examples=_EXAMPLES or ci_examples,
+            deadline=None,
+            database=None,
+            derandomize=_SEED is None,
+            print_blob=True,
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.data_too_large,
+                HealthCheck.function_scoped_fixture,
+                HealthCheck.large_base_example,
+            ],
         )(test)
         return seed(int(_SEED))(configured) if _SEED is not None else configured
+
     return wrap
 
 
 @contextlib.contextmanager
 def _watchdog() -> Iterator[None]:
     """Fail an example that hangs (a generous alarm, never a timing assertion)."""
+
     def timeout(_signum: int, _frame: object) -> None:
         raise AssertionError(f"example still running after {_WATCHDOG_S} s")
 
@@ -111,8 +120,11 @@ _KNOWN_ELSEWHERE: set[tuple[str, type[Exception]]] = set()  # crashes not fixed 
 
 
 def _known_elsewhere(exc: BaseException) -> bool:
-    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)
-              if f"{os.sep}ita_vc{os.sep}" in f.filename]
+    frames = [
+        f.filename
+        for f in traceback.extract_tb(exc.__traceback__)
+        if f"{os.sep}ita_vc{os.sep}" in f.filename
+    ]
     if not frames:
         return False
     module = frames[-1].split(f"{os.sep}ita_vc{os.sep}", 1)[1].replace(os.sep, "/")
@@ -141,29 +153,112 @@ def _refused_only(call: Callable[[], Any], *allowed: type[Exception]) -> Any:
 # -- strategies ----------------------------------------------------------------------------------
 _TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=30)
 _SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**40), max_value=10**40),
-    st.floats(allow_nan=True, allow_infinity=True), st.just(float("nan")),
-    st.just(float("inf")), st.just(-0.0), st.just(2**53 + 1), st.just(10**400),
-    st.dates(), st.datetimes(), st.datetimes(timezones=st.just(dt.UTC)), _TEXT,
-    st.sampled_from(["1.10", "1.0", "v1.0", "", " ", "..", "../x", "0x10", "1e999", "~",
-                     "yes", "no", "null", "2025-02-30", "9999-12-31", "1677-09-21",
-                     "long-only", "all_in", "sha256:" + "0" * 64, "ma_cross", "1m", "1h"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.just(-0.0),
+    st.just(2**53 + 1),
+    st.just(10**400),
+    st.dates(),
+    st.datetimes(),
+    st.datetimes(timezones=st.just(dt.UTC)),
+    _TEXT,
+    st.sampled_from(
+        [
+            "1.10",
+            "1.0",
+            "v1.0",
+            "",
+            " ",
+            "..",
+            "../x",
+            "0x10",
+            "1e999",
+            "~",
+            "yes",
+            "no",
+            "null",
+            "2025-02-30",
+            "9999-12-31",
+            "1677-09-21",
+            "long-only",
+            "all_in",
+            "sha256:" + "0" * 64,
+            "ma_cross",
+            "1m",
+            "1h",
+        ]
+    ),
 )
 _JUNK = st.recursive(
     _SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.one_of(_TEXT, st.integers(), st.none()), inner,
-                                            max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(_TEXT, st.integers(), st.none()), inner, max_size=4),
+    ),
     max_leaves=12,
 )
 #: tokens that stress the YAML scanner and composer
-_TOKENS = st.sampled_from([
-    "[", "]", "{", "}", ": ", ":", "- ", "-", ", ", "\n", "\n  ", "  ", "\t", "&a ", "*a",
-    "&b ", "*b", "<<: ", "? ", "!!python/object:os.system ", "!!binary ", "!!timestamp ",
-    "!!float ", "!!set ", "!foo ", "'", '"', "|", ">", "#", "---\n", "...\n", "%YAML 1.1\n",
-    "a", "b", "1", "1.10", ".nan", ".inf", "-.inf", "~", "null", "2025-02-30", "0o17",
-    "9" * 50, "9" * 5000, "é", "\u2028", "\x85", "\ufeff", "\x00", "\x1b", "\\",
-])
+_TOKENS = st.sampled_from(
+    [
+        "[",
+        "]",
+        "{",
+        "}",
+        ": ",
+        ":",
+        "- ",
+        "-",
+        ", ",
+        "\n",
+        "\n  ",
+        "  ",
+        "\t",
+        "&a ",
+        "*a",
+        "&b ",
+        "*b",
+        "<<: ",
+        "? ",
+        "!!python/object:os.system ",
+        "!!binary ",
+        "!!timestamp ",
+        "!!float ",
+        "!!set ",
+        "!foo ",
+        "'",
+        '"',
+        "|",
+        ">",
+        "#",
+        "---\n",
+        "...\n",
+        "%YAML 1.1\n",
+        "a",
+        "b",
+        "1",
+        "1.10",
+        ".nan",
+        ".inf",
+        "-.inf",
+        "~",
+        "null",
+        "2025-02-30",
+        "0o17",
+        "9" * 50,
+        "9" * 5000,
+        "é",
+        "\u2028",
+        "\x85",
+        "\ufeff",
+        "\x00",
+        "\x1b",
+        "\\",
+    ]
+)
 _YAMLISH = st.lists(_TOKENS, max_size=80).map("".join)
 _RAW_TEXT = st.one_of(_YAMLISH, st.text(max_size=200))
 
@@ -177,16 +272,22 @@ def _mutate(base: dict[str, Any], draw: st.DrawFn) -> Any:
         node: Any = doc
         path = []
         while isinstance(node, dict | list) and node and draw(st.booleans()):
-            key = draw(st.sampled_from(list(node) if isinstance(node, dict)
-                                       else list(range(len(node)))))
+            key = draw(
+                st.sampled_from(list(node) if isinstance(node, dict) else list(range(len(node))))
+            )
             path.append((node, key))
             node = node[key]
         value = draw(_JUNK)
         if path:
             parent, key = path[-1]
             if isinstance(parent, dict) and draw(st.integers(0, 3)) == 0:  # a junk key
-                parent[draw(st.one_of(st.integers(-9, 10**400), st.none(), st.booleans(),
-                                      _TEXT, st.just(1.5)))] = parent.pop(key)
+                parent[
+                    draw(
+                        st.one_of(
+                            st.integers(-9, 10**400), st.none(), st.booleans(), _TEXT, st.just(1.5)
+                        )
+                    )
+                ] = parent.pop(key)
             else:
                 parent[key] = value
         elif isinstance(doc, dict):
@@ -217,16 +318,33 @@ def _text_of(draw: st.DrawFn, base: dict[str, Any]) -> str:
 
 
 _RULE = {
-    "schema_version": 1, "setup_id": "Fuzz", "version": "1.0", "author": "f",
-    "created": "2025-01-01", "components": ["a"],
-    "indicators": [{"name": "ma_cross", "params": {"fast": 10, "slow": 20}},
-                   {"name": "rsi", "params": {"window": 14, "lower": 30, "upper": 70}}],
-    "rules": {"session": "london"}, "targets": {"tp_pct": 2.0, "sl_pct": 1.0},
-    "direction": "long-short", "sizing": {"mode": "fixed_quote", "amount": 100},
+    "schema_version": 1,
+    "setup_id": "Fuzz",
+    "version": "1.0",
+    "author": "f",
+    "created": "2025-01-01",
+    "components": ["a"],
+    "indicators": [
+        {"name": "ma_cross", "params": {"fast": 10, "slow": 20}},
+        {"name": "rsi", "params": {"window": 14, "lower": 30, "upper": 70}},
+    ],
+    "rules": {"session": "london"},
+    "targets": {"tp_pct": 2.0, "sl_pct": 1.0},
+    "direction": "long-short",
+    "sizing": {"mode": "fixed_quote", "amount": 100},
 }
-_LIFECYCLE = {"schema_version": 1, "setup_id": "Fuzz",
-              "versions": {"v1.0": {"active": True, "deprecation_reason": None,
-                                    "changed_at": "2025-01-01T00:00:00Z", "changed_by": "f"}}}
+_LIFECYCLE = {
+    "schema_version": 1,
+    "setup_id": "Fuzz",
+    "versions": {
+        "v1.0": {
+            "active": True,
+            "deprecation_reason": None,
+            "changed_at": "2025-01-01T00:00:00Z",
+            "changed_by": "f",
+        }
+    },
+}
 
 
 @st.composite
@@ -265,7 +383,8 @@ def params_texts(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 4)) == 0:  # DVC users' anchors, sometimes as a bomb
         levels = draw(st.integers(1, 9))
         rows = ['  l1: &l1 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]'] + [
-            f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(2, levels + 1)]
+            f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(2, levels + 1)
+        ]
         text += "\nextra:\n" + "\n".join(rows) + "\n"
     return text
 
@@ -295,8 +414,13 @@ def test_rule_files(raw):
     catalog = load_catalog(None)
     for path, committed in (("rules/Fuzz/v1.0.yaml", None), ("x.yaml", True)):
         with _bounded():
-            rule, problems = parse_rule(raw, path, catalog=catalog, committed=committed,
-                                        rules_root=None if path == "x.yaml" else "rules")
+            rule, problems = parse_rule(
+                raw,
+                path,
+                catalog=catalog,
+                committed=committed,
+                rules_root=None if path == "x.yaml" else "rules",
+            )
         assert (rule is None) == bool(problems)
         assert all(p.message for p in problems)
 
@@ -307,8 +431,9 @@ def test_lifecycle_files(raw):
     from ita_vc.rules.validate import parse_lifecycle
 
     with _bounded():
-        _entries, problems = parse_lifecycle(raw, "rules/Fuzz/lifecycle.yaml", setup_id="Fuzz",
-                                             version_exists=lambda _v: True)
+        _entries, problems = parse_lifecycle(
+            raw, "rules/Fuzz/lifecycle.yaml", setup_id="Fuzz", version_exists=lambda _v: True
+        )
     assert all(p.message for p in problems)
 
 
@@ -319,8 +444,7 @@ def test_params_yaml(text):
     from ita_vc.catalog import load_catalog
     from ita_vc.grid import parse_grid
 
-    doc = _refused_only(lambda: load_yaml_text(text, "params.yaml", allow_aliases=True),
-                        YamlError)
+    doc = _refused_only(lambda: load_yaml_text(text, "params.yaml", allow_aliases=True), YamlError)
     if doc is None:
         return
     _refused_only(lambda: parse_params(doc), DataValidationError)
@@ -387,10 +511,12 @@ def fuzz_repo(_template_repo, tmp_path_factory) -> Path:
 
 
 def _stored(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.relative_to(root).as_posix().startswith(
-                (".git/", ".ita/", "logs/", ".dvc/tmp/"))}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and not p.relative_to(root).as_posix().startswith((".git/", ".ita/", "logs/", ".dvc/tmp/"))
+    }
 
 
 @contextlib.contextmanager
@@ -437,8 +563,12 @@ def test_rule_commands_on_a_hand_edited_rule(fuzz_repo, text):
             assert _stored(fuzz_repo) == before
         (fuzz_repo / "rules/Fuzz/v1.1.yaml").write_text(text, "utf-8")
         edited = _stored(fuzz_repo)
-        for args in (("rule", "check", "--all"), ("rule", "list"), ("rule", "rehash", "Fuzz"),
-                     ("rule", "bump", "Fuzz", "-S", "targets.sl_pct=1.5")):
+        for args in (
+            ("rule", "check", "--all"),
+            ("rule", "list"),
+            ("rule", "rehash", "Fuzz"),
+            ("rule", "bump", "Fuzz", "-S", "targets.sl_pct=1.5"),
+        ):
             code = _cli(fuzz_repo, *args)
             assert code in (0, 4), args
             if code:
@@ -447,19 +577,25 @@ def test_rule_commands_on_a_hand_edited_rule(fuzz_repo, text):
 
 
 @_fuzz(ci_examples=15)
-@given(file_and_text=st.one_of(
-    config_texts().map(lambda t: ("configs/config.yaml", t)),
-    catalog_texts().map(lambda t: ("configs/indicators.yaml", t)),
-    policy_texts().map(lambda t: ("configs/retention.yaml", t)),
-    params_texts().map(lambda t: ("params.yaml", t)),
-))
+@given(
+    file_and_text=st.one_of(
+        config_texts().map(lambda t: ("configs/config.yaml", t)),
+        catalog_texts().map(lambda t: ("configs/indicators.yaml", t)),
+        policy_texts().map(lambda t: ("configs/retention.yaml", t)),
+        params_texts().map(lambda t: ("params.yaml", t)),
+    )
+)
 def test_commands_on_hand_edited_configs(fuzz_repo, file_and_text):
     rel, text = file_and_text
     with _restored(fuzz_repo):
         (fuzz_repo / rel).write_text(text, "utf-8")
         before = _stored(fuzz_repo)
-        for args in (("rule", "list"), ("rule", "check", "--all"), ("indicators", "list"),
-                     ("rule", "activate", "Fuzz", "1.0")):
+        for args in (
+            ("rule", "list"),
+            ("rule", "check", "--all"),
+            ("indicators", "list"),
+            ("rule", "activate", "Fuzz", "1.0"),
+        ):
             code = _cli(fuzz_repo, *args)
             if code:
                 assert _stored(fuzz_repo) == before, args
@@ -472,7 +608,6 @@ def test_the_strategies_reach_deep_validation():
     from ita_vc.catalog import load_catalog
     from ita_vc.rules.validate import parse_rule
 
-    rule, problems = parse_rule(rule_example(), "rules/Fuzz/v1.0.yaml",
-                                catalog=load_catalog(None))
+    rule, problems = parse_rule(rule_example(), "rules/Fuzz/v1.0.yaml", catalog=load_catalog(None))
     assert rule is not None and not problems
     assert math.isnan(load_yaml_text("a: .nan")["a"])

@@ -16,9 +16,14 @@ from tests.helpers import invoke, ita_vc_subprocess, make_pipeline_repo
 def _stored(repo) -> dict[str, str]:
     """Hash of every file of the workspace but git's, the log and the lock files."""
     skip = {".git", "logs"}
-    return {p.relative_to(repo).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(repo.rglob("*")) if p.is_file() and not skip & set(p.parts)
-            and not p.name.endswith((".lock", ".lock.info")) and p.name != "params.yaml"}
+    return {
+        p.relative_to(repo).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file()
+        and not skip & set(p.parts)
+        and not p.name.endswith((".lock", ".lock.info"))
+        and p.name != "params.yaml"
+    }
 
 
 def _set_grid(repo, grid: str) -> None:
@@ -53,10 +58,14 @@ BAD_GRIDS = [
     ("grid:\n  indicators: [{name: [ma_cross]}]\n", "grid.indicators.0.name: ['ma_cross']"),
     ("grid:\n  indicators: [{name: macd}]\n", "grid.indicators.0.name: 'macd': unknown indicator"),
     ("grid:\n  indicators: [{name: ma_cross, colour: red}]\n", "grid.indicators.0.colour"),
-    ("grid:\n  indicators: [{name: ma_cross, params: [1, 2]}]\n",
-     "grid.indicators.0.params: [1, 2]: must be a mapping"),
-    ("grid:\n  indicators: [{name: ma_cross, params: {span: 3}}]\n",
-     "grid.indicators.0.params.span: 3: unknown parameter"),
+    (
+        "grid:\n  indicators: [{name: ma_cross, params: [1, 2]}]\n",
+        "grid.indicators.0.params: [1, 2]: must be a mapping",
+    ),
+    (
+        "grid:\n  indicators: [{name: ma_cross, params: {span: 3}}]\n",
+        "grid.indicators.0.params.span: 3: unknown parameter",
+    ),
     (_RANGE.format(fast="{min: a, max: 20}"), "grid.indicators.0.params.fast.min: 'a'"),
     (_RANGE.format(fast="{min: .nan, max: 20}"), "grid.indicators.0.params.fast.min: nan"),
     (_RANGE.format(fast="{min: 5, max: .inf}"), "grid.indicators.0.params.fast.max: inf"),
@@ -105,18 +114,26 @@ BAD_GRIDS = [
     (_AXES + "  sizing: [1]\n", "grid.sizing: [1]"),
     (_AXES + "  sizing: {mode: fixed_quote, amount: .nan}\n", "grid.sizing: "),
     (_AXES + "  sizing: {mode: all_in, leverage: 3}\n", "grid.sizing.leverage"),
-    (_AXES + "  sizing: {mode: strategy_compound, budget: 1.0e+9}\n",
-     "grid.sizing.budget: 1000000000.0: larger than backtest.init_cash"),
+    (
+        _AXES + "  sizing: {mode: strategy_compound, budget: 1.0e+9}\n",
+        "grid.sizing.budget: 1000000000.0: larger than backtest.init_cash",
+    ),
     (_AXES + "  colour: red\n", "grid.colour: 'red': unknown key"),
     (_AXES + "  1: 2\n", "grid.1: 2: unknown key"),
     ("grid: [1, 2]\n", "grid: [1, 2]: must be a mapping"),
     ("grid: just a string\n", "grid: 'just a string': must be a mapping"),
-    ("grid:\n  indicators: [{name: sma, params: {window: [10, 20]}}]\n",
-     "the grid sweeps [sma] but the rule example_ma_cross v1.0 has [ma_cross]"),
-    ("grid:\n  indicators: [{name: ma_cross}, {name: sma}]\n",
-     "the grid sweeps [ma_cross, sma] but the rule example_ma_cross v1.0 has [ma_cross]"),
-    ("grid:\n  indicators: [{name: atr, params: {k: {min: 0.1, max: 20, step: 1.0e-7}}}]\n",
-     "199,000,001 values, more than an axis may hold (1,000,000)"),
+    (
+        "grid:\n  indicators: [{name: sma, params: {window: [10, 20]}}]\n",
+        "the grid sweeps [sma] but the rule example_ma_cross v1.0 has [ma_cross]",
+    ),
+    (
+        "grid:\n  indicators: [{name: ma_cross}, {name: sma}]\n",
+        "the grid sweeps [ma_cross, sma] but the rule example_ma_cross v1.0 has [ma_cross]",
+    ),
+    (
+        "grid:\n  indicators: [{name: atr, params: {k: {min: 0.1, max: 20, step: 1.0e-7}}}]\n",
+        "199,000,001 values, more than an axis may hold (1,000,000)",
+    ),
 ]
 
 
@@ -141,8 +158,9 @@ def test_the_dvc_stage_refuses_a_nan_target_as_well(pipeline):
     assert "grid.targets.tp_pct: nan" in proc.stderr and "Traceback" not in proc.stderr
     from tests.helpers import VENV_BIN, run
 
-    stage = run([str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "grid"], cwd=pipeline,
-                check=False)
+    stage = run(
+        [str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "grid"], cwd=pipeline, check=False
+    )
     assert stage.returncode == 11, stage.stderr
     assert "grid.targets.tp_pct: nan" in stage.stderr
     assert _stored(pipeline) == stored
@@ -151,10 +169,14 @@ def test_the_dvc_stage_refuses_a_nan_target_as_well(pipeline):
 # -- the checkpoint -----------------------------------------------------------------------------
 def _partial(repo):
     """A stopped grid: a real checkpoint of this request to damage."""
-    _set_grid(repo, "grid:\n  indicators: [{name: ma_cross, params: {fast: {min: 2, max: 9}, "
-                    "slow: [30, 50]}}]\n  batch_size: 2\n  top_k: 5\n")
-    stopped = invoke("grid", "run", "--workers", "1", "--max-seconds", "0", "--out",
-                     str(repo / "g"))
+    _set_grid(
+        repo,
+        "grid:\n  indicators: [{name: ma_cross, params: {fast: {min: 2, max: 9}, "
+        "slow: [30, 50]}}]\n  batch_size: 2\n  top_k: 5\n",
+    )
+    stopped = invoke(
+        "grid", "run", "--workers", "1", "--max-seconds", "0", "--out", str(repo / "g")
+    )
     assert stopped.exit_code == 0 and "PARTIAL" in stopped.stdout, stopped.output
     checkpoint = repo / ".ita" / "grid" / "checkpoint.json"
     return checkpoint, json.loads(checkpoint.read_text())
@@ -169,27 +191,72 @@ def _damaged(doc):
         (b"\xff\xfe\x00garbage", "not a readable grid checkpoint"),
         (b"[" * 100_000, "not a readable grid checkpoint"),
         (b"[]", "not a grid checkpoint"),
-        (json.dumps({**doc, "request_hash": "sha256:" + "0" * 64}).encode(),
-         "of another grid or engine setting"),
+        (
+            json.dumps({**doc, "request_hash": "sha256:" + "0" * 64}).encode(),
+            "of another grid or engine setting",
+        ),
         (json.dumps({**doc, "state": None}).encode(), "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "stage": "Z"}}).encode(),
-         "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "next_batch": -1}}).encode(),
-         "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "evaluated_a": "3"}}).encode(),
-         "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "shortlist": {}}}).encode(),
-         "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "shortlist": [1]}}).encode(),
-         "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "shortlist": [{**item, "trades": "x"}]}}
-                    ).encode(), "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "shortlist": [
-            {**item, "variant": {"indicators": [["ma_cross", [["fast", "2"], ["slow", 30]]]]}}
-        ]}}).encode(), "search state is damaged"),
-        (json.dumps({**doc, "state": {**state, "topk": [{**item, "variant": {
-            "indicators": [["ma_cross", [["fast", 3], ["slow", 31]]]]}}]}}).encode(),
-         "search state is damaged"),
+        (json.dumps({**doc, "state": {**state, "stage": "Z"}}).encode(), "search state is damaged"),
+        (
+            json.dumps({**doc, "state": {**state, "next_batch": -1}}).encode(),
+            "search state is damaged",
+        ),
+        (
+            json.dumps({**doc, "state": {**state, "evaluated_a": "3"}}).encode(),
+            "search state is damaged",
+        ),
+        (
+            json.dumps({**doc, "state": {**state, "shortlist": {}}}).encode(),
+            "search state is damaged",
+        ),
+        (
+            json.dumps({**doc, "state": {**state, "shortlist": [1]}}).encode(),
+            "search state is damaged",
+        ),
+        (
+            json.dumps(
+                {**doc, "state": {**state, "shortlist": [{**item, "trades": "x"}]}}
+            ).encode(),
+            "search state is damaged",
+        ),
+        (
+            json.dumps(
+                {
+                    **doc,
+                    "state": {
+                        **state,
+                        "shortlist": [
+                            {
+                                **item,
+                                "variant": {
+                                    "indicators": [["ma_cross", [["fast", "2"], ["slow", 30]]]]
+                                },
+                            }
+                        ],
+                    },
+                }
+            ).encode(),
+            "search state is damaged",
+        ),
+        (
+            json.dumps(
+                {
+                    **doc,
+                    "state": {
+                        **state,
+                        "topk": [
+                            {
+                                **item,
+                                "variant": {
+                                    "indicators": [["ma_cross", [["fast", 3], ["slow", 31]]]]
+                                },
+                            }
+                        ],
+                    },
+                }
+            ).encode(),
+            "search state is damaged",
+        ),
     ]
 
 
@@ -199,8 +266,7 @@ def test_a_damaged_checkpoint_with_resume_is_a_clear_error(pipeline):
     for content, fragment in _damaged(doc):
         checkpoint.write_bytes(content)
         stored[".ita/grid/checkpoint.json"] = hashlib.sha256(content).hexdigest()
-        result = invoke("grid", "run", "--workers", "1", "--resume", "--out",
-                        str(pipeline / "g"))
+        result = invoke("grid", "run", "--workers", "1", "--resume", "--out", str(pipeline / "g"))
         assert result.exit_code == 11, (content[:80], result.output)
         assert fragment in result.stderr, (content[:80], result.stderr)
         assert ".ita/grid/checkpoint.json" in result.stderr
@@ -214,8 +280,7 @@ def test_a_damaged_checkpoint_with_resume_is_a_clear_error(pipeline):
 
 def test_an_intact_checkpoint_still_resumes(pipeline):
     _checkpoint, _doc = _partial(pipeline)
-    resumed = invoke("grid", "run", "--workers", "1", "--resume", "--out",
-                     str(pipeline / "g"))
+    resumed = invoke("grid", "run", "--workers", "1", "--resume", "--out", str(pipeline / "g"))
     assert resumed.exit_code == 0 and "PARTIAL" not in resumed.stdout, resumed.output
 
 

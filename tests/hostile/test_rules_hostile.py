@@ -21,8 +21,7 @@ from tests.helpers import invoke, make_pipeline_repo
 
 pytestmark = pytest.mark.slow
 
-LINK_MSG = ("is a symbolic link; rule versions and lifecycle files must be regular files in "
-            "git")
+LINK_MSG = "is a symbolic link; rule versions and lifecycle files must be regular files in git"
 
 
 @pytest.fixture
@@ -36,8 +35,11 @@ def _digest(root: Path) -> dict[str, str]:
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if rel.startswith((".git/", ".ita/", "logs/", ".dvc/tmp/")) or path.is_symlink() \
-                or not path.is_file():
+        if (
+            rel.startswith((".git/", ".ita/", "logs/", ".dvc/tmp/"))
+            or path.is_symlink()
+            or not path.is_file()
+        ):
             continue
         out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
@@ -61,8 +63,13 @@ def test_a_symlinked_version_is_refused_by_the_installed_hook(tmp_repo, registry
     staged = tmp_repo.git("ls-files", "-s", "rules/SymRule/v1.0.yaml").stdout
     assert staged.startswith("120000 ")
     head = tmp_repo.git("rev-parse", "HEAD").stdout
-    hook = subprocess.run([str(tmp_repo / ".git/hooks/pre-commit")], cwd=tmp_repo,
-                          capture_output=True, text=True, check=False)
+    hook = subprocess.run(
+        [str(tmp_repo / ".git/hooks/pre-commit")],
+        cwd=tmp_repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert hook.returncode == 4
     assert f"rules/SymRule/v1.0.yaml: {LINK_MSG}" in hook.stderr
     assert "must be a YAML mapping" not in hook.stderr
@@ -85,9 +92,12 @@ def test_a_symlinked_version_committed_with_no_verify(tmp_repo, registry, tmp_pa
     for args in (("rule", "check", "--all"), ("rule", "check", "rules/SymRule/v1.0.yaml")):
         result = invoke(*args)
         assert result.exit_code == 4 and LINK_MSG in result.stderr, args
-    for args in (("rule", "list"), ("rule", "show", "SymRule"),
-                 ("rule", "bump", "SymRule", "-S", "direction=long-only"),
-                 ("rule", "activate", "SymRule", "1.0")):
+    for args in (
+        ("rule", "list"),
+        ("rule", "show", "SymRule"),
+        ("rule", "bump", "SymRule", "-S", "direction=long-only"),
+        ("rule", "activate", "SymRule", "1.0"),
+    ):
         result = invoke(*args)
         assert result.exit_code == 4, (args, result.output)
         assert f"rules/SymRule/v1.0.yaml {LINK_MSG}" in result.stderr, args
@@ -108,8 +118,7 @@ def test_run_refuses_a_symlinked_rule_version(tmp_repo, tmp_path):
     registry = RuleRegistry(Workspace.at(repo))
     _outside_rule(repo, registry, tmp_path)
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("setup_id: example_ma_cross",
-                                                 "setup_id: SymRule"))
+    params.write_text(params.read_text().replace("setup_id: example_ma_cross", "setup_id: SymRule"))
     repo.git("add", "-A")
     repo.git("commit", "-q", "--no-verify", "-m", "sym")
     head = repo.git("rev-parse", "HEAD").stdout
@@ -147,13 +156,16 @@ def test_a_symlinked_setup_folder(tmp_repo, registry, tmp_path):
     tmp_repo.git("add", "-A")
     result = invoke("rule", "check")
     assert result.exit_code == 4
-    assert "rules/Link: is a symbolic link; a setup folder under rules/ must be a real folder" \
+    assert (
+        "rules/Link: is a symbolic link; a setup folder under rules/ must be a real folder"
         in result.stderr
+    )
     for args in (("rule", "list"), ("rule", "new", "Link")):
         result = invoke(*args)
         assert result.exit_code == 4, args
-        assert "rules/Link is a symbolic link; a setup folder must be a real folder" \
-            in result.stderr
+        assert (
+            "rules/Link is a symbolic link; a setup folder must be a real folder" in result.stderr
+        )
     assert sorted(p.name for p in elsewhere.iterdir()) == ["v1.0.yaml"]
 
 

@@ -13,8 +13,11 @@ from tests.helpers import invoke
 
 
 def _state(repo):
-    return (repo.git("status", "--porcelain").stdout, repo.git("rev-parse", "HEAD").stdout,
-            (repo / "params.yaml").read_text())
+    return (
+        repo.git("status", "--porcelain").stdout,
+        repo.git("rev-parse", "HEAD").stdout,
+        (repo / "params.yaml").read_text(),
+    )
 
 
 def test_an_invalid_dvc_lock_is_named_not_a_traceback(run_copy):
@@ -29,34 +32,38 @@ def test_an_invalid_dvc_lock_is_named_not_a_traceback(run_copy):
     assert "dvc.lock" in result.stderr
 
 
-@pytest.mark.parametrize(("args", "code", "match"), [
-    (("run", "--wait", "nan"), 2, "--wait must be a number of seconds >= 0"),
-    (("run", "--wait", "-1"), 2, "--wait must be a number of seconds >= 0"),
-    (("run", "--stage", "nope"), 2, "no such stage in dvc.yaml"),
-    (("run", "--stage", "prepare"), 2, "does not run the backtest stage"),
-    (("run", "--mode", "paper"), 2, "--mode must be one of"),
-    (("run", "-S", "rule.setup_id=Frank_raid/../example_ma_cross"), 11, "rule.setup_id"),
-    (("run", "-S", "rule.setup_id=../../.."), 11, "rule.setup_id"),
-    (("run", "-S", "backtest.slippage_pct=250"), 11, "slippage_pct"),
-    (("run", "-S", "backtest.fee_pct=.nan"), 11, "fee_pct"),
-    (("run", "-S", "data.start=9999-12-31"), 11, "data.start"),
-    (("run", "-S", "backtest=7"), 11, "backtest"),
-    (("run", "-S", "=1"), 11, "-S"),
-    (("run", "-S", "no.equals"), 11, "key.path=value"),
-    (("run", "-S", "data.x=!!binary aGk="), 11, "data.x"),
-    (("run", "--version", "1.x"), 11, "version"),
-    (("runs", "show", "../x"), 2, "not a run id"),
-    (("runs", "keep", "../../etc"), 2, "not a run id"),
-    (("snapshot", "verify", "../x"), 2, "not a run id"),
-    (("reproduce", "bt_2020_01_01_001_zzz"), 2, "not a run id"),
-    (("runs", "list", "--limit", "-1"), 2, ""),
-    (("trash", "purge", "--older-than", "nan"), 2, "--older-than"),
-    (("trash", "purge", "--older-than", "-1"), 2, ""),
-    (("trash", "restore"), 2, "say what to restore"),
-    (("gc", "--wait", "inf"), 2, "--wait"),
-])
-def test_bad_run_and_retention_arguments_are_refused_before_anything_changes(run_copy, args,
-                                                                             code, match):
+@pytest.mark.parametrize(
+    ("args", "code", "match"),
+    [
+        (("run", "--wait", "nan"), 2, "--wait must be a number of seconds >= 0"),
+        (("run", "--wait", "-1"), 2, "--wait must be a number of seconds >= 0"),
+        (("run", "--stage", "nope"), 2, "no such stage in dvc.yaml"),
+        (("run", "--stage", "prepare"), 2, "does not run the backtest stage"),
+        (("run", "--mode", "paper"), 2, "--mode must be one of"),
+        (("run", "-S", "rule.setup_id=Frank_raid/../example_ma_cross"), 11, "rule.setup_id"),
+        (("run", "-S", "rule.setup_id=../../.."), 11, "rule.setup_id"),
+        (("run", "-S", "backtest.slippage_pct=250"), 11, "slippage_pct"),
+        (("run", "-S", "backtest.fee_pct=.nan"), 11, "fee_pct"),
+        (("run", "-S", "data.start=9999-12-31"), 11, "data.start"),
+        (("run", "-S", "backtest=7"), 11, "backtest"),
+        (("run", "-S", "=1"), 11, "-S"),
+        (("run", "-S", "no.equals"), 11, "key.path=value"),
+        (("run", "-S", "data.x=!!binary aGk="), 11, "data.x"),
+        (("run", "--version", "1.x"), 11, "version"),
+        (("runs", "show", "../x"), 2, "not a run id"),
+        (("runs", "keep", "../../etc"), 2, "not a run id"),
+        (("snapshot", "verify", "../x"), 2, "not a run id"),
+        (("reproduce", "bt_2020_01_01_001_zzz"), 2, "not a run id"),
+        (("runs", "list", "--limit", "-1"), 2, ""),
+        (("trash", "purge", "--older-than", "nan"), 2, "--older-than"),
+        (("trash", "purge", "--older-than", "-1"), 2, ""),
+        (("trash", "restore"), 2, "say what to restore"),
+        (("gc", "--wait", "inf"), 2, "--wait"),
+    ],
+)
+def test_bad_run_and_retention_arguments_are_refused_before_anything_changes(
+    run_copy, args, code, match
+):
     before = _state(run_copy)
     result = invoke(*args)
     assert result.exit_code == code, result.output
@@ -110,14 +117,24 @@ def _limited(*args, cwd):
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
-    return subprocess.run([str(VENV_BIN / "ita-vc"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, check=False, preexec_fn=limit)
+    return subprocess.run(
+        [str(VENV_BIN / "ita-vc"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=limit,
+    )
 
 
 def test_an_alias_bomb_in_params_yaml_never_reaches_dvc(run_copy):
     (run_copy / "params.yaml").write_text(_BOMB)
-    for args, code in ((("gc", "--dry-run"), 11), (("snapshot", "verify", "--all"), 11),
-                       (("run",), 11)):
+    for args, code in (
+        (("gc", "--dry-run"), 11),
+        (("snapshot", "verify", "--all"), 11),
+        (("run",), 11),
+    ):
         proc = _limited(*args, cwd=run_copy)
         assert proc.returncode == code, (args, proc.stderr[-500:])
         assert "params.yaml" in proc.stderr and "Traceback" not in proc.stderr
@@ -135,14 +152,18 @@ def test_an_alias_bomb_committed_in_history_never_reaches_dvc(run_copy):
     assert f"the version committed in {bad[:10]}" in proc.stderr
 
 
-@pytest.mark.parametrize(("edit", "match"), [
-    (('end: "2025-01-12"', "end: 2025-01-12"), "data.end: 2025-01-12 is a YAML date"),
-    (("  top_k: 20\n", "  top_k: 20\n  bogus: 1\n"), "grid.bogus"),
-    (("  top_k: 20\n", "  top_k: 0\n"), "grid.top_k"),
-    (("  top_k: 20\n", "  top_k: .nan\n"), "grid.top_k"),
-])
-def test_a_committed_params_yaml_dvc_or_the_grid_cannot_read_is_refused_first(run_copy, edit,
-                                                                              match):
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (('end: "2025-01-12"', "end: 2025-01-12"), "data.end: 2025-01-12 is a YAML date"),
+        (("  top_k: 20\n", "  top_k: 20\n  bogus: 1\n"), "grid.bogus"),
+        (("  top_k: 20\n", "  top_k: 0\n"), "grid.top_k"),
+        (("  top_k: 20\n", "  top_k: .nan\n"), "grid.top_k"),
+    ],
+)
+def test_a_committed_params_yaml_dvc_or_the_grid_cannot_read_is_refused_first(
+    run_copy, edit, match
+):
     """A YAML date makes DVC itself fail (it was exit 3); a bad grid section was committed with
     the run unless a -S grid override asked for the check: both are refused (11) up front."""
     params = run_copy / "params.yaml"

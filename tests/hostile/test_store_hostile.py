@@ -19,14 +19,18 @@ from tests.helpers import VENV_BIN, invoke, ita_vc_subprocess
 
 
 def _tree(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) \
-        if folder.exists() else []
+    return (
+        sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+        if folder.exists()
+        else []
+    )
 
 
 # -- containment --------------------------------------------------------------------------------
 @pytest.mark.parametrize("key", ["results", "provenance", "logs", "data/png"])
 def test_a_configured_folder_symlinked_outside_is_refused_when_the_config_loads(
-        tmp_repo, tmp_path, key):
+    tmp_repo, tmp_path, key
+):
     outside = tmp_path / "outside"
     outside.mkdir()
     link = tmp_repo / key
@@ -36,8 +40,13 @@ def test_a_configured_folder_symlinked_outside_is_refused_when_the_config_loads(
     link.symlink_to(outside, target_is_directory=True)
     with pytest.raises(ConfigError, match="outside the workspace"):
         Workspace.at(tmp_repo)
-    for command in (("store", "ls"), ("data", "status"), ("index", "rebuild"),
-                    ("grid", "run"), ("run",)):
+    for command in (
+        ("store", "ls"),
+        ("data", "status"),
+        ("index", "rebuild"),
+        ("grid", "run"),
+        ("run",),
+    ):
         result = invoke(*command)
         assert result.exit_code == 8, (command, result.output)
         assert key in result.stderr and "symbolic link" in result.stderr
@@ -53,8 +62,7 @@ def test_the_issue_recipe_results_moved_out_and_linked_back(tmp_repo, tmp_path):
     assert _tree(tmp_path / "o") == []
 
 
-def test_a_symlink_met_at_write_time_is_refused_and_nothing_is_written(store, tmp_repo,
-                                                                        tmp_path):
+def test_a_symlink_met_at_write_time_is_refused_and_nothing_is_written(store, tmp_repo, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (tmp_repo / "results").mkdir(exist_ok=True)
@@ -94,18 +102,22 @@ def test_logs_never_follow_a_symlinked_log_file(tmp_repo, tmp_path):
 
 
 # -- names -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("filename", "subdir", "match"), [
-    ("x" * 300 + ".json", "", "305 bytes, the limit is 255"),
-    ("m.json", "/".join(["d"] * 2000), "2000 folders deep, the limit is 32"),
-    ("bad\udc80.json", "", "lone surrogate"),
-    ("m.json", "ok/\udcff", "lone surrogate"),
-    ("m.json", ".x", "hidden folder '.x'"),
-    ("m.json", "a/.git/b", "hidden folder '.git'"),
-    ("line\nbreak.json", "", "control characters"),
-    ("m.json", "é" * 130, "260 bytes, the limit is 255"),
-])
-def test_names_filesystems_refuse_are_refused_before_writing(store, tmp_repo, filename, subdir,
-                                                             match):
+@pytest.mark.parametrize(
+    ("filename", "subdir", "match"),
+    [
+        ("x" * 300 + ".json", "", "305 bytes, the limit is 255"),
+        ("m.json", "/".join(["d"] * 2000), "2000 folders deep, the limit is 32"),
+        ("bad\udc80.json", "", "lone surrogate"),
+        ("m.json", "ok/\udcff", "lone surrogate"),
+        ("m.json", ".x", "hidden folder '.x'"),
+        ("m.json", "a/.git/b", "hidden folder '.git'"),
+        ("line\nbreak.json", "", "control characters"),
+        ("m.json", "é" * 130, "260 bytes, the limit is 255"),
+    ],
+)
+def test_names_filesystems_refuse_are_refused_before_writing(
+    store, tmp_repo, filename, subdir, match
+):
     before = _tree(tmp_repo / "results")
     with pytest.raises(PersistentStoreError, match=match):
         store.save_json({"a": 1}, "results", filename, subdir=subdir)
@@ -195,9 +207,16 @@ _WRITER = textwrap.dedent("""
 
 def test_concurrent_writers_of_one_artifact_keep_file_sidecar_and_index_together(tmp_repo):
     start = tmp_repo.parent / "start"
-    procs = [subprocess.Popen([str(VENV_BIN / "python"), "-c", _WRITER, str(w), str(start)],
-                              cwd=tmp_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for w in range(3)]
+    procs = [
+        subprocess.Popen(
+            [str(VENV_BIN / "python"), "-c", _WRITER, str(w), str(start)],
+            cwd=tmp_repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(3)
+    ]
     start.touch()
     for proc in procs:
         out, err = proc.communicate(timeout=300)

@@ -36,10 +36,13 @@ from tests.helpers import VENV_BIN
 pytestmark = pytest.mark.slow
 
 #: The classic billion laughs: 9 levels of 9 aliases, 9^9 = 387 million strings expanded.
-BOMB = "\n".join(
-    [f'lol1: &l1 [{", ".join(["lol"] * 9)}]']
-    + [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(2, 10)]
-) + "\n"
+BOMB = (
+    "\n".join(
+        [f"lol1: &l1 [{', '.join(['lol'] * 9)}]"]
+        + [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(2, 10)]
+    )
+    + "\n"
+)
 _GiB = 1 << 30
 
 
@@ -53,8 +56,15 @@ def _limited() -> None:  # pragma: no cover - runs in the child
 
 def _cli(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``ita-vc ARGS`` as a real process with 1 GiB of address space and a timeout."""
-    return subprocess.run([str(VENV_BIN / "ita-vc"), *args], cwd=root, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=_limited, check=False)
+    return subprocess.run(
+        [str(VENV_BIN / "ita-vc"), *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=_limited,
+        check=False,
+    )
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -79,22 +89,27 @@ def test_the_bomb_is_small():
 
 
 def test_a_bomb_is_refused_where_aliases_are_not_allowed():
-    with pytest.raises(YamlError, match=r"^rules/X/v1\.0\.yaml:1: anchors and aliases are not "
-                                        r"allowed in rules/X/v1\.0\.yaml") as info:
+    with pytest.raises(
+        YamlError,
+        match=r"^rules/X/v1\.0\.yaml:1: anchors and aliases are not "
+        r"allowed in rules/X/v1\.0\.yaml",
+    ) as info:
         load_yaml_text(BOMB, "rules/X/v1.0.yaml")
     assert info.value.line == 1
 
 
 def test_a_bomb_is_capped_where_aliases_are_allowed():
-    with pytest.raises(YamlError, match=f"params.yaml:5: more than {MAX_NODES:,} nodes after "
-                                        "expanding aliases"):
+    with pytest.raises(
+        YamlError, match=f"params.yaml:5: more than {MAX_NODES:,} nodes after expanding aliases"
+    ):
         load_yaml_text(BOMB, "params.yaml", allow_aliases=True)
 
 
 def test_legitimate_anchors_in_params_are_expanded():
     text = "base: &b {fast: 10, slow: 20}\nx: *b\ny: {<<: *b, fast: 12}\n"
     assert load_yaml_text(text, "params.yaml", allow_aliases=True) == {
-        "base": {"fast": 10, "slow": 20}, "x": {"fast": 10, "slow": 20},
+        "base": {"fast": 10, "slow": 20},
+        "x": {"fast": 10, "slow": 20},
         "y": {"fast": 12, "slow": 20},
     }
     with pytest.raises(YamlError, match="anchors and aliases are not allowed in c.yaml"):
@@ -114,10 +129,13 @@ def test_the_node_limit_counts_the_expansion_exactly():
         load_yaml_text(plain, "p")
 
 
-@pytest.mark.parametrize("text", [
-    "a: &a [1, *a]",
-    "a: &a {b: *a}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &a [1, *a]",
+        "a: &a {b: *a}",
+    ],
+)
 def test_a_recursive_alias_is_refused(text):
     with pytest.raises(YamlError, match=r"p:1: recursive alias \*a"):
         load_yaml_text(text, "p", allow_aliases=True)
@@ -130,12 +148,15 @@ def test_an_alias_cannot_smuggle_depth():
         load_yaml_text(text, "p", allow_aliases=True)
 
 
-@pytest.mark.parametrize(("name", "text", "line"), [
-    ("flow sequences", "[" * 100_000, 1),
-    ("flow mappings", "{a: " * 100_000, 1),
-    ("compact block sequences", "- " * 100_000 + "x", 1),
-    ("block mappings", "".join(" " * i + "a:\n" for i in range(1_400)), MAX_DEPTH + 1),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("flow sequences", "[" * 100_000, 1),
+        ("flow mappings", "{a: " * 100_000, 1),
+        ("compact block sequences", "- " * 100_000 + "x", 1),
+        ("block mappings", "".join(" " * i + "a:\n" for i in range(1_400)), MAX_DEPTH + 1),
+    ],
+)
 def test_deep_nesting_is_refused_at_the_limit(name, text, line):
     assert len(text.encode()) <= MAX_BYTES, name
     with pytest.raises(YamlError, match="nesting deeper than 50 levels") as info:
@@ -172,16 +193,25 @@ def test_deep_nesting_cannot_crash_the_c_loader():
             assert node_index(text) == {}
         print("ok")
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, preexec_fn=_limited, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limited,
+        check=False,
+    )
     assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr
 
 
 def test_size_limit_and_non_regular_files(tmp_path):
     big = tmp_path / "big.yaml"
     big.write_text("a: " + "x" * MAX_BYTES)
-    with pytest.raises(YamlError, match=r"big.yaml: file is 1,048,579 bytes, the limit is "
-                                        r"1,048,576"):
+    with pytest.raises(
+        YamlError,
+        match=r"big.yaml: file is 1,048,579 bytes, the limit is "
+        r"1,048,576",
+    ):
         load_yaml_file(big)
     with pytest.raises(YamlError, match="the limit"):
         load_yaml_text("a: " + "é" * (MAX_BYTES // 2))
@@ -227,14 +257,21 @@ def test_round_trip_loads_see_only_text_within_the_limits():
 
 
 # -- every command that reads these files ------------------------------------------------------
-_CONFIG_MSG = "configs/config.yaml:{line}: anchors and aliases are not allowed in " \
-              "configs/config.yaml"
+_CONFIG_MSG = (
+    "configs/config.yaml:{line}: anchors and aliases are not allowed in configs/config.yaml"
+)
 
 
-@pytest.mark.parametrize("command", [
-    ("data", "status"), ("rule", "list"), ("rule", "check"), ("rule", "check", "--all"),
-    ("gc", "--dry-run"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("data", "status"),
+        ("rule", "list"),
+        ("rule", "check"),
+        ("rule", "check", "--all"),
+        ("gc", "--dry-run"),
+    ],
+)
 def test_a_bomb_in_config_yaml_is_refused_fast(tmp_repo, command):
     config = tmp_repo / "configs/config.yaml"
     lines = config.read_text().count("\n")
@@ -259,17 +296,32 @@ def test_a_bomb_in_a_rule_file_is_refused_by_list_check_and_the_hook(tmp_repo):
     tmp_repo.git("add", "-A")
     before = _digest(tmp_repo)
     head = tmp_repo.git("rev-parse", "HEAD").stdout
-    message = "rules/Frank/v1.0.yaml:22: anchors and aliases are not allowed in " \
-              "rules/Frank/v1.0.yaml"
+    message = (
+        "rules/Frank/v1.0.yaml:22: anchors and aliases are not allowed in rules/Frank/v1.0.yaml"
+    )
     for command in (("rule", "check"), ("rule", "check", "--all"), ("rule", "list")):
         proc = _cli(tmp_repo, *command)
         assert proc.returncode == 4, (command, proc.stderr)
         assert message in proc.stderr
-    hook = subprocess.run([str(tmp_repo / ".git/hooks/pre-commit")], cwd=tmp_repo, text=True,
-                          capture_output=True, timeout=120, preexec_fn=_limited, check=False)
+    hook = subprocess.run(
+        [str(tmp_repo / ".git/hooks/pre-commit")],
+        cwd=tmp_repo,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        preexec_fn=_limited,
+        check=False,
+    )
     assert hook.returncode == 4 and message in hook.stderr
-    commit = subprocess.run(["git", "commit", "-q", "-m", "bomb"], cwd=tmp_repo, text=True,
-                            capture_output=True, timeout=120, preexec_fn=_limited, check=False)
+    commit = subprocess.run(
+        ["git", "commit", "-q", "-m", "bomb"],
+        cwd=tmp_repo,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        preexec_fn=_limited,
+        check=False,
+    )
     assert commit.returncode == 1 and message in commit.stderr  # git: 1 when a hook refuses
     assert tmp_repo.git("rev-parse", "HEAD").stdout == head
     assert _digest(tmp_repo) == before
@@ -281,22 +333,29 @@ def test_a_bomb_in_a_lifecycle_file(tmp_repo):
 
     RuleRegistry(Workspace.at(tmp_repo)).new("Frank", author="t")
     (tmp_repo / "rules/Frank/lifecycle.yaml").write_text(
-        "schema_version: 1\nsetup_id: Frank\nversions: {}\n" + _under("extra"))
+        "schema_version: 1\nsetup_id: Frank\nversions: {}\n" + _under("extra")
+    )
     before = _digest(tmp_repo)
     message = "rules/Frank/lifecycle.yaml:5: anchors and aliases are not allowed"
-    for command in (("rule", "list"), ("rule", "check", "--all"),
-                    ("rule", "activate", "Frank", "1.0")):
+    for command in (
+        ("rule", "list"),
+        ("rule", "check", "--all"),
+        ("rule", "activate", "Frank", "1.0"),
+    ):
         proc = _cli(tmp_repo, *command)
         assert proc.returncode == 4, (command, proc.stderr)
         assert message in proc.stderr
     assert _digest(tmp_repo) == before
 
 
-@pytest.mark.parametrize(("file", "command"), [
-    ("configs/indicators.yaml", ("rule", "check", "--all")),
-    ("configs/indicators.yaml", ("indicators", "list")),
-    ("configs/retention.yaml", ("gc", "--dry-run")),
-])
+@pytest.mark.parametrize(
+    ("file", "command"),
+    [
+        ("configs/indicators.yaml", ("rule", "check", "--all")),
+        ("configs/indicators.yaml", ("indicators", "list")),
+        ("configs/retention.yaml", ("gc", "--dry-run")),
+    ],
+)
 def test_a_bomb_in_the_catalog_or_the_retention_policy(tmp_repo, file, command):
     path = tmp_repo / file
     lines = path.read_text().count("\n")
@@ -318,8 +377,10 @@ def test_a_bomb_in_params_yaml_is_capped(tmp_repo):
     for command in (("run",), ("grid", "run")):
         proc = _cli(tmp_repo, *command)
         assert proc.returncode == 11, (command, proc.stderr)
-        assert f"params.yaml:{lines + 6}: more than 10,000 nodes after expanding aliases" \
+        assert (
+            f"params.yaml:{lines + 6}: more than 10,000 nodes after expanding aliases"
             in proc.stderr
+        )
     assert _digest(tmp_repo) == before
 
 
@@ -327,8 +388,11 @@ def test_anchors_in_params_yaml_still_work(tmp_repo):
     from ita_vc.pipeline.stages import load_params_file
 
     params = tmp_repo / "params.yaml"
-    params.write_text(params.read_text().replace(
-        "  market: binance-spot", "  market: &m binance-spot\n  other_market: *m"))
+    params.write_text(
+        params.read_text().replace(
+            "  market: binance-spot", "  market: &m binance-spot\n  other_market: *m"
+        )
+    )
     assert load_params_file(tmp_repo)["data"]["other_market"] == "binance-spot"
 
 
@@ -341,14 +405,17 @@ def test_a_fifo_as_retention_yaml_does_not_hang(tmp_repo):
     assert "configs/retention.yaml: not a regular file" in proc.stderr
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("a: *b", r"p:1: anchors and aliases are not allowed in p \(found \*b\)"),
-    ("a: &x 1\nb: &x 2", r"p:2: duplicate anchor &x"),
-    ("a: 1\n---\nb: 2", r"p:2: expected a single document in the stream, but found another"),
-    ("x" * (MAX_BYTES + 1), r"p: more than 1,048,576 bytes \(the limit\)"),
-    ("a: [1, 2", r"p:2: did not find expected ',' or '\]'"),
-    ("a: !!timestamp x", r"p:1: cannot read the value 'x'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: *b", r"p:1: anchors and aliases are not allowed in p \(found \*b\)"),
+        ("a: &x 1\nb: &x 2", r"p:2: duplicate anchor &x"),
+        ("a: 1\n---\nb: 2", r"p:2: expected a single document in the stream, but found another"),
+        ("x" * (MAX_BYTES + 1), r"p: more than 1,048,576 bytes \(the limit\)"),
+        ("a: [1, 2", r"p:2: did not find expected ',' or '\]'"),
+        ("a: !!timestamp x", r"p:1: cannot read the value 'x'"),
+    ],
+)
 def test_loader_refusals_name_the_line(text, message):
     allow = "duplicate" in message
     with pytest.raises(YamlError, match=message):
@@ -365,41 +432,75 @@ def test_reading_a_missing_file_or_a_folder(tmp_path):
 _PARAM = "{type: int, min: 2, max: 500, step: 1, default: 20}"
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("  1: {params: {}}", "2: indicators.1: indicator names are identifiers, got 1"),
-    (f"  sma:\n    params: {{1: {_PARAM}}}",
-     "3: indicators.sma.params.1: parameter names are identifiers, got 1"),
-    ("  sma:\n    params: {w: {type: int}}",
-     "3: indicators.sma.params.w.default: is required\n"
-     "configs/indicators.yaml:3: indicators.sma.params.w.max: is required\n"
-     "configs/indicators.yaml:3: indicators.sma.params.w.min: is required\n"
-     "configs/indicators.yaml:3: indicators.sma.params.w.step: is required$"),
-    ("  sma:\n    params: {w: {type: [1], min: 1, max: 2, step: 1, default: 1}}",
-     r"3: indicators.sma.params.w.type: \[1\] is not a parameter type: int, float"),
-    (f"  sma:\n    params: {{w: {_PARAM.replace('500', '1' + '0' * 400)}}}",
-     "3: indicators.sma.params.w.max: must be a finite number, got an integer of 1329 bits"),
-    (f"  sma:\n    params: {{w: {_PARAM.replace('step: 1', 'step: .inf')}}}",
-     "3: indicators.sma.params.w.step: must be a finite number, got inf"),
-    (f"  sma:\n    params: {{w: {_PARAM.replace('step: 1', 'step: 0')}}}",
-     "3: indicators.sma.params.w.step: must be > 0, got 0"),
-    (f"  sma:\n    params: {{w: {_PARAM.replace('default: 20', 'default: 1')}}}",
-     r"3: indicators.sma.params.w.default: inconsistent default: 1 is outside the catalog range "
-     r"\[2, 500\]"),
-    (f"  sma:\n    params: {{w: {_PARAM.replace('default: 20', 'default: 2.5')}}}",
-     "3: indicators.sma.params.w.default: inconsistent default: must be a whole number, got 2.5"),
-    (f"  sma:\n    params: {{w: {_PARAM.replace('min: 2', 'min: 600')}}}",
-     "3: indicators.sma.params.w.min: inconsistent bounds: min 600 > max 500"),
-    (f"  sma:\n    params: {{w: {_PARAM.replace('type: int', 'type: int, kind: x')}}}",
-     r"3: indicators.sma.params.w.kind: unknown key \(allowed: default, max, min, step, type\)"),
-    (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraint: ['w < w']",
-     r"4: indicators.sma.constraint: unknown key \(allowed: constraints, description, params\)"),
-    (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: 5",
-     r"4: indicators.sma.constraints: must be a list such as \['fast < slow'\], got 5"),
-    (f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: ['w < x']",
-     "4: indicators.sma.constraints.0: cannot read 'w < x'"),
-    (f"  sma:\n    params: {{w: {_PARAM}}}\n    description: [1]",
-     r"4: indicators.sma.description: must be a string, got \[1\] \(list\)"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("  1: {params: {}}", "2: indicators.1: indicator names are identifiers, got 1"),
+        (
+            f"  sma:\n    params: {{1: {_PARAM}}}",
+            "3: indicators.sma.params.1: parameter names are identifiers, got 1",
+        ),
+        (
+            "  sma:\n    params: {w: {type: int}}",
+            "3: indicators.sma.params.w.default: is required\n"
+            "configs/indicators.yaml:3: indicators.sma.params.w.max: is required\n"
+            "configs/indicators.yaml:3: indicators.sma.params.w.min: is required\n"
+            "configs/indicators.yaml:3: indicators.sma.params.w.step: is required$",
+        ),
+        (
+            "  sma:\n    params: {w: {type: [1], min: 1, max: 2, step: 1, default: 1}}",
+            r"3: indicators.sma.params.w.type: \[1\] is not a parameter type: int, float",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM.replace('500', '1' + '0' * 400)}}}",
+            "3: indicators.sma.params.w.max: must be a finite number, got an integer of 1329 bits",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM.replace('step: 1', 'step: .inf')}}}",
+            "3: indicators.sma.params.w.step: must be a finite number, got inf",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM.replace('step: 1', 'step: 0')}}}",
+            "3: indicators.sma.params.w.step: must be > 0, got 0",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM.replace('default: 20', 'default: 1')}}}",
+            r"3: indicators.sma.params.w.default: inconsistent default: 1 is outside the "
+            r"catalog range \[2, 500\]",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM.replace('default: 20', 'default: 2.5')}}}",
+            "3: indicators.sma.params.w.default: inconsistent default: must be a whole number, "
+            "got 2.5",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM.replace('min: 2', 'min: 600')}}}",
+            "3: indicators.sma.params.w.min: inconsistent bounds: min 600 > max 500",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM.replace('type: int', 'type: int, kind: x')}}}",
+            r"3: indicators.sma.params.w.kind: unknown key "
+            r"\(allowed: default, max, min, step, type\)",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM}}}\n    constraint: ['w < w']",
+            r"4: indicators.sma.constraint: unknown key "
+            r"\(allowed: constraints, description, params\)",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: 5",
+            r"4: indicators.sma.constraints: must be a list such as \['fast < slow'\], got 5",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM}}}\n    constraints: ['w < x']",
+            "4: indicators.sma.constraints.0: cannot read 'w < x'",
+        ),
+        (
+            f"  sma:\n    params: {{w: {_PARAM}}}\n    description: [1]",
+            r"4: indicators.sma.description: must be a string, got \[1\] \(list\)",
+        ),
+    ],
+)
 def test_a_hostile_catalog_is_a_config_error(tmp_path, body, message):
     from ita_vc.catalog import CATALOG_RELPATH, load_catalog
     from ita_vc.errors import ConfigError
@@ -417,15 +518,17 @@ def test_a_catalog_reports_every_problem_at_once(tmp_path):
 
     path = tmp_path / CATALOG_RELPATH
     path.parent.mkdir(parents=True)
-    path.write_text("schema_version: 1\n"
-                    "indicators:\n"
-                    "  sma:\n"
-                    "    params:\n"
-                    "      w: {type: int, min: 2, max: 50, step: 0, default: 99}\n"
-                    "    constraints: ['w < v']\n"
-                    "  ema:\n"
-                    "    params: {n: {type: real, min: 1, max: 2, step: 1, default: 1}}\n"
-                    "colour: blue\n")
+    path.write_text(
+        "schema_version: 1\n"
+        "indicators:\n"
+        "  sma:\n"
+        "    params:\n"
+        "      w: {type: int, min: 2, max: 50, step: 0, default: 99}\n"
+        "    constraints: ['w < v']\n"
+        "  ema:\n"
+        "    params: {n: {type: real, min: 1, max: 2, step: 1, default: 1}}\n"
+        "colour: blue\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_catalog(tmp_path)
     assert str(info.value).splitlines() == [

@@ -37,8 +37,15 @@ def _env() -> dict[str, str]:
 def sh(*cmd: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command as the user would; with ``ok`` it must succeed."""
     exe = str(BIN / cmd[0]) if cmd[0] in ("ita-vc", "dvc", "python") else cmd[0]
-    proc = subprocess.run([exe, *cmd[1:]], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [exe, *cmd[1:]],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if ok:
         assert proc.returncode == 0, f"{cmd} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -53,8 +60,10 @@ def _binance_zip(folder: Path, days: int) -> Path:
     close = np.round(42_000 * np.exp(np.cumsum(rng.normal(0, 6e-4, n))), 2)
     open_ = np.r_[close[0], close[:-1]]
     ts = 1_704_067_200_000 + np.arange(n, dtype=np.int64) * 60_000  # 2024-01-01
-    rows = "".join(f"{t},{o},{max(o, c) + 3},{min(o, c) - 3},{c},{1 + t % 7},{t + 59_999},"
-                   f"0,10,0,0,0\n" for t, o, c in zip(ts, open_, close, strict=True))
+    rows = "".join(
+        f"{t},{o},{max(o, c) + 3},{min(o, c) - 3},{c},{1 + t % 7},{t + 59_999},0,10,0,0,0\n"
+        for t, o, c in zip(ts, open_, close, strict=True)
+    )
     path = folder / "BTCUSDT-1m-2024-01.zip"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -124,15 +133,37 @@ def test_1_init_with_hooks_and_the_first_refusal_says_what_to_do(home, ws):
 
 
 def test_2_import_daily_goog_and_a_zipped_binance_dump(home, ws):
-    goog = sh("ita-vc", "data", "import", str(home / "downloads/GOOG.csv"), "--market",
-              "generic", "--symbol", "GOOG", "--commit", cwd=ws)
+    goog = sh(
+        "ita-vc",
+        "data",
+        "import",
+        str(home / "downloads/GOOG.csv"),
+        "--market",
+        "generic",
+        "--symbol",
+        "GOOG",
+        "--commit",
+        cwd=ws,
+    )
     assert "generic/GOOG/1d.parquet" in goog.stdout  # the timeframe is inferred
-    btc = sh("ita-vc", "data", "import", str(home / "downloads/BTCUSDT-1m-2024-01.zip"),
-             "--market", "binance-spot", "--symbol", "BTCUSDT", "--commit", cwd=ws)
+    btc = sh(
+        "ita-vc",
+        "data",
+        "import",
+        str(home / "downloads/BTCUSDT-1m-2024-01.zip"),
+        "--market",
+        "binance-spot",
+        "--symbol",
+        "BTCUSDT",
+        "--commit",
+        cwd=ws,
+    )
     assert "4,320 rows" in btc.stdout
     status = json.loads(sh("ita-vc", "data", "status", "--json", cwd=ws).stdout)
     assert {(d["symbol"], d["timeframe"], d["rows"]) for d in status} == {
-        ("GOOG", "1d", 2148), ("BTCUSDT", "1m", 4320)}
+        ("GOOG", "1d", 2148),
+        ("BTCUSDT", "1m", 4320),
+    }
     assert sh("git", "status", "--porcelain", cwd=ws).stdout == ""
 
 
@@ -150,8 +181,17 @@ def test_3_rules_new_edit_commit_refused_edit_bump(ws):
     edit = sh("git", "commit", "-q", "-am", "sneaky", cwd=ws, ok=False)
     assert edit.returncode != 0 and "committed and immutable" in edit.stderr
     sh("git", "checkout", "--", "rules", cwd=ws)
-    sh("ita-vc", "rule", "bump", "GoogCross", "-S", "indicators.0.params.fast=5", "--reason",
-       "faster", cwd=ws)
+    sh(
+        "ita-vc",
+        "rule",
+        "bump",
+        "GoogCross",
+        "-S",
+        "indicators.0.params.fast=5",
+        "--reason",
+        "faster",
+        cwd=ws,
+    )
     sh("git", "add", "-A", cwd=ws)
     sh("git", "commit", "-q", "-m", "GoogCross v1.1", cwd=ws)
     listed = sh("ita-vc", "rule", "list", cwd=ws).stdout
@@ -212,8 +252,20 @@ def test_6_grid_with_overrides_promote_and_the_promoted_version_reproduces_its_r
     assert doc["direction"] == "long-only"
     assert doc["sizing"] == {"mode": "fixed_quote", "amount": 2000}
     out = home / "promoted-backtest"
-    sh("ita-vc", "backtest", "run", "--candles", str(ws / "data/candles/generic/GOOG/1d.parquet"),
-       "--rule", str(promoted), "--params", str(ws / "params.yaml"), "--out", str(out), cwd=ws)
+    sh(
+        "ita-vc",
+        "backtest",
+        "run",
+        "--candles",
+        str(ws / "data/candles/generic/GOOG/1d.parquet"),
+        "--rule",
+        str(promoted),
+        "--params",
+        str(ws / "params.yaml"),
+        "--out",
+        str(out),
+        cwd=ws,
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     for key, value in metrics.items():
         grid_value = best[key]

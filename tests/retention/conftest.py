@@ -21,8 +21,15 @@ from tests.helpers import TmpRepo, run
 
 DAYS = (240, 180, 120, 60, 30, 15, 0)
 NOW = int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp())
-SETUPS = {240: ("A", "v1.0"), 180: ("A", "v1.0"), 120: ("A", "v1.1"), 60: ("B", "v1.0"),
-          30: ("B", "v1.0"), 15: ("B", "v1.0"), 0: ("B", "v1.0")}
+SETUPS = {
+    240: ("A", "v1.0"),
+    180: ("A", "v1.0"),
+    120: ("A", "v1.1"),
+    60: ("B", "v1.0"),
+    30: ("B", "v1.0"),
+    15: ("B", "v1.0"),
+    0: ("B", "v1.0"),
+}
 POLICY = """\
 scratch:          {paths: ["results/**/*.bin"], retain_days: 3650, strategy: delete}
 raw_candles:      {paths: ["data/candles/**"], retain_days: 365, strategy: archive}
@@ -42,8 +49,11 @@ def when(days: int) -> int:
 
 
 def _commit(repo: TmpRepo, message: str, stamp: int) -> None:
-    env = {**os.environ, "GIT_AUTHOR_DATE": f"@{stamp} +0000",
-           "GIT_COMMITTER_DATE": f"@{stamp} +0000"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": f"@{stamp} +0000",
+        "GIT_COMMITTER_DATE": f"@{stamp} +0000",
+    }
     run(["git", "add", "-A"], cwd=repo, env=env)
     run(["git", "commit", "-q", "--no-verify", "-m", message], cwd=repo, env=env)
 
@@ -87,31 +97,55 @@ def build_history(repo: TmpRepo) -> dict[int, dict[str, str]]:
         out = lock["outs"][0]
         setup, version = SETUPS[days]
         run_id = run_id_of(days)
-        snapshot = seal({
-            "schema_version": 1, "run_id": run_id, "setup_id": setup, "rule_version": version,
-            "params_hash": None, "data_hash": None, "data_range": [None, None],
-            "git_commit_hash": None, "timestamp": dt.datetime.fromtimestamp(
-                when(days), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "dvc_lock": {"stages": {"backtest": {"outs": [
-                {"path": "results/latest", "md5": out["md5"], "size": out["size"],
-                 "nfiles": out["nfiles"]}]}}},
-            "outputs": [{"path": "results/latest", "md5": out["md5"]}], "metrics": {},
-            "meta": {"run_mode": "backtest"},
-        })
+        snapshot = seal(
+            {
+                "schema_version": 1,
+                "run_id": run_id,
+                "setup_id": setup,
+                "rule_version": version,
+                "params_hash": None,
+                "data_hash": None,
+                "data_range": [None, None],
+                "git_commit_hash": None,
+                "timestamp": dt.datetime.fromtimestamp(when(days), dt.UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+                "dvc_lock": {
+                    "stages": {
+                        "backtest": {
+                            "outs": [
+                                {
+                                    "path": "results/latest",
+                                    "md5": out["md5"],
+                                    "size": out["size"],
+                                    "nfiles": out["nfiles"],
+                                }
+                            ]
+                        }
+                    }
+                },
+                "outputs": [{"path": "results/latest", "md5": out["md5"]}],
+                "metrics": {},
+                "meta": {"run_mode": "backtest"},
+            }
+        )
         import json
 
         (repo / "provenance").mkdir(exist_ok=True)
         (repo / f"provenance/{run_id}.json").write_text(json.dumps(snapshot, indent=2))
         _commit(repo, f"day -{days}", when(days))
-        facts[days] = {name: hashlib.md5(content, usedforsecurity=False).hexdigest()
-                       for name, content in (("shot", files["data/png/shot.png"]),
-                                             ("chart", files["results/latest/chart.png"]),
-                                             ("result", files["results/latest/result.json"]),
-                                             ("scratch", files["results/latest/scratch.bin"]))}
+        facts[days] = {
+            name: hashlib.md5(content, usedforsecurity=False).hexdigest()
+            for name, content in (
+                ("shot", files["data/png/shot.png"]),
+                ("chart", files["results/latest/chart.png"]),
+                ("result", files["results/latest/result.json"]),
+                ("scratch", files["results/latest/scratch.bin"]),
+            )
+        }
         facts[days]["run_id"] = run_id
         facts[days]["commit"] = repo.git("rev-parse", "HEAD").stdout.strip()
-    repo.git("tag", "-a", f"ita/keep/{run_id_of(180)}", "-m", "paper figure",
-             facts[180]["commit"])
+    repo.git("tag", "-a", f"ita/keep/{run_id_of(180)}", "-m", "paper figure", facts[180]["commit"])
     repo.git("tag", "important", facts[60]["commit"])
     return facts
 

@@ -124,8 +124,10 @@ def test_gc_cli_dry_run_and_execution(history):
 def test_confirmation_above_the_threshold(history):
     repo, _facts = history
     (repo / "configs/retention.yaml").write_text(
-        (repo / "configs/retention.yaml").read_text().replace("confirm_above_gb: 10",
-                                                              "confirm_above_gb: 0"))
+        (repo / "configs/retention.yaml")
+        .read_text()
+        .replace("confirm_above_gb: 10", "confirm_above_gb: 0")
+    )
     with pytest.raises(RetentionRefusedError, match="pass --yes"):
         _execute(repo)
     assert _trashed(repo) == []
@@ -147,11 +149,16 @@ def test_a_shared_cache_is_refused_unless_forced(history):
 
 def test_archive_pushes_verifies_then_trashes(history, tmp_path):
     repo, facts = history
-    policy = (repo / "configs/retention.yaml").read_text().replace(
-        "annotated_pngs:   {paths: [\"data/png/**\", \"results/**/*.png\"], retain_days: 90, "
-        "strategy: delete}",
-        "annotated_pngs:   {paths: [\"data/png/**\", \"results/**/*.png\"], retain_days: 90, "
-        "strategy: archive}")
+    policy = (
+        (repo / "configs/retention.yaml")
+        .read_text()
+        .replace(
+            'annotated_pngs:   {paths: ["data/png/**", "results/**/*.png"], retain_days: 90, '
+            "strategy: delete}",
+            'annotated_pngs:   {paths: ["data/png/**", "results/**/*.png"], retain_days: 90, '
+            "strategy: archive}",
+        )
+    )
     (repo / "configs/retention.yaml").write_text(policy)
     with pytest.raises(RetentionRefusedError, match="nothing was removed"):
         _execute(repo)  # no `archive` remote configured yet
@@ -195,8 +202,11 @@ def test_sigkill_mid_gc_loses_nothing_and_a_rerun_completes(history, kill_after)
     stamp = int((dt.datetime.now(dt.UTC) - dt.timedelta(days=400)).timestamp())
     repo.gen({f"data/png/bulk/{i:04d}.png": f"bulk {i}".encode() * 50 for i in range(400)})
     repo.dvc("add", "-q", "data")
-    env = {**os.environ, "GIT_AUTHOR_DATE": f"@{stamp} +0000",
-           "GIT_COMMITTER_DATE": f"@{stamp} +0000"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": f"@{stamp} +0000",
+        "GIT_COMMITTER_DATE": f"@{stamp} +0000",
+    }
     run(["git", "add", "-A"], cwd=repo, env=env)
     run(["git", "commit", "-q", "--no-verify", "-m", "bulk"], cwd=repo, env=env)
     run(["git", "rm", "-q", "-r", "--cached", "data.dvc"], cwd=repo)
@@ -207,8 +217,14 @@ def test_sigkill_mid_gc_loses_nothing_and_a_rerun_completes(history, kill_after)
     plan, _ = compute_plan(Workspace.at(repo))
     doomed = {d.oid for d in plan.decisions if d.action != "keep"}
     assert len(doomed) > 400
-    proc = subprocess.run([str(VENV_BIN / "python"), "-c", _KILL_AT_MOVE, str(kill_after)],
-                          cwd=repo, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", _KILL_AT_MOVE, str(kill_after)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     journal = (repo / ".ita/trash/journal.jsonl").read_text()
     assert journal.count('"begin"') >= kill_after and '"done"' not in journal

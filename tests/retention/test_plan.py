@@ -44,7 +44,10 @@ def test_the_plan_object_by_object(history):
     for (kind, day), (action, reason) in EXPECTED.items():
         decision = by_oid[facts[day][kind]]
         assert (decision.action, decision.reason.startswith(reason)) == (action, True), (
-            kind, day, decision)
+            kind,
+            day,
+            decision,
+        )
     # the shared chart (day 240 == day 15 bytes) is kept: a kept run needs it
     assert facts[240]["chart"] == facts[15]["chart"]
     assert by_oid[facts[240]["chart"]].action == "keep"
@@ -52,18 +55,28 @@ def test_the_plan_object_by_object(history):
     for day in (240, 180, 120):
         assert by_oid[facts[day]["result"]].reason == "keep_forever: class backtest_results"
     removed = {d.oid for d in plan.decisions if d.action != "keep"}
-    assert removed == {facts[120]["shot"], facts[180]["shot"], facts[240]["shot"],
-                       facts[240]["scratch"]}
+    assert removed == {
+        facts[120]["shot"],
+        facts[180]["shot"],
+        facts[240]["shot"],
+        facts[240]["scratch"],
+    }
     assert info.revisions >= len(facts) + 1 and len(info.runs) == 7
 
 
 def test_planning_changes_nothing(history):
     repo, _facts = history
-    before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")
-                    if ".git" not in p.parts and ".ita" not in p.parts and "logs" not in p.parts)
+    before = sorted(
+        p.relative_to(repo).as_posix()
+        for p in repo.rglob("*")
+        if ".git" not in p.parts and ".ita" not in p.parts and "logs" not in p.parts
+    )
     compute_plan(Workspace.at(repo), now=NOW)
-    after = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")
-                   if ".git" not in p.parts and ".ita" not in p.parts and "logs" not in p.parts)
+    after = sorted(
+        p.relative_to(repo).as_posix()
+        for p in repo.rglob("*")
+        if ".git" not in p.parts and ".ita" not in p.parts and "logs" not in p.parts
+    )
     assert before == after
 
 
@@ -115,7 +128,8 @@ def test_every_policy_problem_is_reported_with_its_line(tmp_path):
         "7: x\n"
         "keep_last_runs: -2\n"
         "exceptions: {tags: important, colour: 1}\n"
-        "confirm_above_gb: .nan\n")
+        "confirm_above_gb: .nan\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_policy(tmp_path)
     assert str(info.value).splitlines() == [
@@ -141,12 +155,19 @@ def test_policy_settings_defaults_and_nulls():
     assert (policy.keep_last_runs, policy.max_runs, policy.safety_window_days) == (5, None, 7)
     assert (policy.confirm_above_gb, policy.archive_remote) == (10.0, "archive")
     assert (policy.exception_tags, policy.active_rules, policy.classes) == ((), True, ())
-    policy = parse_policy({"exceptions": {"tags": ["x"], "active_rules": False},
-                           "keep": {"paths": ["a/**"], "strategy": "keep_forever"}})
+    policy = parse_policy(
+        {
+            "exceptions": {"tags": ["x"], "active_rules": False},
+            "keep": {"paths": ["a/**"], "strategy": "keep_forever"},
+        }
+    )
     assert (policy.exception_tags, policy.active_rules) == (("x",), False)
     assert policy.classes[0].retain_days is None and policy.classify("a/b").name == "keep"
-    with pytest.raises(ConfigError, match=r"confirm_above_gb: must be a finite number >= 0, "
-                                          r"got an integer of 1329 bits"):
+    with pytest.raises(
+        ConfigError,
+        match=r"confirm_above_gb: must be a finite number >= 0, "
+        r"got an integer of 1329 bits",
+    ):
         parse_policy({"confirm_above_gb": 10**400})
 
 

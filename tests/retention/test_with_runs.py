@@ -52,8 +52,10 @@ def test_a_pinned_run_survives_gc_and_reproduces(run_copy):
 def test_without_the_pin_the_old_charts_go_to_the_trash(run_copy):
     workspace, first, _second = _strict_policy_then_a_second_run(run_copy)
     report = _gc(run_copy)
-    assert sorted(t["path"] for t in report.trashed) == ["results/report/drawdown.png",
-                                                        "results/report/equity.png"]
+    assert sorted(t["path"] for t in report.trashed) == [
+        "results/report/drawdown.png",
+        "results/report/equity.png",
+    ]
     lost = verify_run(workspace, first)
     detail = {c.name: c.detail for c in lost.checks if not c.ok}["objects in the DVC cache"]
     assert "results/report/equity.png" in detail and "in the trash" in detail

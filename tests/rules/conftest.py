@@ -20,8 +20,12 @@ sizing: {{mode: all_in}}
 """
 
 
-def make_rule_text(setup_id: str = "Frank", version: str = "1.0", body: str | None = None,
-                   params_hash: str | None = None) -> str:
+def make_rule_text(
+    setup_id: str = "Frank",
+    version: str = "1.0",
+    body: str | None = None,
+    params_hash: str | None = None,
+) -> str:
     """A valid rule file text (params_hash computed unless given)."""
     from ita_vc.rules.validate import compute_params_hash
     from ita_vc.yaml_read import load_yaml_text

@@ -9,8 +9,9 @@ from ita_vc.rules.check import check_against, check_files, check_staged, check_w
 from ita_vc.rules.hook_install import install_hooks
 from tests.rules.conftest import make_rule_text
 
-IMMUTABLE = "v1.0 of Frank is committed and immutable; create a new version with " \
-            "`ita-vc rule bump Frank`"
+IMMUTABLE = (
+    "v1.0 of Frank is committed and immutable; create a new version with `ita-vc rule bump Frank`"
+)
 
 
 @pytest.fixture
@@ -114,12 +115,14 @@ def test_a_lifecycle_naming_a_deleted_version(hooked, registry):
 
 
 def test_bad_files_and_folders_under_rules(hooked):
-    hooked.gen({
-        "rules/Frank/notes.yaml": "a: 1\n",
-        "rules/bad id/v1.0.yaml": make_rule_text(),
-        "rules/Frank/README.md": "ignored",
-        "rules/README.md": "ignored too",
-    })
+    hooked.gen(
+        {
+            "rules/Frank/notes.yaml": "a: 1\n",
+            "rules/bad id/v1.0.yaml": make_rule_text(),
+            "rules/Frank/README.md": "ignored",
+            "rules/README.md": "ignored too",
+        }
+    )
     hooked.git("add", "-A")
     report = _staged(hooked)
     messages = [str(p) for p in report.problems]
@@ -134,15 +137,21 @@ def test_every_bad_input_blocks_a_commit_with_a_clear_message(hooked):
         "rules/B/v1.0.yaml": b"a: !!python/object/apply:os.system ['true']\n",
         "rules/C/v1.0.yaml": b"setup_id: C\nsetup_id: C\n",
         "rules/D/v1.0.yaml": b"setup_id: D\nauthor: \xff\n",
-        "rules/E/v1.0.yaml": make_rule_text(setup_id="E").replace(
-            "params_hash: sha256:", "params_hash: sha256:0").encode(),
+        "rules/E/v1.0.yaml": make_rule_text(setup_id="E")
+        .replace("params_hash: sha256:", "params_hash: sha256:0")
+        .encode(),
     }
     hooked.gen(cases)
     hooked.git("add", "-A")
     proc = _commit(hooked)
     assert proc.returncode != 0
-    for expected in ("rules/A/v1.0.yaml:2:", "tag not allowed", "duplicate key 'setup_id'",
-                     "rules/D/v1.0.yaml:2: not valid UTF-8", "rules/E/v1.0.yaml"):
+    for expected in (
+        "rules/A/v1.0.yaml:2:",
+        "tag not allowed",
+        "duplicate key 'setup_id'",
+        "rules/D/v1.0.yaml:2: not valid UTF-8",
+        "rules/E/v1.0.yaml",
+    ):
         assert expected in proc.stderr, expected
 
 
@@ -163,8 +172,9 @@ def test_first_commit_of_a_repository(tmp_path):
 def test_check_files_and_worktree(hooked):
     path = hooked / "rules/Frank/v1.0.yaml"
     path.write_text(path.read_text().replace("fast: 10", "fast: 11"))
-    report = check_files(hooked, ["rules/Frank/v1.0.yaml"], rules_root="rules",
-                         catalog=load_catalog())
+    report = check_files(
+        hooked, ["rules/Frank/v1.0.yaml"], rules_root="rules", catalog=load_catalog()
+    )
     assert any(IMMUTABLE in str(p) for p in report.problems)
     report = check_worktree(hooked, rules_root="rules", catalog=load_catalog())
     assert not report.ok

@@ -28,8 +28,9 @@ def _edit_committed(repo, registry):
 def test_an_existing_hook_is_kept_and_called_first(tmp_repo, registry):
     hooks = tmp_repo / ".git/hooks"
     hooks.mkdir(exist_ok=True)
-    (hooks / "pre-commit").write_text("#!/bin/sh\necho legacy-ran >> \"$(git rev-parse "
-                                      "--show-toplevel)/legacy.log\"\nexit 0\n")
+    (hooks / "pre-commit").write_text(
+        '#!/bin/sh\necho legacy-ran >> "$(git rev-parse --show-toplevel)/legacy.log"\nexit 0\n'
+    )
     os.chmod(hooks / "pre-commit", 0o755)
     report = install_hooks(tmp_repo, with_dvc=False)
     assert report.moved == ["pre-commit -> pre-commit.legacy"]
@@ -126,8 +127,9 @@ def _framework_config(tmp_repo) -> None:
     (published,) = yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())
     hook = {k: published[k] for k in ("id", "name", "always_run", "pass_filenames")}
     hook.update(entry=str(VENV_BIN / published["entry"]), language="system")
-    tmp_repo.gen({".pre-commit-config.yaml": yaml.safe_dump(
-        {"repos": [{"repo": "local", "hooks": [hook]}]})})
+    tmp_repo.gen(
+        {".pre-commit-config.yaml": yaml.safe_dump({"repos": [{"repo": "local", "hooks": [hook]}]})}
+    )
 
 
 def test_the_pre_commit_framework_runs_the_published_hook(tmp_repo, registry, tmp_path):
@@ -135,8 +137,11 @@ def test_the_pre_commit_framework_runs_the_published_hook(tmp_repo, registry, tm
 
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc-home")}
     pre_commit = str(VENV_BIN / "pre-commit")
-    run([pre_commit, "validate-manifest", str(REPO_ROOT / ".pre-commit-hooks.yaml")],
-        cwd=tmp_repo, env=env)
+    run(
+        [pre_commit, "validate-manifest", str(REPO_ROOT / ".pre-commit-hooks.yaml")],
+        cwd=tmp_repo,
+        env=env,
+    )
     _framework_config(tmp_repo)
     run([pre_commit, "install"], cwd=tmp_repo, env=env)
     registry.new("Frank")
@@ -146,8 +151,9 @@ def test_the_pre_commit_framework_runs_the_published_hook(tmp_repo, registry, tm
     path = tmp_repo / "rules/Frank/v1.0.yaml"
     path.write_text(path.read_text().replace("fast: 10", "fast: 11"))
     tmp_repo.git("add", "-A")
-    proc = run(["git", "commit", "-q", "-m", "edit"], cwd=tmp_repo, env=env, check=False,
-               timeout=120)
+    proc = run(
+        ["git", "commit", "-q", "-m", "edit"], cwd=tmp_repo, env=env, check=False, timeout=120
+    )
     assert proc.returncode != 0
     assert "v1.0 of Frank is committed and immutable" in proc.stdout + proc.stderr
     tmp_repo.git("rm", "-q", "--cached", "rules/Frank/v1.0.yaml")  # deletions too

@@ -22,8 +22,9 @@ MARK = "# ita-vc hook: installed by `ita-vc hooks install`"  # on every hook ita
 
 def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every entry of the hooks folder: content and permission bits."""
-    return {p.name: (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
-            for p in sorted(folder.iterdir())}
+    return {
+        p.name: (p.read_bytes(), stat.S_IMODE(p.stat().st_mode)) for p in sorted(folder.iterdir())
+    }
 
 
 def _hook(folder: Path, name: str, text: str) -> None:
@@ -99,14 +100,19 @@ def test_a_stale_hook_is_updated_in_place_after_a_venv_move(tmp_repo, hooks, reg
     the hook says so, and `hooks install` fixes them in place (nothing moved to .legacy)."""
     gone = "/nonexistent/old-venv/bin/python"
     install_hooks(tmp_repo, python=gone)
-    (hooks / "post-checkout").write_text((hooks / "post-checkout").read_text().replace(
-        str(Path(sys.executable).parent / "dvc"), "/nonexistent/old-venv/bin/dvc"))
+    (hooks / "post-checkout").write_text(
+        (hooks / "post-checkout")
+        .read_text()
+        .replace(str(Path(sys.executable).parent / "dvc"), "/nonexistent/old-venv/bin/dvc")
+    )
     registry.new("Frank", author="t")
     tmp_repo.git("add", "-A")
     proc = tmp_repo.git("commit", "-q", "-m", "Frank", check=False)
     assert proc.returncode == 1
-    assert (f"ita-vc hook: {gone} is missing (was the virtualenv moved or recreated?); run "
-            "`ita-vc hooks install` again from the new one") in proc.stderr
+    assert (
+        f"ita-vc hook: {gone} is missing (was the virtualenv moved or recreated?); run "
+        "`ita-vc hooks install` again from the new one"
+    ) in proc.stderr
     report = install_hooks(tmp_repo)
     assert sorted(report.written) == ["post-checkout", "pre-commit"]
     assert report.unchanged == ["pre-push"] and report.moved == []
@@ -120,10 +126,16 @@ def test_a_stale_hook_is_updated_in_place_after_a_venv_move(tmp_repo, hooks, reg
 def test_hooks_written_by_an_earlier_ita_vc_are_recognised(tmp_repo, hooks):
     """ita-vc 0.1 wrote DVC hooks without a mark: exactly this text, with this venv's dvc."""
     dvc = str(Path(sys.executable).parent / "dvc")
-    old = {name: f'#!/bin/sh\nexec {dvc} git-hook {name} "$@"\n'
-           for name in ("post-checkout", "pre-push")}
-    _hook(hooks, "pre-commit", "#!/bin/sh\n# ita-vc pre-commit hook (installed by `ita-vc hooks "
-                               f"install`)\n{sys.executable} -m ita_vc._hook || exit $?\n")
+    old = {
+        name: f'#!/bin/sh\nexec {dvc} git-hook {name} "$@"\n'
+        for name in ("post-checkout", "pre-push")
+    }
+    _hook(
+        hooks,
+        "pre-commit",
+        "#!/bin/sh\n# ita-vc pre-commit hook (installed by `ita-vc hooks "
+        f"install`)\n{sys.executable} -m ita_vc._hook || exit $?\n",
+    )
     for name, text in old.items():
         _hook(hooks, name, text)
     report = uninstall_hooks(tmp_repo)

@@ -6,8 +6,9 @@ from ita_vc.rules.model import LifecycleEntry, Problem, RuleVersion
 from ita_vc.rules.validate import check_setup_id
 
 
-@pytest.mark.parametrize(("text", "expected"), [("1.2", (1, 2)), ("v1.2", (1, 2)),
-                                                 ("v10.0", (10, 0)), ("0.1", (0, 1))])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1.2", (1, 2)), ("v1.2", (1, 2)), ("v10.0", (10, 0)), ("0.1", (0, 1))]
+)
 def test_version_parse(text, expected):
     version = RuleVersion.parse(text)
     assert (version.major, version.minor) == expected
@@ -44,9 +45,16 @@ def test_valid_setup_ids(good):
 
 @pytest.mark.parametrize(
     ("bad", "match"),
-    [("a/b", "not a valid setup id"), ("..", "not a valid"), ("a..b", "may not contain '..'"),
-     ("has space", "not a valid"), ("_lead", "not a valid"), ("x" * 65, "the limit is 64"),
-     (5, "must be a string"), ("", "not a valid")],
+    [
+        ("a/b", "not a valid setup id"),
+        ("..", "not a valid"),
+        ("a..b", "may not contain '..'"),
+        ("has space", "not a valid"),
+        ("_lead", "not a valid"),
+        ("x" * 65, "the limit is 64"),
+        (5, "must be a string"),
+        ("", "not a valid"),
+    ],
 )
 def test_invalid_setup_ids(bad, match):
     assert match in check_setup_id(bad)
@@ -70,19 +78,24 @@ def test_problem_is_the_one_validation_problem():
     from ita_vc.rules import model
 
     assert model.Problem is schema.Problem and rules.Problem is schema.Problem
-    assert str(model.Problem("rules/x/v1.0.yaml", "bad", "author", 5)) == \
-        "rules/x/v1.0.yaml:5: author: bad"
+    assert (
+        str(model.Problem("rules/x/v1.0.yaml", "bad", "author", 5))
+        == "rules/x/v1.0.yaml:5: author: bad"
+    )
 
 
 def test_every_problem_of_a_rule_file_is_listed_in_file_order():
     from ita_vc.catalog import load_catalog
     from ita_vc.rules.validate import parse_rule
 
-    text = ("schema_version: 2\nsetup_id: Frank\nversion: '1.0'\nauthor: ''\n"
-            "created: '2025-01-01'\nindicators:\n  - name: ma_cross\n    colour: red\n"
-            "targets: {tp: 2}\ndirection: up\nsizing: {mode: fixed_quote, budget: 1}\n")
-    rule, problems = parse_rule(text.encode(), "rules/Frank/v1.0.yaml", catalog=load_catalog(),
-                                require_hash=False)
+    text = (
+        "schema_version: 2\nsetup_id: Frank\nversion: '1.0'\nauthor: ''\n"
+        "created: '2025-01-01'\nindicators:\n  - name: ma_cross\n    colour: red\n"
+        "targets: {tp: 2}\ndirection: up\nsizing: {mode: fixed_quote, budget: 1}\n"
+    )
+    rule, problems = parse_rule(
+        text.encode(), "rules/Frank/v1.0.yaml", catalog=load_catalog(), require_hash=False
+    )
     assert rule is None
     assert [str(p) for p in problems] == [
         "rules/Frank/v1.0.yaml:1: schema_version: must be 1, got 2",

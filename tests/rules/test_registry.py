@@ -56,14 +56,27 @@ def test_new_from_a_seed_file(registry, tmp_path):
 def test_bump_keeps_comments_and_order_and_recomputes_the_hash(registry, tmp_repo):
     (tmp_repo / "rules/Frank").mkdir(parents=True)
     (tmp_repo / "rules/Frank/v1.0.yaml").write_text(make_rule_text())
-    rule = registry.bump("Frank", sets=["targets.tp_pct=2.5", "indicators.0.params.fast=12"],
-                         author="me")
+    rule = registry.bump(
+        "Frank", sets=["targets.tp_pct=2.5", "indicators.0.params.fast=12"], author="me"
+    )
     text = (tmp_repo / rule.path).read_text()
     assert rule.path == "rules/Frank/v1.1.yaml"
     assert "# a comment that must survive bumps" in text
     keys = [line.split(":")[0] for line in text.splitlines() if line and line[0].isalpha()]
-    assert keys == ["schema_version", "setup_id", "version", "author", "created", "components",
-                    "indicators", "rules", "targets", "direction", "sizing", "params_hash"]
+    assert keys == [
+        "schema_version",
+        "setup_id",
+        "version",
+        "author",
+        "created",
+        "components",
+        "indicators",
+        "rules",
+        "targets",
+        "direction",
+        "sizing",
+        "params_hash",
+    ]
     doc = load_yaml_text(text)
     assert doc["targets"]["tp_pct"] == 2.5 and doc["indicators"][0]["params"]["fast"] == 12
     assert doc["version"] == "1.1" and doc["author"] == "me"
@@ -114,8 +127,9 @@ def test_bad_bumps_write_nothing(registry, sets, match):
 def test_bump_from_file_and_reason(registry, tmp_path):
     registry.new("Frank")
     source = tmp_path / "params.yaml"
-    source.write_text("direction: long-only\nsizing: {mode: fixed_quote, amount: 500}\n"
-                      "targets: {tp: 3, sl: 1}\n")
+    source.write_text(
+        "direction: long-only\nsizing: {mode: fixed_quote, amount: 500}\ntargets: {tp: 3, sl: 1}\n"
+    )
     rule = registry.bump("Frank", from_file=source, reason="long only now", author="me")
     assert rule.direction == "long-only" and rule.sizing == {"mode": "fixed_quote", "amount": 500}
     assert rule.targets == {"tp_pct": 3, "sl_pct": 1}

@@ -44,8 +44,12 @@ class Holder:
     """Another process inside ``workspace.lock()`` until :meth:`release`."""
 
     def __init__(self, root) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(root)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "held"
 
@@ -66,8 +70,11 @@ def holder(tmp_repo):
 
 
 def _rules_state(repo) -> dict[str, str]:
-    return {p.relative_to(repo).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((repo / "rules").rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(repo).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((repo / "rules").rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -81,13 +88,16 @@ def frank(tmp_repo, registry):
     return tmp_repo
 
 
-@pytest.mark.parametrize("args", [
-    ("rule", "new", "Other"),
-    ("rule", "bump", "Frank", "-S", "targets.tp_pct=5"),
-    ("rule", "rehash", "Draft@v1.0"),
-    ("rule", "activate", "Frank", "1.0"),
-    ("rule", "deprecate", "Frank", "1.0", "--reason", "old"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("rule", "new", "Other"),
+        ("rule", "bump", "Frank", "-S", "targets.tp_pct=5"),
+        ("rule", "rehash", "Draft@v1.0"),
+        ("rule", "activate", "Frank", "1.0"),
+        ("rule", "deprecate", "Frank", "1.0", "--reason", "old"),
+    ],
+)
 def test_every_rule_write_is_refused_while_the_lock_is_held(frank, holder, args):
     before = _rules_state(frank)
     result = invoke(*args)
@@ -101,9 +111,14 @@ def test_every_rule_write_is_refused_while_the_lock_is_held(frank, holder, args)
 
 def test_rule_bump_as_a_real_process_exits_10_and_writes_nothing(frank, holder):
     before = _rules_state(frank)
-    proc = subprocess.run([str(VENV_BIN / "ita-vc"), "rule", "bump", "Frank", "-S",
-                           "direction=long-only"], cwd=frank, capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [str(VENV_BIN / "ita-vc"), "rule", "bump", "Frank", "-S", "direction=long-only"],
+        cwd=frank,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 10, proc.stderr
     assert "pass --wait SECONDS" in proc.stderr
     assert _rules_state(frank) == before
@@ -112,9 +127,23 @@ def test_rule_bump_as_a_real_process_exits_10_and_writes_nothing(frank, holder):
 
 def test_wait_waits_for_the_holder(frank, holder):
     waiter = subprocess.Popen(
-        [sys.executable, "-c", _SIGNAL_WHEN_WAITING, "rule", "bump", "Frank", "-S",
-         "direction=long-only", "--wait", "600"],
-        cwd=frank, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            _SIGNAL_WHEN_WAITING,
+            "rule",
+            "bump",
+            "Frank",
+            "-S",
+            "direction=long-only",
+            "--wait",
+            "600",
+        ],
+        cwd=frank,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert waiter.stdout is not None
         assert waiter.stdout.readline().strip() == "waiting"  # it is blocked on the lock ...
@@ -142,11 +171,13 @@ def test_a_bad_wait_is_a_usage_error(frank, wait):
 def test_the_python_api_takes_the_lock_too(frank, registry, workspace):
     before = _rules_state(frank)
     with lock_held_elsewhere(workspace):
-        for call in (lambda: registry.new("Other"),
-                     lambda: registry.bump("Frank", sets=["direction=long-only"]),
-                     lambda: registry.rehash("Draft", "1.0"),
-                     lambda: registry.activate("Frank", "1.0"),
-                     lambda: registry.deprecate("Frank", "1.0", reason="old")):
+        for call in (
+            lambda: registry.new("Other"),
+            lambda: registry.bump("Frank", sets=["direction=long-only"]),
+            lambda: registry.rehash("Draft", "1.0"),
+            lambda: registry.activate("Frank", "1.0"),
+            lambda: registry.deprecate("Frank", "1.0", reason="old"),
+        ):
             with pytest.raises(WorkspaceLockedError, match="another ita-vc command"):
                 call()
     assert _rules_state(frank) == before
@@ -169,7 +200,12 @@ def test_nothing_inside_takes_the_lock_twice(frank, registry, holder):
 
 def test_a_second_process_is_refused_while_the_registry_holds_the_lock(frank, registry):
     with registry.locked(purpose="batch"):
-        result = subprocess.run([str(VENV_BIN / "ita-vc"), "rule", "activate", "Frank", "1.0"],
-                                cwd=frank, capture_output=True, text=True, timeout=120,
-                                check=False)
+        result = subprocess.run(
+            [str(VENV_BIN / "ita-vc"), "rule", "activate", "Frank", "1.0"],
+            cwd=frank,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert result.returncode == 10 and "held by pid" in result.stderr

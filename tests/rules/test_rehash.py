@@ -9,11 +9,14 @@ from ita_vc.errors import RuleValidationError
 from ita_vc.rules.hook_install import install_hooks
 from tests.helpers import invoke
 
-REHASH_HINT = "this version was never committed: recompute its hash with " \
-              "`ita-vc rule rehash Frank@v1.0`"
-BUMP_HINT = ("v1.0 of Frank is committed and immutable: undo the edit (`git checkout HEAD -- "
-             "rules/Frank/v1.0.yaml`) and put the change in a new version with "
-             "`ita-vc rule bump Frank`")
+REHASH_HINT = (
+    "this version was never committed: recompute its hash with `ita-vc rule rehash Frank@v1.0`"
+)
+BUMP_HINT = (
+    "v1.0 of Frank is committed and immutable: undo the edit (`git checkout HEAD -- "
+    "rules/Frank/v1.0.yaml`) and put the change in a new version with "
+    "`ita-vc rule bump Frank`"
+)
 PATH = "rules/Frank/v1.0.yaml"
 
 
@@ -56,8 +59,10 @@ def test_a_committed_version_is_refused_and_the_hook_says_bump(tmp_repo, registr
     edited = _edit(tmp_repo)
     result = invoke("rule", "rehash", "Frank")
     assert result.exit_code == 4
-    assert ("rules/Frank/v1.0.yaml is committed (it is in HEAD) and immutable; `rule rehash` is "
-            "only for versions never committed") in result.stderr
+    assert (
+        "rules/Frank/v1.0.yaml is committed (it is in HEAD) and immutable; `rule rehash` is "
+        "only for versions never committed"
+    ) in result.stderr
     assert (tmp_repo / PATH).read_text() == edited  # nothing written
     with pytest.raises(RuleValidationError, match="in HEAD"):
         registry.rehash("Frank", "1.0")
@@ -96,8 +101,10 @@ def test_rehash_refuses_a_file_with_other_problems(tmp_repo, registry):
     edited = _edit(tmp_repo, "name: ma_cross", "name: no_such_indicator")
     result = invoke("rule", "rehash", "Frank@1.0")
     assert result.exit_code == 4
-    assert "cannot rehash rules/Frank/v1.0.yaml: fix these first (nothing was written):" \
+    assert (
+        "cannot rehash rules/Frank/v1.0.yaml: fix these first (nothing was written):"
         in result.stderr
+    )
     assert "unknown indicator 'no_such_indicator'" in result.stderr
     assert (tmp_repo / PATH).read_text() == edited
 
@@ -116,12 +123,15 @@ def test_rehash_adds_a_missing_hash_and_picks_the_latest_version(tmp_repo, regis
     assert registry.get("Frank", "1.1").params_hash == result.rule.params_hash
 
 
-@pytest.mark.parametrize(("ref", "message"), [
-    ("Frank@v9.9", "Frank has no version v9.9"),
-    ("Frank@1.x", "not a version"),
-    ("../x", "setup_id:"),
-    ("Nobody", "no rule 'Nobody'"),
-])
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("Frank@v9.9", "Frank has no version v9.9"),
+        ("Frank@1.x", "not a version"),
+        ("../x", "setup_id:"),
+        ("Nobody", "no rule 'Nobody'"),
+    ],
+)
 def test_rehash_bad_references(tmp_repo, registry, ref, message):
     registry.new("Frank", author="t")
     result = invoke("rule", "rehash", ref)

@@ -30,8 +30,15 @@ def test_a_valid_rule_parses():
 
 def test_params_hash_covers_parameters_only():
     base = load_yaml_text(make_rule_text())
-    other = dict(base, author="someone else", created="2030-01-01", version="9.9",
-                 setup_id="Other", schema_version=1, params_hash="sha256:" + "0" * 64)
+    other = dict(
+        base,
+        author="someone else",
+        created="2030-01-01",
+        version="9.9",
+        setup_id="Other",
+        schema_version=1,
+        params_hash="sha256:" + "0" * 64,
+    )
     assert compute_params_hash(base) == compute_params_hash(other)
     changed = dict(base, targets={"tp_pct": 2.5, "sl_pct": 1.0})
     assert compute_params_hash(changed) != compute_params_hash(base)
@@ -52,8 +59,11 @@ def test_params_hash_matches_the_documented_canonical_form():
     import json
 
     doc = load_yaml_text(make_rule_text())
-    params = {k: v for k, v in doc.items() if k not in (
-        "schema_version", "setup_id", "version", "author", "created", "params_hash")}
+    params = {
+        k: v
+        for k, v in doc.items()
+        if k not in ("schema_version", "setup_id", "version", "author", "created", "params_hash")
+    }
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     canonical = canonical.replace("2.0", "2").replace("1.0", "1")  # integral floats as ints
     assert compute_params_hash(doc) == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
@@ -93,19 +103,30 @@ def test_a_10mb_rule_file_is_refused():
 def test_version_float_trap_is_caught_with_the_typed_text():
     text = make_rule_text(version="1.10").replace('version: "1.10"', "version: 1.10")
     problems = _problems(text, path="rules/Frank/v1.10.yaml")
-    assert any(':4: version: 1.10 is a number to YAML' in p and 'version: "1.10"' in p
-               for p in problems), problems
+    assert any(
+        ":4: version: 1.10 is a number to YAML" in p and 'version: "1.10"' in p for p in problems
+    ), problems
 
 
 def test_missing_fields_and_unknown_fields_are_all_listed():
     text = "setup_id: Frank\nversion: '1.0'\ncolour: red\n"
     problems = _problems(text)
-    for field in ("schema_version", "author", "created", "direction", "sizing", "targets",
-                  "params_hash"):
+    for field in (
+        "schema_version",
+        "author",
+        "created",
+        "direction",
+        "sizing",
+        "targets",
+        "params_hash",
+    ):
         assert any(f"missing required field '{field}'" in p for p in problems), field
-    assert any(":3: colour: unknown key (allowed: author, components, created, direction, "
-               "indicators, params_hash, rules, schema_version, setup_id, sizing, targets, "
-               "version)" in p for p in problems), problems
+    assert any(
+        ":3: colour: unknown key (allowed: author, components, created, direction, "
+        "indicators, params_hash, rules, schema_version, setup_id, sizing, targets, "
+        "version)" in p
+        for p in problems
+    ), problems
 
 
 @pytest.mark.parametrize(
@@ -118,20 +139,35 @@ def test_missing_fields_and_unknown_fields_are_all_listed():
         ("direction: long-short", "direction: long", "direction: must be one of"),
         ("sizing: {mode: all_in}", "sizing: {mode: yolo}", "sizing.mode: unknown mode"),
         ("sizing: {mode: all_in}", "sizing: {mode: fixed_quote}", "needs amount"),
-        ("sizing: {mode: all_in}", "sizing: {mode: fixed_quote, amount: -5}",
-         "sizing.amount: must be a positive number"),
-        ("sizing: {mode: all_in}", "sizing: {mode: strategy_compound_profit_lock, budget: 100, "
-         "safe_profit_percent: 150}", "must be a percent"),
+        (
+            "sizing: {mode: all_in}",
+            "sizing: {mode: fixed_quote, amount: -5}",
+            "sizing.amount: must be a positive number",
+        ),
+        (
+            "sizing: {mode: all_in}",
+            "sizing: {mode: strategy_compound_profit_lock, budget: 100, safe_profit_percent: 150}",
+            "must be a percent",
+        ),
         ("sizing: {mode: all_in}", "sizing: {mode: all_in, amount: 5}", "not a parameter"),
-        ("targets: {tp_pct: 2.0, sl_pct: 1.0}", "targets: {tp: 2.0, sl: 1.0}",
-         "the seed's 'tp' is named 'tp_pct'"),
-        ("targets: {tp_pct: 2.0, sl_pct: 1.0}", "targets: {tp_pct: -2, sl_pct: 1.0}",
-         "targets.tp_pct: must be a positive percent or null"),
+        (
+            "targets: {tp_pct: 2.0, sl_pct: 1.0}",
+            "targets: {tp: 2.0, sl: 1.0}",
+            "the seed's 'tp' is named 'tp_pct'",
+        ),
+        (
+            "targets: {tp_pct: 2.0, sl_pct: 1.0}",
+            "targets: {tp_pct: -2, sl_pct: 1.0}",
+            "targets.tp_pct: must be a positive percent or null",
+        ),
         ("targets: {tp_pct: 2.0, sl_pct: 1.0}", "targets: 5", "targets: must be a mapping"),
         ("params: {fast: 10, slow: 20}", "params: {fast: 30, slow: 20}", "needs fast < slow"),
         ("params: {fast: 10, slow: 20}", "params: {fast: 10, slower: 20}", "unknown parameter"),
-        ("params: {fast: 10, slow: 20}", "params: {fast: 0, slow: 20}",
-         "outside the catalog range"),
+        (
+            "params: {fast: 10, slow: 20}",
+            "params: {fast: 0, slow: 20}",
+            "outside the catalog range",
+        ),
         ("- name: ma_cross", "- name: macd", "unknown indicator 'macd'"),
         ("rules: {session: london}", "rules: {day: 2025-01-01}", "dates, times, NaN"),
         ("setup_id: Frank", "setup_id: Fr/ank", "not a valid setup id"),
@@ -146,8 +182,9 @@ def test_wrong_types_and_values(old, new, expected):
 
 
 def test_problems_name_the_line():
-    text = VALID.format(setup_id="Frank", version="1.0").replace("direction: long-short",
-                                                                  "direction: up")
+    text = VALID.format(setup_id="Frank", version="1.0").replace(
+        "direction: long-short", "direction: up"
+    )
     problems = _problems(make_rule_text(body=text, params_hash="sha256:" + "0" * 64))
     assert any(p.startswith(f"{PATH}:13: direction:") for p in problems), problems
 
@@ -163,23 +200,30 @@ def test_location_must_match_content():
 def test_hand_edited_params_hash():
     text = make_rule_text(params_hash="sha256:" + "a" * 64)
     problems = _problems(text)
-    assert any("params_hash: is sha256:aaaa" in p and "the parameters hash to" in p
-               for p in problems)
+    assert any(
+        "params_hash: is sha256:aaaa" in p and "the parameters hash to" in p for p in problems
+    )
     assert any("must be 'sha256:" in p for p in _problems(make_rule_text(params_hash="md5:1")))
 
 
 def test_outside_the_registry_a_missing_hash_is_computed():
     body = VALID.format(setup_id="Frank", version="1.0")
-    rule, problems = parse_rule(body.encode(), "/tmp/any.yaml", catalog=CATALOG, rules_root=None,
-                                require_hash=False)
+    rule, problems = parse_rule(
+        body.encode(), "/tmp/any.yaml", catalog=CATALOG, rules_root=None, require_hash=False
+    )
     assert problems == [] and rule.params_hash == compute_params_hash(load_yaml_text(body))
     minimal = "setup_id: x\nversion: '1.0'\n"
-    rule, problems = parse_rule(minimal.encode(), "/tmp/x.yaml", catalog=CATALOG,
-                                rules_root=None, require_hash=False)
+    rule, problems = parse_rule(
+        minimal.encode(), "/tmp/x.yaml", catalog=CATALOG, rules_root=None, require_hash=False
+    )
     assert problems == [] and rule.direction == "long-short" and rule.sizing == {"mode": "all_in"}
     wrong = make_rule_text(params_hash="sha256:" + "b" * 64)
-    assert parse_rule(wrong.encode(), "/tmp/x.yaml", catalog=CATALOG, rules_root=None,
-                      require_hash=False)[0] is None
+    assert (
+        parse_rule(
+            wrong.encode(), "/tmp/x.yaml", catalog=CATALOG, rules_root=None, require_hash=False
+        )[0]
+        is None
+    )
 
 
 # -- lifecycle ---------------------------------------------------------------------------------
@@ -188,8 +232,9 @@ LC = "rules/Frank/lifecycle.yaml"
 
 def _lifecycle(text: str, exists=("1.0", "1.1")):
     versions = set(exists)
-    return parse_lifecycle(text.encode(), LC, setup_id="Frank",
-                           version_exists=lambda v: str(v) in versions)
+    return parse_lifecycle(
+        text.encode(), LC, setup_id="Frank", version_exists=lambda v: str(v) in versions
+    )
 
 
 def test_a_valid_lifecycle():
@@ -205,15 +250,19 @@ def test_a_valid_lifecycle():
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("  v1.0: {active: true}\n  v1.1: {active: true}\n",
-         "at most one active version per setup; active: v1.0, v1.1"),
+        (
+            "  v1.0: {active: true}\n  v1.1: {active: true}\n",
+            "at most one active version per setup; active: v1.0, v1.1",
+        ),
         ("  v1.5: {active: false}\n", "names v1.5, which does not exist in Frank"),
         ("  v1.0: {active: true, deprecation_reason: old}\n", "cannot be active"),
         ("  v1.0: {active: 'yes'}\n", "must be true or false"),
         ("  v1.0: {active: false, deprecation_reason: ''}\n", "non-empty string or null"),
-        ("  v1.0: {active: false, colour: red}\n",
-         ":4: versions.v1.0.colour: unknown key (allowed: active, changed_at, changed_by, "
-         "deprecation_reason, note)"),
+        (
+            "  v1.0: {active: false, colour: red}\n",
+            ":4: versions.v1.0.colour: unknown key (allowed: active, changed_at, changed_by, "
+            "deprecation_reason, note)",
+        ),
         ("  vX: {active: false}\n", "not a version"),
         ("  v1.0: [1]\n", "must be a mapping"),
         ("  v1.0: {active: false, changed_at: 5}\n", "must be a string"),
@@ -231,12 +280,23 @@ def test_lifecycle_setup_mismatch_and_garbage():
     assert "must be a mapping" in str(problems[0])
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (b"schema_version: 1\nsetup_id: S\nversions: []\n",
-     "rules/S/lifecycle.yaml:3: versions: must be a mapping, got [] (list)"),
-    (b"schema_version: 99\nsetup_id: S\n", "rules/S/lifecycle.yaml:1: schema_version: must be 1"),
-    (b"schema_version: true\nsetup_id: S\n", "rules/S/lifecycle.yaml:1: schema_version: must be 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            b"schema_version: 1\nsetup_id: S\nversions: []\n",
+            "rules/S/lifecycle.yaml:3: versions: must be a mapping, got [] (list)",
+        ),
+        (
+            b"schema_version: 99\nsetup_id: S\n",
+            "rules/S/lifecycle.yaml:1: schema_version: must be 1",
+        ),
+        (
+            b"schema_version: true\nsetup_id: S\n",
+            "rules/S/lifecycle.yaml:1: schema_version: must be 1",
+        ),
+    ],
+)
 def test_a_lifecycle_file_s_versions_and_schema_version_are_checked(text, expected):
     _entries, problems = parse_lifecycle(text, "rules/S/lifecycle.yaml", setup_id="S")
     assert any(str(p).startswith(expected) for p in problems), problems

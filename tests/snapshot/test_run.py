@@ -22,12 +22,36 @@ from ita_vc.workspace import Workspace
 from tests.helpers import lock_held_elsewhere
 
 FIELDS = {
-    "schema_version", "run_id", "setup_id", "rule_version", "params_hash", "data_hash",
-    "data_range", "market", "symbol", "timeframe", "config_hash", "engine_version",
-    "git_commit_hash", "git_branch", "git_dirty", "dirty_paths", "dvc_lock", "dvc_lock_sha256",
-    "params", "metrics", "outputs", "env", "timestamp", "meta", "snapshot_sha256",
+    "schema_version",
+    "run_id",
+    "setup_id",
+    "rule_version",
+    "params_hash",
+    "data_hash",
+    "data_range",
+    "market",
+    "symbol",
+    "timeframe",
+    "config_hash",
+    "engine_version",
+    "git_commit_hash",
+    "git_branch",
+    "git_dirty",
+    "dirty_paths",
+    "dvc_lock",
+    "dvc_lock_sha256",
+    "params",
+    "metrics",
+    "outputs",
+    "env",
+    "timestamp",
+    "meta",
+    "snapshot_sha256",
     # schema_version 2
-    "rule_status", "ita_vc_version", "stages", "run_hash",
+    "rule_status",
+    "ita_vc_version",
+    "stages",
+    "run_hash",
 }
 
 
@@ -37,7 +61,10 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert set(s) == FIELDS
     assert re.fullmatch(r"bt_\d{4}_\d{2}_\d{2}_001_[0-9a-f]{3}", s["run_id"])
     assert (s["setup_id"], s["rule_version"], s["schema_version"]) == (
-        "example_ma_cross", "v1.0", 2)
+        "example_ma_cross",
+        "v1.0",
+        2,
+    )
     rule = yaml.safe_load((ran_repo / "rules/example_ma_cross/v1.0.yaml").read_text())
     assert s["params_hash"] == rule["params_hash"]
     summary = json.loads((ran_repo / "results/backtest/summary.json").read_text())
@@ -52,10 +79,14 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert s["params"]["rule"] == {"setup_id": "example_ma_cross", "version": "1.0"}
     assert s["metrics"] == json.loads((ran_repo / "results/metrics.json").read_text())
     outs = {o["path"]: o["md5"] for o in s["outputs"]}
-    assert set(outs) == {"results/prepared", "results/backtest", "results/metrics.json",
-                         "results/report", "results/plots/equity.csv"}  # the grid did not run
-    assert s["stages"] == {"prepare": "run", "backtest": "run", "report": "run",
-                           "grid": "not_run"}
+    assert set(outs) == {
+        "results/prepared",
+        "results/backtest",
+        "results/metrics.json",
+        "results/report",
+        "results/plots/equity.csv",
+    }  # the grid did not run
+    assert s["stages"] == {"prepare": "run", "backtest": "run", "report": "run", "grid": "not_run"}
     assert s["rule_status"] == "inactive" and s["run_hash"].startswith("sha256:")
     from ita_vc import __version__
 
@@ -65,9 +96,12 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert {"python", "os", "cpu", "gpu", "packages", "packages_sha256"} <= set(env)
     assert "dvc" in env["packages"] and "ita-vc" in env["packages"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["timestamp"])
-    assert s["meta"] == {"author": "Test User", "run_mode": "backtest",
-                         "flow": "dvc repro: prepare -> backtest -> report",
-                         "note": "first run"}
+    assert s["meta"] == {
+        "author": "Test User",
+        "run_mode": "backtest",
+        "flow": "dvc repro: prepare -> backtest -> report",
+        "note": "first run",
+    }
     assert s["snapshot_sha256"] == snapshot_hash(s)
 
 
@@ -92,8 +126,9 @@ def test_data_hash_checks_prepared_and_canonical_candles(ran_repo):
     provenance = SnapshotStore(Workspace.at(ran_repo))
     run_id = ran_repo.report.run_id
     assert provenance.verify_data_hash(run_id, ran_repo / "results/prepared/candles.parquet")
-    assert provenance.verify_data_hash(run_id,
-                                       ran_repo / "data/candles/binance-spot/BTCUSDT/1m.parquet")
+    assert provenance.verify_data_hash(
+        run_id, ran_repo / "data/candles/binance-spot/BTCUSDT/1m.parquet"
+    )
 
 
 def test_snapshots_are_never_overwritten(run_copy):
@@ -104,8 +139,9 @@ def test_snapshots_are_never_overwritten(run_copy):
 
 
 def test_a_second_run_gets_the_next_number_and_overrides_are_recorded(run_copy):
-    report = run_pipeline(Workspace.at(run_copy), overrides=[("backtest.fee_pct", 0.2)],
-                          note="higher fees")
+    report = run_pipeline(
+        Workspace.at(run_copy), overrides=[("backtest.fee_pct", 0.2)], note="higher fees"
+    )
     assert re.fullmatch(r"bt_\d{4}_\d{2}_\d{2}_002_[0-9a-f]{3}", report.run_id)
     assert report.snapshot["params"]["backtest"]["fee_pct"] == 0.2
     assert "fee_pct: 0.2" in (run_copy / "params.yaml").read_text()
@@ -115,8 +151,9 @@ def test_a_second_run_gets_the_next_number_and_overrides_are_recorded(run_copy):
 def test_a_dirty_tree_is_refused_unless_allowed_and_then_flagged(run_copy):
     (run_copy / "notes.txt").write_text("scratch")
     workspace = Workspace.at(run_copy)
-    with pytest.raises(DirtyWorkspaceError,
-                       match=r"uncommitted changes: notes.txt.*--allow-dirty") as info:
+    with pytest.raises(
+        DirtyWorkspaceError, match=r"uncommitted changes: notes.txt.*--allow-dirty"
+    ) as info:
         run_pipeline(workspace)
     assert info.value.exit_code == 12
     report = run_pipeline(workspace, allow_dirty=True)
@@ -170,13 +207,15 @@ def test_no_commit_leaves_the_run_staged(run_copy):
 
 def test_concurrent_runs_do_not_interleave(run_copy):
     workspace = Workspace.at(run_copy)
-    with (lock_held_elsewhere(workspace),
-          pytest.raises(WorkspaceLockedError, match="another ita-vc command is running")):
+    with (
+        lock_held_elsewhere(workspace),
+        pytest.raises(WorkspaceLockedError, match="another ita-vc command is running"),
+    ):
         run_pipeline(workspace)
 
 
 def test_param_overrides_keep_comments_and_quote_versions():
-    text = "# top\nrule:\n  setup_id: a  # keep\n  version: \"1.0\"\n"
+    text = '# top\nrule:\n  setup_id: a  # keep\n  version: "1.0"\n'
     out = apply_param_overrides(text, [("rule.version", "v1.10"), ("data.symbol", "ETHUSDT")])
     assert "# top" in out and "# keep" in out
     assert 'version: "1.10"' in out and "symbol: ETHUSDT" in out
@@ -185,9 +224,13 @@ def test_param_overrides_keep_comments_and_quote_versions():
 def test_param_overrides_write_dates_as_strings():
     from ita_vc.yaml_rewrite import parse_set_value
 
-    out = apply_param_overrides("data: {}\n", [
-        ("data.start", parse_set_value("2006-01-01")),
-        ("data.end", parse_set_value("2007-01-01 10:00:00"))])
+    out = apply_param_overrides(
+        "data: {}\n",
+        [
+            ("data.start", parse_set_value("2006-01-01")),
+            ("data.end", parse_set_value("2007-01-01 10:00:00")),
+        ],
+    )
     assert yaml.safe_load(out)["data"] == {"start": "2006-01-01", "end": "2007-01-01T10:00:00"}
     with pytest.raises(DataValidationError, match="a bytes is not a params value"):
         apply_param_overrides("", [("data.x", parse_set_value("!!binary aGk="))])

@@ -26,8 +26,11 @@ def test_verify_passes_light_and_deep(ran_repo):
     light = verify_run(workspace, run_id)
     assert light.ok, _failures(light)
     assert [c.name for c in light.checks] == [
-        "snapshot hash", "rule params_hash", "git-tracked deps at the run's commit",
-        "objects in the DVC cache"]
+        "snapshot hash",
+        "rule params_hash",
+        "git-tracked deps at the run's commit",
+        "objects in the DVC cache",
+    ]
     deep = verify_run(workspace, run_id, deep=True)
     assert deep.ok, _failures(deep)
     assert deep.bytes_hashed > 100_000
@@ -73,8 +76,7 @@ def test_one_changed_byte_of_the_candles_is_named(run_copy):
 
 
 def test_a_missing_cache_object_is_named_without_rehashing(run_copy):
-    out = next(o for o in run_copy.report.snapshot["outputs"]
-               if o["path"] == "results/backtest")
+    out = next(o for o in run_copy.report.snapshot["outputs"] if o["path"] == "results/backtest")
     manifest = json.loads(_cache_object(run_copy, out["md5"]).read_text())
     trades = next(e for e in manifest if e["relpath"] == "trades.parquet")
     _cache_object(run_copy, trades["md5"]).unlink()

@@ -43,8 +43,14 @@ def _visible(folder):
 # -- round trips -----------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_dataframe_round_trip_is_value_exact(store, workspace, candles, fmt):
-    ref = store.save_dataframe(candles, "raw", "1m", subdir="binance-spot/BTCUSDT", fmt=fmt,
-                               meta={"symbol": "BTCUSDT", "timeframe": "1m"})
+    ref = store.save_dataframe(
+        candles,
+        "raw",
+        "1m",
+        subdir="binance-spot/BTCUSDT",
+        fmt=fmt,
+        meta={"symbol": "BTCUSDT", "timeframe": "1m"},
+    )
     assert ref.path == f"data/raw/binance-spot/BTCUSDT/1m.{fmt}"
     assert ref.format == fmt and ref.kind == "raw"
     assert (ref.sha256, ref.size) == hash_file(workspace.path(ref.path))
@@ -74,8 +80,9 @@ def test_same_input_same_bytes(store, candles):
 
 
 def test_json_round_trip_is_deterministic_and_unwrapped(store, workspace):
-    ref = store.save_json({"b": 1, "a": [1.5, None]}, "results", "metrics.json",
-                          meta={"run_id": "r1"})
+    ref = store.save_json(
+        {"b": 1, "a": [1.5, None]}, "results", "metrics.json", meta={"run_id": "r1"}
+    )
     text = workspace.path(ref.path).read_text()
     assert json.loads(text) == {"a": [1.5, None], "b": 1}  # no envelope: dvc metrics can read it
     assert text == '{\n  "a": [\n    1.5,\n    null\n  ],\n  "b": 1\n}\n'
@@ -145,14 +152,20 @@ def test_changed_file_is_an_integrity_error(store, workspace):
         (lambda s, df: s.save_dataframe(df, "results", "t.csv"), "does not match format"),
         (lambda s, df: s.save_dataframe(df, "results", "x.ita-meta.json"), "reserved"),
         (lambda s, df: s.save_dataframe([1], "results", "t"), "needs a pandas DataFrame"),
-        (lambda s, df: s.save_dataframe(df.set_axis(["a"] * 7, axis=1), "results", "t"),
-         "unique strings"),
+        (
+            lambda s, df: s.save_dataframe(df.set_axis(["a"] * 7, axis=1), "results", "t"),
+            "unique strings",
+        ),
         (lambda s, df: s.save_json({"a": {1, 2}}, "results", "x.json"), "not JSON-serialisable"),
-        (lambda s, df: s.save_json({"a": float("nan")}, "results", "x.json"),
-         "not JSON-serialisable"),
+        (
+            lambda s, df: s.save_json({"a": float("nan")}, "results", "x.json"),
+            "not JSON-serialisable",
+        ),
         (lambda s, df: s.save_json({1: 2}, "results", "x.json"), "keys must be strings"),
-        (lambda s, df: s.save_json({}, "results", "x.json", meta={"a": object()}),
-         "meta is not JSON-serialisable"),
+        (
+            lambda s, df: s.save_json({}, "results", "x.json", meta={"a": object()}),
+            "meta is not JSON-serialisable",
+        ),
         (lambda s, df: s.save_json({}, "results", "x.json", meta=[1]), "meta must be a mapping"),
         (lambda s, df: s.save_binary("text", "raw", "x.bin"), "needs bytes"),
         (lambda s, df: s.save_binary(b"x", "raw", "x.json"), "use save_json"),
@@ -205,8 +218,9 @@ def test_disk_error_mid_write_keeps_old_file_and_index(store, workspace, candles
 # -- meta and the index as a derived cache ---------------------------------------------------
 def test_meta_survives_index_rebuild_for_every_format(store, workspace, candles):
     refs = [
-        store.save_dataframe(candles, "raw", "1m", subdir="bybit-spot/ETH",
-                             meta={"symbol": "ETH", "timeframe": "1m"}),
+        store.save_dataframe(
+            candles, "raw", "1m", subdir="bybit-spot/ETH", meta={"symbol": "ETH", "timeframe": "1m"}
+        ),
         store.save_dataframe(candles, "results", "t.csv", fmt="csv", meta={"run_id": "r7"}),
         store.save_json({"x": 1}, "results", "m.json", meta={"rule_version": "v1.2"}),
         store.save_binary(PNG, "png", "c.png", meta={"symbol": "ETH", "note": "chart"}),

@@ -33,7 +33,7 @@ def test_canonical_json_one_number_format():
 
 
 def test_canonical_json_unicode_is_utf8_not_escaped():
-    assert canonical_json({"名": "é\n\""}) == '{"名":"é\\n\\""}'
+    assert canonical_json({"名": 'é\n"'}) == '{"名":"é\\n\\""}'
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])

@@ -13,9 +13,18 @@ from ita_vc.store.index import MIGRATIONS, IndexRow, MetadataIndex
 
 def _row(path: str, sha: str = "sha256:" + "0" * 64, **extra) -> IndexRow:
     values = {
-        "file_id": "f_" + path, "path": path, "kind": "results", "format": "json", "sha256": sha,
-        "size": 1, "symbol": None, "timeframe": None, "run_id": None, "rule_version": None,
-        "created_at": "2025-01-01T00:00:00.000000Z", "meta_json": "{}",
+        "file_id": "f_" + path,
+        "path": path,
+        "kind": "results",
+        "format": "json",
+        "sha256": sha,
+        "size": 1,
+        "symbol": None,
+        "timeframe": None,
+        "run_id": None,
+        "rule_version": None,
+        "created_at": "2025-01-01T00:00:00.000000Z",
+        "meta_json": "{}",
     }
     values.update(extra)
     return IndexRow(**values)

@@ -53,8 +53,9 @@ def test_parquet_encodings_hash_the_same(frame, options):
 
 def test_narrower_physical_types_hash_the_same():
     wide = pd.DataFrame({"a": np.array([1, 2, 3], dtype="int64"), "b": [0.5, 1.5, 2.5]})
-    narrow = pd.DataFrame({"a": np.array([1, 2, 3], dtype="int16"),
-                           "b": np.array([0.5, 1.5, 2.5], dtype="float32")})
+    narrow = pd.DataFrame(
+        {"a": np.array([1, 2, 3], dtype="int16"), "b": np.array([0.5, 1.5, 2.5], dtype="float32")}
+    )
     nullable = wide.astype({"a": "Int64", "b": "Float64"})
     assert hash_dataframe(wide) == hash_dataframe(narrow) == hash_dataframe(nullable)
 

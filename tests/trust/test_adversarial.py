@@ -53,8 +53,9 @@ def test_set_rule_version_1_10_runs_v1_10_not_v1_1(run_copy):
 def test_a_dirty_run_is_never_the_answer_to_a_clean_one(run_copy):
     indicators = run_copy / "configs/indicators.yaml"
     indicators.write_text(indicators.read_text() + "\n# edited\n")
-    dirty = run_pipeline(Workspace.at(run_copy), allow_dirty=True,
-                         overrides=[("backtest.fee_pct", 0.2)])
+    dirty = run_pipeline(
+        Workspace.at(run_copy), allow_dirty=True, overrides=[("backtest.fee_pct", 0.2)]
+    )
     assert dirty.snapshot["git_dirty"]
     run_copy.git("commit", "-q", "-am", "the edit, committed")
     clean = run_pipeline(Workspace.at(run_copy))
@@ -83,11 +84,13 @@ def test_import_commit_tracks_what_an_untracked_import_left(run_copy):
     extra["ts_utc"] += 60 * 60_000
     csv = run_copy.parent / "extra.csv"
     extra.to_csv(csv, index=False)
-    CandleStore(Workspace.at(run_copy)).import_files([csv], market="binance-spot",
-                                                     symbol="BTCUSDT", track=False)
+    CandleStore(Workspace.at(run_copy)).import_files(
+        [csv], market="binance-spot", symbol="BTCUSDT", track=False
+    )
     assert invoke("run").exit_code == 12
-    again = invoke("data", "import", str(csv), "--market", "binance-spot", "--symbol",
-                   "BTCUSDT", "--commit")
+    again = invoke(
+        "data", "import", str(csv), "--market", "binance-spot", "--symbol", "BTCUSDT", "--commit"
+    )
     assert again.exit_code == 0, again.output
     assert "tracked it now" in again.stdout and "committed the .dvc file" in again.stdout
     assert run_copy.git("status", "--porcelain").stdout == ""
@@ -101,16 +104,23 @@ def test_killing_ita_vc_takes_down_a_compound_stage_command_too(run_copy):
     import psutil
 
     text = (run_copy / "dvc.yaml").read_text()
-    (run_copy / "dvc.yaml").write_text(text.replace(
-        "cmd: python -m ita_vc.pipeline backtest --engine 1.0", f"cmd: {_COMPOUND}"))
+    (run_copy / "dvc.yaml").write_text(
+        text.replace("cmd: python -m ita_vc.pipeline backtest --engine 1.0", f"cmd: {_COMPOUND}")
+    )
     run_copy.git("commit", "-q", "-am", "a slow compound stage")
-    proc = subprocess.Popen([str(VENV_BIN / "ita-vc"), "run"], cwd=run_copy,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "ita-vc"), "run"],
+        cwd=run_copy,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while True:
-            sleepers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                        if p.name() == "sleep"]
+            sleepers = [
+                p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "sleep"
+            ]
             if sleepers:
                 break
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -146,24 +156,33 @@ def test_cache_type_symlink_keeps_runs_imports_and_status_working(run_copy):
     result = invoke("run", "-S", "backtest.fee_pct=0.3")
     assert result.exit_code == 0, result.output
     csv = run_copy.parent / "c.csv"
-    csv.write_text("ts,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,1\n"
-                   "2024-01-02,1,2,0.5,1.5,1\n")
-    imported = invoke("data", "import", str(csv), "--market", "generic", "--symbol", "C",
-                      "--commit")
+    csv.write_text(
+        "ts,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,1\n2024-01-02,1,2,0.5,1.5,1\n"
+    )
+    imported = invoke(
+        "data", "import", str(csv), "--market", "generic", "--symbol", "C", "--commit"
+    )
     assert imported.exit_code == 0, imported.output
-    assert invoke("data", "rm", "--market", "generic", "--symbol", "C", "--timeframe", "1d",
-                  "--commit").exit_code == 0
+    assert (
+        invoke(
+            "data", "rm", "--market", "generic", "--symbol", "C", "--timeframe", "1d", "--commit"
+        ).exit_code
+        == 0
+    )
 
 
 def test_a_large_plain_dvc_lock_is_not_an_alias_bomb(tmp_path):
     from ita_vc.vcs.dvc import check_pipeline_files
 
-    stages = {f"bt@{i}": {"cmd": f"python run.py {i}",
-                          "deps": [{"path": f"in/{i}.csv", "md5": "0" * 32, "size": i}],
-                          "params": {"params.yaml": {"a": i, "b": [i, i + 1]}},
-                          "outs": [{"path": f"out/{i}", "md5": "1" * 32 + ".dir",
-                                    "size": i, "nfiles": 2}]}
-              for i in range(800)}
+    stages = {
+        f"bt@{i}": {
+            "cmd": f"python run.py {i}",
+            "deps": [{"path": f"in/{i}.csv", "md5": "0" * 32, "size": i}],
+            "params": {"params.yaml": {"a": i, "b": [i, i + 1]}},
+            "outs": [{"path": f"out/{i}", "md5": "1" * 32 + ".dir", "size": i, "nfiles": 2}],
+        }
+        for i in range(800)
+    }
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
     check_pipeline_files(tmp_path)  # > 10,000 nodes, no aliases: a lock file may be that big
 
@@ -191,8 +210,14 @@ def test_a_killed_purge_is_rolled_back_not_finished(run_copy):
     run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.3)])
     _plan, _facts, report = collect_garbage(workspace)
     assert len(report.trashed) == 2
-    proc = subprocess.run([str(VENV_BIN / "python"), "-c", _KILL_IN_PURGE], cwd=run_copy,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", _KILL_IN_PURGE],
+        cwd=run_copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     keep_run(workspace, first.run_id, "after all")
     restored = invoke("trash", "restore", first.run_id)
@@ -246,8 +271,9 @@ def test_non_utf8_in_hand_edited_files_is_named(run_copy):
 
 def test_the_grid_outputs_stay_out_of_git(run_copy):
     assert invoke("grid", "run", "--workers", "1").exit_code == 0
-    assert "results/grid" not in run_copy.git("status", "--porcelain",
-                                              "--untracked-files=all").stdout
+    assert (
+        "results/grid" not in run_copy.git("status", "--porcelain", "--untracked-files=all").stdout
+    )
     run_copy.git("add", "-A")  # what a user does: nothing of the grid gets staged
     assert run_copy.git("status", "--porcelain").stdout == ""
     result = invoke("run", "--stage", "report", "--stage", "grid")
@@ -272,8 +298,7 @@ def test_checkouts_do_not_complain_about_a_stage_that_never_ran(run_copy):
 def test_upgrade_never_lowers_an_engine_pin_and_pins_foreach_stages(tmp_repo):
     text = (tmp_repo / "dvc.yaml").read_text()
     text = text.replace("prepare --engine 1.0", "prepare --engine 9.9")
-    text += ("  mybt:\n    foreach: [a, b]\n    do:\n"
-             "      cmd: python -m ita_vc.pipeline backtest\n")
+    text += "  mybt:\n    foreach: [a, b]\n    do:\n      cmd: python -m ita_vc.pipeline backtest\n"
     (tmp_repo / "dvc.yaml").write_text(text)
     result = invoke("init", "--upgrade", "--yes")
     assert result.exit_code == 0, result.output

@@ -86,8 +86,10 @@ def test_the_important_tag_protects_the_run_whose_commit_it_tags(run_copy):
     assert not verify_run(workspace, run_copy.report.run_id).ok
     assert verify_run(workspace, c.run_id).ok  # c is the workspace
     assert any("tag important" in d.reason for d in plan.decisions)
-    assert _trashed_paths(report) == ["results/report/drawdown.png"] * 2 + [
-        "results/report/equity.png"] * 2  # the charts of the first run and of b
+    assert (
+        _trashed_paths(report)
+        == ["results/report/drawdown.png"] * 2 + ["results/report/equity.png"] * 2
+    )  # the charts of the first run and of b
 
 
 _GC_HOLDS_THE_LOCK = textwrap.dedent("""
@@ -119,18 +121,26 @@ def _wait_for(path, proc, what):
 def test_gc_and_run_exclude_each_other(run_copy):
     _strict(run_copy)
     started, release = run_copy.parent / "gc-started", run_copy.parent / "gc-release"
-    gc = subprocess.Popen([str(VENV_BIN / "python"), "-c", _GC_HOLDS_THE_LOCK, str(started),
-                           str(release)], cwd=run_copy, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+    gc = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-c", _GC_HOLDS_THE_LOCK, str(started), str(release)],
+        cwd=run_copy,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(started, gc, "gc")
         refused = ita_vc_subprocess("run", "-S", "backtest.fee_pct=0.3", cwd=run_copy)
         assert refused.returncode == 10, refused.stderr
         assert "ita-vc gc" in refused.stderr and "--wait" in refused.stderr
         assert "dvc repro" not in refused.stdout  # nothing started
-        waiting = subprocess.Popen([str(VENV_BIN / "ita-vc"), "run", "-S",
-                                    "backtest.fee_pct=0.3", "--wait", "300"], cwd=run_copy,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = subprocess.Popen(
+            [str(VENV_BIN / "ita-vc"), "run", "-S", "backtest.fee_pct=0.3", "--wait", "300"],
+            cwd=run_copy,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         release.touch()
         assert gc.wait(timeout=300) == 0, gc.communicate()
         out, err = waiting.communicate(timeout=600)
@@ -175,8 +185,14 @@ def test_recovery_after_a_killed_gc_keeps_what_the_new_plan_keeps(run_copy):
     workspace = Workspace.at(run_copy)
     first = run_copy.report
     second = run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.3)])
-    proc = subprocess.run([str(VENV_BIN / "python"), "-c", _KILL_AT_MOVE, "1"], cwd=run_copy,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", _KILL_AT_MOVE, "1"],
+        cwd=run_copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     journal = (run_copy / ".ita/trash/journal.jsonl").read_text()
     assert '"begin"' in journal and '"done"' not in journal  # killed mid-batch, one moved
@@ -199,15 +215,16 @@ def test_gc_brings_back_trashed_objects_a_new_pin_keeps(run_copy):
     first = run_copy.report
     run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.3)])
     _plan, _facts, report = collect_garbage(workspace)
-    assert _trashed_paths(report) == ["results/report/drawdown.png",
-                                      "results/report/equity.png"]
+    assert _trashed_paths(report) == ["results/report/drawdown.png", "results/report/equity.png"]
     assert not verify_run(workspace, first.run_id).ok
     keep_run(workspace, first.run_id, "after all")
     dry = invoke("gc", "--dry-run")
     assert "2 trashed object(s) are kept by this plan" in dry.stdout
     _plan, _facts, again = collect_garbage(workspace)
-    assert sorted(r["path"] for r in again.restored) == ["results/report/drawdown.png",
-                                                        "results/report/equity.png"]
+    assert sorted(r["path"] for r in again.restored) == [
+        "results/report/drawdown.png",
+        "results/report/equity.png",
+    ]
     assert verify_run(workspace, first.run_id).ok
 
 

@@ -65,19 +65,30 @@ def test_runs_choose_their_stages_and_record_which_ran(run_copy):
     workspace = Workspace.at(run_copy)
     assert run_copy.report.snapshot["stages"]["grid"] == "not_run"
     assert not (run_copy / "results" / "grid").exists()  # the default run left the grid alone
-    with_grid = run_pipeline(workspace, stages=["report", "grid"],
-                             overrides=[("grid.top_k", 3)])
-    assert with_grid.snapshot["stages"] == {"prepare": "run", "backtest": "run",
-                                            "report": "run", "grid": "run"}
+    with_grid = run_pipeline(workspace, stages=["report", "grid"], overrides=[("grid.top_k", 3)])
+    assert with_grid.snapshot["stages"] == {
+        "prepare": "run",
+        "backtest": "run",
+        "report": "run",
+        "grid": "run",
+    }
     assert "results/grid" in {o["path"] for o in with_grid.snapshot["outputs"]}
     assert (run_copy / "results" / "grid" / "topk.parquet").is_file()
     assert verify_run(workspace, with_grid.run_id).ok
-    only_backtest = run_pipeline(workspace, stages=["backtest"],
-                                 overrides=[("backtest.fee_pct", 0.3)])
-    assert only_backtest.snapshot["stages"] == {"prepare": "run", "backtest": "run",
-                                                "report": "not_run", "grid": "not_run"}
+    only_backtest = run_pipeline(
+        workspace, stages=["backtest"], overrides=[("backtest.fee_pct", 0.3)]
+    )
+    assert only_backtest.snapshot["stages"] == {
+        "prepare": "run",
+        "backtest": "run",
+        "report": "not_run",
+        "grid": "not_run",
+    }
     assert {o["path"] for o in only_backtest.snapshot["outputs"]} == {
-        "results/prepared", "results/backtest", "results/metrics.json"}
+        "results/prepared",
+        "results/backtest",
+        "results/metrics.json",
+    }
     assert verify_run(workspace, only_backtest.run_id).ok
     result = reproduce_run(workspace, only_backtest.run_id)
     assert result.bit_exact and result.stages == ["prepare", "backtest"]
@@ -92,8 +103,10 @@ def test_live_runs_need_the_active_version_and_the_status_is_recorded(run_copy):
     registry.deprecate("example_ma_cross", "1.0", reason="superseded")
     run_copy.git("add", "-A")
     run_copy.git("commit", "-q", "-m", "deprecate v1.0")
-    with pytest.raises(RuleValidationError, match="is deprecated \\(superseded\\): only the "
-                                                  "active version runs live") as info:
+    with pytest.raises(
+        RuleValidationError,
+        match="is deprecated \\(superseded\\): only the active version runs live",
+    ) as info:
         run_pipeline(workspace, mode="live")
     assert info.value.exit_code == 4
     backtest = run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.2)])
@@ -116,8 +129,9 @@ def test_a_run_says_what_to_import_or_create_first(tmp_repo):
     RuleRegistry(workspace).new("example_ma_cross")
     tmp_repo.git("add", "-A")
     tmp_repo.git("commit", "-q", "-m", "rule")
-    with pytest.raises(DataValidationError,
-                       match="ita-vc data import FILE --market binance-spot --symbol BTCUSDT"):
+    with pytest.raises(
+        DataValidationError, match="ita-vc data import FILE --market binance-spot --symbol BTCUSDT"
+    ):
         run_pipeline(workspace)
     result = invoke("run")
     assert result.exit_code == 11 and "dvc repro" not in result.stdout

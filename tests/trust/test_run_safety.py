@@ -35,8 +35,9 @@ def _extra_candles(repo):
     last_day["ts_utc"] += int(last_day["ts_utc"].iloc[-1] - last_day["ts_utc"].iloc[0]) + 60_000
     export = repo.parent / "extra.parquet"
     last_day.to_parquet(export)
-    CandleStore(Workspace.at(repo)).import_files([export], market="binance-spot",
-                                                 symbol="BTCUSDT", track=False)
+    CandleStore(Workspace.at(repo)).import_files(
+        [export], market="binance-spot", symbol="BTCUSDT", track=False
+    )
 
 
 def test_a_run_with_untracked_data_changes_is_refused_or_recorded_as_dirty(run_copy):
@@ -47,8 +48,9 @@ def test_a_run_with_untracked_data_changes_is_refused_or_recorded_as_dirty(run_c
     assert refused.exit_code == 12, refused.output
     assert "data (data.dvc: modified)" in refused.stderr and "dvc add" in refused.stderr
     assert run_copy.git("rev-parse", "HEAD").stdout == head
-    report = run_pipeline(Workspace.at(run_copy), allow_dirty=True,
-                          overrides=[("backtest.fee_pct", 0.2)])
+    report = run_pipeline(
+        Workspace.at(run_copy), allow_dirty=True, overrides=[("backtest.fee_pct", 0.2)]
+    )
     assert report.snapshot["git_dirty"] is True
     assert report.snapshot["dirty_paths"] == ["data (data.dvc: modified)"]
     committed = run_copy.git("show", "--name-only", "--format=", "HEAD").stdout.split()
@@ -76,27 +78,42 @@ def test_a_corrupt_index_stops_a_run_before_it_changes_anything(run_copy):
 
 def _killed_run(repo, patch: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`ita-vc run ARGS` in a process that SIGKILLs itself where ``patch`` says."""
-    script = textwrap.dedent("""
+    script = (
+        textwrap.dedent("""
         import os, signal, sys
         def die(*_a, **_k):
             os.kill(os.getpid(), signal.SIGKILL)
-    """) + textwrap.dedent(patch) + textwrap.dedent("""
+    """)
+        + textwrap.dedent(patch)
+        + textwrap.dedent("""
         from ita_vc.cli import main
         sys.argv = ["ita-vc", "run", *sys.argv[1:]]
         main()
     """)
-    proc = subprocess.run([str(VENV_BIN / "python"), "-c", script, *args], cwd=repo,
-                          capture_output=True, text=True, timeout=600, check=False)
+    )
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", script, *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return proc
 
 
 def test_a_run_killed_during_dvc_repro_does_not_leave_its_overrides_behind(run_copy):
     original = (run_copy / "params.yaml").read_text()
-    _killed_run(run_copy, """
+    _killed_run(
+        run_copy,
+        """
         import ita_vc.snapshot.runner as runner
         runner._repro = die  # params.yaml is written, dvc repro is about to start
-    """, "-S", "backtest.fee_pct=0.3")
+    """,
+        "-S",
+        "backtest.fee_pct=0.3",
+    )
     assert "fee_pct: 0.3" in (run_copy / "params.yaml").read_text()
     assert (run_copy / ".ita/run-journal.json").is_file()
     result = invoke("run")
@@ -108,14 +125,19 @@ def test_a_run_killed_during_dvc_repro_does_not_leave_its_overrides_behind(run_c
 
 
 def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
-    _killed_run(run_copy, """
+    _killed_run(
+        run_copy,
+        """
         from ita_vc.snapshot.capture import SnapshotStore
         real = SnapshotStore.save
         def save(self, snapshot):
             real(self, snapshot)
             die()
         SnapshotStore.save = save
-    """, "-S", "backtest.fee_pct=0.3")
+    """,
+        "-S",
+        "backtest.fee_pct=0.3",
+    )
     untracked = run_copy.git("status", "--porcelain").stdout
     (orphan,) = _RUN_ID.findall(untracked)
     result = invoke("run", "-S", "backtest.fee_pct=0.3")
@@ -132,18 +154,24 @@ def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
 
 @pytest.mark.slow
 def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
-    _killed_run(run_copy, """
+    _killed_run(
+        run_copy,
+        """
         from ita_vc.snapshot.capture import SnapshotStore
         real = SnapshotStore.save
         def save(self, snapshot):
             real(self, snapshot)
             die()
         SnapshotStore.save = save
-    """, "-S", "backtest.fee_pct=0.3")
+    """,
+        "-S",
+        "backtest.fee_pct=0.3",
+    )
     (orphan,) = _RUN_ID.findall(run_copy.git("status", "--porcelain").stdout)
     # the user moves on by hand: other params, dvc repro - dvc.lock is not the snapshot's now
     (run_copy / "params.yaml").write_text(
-        (run_copy / "params.yaml").read_text().replace("fee_pct: 0.3", "fee_pct: 0.4"))
+        (run_copy / "params.yaml").read_text().replace("fee_pct: 0.3", "fee_pct: 0.4")
+    )
     run([str(VENV_BIN / "dvc"), "repro", "-q", "report"], cwd=run_copy, env=pipeline_env())
     result = invoke("run")
     assert result.exit_code == 0, result.output
@@ -156,7 +184,7 @@ def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
 
 
 _BLOCKING_STAGE = (
-    "python -c \"import pathlib, sys, time; from ita_vc.pipeline.__main__ import "
+    'python -c "import pathlib, sys, time; from ita_vc.pipeline.__main__ import '
     "die_with_parent; die_with_parent(); root = pathlib.Path('{root}'); "
     "(root / 'stage-pid').write_text(str(__import__('os').getpid())); "
     "(root / 'stage-pid').rename(root / 'stage-started'); "  # appears with its content
@@ -171,13 +199,20 @@ def test_killing_ita_vc_mid_repro_takes_dvc_and_its_stage_down_too(run_copy):
 
     marker_root = run_copy.parent
     dvc_yaml = yaml.safe_load((run_copy / "dvc.yaml").read_text())
-    dvc_yaml["stages"]["prepare"]["cmd"] = [_BLOCKING_STAGE.format(root=marker_root),
-                                            "python -m ita_vc.pipeline prepare"]
+    dvc_yaml["stages"]["prepare"]["cmd"] = [
+        _BLOCKING_STAGE.format(root=marker_root),
+        "python -m ita_vc.pipeline prepare",
+    ]
     (run_copy / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
     run_copy.git("commit", "-q", "-am", "a stage that waits while a file exists")
     (marker_root / "block").touch()
-    proc = subprocess.Popen([str(VENV_BIN / "ita-vc"), "run"], cwd=run_copy,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "ita-vc"), "run"],
+        cwd=run_copy,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not (marker_root / "stage-started").exists():
@@ -203,8 +238,13 @@ def test_killing_ita_vc_mid_repro_takes_dvc_and_its_stage_down_too(run_copy):
 
 def test_run_ids_do_not_repeat_across_branches(run_copy):
     first = run_copy.report.run_id
-    run_copy.git("checkout", "-q", "-b", "other", run_copy.head_before
-                 if hasattr(run_copy, "head_before") else "HEAD~1")
+    run_copy.git(
+        "checkout",
+        "-q",
+        "-b",
+        "other",
+        run_copy.head_before if hasattr(run_copy, "head_before") else "HEAD~1",
+    )
     assert not (run_copy / f"provenance/{first}.json").exists()
     report = run_pipeline(Workspace.at(run_copy), overrides=[("backtest.fee_pct", 0.2)])
     same_day = first[:14] == report.run_id[:14]

@@ -57,7 +57,6 @@ def test_default_author_is_the_git_user_else_the_login_name(tmp_path, monkeypatc
 
 
 def test_nothing_imports_gitpython():
-    code = "import ita_vc.vcs.gitcli, ita_vc.rules.registry, sys\n" \
-           "print('git' in sys.modules)"
+    code = "import ita_vc.vcs.gitcli, ita_vc.rules.registry, sys\nprint('git' in sys.modules)"
     proc = run([sys.executable, "-c", code], cwd=".")
     assert proc.stdout.strip() == "False"
