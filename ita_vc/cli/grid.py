@@ -65,8 +65,9 @@ def run_command(
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
-    raw = read_grid_params(workspace, params)
-    rule, run_params, request = grid_request(workspace, raw)  # refusals before any work
+    params_doc = read_grid_params(workspace, params)
+    # refusals before any work
+    rule, run_params, request = grid_request(workspace, params_doc.data, index=params_doc.index)
     checkpoint = workspace.contained(workspace.state_dir / "grid" / "checkpoint.json")
     with workspace.lock(name="grid", timeout=wait, purpose="ita-vc grid run"):
         prepared = grid_candles(workspace, run_params)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import voluptuous as vol
 
+from ita_vc.backtest.params import parse_params
 from ita_vc.errors import DataValidationError
 from ita_vc.grid.axes import (
     DEFAULT_AXES_NOTE,
@@ -49,6 +50,7 @@ __all__ = [
     "GridSetup",
     "Variant",
     "check_grid",
+    "check_params_and_grid",
     "check_rule_indicators",
     "parse_grid",
     "variant_from_dict",
@@ -494,3 +496,31 @@ def check_grid(
         DataValidationError: as :func:`parse_grid`.
     """
     _parse(raw, catalog, None, index)
+
+
+def check_params_and_grid(
+    raw: Mapping[str, Any] | None,
+    catalog: Catalog,
+    *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+) -> RunParams:
+    """params.yaml's sections (:func:`ita_vc.backtest.params.parse_params`) and its ``grid:``
+    section (:func:`check_grid`, without the rule) checked together: every problem of both in
+    one message, each with its line when ``index`` is the file's node index.
+
+    Raises:
+        DataValidationError: every problem found.
+    """
+    errors: list[str] = []
+    params = None
+    try:
+        params = parse_params(raw, index=index)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    try:
+        check_grid((raw or {}).get("grid"), catalog, index=index)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    if errors or params is None:
+        raise DataValidationError("\n".join(errors))
+    return params

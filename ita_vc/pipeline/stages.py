@@ -28,15 +28,22 @@ from ita_vc.candles.dataset import CandleStore
 from ita_vc.candles.validate import format_ts
 from ita_vc.errors import DataValidationError
 from ita_vc.grid import run_grid
-from ita_vc.grid.request import GridSetup, check_grid, parse_grid
+from ita_vc.grid.request import GridSetup, check_params_and_grid, parse_grid
 from ita_vc.pipeline.outputs import StoreSink, write_backtest, write_grid, write_report
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.workspace import Workspace
-from ita_vc.yaml_read import YamlError, load_yaml_file, node_index, read_text_file
+from ita_vc.yaml_read import (
+    YamlDocument,
+    YamlError,
+    load_yaml_document,
+    load_yaml_file,
+    read_text_file,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from ita_vc.grid.request import GridInputs
@@ -61,19 +68,36 @@ REPORT = "report"
 PLOTS = "plots"
 
 
+def load_params_document(root: Path) -> YamlDocument:
+    """``params.yaml`` of the workspace, safely loaded, with its node index (the lines that
+    messages quote).
+
+    Raises:
+        DataValidationError: missing or invalid.
+    """
+    path = root / PARAMS_FILE
+    try:
+        doc = load_yaml_document(
+            read_text_file(path, max_bytes=1 << 20),
+            str(path),
+            allow_aliases=True,
+            max_bytes=1 << 20,
+        )
+    except YamlError as exc:
+        raise DataValidationError(str(exc)) from exc
+    if not isinstance(doc.data, dict):
+        raise DataValidationError(f"{PARAMS_FILE} must be a mapping")
+    return doc
+
+
 def load_params_file(root: Path) -> dict[str, Any]:
     """``params.yaml`` of the workspace, safely loaded.
 
     Raises:
         DataValidationError: missing or invalid.
     """
-    try:
-        raw = load_yaml_file(root / PARAMS_FILE, max_bytes=1 << 20, allow_aliases=True)
-    except YamlError as exc:
-        raise DataValidationError(str(exc)) from exc
-    if not isinstance(raw, dict):
-        raise DataValidationError(f"{PARAMS_FILE} must be a mapping")
-    return raw
+    data: dict[str, Any] = load_params_document(root).data
+    return data
 
 
 def _context(root: Path | None) -> tuple[Any, Any, dict[str, Any]]:
@@ -144,55 +168,42 @@ def stage_report(root: Path | None = None) -> str:
     return _results(store, REPORT, "report.md")
 
 
-def read_grid_params(workspace: Any, path: Path | None = None) -> dict[str, Any]:
+def read_grid_params(workspace: Any, path: Path | None = None) -> YamlDocument:
     """The params of a grid run: ``path`` (``ita-vc grid run --params``), else the
-    workspace's ``params.yaml``.
+    workspace's ``params.yaml`` with its node index. Messages name keys as ``params.yaml:
+    ...``, so another file's lines are not indexed (they would point into the wrong file).
 
     Raises:
         DataValidationError: unreadable, too large, invalid YAML or not a mapping.
     """
     if path is None:
-        return load_params_file(workspace.root)
+        return load_params_document(workspace.root)
     try:
         raw = load_yaml_file(path, max_bytes=1 << 20, allow_aliases=True)
     except YamlError as exc:
         raise DataValidationError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise DataValidationError(f"{path} must be a mapping (rule, data, backtest, grid)")
-    return raw
+    return YamlDocument(str(path), raw, {})
 
 
-def _params_index(root: Path) -> dict[str, tuple[int, str | None]]:
-    """Where each key of the workspace's params.yaml is (for the lines in messages); empty
-    when the file cannot be read (its own error comes from the loader)."""
-    try:
-        return node_index(read_text_file(root / PARAMS_FILE, max_bytes=1 << 20))
-    except YamlError:
-        return {}
-
-
-def grid_request(workspace: Any, raw: dict[str, Any]) -> GridSetup:
+def grid_request(
+    workspace: Any,
+    raw: dict[str, Any],
+    *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+) -> GridSetup:
     """``(rule, run params, grid request)`` of a workspace's params: everything checked and
-    the grid's size guarded (counted from its axes), before any candles are read.
+    the grid's size guarded (counted from its axes), before any candles are read. ``index``
+    (the params file's node index) puts each problem's line in its message.
 
     Raises:
         DataValidationError: bad params or grid, other indicators than the rule's, too many
             variants, a sizing budget above ``init_cash``.
         RuleValidationError: the rule version is invalid.
     """
-    index = _params_index(workspace.root)
     registry = RuleRegistry(workspace)
-    errors = []
-    try:
-        params = parse_params(raw, index=index)
-    except DataValidationError as exc:
-        errors.append(str(exc))
-    try:  # the grid's own problems too, in the same message
-        check_grid(raw.get("grid"), registry.catalog, index=index)
-    except DataValidationError as exc:
-        errors.append(str(exc))
-    if errors:
-        raise DataValidationError("\n".join(errors))
+    params = check_params_and_grid(raw, registry.catalog, index=index)
     if not params.setup_id or not params.version:
         raise DataValidationError("params.yaml: rule.setup_id and rule.version are required")
     rule = registry.get(params.setup_id, params.version)
@@ -219,7 +230,12 @@ def grid_candles(workspace: Any, params: Any) -> Any:
     return prepared
 
 
-def grid_inputs(workspace: Any, raw: dict[str, Any]) -> GridInputs:
+def grid_inputs(
+    workspace: Any,
+    raw: dict[str, Any],
+    *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+) -> GridInputs:
     """``(prepared candles, rule, run params, grid request)`` of a workspace's params: the
     request is checked and guarded (:func:`grid_request`) before any candles are loaded.
 
@@ -228,7 +244,7 @@ def grid_inputs(workspace: Any, raw: dict[str, Any]) -> GridInputs:
     """
     from ita_vc.grid.request import GridInputs
 
-    rule, params, request = grid_request(workspace, raw)
+    rule, params, request = grid_request(workspace, raw, index=index)
     return GridInputs(grid_candles(workspace, params), rule, params, request)
 
 
@@ -240,8 +256,12 @@ def stage_grid(root: Path | None = None) -> dict[str, Any]:
             are what DVC records as the stage's result, and a partial top-K is not that result
             (``ita-vc grid run`` is the command that keeps partial results and resumes).
     """
-    workspace, store, raw = _context(root)
-    prepared, rule, params, request = grid_inputs(workspace, raw)
+    workspace = Workspace.discover(root)
+    params_doc = load_params_document(workspace.root)
+    prepared, rule, params, request = grid_inputs(
+        workspace, params_doc.data, index=params_doc.index
+    )
+    store = PersistentStore(workspace)
     outcome = run_grid(prepared, rule, params, request, keep_partial=False)
     write_grid(outcome, StoreSink(store, "results", "grid"), timings=False)
     return outcome.summary

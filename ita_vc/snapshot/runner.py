@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from ita_vc.backtest.params import parse_params
 from ita_vc.catalog import load_catalog
 from ita_vc.errors import (
     ConfigError,
@@ -53,6 +52,7 @@ from ita_vc.errors import (
     UsageError,
     VcsError,
 )
+from ita_vc.grid.request import check_params_and_grid
 from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.registry import RuleRegistry, default_author
 from ita_vc.rules.validate import check_setup_id
@@ -243,30 +243,11 @@ def _load_params_text(text: str) -> dict[str, Any]:
     return doc
 
 
-def _validated_params(
-    workspace: Workspace,
-    text: str,
-    overrides: list[tuple[str, object]],
-) -> tuple[dict[str, Any], RunParams]:
-    """Every problem of params.yaml (after the -S edits) at once, each with its line; the grid
-    section too whenever there is one (a run commits params.yaml: never a bad grid)."""
+def _validated_params(workspace: Workspace, text: str) -> tuple[dict[str, Any], RunParams]:
+    """Every problem of params.yaml (after the -S edits) at once, each with its line, the grid
+    section's included (a run commits params.yaml: never a bad grid)."""
     doc = _load_params_text(text)
-    index = node_index(text)
-    errors: list[str] = []
-    params = None
-    try:
-        params = parse_params(doc, index=index)
-    except DataValidationError as exc:
-        errors.append(str(exc))
-    if doc.get("grid") is not None or any(key.split(".")[0] == "grid" for key, _ in overrides):
-        from ita_vc.grid.request import check_grid  # lazy: only with a grid section
-
-        try:
-            check_grid(doc.get("grid"), load_catalog(workspace.root), index=index)
-        except DataValidationError as exc:
-            errors.append(str(exc))
-    if errors or params is None:
-        raise DataValidationError("\n".join(errors))
+    params = check_params_and_grid(doc, load_catalog(workspace.root), index=node_index(text))
     return doc, params
 
 
@@ -589,7 +570,7 @@ def _checked_params(
     if dirty and not allow_dirty:
         raise DirtyWorkspaceError(_dirty_message(dirty))
     text = apply_param_overrides(original, edits) if edits else original
-    doc, params = _validated_params(workspace, text, edits)
+    doc, params = _validated_params(workspace, text)
     if edits and doc == _load_params_text(original):
         text = original  # the same values: leave the file (and its formatting) alone
     return params_path, original, text, dirty, params

@@ -138,7 +138,7 @@ def test_a_workspace_grid_run_gets_named_inputs(tmp_repo):
 
     make_pipeline_repo(tmp_repo)
     workspace = Workspace.at(tmp_repo)
-    raw = read_grid_params(workspace)
+    raw = read_grid_params(workspace).data
     setup = grid_request(workspace, raw)
     assert isinstance(setup, GridSetup)
     rule, params, request = setup
@@ -162,3 +162,28 @@ def test_grid_problems_carry_their_params_yaml_line():
         check_grid(doc.data["grid"], load_catalog(), index=doc.index)
     assert "params.yaml:2: grid.top_k" in str(info.value)
     assert "params.yaml:3: grid.bogus" in str(info.value)
+
+
+def test_a_params_file_given_with_params_gets_no_lines_of_the_workspace_file(tmp_repo, tmp_path):
+    """Messages say ``params.yaml: ...``: lines come only from the workspace's own file, never
+    from it when another file was read (they would point at the wrong lines)."""
+    from ita_vc.errors import DataValidationError
+    from ita_vc.pipeline.stages import grid_request, read_grid_params
+    from ita_vc.workspace import Workspace
+    from tests.helpers import make_pipeline_repo
+
+    make_pipeline_repo(tmp_repo)
+    workspace = Workspace.at(tmp_repo)
+    other = tmp_path / "other.yaml"
+    other.write_text("backtest:\n  fee_pct: -1\n")
+    doc = read_grid_params(workspace, other)
+    assert doc.index == {}
+    with pytest.raises(DataValidationError) as info:
+        grid_request(workspace, doc.data, index=doc.index)
+    assert "params.yaml: backtest.fee_pct: -1" in str(info.value)
+    own = read_grid_params(workspace)
+    own.data["backtest"]["fee_pct"] = -1
+    with pytest.raises(DataValidationError) as info:
+        grid_request(workspace, own.data, index=own.index)
+    line = own.line("backtest.fee_pct")
+    assert line is not None and f"params.yaml:{line}: backtest.fee_pct" in str(info.value)
