@@ -69,7 +69,7 @@ from ita_vc.vcs.dvc import (
     pipeline_status,
     stage_closure,
 )
-from ita_vc.yaml_read import YamlError, load_yaml_text, node_index, read_text_file
+from ita_vc.yaml_read import YamlDocument, YamlError, load_yaml_document, read_text_file
 from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt, set_path, to_rt
 
 if TYPE_CHECKING:
@@ -230,25 +230,32 @@ def _read_params(path: Path) -> str:
         raise DataValidationError(str(exc)) from exc
 
 
-def _load_params_text(text: str) -> dict[str, Any]:
+def _load_params_document(text: str) -> YamlDocument:
+    """params.yaml composed once (under the limits, aliases allowed) with its node index; the
+    values DVC cannot read are refused before DVC reads them."""
     try:
-        doc = load_yaml_text(text, "params.yaml", allow_aliases=True)
+        doc = load_yaml_document(text, "params.yaml", allow_aliases=True)
     except YamlError as exc:
         raise DataValidationError(str(exc)) from exc
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
+    if doc.data is None:
+        return YamlDocument(doc.source, {}, doc.index)
+    if not isinstance(doc.data, dict):
         raise DataValidationError("params.yaml: must be a mapping of sections")
-    check_params_values(text, doc)  # what DVC cannot read, refused before DVC reads it
+    check_params_values(doc)
     return doc
+
+
+def _load_params_text(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = _load_params_document(text).data
+    return data
 
 
 def _validated_params(workspace: Workspace, text: str) -> tuple[dict[str, Any], RunParams]:
     """Every problem of params.yaml (after the -S edits) at once, each with its line, the grid
     section's included (a run commits params.yaml: never a bad grid)."""
-    doc = _load_params_text(text)
-    params = check_params_and_grid(doc, load_catalog(workspace.root), index=node_index(text))
-    return doc, params
+    doc = _load_params_document(text)
+    params = check_params_and_grid(doc.data, load_catalog(workspace.root), index=doc.index)
+    return doc.data, params
 
 
 def _preflight(

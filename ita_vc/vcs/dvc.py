@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import ConfigError, DataValidationError, ItaVcError, VcsError
+from ita_vc.utils.mappings import flatten
 from ita_vc.vcs import gitcli
 from ita_vc.yaml_read import (
     LOCKFILE_MAX_BYTES,
@@ -27,13 +28,14 @@ from ita_vc.yaml_read import (
     MAX_BYTES,
     YamlError,
     compose_yaml,
-    load_yaml_text,
-    node_index,
+    load_yaml_document,
     read_text_file,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from ita_vc.yaml_read import YamlDocument
 
 __all__ = [
     "CacheScan",
@@ -194,17 +196,7 @@ PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
 """Files DVC parses with a loader that expands YAML aliases without a limit."""
 
 
-def _non_json(value: object, where: str) -> list[tuple[str, object]]:
-    if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _non_json(item, f"{where}{key}.")]
-    if isinstance(value, list):
-        return [found for i, item in enumerate(value) for found in _non_json(item, f"{where}{i}.")]
-    if value is None or isinstance(value, str | int | float):
-        return []
-    return [(where.rstrip("."), value)]
-
-
-def check_params_values(text: str, doc: object) -> None:
+def check_params_values(doc: YamlDocument) -> None:
     """DVC reads params.yaml as JSON-like values: a YAML date (``end: 2025-03-01``), timestamp
     or binary value makes every DVC command fail (a TypeError inside DVC), so it is refused
     here, before DVC reads it.
@@ -212,20 +204,19 @@ def check_params_values(text: str, doc: object) -> None:
     Raises:
         DataValidationError: every such value, with its line and the quoted form to write.
     """
-    found = _non_json(doc, "")
-    if not found:
-        return
-    index = node_index(text)
     lines = []
-    for dotted, value in found:
-        line = index.get(dotted, (None, None))[0]
-        raw = index.get(dotted, (None, None))[1] or str(value)
+    for dotted, value in flatten(doc.data).items():
+        if value is None or isinstance(value, str | int | float | dict | list):
+            continue  # (an empty mapping or list is a leaf of flatten)
+        raw = doc.raw(dotted) or str(value)
+        line = doc.line(dotted)
         where = f"params.yaml:{line}" if line else "params.yaml"
         lines.append(
             f"{where}: {dotted}: {raw} is a YAML {type(value).__name__}, which DVC "
             f"cannot read as a parameter: quote it ('{raw}')"
         )
-    raise DataValidationError("\n".join(lines))
+    if lines:
+        raise DataValidationError("\n".join(lines))
 
 
 def _check_text(name: str, text: str) -> None:
@@ -239,9 +230,10 @@ def _check_text(name: str, text: str) -> None:
         "dvc.yaml": "; fix the pipeline file",
     }
     try:
-        compose_yaml(text, name, allow_aliases=True, **limits)
-        if name == "params.yaml":
-            check_params_values(text, load_yaml_text(text, name, allow_aliases=True))
+        if name == "params.yaml":  # composed once: limits, then the values DVC cannot read
+            check_params_values(load_yaml_document(text, name, allow_aliases=True))
+        else:
+            compose_yaml(text, name, allow_aliases=True, **limits)
     except YamlError as exc:
         cls = DataValidationError if name == "params.yaml" else ConfigError
         raise cls(f"{exc}{hints.get(name, '')}") from exc
