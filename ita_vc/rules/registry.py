@@ -14,7 +14,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
@@ -144,7 +144,7 @@ def _not_regular(rel: str, info: os.stat_result) -> RuleValidationError | None:
     )
 
 
-def _raise(problems: Sequence[Problem], headline: str | None = None) -> None:
+def _raise(problems: Sequence[Problem], headline: str | None = None) -> NoReturn:
     lines = [headline] if headline else []
     lines += [str(p) for p in problems]
     raise RuleValidationError("\n".join(lines))
@@ -440,13 +440,19 @@ class RuleRegistry:
         return changes
 
     # -- writing ---------------------------------------------------------------------------
-    def _write_version(self, setup_id: str, version: RuleVersion, text: str) -> Rule:
+    def _checked_version(self, setup_id: str, version: RuleVersion, text: str) -> Rule:
+        """``text`` as the rule version it would be, or every problem of it (raised)."""
         rel = self.relpath(setup_id, version)
         rule, problems = parse_rule(
             text.encode("utf-8"), rel, catalog=self.catalog, rules_root=self.rules_root
         )
         if rule is None:
             _raise(problems, f"refusing to write an invalid {rel}:")
+        return rule
+
+    def _write_version(self, setup_id: str, version: RuleVersion, text: str) -> Rule:
+        rel = self.relpath(setup_id, version)
+        rule = self._checked_version(setup_id, version, text)
         try:
             atomic_write_bytes(self.workspace.contained(rel), text.encode("utf-8"), overwrite=False)
         except AtomicWriteError as exc:
@@ -604,12 +610,7 @@ class RuleRegistry:
         try:
             new_hash = compute_params_hash(plain)
         except (TypeError, ValueError) as exc:  # NaN, a date...: name every bad field
-            rel = self.relpath(setup_id, version)
-            _rule, problems = parse_rule(
-                dump_rt(doc).encode("utf-8"), rel, catalog=self.catalog, rules_root=self.rules_root
-            )
-            if problems:
-                _raise(problems, f"refusing to write an invalid {rel}:")
+            self._checked_version(setup_id, version, dump_rt(doc))
             raise RuleValidationError(f"the new parameters have no canonical form: {exc}") from exc
         if new_hash == base.params_hash:
             raise RuleValidationError(
