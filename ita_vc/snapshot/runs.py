@@ -8,6 +8,7 @@ durable, shared with ``git push --tags``, and seen by a plain ``dvc gc -T`` as w
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "keep_run",
     "list_runs",
     "pinned_runs",
+    "resolve_run_id",
     "sync_runs",
 ]
 
@@ -43,6 +45,49 @@ class DiffRow:
     key: str
     a: object
     b: object
+
+
+_LATEST = re.compile(r"@latest(?:~(\d+))?")
+
+
+def resolve_run_id(workspace: Workspace, ref: str) -> str:
+    """The run id ``ref`` names: a full id, a unique prefix of one (``bt_2025_11_10_00``),
+    ``@latest`` (the newest run recorded in this checkout) or ``@latest~N`` (N runs before it).
+
+    A full, well-formed id is returned as it is (it may name a run of another branch).
+
+    Raises:
+        UsageError: no run matches, the prefix is ambiguous (the candidates are named), or
+            ``@latest~N`` goes past the oldest run.
+    """
+    ids = SnapshotStore(workspace).run_ids()  # oldest first
+    latest = _LATEST.fullmatch(ref.strip())
+    if latest:
+        back = int(latest.group(1) or 0)
+        if back >= len(ids):
+            raise UsageError(
+                f"{ref}: only {len(ids)} run(s) are recorded in this checkout"
+                if ids
+                else f"{ref}: no run is recorded in this checkout yet"
+            )
+        return ids[-1 - back]
+    if ref in ids:
+        return ref
+    matches = [run_id for run_id in ids if run_id.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (
+            f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        )
+        raise UsageError(f"run id prefix {ref!r} is ambiguous: {shown}")
+    try:
+        return check_run_id(ref)
+    except UsageError:
+        raise UsageError(
+            f"no run matches {ref!r}: give a run id, a unique prefix of one, @latest or "
+            "@latest~N (`ita-vc runs list` shows them)"
+        ) from None
 
 
 def sync_runs(workspace: Workspace) -> list[dict[str, Any]]:
