@@ -172,18 +172,32 @@ def daily_index(ts: npt.ArrayLike) -> IntArray:
     return np.maximum.accumulate(index)
 
 
+def bar_days_index(ts: npt.ArrayLike) -> IntArray:
+    """For each UTC day that has a bar, the index of its last bar (days without bars - a
+    stock market's weekends and holidays - are skipped, not forward-filled)."""
+    days = np.asarray(ts, dtype=np.int64) // _DAY_MS
+    return np.flatnonzero(np.r_[days[1:] != days[:-1], True]).astype(np.int64)
+
+
+def return_days_index(ts: npt.ArrayLike, periods_per_year: float = 365) -> IntArray:
+    """The bars whose equity makes the daily series of Sharpe and Sortino: every calendar
+    day (:func:`daily_index`) when ``periods_per_year`` is 365, else only the days with a bar
+    (:func:`bar_days_index`)."""
+    return daily_index(ts) if periods_per_year == 365 else bar_days_index(ts)
+
+
 def daily_returns(daily_equity: FloatArray) -> FloatArray:
     """Day-over-day returns of a daily equity series."""
     return daily_equity[1:] / daily_equity[:-1] - 1.0
 
 
-def sharpe_ratio(returns: FloatArray) -> float | None:
+def sharpe_ratio(returns: FloatArray, periods_per_year: float = 365) -> float | None:
     """The Sharpe Ratio of docs/backtest-model.md: mean / sample std of the daily returns x
-    sqrt(365); None with fewer than two returns or no variation."""
+    sqrt(periods_per_year); None with fewer than two returns or no variation."""
     if len(returns) < 2:
         return None
     std = float(returns.std(ddof=1))
-    return float(returns.mean() / std * math.sqrt(365)) if std > 0 else None
+    return float(returns.mean() / std * math.sqrt(periods_per_year)) if std > 0 else None
 
 
 @nb.njit(cache=True, nogil=True)
@@ -207,10 +221,12 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
     trades: Mapping[str, FloatArray | IntArray] | pd.DataFrame,
     init_cash: float,
     drawdown: npt.ArrayLike | None = None,
+    periods_per_year: float = 365,
 ) -> dict[str, Any]:
     """All metrics; ``trades`` maps ``entry_ts, exit_ts, pnl, return_pct`` to equal-length
     columns (a DataFrame or a dict of arrays); ``drawdown`` is :func:`drawdown_series` of the
-    equity, when the caller has it."""
+    equity, when the caller has it. ``periods_per_year`` annualises Sharpe and Sortino
+    (365: over every calendar day; another value: over the days that have a bar)."""
     from ita_vc.candles.validate import format_ts
 
     ts = np.asarray(ts, dtype=np.int64)
@@ -262,12 +278,12 @@ def compute_metrics(  # noqa: PLR0915 - one line per metric
     metrics["Gross Exposure"] = (
         _exposure(position, close, equity).mean() if np.all(equity > 0) else None
     )
-    returns = daily_returns(np.asarray(equity, dtype=np.float64)[daily_index(ts)])
-    metrics["Sharpe Ratio"] = sharpe_ratio(returns)
+    returns = daily_returns(equity[return_days_index(ts, periods_per_year)])
+    metrics["Sharpe Ratio"] = sharpe_ratio(returns, periods_per_year)
     if len(returns) > 0:
         downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
         metrics["Sortino Ratio"] = (
-            returns.mean() * math.sqrt(365) / downside if downside > 0 else None
+            returns.mean() * math.sqrt(periods_per_year) / downside if downside > 0 else None
         )
     days = duration / 86_400.0
     if final > 0 and days > 0 and max_dd < 0:

@@ -8,6 +8,8 @@
     backtest: {init_cash: 10000, fee_pct: null, slippage_pct: 0.01, warmup_bars: 200}
 
 ``fee_pct`` null means the market's default: 0.1 % for futures markets, 0.075 % otherwise.
+``periods_per_year`` (optional, engine 1.1) annualises Sharpe and Sortino: null or absent means
+the market's default, 365 for crypto markets (:data:`CRYPTO_VENUES`), 252 for any other.
 Every value is checked here (the ``grid:`` section by :func:`ita_vc.grid.parse_grid`):
 the file's shape is declared once (:data:`PARAMS_SCHEMA`, an :mod:`ita_vc.schema` schema), the
 cross-field rules (the version's float trap, ``start < end``) are named checks after it. Every
@@ -34,15 +36,19 @@ from ita_vc.rules.validate import check_setup_id
 from ita_vc.schema import Invalid, Problems, strict
 
 __all__ = [
+    "CALENDAR_PERIODS",
+    "CRYPTO_VENUES",
     "DEFAULT_FEE_PCT",
     "FUTURES_FEE_PCT",
     "MAX_PCT",
     "PARAMS_SCHEMA",
+    "TRADING_PERIODS",
     "TS_MAX_MS",
     "TS_MIN_MS",
     "BacktestParams",
     "DataParams",
     "RunParams",
+    "default_periods_per_year",
     "parse_params",
     "parse_time",
 ]
@@ -50,6 +56,16 @@ __all__ = [
 DEFAULT_FEE_PCT = 0.075
 FUTURES_FEE_PCT = 0.1
 MAX_PCT = 100.0
+CALENDAR_PERIODS = 365
+"""Daily returns over every calendar day (engine 1.0's only model; crypto trades every day)."""
+TRADING_PERIODS = 252
+"""Daily returns over the UTC days that have a bar: the default of non-crypto markets."""
+CRYPTO_VENUES = (
+    "binance", "bybit", "okx", "coinbase", "kraken", "bitget", "kucoin", "deribit", "bitfinex",
+    "bitstamp", "gate", "mexc", "htx", "huobi", "hyperliquid", "crypto",
+)  # fmt: skip
+"""Markets named ``<venue>`` or ``<venue>-...`` with these venues trade every day: their
+``periods_per_year`` defaults to 365; every other market's (``generic`` included) to 252."""
 """fee_pct and slippage_pct are percents in ``[0, MAX_PCT)``: at 100 % slippage a sell fills at
 0 (the engine divides by the fill), beyond it fills would be priced negative."""
 TS_MIN_MS = -9_223_372_036_854
@@ -130,6 +146,8 @@ class BacktestParams:
     fee_pct: float = DEFAULT_FEE_PCT
     slippage_pct: float = 0.01
     warmup_bars: int = 200
+    periods_per_year: float = CALENDAR_PERIODS
+    """Sharpe/Sortino annualisation; 365 is engine 1.0's model (every calendar day)."""
 
     @property
     def fee_rate(self) -> float:
@@ -151,10 +169,22 @@ class RunParams:
     data: DataParams
     backtest: BacktestParams
 
+    @property
+    def engine_version(self) -> str:
+        """The oldest engine whose model these parameters run: "1.0" unless a key of a later
+        engine is away from its 1.0 value (STYLE section 8: such runs stay byte-identical)."""
+        return "1.0" if self.backtest.periods_per_year == CALENDAR_PERIODS else "1.1"
+
     def to_dict(self) -> dict[str, Any]:
-        """The resolved values, as recorded in summary.json and the config hash."""
+        """The resolved values, as recorded in summary.json and the config hash
+        (``periods_per_year`` only when it is not 365, engine 1.0's value)."""
         from ita_vc.candles.validate import format_ts
 
+        extra: dict[str, Any] = (
+            {}
+            if self.backtest.periods_per_year == CALENDAR_PERIODS
+            else {"periods_per_year": self.backtest.periods_per_year}
+        )
         return {
             "rule": {"setup_id": self.setup_id, "version": self.version},
             "data": {
@@ -170,6 +200,7 @@ class RunParams:
                 "fee_pct": self.backtest.fee_pct,
                 "slippage_pct": self.backtest.slippage_pct,
                 "warmup_bars": self.backtest.warmup_bars,
+                **extra,
             },
         }
 
@@ -202,6 +233,23 @@ def _amount(
         return float(value)
 
     return check
+
+
+def _periods_per_year(value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) if isinstance(value, float) else abs(value) < _INT_LIMIT)
+        or not 1 <= value <= 366
+    ):
+        _refuse(
+            value,
+            "periods_per_year must be a number of daily returns per year in [1, 366] "
+            "(365 crypto, 252 stocks; null: the market's default)",
+        )
+    return float(value)
 
 
 def _warmup_bars(value: object) -> int:
@@ -292,6 +340,7 @@ PARAMS_SCHEMA = strict(
                 vol.Optional("fee_pct", default=None): _amount("fee_pct", percent=True, null=True),
                 vol.Optional("slippage_pct", default=0.01): _amount("slippage_pct", percent=True),
                 vol.Optional("warmup_bars", default=200): _warmup_bars,
+                vol.Optional("periods_per_year", default=None): _periods_per_year,
             }
         ),
         vol.Optional("grid"): _anything,  # checked by ita_vc.grid.parse_grid
@@ -352,12 +401,15 @@ def parse_params(
     *,
     index: Mapping[str, tuple[int, str | None]] | None = None,
     source: str = SOURCE,
+    engine: str | None = None,
 ) -> RunParams:
     """Validate a params mapping (every value but the ``grid:`` section's, which
     :func:`ita_vc.grid.parse_grid` checks).
 
     ``index`` (:attr:`ita_vc.yaml_read.YamlDocument.index` of the file ``raw`` was read from)
-    puts the line in each message, and the float trap quotes the version as typed.
+    puts the line in each message, and the float trap quotes the version as typed. ``engine``
+    is the engine a dvc.yaml stage pins (None: the newest): under engine 1.0 every market's
+    ``periods_per_year`` is 365 and another value is refused, so pinned results never change.
 
     Raises:
         DataValidationError: every problem at once: unknown sections or keys, a float version,
@@ -377,17 +429,43 @@ def parse_params(
     rule = raw.get("rule")
     version = _check_version(rule, problems) if isinstance(rule, Mapping) else None
     _check_period(raw, problems)
+    if valid is not None and engine == "1.0":
+        _check_engine_10(valid, problems)
     if problems or valid is None:
         problems.fail(DataValidationError)
-    return _resolve(valid, version)
+    return _resolve(valid, version, engine)
 
 
-def _resolve(valid: Mapping[str, Any], version: str | None) -> RunParams:
-    """The run parameters of a validated document (the market's default fee applied)."""
+def _check_engine_10(valid: Mapping[str, Any], problems: Problems) -> None:
+    """Engine 1.0 annualises over 365 calendar days only."""
+    periods = valid["backtest"]["periods_per_year"]
+    if periods is not None and periods != CALENDAR_PERIODS:
+        problems.add(
+            "backtest.periods_per_year",
+            f"{problems.raw('backtest.periods_per_year') or periods}: needs engine 1.1, and "
+            "dvc.yaml pins engine 1.0 (`ita-vc init --upgrade --yes` moves the pipeline to "
+            "1.1; results of non-crypto markets then change, see docs/backtest-model.md)",
+        )
+
+
+def default_periods_per_year(market: str) -> int:
+    """365 for a crypto market (named after one of :data:`CRYPTO_VENUES`), else 252."""
+    venue = market.lower().split("-", 1)[0]
+    return CALENDAR_PERIODS if venue in CRYPTO_VENUES else TRADING_PERIODS
+
+
+def _resolve(valid: Mapping[str, Any], version: str | None, engine: str | None) -> RunParams:
+    """The run parameters of a validated document (the market's default fee and
+    periods_per_year applied; under engine 1.0 periods_per_year is 365)."""
     data, backtest = valid["data"], valid["backtest"]
     fee = backtest["fee_pct"]
     if fee is None:
         fee = FUTURES_FEE_PCT if data["market"].endswith("futures") else DEFAULT_FEE_PCT
+    periods = backtest["periods_per_year"]
+    if engine == "1.0":
+        periods = CALENDAR_PERIODS
+    elif periods is None:
+        periods = default_periods_per_year(data["market"])
     return RunParams(
         setup_id=valid["rule"]["setup_id"],
         version=version,
@@ -404,5 +482,6 @@ def _resolve(valid: Mapping[str, Any], version: str | None) -> RunParams:
             fee_pct=fee,
             slippage_pct=backtest["slippage_pct"],
             warmup_bars=backtest["warmup_bars"],
+            periods_per_year=float(periods),
         ),
     )

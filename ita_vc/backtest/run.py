@@ -51,14 +51,18 @@ __all__ = [
     "ENGINE_VERSION",
     "SUPPORTED_ENGINES",
     "BacktestResult",
+    "canonical_candles",
     "load_rule",
     "prepare_candles",
+    "profit_lock_balances",
     "run_backtest",
 ]
 
-ENGINE_VERSION = "1.0"
-"""The model of docs/backtest-model.md this code implements (not the package version)."""
-SUPPORTED_ENGINES = ("1.0",)
+ENGINE_VERSION = "1.1"
+"""The newest model of docs/backtest-model.md this code implements (not the package version).
+A run records the oldest engine whose model it ran (:attr:`RunParams.engine_version`): "1.0"
+unless ``periods_per_year`` is away from 365."""
+SUPPORTED_ENGINES = ("1.0", "1.1")
 """Engine versions a ``dvc.yaml`` stage may pin (``--engine``) and get exactly."""
 
 
@@ -91,9 +95,10 @@ class BacktestResult:
         from ita_vc.backtest.engine import REASONS
 
         t, ts = self.engine_trades, self.ts
+        entry_ts = ts[t[:, TRADE_ENTRY_I].astype(np.int64)]
         return pd.DataFrame(
             {
-                "entry_ts": ts[t[:, TRADE_ENTRY_I].astype(np.int64)],
+                "entry_ts": entry_ts,
                 "exit_ts": ts[t[:, TRADE_EXIT_I].astype(np.int64)],
                 "direction": _labels(("short", "long"), t[:, TRADE_DIR] > 0),
                 "qty": t[:, TRADE_QTY],
@@ -105,7 +110,7 @@ class BacktestResult:
                 "return_pct": t[:, TRADE_RETURN_PCT],
                 "exit_reason": _labels(REASONS, t[:, TRADE_REASON]),
             }
-        )
+        ).set_axis(_utc_index(entry_ts, "entry_time"))
 
     @cached_property
     def fills(self) -> pd.DataFrame:
@@ -128,17 +133,32 @@ class BacktestResult:
 
     @cached_property
     def equity(self) -> pd.DataFrame:
-        """``ts_utc, equity`` per bar of the range."""
+        """``ts_utc, equity`` per bar of the range (index: the bar's UTC time); with the
+        ``strategy_compound_profit_lock`` sizing also ``strategy_safe_quote`` (the profit
+        locked away) and ``strategy_available_quote`` (what the next entry may use)."""
         import pandas as pd
 
-        return pd.DataFrame({"ts_utc": self.ts, "equity": self.equity_values})
+        columns: dict[str, Any] = {"ts_utc": self.ts, "equity": self.equity_values}
+        sizing = self.summary_fields.get("sizing") or {}
+        if sizing.get("mode") == "strategy_compound_profit_lock":
+            safe, available = profit_lock_balances(
+                len(self.ts),
+                self.engine_trades,
+                float(sizing["budget"]),
+                float(sizing["safe_profit_percent"]),
+            )
+            columns.update(strategy_safe_quote=safe, strategy_available_quote=available)
+        return pd.DataFrame(columns).set_axis(_utc_index(self.ts, "time"))
 
     @cached_property
     def drawdown(self) -> pd.DataFrame:
-        """``ts_utc, drawdown`` (equity / running peak - 1) per bar of the range."""
+        """``ts_utc, drawdown`` (equity / running peak - 1) per bar of the range (index: the
+        bar's UTC time)."""
         import pandas as pd
 
-        return pd.DataFrame({"ts_utc": self.ts, "drawdown": self.drawdown_values})
+        return pd.DataFrame({"ts_utc": self.ts, "drawdown": self.drawdown_values}).set_axis(
+            _utc_index(self.ts, "time")
+        )
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -161,6 +181,44 @@ class BacktestResult:
                 )
             )
         return fields
+
+
+def _utc_index(ts: IntArray, name: str) -> pd.DatetimeIndex:
+    """A tz-aware (UTC) DatetimeIndex of epoch-ms timestamps."""
+    import pandas as pd
+
+    return pd.DatetimeIndex(
+        pd.to_datetime(np.asarray(ts, dtype=np.int64), unit="ms", utc=True), name=name
+    )
+
+
+def profit_lock_balances(
+    n: int, trades: FloatArray, budget: float, safe_pct: float
+) -> tuple[FloatArray, FloatArray]:
+    """``(safe, available)`` per bar of the profit-lock sizing (docs/backtest-model.md), after
+    each bar's fills: each closed trade adds its net PnL to the balance and, when positive,
+    ``pnl * safe_pct / 100`` to the safe; available = balance - safe. Accumulated in the
+    engine's order (trades by exit), so the values are the engine's own, bit for bit."""
+    balance = np.full(n, budget)
+    safe = np.zeros(n)
+    if len(trades):
+        pnl = trades[:, TRADE_PNL]
+        locked = np.where(pnl > 0, pnl * safe_pct / 100, 0.0)
+        exits = trades[:, TRADE_EXIT_I].astype(np.int64)
+        running_balance = np.empty(len(pnl))
+        running_safe = np.empty(len(pnl))
+        b, sf = budget, 0.0
+        for k in range(len(pnl)):  # sequential, as the engine adds them
+            b += pnl[k]
+            if pnl[k] > 0:
+                sf += locked[k]
+            running_balance[k], running_safe[k] = b, sf
+        # the value after the last trade closed at or before each bar
+        last = np.searchsorted(exits, np.arange(n), side="right") - 1
+        has = last >= 0
+        balance[has] = running_balance[last[has]]
+        safe[has] = running_safe[last[has]]
+    return safe, balance - safe
 
 
 def load_rule(rule: Rule | Mapping[str, object] | str | Path, catalog: Catalog) -> Rule:
@@ -195,6 +253,49 @@ def load_rule(rule: Rule | Mapping[str, object] | str | Path, catalog: Catalog) 
     return parsed
 
 
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def canonical_candles(candles: pd.DataFrame) -> pd.DataFrame:
+    """The canonical candle frame (``ts_utc`` epoch ms, ``open .. volume``) of what users have:
+    the canonical frame itself (returned as it is), or backtesting.py's / yfinance's shape - a
+    DatetimeIndex (naive = UTC; tz-aware converted to UTC) and ``Open``, ``High``, ``Low``,
+    ``Close``, ``Volume`` columns in any letter case (Volume optional).
+
+    Raises:
+        DataValidationError: neither shape (the columns found are named), an index that is not
+            datetimes, or NaT in it.
+    """
+    import pandas as pd
+
+    if "ts_utc" in candles.columns:
+        return candles
+    lower = {str(c).lower(): c for c in candles.columns}
+    missing = [c for c in _OHLCV[:4] if c not in lower]
+    if missing or not isinstance(candles.index, pd.DatetimeIndex):
+        why = (
+            f"missing column(s) {', '.join(missing)}"
+            if missing
+            else f"the index is {type(candles.index).__name__}, not a DatetimeIndex"
+        )
+        raise DataValidationError(
+            "candles: expected ts_utc, open, high, low, close[, volume] columns, or a "
+            f"DatetimeIndex with Open/High/Low/Close[/Volume] columns; {why} "
+            f"(columns: {', '.join(map(str, candles.columns)) or 'none'})"
+        )
+    index = candles.index
+    if index.hasnans:
+        raise DataValidationError("candles: the DatetimeIndex has NaT values")
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    frame = pd.DataFrame(
+        {
+            "ts_utc": index.as_unit("ms").asi8,
+            **{c: candles[lower[c]].to_numpy(dtype=np.float64) for c in _OHLCV if c in lower},
+        }
+    )
+    return frame if "volume" in frame else frame.assign(volume=0.0)
+
+
 def _infer_step(ts: npt.ArrayLike) -> int | None:
     diffs = np.diff(np.asarray(ts, dtype=np.int64))
     return int(diffs.min()) if len(diffs) else None
@@ -215,6 +316,7 @@ def prepare_candles(
     from ita_vc.candles.rollup import rollup_with_report
     from ita_vc.candles.schema import TIMEFRAMES, timeframe_ms
 
+    candles = canonical_candles(candles)
     missing = [c for c in ("ts_utc", "open", "high", "low", "close") if c not in candles]
     if missing:
         raise DataValidationError(f"candles: missing column(s) {', '.join(missing)}")
@@ -284,8 +386,11 @@ def run_backtest(
 ) -> BacktestResult:
     """Backtest ``rule`` on ``candles`` with ``params`` (shaped like params.yaml).
 
-    ``candles`` may already be prepared (with a ``warmup`` column); otherwise they are rolled up
-    and cut here.
+    ``candles``: the canonical frame (``ts_utc`` ms, open, high, low, close, volume), or
+    backtesting.py's / yfinance's shape (a DatetimeIndex, Open/High/Low/Close/Volume); it may
+    already be prepared (with a ``warmup`` column), otherwise it is rolled up and cut here.
+    The result's ``equity`` and ``drawdown`` have a UTC DatetimeIndex (``time``), ``trades``
+    one of the entry times (``entry_time``), besides the ``ts_utc``/``entry_ts`` columns.
 
     Raises:
         DataValidationError: bad params, range or candles. RuleValidationError: bad rule.
@@ -299,6 +404,7 @@ def run_backtest(
 
     catalog = catalog or load_catalog()
     run_params = params if isinstance(params, RunParams) else parse_params(params)
+    candles = canonical_candles(candles)
     parsed_rule = load_rule(rule, catalog)
     indicators = resolve_indicator_params(parsed_rule.indicators, catalog)
     sizing = parsed_rule.sizing
@@ -347,11 +453,18 @@ def run_backtest(
     }
     drawdown = drawdown_series(out.equity, run_params.backtest.init_cash)
     metrics = compute_metrics(
-        ts, closes, out.equity, out.position, trade_columns, run_params.backtest.init_cash, drawdown
+        ts,
+        closes,
+        out.equity,
+        out.position,
+        trade_columns,
+        run_params.backtest.init_cash,
+        drawdown,
+        periods_per_year=run_params.backtest.periods_per_year,
     )
     resolved = run_params.to_dict()
     config = {
-        "engine_version": ENGINE_VERSION,
+        "engine_version": run_params.engine_version,
         "rule": {
             "setup_id": parsed_rule.setup_id,
             "version": parsed_rule.version.tag,
@@ -379,7 +492,7 @@ def run_backtest(
         },
         "data_hash": None,
         "config_hash": hash_canonical(config),
-        "engine_version": ENGINE_VERSION,
+        "engine_version": run_params.engine_version,
         "conflicting_signals": int(conflicting[n_warm:].sum()),
         "fee_pct": run_params.backtest.fee_pct,
         "slippage_pct": run_params.backtest.slippage_pct,

@@ -19,12 +19,11 @@ import numpy as np
 
 from ita_vc.backtest.engine import engine_pass
 from ita_vc.backtest.metrics import (
-    daily_index,
     daily_returns,
     return_and_max_drawdown,
+    return_days_index,
     sharpe_ratio,
 )
-from ita_vc.backtest.run import ENGINE_VERSION
 from ita_vc.backtest.signals import combine_states, indicator_state
 from ita_vc.utils.hashing import hash_canonical
 from ita_vc.utils.tablehash import hash_dataframe
@@ -124,6 +123,9 @@ class EvalContext:
     data_hash: str
     arrays: GridArrays
     settings: EngineSettings
+    periods_per_year: float = 365.0
+    """Sharpe's annualisation (params' ``backtest.periods_per_year``; in the key through
+    the params when it is not 365)."""
 
 
 def evaluation_context(
@@ -133,13 +135,15 @@ def evaluation_context(
     data_hash = hash_dataframe(prepared[["ts_utc", "open", "high", "low", "close", "volume"]])
     key = hash_canonical(
         {
-            "engine_version": ENGINE_VERSION,
+            "engine_version": params.engine_version,
             "settings": settings.to_dict(),
             "data_hash": data_hash,
             "params": params.to_dict(),
         }
     )
-    return EvalContext(key, data_hash, grid_arrays(prepared), settings)
+    return EvalContext(
+        key, data_hash, grid_arrays(prepared), settings, params.backtest.periods_per_year
+    )
 
 
 _STATE_CACHE_BYTES = 256 * 2**20
@@ -155,7 +159,8 @@ class _Evaluator:
         self.high, self.low, self.close = arrays.high, arrays.low, arrays.close
         self.n_warm = arrays.n_warm
         ts = arrays.ts[arrays.n_warm :]
-        self.days = daily_index(ts) if len(ts) else None
+        self.periods_per_year = context.periods_per_year
+        self.days = return_days_index(ts, self.periods_per_year) if len(ts) else None
         self.settings = context.settings
         self.sizing = dict(context.settings.sizing)
         self.cache: dict[tuple[str, tuple[tuple[str, Any], ...]], States] = {}
@@ -203,7 +208,7 @@ class _Evaluator:
         if len(equity):
             total, max_dd = return_and_max_drawdown(equity, float(s.init_cash))
             if self.days is not None:
-                sharpe = sharpe_ratio(daily_returns(equity[self.days]))
+                sharpe = sharpe_ratio(daily_returns(equity[self.days]), self.periods_per_year)
         else:
             total, max_dd = 0.0, 0.0
         return VariantResult(variant.key, total, max_dd, int(n_trades), variant, sharpe)

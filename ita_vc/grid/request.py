@@ -503,6 +503,7 @@ def check_params_and_grid(
     catalog: Catalog,
     *,
     index: Mapping[str, tuple[int, str | None]] | None = None,
+    engine: str | None = None,
 ) -> RunParams:
     """params.yaml's sections (:func:`ita_vc.backtest.params.parse_params`) and its ``grid:``
     section (:func:`check_grid`, without the rule) checked together: every problem of both in
@@ -514,7 +515,7 @@ def check_params_and_grid(
     errors: list[str] = []
     params = None
     try:
-        params = parse_params(raw, index=index)
+        params = parse_params(raw, index=index, engine=engine)
     except DataValidationError as exc:
         errors.append(str(exc))
     try:

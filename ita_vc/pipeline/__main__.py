@@ -71,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             report = stages.stage_prepare()
             print(f"prepare: {report['bars']} bars in range, {report['warmup_bars']} warm-up")
         elif args.stage == "backtest":
-            summary = stages.stage_backtest()
+            summary = stages.stage_backtest(engine=args.engine)
             print(
                 f"backtest: {summary['setup_id']} {summary['rule_version']}, "
                 f"{summary['num_trades']} trades, config {summary['config_hash'][:19]}"
             )
         elif args.stage == "grid":
-            summary = stages.stage_grid()
+            summary = stages.stage_grid(engine=args.engine)
             counts = summary["counts"]
             print(
                 f"grid: {counts['stage_a_evaluated']} + {counts['stage_b_evaluated']} "

@@ -29,6 +29,7 @@ from ita_vc.candles.validate import format_ts
 from ita_vc.errors import DataValidationError
 from ita_vc.grid import run_grid
 from ita_vc.grid.request import GridSetup, check_params_and_grid, parse_grid
+from ita_vc.pipeline.engine_pin import pinned_engine
 from ita_vc.pipeline.outputs import StoreSink, write_backtest, write_grid, write_report
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.store.artifacts import PersistentStore
@@ -129,10 +130,11 @@ def stage_prepare(root: Path | None = None) -> dict[str, Any]:
     return report
 
 
-def stage_backtest(root: Path | None = None) -> dict[str, Any]:
-    """Run the backtest stage; returns the summary."""
+def stage_backtest(root: Path | None = None, engine: str | None = None) -> dict[str, Any]:
+    """Run the backtest stage under the ``engine`` dvc.yaml pins (None: the newest); returns
+    the summary."""
     workspace, store, raw = _context(root)
-    params = parse_params(raw)
+    params = parse_params(raw, engine=engine)
     if not params.setup_id or not params.version:
         raise DataValidationError("params.yaml: rule.setup_id and rule.version are required")
     registry = RuleRegistry(workspace)
@@ -192,6 +194,7 @@ def grid_request(
     raw: dict[str, Any],
     *,
     index: Mapping[str, tuple[int, str | None]] | None = None,
+    engine: str | None = None,
 ) -> GridSetup:
     """``(rule, run params, grid request)`` of a workspace's params: everything checked and
     the grid's size guarded (counted from its axes), before any candles are read. ``index``
@@ -203,7 +206,9 @@ def grid_request(
         RuleValidationError: the rule version is invalid.
     """
     registry = RuleRegistry(workspace)
-    params = check_params_and_grid(raw, registry.catalog, index=index)
+    if engine is None:
+        engine = pinned_engine(workspace.root)
+    params = check_params_and_grid(raw, registry.catalog, index=index, engine=engine)
     if not params.setup_id or not params.version:
         raise DataValidationError("params.yaml: rule.setup_id and rule.version are required")
     rule = registry.get(params.setup_id, params.version)
@@ -235,6 +240,7 @@ def grid_inputs(
     raw: dict[str, Any],
     *,
     index: Mapping[str, tuple[int, str | None]] | None = None,
+    engine: str | None = None,
 ) -> GridInputs:
     """``(prepared candles, rule, run params, grid request)`` of a workspace's params: the
     request is checked and guarded (:func:`grid_request`) before any candles are loaded.
@@ -244,11 +250,11 @@ def grid_inputs(
     """
     from ita_vc.grid.request import GridInputs
 
-    rule, params, request = grid_request(workspace, raw, index=index)
+    rule, params, request = grid_request(workspace, raw, index=index, engine=engine)
     return GridInputs(grid_candles(workspace, params), rule, params, request)
 
 
-def stage_grid(root: Path | None = None) -> dict[str, Any]:
+def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str, Any]:
     """Run the grid stage (``params.yaml: grid:``) into ``results/grid/``; returns the summary.
 
     Raises:
@@ -259,7 +265,7 @@ def stage_grid(root: Path | None = None) -> dict[str, Any]:
     workspace = Workspace.discover(root)
     params_doc = load_params_document(workspace.root)
     prepared, rule, params, request = grid_inputs(
-        workspace, params_doc.data, index=params_doc.index
+        workspace, params_doc.data, index=params_doc.index, engine=engine
     )
     store = PersistentStore(workspace)
     outcome = run_grid(prepared, rule, params, request, keep_partial=False)

@@ -82,11 +82,15 @@ def _lock_hashes(lock: dict[str, Any], role: str, stages: list[str]) -> dict[str
 
 
 def engine_note(snapshot: dict[str, Any]) -> str | None:
-    """One line when the installed engine (or ita-vc) differs from the run's, else None."""
-    from ita_vc.backtest.run import ENGINE_VERSION  # lazy: backtest.run imports numpy
+    """One line when the installed ita-vc does not implement the run's engine, or when only
+    the ita-vc version differs; else None."""
+    from ita_vc.backtest.run import (  # lazy: backtest.run imports numpy
+        ENGINE_VERSION,
+        SUPPORTED_ENGINES,
+    )
 
     recorded = snapshot.get("engine_version")
-    if recorded is not None and str(recorded) != ENGINE_VERSION:
+    if recorded is not None and str(recorded) not in SUPPORTED_ENGINES:
         return (
             f"the installed engine is {ENGINE_VERSION}, the run used engine {recorded}: "
             "the backtest, report and grid outputs (trades, equity, metrics) may differ"
@@ -96,8 +100,8 @@ def engine_note(snapshot: dict[str, Any]) -> str | None:
     )
     if was is not None and str(was) != __version__:
         return (
-            f"ita-vc is {__version__} here, {was} when the run was recorded; the engine "
-            f"({ENGINE_VERSION}) is the same, so its outputs should be identical"
+            f"ita-vc is {__version__} here, {was} when the run was recorded; it implements "
+            f"the run's engine ({recorded or ENGINE_VERSION}), so its outputs should be identical"
         )
     return None
 

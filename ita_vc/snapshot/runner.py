@@ -53,6 +53,7 @@ from ita_vc.errors import (
     VcsError,
 )
 from ita_vc.grid.request import check_params_and_grid
+from ita_vc.pipeline.engine_pin import pinned_engine
 from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.registry import RuleRegistry, default_author
 from ita_vc.rules.validate import check_setup_id
@@ -254,7 +255,12 @@ def _validated_params(workspace: Workspace, text: str) -> tuple[dict[str, Any], 
     """Every problem of params.yaml (after the -S edits) at once, each with its line, the grid
     section's included (a run commits params.yaml: never a bad grid)."""
     doc = _load_params_document(text)
-    params = check_params_and_grid(doc.data, load_catalog(workspace.root), index=doc.index)
+    params = check_params_and_grid(
+        doc.data,
+        load_catalog(workspace.root),
+        index=doc.index,
+        engine=pinned_engine(workspace.root),
+    )
     return doc.data, params
 
 

@@ -227,7 +227,7 @@ def test_with_the_node_index_each_problem_names_its_line_and_the_version_as_type
         "params.yaml:5: data.start: '2025-02-01': must be before data.end '2025-01-01'",
         "params.yaml:8: backtest.slippage_pct: 100: slippage_pct must be >= 0 and < 100 (percent)",
         "params.yaml:9: backtest.colour: unknown key (allowed: fee_pct, init_cash, "
-        "slippage_pct, warmup_bars)",
+        "periods_per_year, slippage_pct, warmup_bars)",
     ]
     with pytest.raises(DataValidationError, match=r"^runs/x/params\.yaml:3: rule\.version"):
         parse_params(document.data, index=document.index, source="runs/x/params.yaml")
