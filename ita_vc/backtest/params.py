@@ -168,6 +168,8 @@ class RunParams:
     version: str | None
     data: DataParams
     backtest: BacktestParams
+    engine: str | None = None
+    """The engine a dvc.yaml stage pins (None: the newest); not a recorded value."""
 
     @property
     def engine_version(self) -> str:
@@ -469,6 +471,7 @@ def _resolve(valid: Mapping[str, Any], version: str | None, engine: str | None) 
     return RunParams(
         setup_id=valid["rule"]["setup_id"],
         version=version,
+        engine=engine,
         data=DataParams(
             market=data["market"],
             symbol=data["symbol"],

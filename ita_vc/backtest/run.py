@@ -58,6 +58,7 @@ __all__ = [
     "run_backtest",
 ]
 
+PROFIT_LOCK = "strategy_compound_profit_lock"
 ENGINE_VERSION = "1.1"
 """The newest model of docs/backtest-model.md this code implements (not the package version).
 A run records the oldest engine whose model it ran (:attr:`RunParams.engine_version`): "1.0"
@@ -134,13 +135,14 @@ class BacktestResult:
     @cached_property
     def equity(self) -> pd.DataFrame:
         """``ts_utc, equity`` per bar of the range (index: the bar's UTC time); with the
-        ``strategy_compound_profit_lock`` sizing also ``strategy_safe_quote`` (the profit
-        locked away) and ``strategy_available_quote`` (what the next entry may use)."""
+        ``strategy_compound_profit_lock`` sizing under engine 1.1 also
+        ``strategy_safe_quote`` (the profit locked away) and ``strategy_available_quote`` (what
+        the next entry may use)."""
         import pandas as pd
 
         columns: dict[str, Any] = {"ts_utc": self.ts, "equity": self.equity_values}
         sizing = self.summary_fields.get("sizing") or {}
-        if sizing.get("mode") == "strategy_compound_profit_lock":
+        if self.summary_fields.get("engine_version") != "1.0" and sizing.get("mode") == PROFIT_LOCK:
             safe, available = profit_lock_balances(
                 len(self.ts),
                 self.engine_trades,
@@ -181,6 +183,17 @@ class BacktestResult:
                 )
             )
         return fields
+
+
+def model_version(params: RunParams, sizing: Mapping[str, Any]) -> str:
+    """The engine a run records: the oldest whose model gives its outputs. "1.0" under a
+    ``--engine 1.0`` pin, and under 1.1 unless ``periods_per_year`` is away from 365 or the
+    sizing is the profit lock (whose equity output has the 1.1 balance columns)."""
+    if params.engine == "1.0":
+        return "1.0"
+    if params.engine_version != "1.0" or sizing.get("mode") == PROFIT_LOCK:
+        return "1.1"
+    return "1.0"
 
 
 def _utc_index(ts: IntArray, name: str) -> pd.DatetimeIndex:
@@ -463,8 +476,9 @@ def run_backtest(
         periods_per_year=run_params.backtest.periods_per_year,
     )
     resolved = run_params.to_dict()
+    engine_version = model_version(run_params, sizing)
     config = {
-        "engine_version": run_params.engine_version,
+        "engine_version": engine_version,
         "rule": {
             "setup_id": parsed_rule.setup_id,
             "version": parsed_rule.version.tag,
@@ -492,7 +506,7 @@ def run_backtest(
         },
         "data_hash": None,
         "config_hash": hash_canonical(config),
-        "engine_version": run_params.engine_version,
+        "engine_version": engine_version,
         "conflicting_signals": int(conflicting[n_warm:].sum()),
         "fee_pct": run_params.backtest.fee_pct,
         "slippage_pct": run_params.backtest.slippage_pct,

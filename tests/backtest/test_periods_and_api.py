@@ -229,6 +229,16 @@ def test_profit_lock_balances_in_the_equity_output():
     assert (np.diff(eq["strategy_safe_quote"].to_numpy()) >= 0).all()
     plain = run_backtest(GOOG, RULE, {"backtest": {"warmup_bars": 0}})
     assert list(plain.equity.columns) == ["ts_utc", "equity"]
+    # the balance columns are engine 1.1's: a profit-lock run records 1.1 even on crypto, and
+    # a stage pinned to 1.0 writes the 1.0 equity output (old runs reproduce bit for bit)
+    crypto = {"data": {"market": "binance-spot"}, "backtest": {"warmup_bars": 0}}
+    locked = run_backtest(GOOG, {**RULE, "sizing": sizing}, crypto)
+    assert locked.summary["engine_version"] == "1.1"
+    pinned = run_backtest(GOOG, {**RULE, "sizing": sizing}, parse_params(crypto, engine="1.0"))
+    assert pinned.summary["engine_version"] == "1.0"
+    assert list(pinned.equity.columns) == ["ts_utc", "equity"]
+    assert pinned.metrics == locked.metrics
+    assert pinned.summary["config_hash"] != locked.summary["config_hash"]
 
 
 def test_profit_lock_balances_without_trades():
