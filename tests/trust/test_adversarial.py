@@ -12,6 +12,7 @@ import time
 import pytest
 import yaml
 
+from ita_vc.backtest.run import ENGINE_VERSION
 from ita_vc.retention.apply import collect_garbage
 from ita_vc.snapshot.runner import run_pipeline
 from ita_vc.snapshot.runs import keep_run
@@ -97,16 +98,16 @@ def test_import_commit_tracks_what_an_untracked_import_left(run_copy):
     assert invoke("run").exit_code == 0
 
 
-_COMPOUND = "sleep 300 && python -m ita_vc.pipeline backtest --engine 1.0"
+_COMPOUND = f"sleep 300 && python -m ita_vc.pipeline backtest --engine {ENGINE_VERSION}"
 
 
 def test_killing_ita_vc_takes_down_a_compound_stage_command_too(run_copy):
     import psutil
 
     text = (run_copy / "dvc.yaml").read_text()
-    (run_copy / "dvc.yaml").write_text(
-        text.replace("cmd: python -m ita_vc.pipeline backtest --engine 1.0", f"cmd: {_COMPOUND}")
-    )
+    stage_cmd = f"cmd: python -m ita_vc.pipeline backtest --engine {ENGINE_VERSION}"
+    assert stage_cmd in text
+    (run_copy / "dvc.yaml").write_text(text.replace(stage_cmd, f"cmd: {_COMPOUND}"))
     run_copy.git("commit", "-q", "-am", "a slow compound stage")
     proc = subprocess.Popen(
         [str(VENV_BIN / "ita-vc"), "run"],
@@ -297,11 +298,14 @@ def test_checkouts_do_not_complain_about_a_stage_that_never_ran(run_copy):
 
 def test_upgrade_never_lowers_an_engine_pin_and_pins_foreach_stages(tmp_repo):
     text = (tmp_repo / "dvc.yaml").read_text()
-    text = text.replace("prepare --engine 1.0", "prepare --engine 9.9")
+    assert f"prepare --engine {ENGINE_VERSION}" in text
+    text = text.replace(f"prepare --engine {ENGINE_VERSION}", "prepare --engine 9.9")
     text += "  mybt:\n    foreach: [a, b]\n    do:\n      cmd: python -m ita_vc.pipeline backtest\n"
     (tmp_repo / "dvc.yaml").write_text(text)
     result = invoke("init", "--upgrade", "--yes")
     assert result.exit_code == 0, result.output
     stages = yaml.safe_load((tmp_repo / "dvc.yaml").read_text())["stages"]
     assert stages["prepare"]["cmd"] == "python -m ita_vc.pipeline prepare --engine 9.9"
-    assert stages["mybt"]["do"]["cmd"] == "python -m ita_vc.pipeline backtest --engine 1.0"
+    assert stages["mybt"]["do"]["cmd"] == (
+        f"python -m ita_vc.pipeline backtest --engine {ENGINE_VERSION}"
+    )
