@@ -511,6 +511,7 @@ def run_backtest(
         "fee_pct": run_params.backtest.fee_pct,
         "slippage_pct": run_params.backtest.slippage_pct,
         "init_cash": run_params.backtest.init_cash,
+        **{k: v for k, v in resolved["backtest"].items() if k == "periods_per_year"},
         "direction": parsed_rule.direction,
         "sizing": sizing,
         "targets": targets,

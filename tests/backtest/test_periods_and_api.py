@@ -91,6 +91,7 @@ def test_a_crypto_run_keeps_engine_10_and_its_hashes():
     # the same candles as a generic market: engine 1.1, the key recorded and in the hash
     generic = run_backtest(frame, RULE, {"backtest": {"warmup_bars": 0}})
     assert generic.summary["engine_version"] == "1.1"
+    assert generic.summary["periods_per_year"] == 252
     assert generic.summary["config_hash"] != default.summary["config_hash"]
 
 

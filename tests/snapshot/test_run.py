@@ -234,3 +234,34 @@ def test_param_overrides_write_dates_as_strings():
     assert yaml.safe_load(out)["data"] == {"start": "2006-01-01", "end": "2007-01-01T10:00:00"}
     with pytest.raises(DataValidationError, match="a bytes is not a params value"):
         apply_param_overrides("", [("data.x", parse_set_value("!!binary aGk="))])
+
+
+@pytest.mark.slow
+def test_periods_per_year_through_the_pinned_pipeline(run_copy):
+    """The stage's engine pin decides: under --engine 1.0 periods_per_year is refused before
+    anything runs (with its line); under 1.1 it reaches the backtest and is recorded."""
+    from ita_vc.backtest.run import ENGINE_VERSION
+
+    workspace = Workspace.at(run_copy)
+    dvc_yaml = (run_copy / "dvc.yaml").read_text()
+    (run_copy / "dvc.yaml").write_text(
+        dvc_yaml.replace(f"--engine {ENGINE_VERSION}", "--engine 1.0")
+    )
+    run_copy.git("commit", "-q", "-am", "pin engine 1.0")
+    before = (run_copy / "params.yaml").read_text()
+    with pytest.raises(
+        DataValidationError,
+        match=r"params\.yaml:\d+: backtest\.periods_per_year: "
+        r"252: needs engine 1\.1",
+    ):
+        run_pipeline(workspace, overrides=[("backtest.periods_per_year", 252)])
+    assert (run_copy / "params.yaml").read_text() == before
+    (run_copy / "dvc.yaml").write_text(dvc_yaml)
+    run_copy.git("commit", "-q", "-am", f"pin engine {ENGINE_VERSION}")
+    report = run_pipeline(workspace, overrides=[("backtest.periods_per_year", 252)])
+    summary = json.loads((run_copy / "results/backtest/summary.json").read_text())
+    assert summary["engine_version"] == "1.1" == report.snapshot["engine_version"]
+    assert summary["periods_per_year"] == 252
+    first = run_copy.report.snapshot["metrics"]
+    assert report.snapshot["metrics"]["Sharpe Ratio"] != first["Sharpe Ratio"]
+    assert report.snapshot["metrics"]["Total Return [%]"] == first["Total Return [%]"]
