@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ita_vc.backtest.report import format_value, render_chart_png, render_report_md
+from ita_vc.charts.grid import grid_charts
 from ita_vc.errors import PersistentStoreError
 from ita_vc.utils.atomic import atomic_write_bytes, atomic_write_with
 
@@ -140,7 +141,8 @@ def write_report(
 
 
 def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
-    """topk.parquet, trades.parquet (best ``top_trades_n``), report.md and summary.json.
+    """topk.parquet, trades.parquet (best ``top_trades_n``), report.md, summary.json and the
+    charts (heatmap.png, distribution.png, report.html: :mod:`ita_vc.charts.grid`).
 
     ``timings=False`` (the dvc.yaml stage) leaves wall-clock timings out of the files, so the
     outputs stay bit-for-bit reproducible.
@@ -182,5 +184,8 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
     if len(outcome.topk):
         best = outcome.topk.iloc[0]
         lines += ["", f"## Best: `{best['variant_key']}`", "", best["report_table_md"]]
+    lines += ["", "![heatmap](heatmap.png)", "", "![distribution](distribution.png)"]
     sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
     sink.json(s, "summary.json")
+    for name, data in grid_charts(outcome.topk, outcome.evaluated, s).items():
+        sink.binary(data, name)
