@@ -55,8 +55,9 @@ PLAIN = ("none", "none")
 """The (sl, tp) labels of the variants without SL and TP (Stage A's)."""
 MAX_SLICES = 16
 """SL/TP slices drawn at most (the first in (sl, tp) order)."""
-_ANNOTATE_CELLS = 20
-"""Cell values are written into heatmaps of at most this many columns and rows."""
+_ANNOTATE_CELLS = 12
+"""Cell values are written into the main heatmaps of at most this many columns and rows (the
+SL/TP slices, drawn smaller: 5 columns)."""
 _GREY = "#d9d9d9"
 _TOPK = "#ff7f0e"
 _BEST = "#d62728"
@@ -241,7 +242,14 @@ def _norm(values: np.ndarray) -> Normalize:
 
 
 def _draw_heatmap(
-    ax: Axes, view: GridView, grid: np.ndarray, norm: Normalize, metric: str, title: str
+    ax: Axes,
+    view: GridView,
+    grid: np.ndarray,
+    norm: Normalize,
+    metric: str,
+    title: str,
+    *,
+    annotate_up_to: int = _ANNOTATE_CELLS,
 ) -> Any:
     """One heatmap on ``ax``; returns the image (for a colour bar)."""
     x, y = view.mapped
@@ -258,7 +266,7 @@ def _draw_heatmap(
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title, fontsize=10)
-    if len(xs) <= _ANNOTATE_CELLS and len(ys) <= _ANNOTATE_CELLS:
+    if len(xs) <= annotate_up_to and len(ys) <= 2 * annotate_up_to:
         for (row, col), value in np.ndenumerate(grid):
             if np.isfinite(value):
                 shade = float(norm(value))
@@ -300,9 +308,10 @@ def _heatmap_figure(view: GridView) -> Any:
         fig.colorbar(image, ax=ax, shrink=0.9)
     for index, (combo, grid) in enumerate(zip(slices, slice_grids, strict=True)):
         ax = fig.add_subplot(spec[1 + index // cols, index % cols])
-        _draw_heatmap(
-            ax, view, grid, norm_r, RETURN, f"sl={combo[0]} tp={combo[1]}: top-K cells only"
+        title = f"sl={combo[0]} tp={combo[1]}" + (
+            ": top-K cells only" if np.isnan(grid).any() else ""
         )
+        _draw_heatmap(ax, view, grid, norm_r, RETURN, title, annotate_up_to=5)
     fig.suptitle(f"{view.title()}: {RETURN} and {SHARPE} over {' x '.join(view.mapped)}")
     return fig
 
