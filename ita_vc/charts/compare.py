@@ -22,8 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.plotting import figure
+from matplotlib.figure import Figure
 
 from ita_vc.charts.decimate import decimate_index
+from ita_vc.charts.html import standalone_html
 from ita_vc.errors import IntegrityError, ItaVcError, PersistentStoreError, UsageError
 from ita_vc.snapshot.capture import SnapshotStore
 from ita_vc.snapshot.runs import resolve_run_id
@@ -190,46 +194,35 @@ def _title(metric: str, count: int) -> str:
 
 def render_runs_png(series: Sequence[RunSeries], metric: str) -> bytes:
     """The runs as one matplotlib chart (PNG bytes; the same series give the same bytes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(11, 5), dpi=100)
-    try:
-        for index, run in enumerate(series):
-            keep = decimate_index(run.values)
-            times = run.ts_utc[keep].astype("datetime64[ms]")
-            ax.plot(
-                times,
-                run.values[keep],
-                linewidth=1.1,
-                color=_COLORS[index % len(_COLORS)],
-                label=run.label,
-            )
-        baseline = {"equity": 1.0, "returns": 0.0, "drawdown": 0.0}[metric]
-        ax.axhline(baseline, color="black", linewidth=0.6, alpha=0.5)
-        ax.set_title(_title(metric, len(series)))
-        ax.set_ylabel(_AXIS_LABEL[metric])
-        ax.set_xlabel("time (UTC)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(11, 5), dpi=100)
+    ax = fig.subplots()
+    for index, run in enumerate(series):
+        keep = decimate_index(run.values)
+        times = run.ts_utc[keep].astype("datetime64[ms]")
+        ax.plot(
+            times,
+            run.values[keep],
+            linewidth=1.1,
+            color=_COLORS[index % len(_COLORS)],
+            label=run.label,
+        )
+    baseline = {"equity": 1.0, "returns": 0.0, "drawdown": 0.0}[metric]
+    ax.axhline(baseline, color="black", linewidth=0.6, alpha=0.5)
+    ax.set_title(_title(metric, len(series)))
+    ax.set_ylabel(_AXIS_LABEL[metric])
+    ax.set_xlabel("time (UTC)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
 
 
 def render_runs_html(series: Sequence[RunSeries], metric: str) -> bytes:
     """The runs as one interactive Bokeh chart (legend per run - click to hide -, hover
     values, zoom), self-contained, the same series give the same bytes."""
-    from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
-
-    from ita_vc.charts.html import standalone_html
 
     fig = figure(
         title=_title(metric, len(series)),

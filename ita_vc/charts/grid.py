@@ -21,20 +21,30 @@ import io
 import json
 import math
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from bokeh.layouts import column, gridplot, row
+from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.models.annotations import ColorBar, Span
+from bokeh.models.ranges import FactorRange
+from bokeh.models.widgets import Div
+from bokeh.palettes import RdYlGn11
+from bokeh.plotting import figure
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
 
 from ita_vc.backtest.format import format_metric
+from ita_vc.charts.html import standalone_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from bokeh.model import Model
-    from bokeh.models import ColumnDataSource
     from matplotlib.axes import Axes
-    from matplotlib.colors import Normalize
+
 
 __all__ = [
     "RETURN",
@@ -174,16 +184,16 @@ def grid_view(topk: pd.DataFrame, evaluated: pd.DataFrame, summary: Mapping[str,
     """The variants of a grid outcome (``topk``, ``evaluated``: see
     :class:`~ita_vc.grid.search.GridOutcome`) as one table, and the axes to map."""
     rows = _rows(evaluated, stage_a=True) if len(evaluated) else []
-    seen = {row["variant_key"]: row for row in rows}
-    for row in _rows(topk, stage_a=False) if len(topk) else []:
-        if row["variant_key"] in seen:
-            seen[row["variant_key"]]["rank"] = row["rank"]
+    seen = {record["variant_key"]: record for record in rows}
+    for record in _rows(topk, stage_a=False) if len(topk) else []:
+        if record["variant_key"] in seen:
+            seen[record["variant_key"]]["rank"] = record["rank"]
         else:
-            rows.append(row)
-            seen[row["variant_key"]] = row
+            rows.append(record)
+            seen[record["variant_key"]] = record
     axes: list[str] = []
-    for row in rows:
-        axes += [k for k in row if k not in axes and k not in _FIXED]
+    for record in rows:
+        axes += [k for k in record if k not in axes and k not in _FIXED]
     table = pd.DataFrame(rows, columns=[*_FIXED[:3], *axes, *_FIXED[3:]])
     values = {
         axis: sorted({v for v in table[axis] if v is not None and not _missing(v)}, key=_order)
@@ -230,7 +240,6 @@ def _matrix(view: GridView, cells: pd.DataFrame, metric: str) -> np.ndarray:
 
 def _norm(values: np.ndarray) -> Normalize:
     """Red below zero, green above (centred on 0 when the values straddle it)."""
-    from matplotlib.colors import Normalize, TwoSlopeNorm
 
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (-1.0, 1.0)
@@ -288,12 +297,11 @@ def _others(view: GridView) -> str:
 
 
 def _heatmap_figure(view: GridView) -> Any:
-    import matplotlib.pyplot as plt
 
     slices = view.slices()[:MAX_SLICES]
     cols = min(4, max(1, len(slices)))
     slice_rows = -(-len(slices) // cols) if slices else 0
-    fig = plt.figure(figsize=(12, 4.6 + 3.2 * slice_rows), dpi=90)
+    fig = Figure(figsize=(12, 4.6 + 3.2 * slice_rows), dpi=90)
     heights = [4.6] + [3.2] * slice_rows
     spec = fig.add_gridspec(1 + slice_rows, 4, height_ratios=heights)
     plain_r = _matrix(view, heatmap_cells(view, RETURN), RETURN)
@@ -317,11 +325,11 @@ def _heatmap_figure(view: GridView) -> Any:
 
 
 def _line_figure(view: GridView) -> Any:
-    import matplotlib.pyplot as plt
 
     (axis,) = view.mapped
     plain = view.stage_a.sort_values(axis, key=lambda s: s.map(_order))
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4.2), dpi=90)
+    fig = Figure(figsize=(12, 4.2), dpi=90)
+    axs = fig.subplots(1, 2)
     for ax, metric, color in zip(axs, (RETURN, SHARPE), ("#1f77b4", "#2ca02c"), strict=True):
         best = plain.groupby(axis, sort=False)[metric].max()
         xs = [float(v) if _order(v)[0] == 0 else i for i, v in enumerate(best.index)]
@@ -336,9 +344,9 @@ def _line_figure(view: GridView) -> Any:
 
 
 def _note_figure(view: GridView, text: str) -> Any:
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 2.5), dpi=90)
+    fig = Figure(figsize=(8, 2.5), dpi=90)
+    ax = fig.subplots()
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, wrap=True)
     fig.suptitle(view.title())
@@ -346,27 +354,16 @@ def _note_figure(view: GridView, text: str) -> Any:
 
 
 def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
 
-    try:
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
-
-
-def _agg() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
 
 
 def render_heatmap_png(view: GridView) -> bytes:
     """``heatmap.png``: Total Return and Sharpe over the two mapped axes (no SL/TP), then one
     Total Return heatmap per SL/TP combination (top-K cells); a line chart for one axis."""
-    _agg()
     if len(view.mapped) == 2:
         return _png(_heatmap_figure(view))
     if len(view.mapped) == 1:
@@ -382,13 +379,12 @@ def _bins(values: np.ndarray) -> np.ndarray:
 def render_distribution_png(view: GridView) -> bytes:
     """``distribution.png``: a histogram of Total Return over the Stage A variants, the top-K
     over it (its own bars, SL/TP variants included) and the best marked."""
-    _agg()
-    import matplotlib.pyplot as plt
 
     plain = view.stage_a[RETURN].to_numpy(dtype=float)
     top = view.topk[RETURN].to_numpy(dtype=float)
     edges = _bins(np.concatenate([plain, top]))
-    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=90)
+    fig = Figure(figsize=(10, 4.2), dpi=90)
+    ax = fig.subplots()
     if len(plain):
         ax.hist(plain, bins=edges.tolist(), color=_STAGE_A, alpha=0.55, label=_stage_a_label(view))
     if len(top):
@@ -434,14 +430,12 @@ def _stage_a_label(view: GridView) -> str:
 
 
 def _palette() -> list[str]:
-    from bokeh.palettes import RdYlGn11
 
     return list(reversed(RdYlGn11))  # red (low) to green (high)
 
 
 def _cells_source(cells: pd.DataFrame) -> ColumnDataSource:
     """The cells as plain lists (readable JSON in the file, not base64 arrays)."""
-    from bokeh.models import ColumnDataSource
 
     return ColumnDataSource(
         {
@@ -456,7 +450,6 @@ def _cells_source(cells: pd.DataFrame) -> ColumnDataSource:
 
 
 def _mapper(values: Sequence[float]) -> Any:
-    from bokeh.models import LinearColorMapper
 
     finite = [v for v in values if v is not None and np.isfinite(v)]
     low, high = (min(finite), max(finite)) if finite else (-1.0, 1.0)
@@ -477,10 +470,6 @@ def _heatmap_html(
     *,
     size: tuple[int, int] = (520, 420),
 ) -> Model:
-    from bokeh.models import HoverTool
-    from bokeh.models.annotations import ColorBar
-    from bokeh.models.ranges import FactorRange
-    from bokeh.plotting import figure
 
     x, y = view.mapped
     fig = figure(
@@ -522,8 +511,6 @@ def _heatmap_html(
 
 
 def _heatmaps_html(view: GridView) -> list[Model]:
-    from bokeh.layouts import gridplot, row
-    from bokeh.models.widgets import Div
 
     plain_r, plain_s = heatmap_cells(view, RETURN), heatmap_cells(view, SHARPE)
     slices = [(c, heatmap_cells(view, RETURN, c)) for c in view.slices()[:MAX_SLICES]]
@@ -551,9 +538,6 @@ def _heatmaps_html(view: GridView) -> list[Model]:
 
 
 def _lines_html(view: GridView) -> Model:
-    from bokeh.layouts import row
-    from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     (axis,) = view.mapped
     plain = view.stage_a.sort_values(axis, key=lambda s: s.map(_order))
@@ -584,9 +568,6 @@ def _lines_html(view: GridView) -> Model:
 
 
 def _distribution_html(view: GridView) -> Model:
-    from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.models.annotations import Span
-    from bokeh.plotting import figure
 
     plain = view.stage_a[RETURN].to_numpy(dtype=float)
     topk = view.topk
@@ -653,7 +634,6 @@ def _distribution_html(view: GridView) -> Model:
 
 
 def _header(view: GridView) -> str:
-    from html import escape
 
     s = view.summary
     counts = s.get("counts") or {}
@@ -671,10 +651,6 @@ def _header(view: GridView) -> str:
 def render_grid_html(view: GridView) -> bytes:
     """``report.html``: the heatmaps (hover: cell values and the variant), the SL/TP slices
     and the distribution, one self-contained file (same view, same bytes)."""
-    from bokeh.layouts import column
-    from bokeh.models.widgets import Div
-
-    from ita_vc.charts.html import standalone_html
 
     parts: list[Model] = [Div(text=_header(view), width=1040)]
     if len(view.mapped) == 2:

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ita_vc.backtest.report import format_value, render_chart_png, render_report_md
-from ita_vc.charts.grid import grid_charts
 from ita_vc.errors import PersistentStoreError
 from ita_vc.utils.atomic import atomic_write_bytes, atomic_write_with
 
@@ -187,5 +186,7 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
     lines += ["", "![heatmap](heatmap.png)", "", "![distribution](distribution.png)"]
     sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
     sink.json(s, "summary.json")
+    from ita_vc.charts.grid import grid_charts  # lazy: Bokeh and matplotlib
+
     for name, data in grid_charts(outcome.topk, outcome.evaluated, s).items():
         sink.binary(data, name)

@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ita_vc.charts.compare import load_run_series, plot_runs
+from ita_vc.charts.compare import (
+    RunSeries,
+    load_run_series,
+    plot_runs,
+    render_runs_html,
+    render_runs_png,
+)
 from tests.charts.test_grid_charts import (
     assert_not_blank,
     bokeh_document,
@@ -17,8 +23,6 @@ from tests.charts.test_grid_charts import (
     has_colour,
 )
 from tests.helpers import TmpRepo, invoke, ita_vc_subprocess, make_pipeline_repo
-
-pytestmark = pytest.mark.slow  # three real `ita-vc run`s
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,7 @@ def in_runs(three_runs, monkeypatch):
     return three_runs
 
 
+@pytest.mark.slow  # the three real `ita-vc run`s of the fixture
 def test_series_are_the_runs_own_numbers_after_later_runs(in_runs):
     from ita_vc.workspace import Workspace
 
@@ -76,6 +81,7 @@ def test_series_are_the_runs_own_numbers_after_later_runs(in_runs):
     assert load_run_series(workspace, "@latest~2").run_id == first
 
 
+@pytest.mark.slow  # the three real `ita-vc run`s of the fixture
 def test_runs_plot_html_overlays_every_run(in_runs):
     result = invoke("runs", "plot", *in_runs.run_ids)
     assert result.exit_code == 0, result.output
@@ -95,6 +101,7 @@ def test_runs_plot_html_overlays_every_run(in_runs):
     assert again.exit_code == 0 and (in_runs / "again.html").read_bytes() == html
 
 
+@pytest.mark.slow  # the three real `ita-vc run`s of the fixture
 def test_runs_plot_png_by_suffix_and_prefix_ids(in_runs, tmp_path):
     target = tmp_path / "dd.png"
     short = [run_id[:-4] for run_id in in_runs.run_ids[:2]]  # unique prefixes
@@ -124,6 +131,7 @@ def test_runs_plot_png_by_suffix_and_prefix_ids(in_runs, tmp_path):
     )
 
 
+@pytest.mark.slow  # the three real `ita-vc run`s of the fixture
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
@@ -141,6 +149,7 @@ def test_runs_plot_refuses_bad_input(in_runs, args, code, says):
     assert says in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.slow  # the three real `ita-vc run`s of the fixture
 def test_a_missing_equity_object_is_named(in_runs):
     first = in_runs.run_ids[0]
     snapshot = json.loads(next((in_runs / "provenance").glob(f"{first}*.json")).read_text())
@@ -159,3 +168,20 @@ def test_a_missing_equity_object_is_named(in_runs):
     assert first in result.stderr and md5 in result.stderr and "equity.parquet" in result.stderr
     assert "Traceback" not in result.output
     assert invoke("runs", "plot", first).exit_code == 0  # back in the cache: plots again
+
+
+def test_a_million_bars_are_decimated_for_display():
+    n = 1_000_000
+    t = 1_735_689_600_000 + np.arange(n, dtype=np.int64) * 60_000
+    rng = np.random.default_rng(3)
+    wave = 1.0 + np.cumsum(rng.normal(0, 1e-4, n))
+    wave[123_457] = 3.0  # a spike survives decimation
+    series = [
+        RunSeries("bt_a", "bt_a s v1.0", t, wave),
+        RunSeries("bt_b", "bt_b s v1.0", t, wave * 0.9),
+    ]
+    doc = bokeh_document(render_runs_html(series, "equity"))
+    drawn = column_values(doc, "v")
+    assert len(drawn) == 2 and all(len(v) <= 5_000 for v in drawn)
+    assert max(drawn[0]) == 3.0 and max(drawn[1]) == pytest.approx(2.7)
+    assert_not_blank(render_runs_png(series, "equity"))
