@@ -68,6 +68,8 @@ MAX_SLICES = 16
 _ANNOTATE_CELLS = 12
 """Cell values are written into the main heatmaps of at most this many columns and rows (the
 SL/TP slices, drawn smaller: 5 columns)."""
+_LABELS_MAX = 60
+"""HTML heatmaps label at most this many values per axis (more: on hover only)."""
 _GREY = "#d9d9d9"
 _TOPK = "#ff7f0e"
 _BEST = "#d62728"
@@ -227,11 +229,11 @@ def heatmap_cells(
 def _matrix(view: GridView, cells: pd.DataFrame, metric: str) -> np.ndarray:
     """The cells as a (y, x) array (NaN: no variant), in the axes' value order."""
     x, y = view.mapped
-    xs = [_label(v) for v in view.values[x]]
-    ys = [_label(v) for v in view.values[y]]
+    xs = {_label(v): i for i, v in enumerate(view.values[x])}
+    ys = {_label(v): i for i, v in enumerate(view.values[y])}
     grid = np.full((len(ys), len(xs)), np.nan)
     for cx, cy, value in zip(cells["x"], cells["y"], cells[metric], strict=True):
-        grid[ys.index(cy), xs.index(cx)] = value
+        grid[ys[cy], xs[cx]] = value
     return grid
 
 
@@ -484,6 +486,9 @@ def _heatmap_html(
     )
     fig.background_fill_color = _GREY
     fig.grid.grid_line_color = None
+    for axis, count in ((fig.xaxis, len(view.values[x])), (fig.yaxis, len(view.values[y]))):
+        if count > _LABELS_MAX:  # unreadable: the values are on hover
+            axis.major_label_text_font_size = "0pt"
     field = "ret" if metric == RETURN else "sharpe"
     fig.rect(
         x="x",
