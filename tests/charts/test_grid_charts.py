@@ -271,3 +271,17 @@ def test_grid_run_writes_the_charts_the_same_bytes_in_two_processes(tmp_repo):
         assert (tmp_repo / "results/grid" / name).read_bytes() == (
             Path(tmp_repo / "g1" / name).read_bytes()
         )
+
+
+@pytest.mark.slow  # a real run of the grid stage and its reproduction in a worktree
+def test_a_run_of_the_grid_stage_reproduces_its_charts_bit_exactly(tmp_repo):
+    from ita_vc.snapshot.reproduce import reproduce_run
+    from ita_vc.snapshot.runner import run_pipeline
+    from ita_vc.workspace import Workspace
+
+    make_pipeline_repo(tmp_repo)
+    workspace = Workspace.at(tmp_repo)
+    report = run_pipeline(workspace, stages=["report", "grid"])
+    for name in ("heatmap.png", "distribution.png", "report.html"):
+        assert (tmp_repo / "results/grid" / name).is_file()
+    assert reproduce_run(workspace, report.run_id).bit_exact
