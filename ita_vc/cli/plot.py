@@ -35,5 +35,6 @@ def plot_command(
     from ita_vc.cli.console import out as stdout
     from ita_vc.workspace import Workspace
 
-    path = plot_runs(Workspace.discover(), runs, metric.strip().lower(), out)
-    stdout().print(f"wrote {path.resolve()} ({len(runs)} run(s), {metric})", markup=False)
+    name = metric.strip().lower()
+    path = plot_runs(Workspace.discover(), runs, name, out)
+    stdout().print(f"wrote {path.resolve()} ({len(runs)} run(s), {name})", markup=False)
