@@ -104,15 +104,22 @@ def check_plot_args(refs: Sequence[str], metric: str, out: str | Path) -> Path:
 
 
 def _backtest_object(snapshot: Mapping[str, Any], results: str) -> str:
-    """The md5 (``.dir``) of the run's ``results/backtest`` output, from its snapshot."""
+    """The md5 (``.dir``) of the run's ``results/backtest`` output, from its snapshot (its
+    ``outputs``, else the ``dvc.lock`` it recorded)."""
     run_id = snapshot.get("run_id")
     path = f"{results}/backtest"
-    for item in snapshot.get("outputs") or []:
+    stages = (snapshot.get("dvc_lock") or {}).get("stages") or {}
+    recorded = [
+        *(snapshot.get("outputs") or []),
+        *(item for body in stages.values() for item in (body or {}).get("outs") or []),
+    ]
+    for item in recorded:
         if item.get("path") == path and str(item.get("md5") or "").endswith(".dir"):
             return str(item["md5"])
-    stages = ", ".join(snapshot.get("stages") or []) or "none"
+    status = snapshot.get("stages") or {}
+    ran = ", ".join(k for k in status if not isinstance(status, dict) or status[k] != "not_run")
     raise ItaVcError(
-        f"run {run_id} recorded no {path} output (its stages: {stages}): nothing to plot"
+        f"run {run_id} recorded no {path} output (its stages: {ran or 'none'}): nothing to plot"
     )
 
 
