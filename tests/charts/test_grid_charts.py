@@ -262,6 +262,13 @@ def test_grid_run_writes_the_charts_the_same_bytes_in_two_processes(tmp_repo):
         assert (tmp_repo / "g1" / name).read_bytes() == (tmp_repo / "g2" / name).read_bytes()
     for name in ("topk.parquet", "trades.parquet"):
         assert (tmp_repo / "g1" / name).read_bytes() == (tmp_repo / "g2" / name).read_bytes()
+    # stopped at once, then resumed from the checkpoint: the same charts
+    stopped = invoke("grid", "run", "--workers", "1", "--max-seconds", "0", "--out", "g3")
+    assert stopped.exit_code == 0 and "PARTIAL" in stopped.stdout
+    resumed = invoke("grid", "run", "--workers", "1", "--resume", "--out", "g3")
+    assert resumed.exit_code == 0 and "PARTIAL" not in resumed.stdout
+    for name in names:
+        assert (tmp_repo / "g3" / name).read_bytes() == (tmp_repo / "g1" / name).read_bytes()
     report = (tmp_repo / "g1" / "report.md").read_text()
     assert report.endswith("![heatmap](heatmap.png)\n\n![distribution](distribution.png)\n")
     # through the store (results/grid, what the dvc.yaml stage writes) as well
