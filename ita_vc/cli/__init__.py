@@ -58,6 +58,7 @@ def _register() -> None:
         index,
         indicators,
         init,
+        plot,
         rule,
         run,
         store,
@@ -70,6 +71,7 @@ def _register() -> None:
     app.add_typer(grid.app, name="grid")
     app.command("run")(run.run_command)
     app.add_typer(run.runs_app, name="runs")
+    run.runs_app.command("plot")(plot.plot_command)
     app.add_typer(run.snapshot_app, name="snapshot")
     app.command("reproduce")(run.reproduce_command)
     app.command("gc")(gc.gc_command)

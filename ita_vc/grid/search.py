@@ -58,6 +58,11 @@ class GridOutcome:
     summary: dict[str, Any]
     partial: bool
     files: list[str] = field(default_factory=list)
+    evaluated: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The Stage A variants the search held (every one when there are at most ``preselect``,
+    else the best ``preselect``), best first: ``variant_key``, ``params_json`` (as in
+    ``topk``), Total Return, Max. Drawdown, Sharpe, trades. For the grid report's charts; not
+    written as a table."""
 
 
 class Counts(NamedTuple):
@@ -307,6 +312,31 @@ def _rows(
     return rows, trade_frames
 
 
+def _evaluated(results: list[VariantResult]) -> pd.DataFrame:
+    """The Stage A results as rows (see :attr:`GridOutcome.evaluated`)."""
+    return pd.DataFrame(
+        [
+            {
+                "variant_key": r.key,
+                "params_json": json.dumps(variant_to_dict(r.variant), sort_keys=True),
+                "Total Return [%]": r.total_return,
+                "Max. Drawdown [%]": r.max_drawdown,
+                "Sharpe Ratio": r.sharpe,
+                "Num. Trades": r.trades,
+            }
+            for r in results
+        ],
+        columns=[
+            "variant_key",
+            "params_json",
+            "Total Return [%]",
+            "Max. Drawdown [%]",
+            "Sharpe Ratio",
+            "Num. Trades",
+        ],
+    )
+
+
 def _summary(
     rule: Rule, request: GridRequest, context: EvalContext, ending: Ending, top_k: int
 ) -> dict[str, Any]:
@@ -363,7 +393,11 @@ def finalize(
     rows, trade_frames = _rows(prepared, rule, params, request, context, final, partial)
     trades = pd.concat(trade_frames, ignore_index=True) if trade_frames else pd.DataFrame()
     return GridOutcome(
-        pd.DataFrame(rows), trades, _summary(rule, request, context, ending, len(rows)), partial
+        pd.DataFrame(rows),
+        trades,
+        _summary(rule, request, context, ending, len(rows)),
+        partial,
+        evaluated=_evaluated(state.shortlist),
     )
 
 

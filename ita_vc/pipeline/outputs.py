@@ -140,7 +140,8 @@ def write_report(
 
 
 def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
-    """topk.parquet, trades.parquet (best ``top_trades_n``), report.md and summary.json.
+    """topk.parquet, trades.parquet (best ``top_trades_n``), report.md, summary.json and the
+    charts (heatmap.png, distribution.png, report.html: :mod:`ita_vc.charts.grid`).
 
     ``timings=False`` (the dvc.yaml stage) leaves wall-clock timings out of the files, so the
     outputs stay bit-for-bit reproducible.
@@ -182,5 +183,10 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
     if len(outcome.topk):
         best = outcome.topk.iloc[0]
         lines += ["", f"## Best: `{best['variant_key']}`", "", best["report_table_md"]]
+    lines += ["", "![heatmap](heatmap.png)", "", "![distribution](distribution.png)"]
     sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
     sink.json(s, "summary.json")
+    from ita_vc.charts.grid import grid_charts  # lazy: Bokeh and matplotlib
+
+    for name, data in grid_charts(outcome.topk, outcome.evaluated, s).items():
+        sink.binary(data, name)
