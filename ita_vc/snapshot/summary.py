@@ -39,6 +39,7 @@ __all__ = [
     "RunFacts",
     "RunSummary",
     "Section",
+    "diff_facts",
     "diff_texts",
     "load_facts",
     "run_diff",
@@ -541,7 +542,8 @@ def _differences(section: str, va: Mapping[str, object], vb: Mapping[str, object
     return [_row(section, k, va.get(k), vb.get(k)) for k in keys if va.get(k) != vb.get(k)]
 
 
-def _diff_facts(fa: RunFacts, fb: RunFacts) -> list[DiffRow]:
+def diff_facts(fa: RunFacts, fb: RunFacts) -> list[DiffRow]:
+    """The differences of two runs' facts, section by section (see :func:`run_diff`)."""
     rows: list[DiffRow] = []
     for section, pick in (
         ("rule", _rule_values),
@@ -573,7 +575,7 @@ def run_diff(workspace: Workspace, a: str, b: str) -> RunDiff:
     Raises:
         UsageError: a malformed run id. ItaVcError: no snapshot of a run.
     """
-    return RunDiff(a, b, tuple(_diff_facts(load_facts(workspace, a), load_facts(workspace, b))))
+    return RunDiff(a, b, tuple(diff_facts(load_facts(workspace, a), load_facts(workspace, b))))
 
 
 def _signed(text: str) -> str:
