@@ -213,39 +213,40 @@ def show_command(
     _print_summary(run_summary(workspace, rid))
 
 
+def _section_lines(section: Section) -> list[str]:
+    """``[title]`` then ``label  text`` lines, the labels padded to one width."""
+    width = max((len(line.label) for line in section.lines), default=0)
+    return [f"[{section.title}]"] + [
+        f"{line.label:<{width}}  {line.text}" for line in section.lines
+    ]
+
+
+def _side_by_side(left: list[str], right: list[str]) -> list[str]:
+    """Two blocks of lines next to each other (no trailing blanks)."""
+    width = max((len(line) for line in left), default=0) + 4
+    rows = max(len(left), len(right))
+    left, right = left + [""] * (rows - len(left)), right + [""] * (rows - len(right))
+    return [f"{a:<{width}}{b}".rstrip() for a, b in zip(left, right, strict=True)]
+
+
 def _print_summary(summary: RunSummary) -> None:
-    """The sections as label/value grids (two side by side), the metrics in two columns."""
+    """The sections as ``label  value`` blocks (two side by side on a wide console), the
+    metrics in a two-column table."""
     from rich.table import Table
 
     from ita_vc.cli.console import out
 
     console = out()
     console.print(summary.headline, markup=False, style="bold")
-
-    def grid(*sections: Section) -> Table:
-        table = Table.grid(padding=(0, 2))
-        for _ in sections:
-            table.add_column(style="dim", no_wrap=True)
-            table.add_column(overflow="fold")
-        height = max(len(s.lines) + 1 for s in sections)
-        for row in range(height):
-            cells: list[str] = []
-            for s in sections:
-                if row == 0:
-                    cells += [f"[{s.title}]", ""]
-                elif row - 1 < len(s.lines):
-                    cells += [s.lines[row - 1].label, s.lines[row - 1].text]
-                else:
-                    cells += ["", ""]
-            table.add_row(*cells)
-        return table
-
     by_title = {s.title: s for s in summary.sections}
     wide = console.width >= 120  # two sections side by side
-    pairs = [("run", "git"), ("rule", "execution"), ("data", "outputs")]
-    for group in pairs if wide else [(t,) for pair in pairs for t in pair]:
-        console.print(grid(*(by_title[t] for t in group if t in by_title)), markup=False)
-    metrics = Table(title="metrics", title_justify="left", show_edge=False)
+    for pair in (("run", "git"), ("rule", "execution"), ("data", "outputs")):
+        blocks = [_section_lines(by_title[t]) for t in pair if t in by_title]
+        if wide and len(blocks) == 2:
+            blocks = [_side_by_side(*blocks)]
+        for block in blocks:
+            console.print("\n".join(block), markup=False, highlight=False)
+    metrics = Table(title="metrics", title_justify="left", show_edge=False, pad_edge=False)
     half = (len(summary.metrics) + 1) // 2
     for _ in range(2 if half else 1):
         metrics.add_column("metric", no_wrap=True)
@@ -256,7 +257,7 @@ def _print_summary(summary: RunSummary) -> None:
         metrics.add_row(m.name, m.text, *((other.name, other.text) if other else ("", "")))
     console.print(metrics)
     if "environment" in by_title:
-        console.print(grid(by_title["environment"]), markup=False)
+        console.print("\n".join(_section_lines(by_title["environment"])), markup=False)
 
 
 @runs_app.command("diff")

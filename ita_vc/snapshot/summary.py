@@ -348,6 +348,7 @@ def _execution_section(facts: RunFacts) -> Section:
     params = (facts.snapshot.get("params") or {}).get("backtest") or {}
     fee = bt.get("fee_pct") if "fee_pct" in bt else params.get("fee_pct")
     fee_text = _percent(fee) if fee is not None else "market default (params fee_pct: null)"
+    cash = bt.get("init_cash", params.get("init_cash"))
     return Section(
         "execution",
         (
@@ -355,7 +356,7 @@ def _execution_section(facts: RunFacts) -> Section:
             Line("sizing", _mapping_text(facts.rule.get("sizing"), "mode")),
             Line("fee", fee_text),
             Line("slippage", _percent(bt.get("slippage_pct", params.get("slippage_pct")))),
-            Line("init cash", _plain(bt.get("init_cash", params.get("init_cash")))),
+            Line("init cash", format_metric("Init. Cash", cash)),
         ),
     )
 
