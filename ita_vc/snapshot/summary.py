@@ -182,6 +182,16 @@ def _plain(value: object) -> str:
     return str(value)
 
 
+def _dict(value: object) -> dict[str, Any]:
+    """``value`` if it is a mapping, else ``{}`` (a damaged snapshot never stops a summary)."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    """``value`` if it is a list, else ``[]``."""
+    return list(value) if isinstance(value, list) else []
+
+
 def _range(snapshot: Mapping[str, Any]) -> tuple[object, object]:
     """The first and last bar of ``data_range`` (None when not recorded)."""
     bounds = snapshot.get("data_range")
@@ -209,8 +219,10 @@ def _cached_json(workspace: Workspace, snapshot: Mapping[str, Any], rel: str) ->
     """``rel`` inside an output directory the snapshot recorded, read from the DVC cache
     (``{}`` when not recorded or not cached)."""
     folder, _, name = rel.rpartition("/")
-    for out in snapshot.get("outputs") or []:
-        md5 = out.get("md5") if isinstance(out, dict) else None
+    for out in _list(snapshot.get("outputs")):
+        if not isinstance(out, dict):
+            continue
+        md5 = out.get("md5")
         if out.get("path") != folder or not isinstance(md5, str) or not md5.endswith(".dir"):
             continue
         try:
@@ -245,7 +257,7 @@ def _rule_params(
         spec = f"{commit}:{rel}"
         raw = gitcli.cat_files(workspace.root, [spec])[spec]
         doc = load_yaml_text(raw.decode("utf-8"), rel) if raw is not None else None
-    except (ItaVcError, UnicodeDecodeError):
+    except (ItaVcError, ValueError):  # a VcsError, YamlError or UnicodeDecodeError
         return {}, "-"
     if not isinstance(doc, dict):
         return {}, "-"
@@ -284,7 +296,7 @@ def _indicators_text(indicators: object) -> str:
         if not isinstance(item, dict):
             parts.append(_plain(item))
             continue
-        params = item.get("params") or {}
+        params = _dict(item.get("params"))
         inner = ", ".join(f"{k}={_plain(v)}" for k, v in params.items())
         parts.append(f"{item.get('name')}({inner})")
     return ", ".join(parts)
@@ -313,8 +325,8 @@ def _rule_section(facts: RunFacts) -> Section:
     return Section(
         "rule",
         (
-            Line("setup", str(s.get("setup_id"))),
-            Line("version", str(s.get("rule_version"))),
+            Line("setup", _plain(s.get("setup_id"))),
+            Line("version", _plain(s.get("rule_version"))),
             Line("status", status),
             Line("params_hash", short_hash(s.get("params_hash"))),
             Line("indicators", _indicators_text(facts.rule.get("indicators"))),
@@ -324,18 +336,19 @@ def _rule_section(facts: RunFacts) -> Section:
 
 
 def _data_section(facts: RunFacts) -> Section:
-    s, rng = facts.snapshot, facts.backtest.get("range") or {}
+    s, rng = facts.snapshot, _dict(facts.backtest.get("range"))
     first, last = _range(s)
     bars = rng.get("bars")
-    bars_text = "-" if bars is None else f"{bars:,}"
-    if bars is not None and rng.get("warmup_bars") is not None:
-        bars_text += f" (+{rng['warmup_bars']:,} warm-up)"
+    bars_text = f"{bars:,}" if isinstance(bars, int) else _plain(bars)
+    warmup = rng.get("warmup_bars")
+    if isinstance(bars, int) and isinstance(warmup, int):
+        bars_text += f" (+{warmup:,} warm-up)"
     return Section(
         "data",
         (
-            Line("market", str(s.get("market"))),
-            Line("symbol", str(s.get("symbol"))),
-            Line("timeframe", str(s.get("timeframe"))),
+            Line("market", _plain(s.get("market"))),
+            Line("symbol", _plain(s.get("symbol"))),
+            Line("timeframe", _plain(s.get("timeframe"))),
             Line("range", f"{_plain(first)} .. {_plain(last)}"),
             Line("bars", bars_text),
             Line("data_hash", short_hash(s.get("data_hash"))),
@@ -345,7 +358,7 @@ def _data_section(facts: RunFacts) -> Section:
 
 def _execution_section(facts: RunFacts) -> Section:
     bt = facts.backtest
-    params = (facts.snapshot.get("params") or {}).get("backtest") or {}
+    params = _dict(_dict(facts.snapshot.get("params")).get("backtest"))
     fee = bt.get("fee_pct") if "fee_pct" in bt else params.get("fee_pct")
     fee_text = _percent(fee) if fee is not None else "market default (params fee_pct: null)"
     cash = bt.get("init_cash", params.get("init_cash"))
@@ -363,7 +376,7 @@ def _execution_section(facts: RunFacts) -> Section:
 
 def _git_section(s: Mapping[str, Any]) -> Section:
     dirty = s.get("git_dirty")
-    paths = s.get("dirty_paths") or []
+    paths = _list(s.get("dirty_paths"))
     dirty_text = _plain(dirty) + (f" ({len(paths)} path(s))" if dirty and paths else "")
     return Section(
         "git",
@@ -377,7 +390,7 @@ def _git_section(s: Mapping[str, Any]) -> Section:
 
 def _outputs_section(s: Mapping[str, Any]) -> Section:
     lines = []
-    for out in s.get("outputs") or []:
+    for out in _list(s.get("outputs")):
         if not isinstance(out, dict):
             continue
         files = f"{out['nfiles']} files, " if out.get("nfiles") else ""
@@ -387,8 +400,8 @@ def _outputs_section(s: Mapping[str, Any]) -> Section:
 
 
 def _environment_section(s: Mapping[str, Any]) -> Section:
-    env = s.get("env") or {}
-    packages = env.get("packages") or {}
+    env = _dict(s.get("env"))
+    packages = _dict(env.get("packages"))
     key = ", ".join(f"{name} {packages[name]}" for name in KEY_PACKAGES if name in packages)
     python = _plain(env.get("python"))
     if env.get("implementation"):
@@ -417,8 +430,8 @@ def _metric_order(metrics: Mapping[str, object]) -> list[str]:
 
 def _summary_from(facts: RunFacts) -> RunSummary:
     s = facts.snapshot
-    meta = s.get("meta") or {}
-    metrics = s.get("metrics") or {}
+    meta = _dict(s.get("meta"))
+    metrics = _dict(s.get("metrics"))
     run_line = [
         Line("recorded", _plain(s.get("timestamp"))),
         Line("mode", _plain(meta.get("run_mode"))),
@@ -426,7 +439,7 @@ def _summary_from(facts: RunFacts) -> RunSummary:
     ]
     if meta.get("note"):
         run_line.append(Line("note", str(meta["note"])))
-    stages = s.get("stages") or {}
+    stages = _dict(s.get("stages"))
     ran = [name for name, state in stages.items() if state == "run"]
     run_line.append(Line("stages run", ", ".join(ran) or "-"))
     headline = (
@@ -472,7 +485,7 @@ def _rule_values(facts: RunFacts) -> dict[str, object]:
         "params_hash": s.get("params_hash"),
         "status": facts.status,
     }
-    indicators = rule.get("indicators") or []
+    indicators = _list(rule.get("indicators"))
     names = [i.get("name") for i in indicators if isinstance(i, dict)]
     for i, item in enumerate(indicators):
         if not isinstance(item, dict):
@@ -480,7 +493,7 @@ def _rule_values(facts: RunFacts) -> dict[str, object]:
         name = str(item.get("name"))
         label = name if names.count(name) == 1 else f"{name}#{i}"
         values[f"indicators.{label}"] = None  # present (its params follow)
-        for key, value in (item.get("params") or {}).items():
+        for key, value in _dict(item.get("params")).items():
             values[f"indicators.{label}.{key}"] = value
     values.update(flatten({"targets": rule.get("targets")}, lists=False))
     values["direction"] = rule.get("direction")
@@ -494,7 +507,7 @@ def _execution_values(facts: RunFacts) -> dict[str, object]:
 
 
 def _data_values(facts: RunFacts) -> dict[str, object]:
-    s, rng = facts.snapshot, facts.backtest.get("range") or {}
+    s, rng = facts.snapshot, _dict(facts.backtest.get("range"))
     first, last = _range(s)
     return {
         "market": s.get("market"),
@@ -510,7 +523,7 @@ def _data_values(facts: RunFacts) -> dict[str, object]:
 
 def _code_values(facts: RunFacts) -> dict[str, object]:
     s = facts.snapshot
-    env = s.get("env") or {}
+    env = _dict(s.get("env"))
     return {
         "git_commit_hash": s.get("git_commit_hash"),
         "git_branch": s.get("git_branch"),
@@ -549,16 +562,16 @@ def diff_facts(fa: RunFacts, fb: RunFacts) -> list[DiffRow]:
     for section, pick in (
         ("rule", _rule_values),
         ("execution", _execution_values),
-        ("params", lambda f: flatten(f.snapshot.get("params") or {}, lists=False)),
+        ("params", lambda f: flatten(_dict(f.snapshot.get("params")), lists=False)),
         ("data", _data_values),
         ("code", _code_values),
     ):
         rows += _differences(section, pick(fa), pick(fb))
-    ma, mb = fa.snapshot.get("metrics") or {}, fb.snapshot.get("metrics") or {}
+    ma, mb = _dict(fa.snapshot.get("metrics")), _dict(fb.snapshot.get("metrics"))
     order = _metric_order({**ma, **mb})
     rows += _differences("metrics", {k: ma.get(k) for k in order}, {k: mb.get(k) for k in order})
-    pa = (fa.snapshot.get("env") or {}).get("packages") or {}
-    pb = (fb.snapshot.get("env") or {}).get("packages") or {}
+    pa = _dict(_dict(fa.snapshot.get("env")).get("packages"))
+    pb = _dict(_dict(fb.snapshot.get("env")).get("packages"))
     rows += [
         DiffRow("packages", name, pa.get(name), pb.get(name))
         for name in sorted({*pa, *pb})

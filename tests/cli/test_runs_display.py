@@ -232,3 +232,22 @@ def test_the_console_of_a_pipe_is_full_width():
 
         with contextlib.redirect_stdout(buffer):
             assert out().width == PIPE_WIDTH
+
+
+def test_a_damaged_snapshot_is_shown_or_refused_without_a_traceback(cli_runs, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(cli_runs, root, symlinks=True)
+    damaged = {
+        "run_id": "bt_2020_01_01_001_abc",
+        "metrics": [1, 2],
+        "env": "python",
+        "outputs": {"x": 1},
+        "params": None,
+        "data_range": "2020",
+        "meta": 7,
+    }
+    (root / "provenance/bt_2020_01_01_001_abc.json").write_text(json.dumps(damaged))
+    for args in (("runs", "show", "bt_2020"), ("runs", "diff", "bt_2020", "@latest")):
+        result = invoke(*args, cwd=root)
+        assert "Traceback" not in result.output
+        assert result.exit_code in (0, 1, 6, 9), result.output
