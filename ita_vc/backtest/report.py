@@ -49,8 +49,10 @@ def metrics_table_md(metrics: Mapping[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _settings_text(value: object, first: str | None = None) -> str:
-    """``all_in`` / ``fixed_fraction (fraction=0.5)`` / ``tp_pct=4.0, sl_pct=-`` for report.md."""
+def settings_text(value: object, first: str | None = None) -> str:
+    """A settings mapping in one line: ``all_in`` / ``fixed_fraction (fraction=0.5)`` (the
+    ``first`` key's value, then the others) / ``tp_pct=4, sl_pct=-``; anything else as
+    :func:`format_value`."""
     if not isinstance(value, dict) or not value:
         return format_value(value)
     head = str(value[first]) if first and first in value else ""
@@ -78,8 +80,8 @@ def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) 
         f"bars {rng.get('first_bar')} .. {rng.get('last_bar')} ({_count(rng.get('bars'))} bars, "
         f"{_count(rng.get('warmup_bars'))} warm-up), data_hash `{summary.get('data_hash')}`",
         f"- execution: {summary.get('direction')}, sizing "
-        f"{_settings_text(summary.get('sizing'), 'mode')}, targets "
-        f"{_settings_text(summary.get('targets'))}, fee {summary.get('fee_pct')} %, "
+        f"{settings_text(summary.get('sizing'), 'mode')}, targets "
+        f"{settings_text(summary.get('targets'))}, fee {summary.get('fee_pct')} %, "
         f"slippage {summary.get('slippage_pct')} %, init cash {_money(summary.get('init_cash'))}",
         f"- conflicting signals: {summary.get('conflicting_signals')}; engine "
         f"{summary.get('engine_version')}; config_hash `{summary.get('config_hash')}`",

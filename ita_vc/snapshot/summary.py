@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ita_vc.backtest.format import format_duration, format_metric, format_number, metric_unit
 from ita_vc.backtest.metrics import METRIC_NAMES
+from ita_vc.backtest.report import settings_text
 from ita_vc.errors import ItaVcError
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.snapshot.capture import SnapshotStore
@@ -302,16 +303,6 @@ def _indicators_text(indicators: object) -> str:
     return ", ".join(parts)
 
 
-def _mapping_text(value: object, first: str | None = None) -> str:
-    """``all_in`` / ``fixed_fraction (fraction=0.5)`` / ``tp_pct=4.0, sl_pct=-``."""
-    if not isinstance(value, dict) or not value:
-        return _plain(value)
-    rest = {k: v for k, v in value.items() if k != first}
-    head = str(value.get(first)) if first and first in value else ""
-    body = ", ".join(f"{k}={_plain(v)}" for k, v in rest.items())
-    return f"{head} ({body})" if head and body else head or body
-
-
 def _percent(value: object) -> str:
     return "-" if value is None else f"{_plain(value)} %"
 
@@ -330,7 +321,7 @@ def _rule_section(facts: RunFacts) -> Section:
             Line("status", status),
             Line("params_hash", short_hash(s.get("params_hash"))),
             Line("indicators", _indicators_text(facts.rule.get("indicators"))),
-            Line("targets", _mapping_text(facts.rule.get("targets"))),
+            Line("targets", settings_text(facts.rule.get("targets"))),
         ),
     )
 
@@ -366,7 +357,7 @@ def _execution_section(facts: RunFacts) -> Section:
         "execution",
         (
             Line("direction", _plain(facts.rule.get("direction"))),
-            Line("sizing", _mapping_text(facts.rule.get("sizing"), "mode")),
+            Line("sizing", settings_text(facts.rule.get("sizing"), "mode")),
             Line("fee", fee_text),
             Line("slippage", _percent(bt.get("slippage_pct", params.get("slippage_pct")))),
             Line("init cash", format_metric("Init. Cash", cash)),
