@@ -7,8 +7,10 @@ PNG metadata, so the same result gives the same bytes.
 from __future__ import annotations
 
 import io
-import json
+import math
 from typing import TYPE_CHECKING, Any
+
+from ita_vc.backtest.format import format_metric
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,10 +20,15 @@ if TYPE_CHECKING:
 __all__ = ["format_value", "metrics_table_md", "render_chart_png", "render_report_md"]
 
 
-def format_value(value: object) -> str:
-    """A metric value for a table: null as ``-``, floats with up to 6 significant decimals."""
-    if value is None:
+def format_value(value: object, name: str | None = None) -> str:
+    """A value for a table a person reads. With the metric ``name``: that metric's precision
+    and unit (:func:`~ita_vc.backtest.format.format_metric`: percent 2 decimals, ratios 3,
+    money 2, durations as ``49 days 22:00:00``); without: null as ``-``, floats with up to 6
+    significant digits. NaN and infinities (a missing value) print as ``-``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
+    if name is not None:
+        return format_metric(name, value)
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15:
             return f"{value:,.0f}"
@@ -30,15 +37,35 @@ def format_value(value: object) -> str:
 
 
 def metrics_table_md(metrics: Mapping[str, object]) -> str:
-    """``|Metric|Value|`` markdown table, in the documented metric order."""
+    """``|Metric|Value|`` markdown table, in the documented metric order, each value with its
+    metric's precision (durations as timedeltas; metrics.json keeps seconds)."""
     from ita_vc.backtest.metrics import METRIC_NAMES
 
     names = [n for n in METRIC_NAMES if n in metrics] + [
         n for n in metrics if n not in METRIC_NAMES
     ]
     lines = ["| Metric | Value |", "|---|---:|"]
-    lines += [f"| {name} | {format_value(metrics[name])} |" for name in names]
+    lines += [f"| {name} | {format_value(metrics[name], name)} |" for name in names]
     return "\n".join(lines) + "\n"
+
+
+def settings_text(value: object, first: str | None = None) -> str:
+    """A settings mapping in one line: ``all_in`` / ``fixed_fraction (fraction=0.5)`` (the
+    ``first`` key's value, then the others) / ``tp_pct=4, sl_pct=-``; anything else as
+    :func:`format_value`."""
+    if not isinstance(value, dict) or not value:
+        return format_value(value)
+    head = str(value[first]) if first and first in value else ""
+    body = ", ".join(f"{k}={format_value(v)}" for k, v in value.items() if k != first)
+    return f"{head} ({body})" if head and body else head or body
+
+
+def _count(value: object) -> str:
+    return format_metric("Num. Trades", value) if isinstance(value, int | float) else "-"
+
+
+def _money(value: object) -> str:
+    return format_metric("Init. Cash", value) if isinstance(value, int | float) else "-"
 
 
 def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> str:
@@ -50,11 +77,12 @@ def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) 
         f"- rule: `{summary.get('setup_id')}` {summary.get('rule_version')} "
         f"(params_hash `{summary.get('params_hash')}`)",
         f"- data: {summary.get('market')} {summary.get('symbol')} {summary.get('timeframe')}, "
-        f"bars {rng.get('first_bar')} .. {rng.get('last_bar')} ({rng.get('bars')} bars, "
-        f"{rng.get('warmup_bars')} warm-up), data_hash `{summary.get('data_hash')}`",
-        f"- execution: {summary.get('direction')}, sizing {json.dumps(summary.get('sizing'))}, "
-        f"targets {json.dumps(summary.get('targets'))}, fee {summary.get('fee_pct')} %, "
-        f"slippage {summary.get('slippage_pct')} %, init cash {summary.get('init_cash')}",
+        f"bars {rng.get('first_bar')} .. {rng.get('last_bar')} ({_count(rng.get('bars'))} bars, "
+        f"{_count(rng.get('warmup_bars'))} warm-up), data_hash `{summary.get('data_hash')}`",
+        f"- execution: {summary.get('direction')}, sizing "
+        f"{settings_text(summary.get('sizing'), 'mode')}, targets "
+        f"{settings_text(summary.get('targets'))}, fee {summary.get('fee_pct')} %, "
+        f"slippage {summary.get('slippage_pct')} %, init cash {_money(summary.get('init_cash'))}",
         f"- conflicting signals: {summary.get('conflicting_signals')}; engine "
         f"{summary.get('engine_version')}; config_hash `{summary.get('config_hash')}`",
         "",

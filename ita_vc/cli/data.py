@@ -146,23 +146,25 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Imported datasets: symbol, timeframe, range, rows, gaps, content hash."""
-    from rich.table import Table
-
     from ita_vc.candles.dataset import CandleStore
-    from ita_vc.cli.console import out
+    from ita_vc.cli.console import Col, out, print_table
     from ita_vc.workspace import Workspace
 
     rows = [d.to_dict() for d in CandleStore(Workspace.discover()).status()]
     if as_json:
         out().print_json(json.dumps(rows))
         return
-    table = Table(title=f"{len(rows)} candle dataset(s)", caption="data_hash: first 12 hex")
-    for column in ("instrument", "tf", "rows", "first", "last", "gaps", "data_hash"):
-        table.add_column(
-            column, overflow="fold", justify="right" if column in ("rows", "gaps") else "left"
-        )
-    for r in rows:
-        table.add_row(
+    columns = [
+        Col("instrument", no_wrap=True),
+        Col("tf", no_wrap=True),
+        Col("rows", 1, justify="right", no_wrap=True),
+        Col("first", 2, no_wrap=True),
+        Col("last", 2, no_wrap=True),
+        Col("gaps", 3, justify="right", no_wrap=True),
+        Col("data_hash", 4, no_wrap=True),
+    ]
+    cells = [
+        [
             r["instrument_key"],
             r["timeframe"],
             f"{r['rows']:,}",
@@ -170,5 +172,13 @@ def status_command(
             r["last"] or "-",
             str(r["gaps"]),
             r["data_hash"][7:19],
-        )
-    out().print(table)
+        ]
+        for r in rows
+    ]
+    print_table(
+        out(),
+        columns,
+        cells,
+        title=f"{len(rows)} candle dataset(s)",
+        caption="data_hash: first 12 hex",
+    )

@@ -36,9 +36,7 @@ def gc_command(
     """Apply configs/retention.yaml to the DVC cache: soft delete / archive what the policy
     says, bring back trashed objects it keeps, purge what aged out of the trash, write a purge
     report. Holds the workspace lock (a run, an import or a restore waits or is refused)."""
-    from rich.table import Table
-
-    from ita_vc.cli.console import out
+    from ita_vc.cli.console import Col, out, print_table
     from ita_vc.retention.apply import collect_garbage, compute_plan
     from ita_vc.workspace import Workspace
 
@@ -50,22 +48,23 @@ def gc_command(
         if as_json:
             out().print_json(json.dumps(plan.to_dict()))
             return
-        table = Table(
-            title=f"retention plan ({facts.revisions} revisions, "
-            f"{len(facts.runs)} runs, {len(plan.decisions)} cached objects)"
-        )
-        for column in ("class", "keep", "delete", "archive", "why kept"):
-            table.add_column(column, overflow="fold")
-        for row in plan.summary():
-            reasons = ", ".join(f"{k} ({v})" for k, v in sorted(row["keep_reasons"].items()))
-            table.add_row(
+        cells = [
+            [
                 row["class"],
                 f"{row['keep']} / {_gb(row['keep_bytes'])}",
                 f"{row['delete']} / {_gb(row['delete_bytes'])}",
                 f"{row['archive']} / {_gb(row['archive_bytes'])}",
-                reasons,
-            )
-        out().print(table)
+                ", ".join(f"{k} ({v})" for k, v in sorted(row["keep_reasons"].items())),
+            ]
+            for row in plan.summary()
+        ]
+        print_table(
+            out(),
+            [Col("class"), Col("keep"), Col("delete"), Col("archive", 1), Col("why kept", 2)],
+            cells,
+            title=f"retention plan ({facts.revisions} revisions, "
+            f"{len(facts.runs)} runs, {len(plan.decisions)} cached objects)",
+        )
         if back:
             out().print(
                 f"{len(back)} trashed object(s) are kept by this plan and would go "
@@ -98,9 +97,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Objects in the trash (path, class, size, when, runs)."""
-    from rich.table import Table
-
-    from ita_vc.cli.console import out
+    from ita_vc.cli.console import Col, out, print_table
     from ita_vc.retention.trash import Trash
     from ita_vc.vcs.dvc import cache_dir
     from ita_vc.workspace import Workspace
@@ -110,12 +107,19 @@ def list_command(
     if as_json:
         out().print_json(json.dumps([e.to_dict() for e in entries]))
         return
-    table = Table(title=f"{len(entries)} object(s) in the trash")
-    for column in ("oid", "path", "class", "size", "trashed_at", "runs"):
-        table.add_column(column, overflow="fold")
-    for e in entries:
-        table.add_row(e.oid[:12], e.path, e.cls or "", _gb(e.size), e.trashed_at, ", ".join(e.runs))
-    out().print(table)
+    columns = [
+        Col("oid", no_wrap=True),
+        Col("path", 2),
+        Col("class", 3),
+        Col("size", 4, justify="right", no_wrap=True),
+        Col("trashed_at", 5, no_wrap=True),
+        Col("runs", 1),
+    ]
+    cells = [
+        [e.oid[:12], e.path, e.cls or "", _gb(e.size), e.trashed_at, ", ".join(e.runs)]
+        for e in entries
+    ]
+    print_table(out(), columns, cells, title=f"{len(entries)} object(s) in the trash")
 
 
 @trash_app.command("restore")

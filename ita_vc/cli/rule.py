@@ -118,9 +118,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List rule versions: setup, version, status, params_hash, created."""
-    from rich.table import Table
-
-    from ita_vc.cli.console import out
+    from ita_vc.cli.console import Col, out, print_table
 
     rows = _registry().list(active_only=active, setup_id=setup)
     if as_json:
@@ -142,13 +140,26 @@ def list_command(
             )
         )
         return
-    table = Table(title=f"{len(rows)} rule version(s)")
-    for column in ("setup", "version", "status", "params_hash", "created", "author"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        status = r.status if not r.deprecation_reason else f"deprecated: {r.deprecation_reason}"
-        table.add_row(r.setup_id, r.version.tag, status, r.params_hash[7:19], r.created, r.author)
-    out().print(table)
+    columns = [
+        Col("setup", no_wrap=True),
+        Col("version", no_wrap=True),
+        Col("status"),
+        Col("params_hash", 1, no_wrap=True),
+        Col("created", 2, no_wrap=True),
+        Col("author", 3),
+    ]
+    cells = [
+        [
+            r.setup_id,
+            r.version.tag,
+            r.status if not r.deprecation_reason else f"deprecated: {r.deprecation_reason}",
+            r.params_hash[7:19],
+            r.created,
+            r.author,
+        ]
+        for r in rows
+    ]
+    print_table(out(), columns, cells, title=f"{len(rows)} rule version(s)")
 
 
 @app.command("show")
@@ -178,9 +189,7 @@ def diff_command(
     b: Annotated[str, typer.Argument(help="New version.")],
 ) -> None:
     """Semantic, field-by-field difference between two versions."""
-    from rich.table import Table
-
-    from ita_vc.cli.console import out
+    from ita_vc.cli.console import Col, out, print_table
 
     registry = _registry()
     changes = registry.diff(setup_id, a, b)
@@ -188,15 +197,13 @@ def diff_command(
     if not changes:
         out().print(f"no differences ({old.params_hash})")
         return
-    table = Table(
+    print_table(
+        out(),
+        [Col("field"), Col("change", 1), Col("old"), Col("new")],
+        [[c.field, c.change, json.dumps(c.old), json.dumps(c.new)] for c in changes],
         title=f"{setup_id}: {old.version.tag} -> {new.version.tag}",
         caption=f"params_hash {old.params_hash[7:19]} -> {new.params_hash[7:19]}",
     )
-    for column in ("field", "change", "old", "new"):
-        table.add_column(column, overflow="fold")
-    for c in changes:
-        table.add_row(c.field, c.change, json.dumps(c.old), json.dumps(c.new))
-    out().print(table)
 
 
 @app.command("activate")

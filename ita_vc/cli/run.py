@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from ita_vc.snapshot.summary import RunSummary, Section
     from ita_vc.workspace import Workspace
 
 runs_app = typer.Typer(help="List, show, compare and pin recorded runs.", no_args_is_help=True)
@@ -20,12 +21,14 @@ def _workspace() -> Workspace:
     return Workspace.discover()
 
 
-def _value(value: object) -> str:
-    from ita_vc.backtest.report import format_value
+def _run_id(workspace: Workspace, ref: str) -> str:
+    """A run id from what the user typed: a full id, a unique prefix, @latest or @latest~N."""
+    from ita_vc.snapshot.runs import resolve_run_id
 
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return format_value(value)
+    return resolve_run_id(workspace, ref)
+
+
+_RUN_REF_HELP = "Run id, a unique prefix of one, @latest or @latest~N."
 
 
 def run_command(
@@ -63,6 +66,7 @@ def run_command(
     ] = 0,
 ) -> None:
     """Run the pipeline (dvc repro), snapshot its provenance, commit the run."""
+    from ita_vc.backtest.format import format_metric
     from ita_vc.cli.console import err, out
     from ita_vc.errors import DataValidationError
     from ita_vc.snapshot.runner import run_pipeline
@@ -113,7 +117,7 @@ def run_command(
         markup=False,
     )
     for key in ("Total Return [%]", "Max. Drawdown [%]", "Sharpe Ratio", "Num. Trades"):
-        console.print(f"  {key:<20} {_value(m.get(key))}", markup=False)
+        console.print(f"  {key:<20} {format_metric(key, m.get(key))}", markup=False)
     console.print(
         f"snapshot {report.snapshot_path}"
         + (f", committed {report.committed[:10]}" if report.committed else ""),
@@ -121,76 +125,177 @@ def run_command(
     )
 
 
+_LIST_METRICS = ("Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Num. Trades")
+
+
 @runs_app.command("list")
 def list_command(
     setup: Annotated[str | None, typer.Option("--setup", help="Only this setup.")] = None,
-    sort: Annotated[str | None, typer.Option(help="Sort by this metric, descending.")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only runs recorded at or after DATE (YYYY-MM-DD, UTC)."),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="Only runs whose note contains TEXT.")
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help="Sort by this metric, descending: a metric name in any case or an alias "
+            "(sharpe, sortino, calmar, return, dd, trades, winrate, profit, ...)."
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recorded runs with their key metrics (newest first)."""
-    from rich.table import Table
-
-    from ita_vc.cli.console import out
+    from ita_vc.backtest.format import format_metric
+    from ita_vc.cli.console import Col, out, print_table
     from ita_vc.snapshot.runs import list_runs
 
-    rows = list_runs(_workspace(), setup_id=setup, sort=sort, limit=limit)
+    rows = list_runs(
+        _workspace(), setup_id=setup, sort=sort, limit=limit, symbol=symbol, since=since, note=note
+    )
     if as_json:
         out().print_json(json.dumps(rows))
         return
-    metric_keys = ["Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Num. Trades"]
-    if sort and sort not in metric_keys:
-        metric_keys.insert(0, sort)
-    table = Table(title=f"{len(rows)} run(s)")
-    for column in ("run_id", "setup", "version", "created", "kept", *metric_keys):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(
+    metric_keys = list(_LIST_METRICS)
+    sort_key = rows[0].get("sort_metric") if rows else None
+    if sort_key and sort_key not in metric_keys:
+        metric_keys.insert(0, sort_key)
+    columns = [
+        Col("run_id", no_wrap=True),
+        Col("setup", 2),
+        Col("version", 3, no_wrap=True),
+        Col("symbol", 4),
+        Col("created", 5, no_wrap=True),
+        Col("kept", 6),
+        *(
+            Col(k, 0 if k == sort_key else 1 + (i > 0), justify="right", no_wrap=True)
+            for i, k in enumerate(metric_keys)
+        ),
+        Col("note", 7),
+    ]
+    cells = [
+        [
             r["run_id"],
             r["setup_id"],
             r["rule_version"],
+            f"{r.get('symbol') or '-'} {r.get('timeframe') or ''}".strip(),
             r["created_at"],
             "yes" if r["kept"] else "",
-            *(_value(r["metrics"].get(k)) for k in metric_keys),
-        )
-    out().print(table)
+            *(format_metric(k, r["metrics"].get(k)) for k in metric_keys),
+            r.get("note") or "",
+        ]
+        for r in rows
+    ]
+    print_table(out(), columns, cells, title=f"{len(rows)} run(s)")
 
 
 @runs_app.command("show")
-def show_command(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
-    """Print a run's snapshot."""
+def show_command(
+    run_id: Annotated[str, typer.Argument(help=_RUN_REF_HELP)],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole snapshot document (JSON).")
+    ] = False,
+) -> None:
+    """A run at a glance: rule, data, execution, git, metrics, outputs and environment."""
     from ita_vc.cli.console import out
     from ita_vc.snapshot.capture import SnapshotStore
+    from ita_vc.snapshot.summary import run_summary
 
-    out().print_json(json.dumps(SnapshotStore(_workspace()).load_snapshot(run_id)))
+    workspace = _workspace()
+    rid = _run_id(workspace, run_id)
+    if as_json:
+        out().print_json(json.dumps(SnapshotStore(workspace).load_snapshot(rid)))
+        return
+    _print_summary(run_summary(workspace, rid))
+
+
+def _section_lines(section: Section) -> list[str]:
+    """``[title]`` then ``label  text`` lines, the labels padded to one width."""
+    width = max((len(line.label) for line in section.lines), default=0)
+    return [f"[{section.title}]"] + [
+        f"{line.label:<{width}}  {line.text}" for line in section.lines
+    ]
+
+
+def _side_by_side(left: list[str], right: list[str]) -> list[str]:
+    """Two blocks of lines next to each other (no trailing blanks)."""
+    width = max((len(line) for line in left), default=0) + 4
+    rows = max(len(left), len(right))
+    left, right = left + [""] * (rows - len(left)), right + [""] * (rows - len(right))
+    return [f"{a:<{width}}{b}".rstrip() for a, b in zip(left, right, strict=True)]
+
+
+def _print_summary(summary: RunSummary) -> None:
+    """The sections as ``label  value`` blocks (two side by side on a wide console), the
+    metrics in a two-column table."""
+    from rich.table import Table
+
+    from ita_vc.cli.console import out
+
+    console = out()
+    console.print(summary.headline, markup=False, style="bold")
+    by_title = {s.title: s for s in summary.sections}
+    wide = console.width >= 120  # two sections side by side
+    for pair in (("run", "git"), ("rule", "execution"), ("data", "outputs")):
+        blocks = [_section_lines(by_title[t]) for t in pair if t in by_title]
+        if wide and len(blocks) == 2:
+            blocks = [_side_by_side(*blocks)]
+        for block in blocks:
+            console.print("\n".join(block), markup=False, highlight=False)
+    metrics = Table(title="metrics", title_justify="left", show_edge=False, pad_edge=False)
+    half = (len(summary.metrics) + 1) // 2
+    for _ in range(2 if half else 1):
+        metrics.add_column("metric", no_wrap=True)
+        metrics.add_column("value", justify="right", no_wrap=True)
+    left, right = summary.metrics[:half], summary.metrics[half:]
+    for i, m in enumerate(left):
+        other = right[i] if i < len(right) else None
+        metrics.add_row(m.name, m.text, *((other.name, other.text) if other else ("", "")))
+    console.print(metrics)
+    if "environment" in by_title:
+        console.print("\n".join(_section_lines(by_title["environment"])), markup=False)
 
 
 @runs_app.command("diff")
 def diff_command(
-    a: Annotated[str, typer.Argument(help="First run id.")],
-    b: Annotated[str, typer.Argument(help="Second run id.")],
+    a: Annotated[str, typer.Argument(help="First run: " + _RUN_REF_HELP)],
+    b: Annotated[str, typer.Argument(help="Second run: " + _RUN_REF_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the differences (JSON).")] = False,
 ) -> None:
-    """Params, rule, data, code and metrics of two runs side by side."""
-    from rich.table import Table
+    """What differs between two runs and by how much: rule parameters, execution, params.yaml,
+    data, code, metrics (change and percent change) and package versions."""
+    from ita_vc.cli.console import Col, out, print_table
+    from ita_vc.snapshot.summary import diff_texts, run_diff
 
-    from ita_vc.cli.console import out
-    from ita_vc.snapshot.runs import diff_runs
-
-    rows = diff_runs(_workspace(), a, b)
-    if not rows:
-        out().print("no differences")
+    workspace = _workspace()
+    diff = run_diff(workspace, _run_id(workspace, a), _run_id(workspace, b))
+    if as_json:
+        out().print_json(json.dumps(diff.to_dict()))
         return
-    table = Table(title=f"{a} vs {b}")
-    for column in ("section", "key", a, b):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(r.section, r.key, _value(r.a), _value(r.b))
-    out().print(table)
+    if not diff.rows:
+        out().print(f"no differences between {diff.a} and {diff.b}", markup=False)
+        return
+    columns = [
+        Col("section", 3),
+        Col("key"),
+        Col(diff.a, justify="right"),
+        Col(diff.b, justify="right"),
+        Col("change", 1, justify="right", no_wrap=True),
+        Col("%", 2, justify="right", no_wrap=True),
+    ]
+    cells = [[r.section, r.key, *diff_texts(r)] for r in diff.rows]
+    print_table(
+        out(), columns, cells, title=f"{diff.a} -> {diff.b}: {len(diff.rows)} difference(s)"
+    )
 
 
 @runs_app.command("keep")
 def keep_command(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: Annotated[str, typer.Argument(help=_RUN_REF_HELP)],
     reason: Annotated[str | None, typer.Option(help="Why it is kept.")] = None,
     wait: Annotated[
         float,
@@ -202,13 +307,17 @@ def keep_command(
     from ita_vc.cli.console import out
     from ita_vc.snapshot.runs import keep_run
 
-    tag = keep_run(_workspace(), run_id, reason, wait=wait)
-    out().print(f"pinned {run_id}: tag {tag} (share it: git push origin {tag})", markup=False)
+    workspace = _workspace()
+    rid = _run_id(workspace, run_id)
+    tag = keep_run(workspace, rid, reason, wait=wait)
+    out().print(f"pinned {rid}: tag {tag} (share it: git push origin {tag})", markup=False)
 
 
 @snapshot_app.command("verify")
 def verify_command(
-    run_id: Annotated[str | None, typer.Argument(help="Run id (or --all).")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(help=_RUN_REF_HELP.removesuffix(".") + " (or --all).")
+    ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every recorded run.")] = False,
     deep: Annotated[bool, typer.Option(help="Also re-hash every object and the data.")] = False,
     remote: Annotated[
@@ -217,9 +326,8 @@ def verify_command(
 ) -> None:
     """Check snapshot hashes, rule hashes and the DVC objects of runs; non-zero on mismatch."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
-    from rich.table import Table
 
-    from ita_vc.cli.console import out
+    from ita_vc.cli.console import Col, out, print_table
     from ita_vc.errors import IntegrityError, UsageError
     from ita_vc.snapshot.capture import SnapshotStore
     from ita_vc.snapshot.verify import verify_run
@@ -227,10 +335,8 @@ def verify_command(
     workspace = _workspace()
     if all_runs == (run_id is not None):
         raise UsageError("give a RUN_ID or --all (not both)")
-    run_ids = SnapshotStore(workspace).run_ids() if all_runs else [str(run_id)]
-    table = Table(title="snapshot verify" + (" --deep" if deep else ""))
-    for column in ("run_id", "check", "result", "detail"):
-        table.add_column(column, overflow="fold")
+    run_ids = SnapshotStore(workspace).run_ids() if all_runs else [_run_id(workspace, str(run_id))]
+    cells: list[list[str]] = []
     failed = 0
     with Progress(
         *Progress.get_default_columns(),
@@ -247,14 +353,20 @@ def verify_command(
             )
             failed += not report.ok
             for check in report.checks:
-                table.add_row(rid, check.name, "pass" if check.ok else "FAIL", check.detail)
-    out().print(table)
+                cells.append([rid, check.name, "pass" if check.ok else "FAIL", check.detail])
+    columns = [
+        Col("run_id", no_wrap=True),
+        Col("check"),
+        Col("result", no_wrap=True),
+        Col("detail"),
+    ]
+    print_table(out(), columns, cells, title="snapshot verify" + (" --deep" if deep else ""))
     if failed:
         raise IntegrityError(f"{failed} of {len(run_ids)} run(s) failed verification")
 
 
 def reproduce_command(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: Annotated[str, typer.Argument(help=_RUN_REF_HELP)],
     keep_worktree: Annotated[bool, typer.Option(help="Keep the temporary worktree.")] = False,
     wait: Annotated[
         float,
@@ -267,8 +379,10 @@ def reproduce_command(
     from ita_vc.snapshot.reproduce import reproduce_run
 
     console = out()
+    workspace = _workspace()
+    run_id = _run_id(workspace, run_id)
     report = reproduce_run(
-        _workspace(),
+        workspace,
         run_id,
         keep_worktree=keep_worktree,
         wait=wait,

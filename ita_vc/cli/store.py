@@ -18,9 +18,7 @@ def ls_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List indexed artifacts (path, kind, format, size, hash, symbol, timeframe, run)."""
-    from rich.table import Table
-
-    from ita_vc.cli.console import out
+    from ita_vc.cli.console import Col, out, print_table
     from ita_vc.store import PersistentStore
     from ita_vc.workspace import Workspace
 
@@ -29,15 +27,29 @@ def ls_command(
         out().print_json(json.dumps([r.to_dict() for r in refs]))
         return
     optional = [k for k in ("symbol", "timeframe", "run_id") if any(k in r.meta for r in refs)]
-    table = Table(title=f"{len(refs)} artifact(s)", caption="sha256: first 12 hex digits")
-    table.add_column("path", overflow="fold")
-    table.add_column("kind", no_wrap=True)
-    table.add_column("format", no_wrap=True)
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("sha256", no_wrap=True)
-    for key in optional:
-        table.add_column(key, overflow="fold")
-    for ref in refs:
-        extra = [str(ref.meta.get(key, "")) for key in optional]
-        table.add_row(ref.path, ref.kind, ref.format, f"{ref.size:,}", ref.sha256[7:19], *extra)
-    out().print(table)
+    columns = [
+        Col("path", no_wrap=True),
+        Col("kind", 2, no_wrap=True),
+        Col("format", 3, no_wrap=True),
+        Col("size", 1, justify="right", no_wrap=True),
+        Col("sha256", 4, no_wrap=True),
+        *(Col(key, 5, no_wrap=key == "run_id") for key in optional),
+    ]
+    cells = [
+        [
+            ref.path,
+            ref.kind,
+            ref.format,
+            f"{ref.size:,}",
+            ref.sha256[7:19],
+            *(str(ref.meta.get(key, "")) for key in optional),
+        ]
+        for ref in refs
+    ]
+    print_table(
+        out(),
+        columns,
+        cells,
+        title=f"{len(refs)} artifact(s)",
+        caption="sha256: first 12 hex digits",
+    )

@@ -176,9 +176,10 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
         key = str(row["variant_key"]).replace("|", "\\|")  # a table cell
         lines.append(
             f"| {row['rank']} | `{key}` | "
-            f"{format_value(row['Total Return [%]'])} | "
-            f"{format_value(row['Max. Drawdown [%]'])} | "
-            f"{format_value(row['Sharpe Ratio'])} | {row['Num. Trades']} |"
+            f"{format_value(row['Total Return [%]'], 'Total Return [%]')} | "
+            f"{format_value(row['Max. Drawdown [%]'], 'Max. Drawdown [%]')} | "
+            f"{format_value(row['Sharpe Ratio'], 'Sharpe Ratio')} | "
+            f"{format_value(row['Num. Trades'], 'Num. Trades')} |"
         )
     if len(outcome.topk):
         best = outcome.topk.iloc[0]

@@ -7,44 +7,110 @@ durable, shared with ``git push --tags``, and seen by a plain ``dvc gc -T`` as w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.backtest.metrics import METRIC_NAMES
 from ita_vc.errors import ItaVcError, UsageError
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id, run_row
 from ita_vc.snapshot.history import recorded_runs
-from ita_vc.utils.mappings import flatten
+from ita_vc.snapshot.summary import DiffRow, run_diff
 from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Iterable
 
     from ita_vc.workspace import Workspace
 
 __all__ = [
     "KEEP_TAG_PREFIX",
+    "METRIC_ALIASES",
     "DiffRow",
     "diff_runs",
     "keep_run",
     "list_runs",
+    "parse_since",
     "pinned_runs",
+    "resolve_metric",
     "resolve_run_id",
     "sync_runs",
 ]
 
 KEEP_TAG_PREFIX = "ita/keep/"
 
+METRIC_ALIASES: dict[str, str] = {
+    "return": "Total Return [%]",
+    "returns": "Total Return [%]",
+    "total_return": "Total Return [%]",
+    "ret": "Total Return [%]",
+    "profit": "Total Profit",
+    "pnl": "Total Profit",
+    "dd": "Max. Drawdown [%]",
+    "drawdown": "Max. Drawdown [%]",
+    "maxdd": "Max. Drawdown [%]",
+    "max_dd": "Max. Drawdown [%]",
+    "sharpe": "Sharpe Ratio",
+    "sortino": "Sortino Ratio",
+    "calmar": "Calmar Ratio",
+    "trades": "Num. Trades",
+    "winrate": "Win Rate [%]",
+    "win_rate": "Win Rate [%]",
+    "win": "Win Rate [%]",
+    "exposure": "Gross Exposure",
+    "coverage": "Position Coverage [%]",
+    "benchmark": "Benchmark Return [%]",
+    "expectancy": "Expectancy",
+    "sqn": "SQN",
+}
+"""Short names ``runs list --sort`` accepts (besides every metric name, in any case)."""
 
-@dataclass(frozen=True, slots=True)
-class DiffRow:
-    """One line of ``runs diff``."""
 
-    section: str
-    key: str
-    a: object
-    b: object
+def _squash(name: str) -> str:
+    """``Total Return [%]`` -> ``totalreturn``: letters and digits, lower case."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def resolve_metric(name: str, available: Iterable[str] = METRIC_NAMES) -> str:
+    """The metric ``name`` means: an exact name, a name in any case or spacing (``sharpe ratio``,
+    ``total_return``) or an alias of :data:`METRIC_ALIASES` (``sharpe``, ``dd``, ``return``).
+
+    Raises:
+        UsageError: no metric of that name (the valid names and aliases are listed).
+    """
+    names = list(dict.fromkeys(available))
+    if name in names:
+        return name
+    squashed = _squash(name)
+    by_squash = {_squash(n): n for n in names}
+    aliases = {_squash(k): v for k, v in METRIC_ALIASES.items() if v in names}
+    found = by_squash.get(squashed) or aliases.get(squashed)
+    if found and squashed:
+        return found
+    raise UsageError(
+        f"unknown metric {name!r} to sort by; metrics: {', '.join(names)}; aliases: "
+        + ", ".join(sorted(k for k, v in METRIC_ALIASES.items() if v in names))
+    )
+
+
+def parse_since(text: str) -> str:
+    """``--since`` as an ISO UTC timestamp (``2025-11-10`` or ``2025-11-10T08:00[:00][Z]``)
+    to compare with a run's recorded time.
+
+    Raises:
+        UsageError: not a date.
+    """
+    raw = text.strip()
+    try:
+        when = dt.datetime.fromisoformat(raw.removesuffix("Z").removesuffix("z"))
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r} is not a date: give YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] (UTC)"
+        ) from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _LATEST = re.compile(r"@latest(?:~(\d+))?")
@@ -85,8 +151,8 @@ def resolve_run_id(workspace: Workspace, ref: str) -> str:
         return check_run_id(ref)
     except UsageError:
         raise UsageError(
-            f"no run matches {ref!r}: give a run id, a unique prefix of one, @latest or "
-            "@latest~N (`ita-vc runs list` shows them)"
+            f"not a run id: {ref!r} (no recorded run starts with it): give a run id, a unique "
+            "prefix of one, @latest or @latest~N (`ita-vc runs list` shows them)"
         ) from None
 
 
@@ -104,72 +170,85 @@ def sync_runs(workspace: Workspace) -> list[dict[str, Any]]:
     return rows
 
 
+def _matches(
+    snapshot: dict[str, Any],
+    *,
+    setup_id: str | None,
+    symbol: str | None,
+    since: str | None,
+    note: str | None,
+) -> bool:
+    """Whether a run passes the ``runs list`` filters."""
+    if setup_id and snapshot.get("setup_id") != setup_id:
+        return False
+    if symbol and str(snapshot.get("symbol") or "").lower() != symbol.lower():
+        return False
+    if since and str(snapshot.get("timestamp") or "") < since:
+        return False
+    text = str((snapshot.get("meta") or {}).get("note") or "")
+    return not note or note.lower() in text.lower()
+
+
 def list_runs(
     workspace: Workspace,
     *,
     setup_id: str | None = None,
     sort: str | None = None,
     limit: int | None = None,
+    symbol: str | None = None,
+    since: str | None = None,
+    note: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs (newest first, or by a metric descending), with their key metrics and pin state.
 
+    ``sort`` takes a metric name in any case or an alias (:func:`resolve_metric`); the filters
+    keep the runs of one setup, one symbol (any case), recorded at or after ``since``
+    (:func:`parse_since`) or whose note contains ``note`` (any case). Each row also has the
+    run's ``symbol``, ``timeframe`` and ``note``, and ``sort_metric`` (the resolved name).
+
     Raises:
-        ItaVcError: an unknown sort metric. UsageError: a limit below 1.
+        UsageError: an unknown sort metric (the valid ones are listed), a bad ``since`` or a
+            limit below 1.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit must be a whole number >= 1, got {limit!r}")
+    metric = resolve_metric(sort) if sort is not None else None
+    after = parse_since(since) if since is not None else None
     pins = pinned_runs(workspace)
     provenance = SnapshotStore(workspace)
     rows = []
     for row in sync_runs(workspace):
-        if setup_id and row["setup_id"] != setup_id:
+        snapshot = provenance.load_snapshot(row["run_id"])
+        if not _matches(snapshot, setup_id=setup_id, symbol=symbol, since=after, note=note):
             continue
         entry = dict(row)
         entry["metrics"] = json.loads(row["metrics_json"])
         entry["kept"] = row["run_id"] in pins
+        entry["symbol"] = snapshot.get("symbol")
+        entry["timeframe"] = snapshot.get("timeframe")
+        entry["note"] = (snapshot.get("meta") or {}).get("note")
+        if metric is not None:
+            entry["metrics"][metric] = (snapshot.get("metrics") or {}).get(metric)
+            entry["sort_metric"] = metric
         rows.append(entry)
-    if sort:
-        values = {}
-        for entry in rows:
-            metrics = provenance.load_snapshot(entry["run_id"]).get("metrics") or {}
-            if sort not in metrics:
-                raise ItaVcError(f"unknown metric {sort!r} to sort by")
-            values[entry["run_id"]] = metrics[sort]
-        rows.sort(key=lambda e: (values[e["run_id"]] is None, -(values[e["run_id"]] or 0)))
-        for entry in rows:
-            entry["metrics"][sort] = values[entry["run_id"]]
+    if metric is not None:
+
+        def order(entry: dict[str, Any]) -> tuple[bool, float]:
+            value = entry["metrics"][metric]
+            number = value if isinstance(value, int | float) else None
+            return number is None, -(number or 0)
+
+        rows.sort(key=order)
     else:
         rows.reverse()
     return rows[:limit] if limit else rows
 
 
 def diff_runs(workspace: Workspace, a: str, b: str) -> list[DiffRow]:
-    """Params, rule, data, code and metrics of two runs side by side (differences only)."""
-    provenance = SnapshotStore(workspace)
-    sa, sb = provenance.load_snapshot(a), provenance.load_snapshot(b)
-    sections: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-        "params": lambda s: flatten(s.get("params") or {}, lists=False),
-        "rule": lambda s: {k: s.get(k) for k in ("setup_id", "rule_version", "params_hash")},
-        "data": lambda s: {
-            k: s.get(k) for k in ("market", "symbol", "timeframe", "data_hash", "data_range")
-        },
-        "code": lambda s: {
-            "git_commit_hash": s.get("git_commit_hash"),
-            "git_dirty": s.get("git_dirty"),
-            "engine_version": s.get("engine_version"),
-            "config_hash": s.get("config_hash"),
-            "python": (s.get("env") or {}).get("python"),
-            "packages_sha256": (s.get("env") or {}).get("packages_sha256"),
-        },
-        "metrics": lambda s: dict(s.get("metrics") or {}),
-    }
-    rows = []
-    for section, pick in sections.items():
-        va, vb = pick(sa), pick(sb)
-        for key in list(dict.fromkeys([*va, *vb])):
-            if va.get(key) != vb.get(key):
-                rows.append(DiffRow(section, key, va.get(key), vb.get(key)))
-    return rows
+    """What differs between two runs (rule parameters, execution, params, data, code, metrics
+    with delta and percent change, package versions): the rows of
+    :func:`ita_vc.snapshot.summary.run_diff`."""
+    return list(run_diff(workspace, a, b).rows)
 
 
 def pinned_runs(workspace: Workspace) -> dict[str, str]:

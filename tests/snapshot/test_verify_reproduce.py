@@ -136,7 +136,7 @@ def test_runs_list_show_diff_and_keep(run_copy):
     assert pinned_runs(workspace) == {first: "baseline for the paper"}
     listed = json.loads(invoke("runs", "list", "--json").stdout)
     assert {r["run_id"]: r["kept"] for r in listed} == {first: True, second: False}
-    shown = json.loads(invoke("runs", "show", first).stdout)
+    shown = json.loads(invoke("runs", "show", first, "--json").stdout)
     assert shown["run_id"] == first
     assert "slippage_pct" in invoke("runs", "diff", first, second).stdout
     assert invoke("runs", "keep", "bt_2020_01_01_001_abc").exit_code == 1
