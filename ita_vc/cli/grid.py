@@ -106,7 +106,7 @@ def run_command(
                 should_stop=ctrl_c.is_set,
             )
         sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
-        write_grid(outcome, sink)
+        write_grid(outcome, sink, engine=run_params.engine)
     where = out or default_grid_folder(workspace).relative_to(workspace.root)
     best = outcome.topk.iloc[0] if len(outcome.topk) else None
     if request.default_axes:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from ita_vc.backtest.report import metrics_table_md
+from ita_vc.backtest.report_v1 import metrics_table_md as metrics_table_md_v1
 from ita_vc.backtest.run import run_backtest
 from ita_vc.errors import DataValidationError, ItaVcError
 from ita_vc.grid.axes import DEFAULT_AXES_NOTE
@@ -270,6 +271,8 @@ def _rows(
     partial: bool,
 ) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
     """The top-K rows (single backtests, checked against the grid's numbers) and trades."""
+    # a stage pinned to engine 1.0 writes engine 1.0's table text (its runs reproduce)
+    table_md = metrics_table_md_v1 if params.engine == "1.0" else metrics_table_md
     base_rule = {
         "setup_id": rule.setup_id,
         "version": str(rule.version),
@@ -303,7 +306,7 @@ def _rows(
                 "params_json": json.dumps(
                     {**variant_to_dict(result.variant), **overrides}, sort_keys=True
                 ),
-                "report_table_md": metrics_table_md(single.metrics),
+                "report_table_md": table_md(single.metrics),
                 "partial": partial,
             }
         )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ita_vc.backtest import report_v1 as v1
 from ita_vc.backtest.report import format_value, render_chart_png, render_report_md
 from ita_vc.errors import PersistentStoreError
 from ita_vc.utils.atomic import atomic_write_bytes, atomic_write_with
@@ -20,7 +21,16 @@ if TYPE_CHECKING:
     from ita_vc.backtest.run import BacktestResult
     from ita_vc.store.artifacts import PersistentStore
 
-__all__ = ["DirSink", "OutputSink", "StoreSink", "write_backtest", "write_grid", "write_report"]
+__all__ = [
+    "DirSink",
+    "OutputSink",
+    "StoreSink",
+    "write_backtest",
+    "write_grid",
+    "write_grid_report_v1",
+    "write_report",
+    "write_report_v1",
+]
 
 
 class OutputSink(Protocol):
@@ -139,13 +149,19 @@ def write_report(
     )
 
 
-def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
+def write_grid(
+    outcome: Any, sink: OutputSink, *, timings: bool = True, engine: str | None = None
+) -> None:
     """topk.parquet, trades.parquet (best ``top_trades_n``), report.md, summary.json and the
-    charts (heatmap.png, distribution.png, report.html: :mod:`ita_vc.charts.grid`).
+    charts (heatmap.png, distribution.png, report.html: :mod:`ita_vc.charts.grid`); under a
+    workspace pinned to ``engine`` 1.0, engine 1.0's outputs (:func:`write_grid_report_v1`).
 
     ``timings=False`` (the dvc.yaml stage) leaves wall-clock timings out of the files, so the
     outputs stay bit-for-bit reproducible.
     """
+    if engine == "1.0":
+        write_grid_report_v1(outcome, sink, timings=timings)
+        return
     sink.table(outcome.topk, "topk.parquet")
     sink.table(outcome.trades, "trades.parquet")
     s = dict(outcome.summary)
@@ -191,3 +207,69 @@ def write_grid(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
 
     for name, data in grid_charts(outcome.topk, outcome.evaluated, s).items():
         sink.binary(data, name)
+
+
+def write_report_v1(
+    summary: dict[str, Any],
+    metrics: dict[str, Any],
+    equity: pd.DataFrame,
+    drawdown: pd.DataFrame,
+    sink: OutputSink,
+) -> None:
+    """Engine 1.0's report.md, equity.png and drawdown.png (frozen:
+    :mod:`ita_vc.backtest.report_v1`)."""
+    sink.binary(v1.render_report_md(summary, metrics).encode("utf-8"), "report.md")
+    title = f"{summary.get('setup_id')} {summary.get('rule_version')} {summary.get('symbol')}"
+    sink.binary(v1.render_chart_png(equity, "equity", f"Equity: {title}"), "equity.png")
+    sink.binary(
+        v1.render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True),
+        "drawdown.png",
+    )
+
+
+def write_grid_report_v1(outcome: Any, sink: OutputSink, *, timings: bool = True) -> None:
+    """Engine 1.0's grid outputs: topk.parquet, trades.parquet (best ``top_trades_n``),
+    report.md and summary.json (frozen: :mod:`ita_vc.backtest.report_v1`).
+
+    ``timings=False`` (the dvc.yaml stage) leaves wall-clock timings out of the files, so the
+    outputs stay bit-for-bit reproducible.
+    """
+    sink.table(outcome.topk, "topk.parquet")
+    sink.table(outcome.trades, "trades.parquet")
+    s = dict(outcome.summary)
+    if not timings:
+        s["timings"] = None
+    lines = [
+        f"# Grid: {s['setup_id']} {s['rule_version']}" + (" (PARTIAL)" if outcome.partial else ""),
+        "",
+        f"- variants: Stage A {s['counts']['stage_a_evaluated']:,} of "
+        f"{s['counts']['stage_a_variants']:,}, Stage B {s['counts']['stage_b_evaluated']:,}, "
+        f"pruned {s['counts']['pruned']:,}; top {s['counts']['top_k']}",
+        *(
+            [f"- axes: params.yaml names none, so the grid swept {s['default_axes']}"]
+            if s.get("default_axes")
+            else []
+        ),
+        f"- grid_request_hash `{s['grid_request_hash']}`, engine_params_hash "
+        f"`{s['engine_params_hash']}`, data_hash `{s['data_hash']}`",
+        f"- search {s['timings']['search_s']} s"
+        if s["timings"]
+        else "- timings: not recorded in pipeline outputs "
+        "(they would break bit-exact reproduction)",
+        "",
+        "| rank | variant | Total Return [%] | Max. Drawdown [%] | Sharpe Ratio | Num. Trades |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for row in outcome.topk.head(50).to_dict("records"):
+        key = str(row["variant_key"]).replace("|", "\\|")  # a table cell
+        lines.append(
+            f"| {row['rank']} | `{key}` | "
+            f"{v1.format_value(row['Total Return [%]'])} | "
+            f"{v1.format_value(row['Max. Drawdown [%]'])} | "
+            f"{v1.format_value(row['Sharpe Ratio'])} | {row['Num. Trades']} |"
+        )
+    if len(outcome.topk):
+        best = outcome.topk.iloc[0]
+        lines += ["", f"## Best: `{best['variant_key']}`", "", best["report_table_md"]]
+    sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
+    sink.json(s, "summary.json")

@@ -269,5 +269,5 @@ def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str,
     )
     store = PersistentStore(workspace)
     outcome = run_grid(prepared, rule, params, request, keep_partial=False)
-    write_grid(outcome, StoreSink(store, "results", "grid"), timings=False)
+    write_grid(outcome, StoreSink(store, "results", "grid"), timings=False, engine=params.engine)
     return outcome.summary
