@@ -9,7 +9,8 @@ candles itself and depends on no other stage's outs). Paths below are for the de
 * ``backtest``: prepared candles + the rule version (through the registry) + params ->
   ``results/backtest/`` (trades, fills, equity, drawdown, summary.json) and
   ``results/metrics.json``;
-* ``report``: -> ``results/report/`` (report.md, equity.png, drawdown.png) and
+* ``report``: the backtest's outputs + the prepared candles (the price) ->
+  ``results/report/`` (report.md, price.png, equity.png, drawdown.png, report.html) and
   ``results/plots/equity.csv`` (``dvc plots``);
 * ``grid``: the parameter search of ``params.yaml: grid:`` over candles prepared as
   ``prepare`` does -> ``results/grid/`` (topk.parquet, trades.parquet of the best
@@ -157,7 +158,17 @@ def stage_report(root: Path | None = None) -> str:
     metrics = store.load_json(_results(store, "metrics.json"))
     equity = store.load_dataframe(_results(store, BACKTEST, "equity.parquet"))
     drawdown = store.load_dataframe(_results(store, BACKTEST, "drawdown.parquet"))
-    write_report(summary, metrics, equity, drawdown, StoreSink(store, "results", REPORT))
+    trades = store.load_dataframe(_results(store, BACKTEST, "trades.parquet"))
+    candles = store.load_dataframe(_results(store, PREPARED, "candles.parquet"))
+    write_report(
+        summary,
+        metrics,
+        equity,
+        drawdown,
+        StoreSink(store, "results", REPORT),
+        trades=trades,
+        candles=candles,
+    )
     plot = equity.assign(
         time=[format_ts(int(t)) for t in equity["ts_utc"]],
         drawdown_pct=drawdown["drawdown"] * 100.0,
