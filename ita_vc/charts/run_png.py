@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_STYLE",
     "EXIT_STYLE",
+    "equity_figure",
     "line_png",
+    "price_figure",
     "render_equity_png",
     "render_price_png",
 ]
@@ -163,7 +165,7 @@ def _trade_markers(ax: Axes, trades: TradeMarks) -> None:
         )
 
 
-def render_price_png(series: RunSeries, title: str) -> bytes:
+def price_figure(series: RunSeries, title: str) -> Figure:
     """The close of every bar (decimated for display) with all trade entries and exits."""
     fig, ax = _figure(5.0)
     if len(series.ts):
@@ -182,10 +184,15 @@ def render_price_png(series: RunSeries, title: str) -> bytes:
             borderaxespad=0,
             markerscale=float(np.sqrt(64.0 / _marker_size(len(series.trades)))),
         )
-    return _png(fig)
+    return fig
 
 
-def render_equity_png(series: RunSeries, title: str) -> bytes:
+def render_price_png(series: RunSeries, title: str) -> bytes:
+    """price.png: :func:`price_figure` as PNG bytes."""
+    return _png(price_figure(series, title))
+
+
+def equity_figure(series: RunSeries, title: str) -> Figure:
     """The equity and the buy-and-hold benchmark (``init_cash * close / close[0]``)."""
     fig, ax = _figure(4.0)
     if len(series.ts):
@@ -204,7 +211,12 @@ def render_equity_png(series: RunSeries, title: str) -> bytes:
         _no_bars(ax)
     ax.set_title(title)
     ax.set_ylabel("equity")
-    return _png(fig)
+    return fig
+
+
+def render_equity_png(series: RunSeries, title: str) -> bytes:
+    """equity.png: :func:`equity_figure` as PNG bytes."""
+    return _png(equity_figure(series, title))
 
 
 def line_png(
