@@ -27,8 +27,11 @@ from ita_vc.charts.run_series import EXIT_REASONS
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from bokeh.models import Column, Range
+    from bokeh.models.renderers import DataRenderer
+
     from ita_vc.charts.run_series import RunSeries, TradeMarks
-    from ita_vc.utils.arrays import BoolArray, IntArray
+    from ita_vc.utils.arrays import BoolArray, FloatArray, IntArray
 
 __all__ = [
     "HEADLINE_METRICS",
@@ -70,8 +73,7 @@ _TRADE_TIPS = [
 ]
 
 
-def _panel(title: str, height: int, x_range: Any = None) -> Any:
-    kwargs: dict[str, Any] = {} if x_range is None else {"x_range": x_range}
+def _panel(title: str, height: int, x_range: Range | None = None) -> figure:
     fig = figure(
         title=title,
         height=height,
@@ -80,19 +82,20 @@ def _panel(title: str, height: int, x_range: Any = None) -> Any:
         tools=_TOOLS,
         active_drag="xpan",
         active_scroll="xwheel_zoom",
-        **kwargs,
     )
+    if x_range is not None:  # shared with the price panel: pan or zoom one, all follow
+        fig.x_range = x_range
     fig.yaxis.formatter = NumeralTickFormatter(format="0,0.[00]")
     return fig
 
 
-def _bars(ts: IntArray, keep: IntArray, **columns: Any) -> ColumnDataSource:
+def _bars(ts: IntArray, keep: IntArray, **columns: FloatArray) -> ColumnDataSource:
     data = {"x": ts[keep].astype(np.float64)}
     data.update({name: np.asarray(v, dtype=np.float64)[keep] for name, v in columns.items()})
     return ColumnDataSource(data=data)
 
 
-def _line_hover(fig: Any, renderer: Any, tips: list[tuple[str, str]]) -> None:
+def _line_hover(fig: figure, renderer: DataRenderer, tips: list[tuple[str, str]]) -> None:
     fig.add_tools(
         HoverTool(
             renderers=[renderer],
@@ -128,7 +131,7 @@ def _marker_size(n: int) -> int:
     return 11 if n <= 100 else 8 if n <= 1_000 else 6
 
 
-def _trade_markers(fig: Any, trades: TradeMarks) -> None:
+def _trade_markers(fig: figure, trades: TradeMarks) -> None:
     """Every entry (by direction) and every exit (by reason), each with its trade's hover."""
     size = _marker_size(len(trades))
     reasons = np.asarray(trades.reason, dtype=object)
@@ -139,7 +142,7 @@ def _trade_markers(fig: Any, trades: TradeMarks) -> None:
     for reason in (*EXIT_REASONS, *sorted(set(trades.reason) - set(EXIT_REASONS))):
         style = HTML_EXIT_STYLE.get(reason, ("diamond", "#000000"))
         groups.append((f"exit: {reason}", reasons == reason, True, style, reason in _HOLLOW))
-    renderers = []
+    renderers: list[DataRenderer] = []
     for label, mask, at_exit, (marker, colour), hollow in groups:
         count = int(np.count_nonzero(mask))
         if not count:
@@ -171,7 +174,7 @@ def _trade_markers(fig: Any, trades: TradeMarks) -> None:
         )
 
 
-def _price_panel(series: RunSeries) -> Any:
+def _price_panel(series: RunSeries) -> figure:
     fig = _panel("Price and trades", 380)
     keep = decimate_index(series.close)
     line = fig.line(
@@ -189,7 +192,7 @@ def _price_panel(series: RunSeries) -> Any:
     return fig
 
 
-def _equity_panel(series: RunSeries, x_range: Any) -> Any:
+def _equity_panel(series: RunSeries, x_range: Range) -> figure:
     fig = _panel("Equity and buy-and-hold", 260, x_range)
     keep = np.union1d(decimate_index(series.equity), decimate_index(series.benchmark))
     source = _bars(series.ts, keep, equity=series.equity, benchmark=series.benchmark)
@@ -211,7 +214,7 @@ def _equity_panel(series: RunSeries, x_range: Any) -> Any:
     return fig
 
 
-def _drawdown_panel(series: RunSeries, x_range: Any) -> Any:
+def _drawdown_panel(series: RunSeries, x_range: Range) -> figure:
     fig = _panel("Drawdown [%]", 200, x_range)
     percent = series.drawdown * 100.0
     source = _bars(series.ts, decimate_index(percent), drawdown=percent)
@@ -259,7 +262,9 @@ def _header(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> Div:
     return Div(text=text, sizing_mode="stretch_width")
 
 
-def run_layout(series: RunSeries, summary: Mapping[str, Any], metrics: Mapping[str, object]) -> Any:
+def run_layout(
+    series: RunSeries, summary: Mapping[str, Any], metrics: Mapping[str, object]
+) -> Column:
     """The Bokeh layout of one run: header, price, equity and drawdown panels (one x-range)."""
     price = _price_panel(series)
     return column(
