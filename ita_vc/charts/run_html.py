@@ -20,6 +20,7 @@ from bokeh.models.widgets.markups import Div
 from bokeh.plotting import figure
 
 from ita_vc.backtest.format import format_metric
+from ita_vc.backtest.metrics import METRIC_NAMES
 from ita_vc.charts.decimate import decimate_index
 from ita_vc.charts.html import standalone_html
 from ita_vc.charts.run_series import EXIT_REASONS
@@ -224,6 +225,14 @@ def _drawdown_panel(series: RunSeries, x_range: Range) -> figure:
     return fig
 
 
+def _in_order(metrics: Mapping[str, object]) -> list[tuple[str, object]]:
+    """The metrics in the documented order (as report.md's table), unknown names last."""
+    names = [n for n in METRIC_NAMES if n in metrics] + [
+        n for n in metrics if n not in METRIC_NAMES
+    ]
+    return [(name, metrics[name]) for name in names]
+
+
 def _header(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> Div:
     def esc(value: object) -> str:
         return html.escape(str(value))
@@ -243,7 +252,7 @@ def _header(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> Div:
     cells = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{esc(name)}</th>"
         f"<td style='text-align:right'>{esc(format_metric(name, value))}</td></tr>"
-        for name, value in metrics.items()
+        for name, value in _in_order(metrics)
     )
     text = (
         f"<h2 style='margin:0.2em 0'>Backtest: {esc(summary.get('setup_id'))} "

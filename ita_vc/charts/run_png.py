@@ -85,6 +85,9 @@ def _line(ax: Axes, ts: IntArray, values: npt.ArrayLike, **style: object) -> Non
     y = np.asarray(values, dtype=np.float64)
     keep = decimate_index(y)
     ax.plot(_times(ts[keep]), y[keep], marker="." if len(y) == 1 else "", **style)  # type: ignore[arg-type]
+    if len(y) == 1:  # a day either side, not matplotlib's default of years
+        day = np.timedelta64(1, "D")
+        ax.set_xlim(_times(ts)[0] - day, _times(ts)[0] + day)
 
 
 def _no_bars(ax: Axes) -> None:

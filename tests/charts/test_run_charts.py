@@ -205,6 +205,8 @@ def test_the_html_report_is_offline_parses_and_holds_the_data(tmp_path):
     shown = html.unescape(header["attributes"]["text"])  # Bokeh escapes the JSON's text
     assert "Total Return [%]</b> 1.23" in shown and "<b>Num. Trades</b> 8" in shown
     assert "1 days 01:01:01" in shown and "synthetic v1.0" in shown
+    table = shown[shown.index("<table") :]
+    assert table.index("Total Return [%]") < table.index("Max. Dr") < table.index("Num. Trades")
     # one x-range for the three panels: pan or zoom one, all follow
     panels = _models(root, "Figure")
     assert len(panels) == 3
