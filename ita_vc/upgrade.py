@@ -6,7 +6,8 @@ What it changes, and only that (a user's own stages, parameters and comments sta
 * ``dvc.yaml``: each ``python -m ita_vc.pipeline <stage>`` command pins this ita-vc's engine
   (``--engine X``), so ``dvc status`` shows those stages as changed after an engine change;
   a time-series plot (``x: time``) without a template gets ``configs/plots/time_series.json``
-  (DVC's default template draws ISO times as nothing);
+  (DVC's default template draws ISO times as nothing); the report stage (``report``, reading
+  ``results/backtest``) depends on ``results/prepared`` too: its price chart reads the candles;
 * ``configs/plots/time_series.json``: written when missing;
 * ``.gitignore``: the entries ``init`` writes today (``/dvc_plots/`` among them).
 
@@ -103,9 +104,22 @@ def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
     return dump_rt(doc) if changed else text
 
 
+def _report_deps(body: Any) -> bool:
+    """The report stage's deps name the prepared candles (its price chart reads them)."""
+    cmd, deps = body.get("cmd"), body.get("deps")
+    match = _STAGE_CMD.fullmatch(cmd.strip()) if isinstance(cmd, str) else None
+    if match is None or match.group(1) != "report" or not isinstance(deps, list):
+        return False
+    if "results/backtest" not in deps or "results/prepared" in deps:
+        return False
+    deps.insert(deps.index("results/backtest"), "results/prepared")
+    return True
+
+
 def _upgrade_stage(body: Any, engine: str, template: str) -> bool:
-    """Pin one stage body's ita-vc commands and template its time-series plots."""
-    changed = False
+    """Pin one stage body's ita-vc commands, template its time-series plots and complete the
+    report stage's deps."""
+    changed = _report_deps(body)
     cmd = body.get("cmd")
     if isinstance(cmd, str) and _pin(cmd, engine) != cmd.strip():
         body["cmd"] = _pin(cmd, engine)
@@ -151,7 +165,10 @@ def plan_upgrade(root: Path) -> list[FileChange]:
         if new != old:
             changes.append(
                 FileChange(
-                    "dvc.yaml", old, new, f"pin engine {ENGINE_VERSION}; time-series plot template"
+                    "dvc.yaml",
+                    old,
+                    new,
+                    f"pin engine {ENGINE_VERSION}; time-series plot template; report deps",
                 )
             )
     plots = root / PLOTS_TEMPLATE_RELPATH

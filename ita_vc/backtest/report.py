@@ -1,12 +1,11 @@
-"""The human side of a backtest: the metrics table (markdown) and equity/drawdown charts (PNG).
+"""The human side of a backtest: the metrics table (markdown), report.md and a line chart (PNG).
 
-Charts are drawn with matplotlib's Agg backend and saved without a timestamp or version in the
-PNG metadata, so the same result gives the same bytes.
+Charts are drawn by :mod:`ita_vc.charts` (matplotlib's Agg canvas, saved without a timestamp
+or version in the PNG metadata), so the same result gives the same bytes.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,13 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-__all__ = ["format_value", "metrics_table_md", "render_chart_png", "render_report_md"]
+__all__ = [
+    "CHART_LINES_MD",
+    "format_value",
+    "metrics_table_md",
+    "render_chart_png",
+    "render_report_md",
+]
 
 
 def format_value(value: object, name: str | None = None) -> str:
@@ -68,6 +73,21 @@ def _money(value: object) -> str:
     return format_metric("Init. Cash", value) if isinstance(value, int | float) else "-"
 
 
+CHART_LINES_MD = (
+    "## Charts",
+    "",
+    "Interactive (zoom, hover, linked panels; works offline): [report.html](report.html)",
+    "",
+    "![price and trades](price.png)",
+    "",
+    "![equity and buy-and-hold](equity.png)",
+    "",
+    "![drawdown](drawdown.png)",
+    "",
+)
+"""The end of report.md: the charts of the report folder."""
+
+
 def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> str:
     """The report.md of a run: identity, data, execution parameters and the metrics table."""
     rng = summary.get("range") or {}
@@ -89,10 +109,7 @@ def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) 
         "## Metrics",
         "",
         metrics_table_md(metrics),
-        "![equity](equity.png)",
-        "",
-        "![drawdown](drawdown.png)",
-        "",
+        *CHART_LINES_MD,
     ]
     return "\n".join(lines)
 
@@ -100,28 +117,11 @@ def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) 
 def render_chart_png(
     series: pd.DataFrame, column: str, title: str, *, percent: bool = False
 ) -> bytes:
-    """A line chart of ``series[column]`` over ``series.ts_utc`` as PNG bytes."""
-    import matplotlib
+    """A line chart of ``series[column]`` over ``series.ts_utc`` as PNG bytes (decimated for
+    display; ``percent`` draws the values times 100, shaded down to zero: a drawdown)."""
+    # lazy: matplotlib costs ~0.5 s, and this module's tables are imported by the grid and CLI
+    from ita_vc.charts.run_png import line_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    times = np.asarray(series["ts_utc"], dtype="int64").astype("datetime64[ms]")
-    values = np.asarray(series[column], dtype="float64") * (100.0 if percent else 1.0)
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    try:
-        if len(values):
-            ax.plot(times, values, linewidth=1.0, color="#1f77b4")
-            if percent:
-                ax.fill_between(times, values, 0, color="#d62728", alpha=0.3)
-        ax.set_title(title)
-        ax.set_ylabel(f"{column} [%]" if percent else column)
-        ax.grid(True, alpha=0.3)
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+    values = series[column].to_numpy(dtype="float64") * (100.0 if percent else 1.0)
+    ylabel = f"{column} [%]" if percent else column
+    return line_png(series["ts_utc"], values, title, ylabel, fill=percent)

@@ -53,7 +53,15 @@ def run_command(
         catalog = None
     result = run_backtest(frame, rule, run_params, catalog=catalog)
     write_backtest(result, sink, sink)
-    write_report(result.summary, result.metrics, result.equity, result.drawdown, sink)
+    write_report(
+        result.summary,
+        result.metrics,
+        result.equity,
+        result.drawdown,
+        sink,
+        trades=result.trades,
+        candles=frame if result.candles_used is None else result.candles_used,
+    )
     m = result.metrics
     console().print(
         f"{result.summary['setup_id']} {result.summary['rule_version']}: "

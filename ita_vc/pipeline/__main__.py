@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"variants, top {counts['top_k']} in {summary['timings']['search_s']} s"
             )
         else:
-            print(f"report: {stages.stage_report()}")
+            print(f"report: {stages.stage_report(engine=args.engine)}")
     except ItaVcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from ita_vc.backtest import report_v1 as v1
 from ita_vc.backtest.report import format_value, render_chart_png, render_report_md
+from ita_vc.charts.run_series import run_series
 from ita_vc.errors import PersistentStoreError
 from ita_vc.utils.atomic import atomic_write_bytes, atomic_write_with
 
@@ -139,14 +140,31 @@ def write_report(
     equity: pd.DataFrame,
     drawdown: pd.DataFrame,
     sink: OutputSink,
+    *,
+    trades: pd.DataFrame,
+    candles: pd.DataFrame,
 ) -> None:
-    """report.md, equity.png and drawdown.png."""
-    sink.binary(render_report_md(summary, metrics).encode("utf-8"), "report.md")
+    """report.md, price.png (the close with every trade's entry and exit), equity.png (with
+    the buy-and-hold benchmark), drawdown.png and report.html (interactive, self-contained).
+
+    ``candles`` are the prepared candles of the run (warm-up bars may be among them: the
+    charts take the bars of ``equity``).
+    """
+    # lazy: matplotlib and Bokeh cost about a second; only a report pays it, not every stage
+    from ita_vc.charts import run_html, run_png
+
+    init_cash = summary.get("init_cash")
+    if init_cash is None:  # a summary without it: hold from the first equity value
+        init_cash = float(equity["equity"].iloc[0]) if len(equity) else 1.0
+    series = run_series(equity, drawdown, trades, candles, float(init_cash))
     title = f"{summary.get('setup_id')} {summary.get('rule_version')} {summary.get('symbol')}"
-    sink.binary(render_chart_png(equity, "equity", f"Equity: {title}"), "equity.png")
+    sink.binary(render_report_md(summary, metrics).encode("utf-8"), "report.md")
+    sink.binary(run_png.render_price_png(series, f"Price and trades: {title}"), "price.png")
+    sink.binary(run_png.render_equity_png(series, f"Equity: {title}"), "equity.png")
     sink.binary(
         render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True), "drawdown.png"
     )
+    sink.binary(run_html.render_run_html(series, summary, metrics), "report.html")
 
 
 def write_grid(

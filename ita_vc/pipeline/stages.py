@@ -9,7 +9,8 @@ candles itself and depends on no other stage's outs). Paths below are for the de
 * ``backtest``: prepared candles + the rule version (through the registry) + params ->
   ``results/backtest/`` (trades, fills, equity, drawdown, summary.json) and
   ``results/metrics.json``;
-* ``report``: -> ``results/report/`` (report.md, equity.png, drawdown.png) and
+* ``report``: the backtest's outputs + the prepared candles (the price) ->
+  ``results/report/`` (report.md, price.png, equity.png, drawdown.png, report.html) and
   ``results/plots/equity.csv`` (``dvc plots``);
 * ``grid``: the parameter search of ``params.yaml: grid:`` over candles prepared as
   ``prepare`` does -> ``results/grid/`` (topk.parquet, trades.parquet of the best
@@ -30,7 +31,13 @@ from ita_vc.errors import DataValidationError
 from ita_vc.grid import run_grid
 from ita_vc.grid.request import GridSetup, check_params_and_grid, parse_grid
 from ita_vc.pipeline.engine_pin import pinned_engine
-from ita_vc.pipeline.outputs import StoreSink, write_backtest, write_grid, write_report
+from ita_vc.pipeline.outputs import (
+    StoreSink,
+    write_backtest,
+    write_grid,
+    write_report,
+    write_report_v1,
+)
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
@@ -152,14 +159,20 @@ def stage_backtest(root: Path | None = None, engine: str | None = None) -> dict[
     return result.summary
 
 
-def stage_report(root: Path | None = None) -> str:
+def stage_report(root: Path | None = None, engine: str | None = None) -> str:
     """Run the report stage; returns the report.md path."""
     _workspace, store, _raw = _context(root)
     summary = store.load_json(_results(store, BACKTEST, "summary.json"))
     metrics = store.load_json(_results(store, "metrics.json"))
     equity = store.load_dataframe(_results(store, BACKTEST, "equity.parquet"))
     drawdown = store.load_dataframe(_results(store, BACKTEST, "drawdown.parquet"))
-    write_report(summary, metrics, equity, drawdown, StoreSink(store, "results", REPORT))
+    sink = StoreSink(store, "results", REPORT)
+    if engine == "1.0":  # a pipeline pinned to engine 1.0 keeps its reports byte for byte
+        write_report_v1(summary, metrics, equity, drawdown, sink)
+    else:
+        trades = store.load_dataframe(_results(store, BACKTEST, "trades.parquet"))
+        candles = store.load_dataframe(_results(store, PREPARED, "candles.parquet"))
+        write_report(summary, metrics, equity, drawdown, sink, trades=trades, candles=candles)
     plot = equity.assign(
         time=[format_ts(int(t)) for t in equity["ts_utc"]],
         drawdown_pct=drawdown["drawdown"] * 100.0,

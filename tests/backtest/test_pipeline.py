@@ -34,6 +34,8 @@ def test_dvc_repro_runs_the_pipeline_and_dvc_shows_metrics_and_plots(pipeline_re
         "report/report.md",
         "report/equity.png",
         "report/drawdown.png",
+        "report/price.png",
+        "report/report.html",
         "plots/equity.csv",
         "prepared/candles.parquet",
     ):

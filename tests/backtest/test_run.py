@@ -130,7 +130,15 @@ def test_same_inputs_same_outputs_bit_for_bit(tmp_path):
         result = run_backtest(candles(), RULE, {"backtest": {"warmup_bars": 0}})
         sink = DirSink(tmp_path / name)
         write_backtest(result, sink, sink)
-        write_report(result.summary, result.metrics, result.equity, result.drawdown, sink)
+        write_report(
+            result.summary,
+            result.metrics,
+            result.equity,
+            result.drawdown,
+            sink,
+            trades=result.trades,
+            candles=result.candles_used,
+        )
         paths.append(tmp_path / name)
     files = sorted(p.name for p in paths[0].iterdir())
     assert files == [
@@ -140,6 +148,8 @@ def test_same_inputs_same_outputs_bit_for_bit(tmp_path):
         "equity.png",
         "fills.parquet",
         "metrics.json",
+        "price.png",
+        "report.html",
         "report.md",
         "summary.json",
         "trades.parquet",

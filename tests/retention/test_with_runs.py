@@ -55,6 +55,7 @@ def test_without_the_pin_the_old_charts_go_to_the_trash(run_copy):
     assert sorted(t["path"] for t in report.trashed) == [
         "results/report/drawdown.png",
         "results/report/equity.png",
+        "results/report/price.png",
     ]
     lost = verify_run(workspace, first)
     detail = {c.name: c.detail for c in lost.checks if not c.ok}["objects in the DVC cache"]

@@ -86,10 +86,12 @@ def test_the_important_tag_protects_the_run_whose_commit_it_tags(run_copy):
     assert not verify_run(workspace, run_copy.report.run_id).ok
     assert verify_run(workspace, c.run_id).ok  # c is the workspace
     assert any("tag important" in d.reason for d in plan.decisions)
-    assert (
-        _trashed_paths(report)
-        == ["results/report/drawdown.png"] * 2 + ["results/report/equity.png"] * 2
-    )  # the charts of the first run and of b
+    assert _trashed_paths(report) == ["results/report/drawdown.png"] * 2 + [
+        "results/report/equity.png"
+    ] * 2 + [
+        "results/report/price.png"
+    ]  # the charts of the first run and of b (whose trades' P&L signs, which colour the
+    # price chart, are those of one other run: one price chart object less)
 
 
 _GC_HOLDS_THE_LOCK = textwrap.dedent("""
@@ -206,7 +208,7 @@ def test_recovery_after_a_killed_gc_keeps_what_the_new_plan_keeps(run_copy):
     check = verify_run(workspace, first.run_id)
     assert check.ok, check.failures()  # the reverted-to run lost nothing
     assert not verify_run(workspace, second.run_id).ok  # the reverted run's charts may go now
-    assert done["total_files_trashed"] == 2
+    assert done["total_files_trashed"] == 3
 
 
 def test_gc_brings_back_trashed_objects_a_new_pin_keeps(run_copy):
@@ -215,15 +217,20 @@ def test_gc_brings_back_trashed_objects_a_new_pin_keeps(run_copy):
     first = run_copy.report
     run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.3)])
     _plan, _facts, report = collect_garbage(workspace)
-    assert _trashed_paths(report) == ["results/report/drawdown.png", "results/report/equity.png"]
+    assert _trashed_paths(report) == [
+        "results/report/drawdown.png",
+        "results/report/equity.png",
+        "results/report/price.png",
+    ]
     assert not verify_run(workspace, first.run_id).ok
     keep_run(workspace, first.run_id, "after all")
     dry = invoke("gc", "--dry-run")
-    assert "2 trashed object(s) are kept by this plan" in dry.stdout
+    assert "3 trashed object(s) are kept by this plan" in dry.stdout
     _plan, _facts, again = collect_garbage(workspace)
     assert sorted(r["path"] for r in again.restored) == [
         "results/report/drawdown.png",
         "results/report/equity.png",
+        "results/report/price.png",
     ]
     assert verify_run(workspace, first.run_id).ok
 
@@ -238,7 +245,7 @@ def test_purge_never_deletes_what_the_plan_keeps(run_copy):
     keep_run(workspace, first.run_id)
     result = invoke("trash", "purge", "--older-than", "0")
     assert result.exit_code == 0, result.output
-    assert "purged 0 object(s)" in result.stdout and "brought back 2" in result.stdout
+    assert "purged 0 object(s)" in result.stdout and "brought back 3" in result.stdout
     assert verify_run(workspace, first.run_id).ok
     for bad in ("-1", "nan", "inf"):
         assert invoke("trash", "purge", "--older-than", bad).exit_code == 2, bad
