@@ -47,12 +47,18 @@ _DECIMALS = {"percent": 2, "ratio": 3, "money": 2}
 
 
 def format_duration(seconds: float | None) -> str:
-    """``49 days 22:00:00`` (pandas' and backtesting.py's Timedelta text); fractions of a
-    second as ``.500000``; None as ``-``."""
+    """``49 days 22:00:00`` (pandas' and backtesting.py's Timedelta text), to the second from
+    one second up (an average of 18:00:54.545455 reads 18:00:55); below a second with its
+    fraction (``0 days 00:00:00.500000``); None as ``-``."""
     if seconds is None or not math.isfinite(seconds):
         return "-"
     sign = "-" if seconds < 0 else ""
-    micros = round(abs(seconds) * 1_000_000)
+    whole_seconds = abs(seconds) >= 1
+    micros = (
+        math.floor(abs(seconds) + 0.5) * 1_000_000
+        if whole_seconds
+        else round(abs(seconds) * 1_000_000)
+    )
     whole, frac = divmod(micros, 1_000_000)
     days, rest = divmod(whole, 86_400)
     hours, rest = divmod(rest, 3_600)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ita_vc.backtest.format import format_metric
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     import pandas as pd
 
@@ -88,8 +88,29 @@ CHART_LINES_MD = (
 """The end of report.md: the charts of the report folder."""
 
 
-def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> str:
-    """The report.md of a run: identity, data, execution parameters and the metrics table."""
+def profit_lock_line(equity: pd.DataFrame) -> str | None:
+    """``- profit lock: ...`` for report.md when the equity has the profit-lock balances (the
+    ``strategy_compound_profit_lock`` sizing), else None."""
+    if not {"strategy_safe_quote", "strategy_available_quote"} <= set(equity.columns):
+        return None
+    if not len(equity):
+        return "- profit lock: no bars"
+    safe = float(equity["strategy_safe_quote"].iloc[-1])
+    available = float(equity["strategy_available_quote"].iloc[-1])
+    return (
+        f"- profit lock at the end: locked profit (safe) {_money(safe)}, available for the "
+        f"next entry {_money(available)} (per bar in equity.parquet: strategy_safe_quote, "
+        "strategy_available_quote)"
+    )
+
+
+def render_report_md(
+    summary: Mapping[str, Any],
+    metrics: Mapping[str, object],
+    extra: Sequence[str] = (),
+) -> str:
+    """The report.md of a run: identity, data, execution parameters (and the ``extra``
+    lines, e.g. :func:`profit_lock_line`) and the metrics table."""
     rng = summary.get("range") or {}
     lines = [
         f"# Backtest: {summary.get('setup_id')} {summary.get('rule_version')}",
@@ -105,6 +126,7 @@ def render_report_md(summary: Mapping[str, Any], metrics: Mapping[str, object]) 
         f"slippage {summary.get('slippage_pct')} %, init cash {_money(summary.get('init_cash'))}",
         f"- conflicting signals: {summary.get('conflicting_signals')}; engine "
         f"{summary.get('engine_version')}; config_hash `{summary.get('config_hash')}`",
+        *extra,
         "",
         "## Metrics",
         "",

@@ -209,7 +209,29 @@ def _equity_panel(series: RunSeries, x_range: Range) -> figure:
         line_width=1,
         legend_label="buy and hold",
     )
-    _line_hover(fig, line, [("equity", "@equity{0,0.00}"), ("buy and hold", "@benchmark{0,0.00}")])
+    tips = [("equity", "@equity{0,0.00}"), ("buy and hold", "@benchmark{0,0.00}")]
+    if series.safe is not None and series.available is not None:
+        keep = np.union1d(
+            keep, np.union1d(decimate_index(series.safe), decimate_index(series.available))
+        )
+        lock = _bars(series.ts, keep, safe=series.safe, available=series.available)
+        fig.line(
+            "x",
+            "available",
+            source=lock,
+            color="#2ca02c",
+            line_width=1,
+            legend_label="available (profit lock)",
+        )
+        fig.line(
+            "x",
+            "safe",
+            source=lock,
+            color="#9467bd",
+            line_width=1,
+            legend_label="locked profit (safe)",
+        )
+    _line_hover(fig, line, tips)
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"
     return fig

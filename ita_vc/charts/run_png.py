@@ -56,6 +56,8 @@ EXIT_STYLE = {
 _HOLLOW = frozenset({"signal", "end"})
 _LINE = "#1f77b4"
 _BENCHMARK = "#7f7f7f"
+_AVAILABLE = "#2ca02c"
+_SAFE = "#9467bd"
 _TRADE_LINES_MAX = 1_000  # entry-to-exit segments are drawn up to this many trades
 
 
@@ -209,6 +211,18 @@ def equity_figure(series: RunSeries, title: str) -> Figure:
             linestyle="--",
             label="buy and hold",
         )
+        if series.safe is not None and series.available is not None:
+            _line(
+                ax,
+                series.ts,
+                series.available,
+                color=_AVAILABLE,
+                linewidth=0.9,
+                label="available (profit lock)",
+            )
+            _line(
+                ax, series.ts, series.safe, color=_SAFE, linewidth=0.9, label="locked profit (safe)"
+            )
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small", borderaxespad=0)
     else:
         _no_bars(ax)

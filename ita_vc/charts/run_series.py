@@ -53,6 +53,10 @@ class RunSeries:
     benchmark: FloatArray
     trades: TradeMarks
     init_cash: float
+    safe: FloatArray | None = None
+    """The profit-lock sizing's locked profit per bar (``strategy_safe_quote``), else None."""
+    available: FloatArray | None = None
+    """What its next entry may use per bar (``strategy_available_quote``), else None."""
 
 
 def _column(frame: pd.DataFrame, name: str, dtype: Any, n: int) -> Any:
@@ -103,7 +107,8 @@ def run_series(
 ) -> RunSeries:
     """The chart data of one run from its tables (``equity``, ``drawdown`` and ``trades`` of
     ``results/backtest``, the prepared ``candles``): the benchmark is ``init_cash *
-    close / close[0]`` over the bars of the equity series."""
+    close / close[0]`` over the bars of the equity series; the profit-lock balances come with
+    the equity table when it has them."""
     ts = np.asarray(equity["ts_utc"], dtype=np.int64)
     close = _closes_at(candles, ts)
     first = close[0] if len(close) else np.nan
@@ -119,4 +124,10 @@ def run_series(
         benchmark=np.asarray(benchmark, dtype=np.float64),
         trades=_trade_marks(trades),
         init_cash=float(init_cash),
+        safe=_optional(equity, "strategy_safe_quote"),
+        available=_optional(equity, "strategy_available_quote"),
     )
+
+
+def _optional(frame: pd.DataFrame, name: str) -> FloatArray | None:
+    return np.asarray(frame[name], dtype=np.float64) if name in frame else None

@@ -11,7 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ita_vc.backtest import report_v1 as v1
-from ita_vc.backtest.report import format_value, render_chart_png, render_report_md
+from ita_vc.backtest.report import (
+    format_value,
+    profit_lock_line,
+    render_chart_png,
+    render_report_md,
+)
 from ita_vc.charts.run_series import run_series
 from ita_vc.errors import PersistentStoreError
 from ita_vc.utils.atomic import atomic_write_bytes, atomic_write_with
@@ -158,7 +163,9 @@ def write_report(
         init_cash = float(equity["equity"].iloc[0]) if len(equity) else 1.0
     series = run_series(equity, drawdown, trades, candles, float(init_cash))
     title = f"{summary.get('setup_id')} {summary.get('rule_version')} {summary.get('symbol')}"
-    sink.binary(render_report_md(summary, metrics).encode("utf-8"), "report.md")
+    lock = profit_lock_line(equity)
+    report = render_report_md(summary, metrics, [lock] if lock else [])
+    sink.binary(report.encode("utf-8"), "report.md")
     sink.binary(run_png.render_price_png(series, f"Price and trades: {title}"), "price.png")
     sink.binary(run_png.render_equity_png(series, f"Equity: {title}"), "equity.png")
     sink.binary(

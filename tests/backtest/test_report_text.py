@@ -3,13 +3,19 @@ durations as timedeltas; the files (metrics.json) keep the exact values."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from types import SimpleNamespace
 
 import pandas as pd
 
-from ita_vc.backtest.report import format_value, metrics_table_md, render_report_md
+from ita_vc.backtest.report import (
+    CHART_LINES_MD,
+    format_value,
+    metrics_table_md,
+    render_report_md,
+)
 from ita_vc.pipeline.outputs import DirSink, write_grid
 
 METRICS = {
@@ -40,7 +46,7 @@ def test_the_metrics_table_formats_each_metric():
         "Total Profit": "-736.10",
         "Total Return [%]": "-4.27",
         "Max. Drawdown Duration": "7 days 08:00:00",
-        "Avg. Trade Duration": "0 days 17:10:54.545455",
+        "Avg. Trade Duration": "0 days 17:10:55",
         "Num. Trades": "11",
         "SQN": "-2.066",
         "Sharpe Ratio": "-11.928",
@@ -78,13 +84,25 @@ def test_the_report_reads_without_raw_floats_and_keeps_its_chart_links():
     assert "init cash 10,000.00" in text
     assert "| Duration | 49 days 22:00:00 |" in text
     assert "4.273603338079946" not in text and "-11.9278" not in text
-    assert text.endswith("![equity](equity.png)\n\n![drawdown](drawdown.png)\n")
+    assert text.endswith("\n".join(CHART_LINES_MD))
 
 
 def test_the_grid_report_rows_use_the_metric_precision(tmp_path):
-    row = {"rank": 1, "variant_key": "fast=5|slow=30", **METRICS, "Max. Drawdown [%]": None}
+    params = {
+        "indicators": [["ma_cross", [["fast", 5], ["slow", 30]]]],
+        "sl_pct": None,
+        "tp_pct": None,
+    }
+    row = {
+        "rank": 1,
+        "variant_key": "fast=5|slow=30",
+        **METRICS,
+        "Max. Drawdown [%]": None,
+        "params_json": json.dumps(params),
+    }
     row["report_table_md"] = metrics_table_md(METRICS)
     outcome = SimpleNamespace(
+        evaluated=pd.DataFrame(),
         topk=pd.DataFrame([row]),
         trades=pd.DataFrame({"x": [1]}),
         partial=False,
