@@ -168,7 +168,9 @@ def plan_upgrade(root: Path) -> list[FileChange]:
                     "dvc.yaml",
                     old,
                     new,
-                    f"pin engine {ENGINE_VERSION}; time-series plot template; report deps",
+                    f"pin engine {ENGINE_VERSION} (readable reports and charts; Sharpe/Sortino "
+                    "of non-crypto markets over 252 trading days: docs/backtest-model.md); "
+                    "time-series plot template; report deps",
                 )
             )
     plots = root / PLOTS_TEMPLATE_RELPATH
