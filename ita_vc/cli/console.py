@@ -26,7 +26,9 @@ PIPE_WIDTH = 100_000
 def _console(stderr: bool) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # markup off: notes, reasons, names and paths are user text; "[/]" or "[bold]" in them
+    # must print as typed (and never raise rich's MarkupError), in tables too
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False)
 
 
 def _fitted(console: Console) -> Console:

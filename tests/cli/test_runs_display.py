@@ -251,3 +251,28 @@ def test_a_damaged_snapshot_is_shown_or_refused_without_a_traceback(cli_runs, tm
         result = invoke(*args, cwd=root)
         assert "Traceback" not in result.output
         assert result.exit_code in (0, 1, 6, 9), result.output
+
+
+def test_user_text_with_rich_markup_prints_as_typed(cli_runs, tmp_path):
+    """A note or reason is user text: "[/]" or "[bold]" in it is printed, never parsed (it
+    crashed `runs list` for every later user of the repository, exit 3)."""
+    root = tmp_path / "markup"
+    shutil.copytree(cli_runs, root, symlinks=True)
+    note = '[/] <script>alert("x")</script> é" [bold red]RED fee [x]'
+    result = invoke("run", "--force", "--note", note, cwd=root)
+    assert result.exit_code == 0, result.output
+    for args in (
+        ("runs", "list"),
+        ("runs", "list", "--sort", "sharpe"),
+        ("runs", "show", "@latest"),
+    ):
+        shown = invoke(*args, cwd=root)
+        assert shown.exit_code == 0, (args, shown.output)
+        assert note in shown.stdout, args
+    bumped = invoke(
+        "rule", "deprecate", "example_ma_cross", "v1.0", "--reason", "[/]oops", cwd=root
+    )
+    assert bumped.exit_code == 0, bumped.output
+    assert "[/]oops" in bumped.stdout
+    listed = invoke("rule", "list", cwd=root)
+    assert listed.exit_code == 0 and "[/]oops" in listed.stdout, listed.output

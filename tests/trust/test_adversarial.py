@@ -210,7 +210,7 @@ def test_a_killed_purge_is_rolled_back_not_finished(run_copy):
     first = run_copy.report
     run_pipeline(workspace, overrides=[("backtest.fee_pct", 0.3)])
     _plan, _facts, report = collect_garbage(workspace)
-    assert len(report.trashed) == 2
+    assert len(report.trashed) == 3  # the first run's charts: price, equity, drawdown
     proc = subprocess.run(
         [str(VENV_BIN / "python"), "-c", _KILL_IN_PURGE],
         cwd=run_copy,
@@ -222,7 +222,7 @@ def test_a_killed_purge_is_rolled_back_not_finished(run_copy):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     keep_run(workspace, first.run_id, "after all")
     restored = invoke("trash", "restore", first.run_id)
-    assert restored.exit_code == 0 and "restored 2 object(s)" in restored.stdout
+    assert restored.exit_code == 0 and "restored 3 object(s)" in restored.stdout
     check = verify_run(workspace, first.run_id)
     assert check.ok, check.failures()
 
@@ -250,7 +250,7 @@ def test_stray_files_in_the_trash_and_odd_journal_lines_are_skipped(run_copy):
     for args in (("trash", "list", "--json"), ("gc", "--dry-run"), ("gc", "--yes")):
         result = invoke(*args)
         assert result.exit_code == 0, (args, result.output)
-    assert len(json.loads(invoke("trash", "list", "--json").stdout)) == 2
+    assert len(json.loads(invoke("trash", "list", "--json").stdout)) == 3  # the three charts
 
 
 def test_non_utf8_in_hand_edited_files_is_named(run_copy):
