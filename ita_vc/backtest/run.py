@@ -52,6 +52,7 @@ __all__ = [
     "SUPPORTED_ENGINES",
     "BacktestResult",
     "canonical_candles",
+    "check_user_candles",
     "load_rule",
     "prepare_candles",
     "profit_lock_balances",
@@ -281,9 +282,21 @@ def canonical_candles(candles: pd.DataFrame) -> pd.DataFrame:
     """
     import pandas as pd
 
+    if not isinstance(candles, pd.DataFrame):
+        raise DataValidationError(
+            f"candles must be a pandas DataFrame, got {type(candles).__name__}"
+        )
     if "ts_utc" in candles.columns:
         return candles
-    lower = {str(c).lower(): c for c in candles.columns}
+    lower: dict[str, object] = {}
+    for column in candles.columns:
+        key = str(column).lower()
+        if key in _OHLCV and key in lower:
+            raise DataValidationError(
+                f"candles: both {lower[key]!r} and {column!r} are columns: which is the "
+                f"{key} price is ambiguous; drop one"
+            )
+        lower[key] = column
     missing = [c for c in _OHLCV[:4] if c not in lower]
     if missing or not isinstance(candles.index, pd.DatetimeIndex):
         why = (
@@ -309,6 +322,37 @@ def canonical_candles(candles: pd.DataFrame) -> pd.DataFrame:
     return frame if "volume" in frame else frame.assign(volume=0.0)
 
 
+def check_user_candles(frame: pd.DataFrame) -> None:
+    """What ``data import`` refuses, refused for a frame given to :func:`run_backtest`:
+    ``ts_utc`` not integer epoch ms, a timestamp twice, a price missing, NaN, infinite or
+    <= 0, high below max(open, close) or low above min(open, close), a negative volume.
+
+    Raises:
+        DataValidationError: naming every failed rule with its first rows.
+    """
+    from ita_vc.candles.validate import validate_candles
+
+    missing = [c for c in ("ts_utc", "open", "high", "low", "close") if c not in frame]
+    if missing:
+        raise DataValidationError(f"candles: missing column(s) {', '.join(missing)}")
+    ts = frame["ts_utc"]
+    if ts.dtype.kind not in "iu":
+        raise DataValidationError(
+            f"candles: ts_utc must be integer epoch milliseconds, got dtype {ts.dtype} "
+            "(a DatetimeIndex with Open/High/Low/Close columns is read as well)"
+        )
+    try:
+        validate_candles(frame if "volume" in frame else frame.assign(volume=0.0), 1, "candles")
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(f"candles: a price or volume is not a number: {exc}") from exc
+    repeated = ts.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        first = sorted(set(ts[repeated].tolist()))[:5]
+        raise DataValidationError(
+            f"candles: {int(repeated.sum())} row(s) share a timestamp (ts_utc {first})"
+        )
+
+
 def _infer_step(ts: npt.ArrayLike) -> int | None:
     diffs = np.diff(np.asarray(ts, dtype=np.int64))
     return int(diffs.min()) if len(diffs) else None
@@ -330,6 +374,7 @@ def prepare_candles(
     from ita_vc.candles.schema import TIMEFRAMES, timeframe_ms
 
     candles = canonical_candles(candles)
+    check_user_candles(candles)
     missing = [c for c in ("ts_utc", "open", "high", "low", "close") if c not in candles]
     if missing:
         raise DataValidationError(f"candles: missing column(s) {', '.join(missing)}")
@@ -428,6 +473,11 @@ def run_backtest(
             f"{run_params.backtest.init_cash}"
         )
     if "warmup" in candles:
+        if candles["warmup"].dtype != bool:
+            raise DataValidationError(
+                f"candles: the warmup column must be booleans (prepared candles), got dtype "
+                f"{candles['warmup'].dtype}"
+            )
         frame = candles.reset_index(drop=True)
         prep: dict[str, Any] = {
             "rollup": None,

@@ -245,3 +245,38 @@ def test_profit_lock_balances_in_the_equity_output():
 def test_profit_lock_balances_without_trades():
     safe, available = profit_lock_balances(4, np.empty((0, 11)), 100.0, 50.0)
     assert safe.tolist() == [0.0] * 4 and available.tolist() == [100.0] * 4
+
+
+def _canonical(n=50):
+    return walk_candles(n, step=MIN, seed=3, vol=2e-3, spread=0.05)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda f: pd.concat([f, f.iloc[[5]]]).sort_values("ts_utc"), "share a timestamp"),
+        (lambda f: f.assign(close=f["close"].where(f.index != 7, np.nan)), "NaN"),
+        (lambda f: f.assign(close=f["close"].where(f.index != 7, np.inf)), "NaN"),
+        (lambda f: f.assign(close=f["close"].where(f.index != 7, -1.0)), "<= 0"),
+        (lambda f: f.assign(high=f["low"] - 1), "high < max"),
+        (lambda f: f.assign(ts_utc=f["ts_utc"].astype("float64")), "integer epoch"),
+        (lambda f: f.assign(ts_utc=pd.to_datetime(f["ts_utc"], unit="ms")), "integer epoch"),
+        (lambda f: f.assign(ts_utc=f["ts_utc"].astype(str)), "integer epoch"),
+        (lambda f: f.assign(close=f["close"].astype(object).where(f.index != 2, "x")), "number"),
+        (lambda f: f.assign(warmup="x"), "warmup column must be booleans"),
+    ],
+)
+def test_run_backtest_refuses_what_data_import_refuses(damage, match):
+    with pytest.raises(DataValidationError, match=match):
+        run_backtest(damage(_canonical()), RULE, {"backtest": {"warmup_bars": 0}})
+
+
+def test_frames_with_both_cases_of_a_column_or_no_frame_are_refused():
+    from backtesting.test import GOOG
+
+    both = GOOG.assign(open=GOOG["Open"])
+    with pytest.raises(DataValidationError, match="both 'Open' and 'open'"):
+        run_backtest(both, RULE, {})
+    for thing in (GOOG["Close"], [1, 2, 3], None):
+        with pytest.raises(DataValidationError, match="must be a pandas DataFrame"):
+            run_backtest(thing, RULE, {})
