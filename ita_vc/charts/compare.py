@@ -85,6 +85,57 @@ class RunSeries:
     values: FloatArray
 
 
+def run_label(run_id: str, snapshot: Mapping[str, Any]) -> str:
+    """A run's legend entry: ``<id> <setup> <version> <symbol> <timeframe>`` and its note
+    (cut at 40 characters), so runs of one rule on other data or settings tell apart."""
+    parts = [run_id, snapshot.get("setup_id"), snapshot.get("rule_version")]
+    parts += [snapshot.get("symbol"), snapshot.get("timeframe")]
+    label = " ".join(str(p) for p in parts if p)
+    note = str(snapshot.get("note") or "").strip()
+    if note:
+        label += f" - {note[:40]}" + ("..." if len(note) > 40 else "")
+    return label
+
+
+def default_plot_path(workspace: Workspace, out_suffix: str = ".html") -> Path:
+    """``<workspace>/dvc_plots/runs_plot.html``: where ``dvc plots show`` writes too, ignored
+    by git (``ita-vc init``'s .gitignore), so a plot never makes the next run dirty."""
+    return workspace.root / "dvc_plots" / f"runs_plot{out_suffix}"
+
+
+def check_plot_target(workspace: Workspace, path: Path) -> None:
+    """A chart file may not replace what the workspace versions: a file git tracks, anything
+    under the data or results folders (DVC's), a symlink (it would be replaced, its target
+    never written) or a folder.
+
+    Raises:
+        UsageError: naming the path and why.
+    """
+    from ita_vc.vcs import gitcli
+
+    if path.is_symlink():
+        raise UsageError(f"--out {path}: is a symlink; give the file to write itself")
+    if path.is_dir():
+        raise UsageError(f"--out {path}: is a folder; give a file name ending in .html or .png")
+    root = workspace.root.resolve()
+    target = path.resolve()
+    if not target.is_relative_to(root):
+        return
+    rel = target.relative_to(root).as_posix()
+    paths = workspace.config.paths
+    for folder in (paths.data_root, paths.results_root, ".git", ".dvc"):
+        if rel == folder or rel.startswith(folder.rstrip("/") + "/"):
+            raise UsageError(
+                f"--out {path}: inside {folder}/, which the workspace versions; write the "
+                "chart elsewhere (default: dvc_plots/runs_plot.html)"
+            )
+    if gitcli.ls_files(root, rel):
+        raise UsageError(
+            f"--out {path}: git tracks this file; write the chart elsewhere (default: "
+            "dvc_plots/runs_plot.html)"
+        )
+
+
 def check_plot_args(refs: Sequence[str], metric: str, out: str | Path) -> Path:
     """The output path, once the arguments are known to be usable.
 
@@ -95,6 +146,8 @@ def check_plot_args(refs: Sequence[str], metric: str, out: str | Path) -> Path:
         raise UsageError("give at least one run to plot (`ita-vc runs list` shows them)")
     if metric not in METRICS:
         raise UsageError(f"unknown --metric {metric!r}: use one of {', '.join(METRICS)}")
+    if len(set(refs)) < len(refs):
+        raise UsageError("a run is given twice: give each run once")
     path = Path(out)
     if path.suffix.lower() not in OUT_SUFFIXES:
         raise UsageError(
@@ -188,7 +241,7 @@ def load_run_series(workspace: Workspace, ref: str, metric: str = "equity") -> R
     equity = frame["equity"].to_numpy(dtype=np.float64)
     return RunSeries(
         run_id,
-        f"{run_id} {snapshot.get('setup_id')} {snapshot.get('rule_version')}",
+        run_label(run_id, snapshot),
         frame["ts_utc"].to_numpy(dtype=np.int64),
         _normalised(equity, init_cash, metric),
     )
@@ -278,10 +331,11 @@ def plot_runs(
     workspace: Workspace,
     run_ids: Sequence[str],
     metric: str = "equity",
-    out: str | Path = "runs_plot.html",
+    out: str | Path | None = None,
 ) -> Path:
     """Overlay the runs ``run_ids`` name (see :func:`load_run_series`) on one time axis and
-    write the chart to ``out`` (``.html``: interactive, ``.png``: an image); returns the path.
+    write the chart to ``out`` (``.html``: interactive, ``.png``: an image; default
+    ``dvc_plots/runs_plot.html`` in the workspace, which git ignores); returns the path.
 
     Raises:
         UsageError: no run, an unknown metric or output suffix, or no run matches a ref.
@@ -289,7 +343,8 @@ def plot_runs(
         IntegrityError: a run's equity object is missing from the DVC cache.
         PersistentStoreError: the file cannot be written.
     """
-    path = check_plot_args(run_ids, metric, out)
+    path = check_plot_args(run_ids, metric, out or default_plot_path(workspace, out_suffix=".html"))
+    check_plot_target(workspace, path)
     series = [load_run_series(workspace, ref, metric) for ref in run_ids]
     if path.suffix.lower() == ".png":
         data = render_runs_png(series, metric)

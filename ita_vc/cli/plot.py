@@ -25,9 +25,12 @@ def plot_command(
         ),
     ] = "equity",
     out: Annotated[
-        Path,
-        typer.Option(help="Chart file: .html (interactive, self-contained) or .png."),
-    ] = Path("runs_plot.html"),
+        Path | None,
+        typer.Option(
+            help="Chart file: .html (interactive, self-contained) or .png; default "
+            "dvc_plots/runs_plot.html in the workspace (ignored by git)."
+        ),
+    ] = None,
 ) -> None:
     """Overlay runs on one time axis, normalised to their initial cash, read from what each
     run committed (works after later runs overwrote results/)."""

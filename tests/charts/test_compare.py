@@ -22,7 +22,7 @@ from tests.charts.test_grid_charts import (
     column_values,
     has_colour,
 )
-from tests.helpers import TmpRepo, invoke, ita_vc_subprocess, make_pipeline_repo
+from tests.helpers import TmpRepo, invoke, ita_vc_subprocess, make_pipeline_repo, run
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_series_are_the_runs_own_numbers_after_later_runs(in_runs):
         equity = load_run_series(workspace, run_id, "equity")
         returns = load_run_series(workspace, run_id, "returns")
         drawdown = load_run_series(workspace, run_id, "drawdown")
-        assert equity.label == f"{run_id} example_ma_cross v1.0"
+        assert equity.label == f"{run_id} example_ma_cross v1.0 BTCUSDT 1h"
         assert equity.values[0] == pytest.approx(1.0)
         metrics = snapshot["metrics"]
         assert returns.values[-1] == pytest.approx(metrics["Total Return [%]"], abs=1e-9)
@@ -85,12 +85,12 @@ def test_series_are_the_runs_own_numbers_after_later_runs(in_runs):
 def test_runs_plot_html_overlays_every_run(in_runs):
     result = invoke("runs", "plot", *in_runs.run_ids)
     assert result.exit_code == 0, result.output
-    out = in_runs / "runs_plot.html"
+    out = in_runs / "dvc_plots" / "runs_plot.html"
     assert f"wrote {out}" in result.stdout
     html = out.read_bytes()
     doc = bokeh_document(html)
     for run_id in in_runs.run_ids:
-        assert f"{run_id} example_ma_cross v1.0".encode() in html
+        assert f"{run_id} example_ma_cross v1.0 BTCUSDT 1h".encode() in html
     values = column_values(doc, "v")
     assert len(values) == 3 and all(v[0] == pytest.approx(1.0) for v in values)
     from ita_vc.workspace import Workspace
@@ -132,10 +132,27 @@ def test_runs_plot_png_by_suffix_and_prefix_ids(in_runs, tmp_path):
 
 
 @pytest.mark.slow  # the three real `ita-vc run`s of the fixture
+def test_the_default_chart_file_never_makes_the_workspace_dirty(in_runs, tmp_path):
+    result = invoke("runs", "plot", "@latest", "@latest~1")
+    assert result.exit_code == 0, result.output
+    assert (in_runs / "dvc_plots/runs_plot.html").is_file()
+    assert "dvc_plots" not in run(["git", "status", "--porcelain"], cwd=in_runs).stdout
+    target = tmp_path / "elsewhere.html"
+    target.write_text("mine")
+    (in_runs / "link.html").symlink_to(target)
+    refused = invoke("runs", "plot", "@latest", "--out", "link.html")
+    assert refused.exit_code == 2 and "symlink" in refused.stderr
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.slow  # the three real `ita-vc run`s of the fixture
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (["nope"], 2, "no run matches 'nope'"),
+        (["nope"], 2, "not a run id: 'nope'"),
+        (["@latest", "--out", "results/report/report.html"], 2, "inside results/"),
+        (["@latest", "--out", "data/candles/x.png"], 2, "inside data/"),
+        (["@latest", "@latest"], 2, "a run is given twice"),
         (["bt_2099_01_01_001_abc"], 1, "no snapshot for run bt_2099_01_01_001_abc"),
         (["@latest~7"], 2, "only 3 run(s)"),
         (["@latest", "--metric", "sharpe"], 2, "use one of equity, drawdown, returns"),
