@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ita_vc.backtest.format import format_metric
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # the stages run `python -m ita_vc.pipeline ...`: the project's environment comes first
@@ -47,8 +49,7 @@ def main() -> int:
         "Win Rate [%]",
         "Sharpe Ratio",
     ):
-        value = metrics[key]
-        print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
+        print(f"  {key:<22} {format_metric(key, metrics[key])}")
     import pandas as pd
 
     grid = json.loads((ROOT / "results/grid/summary.json").read_text())
@@ -59,7 +60,8 @@ def main() -> int:
         f"{counts['stage_b_evaluated']} with SL/TP; best 3 of {len(topk)}:"
     )
     for _, row in topk.head(3).iterrows():
-        print(f"  {row['rank']}. {row['variant_key']:<40} {row['Total Return [%]']:.4f} %")
+        total = format_metric("Total Return [%]", row["Total Return [%]"])
+        print(f"  {row['rank']}. {row['variant_key']:<40} {total} %")
     print("  (results/grid/report.md; `ita-vc grid promote KEY` saves one as a rule version)")
     print(
         f"\nreport: {ROOT / 'results/report/report.md'} (charts beside it); "

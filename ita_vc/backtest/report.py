@@ -20,7 +20,6 @@ __all__ = [
     "CHART_LINES_MD",
     "format_value",
     "metrics_table_md",
-    "render_chart_png",
     "render_report_md",
 ]
 
@@ -88,6 +87,24 @@ CHART_LINES_MD = (
 """The end of report.md: the charts of the report folder."""
 
 
+def annualisation_text(summary: Mapping[str, Any]) -> str:
+    """``Sharpe/Sortino over 252 days a year (periods_per_year)``: summary.json records the
+    key only when it is not 365."""
+    periods = summary.get("periods_per_year", 365)
+    shown = f"{periods:g}" if isinstance(periods, int | float) else str(periods)
+    return f"Sharpe/Sortino annualised over {shown} days a year (periods_per_year)"
+
+
+def execution_text(summary: Mapping[str, Any]) -> str:
+    """The execution settings of a run in one line (report.md and report.html)."""
+    return (
+        f"{summary.get('direction')}, sizing {settings_text(summary.get('sizing'), 'mode')}, "
+        f"targets {settings_text(summary.get('targets'))}, fee {summary.get('fee_pct')} %, "
+        f"slippage {summary.get('slippage_pct')} %, init cash "
+        f"{_money(summary.get('init_cash'))}; {annualisation_text(summary)}"
+    )
+
+
 def profit_lock_line(equity: pd.DataFrame) -> str | None:
     """``- profit lock: ...`` for report.md when the equity has the profit-lock balances (the
     ``strategy_compound_profit_lock`` sizing), else None."""
@@ -120,10 +137,7 @@ def render_report_md(
         f"- data: {summary.get('market')} {summary.get('symbol')} {summary.get('timeframe')}, "
         f"bars {rng.get('first_bar')} .. {rng.get('last_bar')} ({_count(rng.get('bars'))} bars, "
         f"{_count(rng.get('warmup_bars'))} warm-up), data_hash `{summary.get('data_hash')}`",
-        f"- execution: {summary.get('direction')}, sizing "
-        f"{settings_text(summary.get('sizing'), 'mode')}, targets "
-        f"{settings_text(summary.get('targets'))}, fee {summary.get('fee_pct')} %, "
-        f"slippage {summary.get('slippage_pct')} %, init cash {_money(summary.get('init_cash'))}",
+        f"- execution: {execution_text(summary)}",
         f"- conflicting signals: {summary.get('conflicting_signals')}; engine "
         f"{summary.get('engine_version')}; config_hash `{summary.get('config_hash')}`",
         *extra,
@@ -134,16 +148,3 @@ def render_report_md(
         *CHART_LINES_MD,
     ]
     return "\n".join(lines)
-
-
-def render_chart_png(
-    series: pd.DataFrame, column: str, title: str, *, percent: bool = False
-) -> bytes:
-    """A line chart of ``series[column]`` over ``series.ts_utc`` as PNG bytes (decimated for
-    display; ``percent`` draws the values times 100, shaded down to zero: a drawdown)."""
-    # lazy: matplotlib costs ~0.5 s, and this module's tables are imported by the grid and CLI
-    from ita_vc.charts.run_png import line_png
-
-    values = series[column].to_numpy(dtype="float64") * (100.0 if percent else 1.0)
-    ylabel = f"{column} [%]" if percent else column
-    return line_png(series["ts_utc"], values, title, ylabel, fill=percent)

@@ -21,6 +21,7 @@ from bokeh.plotting import figure
 
 from ita_vc.backtest.format import format_metric
 from ita_vc.backtest.metrics import METRIC_NAMES
+from ita_vc.backtest.report import execution_text
 from ita_vc.charts.decimate import decimate_index
 from ita_vc.charts.html import standalone_html
 from ita_vc.charts.run_series import EXIT_REASONS
@@ -263,13 +264,12 @@ def _header(summary: Mapping[str, Any], metrics: Mapping[str, object]) -> Div:
     facts = [
         ("rule", f"{summary.get('setup_id')} {summary.get('rule_version')}"),
         ("data", f"{summary.get('market')} {summary.get('symbol')} {summary.get('timeframe')}"),
-        ("bars", f"{rng.get('first_bar')} .. {rng.get('last_bar')} ({rng.get('bars')} bars)"),
         (
-            "execution",
-            f"{summary.get('direction')}, fee {summary.get('fee_pct')} %, "
-            f"slippage {summary.get('slippage_pct')} %, "
-            f"init cash {summary.get('init_cash')}",
+            "bars",
+            f"{rng.get('first_bar')} .. {rng.get('last_bar')} "
+            f"({format_metric('Num. Trades', rng.get('bars'))} bars)",
         ),
+        ("execution", execution_text(summary)),
     ]
     cells = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{esc(name)}</th>"

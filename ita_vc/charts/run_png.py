@@ -24,6 +24,7 @@ from ita_vc.charts.run_series import EXIT_REASONS
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+    import pandas as pd
     from matplotlib.axes import Axes
 
     from ita_vc.charts.run_series import RunSeries, TradeMarks
@@ -35,6 +36,7 @@ __all__ = [
     "equity_figure",
     "line_png",
     "price_figure",
+    "render_chart_png",
     "render_equity_png",
     "render_price_png",
 ]
@@ -254,3 +256,13 @@ def line_png(
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     return _png(fig)
+
+
+def render_chart_png(
+    series: pd.DataFrame, column: str, title: str, *, percent: bool = False
+) -> bytes:
+    """A line chart of ``series[column]`` over ``series.ts_utc`` as PNG bytes (decimated for
+    display; ``percent`` draws the values times 100, shaded down to zero: a drawdown)."""
+    values = series[column].to_numpy(dtype="float64") * (100.0 if percent else 1.0)
+    ylabel = f"{column} [%]" if percent else column
+    return line_png(series["ts_utc"], values, title, ylabel, fill=percent)

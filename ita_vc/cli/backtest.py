@@ -62,10 +62,16 @@ def run_command(
         trades=result.trades,
         candles=frame if result.candles_used is None else result.candles_used,
     )
+    from ita_vc.backtest.format import format_metric
+
     m = result.metrics
+    shown = {
+        k: format_metric(k, m.get(k))
+        for k in ("Num. Trades", "Total Return [%]", "Max. Drawdown [%]", "Sharpe Ratio")
+    }
     console().print(
         f"{result.summary['setup_id']} {result.summary['rule_version']}: "
-        f"{m['Num. Trades']} trades, Total Return {m['Total Return [%]']:.4f} %, "
-        f"Max DD {m['Max. Drawdown [%]']} %, Sharpe {m['Sharpe Ratio']} -> {out}",
+        f"{shown['Num. Trades']} trades, Total Return {shown['Total Return [%]']} %, "
+        f"Max DD {shown['Max. Drawdown [%]']} %, Sharpe {shown['Sharpe Ratio']} -> {out}",
         markup=False,
     )

@@ -107,6 +107,8 @@ def run_command(
             )
         sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
         write_grid(outcome, sink, engine=run_params.engine)
+    from ita_vc.backtest.format import format_metric
+
     where = out or default_grid_folder(workspace).relative_to(workspace.root)
     best = outcome.topk.iloc[0] if len(outcome.topk) else None
     if request.default_axes:
@@ -119,7 +121,8 @@ def run_command(
         ("PARTIAL: " if outcome.partial else "")
         + f"{len(outcome.topk)} best variant(s) -> {where}"
         + (
-            f"; best {best['variant_key']} ({best['Total Return [%]']:.4f} %)"
+            f"; best {best['variant_key']} "
+            f"({format_metric('Total Return [%]', best['Total Return [%]'])} %)"
             if best is not None
             else ""
         ),

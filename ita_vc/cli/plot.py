@@ -34,8 +34,8 @@ def plot_command(
 ) -> None:
     """Overlay runs on one time axis, normalised to their initial cash, read from what each
     run committed (works after later runs overwrote results/)."""
-    from ita_vc.charts.compare import plot_runs
     from ita_vc.cli.console import out as stdout
+    from ita_vc.snapshot.plot import plot_runs
     from ita_vc.workspace import Workspace
 
     name = metric.strip().lower()

@@ -282,8 +282,8 @@ def diff_command(
     columns = [
         Col("section", 3),
         Col("key"),
-        Col(diff.a, justify="right"),
-        Col(diff.b, justify="right"),
+        Col(diff.a, justify="right", no_wrap=True),
+        Col(diff.b, justify="right", no_wrap=True),
         Col("change", 1, justify="right", no_wrap=True),
         Col("%", 2, justify="right", no_wrap=True),
     ]
@@ -358,7 +358,7 @@ def verify_command(
         Col("run_id", no_wrap=True),
         Col("check"),
         Col("result", no_wrap=True),
-        Col("detail"),
+        Col("detail", 1),
     ]
     print_table(out(), columns, cells, title="snapshot verify" + (" --deep" if deep else ""))
     if failed:

@@ -14,7 +14,6 @@ from ita_vc.backtest import report_v1 as v1
 from ita_vc.backtest.report import (
     format_value,
     profit_lock_line,
-    render_chart_png,
     render_report_md,
 )
 from ita_vc.charts.run_series import run_series
@@ -169,7 +168,8 @@ def write_report(
     sink.binary(run_png.render_price_png(series, f"Price and trades: {title}"), "price.png")
     sink.binary(run_png.render_equity_png(series, f"Equity: {title}"), "equity.png")
     sink.binary(
-        render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True), "drawdown.png"
+        run_png.render_chart_png(drawdown, "drawdown", f"Drawdown: {title}", percent=True),
+        "drawdown.png",
     )
     sink.binary(run_html.render_run_html(series, summary, metrics), "report.html")
 

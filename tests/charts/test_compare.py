@@ -9,13 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ita_vc.charts.compare import (
-    RunSeries,
-    load_run_series,
-    plot_runs,
-    render_runs_html,
-    render_runs_png,
-)
+from ita_vc.charts.compare import RunSeries, render_runs_html, render_runs_png
+from ita_vc.snapshot.plot import load_run_series, plot_runs
 from tests.charts.test_grid_charts import (
     assert_not_blank,
     bokeh_document,
