@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ita_vc.backtest.format import format_metric
 from ita_vc.backtest.records import (
     FILL_FEE,
     FILL_I,
@@ -68,7 +69,7 @@ SUPPORTED_ENGINES = ("1.0", "1.1")
 """Engine versions a ``dvc.yaml`` stage may pin (``--engine``) and get exactly."""
 
 
-@dataclass
+@dataclass(repr=False)
 class BacktestResult:
     """Everything one backtest produced.
 
@@ -161,6 +162,35 @@ class BacktestResult:
 
         return pd.DataFrame({"ts_utc": self.ts, "drawdown": self.drawdown_values}).set_axis(
             _utc_index(self.ts, "time")
+        )
+
+    @property
+    def stats(self) -> pd.Series[Any]:
+        """The metrics as backtesting.py's ``stats`` reads: a Series in the documented order,
+        Start/End as UTC Timestamps, durations as Timedeltas (``metrics`` keeps seconds)."""
+        import pandas as pd
+
+        from ita_vc.backtest.format import DURATION_METRICS
+
+        values: dict[str, object] = {}
+        for name, value in self.metrics.items():
+            if name in ("Start", "End") and value is not None:
+                values[name] = pd.Timestamp(str(value))
+            elif name in DURATION_METRICS and value is not None:
+                values[name] = pd.Timedelta(seconds=float(value))
+            else:
+                values[name] = value
+        return pd.Series(values, dtype=object, name="stats")
+
+    def __repr__(self) -> str:
+        head = ", ".join(
+            f"{k}={format_metric(k, self.metrics.get(k))}"
+            for k in ("Total Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "Num. Trades")
+        )
+        s = self.summary_fields
+        return (
+            f"<BacktestResult {s.get('setup_id')} {s.get('rule_version')} on {s.get('market')} "
+            f"{s.get('symbol')} {s.get('timeframe')}: {head}> (.stats, .trades, .equity)"
         )
 
     @cached_property

@@ -11,6 +11,7 @@ Heavy libraries (dvc, pandas, git) are imported inside the commands that need th
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -107,6 +108,16 @@ def _crash_log(exc: BaseException) -> str:
     return str(log_file)
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush into a closed pipe does
+    not print "Exception ignored ... BrokenPipeError"."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``ita-vc`` and ``python -m ita_vc``: the error boundary."""
     args = sys.argv[1:] if argv is None else argv
@@ -122,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        # the reader went away (`ita-vc runs list | head -1`): what it read was complete
+        _quiet_stdout()
+        raise SystemExit(0) from None
     except Exception as exc:
         if debug:
             raise

@@ -46,12 +46,26 @@ def check_engine(pinned: str | None) -> None:
         )
         return
     if pinned not in SUPPORTED_ENGINES:
+        move = (
+            f"move the pipeline to engine {ENGINE_VERSION} with `ita-vc init --upgrade --yes`"
+            if _older(pinned)
+            else f"edit dvc.yaml's `--engine {pinned}` to {ENGINE_VERSION} (a newer pin is "
+            "never lowered by `init --upgrade`)"
+        )
         raise ConfigError(
             f"dvc.yaml pins engine {pinned}; this ita-vc implements engine(s) "
             f"{', '.join(SUPPORTED_ENGINES)}, so its results would differ. Install an ita-vc "
-            f"that implements {pinned}, or move the pipeline to engine {ENGINE_VERSION} with "
-            "`ita-vc init --upgrade --yes` (its stages then re-run, as `dvc status` shows)"
+            f"that implements {pinned}, or {move} (its stages then re-run, as `dvc status` "
+            "shows)"
         )
+
+
+def _older(pinned: str) -> bool:
+    """Whether the pin names an engine older than the newest this ita-vc implements."""
+    try:
+        return tuple(map(int, pinned.split("."))) < tuple(map(int, ENGINE_VERSION.split(".")))
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,16 +122,23 @@ def _backtest_object(snapshot: Mapping[str, Any], results: str) -> str:
     ``outputs``, else the ``dvc.lock`` it recorded)."""
     run_id = snapshot.get("run_id")
     path = f"{results}/backtest"
-    stages = (snapshot.get("dvc_lock") or {}).get("stages") or {}
-    recorded = [
-        *(snapshot.get("outputs") or []),
-        *(item for body in stages.values() for item in (body or {}).get("outs") or []),
-    ]
+
+    def items(value: object) -> list[Mapping[str, Any]]:  # a hand-edited snapshot: skip junk
+        return [i for i in value if isinstance(i, dict)] if isinstance(value, list) else []
+
+    lock = snapshot.get("dvc_lock")
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    bodies = [b for b in stages.values() if isinstance(b, dict)] if isinstance(stages, dict) else []
+    recorded = [*items(snapshot.get("outputs")), *(i for b in bodies for i in items(b.get("outs")))]
     for item in recorded:
         if item.get("path") == path and str(item.get("md5") or "").endswith(".dir"):
             return str(item["md5"])
-    status = snapshot.get("stages") or {}
-    ran = ", ".join(k for k in status if not isinstance(status, dict) or status[k] != "not_run")
+    status = snapshot.get("stages")
+    ran = (
+        ", ".join(str(k) for k, v in status.items() if v != "not_run")
+        if isinstance(status, dict)
+        else ""
+    )
     raise ItaVcError(
         f"run {run_id} recorded no {path} output (its stages: {ran or 'none'}): nothing to plot"
     )

@@ -221,7 +221,7 @@ def list_runs(
         snapshot = provenance.load_snapshot(row["run_id"])
         if not _matches(snapshot, setup_id=setup_id, symbol=symbol, since=after, note=note):
             continue
-        entry = dict(row)
+        entry = {k: v for k, v in row.items() if k != "metrics_json"}  # JSON in JSON: no
         entry["metrics"] = json.loads(row["metrics_json"])
         entry["kept"] = row["run_id"] in pins
         entry["symbol"] = snapshot.get("symbol")

@@ -361,8 +361,18 @@ def _execution_section(facts: RunFacts) -> Section:
             Line("fee", fee_text),
             Line("slippage", _percent(bt.get("slippage_pct", params.get("slippage_pct")))),
             Line("init cash", format_metric("Init. Cash", cash)),
+            Line("annualised", _periods(bt)),
         ),
     )
+
+
+def _periods(bt: Mapping[str, Any]) -> str:
+    """Sharpe/Sortino's days a year: summary.json records ``periods_per_year`` only when it
+    is not 365 (engine 1.1)."""
+    periods = bt.get("periods_per_year", 365)
+    if not isinstance(periods, int | float) or isinstance(periods, bool):
+        return "-"
+    return f"Sharpe/Sortino over {periods:g} days a year"
 
 
 def _git_section(s: Mapping[str, Any]) -> Section:
@@ -494,7 +504,8 @@ def _rule_values(facts: RunFacts) -> dict[str, object]:
 
 def _execution_values(facts: RunFacts) -> dict[str, object]:
     bt = facts.backtest
-    return {k: bt.get(k) for k in ("fee_pct", "slippage_pct", "init_cash", "conflicting_signals")}
+    keys = ("fee_pct", "slippage_pct", "init_cash", "conflicting_signals")
+    return {**{k: bt.get(k) for k in keys}, "periods_per_year": bt.get("periods_per_year", 365)}
 
 
 def _data_values(facts: RunFacts) -> dict[str, object]:

@@ -280,3 +280,18 @@ def test_frames_with_both_cases_of_a_column_or_no_frame_are_refused():
     for thing in (GOOG["Close"], [1, 2, 3], None):
         with pytest.raises(DataValidationError, match="must be a pandas DataFrame"):
             run_backtest(thing, RULE, {})
+
+
+def test_stats_read_as_backtesting_py_stats_and_the_repr_is_short():
+    from backtesting.test import GOOG
+
+    result = run_backtest(GOOG, RULE, {"backtest": {"warmup_bars": 0}})
+    stats = result.stats
+    assert list(stats.index) == list(result.metrics)
+    assert stats["Start"] == pd.Timestamp("2004-08-19", tz="UTC")
+    assert stats["Duration"] == pd.Timedelta(seconds=result.metrics["Duration"])
+    assert isinstance(stats["Avg. Trade Duration"], pd.Timedelta)
+    assert stats["Sharpe Ratio"] == result.metrics["Sharpe Ratio"]  # exact, not rounded
+    text = repr(result)
+    assert text.startswith("<BacktestResult t v1.0 on generic") and len(text) < 250
+    assert "Sharpe Ratio=0.989" in text
