@@ -252,6 +252,16 @@ def _norm(values: np.ndarray) -> Normalize:
     return Normalize(vmin=low, vmax=high)
 
 
+def _colorbar(fig: Figure, image: Any, ax: Any, norm: Normalize) -> None:
+    """A colour bar with ticks on both sides of zero: a scale centred on 0 stretches the
+    shorter side, where matplotlib's evenly spaced ticks would leave it unlabelled."""
+    bar = fig.colorbar(image, ax=ax, shrink=0.9)
+    if isinstance(norm, TwoSlopeNorm) and norm.vmin is not None and norm.vmax is not None:
+        ticks = np.unique(np.r_[np.linspace(norm.vmin, 0.0, 4), np.linspace(0.0, norm.vmax, 4)])
+        bar.set_ticks(ticks.tolist())
+        bar.set_ticklabels([f"{t:.3g}" for t in ticks])
+
+
 def _draw_heatmap(
     ax: Axes,
     view: GridView,
@@ -315,7 +325,7 @@ def _heatmap_figure(view: GridView) -> Any:
     ):
         ax = fig.add_subplot(spec[0, 2 * col : 2 * col + 2])
         image = _draw_heatmap(ax, view, grid, norm, metric, f"{metric}, no SL/TP{_others(view)}")
-        fig.colorbar(image, ax=ax, shrink=0.9)
+        _colorbar(fig, image, ax, norm)
     for index, (combo, grid) in enumerate(zip(slices, slice_grids, strict=True)):
         ax = fig.add_subplot(spec[1 + index // cols, index % cols])
         title = f"sl={combo[0]} tp={combo[1]}" + (
