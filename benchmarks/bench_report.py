@@ -4,7 +4,8 @@
 1. The run report of N 1m bars (default 1,000,000; ``--quick`` 100,000) with a ma_cross(10, 20)
    long-short: ita-vc's ``write_report`` (report.md, price.png, equity.png, drawdown.png and
    the interactive report.html) against backtesting.py's ``Backtest.plot`` (its interactive
-   Bokeh HTML, which resamples bars above 10,000 and draws up to 10,000 trades) on the same
+   Bokeh HTML, which resamples above 10,000 bars and merges the trades of each resampled bar
+   into one marker; ita-vc draws every trade's entry and exit marker) on the same
    bars and the same strategy; the HTML sizes (backtesting.py's file loads BokehJS from a CDN;
    ita-vc's inlines it, about 1.3 MB, so it opens offline); the points ita-vc draws per line.
 2. ita-vc's report against its 0.3 report (engine 1.0's writer: report.md, equity.png,
