@@ -240,6 +240,8 @@ def _amount(
 def _periods_per_year(value: object) -> float | None:
     if value is None:
         return None
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # from code, not YAML
+        value = value.item()
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)

@@ -179,7 +179,7 @@ def _matches(
     note: str | None,
 ) -> bool:
     """Whether a run passes the ``runs list`` filters."""
-    if setup_id and snapshot.get("setup_id") != setup_id:
+    if setup_id and str(snapshot.get("setup_id") or "").lower() != setup_id.lower():
         return False
     if symbol and str(snapshot.get("symbol") or "").lower() != symbol.lower():
         return False

@@ -502,6 +502,12 @@ def _rule_values(facts: RunFacts) -> dict[str, object]:
     return values
 
 
+def _run_values(facts: RunFacts) -> dict[str, object]:
+    """The run's note and mode (what a person wrote down about it)."""
+    meta = _dict(facts.snapshot.get("meta"))
+    return {"note": meta.get("note"), "mode": meta.get("run_mode")}
+
+
 def _execution_values(facts: RunFacts) -> dict[str, object]:
     bt = facts.backtest
     keys = ("fee_pct", "slippage_pct", "init_cash", "conflicting_signals")
@@ -562,6 +568,7 @@ def diff_facts(fa: RunFacts, fb: RunFacts) -> list[DiffRow]:
     """The differences of two runs' facts, section by section (see :func:`run_diff`)."""
     rows: list[DiffRow] = []
     for section, pick in (
+        ("run", _run_values),
         ("rule", _rule_values),
         ("execution", _execution_values),
         ("params", lambda f: flatten(_dict(f.snapshot.get("params")), lists=False)),

@@ -295,3 +295,14 @@ def test_stats_read_as_backtesting_py_stats_and_the_repr_is_short():
     text = repr(result)
     assert text.startswith("<BacktestResult t v1.0 on generic") and len(text) < 250
     assert "Sharpe Ratio=0.989" in text
+
+
+def test_numpy_numbers_are_numbers():
+    import numpy as np
+
+    for value in (np.int64(252), np.float64(252.0), np.int32(252)):
+        assert (
+            parse_params({"backtest": {"periods_per_year": value}}).backtest.periods_per_year == 252
+        )
+    with pytest.raises(DataValidationError, match="periods_per_year"):
+        parse_params({"backtest": {"periods_per_year": np.float64("nan")}})

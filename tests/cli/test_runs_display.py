@@ -81,6 +81,7 @@ def test_runs_diff_shows_changes_and_percent(cli_runs):
     rows = {(r["section"], r["key"]): r for r in document["differences"]}
     assert rows[("execution", "fee_pct")]["delta"] == pytest.approx(-0.025)
     assert rows[("params", "backtest.fee_pct")]["b"] == 0.05
+    assert rows[("run", "note")]["a"] == "first run" and rows[("run", "note")]["b"] == "cheaper fee"
     same = invoke("runs", "diff", cli_runs.first, cli_runs.first, cwd=cli_runs)
     assert same.exit_code == 0 and "no differences" in same.stdout
 
@@ -101,6 +102,7 @@ def test_runs_list_filters(cli_runs):
     assert ids() == [cli_runs.second, cli_runs.first]
     assert ids("--note", "CHEAPER") == [cli_runs.second]
     assert ids("--symbol", "BTCUSDT", "--setup", "example_ma_cross") == ids()
+    assert ids("--setup", "EXAMPLE_MA_CROSS") == ids()  # like --symbol: any case
     assert ids("--symbol", "ETHUSDT") == []
     assert ids("--since", "2000-01-01") == ids()
     assert ids("--since", "2999-12-31") == []
