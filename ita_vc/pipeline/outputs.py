@@ -21,6 +21,8 @@ from ita_vc.errors import PersistentStoreError
 from ita_vc.utils.atomic import atomic_write_bytes, atomic_write_with
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from ita_vc.backtest.run import BacktestResult
@@ -174,6 +176,10 @@ def write_report(
     sink.binary(run_html.render_run_html(series, summary, metrics), "report.html")
 
 
+_GRID_COLUMNS = ("Total Return [%]", "Max. Drawdown [%]", "Sharpe Ratio", "Num. Trades")
+"""The metrics of the grid report's table, in its column order."""
+
+
 def write_grid(
     outcome: Any, sink: OutputSink, *, timings: bool = True, engine: str | None = None
 ) -> None:
@@ -187,47 +193,8 @@ def write_grid(
     if engine == "1.0":
         write_grid_report_v1(outcome, sink, timings=timings)
         return
-    sink.table(outcome.topk, "topk.parquet")
-    sink.table(outcome.trades, "trades.parquet")
-    s = dict(outcome.summary)
-    if not timings:
-        s["timings"] = None
-    lines = [
-        f"# Grid: {s['setup_id']} {s['rule_version']}" + (" (PARTIAL)" if outcome.partial else ""),
-        "",
-        f"- variants: Stage A {s['counts']['stage_a_evaluated']:,} of "
-        f"{s['counts']['stage_a_variants']:,}, Stage B {s['counts']['stage_b_evaluated']:,}, "
-        f"pruned {s['counts']['pruned']:,}; top {s['counts']['top_k']}",
-        *(
-            [f"- axes: params.yaml names none, so the grid swept {s['default_axes']}"]
-            if s.get("default_axes")
-            else []
-        ),
-        f"- grid_request_hash `{s['grid_request_hash']}`, engine_params_hash "
-        f"`{s['engine_params_hash']}`, data_hash `{s['data_hash']}`",
-        f"- search {s['timings']['search_s']} s"
-        if s["timings"]
-        else "- timings: not recorded in pipeline outputs "
-        "(they would break bit-exact reproduction)",
-        "",
-        "| rank | variant | Total Return [%] | Max. Drawdown [%] | Sharpe Ratio | Num. Trades |",
-        "|---:|---|---:|---:|---:|---:|",
-    ]
-    for row in outcome.topk.head(50).to_dict("records"):
-        key = str(row["variant_key"]).replace("|", "\\|")  # a table cell
-        lines.append(
-            f"| {row['rank']} | `{key}` | "
-            f"{format_value(row['Total Return [%]'], 'Total Return [%]')} | "
-            f"{format_value(row['Max. Drawdown [%]'], 'Max. Drawdown [%]')} | "
-            f"{format_value(row['Sharpe Ratio'], 'Sharpe Ratio')} | "
-            f"{format_value(row['Num. Trades'], 'Num. Trades')} |"
-        )
-    if len(outcome.topk):
-        best = outcome.topk.iloc[0]
-        lines += ["", f"## Best: `{best['variant_key']}`", "", best["report_table_md"]]
-    lines += ["", "![heatmap](heatmap.png)", "", "![distribution](distribution.png)"]
-    sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
-    sink.json(s, "summary.json")
+    charts = ["", "![heatmap](heatmap.png)", "", "![distribution](distribution.png)"]
+    s = _write_grid_files(outcome, sink, timings, cell=format_value, tail=charts)
     from ita_vc.charts.grid import grid_charts  # lazy: Bokeh and matplotlib
 
     for name, data in grid_charts(outcome.topk, outcome.evaluated, s).items():
@@ -259,6 +226,24 @@ def write_grid_report_v1(outcome: Any, sink: OutputSink, *, timings: bool = True
     ``timings=False`` (the dvc.yaml stage) leaves wall-clock timings out of the files, so the
     outputs stay bit-for-bit reproducible.
     """
+    _write_grid_files(outcome, sink, timings, cell=_cell_v1, tail=[])
+
+
+def _cell_v1(value: object, name: str) -> str:
+    """A grid report cell as engine 1.0 wrote it: counts as they are, the rest raw."""
+    return str(value) if name == "Num. Trades" else v1.format_value(value)
+
+
+def _write_grid_files(
+    outcome: Any,
+    sink: OutputSink,
+    timings: bool,
+    *,
+    cell: Callable[[object, str], str],
+    tail: list[str],
+) -> dict[str, Any]:
+    """topk.parquet, trades.parquet, report.md (its table cells by ``cell(value, metric)``,
+    ``tail`` lines at the end) and summary.json of both engines; returns the summary written."""
     sink.table(outcome.topk, "topk.parquet")
     sink.table(outcome.trades, "trades.parquet")
     s = dict(outcome.summary)
@@ -282,19 +267,17 @@ def write_grid_report_v1(outcome: Any, sink: OutputSink, *, timings: bool = True
         else "- timings: not recorded in pipeline outputs "
         "(they would break bit-exact reproduction)",
         "",
-        "| rank | variant | Total Return [%] | Max. Drawdown [%] | Sharpe Ratio | Num. Trades |",
+        "| rank | variant | " + " | ".join(_GRID_COLUMNS) + " |",
         "|---:|---|---:|---:|---:|---:|",
     ]
     for row in outcome.topk.head(50).to_dict("records"):
         key = str(row["variant_key"]).replace("|", "\\|")  # a table cell
-        lines.append(
-            f"| {row['rank']} | `{key}` | "
-            f"{v1.format_value(row['Total Return [%]'])} | "
-            f"{v1.format_value(row['Max. Drawdown [%]'])} | "
-            f"{v1.format_value(row['Sharpe Ratio'])} | {row['Num. Trades']} |"
-        )
+        cells = " | ".join(cell(row[name], name) for name in _GRID_COLUMNS)
+        lines.append(f"| {row['rank']} | `{key}` | {cells} |")
     if len(outcome.topk):
         best = outcome.topk.iloc[0]
         lines += ["", f"## Best: `{best['variant_key']}`", "", best["report_table_md"]]
+    lines += tail
     sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
     sink.json(s, "summary.json")
+    return s
