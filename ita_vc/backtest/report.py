@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.backtest import report_v1
 from ita_vc.backtest.format import format_metric
 
 if TYPE_CHECKING:
@@ -33,11 +34,7 @@ def format_value(value: object, name: str | None = None) -> str:
         return "-"
     if name is not None:
         return format_metric(name, value)
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return f"{value:,.0f}"
-        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
-    return str(value)
+    return report_v1.format_value(value)  # unnamed values read as engine 1.0 printed them
 
 
 def metrics_table_md(metrics: Mapping[str, object]) -> str:
@@ -88,11 +85,13 @@ CHART_LINES_MD = (
 
 
 def annualisation_text(summary: Mapping[str, Any]) -> str:
-    """``Sharpe/Sortino over 252 days a year (periods_per_year)``: summary.json records the
-    key only when it is not 365."""
+    """``Sharpe/Sortino annualised over 252 days a year (periods_per_year)``: summary.json
+    records the key only when it is not 365 (engine 1.1); ``-`` for a value that is no
+    number (a damaged summary)."""
     periods = summary.get("periods_per_year", 365)
-    shown = f"{periods:g}" if isinstance(periods, int | float) else str(periods)
-    return f"Sharpe/Sortino annualised over {shown} days a year (periods_per_year)"
+    if not isinstance(periods, int | float) or isinstance(periods, bool):
+        return "-"
+    return f"Sharpe/Sortino annualised over {periods:g} days a year (periods_per_year)"
 
 
 def execution_text(summary: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ita_vc.backtest.format import format_duration, format_metric, format_number, metric_unit
 from ita_vc.backtest.metrics import METRIC_NAMES
-from ita_vc.backtest.report import settings_text
+from ita_vc.backtest.report import annualisation_text, settings_text
 from ita_vc.errors import ItaVcError
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.snapshot.capture import SnapshotStore
@@ -361,18 +361,9 @@ def _execution_section(facts: RunFacts) -> Section:
             Line("fee", fee_text),
             Line("slippage", _percent(bt.get("slippage_pct", params.get("slippage_pct")))),
             Line("init cash", format_metric("Init. Cash", cash)),
-            Line("annualised", _periods(bt)),
+            Line("annualised", annualisation_text(bt)),
         ),
     )
-
-
-def _periods(bt: Mapping[str, Any]) -> str:
-    """Sharpe/Sortino's days a year: summary.json records ``periods_per_year`` only when it
-    is not 365 (engine 1.1)."""
-    periods = bt.get("periods_per_year", 365)
-    if not isinstance(periods, int | float) or isinstance(periods, bool):
-        return "-"
-    return f"Sharpe/Sortino over {periods:g} days a year"
 
 
 def _git_section(s: Mapping[str, Any]) -> Section:
