@@ -249,14 +249,10 @@ def profit_lock_balances(
         pnl = trades[:, TRADE_PNL]
         locked = np.where(pnl > 0, pnl * safe_pct / 100, 0.0)
         exits = trades[:, TRADE_EXIT_I].astype(np.int64)
-        running_balance = np.empty(len(pnl))
-        running_safe = np.empty(len(pnl))
-        b, sf = budget, 0.0
-        for k in range(len(pnl)):  # sequential, as the engine adds them
-            b += pnl[k]
-            if pnl[k] > 0:
-                sf += locked[k]
-            running_balance[k], running_safe[k] = b, sf
+        # running sums in the engine's order (add.accumulate adds left to right; adding the
+        # 0.0 of a losing trade leaves the safe as the engine leaves it)
+        running_balance = np.add.accumulate(np.r_[budget, pnl])[1:]
+        running_safe = np.add.accumulate(np.r_[0.0, locked])[1:]
         # the value after the last trade closed at or before each bar
         last = np.searchsorted(exits, np.arange(n), side="right") - 1
         has = last >= 0
@@ -404,10 +400,7 @@ def prepare_candles(
     from ita_vc.candles.schema import TIMEFRAMES, timeframe_ms
 
     candles = canonical_candles(candles)
-    check_user_candles(candles)
-    missing = [c for c in ("ts_utc", "open", "high", "low", "close") if c not in candles]
-    if missing:
-        raise DataValidationError(f"candles: missing column(s) {', '.join(missing)}")
+    check_user_candles(candles)  # the columns too
     frame = (
         candles
         if candles["ts_utc"].is_monotonic_increasing
