@@ -78,3 +78,34 @@ def synthetic_1m_candles(n: int) -> Any:
             "volume": np.ones(n),
         }
     )
+
+
+def backtesting_ma_cross(candles: Any) -> tuple[Any, type]:
+    """backtesting.py's ``(data, strategy)`` for :data:`MA_CROSS_RULE` on canonical candles: a
+    DatetimeIndex frame with its column names and an SMA(10)/SMA(20) cross that buys/sells 99 %
+    (the peer of the backtest, grid and report benchmarks)."""
+    import pandas as pd
+    from backtesting import Strategy
+    from backtesting.lib import crossover
+    from backtesting.test import SMA
+
+    data = pd.DataFrame(
+        {
+            name.title(): candles[name].to_numpy()
+            for name in ("open", "high", "low", "close", "volume")
+        },
+        index=pd.to_datetime(candles["ts_utc"], unit="ms"),
+    )
+
+    class Cross(Strategy):
+        def init(self) -> None:
+            self.fast = self.I(SMA, self.data.Close, 10)
+            self.slow = self.I(SMA, self.data.Close, 20)
+
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                self.buy(size=0.99)
+            elif crossover(self.slow, self.fast):
+                self.sell(size=0.99)
+
+    return data, Cross

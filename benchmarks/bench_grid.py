@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 from _util import (
     MA_CROSS_RULE,
     NO_COST_PARAMS,
+    backtesting_ma_cross,
     median_time,
     print_table,
     synthetic_1m_candles,
@@ -151,38 +152,14 @@ def case_single_floor(n: int, repeat: int) -> dict:
 
 
 def case_single_backtesting(n: int, repeat: int) -> dict:
-    import pandas as pd
-    from backtesting import Backtest, Strategy
-    from backtesting.lib import crossover
-    from backtesting.test import SMA
+    from backtesting import Backtest
 
-    df = synthetic_1m_candles(n)
-    data = pd.DataFrame(
-        {
-            "Open": df["open"].to_numpy(),
-            "High": df["high"].to_numpy(),
-            "Low": df["low"].to_numpy(),
-            "Close": df["close"].to_numpy(),
-            "Volume": df["volume"].to_numpy(),
-        },
-        index=pd.to_datetime(df["ts_utc"], unit="ms"),
-    )
-
-    class Cross(Strategy):
-        def init(self) -> None:
-            self.fast = self.I(SMA, self.data.Close, 10)
-            self.slow = self.I(SMA, self.data.Close, 20)
-
-        def next(self) -> None:
-            if crossover(self.fast, self.slow):
-                self.buy(size=0.99)
-            elif crossover(self.slow, self.fast):
-                self.sell(size=0.99)
+    data, strategy = backtesting_ma_cross(synthetic_1m_candles(n))
 
     def one() -> object:
         bt = Backtest(
             data,
-            Cross,
+            strategy,
             cash=1_000_000,
             trade_on_close=True,
             exclusive_orders=True,

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import (
     MA_CROSS_RULE,
     NO_COST_PARAMS,
+    backtesting_ma_cross,
     median_time,
     print_table,
     synthetic_1m_candles,
@@ -33,37 +34,12 @@ from _util import (
 
 def _backtesting_plot(candles: object, out: Path, repeat: int) -> tuple[float, int, int]:
     """backtesting.py's plot of the same strategy: (median seconds, html bytes, trades)."""
-    import pandas as pd
-    from backtesting import Backtest, Strategy
-    from backtesting.lib import crossover
-    from backtesting.test import SMA
+    from backtesting import Backtest
 
-    df = candles  # canonical frame
-    data = pd.DataFrame(
-        {
-            "Open": df["open"].to_numpy(),  # type: ignore[index]
-            "High": df["high"].to_numpy(),  # type: ignore[index]
-            "Low": df["low"].to_numpy(),  # type: ignore[index]
-            "Close": df["close"].to_numpy(),  # type: ignore[index]
-            "Volume": df["volume"].to_numpy(),  # type: ignore[index]
-        },
-        index=pd.to_datetime(df["ts_utc"], unit="ms"),  # type: ignore[index]
-    )
-
-    class Cross(Strategy):
-        def init(self) -> None:
-            self.fast = self.I(SMA, self.data.Close, 10)
-            self.slow = self.I(SMA, self.data.Close, 20)
-
-        def next(self) -> None:
-            if crossover(self.fast, self.slow):
-                self.buy(size=0.99)
-            elif crossover(self.slow, self.fast):
-                self.sell(size=0.99)
-
+    data, strategy = backtesting_ma_cross(candles)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bt = Backtest(data, Cross, cash=1_000_000, trade_on_close=True, exclusive_orders=True)
+        bt = Backtest(data, strategy, cash=1_000_000, trade_on_close=True, exclusive_orders=True)
         stats = bt.run()
         target = out / "backtesting_plot.html"
         seconds = median_time(
