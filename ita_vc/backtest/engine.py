@@ -36,6 +36,7 @@ from ita_vc.backtest.records import (
     TRADE_ENTRY_FEE,
     TRADE_ENTRY_I,
     TRADE_ENTRY_PRICE,
+    TRADE_EQUITY_BEFORE,
     TRADE_EXIT_FEE,
     TRADE_EXIT_I,
     TRADE_EXIT_PRICE,
@@ -86,6 +87,7 @@ def _close(  # pragma: no cover - compiled
     entry_i: int,
     entry_price: float,
     entry_fee: float,
+    entry_equity: float,
     cash: float,
     fee_rate: float,
     slip: float,
@@ -111,6 +113,7 @@ def _close(  # pragma: no cover - compiled
     trades[n_trades, TRADE_PNL] = pnl
     trades[n_trades, TRADE_RETURN_PCT] = pnl / (qty * entry_price) * 100
     trades[n_trades, TRADE_REASON] = reason
+    trades[n_trades, TRADE_EQUITY_BEFORE] = entry_equity
     fills[n_fills, FILL_I] = t
     fills[n_fills, FILL_SIDE] = -pos_dir
     fills[n_fills, FILL_QTY] = qty
@@ -151,6 +154,7 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
     qty = 0.0
     entry_price = 0.0
     entry_fee = 0.0
+    entry_equity = 0.0
     entry_i = -1
     balance = budget
     safe = 0.0
@@ -201,6 +205,7 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
                     entry_i,
                     entry_price,
                     entry_fee,
+                    entry_equity,
                     cash,
                     fee_rate,
                     slip,
@@ -224,6 +229,7 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
                 else:
                     size = (balance - safe) / (fill * (1 + fee_rate))
                 if size > 0:
+                    entry_equity = cash  # flat: the equity after this bar's exits
                     fee = fee_rate * abs(size * fill)
                     if open_dir == 1:
                         cash -= size * fill + fee
@@ -258,6 +264,7 @@ def _engine(  # noqa: PLR0912, PLR0915 - one compiled loop, on purpose  # pragma
             entry_i,
             entry_price,
             entry_fee,
+            entry_equity,
             cash,
             fee_rate,
             slip,

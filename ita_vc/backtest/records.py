@@ -23,6 +23,7 @@ __all__ = [
     "TRADE_ENTRY_FEE",
     "TRADE_ENTRY_I",
     "TRADE_ENTRY_PRICE",
+    "TRADE_EQUITY_BEFORE",
     "TRADE_EXIT_FEE",
     "TRADE_EXIT_I",
     "TRADE_EXIT_PRICE",
@@ -51,7 +52,9 @@ TRADE_RETURN_PCT = 9
 """``pnl / (qty * entry_price) * 100``."""
 TRADE_REASON = 10
 """Index into :data:`ita_vc.backtest.engine.REASONS`."""
-TRADE_WIDTH = 11
+TRADE_EQUITY_BEFORE = 11
+"""Equity at the entry bar after that bar's exits, before the entry fill (the cash then)."""
+TRADE_WIDTH = 12
 
 # fill rows: one per fill (entries and exits)
 FILL_I = 0

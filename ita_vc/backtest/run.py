@@ -29,6 +29,7 @@ from ita_vc.backtest.records import (
     TRADE_ENTRY_FEE,
     TRADE_ENTRY_I,
     TRADE_ENTRY_PRICE,
+    TRADE_EQUITY_BEFORE,
     TRADE_EXIT_FEE,
     TRADE_EXIT_I,
     TRADE_EXIT_PRICE,
@@ -89,6 +90,9 @@ class BacktestResult:
     engine_fills: FloatArray = field(repr=False)
     equity_values: FloatArray = field(repr=False)
     drawdown_values: FloatArray = field(repr=False)
+    engine_pin: str | None = field(default=None, repr=False)
+    """The engine the stage pins (None: the newest): under "1.0" the tables keep 0.3's
+    columns byte for byte (no ``equity_before``)."""
 
     @cached_property
     def trades(self) -> pd.DataFrame:
@@ -112,6 +116,9 @@ class BacktestResult:
                 "pnl": t[:, TRADE_PNL],
                 "return_pct": t[:, TRADE_RETURN_PCT],
                 "exit_reason": _labels(REASONS, t[:, TRADE_REASON]),
+                **(
+                    {} if self.engine_pin == "1.0" else {"equity_before": t[:, TRADE_EQUITY_BEFORE]}
+                ),
             }
         ).set_axis(_utc_index(entry_ts, "entry_time"))
 
@@ -593,5 +600,14 @@ def run_backtest(
         "num_trades": len(t),
     }
     return BacktestResult(
-        metrics, summary, out.position, frame, ts, t, out.fills, out.equity, drawdown
+        metrics,
+        summary,
+        out.position,
+        frame,
+        ts,
+        t,
+        out.fills,
+        out.equity,
+        drawdown,
+        run_params.engine,
     )

@@ -24,6 +24,7 @@ from ita_vc.backtest.metrics import (
     return_days_index,
     sharpe_ratio,
 )
+from ita_vc.backtest.records import TRADE_WIDTH
 from ita_vc.backtest.signals import combine_states, indicator_state
 from ita_vc.utils.hashing import hash_canonical
 from ita_vc.utils.tablehash import hash_dataframe
@@ -52,6 +53,8 @@ __all__ = [
     "init_pool_worker",
     "init_worker",
     "merge_top",
+    "returns_batch",
+    "returns_in_worker",
 ]
 
 
@@ -166,7 +169,7 @@ class _Evaluator:
         self.cache: dict[tuple[str, tuple[tuple[str, Any], ...]], States] = {}
         self.cache_entries = max(1, _STATE_CACHE_BYTES // max(1, len(self.close)))  # int8
         n = len(self.close) - self.n_warm
-        self.trades = np.empty((n + 1, 11))
+        self.trades = np.empty((n + 1, TRADE_WIDTH))
         self.fills = np.empty((2 * n + 2, 7))
 
     def states(self, variant: Variant) -> States:
@@ -185,7 +188,8 @@ class _Evaluator:
         final: States = combine_states(parts, len(self.close))[0]
         return final
 
-    def evaluate(self, variant: Variant) -> VariantResult:
+    def run(self, variant: Variant) -> tuple[npt.NDArray[np.float64], int]:
+        """The variant's equity per bar of the range and its trade count."""
         s = self.settings
         states = self.states(variant)
         n_warm = self.n_warm
@@ -204,6 +208,17 @@ class _Evaluator:
             slip=s.slip,
             init_cash=s.init_cash,
         )
+        return equity, int(n_trades)
+
+    def daily_returns(self, variant: Variant) -> npt.NDArray[np.float64]:
+        """The variant's daily returns (the Sharpe Ratio's series)."""
+        if self.days is None:
+            return np.empty(0)
+        return daily_returns(self.run(variant)[0][self.days])
+
+    def evaluate(self, variant: Variant) -> VariantResult:
+        s = self.settings
+        equity, n_trades = self.run(variant)
         sharpe = None
         if len(equity):
             total, max_dd = return_and_max_drawdown(equity, float(s.init_cash))
@@ -211,7 +226,7 @@ class _Evaluator:
                 sharpe = sharpe_ratio(daily_returns(equity[self.days]), self.periods_per_year)
         else:
             total, max_dd = 0.0, 0.0
-        return VariantResult(variant.key, total, max_dd, int(n_trades), variant, sharpe)
+        return VariantResult(variant.key, total, max_dd, n_trades, variant, sharpe)
 
 
 _EVALUATORS: dict[str, _Evaluator] = {}
@@ -244,6 +259,30 @@ def evaluate_batch(variants: Sequence[Variant], context: EvalContext) -> list[Va
     """Evaluate a batch with ``context`` (its evaluator reused while the key stays the same)."""
     evaluator = _evaluator(context)
     return [evaluator.evaluate(v) for v in variants]
+
+
+def _returns(evaluator: _Evaluator, variants: Sequence[Variant]) -> npt.NDArray[np.float64]:
+    t = max(0, len(evaluator.days) - 1) if evaluator.days is not None else 0
+    if not variants:
+        return np.empty((t, 0))
+    return np.column_stack([evaluator.daily_returns(v) for v in variants])
+
+
+def returns_batch(variants: Sequence[Variant], context: EvalContext) -> npt.NDArray[np.float64]:
+    """The daily returns of a batch of variants (days x variants), with ``context``."""
+    return _returns(_evaluator(context), variants)
+
+
+def returns_in_worker(variants: Sequence[Variant], key: str) -> npt.NDArray[np.float64]:
+    """:func:`returns_batch` in a worker set up by :func:`init_worker` with the context ``key``.
+
+    Raises:
+        RuntimeError: this process holds no evaluator of that key.
+    """
+    evaluator = _EVALUATORS.get(key)
+    if evaluator is None:
+        raise RuntimeError(f"internal: no grid evaluator for {key} in this process")
+    return _returns(evaluator, variants)
 
 
 def evaluate_in_worker(variants: Sequence[Variant], key: str) -> list[VariantResult]:

@@ -138,7 +138,7 @@ class Search:
     """
 
     request: GridRequest
-    executor: Executor
+    executor: Executor[list[VariantResult]]
     checkpoints: CheckpointWriter
     stop: StopRule
     state: SearchState

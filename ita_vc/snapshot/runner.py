@@ -52,7 +52,6 @@ from ita_vc.errors import (
     UsageError,
     VcsError,
 )
-from ita_vc.grid.request import check_params_and_grid
 from ita_vc.pipeline.engine_pin import pinned_engine
 from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.registry import RuleRegistry, default_author
@@ -62,6 +61,7 @@ from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
 from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.validation.params import check_params
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import (
     check_params_values,
@@ -255,7 +255,7 @@ def _validated_params(workspace: Workspace, text: str) -> tuple[dict[str, Any], 
     """Every problem of params.yaml (after the -S edits) at once, each with its line, the grid
     section's included (a run commits params.yaml: never a bad grid)."""
     doc = _load_params_document(text)
-    params = check_params_and_grid(
+    params, _validation = check_params(
         doc.data,
         load_catalog(workspace.root),
         index=doc.index,

@@ -18,12 +18,16 @@ from ita_vc.schema import Invalid, Problems, choice, integer, nullable, number, 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ita_vc.backtest.params import RunParams
+    from ita_vc.catalog import Catalog
+
 __all__ = [
     "VALIDATION_SCHEMA",
     "BootstrapParams",
     "OverfittingParams",
     "ValidationParams",
     "WfoParams",
+    "check_params",
     "parse_validation",
 ]
 
@@ -154,3 +158,34 @@ def parse_validation(
         wfo=None if wfo is None else WfoParams(**wfo),
         overfitting=None if over is None else OverfittingParams(**over),
     )
+
+
+def check_params(
+    raw: Mapping[str, Any] | None,
+    catalog: Catalog,
+    *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+    engine: str | None = None,
+) -> tuple[RunParams, ValidationParams | None]:
+    """params.yaml whole: its run sections and ``grid:``
+    (:func:`ita_vc.grid.check_params_and_grid`) and its ``validation:`` section, every problem
+    of all of them in one message (each with its line when ``index`` is given).
+
+    Raises:
+        DataValidationError: every problem found.
+    """
+    from ita_vc.grid.request import check_params_and_grid
+
+    errors: list[str] = []
+    params = validation = None
+    try:
+        params = check_params_and_grid(raw, catalog, index=index, engine=engine)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    try:
+        validation = parse_validation((raw or {}).get("validation"), index=index)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    if errors or params is None:
+        raise DataValidationError("\n".join(errors))
+    return params, validation

@@ -7,17 +7,25 @@ drawn in the parent from one ``default_rng(seed)``, in order, whatever evaluates
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ita_vc.backtest.engine import engine_pass
 from ita_vc.backtest.metrics import return_and_max_drawdown
+from ita_vc.backtest.records import FILL_WIDTH, TRADE_WIDTH
 from ita_vc.backtest.signals import resolve_indicator_params, rule_states
+from ita_vc.errors import DataValidationError
+from ita_vc.grid.executor import Executor, Task
+from ita_vc.utils.hashing import hash_canonical
+from ita_vc.utils.tablehash import hash_dataframe
 from ita_vc.validation.stats import BarArrays, permutation_p_value, permute_bars
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     import pandas as pd
 
     from ita_vc.backtest.params import RunParams
@@ -25,7 +33,16 @@ if TYPE_CHECKING:
     from ita_vc.rules.model import Rule
     from ita_vc.utils.arrays import FloatArray, IntArray
 
-__all__ = ["PermutationResult", "draw_permutations", "permutation_test", "total_return_of"]
+__all__ = [
+    "PermContext",
+    "PermutationResult",
+    "draw_permutations",
+    "iter_permutation_batches",
+    "perm_context",
+    "permutation_test",
+    "permuted_returns",
+    "total_return_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,47 +60,142 @@ class PermutationResult:
 
 def draw_permutations(seed: int, n: int, m: int) -> IntArray:
     """``n`` rows of ``rng.permutation(m)`` from one ``default_rng(seed)``, in order."""
+    rows = list(iter_permutation_batches(seed, n, m, max(1, n)))
+    return rows[0] if rows else np.empty((0, m), np.int64)
+
+
+def iter_permutation_batches(seed: int, n: int, m: int, batch: int) -> Iterator[IntArray]:
+    """The ``n`` permutations of :func:`draw_permutations` in batches of ``batch`` rows, drawn
+    lazily from the one generator (the same rows, whatever the batch size)."""
     rng = np.random.default_rng(seed)
-    return np.stack([rng.permutation(m) for _ in range(n)]) if n else np.empty((0, m), np.int64)
+    done = 0
+    while done < n:
+        size = min(batch, n - done)
+        yield np.stack([rng.permutation(m) for _ in range(size)])
+        done += size
 
 
 def bar_arrays(prepared: pd.DataFrame) -> BarArrays:
     """The OHLCV columns of prepared candles as float64 arrays."""
     return BarArrays(
         *(
-            prepared[c].to_numpy(dtype=np.float64)
+            np.ascontiguousarray(prepared[c].to_numpy(dtype=np.float64))
             for c in ("open", "high", "low", "close", "volume")
         )
     )
 
 
-def total_return_of(
-    bars: BarArrays, n_warm: int, rule: Rule, params: RunParams, catalog: Catalog
-) -> float:
-    """Total Return [%] of ``rule`` on the bars (warm-up first), exactly as a run computes it."""
-    indicators = resolve_indicator_params(rule.indicators, catalog)
-    states, _conflicting = rule_states(indicators, bars.high, bars.low, bars.close)
+@dataclass(frozen=True)
+class PermContext:
+    """What a worker needs to backtest permuted series: the bars, the rule's resolved
+    indicators and the execution, under the ``key`` that names them."""
+
+    key: str
+    bars: BarArrays
+    n_warm: int
+    indicators: tuple[tuple[str, dict[str, Any]], ...]
+    direction: str
+    sizing: dict[str, Any]
+    sl_pct: float | None
+    tp_pct: float | None
+    fee_rate: float
+    slip: float
+    init_cash: float
+
+
+def perm_context(
+    prepared: pd.DataFrame, rule: Rule, params: RunParams, catalog: Catalog
+) -> PermContext:
+    """The :class:`PermContext` of a run (its key hashes everything it holds)."""
+    indicators = tuple(
+        (name, dict(values)) for name, values in resolve_indicator_params(rule.indicators, catalog)
+    )
+    settings = {
+        "indicators": [[n, p] for n, p in indicators],
+        "direction": rule.direction,
+        "sizing": dict(rule.sizing),
+        "targets": dict(rule.targets),
+        "fee_rate": params.backtest.fee_rate,
+        "slip": params.backtest.slip,
+        "init_cash": params.backtest.init_cash,
+        "data": hash_dataframe(prepared[["ts_utc", "open", "high", "low", "close", "volume"]]),
+        "warmup": int(prepared["warmup"].sum()),
+    }
+    return PermContext(
+        "perm:" + hash_canonical(settings),
+        bar_arrays(prepared),
+        int(prepared["warmup"].sum()),
+        indicators,
+        rule.direction,
+        dict(rule.sizing),
+        rule.targets["sl_pct"],
+        rule.targets["tp_pct"],
+        params.backtest.fee_rate,
+        params.backtest.slip,
+        float(params.backtest.init_cash),
+    )
+
+
+def total_return_of(bars: BarArrays, context: PermContext) -> float:
+    """Total Return [%] of the context's rule on ``bars`` (warm-up first), exactly as a run
+    computes it (the same indicator states, engine and metric code)."""
+    states, _conflicting = rule_states(list(context.indicators), bars.high, bars.low, bars.close)
+    n_warm = context.n_warm
     close = bars.close[n_warm:]
     n = len(close)
     if n == 0:
         return 0.0
-    trades, fills = np.empty((n + 1, 11)), np.empty((2 * n + 2, 7))
+    trades, fills = np.empty((n + 1, TRADE_WIDTH)), np.empty((2 * n + 2, FILL_WIDTH))
     equity, _pos, _nt, _nf = engine_pass(
         close,
         states[n_warm:],
         trades,
         fills,
         prev_state=int(states[n_warm - 1]) if n_warm else 0,
-        direction=rule.direction,
-        sizing=rule.sizing,
-        sl_pct=rule.targets["sl_pct"],
-        tp_pct=rule.targets["tp_pct"],
-        fee_rate=params.backtest.fee_rate,
-        slip=params.backtest.slip,
-        init_cash=params.backtest.init_cash,
+        direction=context.direction,
+        sizing=context.sizing,
+        sl_pct=context.sl_pct,
+        tp_pct=context.tp_pct,
+        fee_rate=context.fee_rate,
+        slip=context.slip,
+        init_cash=context.init_cash,
     )
-    total, _dd = return_and_max_drawdown(equity, float(params.backtest.init_cash))
+    total, _dd = return_and_max_drawdown(equity, context.init_cash)
     return float(total)
+
+
+def permuted_returns(perms: IntArray, context: PermContext) -> list[float]:
+    """Total Return [%] on each permuted series of a batch (rows of ``perms``)."""
+    return [total_return_of(permute_bars(context.bars, context.n_warm, p), context) for p in perms]
+
+
+_CONTEXTS: dict[str, PermContext] = {}
+
+
+def init_perm_worker(context: PermContext) -> None:
+    """Pool initializer: keep the context (one per process) and ignore SIGINT (the parent
+    decides how to stop)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _CONTEXTS.clear()
+    _CONTEXTS[context.key] = context
+
+
+def permuted_returns_in_worker(perms: IntArray, key: str) -> list[float]:
+    """:func:`permuted_returns` in a pool process set up with the context ``key``.
+
+    Raises:
+        RuntimeError: this process holds no context of that key.
+    """
+    context = _CONTEXTS.get(key)
+    if context is None:
+        raise RuntimeError(f"internal: no permutation context {key} in this process")
+    return permuted_returns(perms, context)
+
+
+PERMUTE: Task[list[float]] = Task(permuted_returns, permuted_returns_in_worker, init_perm_worker)
+
+_BATCH = 8
+"""Permutations per batch (each row is m int64: a batch of 100,000-bar permutations is 6 MiB)."""
 
 
 def permutation_test(
@@ -94,20 +206,32 @@ def permutation_test(
     *,
     n: int,
     seed: int,
-) -> PermutationResult:
-    """The permutation test of issue #16 (1) on prepared candles (a ``warmup`` column)."""
-    n_warm = int(prepared["warmup"].sum())
-    bars = bar_arrays(prepared)
-    m = len(bars.close) - n_warm - 1
-    actual = total_return_of(bars, n_warm, rule, params, catalog)
-    perms = draw_permutations(seed, n, max(m, 0))
-    returns: FloatArray = np.array(
-        [
-            total_return_of(permute_bars(bars, n_warm, p), n_warm, rule, params, catalog)
-            for p in perms
-        ]
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[PermutationResult, FloatArray]:
+    """The permutation test of issue #16 (1) on prepared candles (a ``warmup`` column); returns
+    the result and the permuted Total Returns in draw order. The permutations are drawn here,
+    in order, from one ``default_rng(seed)``; batches run on ``workers`` processes (or Dask)."""
+    context = perm_context(prepared, rule, params, catalog)
+    m = len(context.bars.close) - context.n_warm - 1
+    actual = total_return_of(context.bars, context)
+    if m < 1:
+        raise DataValidationError(
+            "validation.permutation: the range holds fewer than 2 bars: nothing to permute"
+        )
+    executor: Executor[list[float]] = Executor(context, workers, scheduler, PERMUTE)
+    returns: list[float] = []
+    try:
+        for part in executor.map(iter_permutation_batches(seed, n, m, _BATCH)):
+            returns.extend(part)
+            if progress is not None:
+                progress(len(returns), n)
+    finally:
+        executor.close()
+    values: FloatArray = np.asarray(returns, dtype=np.float64)
+    p5, p50, p95 = (float(v) for v in np.percentile(values, [5, 50, 95]))
+    result = PermutationResult(
+        n, actual, permutation_p_value(actual, values), float(values.mean()), p5, p50, p95
     )
-    p5, p50, p95 = (float(v) for v in np.percentile(returns, [5, 50, 95]))
-    return PermutationResult(
-        n, actual, permutation_p_value(actual, returns), float(returns.mean()), p5, p50, p95
-    )
+    return result, values

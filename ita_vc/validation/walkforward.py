@@ -1,9 +1,11 @@
-"""Walk-forward optimisation (issue #16 (4)), first version: segments and WFE.
+"""Walk-forward optimisation (issue #16 (4)): segments, the stitched out-of-sample run, WFE.
 
 Each in-sample window runs the grid of ``params.yaml: grid:`` (the staged runner); the best of
 its top-K by the objective (descending, nulls last, ties: variant_key ascending) is backtested
 on the next out-of-sample segment, starting with the equity the previous segment ended with.
-Still to do (WIP.md): the stitched out-of-sample equity and its 25 metrics.
+The out-of-sample segments, one after the other, are one run: its equity, positions and trades
+are the segments' concatenated, and its 25 metrics are computed on them as a run's are (with the
+run's ``init_cash``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ita_vc.backtest.metrics import compute_metrics, drawdown_series
 from ita_vc.backtest.run import run_backtest
 from ita_vc.errors import DataValidationError
 from ita_vc.grid.request import variant_from_dict
@@ -25,8 +28,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ita_vc.backtest.params import RunParams
+    from ita_vc.backtest.run import BacktestResult
     from ita_vc.grid.request import GridRequest
     from ita_vc.rules.model import Rule
+    from ita_vc.utils.arrays import FloatArray, IntArray
 
 __all__ = ["Segment", "WfoResult", "annualised", "walk_forward", "window_frame"]
 
@@ -48,11 +53,17 @@ class Segment:
     out_days: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WfoResult:
+    """The segments, WFE, the equity the last segment ended with, and the stitched
+    out-of-sample run: bar times (epoch ms), equity, and its 25 metrics."""
+
     segments: list[Segment]
     wfe: float | None
     final_equity: float
+    ts: IntArray
+    equity: FloatArray
+    metrics: dict[str, Any]
 
 
 def window_frame(
@@ -134,38 +145,80 @@ def walk_forward(
     base_rule = {"setup_id": rule.setup_id, "version": str(rule.version), **dict(rule.params)}
     equity = params.backtest.init_cash
     segments: list[Segment] = []
+    runs: list[BacktestResult] = []
     for w in wfo_windows(n_bars, windows, in_sample_ratio, mode):
-        segments.append(
-            _step(
-                prepared,
-                n_warm,
-                w,
-                ts,
-                range_end,
-                warmup,
-                rule,
-                params,
-                request,
-                base_rule,
-                objective,
-                equity,
-            )
+        segment, out = _step(
+            prepared,
+            n_warm,
+            w,
+            ts,
+            range_end,
+            warmup,
+            rule,
+            params,
+            request,
+            base_rule,
+            objective,
+            equity,
         )
-        equity *= 1 + segments[-1].return_ / 100
+        segments.append(segment)
+        runs.append(out)
+        if len(out.equity_values):
+            equity = float(out.equity_values[-1])
     ratios = []
     for seg in segments:
         a_in = annualised(seg.in_sample_return, seg.in_days)
         a_out = annualised(seg.return_, seg.out_days)
         if a_in is not None and a_in > 0 and a_out is not None:
             ratios.append(a_out / a_in)
-    return WfoResult(segments, float(np.mean(ratios)) if ratios else None, float(equity))
+    ts_all, equity_all, metrics = _stitched(runs, params)
+    return WfoResult(
+        segments,
+        float(np.mean(ratios)) if ratios else None,
+        float(equity),
+        ts_all,
+        equity_all,
+        metrics,
+    )
+
+
+def _stitched(
+    runs: list[BacktestResult], params: RunParams
+) -> tuple[IntArray, FloatArray, dict[str, Any]]:
+    """The out-of-sample segments as one run: arrays concatenated, metrics as a run's."""
+    ts = np.concatenate([r.ts for r in runs]).astype(np.int64)
+    equity = np.concatenate([r.equity_values for r in runs])
+    position = np.concatenate([r.position for r in runs])
+    closes = np.concatenate(
+        [
+            r.candles_used["close"].to_numpy(dtype=np.float64)[~r.candles_used["warmup"].to_numpy()]
+            for r in runs
+            if r.candles_used is not None
+        ]
+    )
+    trades = {
+        k: np.concatenate([r.trades[k].to_numpy() for r in runs])
+        for k in ("entry_ts", "exit_ts", "pnl", "return_pct")
+    }
+    init_cash = float(params.backtest.init_cash)
+    metrics = compute_metrics(
+        ts,
+        closes,
+        equity,
+        position,
+        trades,
+        init_cash,
+        drawdown_series(equity, init_cash),
+        periods_per_year=params.backtest.periods_per_year,
+    )
+    return ts, equity, metrics
 
 
 def _step(
     prepared: pd.DataFrame,
     n_warm: int,
     w: Window,
-    ts: np.ndarray,
+    ts: IntArray,
     range_end: int,
     warmup: int,
     rule: Rule,
@@ -174,7 +227,7 @@ def _step(
     base_rule: dict[str, Any],
     objective: str,
     equity: float,
-) -> Segment:
+) -> tuple[Segment, BacktestResult]:
     in_frame = window_frame(prepared, n_warm, w.in_start, w.in_end, warmup)
     outcome = run_grid(in_frame, rule, params, request, keep_partial=False)
     best = _best(outcome.topk, objective)
@@ -191,7 +244,7 @@ def _step(
     def days(start: int, end: int) -> float:
         return (int(ts[end - 1]) - int(ts[start])) / 86_400_000
 
-    return Segment(
+    segment = Segment(
         ms(w.in_start),
         ms(w.in_end),
         ms(w.out_start),
@@ -202,3 +255,4 @@ def _step(
         days(w.in_start, w.in_end),
         days(w.out_start, w.out_end),
     )
+    return segment, out

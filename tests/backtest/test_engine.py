@@ -31,6 +31,7 @@ def trade(out, i):
         "pnl",
         "ret",
         "reason",
+        "equity_before",
     )
     return dict(zip(keys, out.trades[i].tolist(), strict=True))
 
@@ -49,6 +50,7 @@ def test_all_in_long_entry_and_signal_exit_with_fees_and_slippage_on_both_sides(
     assert (t["entry_i"], t["exit_i"], t["dir"], t["reason"]) == (1, 3, 1, 0)
     assert t["qty"] == qty and t["entry_price"] == buy and t["exit_price"] == sell
     assert t["entry_fee"] == entry_fee and t["exit_fee"] == exit_fee
+    assert t["equity_before"] == 1000  # flat before the entry: the cash
     assert t["pnl"] == pytest.approx(pnl, rel=1e-14)
     assert t["ret"] == pytest.approx(pnl / (qty * buy) * 100, rel=1e-14)
     assert out.equity[0] == 1000
@@ -217,3 +219,17 @@ def test_entries_without_money_are_skipped():
 def test_empty_input():
     out = run([], [])
     assert len(out.equity) == 0 and len(out.trades) == 0
+
+
+def test_equity_before_is_the_cash_after_the_bars_exits_on_a_reversal():
+    # long at bar 1, reversed to short at bar 3: the short's equity_before is the cash the
+    # long's exit left, before the short's entry fill (issue #16: Monte Carlo's q_i)
+    out = run([100, 100, 110, 120, 90, 90], [0, 1, 1, -1, -1, -1], direction="long-short")
+    first, second = trade(out, 0), trade(out, 1)
+    assert first["equity_before"] == 1000
+    cash_after_exit = 1000 + first["pnl"]  # all-in: the long's pnl is the whole change
+    assert second["entry_i"] == 3 and second["equity_before"] == pytest.approx(
+        cash_after_exit, rel=1e-12
+    )
+    # the short's own fill is not in it: equity at bar 3 (after the fill) is lower
+    assert out.equity[3] < second["equity_before"]

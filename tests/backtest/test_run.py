@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ita_vc.backtest.params import parse_params
 from ita_vc.backtest.run import load_rule, prepare_candles, run_backtest
 from ita_vc.catalog import load_catalog
 from ita_vc.errors import DataValidationError, RuleValidationError
@@ -54,7 +55,13 @@ def test_result_shapes_and_summary():
         "pnl",
         "return_pct",
         "exit_reason",
+        "equity_before",
     ]
+    # under an engine 1.0 pin the table keeps 0.3's columns (byte-identical outputs)
+    pinned = run_backtest(
+        candles(), RULE, parse_params({"backtest": {"warmup_bars": 0}}, engine="1.0")
+    )
+    assert "equity_before" not in pinned.trades.columns
     assert list(result.fills.columns) == [
         "ts_utc",
         "side",

@@ -12,6 +12,8 @@ from ita_vc.catalog import load_catalog
 from ita_vc.validation.permutation import (
     bar_arrays,
     draw_permutations,
+    iter_permutation_batches,
+    perm_context,
     permutation_test,
     total_return_of,
 )
@@ -57,7 +59,8 @@ def test_the_array_path_is_the_runs_total_return_bit_for_bit():
     catalog = load_catalog()
     rule = load_rule(RULE, catalog)
     n_warm = int(prepared["warmup"].sum())
-    ours = total_return_of(bar_arrays(prepared), n_warm, rule, params, catalog)
+    context = perm_context(prepared, rule, params, catalog)
+    ours = total_return_of(bar_arrays(prepared), context)
     assert ours == run_backtest(prepared, rule, params).metrics["Total Return [%]"]
     # a permuted series: the same through a whole run on its table
     perm = draw_permutations(5, 1, len(prepared) - n_warm - 1)[0]
@@ -66,7 +69,7 @@ def test_the_array_path_is_the_runs_total_return_bit_for_bit():
         open=bars.open, high=bars.high, low=bars.low, close=bars.close, volume=bars.volume
     )
     assert (
-        total_return_of(bars, n_warm, rule, params, catalog)
+        total_return_of(bars, context)
         == (run_backtest(table, rule, params).metrics["Total Return [%]"])
     )
 
@@ -76,6 +79,21 @@ def test_permutations_are_drawn_in_order_from_the_seed():
     rng = np.random.default_rng(3)
     assert first.tolist() == [rng.permutation(10).tolist() for _ in range(4)]
     assert draw_permutations(3, 4, 10).tolist() == first.tolist()
+    # lazily in batches of any size: the same rows in the same order
+    for size in (1, 3, 4, 10):
+        rows = np.concatenate(list(iter_permutation_batches(3, 4, 10, size)))
+        assert rows.tolist() == first.tolist()
+
+
+def test_the_same_values_on_one_process_and_on_a_pool():
+    rng = np.random.default_rng(2)
+    prepared, params = _prepared(_candles(rng.normal(0, 0.01, 400)))
+    catalog = load_catalog()
+    rule = load_rule(RULE, catalog)
+    one, values_one = permutation_test(prepared, rule, params, catalog, n=21, seed=4, workers=1)
+    two, values_two = permutation_test(prepared, rule, params, catalog, n=21, seed=4, workers=2)
+    assert one == two and values_one.tobytes() == values_two.tobytes()
+    assert len(values_one) == 21
 
 
 @pytest.mark.parametrize(("phi", "expect_edge"), [(0.0, False), (0.3, True)])
@@ -90,7 +108,9 @@ def test_a_trend_rule_finds_an_edge_only_where_returns_trend(phi, expect_edge):
         r[k] = phi * r[k - 1] + noise[k]
     prepared, params = _prepared(_candles(r))
     catalog = load_catalog()
-    result = permutation_test(prepared, load_rule(RULE, catalog), params, catalog, n=199, seed=0)
+    result, _values = permutation_test(
+        prepared, load_rule(RULE, catalog), params, catalog, n=199, seed=0
+    )
     if expect_edge:
         assert result.p_value < 0.05, result
     else:

@@ -68,6 +68,16 @@ def test_segments_follow_the_windows_and_chain_the_equity(setup, mode):
     ]
     assert result.segments[0].variant_key == best["variant_key"]
     assert result.segments[0].in_sample_return == best["Total Return [%]"]
+    # the stitched out-of-sample run: every out-of-sample bar once, in order, one equity line
+    assert result.ts.tolist() == ts[windows[0].out_start :].tolist()
+    assert result.equity[-1] == result.final_equity
+    assert result.metrics["Total Return [%]"] == pytest.approx(
+        (result.final_equity / params.backtest.init_cash - 1) * 100, rel=1e-12
+    )
+    assert result.metrics["Total Profit"] == pytest.approx(
+        result.final_equity - params.backtest.init_cash
+    )
+    assert result.metrics["Num. Trades"] >= 1
 
 
 def test_windows_shorter_than_the_rule_are_refused(setup):
