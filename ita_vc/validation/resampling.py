@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ita_vc.backtest.metrics import sharpe_ratio
+from ita_vc.errors import DataValidationError
 from ita_vc.validation.stats import (
     McResult,
     block_bootstrap_replicates,
@@ -23,7 +24,16 @@ from ita_vc.validation.stats import (
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["BootstrapResult", "auto_block_size", "block_bootstrap", "monte_carlo"]
+    from ita_vc.utils.arrays import FloatArray
+
+__all__ = [
+    "FAN_POINTS",
+    "MAX_DRAWS",
+    "BootstrapResult",
+    "auto_block_size",
+    "block_bootstrap",
+    "monte_carlo",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,8 @@ class BootstrapResult:
     confidence: float
     return_ci: tuple[float, float]
     sharpe_ci: tuple[float, float] | None
+    sharpe_defined: int
+    """Replicates with a defined Sharpe Ratio (the ones its CI is over)."""
 
 
 def auto_block_size(returns: npt.ArrayLike) -> int:
@@ -53,10 +65,11 @@ def block_bootstrap(
     confidence: float,
     seed: int,
     periods_per_year: float = 365,
-) -> BootstrapResult:
+) -> tuple[BootstrapResult, FloatArray]:
     """Circular block bootstrap of the daily returns: ``starts = rng.integers(0, T, size=(n,
     ceil(T / b)))``; per replicate the total return [%] and the Sharpe Ratio as the metric
-    defines it (annualised with ``periods_per_year``; undefined ones left out of its CI)."""
+    defines it (annualised with ``periods_per_year``; undefined ones left out of its CI).
+    Returns the result and every replicate's total return [%], in draw order."""
     r = np.asarray(returns, dtype=np.float64)
     t = len(r)
     if t == 0:
@@ -67,21 +80,65 @@ def block_bootstrap(
     reps = block_bootstrap_replicates(r, b, starts)
     totals = (np.prod(1.0 + reps, axis=1) - 1.0) * 100.0
     sharpes = [s for s in (sharpe_ratio(row, periods_per_year) for row in reps) if s is not None]
-    return BootstrapResult(
+    result = BootstrapResult(
         n,
         b,
         confidence,
         confidence_interval(totals, confidence),
         confidence_interval(sharpes, confidence) if sharpes else None,
+        len(sharpes),
     )
+    return result, totals
 
 
-def monte_carlo(q: npt.ArrayLike, init_cash: float, *, n: int, seed: int) -> McResult:
+def monte_carlo(
+    q: npt.ArrayLike, init_cash: float, *, n: int, seed: int
+) -> tuple[McResult, FloatArray | None]:
     """Trades resampled with replacement: ``idx = rng.integers(0, M, size=(n, M))`` over the
-    per-trade returns ``q_i = pnl_i / equity_before_i``; no trades: every value null."""
+    per-trade returns ``q_i = pnl_i / equity_before_i``; path j = [init_cash, init_cash *
+    cumprod(1 + q[idx[j]])]. Returns the summary and the fan: the p5/p50/p95 equity at (at
+    most :data:`FAN_POINTS`) trade steps, shape (4, steps) - the row 0 the step numbers. No
+    trades: every value null, nothing drawn, no fan.
+
+    The paths are built a chunk of rows at a time (each row's cumulative product is the same
+    computed alone), so memory is the index matrix plus a chunk.
+
+    Raises:
+        DataValidationError: n x M above :data:`MAX_DRAWS` (memory).
+    """
     returns = np.asarray(q, dtype=np.float64)
-    if len(returns) == 0:
-        return monte_carlo_summary(np.empty((0, 1)), init_cash)
+    m = len(returns)
+    if m == 0:
+        return monte_carlo_summary(np.empty((0, 1)), init_cash), None
+    if n * m > MAX_DRAWS:
+        raise DataValidationError(
+            f"validation.monte_carlo.n: {n:,} paths x {m:,} trades is {n * m:,} draws, more "
+            f"than {MAX_DRAWS:,} (memory): lower monte_carlo.n"
+        )
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(returns), size=(n, len(returns)))
-    return monte_carlo_summary(monte_carlo_paths(returns, init_cash, idx), init_cash)
+    idx = rng.integers(0, m, size=(n, m))
+    steps = np.unique(np.linspace(0, m, min(m + 1, FAN_POINTS)).round().astype(np.int64))
+    final = np.empty(n)
+    drawdown = np.empty(n)
+    sampled = np.empty((n, len(steps)))
+    chunk = max(1, _CHUNK_CELLS // (m + 1))
+    for lo in range(0, n, chunk):
+        paths = monte_carlo_paths(returns, init_cash, idx[lo : lo + chunk])
+        final[lo : lo + len(paths)] = paths[:, -1]
+        drawdown[lo : lo + len(paths)] = (paths / np.maximum.accumulate(paths, axis=1) - 1.0).min(
+            axis=1
+        ) * 100.0
+        sampled[lo : lo + len(paths)] = paths[:, steps]
+    e5, e50, e95 = (float(v) for v in np.percentile(final, [5, 50, 95]))
+    d5, d50, d95 = (float(v) for v in np.percentile(drawdown, [5, 50, 95]))
+    result = McResult(e5, e50, e95, d5, d50, d95, float(np.mean(final < init_cash)))
+    fan = np.vstack([steps.astype(np.float64), np.percentile(sampled, [5, 50, 95], axis=0)])
+    return result, fan
+
+
+FAN_POINTS = 2000
+"""Trade steps at most in the Monte Carlo fan (the chart's x axis)."""
+MAX_DRAWS = 400_000_000
+"""n x M draws at most (the index matrix is 8 bytes per draw: 3.2 GB)."""
+_CHUNK_CELLS = 4_000_000
+"""Path cells built at once (32 MB)."""

@@ -34,6 +34,7 @@ __all__ = [
     "monte_carlo_summary",
     "permutation_p_value",
     "permute_bars",
+    "sharpe_columns",
     "wfo_windows",
 ]
 
@@ -185,7 +186,7 @@ class Cscv:
     combinations: int
 
 
-def _sharpe_columns(m: FloatArray) -> FloatArray:
+def sharpe_columns(m: FloatArray) -> FloatArray:
     """mean / std (ddof=1) per column, 0 where the std is 0 (not annualised)."""
     std = m.std(axis=0, ddof=1)
     mean = m.mean(axis=0)
@@ -270,8 +271,10 @@ def psr(sr: float, benchmark: float, t: int, skew: float, kurt: float) -> float:
     """Phi((SR - x) * sqrt(T - 1) / sqrt(1 - g3*SR + (g4 - 1)/4 * SR^2))."""
     from scipy.stats import norm
 
-    denominator = math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)
-    return float(norm.cdf((sr - benchmark) * math.sqrt(t - 1) / denominator))
+    variance = 1 - skew * sr + (kurt - 1) / 4 * sr**2
+    if not variance > 0:  # NaN moments or a degenerate series: undefined
+        return math.nan
+    return float(norm.cdf((sr - benchmark) * math.sqrt(t - 1) / math.sqrt(variance)))
 
 
 def expected_max_sharpe(variance: float, n_trials: int) -> float:
@@ -291,11 +294,12 @@ def deflated_sharpe(best_returns: npt.ArrayLike, trial_sharpes: npt.ArrayLike) -
 
     r = np.asarray(best_returns, dtype=np.float64)
     trials = np.asarray(trial_sharpes, dtype=np.float64)
-    std = r.std(ddof=1) if len(r) > 1 else 0.0
-    sr = float(r.mean() / std) if std > 0 else 0.0
+    std = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+    sr0 = expected_max_sharpe(float(trials.var(ddof=1)), len(trials)) if len(trials) >= 2 else None
+    if std <= 0:  # no variation: the Sharpe Ratio, and so the PSR, is undefined
+        return DeflatedSharpe(None, None, sr0, len(trials))
+    sr = float(r.mean()) / std
     g3, g4 = float(skew(r)), float(kurtosis(r, fisher=False))
-    psr0 = psr(sr, 0.0, len(r), g3, g4) if len(r) > 1 else None
-    if len(trials) < 2:
-        return DeflatedSharpe(None, psr0, None, len(trials))
-    sr0 = expected_max_sharpe(float(trials.var(ddof=1)), len(trials))
-    return DeflatedSharpe(psr(sr, sr0, len(r), g3, g4), psr0, sr0, len(trials))
+    psr0 = psr(sr, 0.0, len(r), g3, g4)
+    dsr = psr(sr, sr0, len(r), g3, g4) if sr0 is not None else None
+    return DeflatedSharpe(dsr, psr0, sr0, len(trials))

@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from ita_vc.rules.model import Rule
     from ita_vc.utils.arrays import FloatArray, IntArray
 
-__all__ = ["Segment", "WfoResult", "annualised", "walk_forward", "window_frame"]
+__all__ = [
+    "Segment",
+    "WfoResult",
+    "annualised",
+    "variant_rule_map",
+    "walk_forward",
+    "window_frame",
+]
 
 _BUDGET_MODES = ("strategy_compound", "strategy_compound_profit_lock")
 
@@ -61,6 +68,7 @@ class WfoResult:
     segments: list[Segment]
     wfe: float | None
     final_equity: float
+    window_bars: int
     ts: IntArray
     equity: FloatArray
     metrics: dict[str, Any]
@@ -103,6 +111,17 @@ def _best(topk: pd.DataFrame, objective: str) -> dict[str, Any]:
     return min(rows, key=order)
 
 
+def variant_rule_map(rule: Rule, row_params: dict[str, Any]) -> dict[str, Any]:
+    """The rule mapping of a grid variant (a top-K row's ``params_json``): the rule version's
+    parameters with the variant's indicators and targets, and the direction and sizing the grid
+    ran it with (the row's overrides, else the rule's)."""
+    base = {"setup_id": rule.setup_id, "version": str(rule.version), **dict(rule.params)}
+    for key in ("direction", "sizing"):
+        if key in row_params:
+            base[key] = row_params[key]
+    return variant_from_dict(row_params).rule(base)
+
+
 def _scaled(
     params: RunParams, rule_map: dict[str, Any], factor: float
 ) -> tuple[RunParams, dict[str, Any]]:
@@ -142,7 +161,6 @@ def walk_forward(
     ts = prepared["ts_utc"].to_numpy(dtype=np.int64)[n_warm:]
     range_end = int(ts[-1]) + (int(ts[-1] - ts[-2]) if len(ts) > 1 else 0)
     warmup = params.backtest.warmup_bars
-    base_rule = {"setup_id": rule.setup_id, "version": str(rule.version), **dict(rule.params)}
     equity = params.backtest.init_cash
     segments: list[Segment] = []
     runs: list[BacktestResult] = []
@@ -157,7 +175,6 @@ def walk_forward(
             rule,
             params,
             request,
-            base_rule,
             objective,
             equity,
         )
@@ -176,6 +193,7 @@ def walk_forward(
         segments,
         float(np.mean(ratios)) if ratios else None,
         float(equity),
+        length,
         ts_all,
         equity_all,
         metrics,
@@ -224,16 +242,16 @@ def _step(
     rule: Rule,
     params: RunParams,
     request: GridRequest,
-    base_rule: dict[str, Any],
     objective: str,
     equity: float,
 ) -> tuple[Segment, BacktestResult]:
     in_frame = window_frame(prepared, n_warm, w.in_start, w.in_end, warmup)
     outcome = run_grid(in_frame, rule, params, request, keep_partial=False)
     best = _best(outcome.topk, objective)
-    variant = variant_from_dict(json.loads(best["params_json"]))
     factor = equity / params.backtest.init_cash
-    run_params, rule_map = _scaled(params, variant.rule(base_rule), factor)
+    run_params, rule_map = _scaled(
+        params, variant_rule_map(rule, json.loads(best["params_json"])), factor
+    )
     out = run_backtest(
         window_frame(prepared, n_warm, w.out_start, w.out_end, warmup), rule_map, run_params
     )
