@@ -63,6 +63,7 @@ def _register() -> None:
         rule,
         run,
         store,
+        validate,
     )
 
     app.command("init")(init.init_command)
@@ -70,6 +71,7 @@ def _register() -> None:
     app.add_typer(data.app, name="data")
     app.add_typer(backtest.app, name="backtest")
     app.add_typer(grid.app, name="grid")
+    app.command("validate")(validate.validate_command)
     app.command("run")(run.run_command)
     app.add_typer(run.runs_app, name="runs")
     run.runs_app.command("plot")(plot.plot_command)

@@ -1,4 +1,4 @@
-"""``python -m ita_vc.pipeline {prepare,backtest,report,grid}``: the commands of dvc.yaml.
+"""``python -m ita_vc.pipeline {prepare,backtest,report,grid,validate}``: the commands of dvc.yaml.
 
 Exit codes: 0, an :class:`ItaVcError`'s code, or 130 when interrupted (Ctrl-C).
 """
@@ -68,11 +68,30 @@ def _older(pinned: str) -> bool:
         return False
 
 
+def _validation_line(summary: dict[str, object]) -> str:
+    """What ran and its headline numbers, on one line."""
+    parts = []
+    for key, field, label in (
+        ("permutation", "p_value", "p"),
+        ("block_bootstrap", "return_ci", "return CI"),
+        ("monte_carlo", "prob_loss", "P(loss)"),
+        ("wfo", "wfe", "WFE"),
+        ("overfitting", "pbo", "PBO"),
+    ):
+        entry = summary.get(key)
+        if isinstance(entry, dict):
+            value = entry.get(field)
+            if isinstance(value, dict):
+                value = f"[{value.get('lower')}, {value.get('upper')}]"
+            parts.append(f"{label} {value}")
+    return ", ".join(parts) or "every test skipped (params.yaml: validation:)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one stage; print one line; return the exit code."""
     die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m ita_vc.pipeline")
-    parser.add_argument("stage", choices=["prepare", "backtest", "report", "grid"])
+    parser.add_argument("stage", choices=["prepare", "backtest", "report", "grid", "validate"])
     parser.add_argument(
         "--engine",
         metavar="VERSION",
@@ -97,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"grid: {counts['stage_a_evaluated']} + {counts['stage_b_evaluated']} "
                 f"variants, top {counts['top_k']} in {summary['timings']['search_s']} s"
             )
+        elif args.stage == "validate":
+            print(f"validate: {_validation_line(stages.stage_validate(engine=args.engine))}")
         else:
             print(f"report: {stages.stage_report(engine=args.engine)}")
     except ItaVcError as exc:

@@ -37,6 +37,7 @@ __all__ = [
     "write_grid_report_v1",
     "write_report",
     "write_report_v1",
+    "write_validation",
 ]
 
 
@@ -281,3 +282,18 @@ def _write_grid_files(
     sink.binary(("\n".join(lines) + "\n").encode("utf-8"), "report.md")
     sink.json(s, "summary.json")
     return s
+
+
+def write_validation(outcome: Any, sink: OutputSink) -> list[str]:
+    """``validation_summary.json``, the charts of the tests that ran
+    (:func:`ita_vc.charts.validation.validation_charts`) and ``report.md``; returns the file
+    names written. Same outcome, same bytes."""
+    from ita_vc.charts.validation import validation_charts  # lazy: matplotlib
+    from ita_vc.validation.report import render_validation_md
+
+    charts = validation_charts(outcome)
+    sink.json(outcome.summary, "validation_summary.json")
+    for name, data in charts.items():
+        sink.binary(data, name)
+    sink.binary(render_validation_md(outcome, list(charts)).encode("utf-8"), "report.md")
+    return ["validation_summary.json", *charts, "report.md"]

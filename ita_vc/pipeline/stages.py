@@ -14,8 +14,12 @@ candles itself and depends on no other stage's outs). Paths below are for the de
   ``results/plots/equity.csv`` (``dvc plots``);
 * ``grid``: the parameter search of ``params.yaml: grid:`` over candles prepared as
   ``prepare`` does -> ``results/grid/`` (topk.parquet, trades.parquet of the best
-  ``top_trades_n``, report.md, summary.json); an interrupted stage writes nothing (``ita-vc
-  grid run`` is the resumable command).
+  ``top_trades_n``, report.md, summary.json, and with ``validation.overfitting`` set
+  variant_returns.parquet, the daily returns of every Stage A variant); an interrupted stage
+  writes nothing (``ita-vc grid run`` is the resumable command);
+* ``validate``: the validation suite of ``params.yaml: validation:`` (docs/validation.md) on
+  the prepared candles, the rule and params, and for the overfitting statistics the grid's
+  outputs -> ``results/validation/`` (validation_summary.json, report.md, the charts).
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from ita_vc.backtest.params import parse_params
 from ita_vc.backtest.run import prepare_candles, run_backtest
 from ita_vc.candles.dataset import CandleStore
 from ita_vc.candles.validate import format_ts
-from ita_vc.errors import DataValidationError
+from ita_vc.errors import DataValidationError, ItaVcError
 from ita_vc.grid import run_grid
 from ita_vc.grid.request import GridSetup, check_params_and_grid, parse_grid
+from ita_vc.grid.returns import stage_a_returns, variant_returns_frame
 from ita_vc.pipeline.engine_pin import pinned_engine
 from ita_vc.pipeline.outputs import (
     StoreSink,
@@ -37,10 +42,13 @@ from ita_vc.pipeline.outputs import (
     write_grid,
     write_report,
     write_report_v1,
+    write_validation,
 )
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.validation.params import ValidationParams, parse_validation
+from ita_vc.validation.suite import GridEvidence, run_validation
 from ita_vc.workspace import Workspace
 from ita_vc.yaml_read import (
     YamlDocument,
@@ -67,6 +75,8 @@ __all__ = [
     "stage_grid",
     "stage_prepare",
     "stage_report",
+    "stage_validate",
+    "validation_setup",
 ]
 
 PARAMS_FILE = "params.yaml"
@@ -74,6 +84,7 @@ PREPARED = "prepared"
 BACKTEST = "backtest"
 REPORT = "report"
 PLOTS = "plots"
+VALIDATION = "validation"
 
 
 def load_params_document(root: Path) -> YamlDocument:
@@ -267,6 +278,15 @@ def grid_inputs(
     return GridInputs(grid_candles(workspace, params), rule, params, request)
 
 
+def read_validation(raw: Mapping[str, Any], index: Any = None) -> ValidationParams | None:
+    """params.yaml's ``validation:`` section (None: absent or null).
+
+    Raises:
+        DataValidationError: every problem of the section, with its line.
+    """
+    return parse_validation(raw.get("validation"), index=index)
+
+
 def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str, Any]:
     """Run the grid stage (``params.yaml: grid:``) into ``results/grid/``; returns the summary.
 
@@ -277,10 +297,130 @@ def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str,
     """
     workspace = Workspace.discover(root)
     params_doc = load_params_document(workspace.root)
+    validation = read_validation(params_doc.data, params_doc.index)  # checked before any work
     prepared, rule, params, request = grid_inputs(
         workspace, params_doc.data, index=params_doc.index, engine=engine
     )
     store = PersistentStore(workspace)
+    returns = None
+    if validation is not None and validation.overfitting is not None:
+        returns = stage_a_returns(
+            prepared, rule, params, request, max_variants=validation.overfitting.max_variants
+        )
     outcome = run_grid(prepared, rule, params, request, keep_partial=False)
-    write_grid(outcome, StoreSink(store, "results", "grid"), timings=False, engine=params.engine)
+    sink = StoreSink(store, "results", "grid")
+    write_grid(outcome, sink, timings=False, engine=params.engine)
+    if returns is not None:
+        sink.table(variant_returns_frame(returns), VARIANT_RETURNS)
     return outcome.summary
+
+
+VARIANT_RETURNS = "variant_returns.parquet"
+
+
+def validation_setup(
+    workspace: Any,
+    raw: dict[str, Any],
+    *,
+    index: Mapping[str, tuple[int, str | None]] | None = None,
+    engine: str | None = None,
+) -> tuple[GridSetup, ValidationParams]:
+    """The rule, run params, grid request and validation settings of a workspace's params,
+    every problem of all of them refused at once, before any candles are read. A params file
+    without a ``validation:`` section validates with every test skipped.
+
+    Raises:
+        DataValidationError: bad params, grid or validation section.
+    """
+    errors = []
+    validation = None
+    try:
+        validation = read_validation(raw, index)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    setup = None
+    try:
+        setup = grid_request(workspace, raw, index=index, engine=engine)
+    except DataValidationError as exc:
+        errors.append(str(exc))
+    if errors or setup is None:
+        raise DataValidationError("\n".join(errors))
+    return setup, validation or parse_validation({})  # type: ignore[return-value]
+
+
+def _stage_grid_evidence(
+    store: Any, prepared: Any, setup: GridSetup, validation: ValidationParams
+) -> GridEvidence | None:
+    """The grid stage's outputs the overfitting statistics read, checked to be of this grid
+    and these candles."""
+    if validation.overfitting is None:
+        return None
+    import json
+
+    from ita_vc.grid.returns import VariantReturns
+    from ita_vc.grid.search import _context, _request_hash
+
+    folder = _results(store, "grid")
+    rerun = "run the grid stage first (`dvc repro grid`, or `ita-vc validate`, which runs it)"
+    try:
+        summary = store.load_json(f"{folder}/summary.json")
+        topk = store.load_dataframe(f"{folder}/topk.parquet")
+    except (ItaVcError, OSError) as exc:
+        raise DataValidationError(f"{folder}: no grid outputs ({exc}): {rerun}") from exc
+    rule, params, request = setup
+    key = _context(prepared, rule, params, request).key
+    if summary.get("grid_request_hash") != _request_hash(request) or (
+        summary.get("engine_params_hash") != key
+    ):
+        raise DataValidationError(
+            f"{folder} is the result of another grid, data or params than params.yaml's: {rerun}"
+        )
+    try:
+        frame = store.load_dataframe(f"{folder}/{VARIANT_RETURNS}")
+    except (ItaVcError, OSError) as exc:
+        raise DataValidationError(
+            f"{folder}/{VARIANT_RETURNS} is missing (the grid ran without "
+            f"validation.overfitting): {rerun}"
+        ) from exc
+    if len(topk) == 0:
+        raise DataValidationError(f"{folder}/topk.parquet holds no variant: {rerun}")
+    keys = [str(c) for c in frame.columns[1:]]
+    returns = VariantReturns(
+        keys,
+        frame["ts_utc"].to_numpy(dtype="int64"),
+        frame[keys].to_numpy(dtype="float64"),
+    )
+    best = topk.iloc[0]
+    return GridEvidence(str(best["variant_key"]), json.loads(best["params_json"]), returns)
+
+
+def stage_validate(root: Path | None = None, engine: str | None = None) -> dict[str, Any]:
+    """Run the validate stage into ``results/validation/``; returns the summary."""
+    workspace = Workspace.discover(root)
+    params_doc = load_params_document(workspace.root)
+    setup, validation = validation_setup(
+        workspace, params_doc.data, index=params_doc.index, engine=engine
+    )
+    store = PersistentStore(workspace)
+    prepared = store.load_dataframe(_results(store, PREPARED, "candles.parquet"))
+    grid = _stage_grid_evidence(store, prepared, setup, validation)
+    rule, params, request = setup
+    outcome = run_validation(
+        prepared,
+        rule,
+        params,
+        validation,
+        RuleRegistry(workspace).catalog,
+        request=request,
+        grid=grid,
+    )
+    recorded = store.load_json(_results(store, BACKTEST, "summary.json"))
+    if recorded.get("config_hash") != outcome.summary["config_hash"]:
+        raise DataValidationError(
+            f"{_results(store, BACKTEST, 'summary.json')} records config "
+            f"{recorded.get('config_hash')}, params.yaml now gives "
+            f"{outcome.summary['config_hash']}: run the backtest stage first (`dvc repro`)"
+        )
+    write_validation(outcome, StoreSink(store, "results", VALIDATION))
+    summary: dict[str, Any] = outcome.summary
+    return summary

@@ -90,7 +90,7 @@ __all__ = [
 
 DEFAULT_STAGE = "report"
 """``ita-vc run`` reproduces this stage and its upstream (prepare -> backtest -> report)."""
-_RULE_STAGES = ("backtest", "grid")
+_RULE_STAGES = ("backtest", "grid", "validate")
 _CANDLE_STAGES = ("prepare", "grid")
 _EXIT_CLASSES: dict[int, type[ItaVcError]] = {
     4: RuleValidationError,

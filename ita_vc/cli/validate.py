@@ -1,0 +1,117 @@
+"""``ita-vc validate``: the validation suite (docs/validation.md) without DVC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def validate_command(
+    params: Annotated[
+        Path | None,
+        typer.Option(help="params file with a validation: section (default: params.yaml)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default: the validation folder of the results kind, "
+            "results/validation, through the store)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Local processes for permutations and grids (default: all)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for another running `validate` (default 0: refuse at once, "
+            "exit 10)."
+        ),
+    ] = 0,
+) -> None:
+    """Is the edge real? Run params.yaml's `validation:` tests on the rule's backtest.
+
+    The same core as the dvc.yaml `validate` stage: the permutation test, the block bootstrap,
+    Monte Carlo over trades, walk-forward and the grid's overfitting statistics (PBO, DSR) -
+    each only when its section is set. The candles are prepared as the `prepare` stage does
+    and, for the overfitting statistics, the grid of params.yaml runs here (with its Stage A
+    daily returns). Everything is checked before any work (exit 11 on bad input). Same inputs
+    and seed: the same bytes.
+    """
+    import math
+
+    if not math.isfinite(wait) or wait < 0:
+        raise typer.BadParameter(f"--wait: {wait}: must be a finite number >= 0")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ita_vc.cli.console import out as console
+    from ita_vc.pipeline.outputs import DirSink, StoreSink, write_validation
+    from ita_vc.pipeline.stages import grid_candles, read_grid_params, validation_setup
+    from ita_vc.rules.registry import RuleRegistry
+    from ita_vc.store.artifacts import PersistentStore
+    from ita_vc.validation.suite import grid_evidence, run_validation
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    params_doc = read_grid_params(workspace, params)
+    # refusals before any work
+    (rule, run_params, request), validation = validation_setup(
+        workspace, params_doc.data, index=params_doc.index
+    )
+    sink = DirSink(out) if out else None
+    with workspace.lock(name="validate", timeout=wait, purpose="ita-vc validate"):
+        prepared = grid_candles(workspace, run_params)
+        with Progress(
+            TextColumn("{task.fields[test]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console(),
+        ) as bar:
+            task = bar.add_task("validate", total=None, test="")
+
+            def progress(test: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, test=test)
+
+            grid = None
+            if validation.overfitting is not None:
+                progress("grid (overfitting)", 0, 1)
+                grid = grid_evidence(
+                    prepared,
+                    rule,
+                    run_params,
+                    request,
+                    max_variants=validation.overfitting.max_variants,
+                    workers=workers,
+                    scheduler=scheduler,
+                )
+            outcome = run_validation(
+                prepared,
+                rule,
+                run_params,
+                validation,
+                RuleRegistry(workspace).catalog,
+                request=request,
+                grid=grid,
+                workers=workers,
+                scheduler=scheduler,
+                progress=progress,
+            )
+        target = sink or StoreSink(PersistentStore(workspace), "results", "validation")
+        files = write_validation(outcome, target)
+    where = out or Path(workspace.config.store.kinds["results"], "validation")
+    _print_summary(outcome.summary)
+    console().print(f"{len(files)} file(s) -> {where} (report.md)", markup=False)
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    from ita_vc.cli.console import out as console
+    from ita_vc.validation.verdict import verdict_lines
+
+    for line in verdict_lines(summary):
+        console().print(line, markup=False)
