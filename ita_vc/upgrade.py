@@ -8,6 +8,11 @@ What it changes, and only that (a user's own stages, parameters and comments sta
   a time-series plot (``x: time``) without a template gets ``configs/plots/time_series.json``
   (DVC's default template draws ISO times as nothing); the report stage (``report``, reading
   ``results/backtest``) depends on ``results/prepared`` too: its price chart reads the candles;
+* the ``validate`` stage (the validation suite, docs/validation.md) is added next to a ``grid``
+  stage of ``python -m ita_vc.pipeline grid`` - only when ``params.yaml`` has a
+  ``validation:`` section (DVC refuses a stage whose declared params are missing); the grid
+  stage then declares ``validation.overfitting`` (it writes the per-variant daily returns when
+  that is set). Without the section, :func:`upgrade_notes` says how to get the stage;
 * ``configs/plots/time_series.json``: written when missing;
 * ``.gitignore``: the entries ``init`` writes today (``/dvc_plots/`` among them).
 
@@ -22,7 +27,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import ConfigError
-from ita_vc.initialize import PLOTS_TEMPLATE_RELPATH, _gitignore_lines, _template, read_ignore_file
+from ita_vc.initialize import (
+    PLOTS_TEMPLATE_RELPATH,
+    _gitignore_lines,
+    _template,
+    read_ignore_file,
+)
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.workspace import Workspace
 from ita_vc.yaml_read import YamlError, load_yaml_text, read_text_file
@@ -31,10 +41,10 @@ from ita_vc.yaml_rewrite import YamlEditError, dump_rt, load_rt
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["FileChange", "apply_upgrade", "plan_upgrade"]
+__all__ = ["FileChange", "apply_upgrade", "plan_upgrade", "upgrade_notes"]
 
 _STAGE_CMD = re.compile(
-    r"python -m ita_vc\.pipeline (prepare|backtest|report|grid)"
+    r"python -m ita_vc\.pipeline (prepare|backtest|report|grid|validate)"
     r"(?: --engine (\S+))?"
 )
 
@@ -86,7 +96,36 @@ def _pin(cmd: str, engine: str) -> str:
     return f"python -m ita_vc.pipeline {match.group(1)} --engine {engine}"
 
 
-def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
+def _stage_kind(body: Any) -> str | None:
+    """Which ita-vc pipeline stage a stage body runs (None: a user's own)."""
+    cmd = body.get("cmd") if isinstance(body, dict) else None
+    match = _STAGE_CMD.fullmatch(cmd.strip()) if isinstance(cmd, str) else None
+    return match.group(1) if match else None
+
+
+def _add_validate(stages: Any, engine: str, validation: Any) -> bool:
+    """Add the template's ``validate`` stage beside our grid stage, when params.yaml has a
+    ``validation:`` section; the grid stage declares ``validation.overfitting`` when params.yaml
+    has that key."""
+    if not isinstance(validation, dict):
+        return False
+    kinds = {name: _stage_kind(body) for name, body in stages.items()}
+    grid = next((name for name, kind in kinds.items() if kind == "grid"), None)
+    if grid is None or "validate" in kinds.values() or "validate" in stages:
+        return False
+    params = stages[grid].get("params")
+    if (
+        "overfitting" in validation
+        and isinstance(params, list)
+        and not {"validation.overfitting", "validation"} & set(params)
+    ):
+        params.append("validation.overfitting")
+    template = load_rt(_template("dvc.yaml.in").replace("@ENGINE@", engine), "dvc.yaml")
+    stages["validate"] = template["stages"]["validate"]
+    return True
+
+
+def _upgrade_dvc_yaml(text: str, engine: str, template: str, validation: Any = None) -> str:
     try:
         load_yaml_text(text, "dvc.yaml", allow_aliases=True)  # the safe loader's limits first
         doc = load_rt(text, "dvc.yaml", allow_aliases=True)
@@ -95,7 +134,7 @@ def _upgrade_dvc_yaml(text: str, engine: str, template: str) -> str:
     stages = doc.get("stages") if isinstance(doc, dict) else None
     if not isinstance(stages, dict):
         return text
-    changed = False
+    changed = _add_validate(stages, engine, validation)
     for stage in stages.values():  # a foreach stage's commands are under `do`
         bodies = [stage, stage.get("do")] if isinstance(stage, dict) else []
         for body in bodies:
@@ -161,7 +200,9 @@ def plan_upgrade(root: Path) -> list[FileChange]:
             old = read_text_file(dvc_yaml)
         except YamlError as exc:
             raise ConfigError(f"{exc} (dvc.yaml must be UTF-8 YAML)") from exc
-        new = _upgrade_dvc_yaml(old, ENGINE_VERSION, PLOTS_TEMPLATE_RELPATH)
+        new = _upgrade_dvc_yaml(
+            old, ENGINE_VERSION, PLOTS_TEMPLATE_RELPATH, _params_validation(root)
+        )
         if new != old:
             changes.append(
                 FileChange(
@@ -170,7 +211,8 @@ def plan_upgrade(root: Path) -> list[FileChange]:
                     new,
                     f"pin engine {ENGINE_VERSION} (readable reports and charts; Sharpe/Sortino "
                     "of non-crypto markets over 252 trading days: docs/backtest-model.md); "
-                    "time-series plot template; report deps",
+                    "time-series plot template; report deps; the validate stage when "
+                    "params.yaml has a validation: section",
                 )
             )
     plots = root / PLOTS_TEMPLATE_RELPATH
@@ -200,6 +242,38 @@ def plan_upgrade(root: Path) -> list[FileChange]:
             )
         )
     return changes
+
+
+def _params_validation(root: Path) -> Any:
+    """params.yaml's ``validation:`` section (None when absent or unreadable: the stages
+    check the file themselves)."""
+    path = root / "params.yaml"
+    try:
+        data = load_yaml_text(read_text_file(path), "params.yaml", allow_aliases=True)
+    except (YamlError, OSError):
+        return None
+    return data.get("validation") if isinstance(data, dict) else None
+
+
+def upgrade_notes(root: Path) -> list[str]:
+    """What the upgrade leaves to the user: the validate stage needs a ``validation:`` section
+    in params.yaml first (``params.yaml`` is never changed)."""
+    dvc_yaml = root / "dvc.yaml"
+    try:
+        doc = load_yaml_text(read_text_file(dvc_yaml), "dvc.yaml", allow_aliases=True)
+    except (YamlError, OSError):
+        return []
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict):
+        return []
+    kinds = {_stage_kind(body) for body in stages.values()}
+    if "grid" in kinds and "validate" not in kinds and _params_validation(root) is None:
+        return [
+            "the validation suite (docs/validation.md) is a `validate` stage: add a "
+            "`validation:` section to params.yaml (ita-vc's template: `ita-vc init` in an empty "
+            "folder writes one), then run `ita-vc init --upgrade` again to add the stage"
+        ]
+    return []
 
 
 def apply_upgrade(root: Path, changes: list[FileChange], *, wait: float = 0) -> None:

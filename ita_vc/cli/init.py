@@ -70,12 +70,14 @@ def init_command(
 
 def _upgrade(path: Path, yes: bool) -> None:
     from ita_vc.cli.console import out
-    from ita_vc.upgrade import apply_upgrade, plan_upgrade
+    from ita_vc.upgrade import apply_upgrade, plan_upgrade, upgrade_notes
     from ita_vc.workspace import find_root
 
     root = find_root(path)
     changes = plan_upgrade(root)
     console = out()
+    for note in upgrade_notes(root):
+        console.print(f"note: {note}", markup=False)
     if not changes:
         console.print(
             f"{root} is up to date with this ita-vc's templates; nothing to change.", markup=False

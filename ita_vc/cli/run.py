@@ -143,7 +143,8 @@ def list_command(
         str | None,
         typer.Option(
             help="Sort by this metric, descending: a metric name in any case or an alias "
-            "(sharpe, sortino, calmar, return, dd, trades, winrate, profit, ...)."
+            "(sharpe, sortino, calmar, return, dd, trades, winrate, profit, ...); or by a "
+            "validation number: p_value, pbo (ascending), dsr."
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
@@ -152,7 +153,7 @@ def list_command(
     """Recorded runs with their key metrics (newest first)."""
     from ita_vc.backtest.format import format_metric
     from ita_vc.cli.console import Col, out, print_table
-    from ita_vc.snapshot.runs import list_runs
+    from ita_vc.snapshot.runs import VALIDATION_COLUMNS, list_runs
 
     rows = list_runs(
         _workspace(), setup_id=setup, sort=sort, limit=limit, symbol=symbol, since=since, note=note
@@ -162,6 +163,10 @@ def list_command(
         return
     metric_keys = list(_LIST_METRICS)
     sort_key = rows[0].get("sort_metric") if rows else None
+    # the validation columns appear when a listed run has the number (the validate stage ran)
+    metric_keys += [
+        k for k in VALIDATION_COLUMNS if any(r["validation"][k] is not None for r in rows)
+    ]
     if sort_key and sort_key not in metric_keys:
         metric_keys.insert(0, sort_key)
     columns = [
@@ -185,12 +190,21 @@ def list_command(
             f"{r.get('symbol') or '-'} {r.get('timeframe') or ''}".strip(),
             r["created_at"],
             "yes" if r["kept"] else "",
-            *(format_metric(k, r["metrics"].get(k)) for k in metric_keys),
+            *(
+                _validation_cell(r["validation"][k])
+                if k in VALIDATION_COLUMNS
+                else format_metric(k, r["metrics"].get(k))
+                for k in metric_keys
+            ),
             r.get("note") or "",
         ]
         for r in rows
     ]
     print_table(out(), columns, cells, title=f"{len(rows)} run(s)")
+
+
+def _validation_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 @runs_app.command("show")

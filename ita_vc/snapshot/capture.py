@@ -11,6 +11,8 @@ Contract (``schema_version`` 1; every field always present)::
     dvc_lock {stages}, dvc_lock_sha256                 # the lock as written by this run
     params                                             # params.yaml as the stages used it
     metrics                                            # copy of metrics.json
+    validation                                         # validation_summary.json (schema 3;
+                                                       # null unless the validate stage ran)
     outputs [{path, md5, size, nfiles}]                # every out of every stage
     env {python, os, cpu, gpu, packages {dist: version}, packages_sha256}
     timestamp                                          # UTC, seconds
@@ -54,6 +56,7 @@ from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.utils.hashing import canonical_json, hash_canonical
 from ita_vc.utils.tablehash import hash_dataframe
+from ita_vc.validation.verdict import headline_values
 from ita_vc.vcs import gitcli
 from ita_vc.yaml_read import YamlError, load_lockfile, load_yaml_file
 
@@ -80,7 +83,7 @@ __all__ = [
     "snapshot_hash",
 ]
 
-SNAPSHOT_SCHEMA_VERSION = 2
+SNAPSHOT_SCHEMA_VERSION = 3
 RUN_MODES = {"backtest": "bt", "live": "lv", "train": "tr"}
 _RUN_ID_RE = re.compile(r"(bt|lv|tr)_(\d{4})_(\d{2})_(\d{2})_(\d{3,})_([0-9a-f]{3})")
 #: files a run itself writes: they never make the tree "dirty"
@@ -357,6 +360,14 @@ class SnapshotStore:
         metrics = dict(self.store.load_json(f"{results}/metrics.json"))
         return params, metrics
 
+    def _validation(self) -> dict[str, Any] | None:
+        """The validate stage's ``validation_summary.json`` (None when it wrote none)."""
+        results = self.workspace.config.store.kinds["results"]
+        path = f"{results}/validation/validation_summary.json"
+        if not self.workspace.path(path).is_file():
+            return None
+        return dict(self.store.load_json(path))
+
     def build(
         self,
         run_id: str,
@@ -424,6 +435,7 @@ class SnapshotStore:
             "dvc_lock_sha256": "sha256:" + hashlib.sha256(lock_bytes).hexdigest(),
             "params": params,
             "metrics": metrics,
+            "validation": self._validation() if "validate" in stages else None,
             "outputs": _outputs(stages),
             "env": environment(),
             "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -550,7 +562,16 @@ def run_row(snapshot: Mapping[str, Any], rel: str) -> dict[str, object]:
         "run_mode": (snapshot.get("meta") or {}).get("run_mode"),
         "snapshot_path": rel,
         "snapshot_sha256": snapshot.get("snapshot_sha256"),
-        "metrics_json": canonical_json({k: metrics.get(k) for k in keys}),
+        "metrics_json": canonical_json(
+            {
+                **{k: metrics.get(k) for k in keys},
+                **{
+                    k: v
+                    for k, v in headline_values(snapshot.get("validation")).items()
+                    if v is not None
+                },
+            }
+        ),
     }
 
 

@@ -17,6 +17,7 @@ from ita_vc.errors import ItaVcError, UsageError
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id, run_row
 from ita_vc.snapshot.history import recorded_runs
 from ita_vc.snapshot.summary import DiffRow, run_diff
+from ita_vc.validation.verdict import headline_values
 from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ METRIC_ALIASES: dict[str, str] = {
     "sqn": "SQN",
 }
 """Short names ``runs list --sort`` accepts (besides every metric name, in any case)."""
+VALIDATION_COLUMNS = ("p_value", "dsr", "pbo")
+"""The validation numbers ``runs list`` shows and sorts by (p_value and pbo ascending: smaller
+is better; dsr descending), from a run's recorded validation summary."""
 
 
 def _squash(name: str) -> str:
@@ -212,7 +216,9 @@ def list_runs(
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit must be a whole number >= 1, got {limit!r}")
-    metric = resolve_metric(sort) if sort is not None else None
+    metric = (
+        resolve_metric(sort, (*METRIC_NAMES, *VALIDATION_COLUMNS)) if sort is not None else None
+    )
     after = parse_since(since) if since is not None else None
     pins = pinned_runs(workspace)
     provenance = SnapshotStore(workspace)
@@ -227,16 +233,21 @@ def list_runs(
         entry["symbol"] = snapshot.get("symbol")
         entry["timeframe"] = snapshot.get("timeframe")
         entry["note"] = (snapshot.get("meta") or {}).get("note")
-        if metric is not None:
+        entry["validation"] = headline_values(snapshot.get("validation"))
+        if metric in VALIDATION_COLUMNS:
+            entry["metrics"][metric] = entry["validation"][metric]
+            entry["sort_metric"] = metric
+        elif metric is not None:
             entry["metrics"][metric] = (snapshot.get("metrics") or {}).get(metric)
             entry["sort_metric"] = metric
         rows.append(entry)
     if metric is not None:
+        sign = 1 if metric in ("p_value", "pbo") else -1  # smaller p and PBO are better
 
         def order(entry: dict[str, Any]) -> tuple[bool, float]:
             value = entry["metrics"][metric]
             number = value if isinstance(value, int | float) else None
-            return number is None, -(number or 0)
+            return number is None, sign * (number or 0)
 
         rows.sort(key=order)
     else:

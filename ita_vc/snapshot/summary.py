@@ -22,6 +22,7 @@ from ita_vc.errors import ItaVcError
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.snapshot.capture import SnapshotStore
 from ita_vc.utils.mappings import flatten
+from ita_vc.validation.verdict import verdict_lines
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import cache_paths
 from ita_vc.yaml_read import load_yaml_text
@@ -414,6 +415,15 @@ def _environment_section(s: Mapping[str, Any]) -> Section:
     )
 
 
+def _validation_section(s: Mapping[str, Any]) -> tuple[Section, ...]:
+    """The validate stage's headline numbers, when the run recorded them (schema 3)."""
+    validation = s.get("validation")
+    if not isinstance(validation, dict):
+        return ()
+    lines = verdict_lines(validation)
+    return (Section("validation", tuple(Line(x[:16].strip(), x[16:].strip()) for x in lines)),)
+
+
 def _metric_order(metrics: Mapping[str, object]) -> list[str]:
     return [n for n in METRIC_NAMES if n in metrics] + sorted(
         n for n in metrics if n not in METRIC_NAMES
@@ -447,6 +457,7 @@ def _summary_from(facts: RunFacts) -> RunSummary:
             _data_section(facts),
             _execution_section(facts),
             _git_section(s),
+            *_validation_section(s),
             _outputs_section(s),
             _environment_section(s),
         ),
