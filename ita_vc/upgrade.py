@@ -117,7 +117,7 @@ def _add_validate(stages: Any, engine: str, validation: Any) -> bool:
     if (
         "overfitting" in validation
         and isinstance(params, list)
-        and not {"validation.overfitting", "validation"} & set(params)
+        and not {"validation.overfitting", "validation"} & {p for p in params if isinstance(p, str)}
     ):
         params.append("validation.overfitting")
     template = load_rt(_template("dvc.yaml.in").replace("@ENGINE@", engine), "dvc.yaml")

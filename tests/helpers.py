@@ -151,6 +151,14 @@ def make_pipeline_repo(repo: TmpRepo, *, days: int = 12, seed: int = 5) -> TmpRe
     params = params.replace('start: "2025-01-10"', 'start: "2025-01-04"').replace(
         'end: "2025-03-01"', 'end: "2025-01-12"'
     )
+    # the validation suite's settings for 8 days of 1h bars (the template's need more data)
+    params = params.replace("permutation: {n: 100}", "permutation: {n: 20}")
+    params = params.replace("block_size: auto", "block_size: 2")
+    params = params.replace("n: 500", "n: 50")
+    params = params.replace(
+        "wfo: {windows: 4, in_sample_ratio: 3,", "wfo: {windows: 2, in_sample_ratio: 2,"
+    )
+    params = params.replace("partitions: 8,", "partitions: 4,")
     (repo / "params.yaml").write_text(params)
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "data and rule")

@@ -7,6 +7,7 @@ drawn in the parent from one ``default_rng(seed)``, in order, whatever evaluates
 
 from __future__ import annotations
 
+import math
 import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from ita_vc.errors import DataValidationError
 from ita_vc.grid.executor import Executor, Task
 from ita_vc.utils.hashing import hash_canonical
 from ita_vc.utils.tablehash import hash_dataframe
-from ita_vc.validation.stats import BarArrays, permutation_p_value, permute_bars
+from ita_vc.validation.stats import BarArrays, permutation_p_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -101,6 +102,49 @@ class PermContext:
     fee_rate: float
     slip: float
     init_cash: float
+    moves: PermMoves
+
+
+@dataclass(frozen=True)
+class PermMoves:
+    """What every permutation gathers from, computed once: the close-to-close log returns
+    ``r``, ``exp(x_high)`` and ``exp(x_low)`` (the same bits as ``exp`` of the gathered
+    ``x``: ``exp`` is elementwise), ``log(close_0)``, and whether the rule reads high/low
+    (only ``atr`` does; otherwise they are not rebuilt - nothing reads them)."""
+
+    r: FloatArray
+    e_high: FloatArray
+    e_low: FloatArray
+    log_c0: float
+    needs_high_low: bool
+
+
+def perm_moves(bars: BarArrays, n_warm: int, needs_high_low: bool) -> PermMoves:
+    """The :class:`PermMoves` of the bars (warm-up first)."""
+    c = bars.close[n_warm:]
+    if len(c) < 2:
+        return PermMoves(np.empty(0), np.empty(0), np.empty(0), 0.0, needs_high_low)
+    return PermMoves(
+        np.log(c[1:] / c[:-1]),
+        np.exp(np.log(bars.high[n_warm + 1 :] / c[1:])),
+        np.exp(np.log(bars.low[n_warm + 1 :] / c[1:])),
+        math.log(c[0]),
+        needs_high_low,
+    )
+
+
+def permuted_hlc(bars: BarArrays, n_warm: int, moves: PermMoves, perm: IntArray) -> BarArrays:
+    """:func:`~ita_vc.validation.stats.permute_bars`'s high, low and close, bit for bit (open
+    and volume, which no indicator or the engine reads, are left as they are)."""
+    close = np.exp(moves.log_c0 + np.cumsum(moves.r[perm]))
+    head = n_warm + 1
+    new_close = np.concatenate([bars.close[:head], close])
+    if moves.needs_high_low:
+        high = np.concatenate([bars.high[:head], close * moves.e_high[perm]])
+        low = np.concatenate([bars.low[:head], close * moves.e_low[perm]])
+    else:
+        high, low = bars.high, bars.low
+    return BarArrays(bars.open, high, low, new_close, bars.volume)
 
 
 def perm_context(
@@ -121,10 +165,13 @@ def perm_context(
         "data": hash_dataframe(prepared[["ts_utc", "open", "high", "low", "close", "volume"]]),
         "warmup": int(prepared["warmup"].sum()),
     }
+    bars = bar_arrays(prepared)
+    n_warm = int(prepared["warmup"].sum())
+    needs_high_low = any(name == "atr" for name, _values in indicators)
     return PermContext(
         "perm:" + hash_canonical(settings),
-        bar_arrays(prepared),
-        int(prepared["warmup"].sum()),
+        bars,
+        n_warm,
         indicators,
         rule.direction,
         dict(rule.sizing),
@@ -133,6 +180,7 @@ def perm_context(
         params.backtest.fee_rate,
         params.backtest.slip,
         float(params.backtest.init_cash),
+        perm_moves(bars, n_warm, needs_high_low),
     )
 
 
@@ -166,7 +214,8 @@ def total_return_of(bars: BarArrays, context: PermContext) -> float:
 
 def permuted_returns(perms: IntArray, context: PermContext) -> list[float]:
     """Total Return [%] on each permuted series of a batch (rows of ``perms``)."""
-    return [total_return_of(permute_bars(context.bars, context.n_warm, p), context) for p in perms]
+    bars, n_warm, moves = context.bars, context.n_warm, context.moves
+    return [total_return_of(permuted_hlc(bars, n_warm, moves, p), context) for p in perms]
 
 
 _CONTEXTS: dict[str, PermContext] = {}

@@ -50,11 +50,32 @@ class BootstrapResult:
 
 
 def auto_block_size(returns: npt.ArrayLike) -> int:
-    """``arch.bootstrap.optimal_block_length(r)["circular"]``, rounded up, at least 1."""
+    """``arch.bootstrap.optimal_block_length(r)["circular"]``, rounded up, at least 1 (1 when
+    arch gives no finite value: returns without variation).
+
+    Raises:
+        DataValidationError: too few returns for arch's estimator (it needs at least
+            :data:`AUTO_MIN_RETURNS`).
+    """
+    import warnings
+
     from arch.bootstrap import optimal_block_length
 
-    value = float(optimal_block_length(np.asarray(returns, dtype=np.float64))["circular"].iloc[0])
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < AUTO_MIN_RETURNS:
+        raise DataValidationError(
+            f"validation.block_bootstrap.block_size: auto: the range gives {len(r)} daily "
+            f"returns; arch's optimal block length needs at least {AUTO_MIN_RETURNS}. Set an "
+            "integer block_size, use a longer range, or `block_bootstrap: null` skips the test"
+        )
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = float(optimal_block_length(r)["circular"].iloc[0])
     return max(1, math.ceil(value)) if math.isfinite(value) else 1
+
+
+AUTO_MIN_RETURNS = 10
+"""Daily returns ``block_size: auto`` needs (arch's estimator fails below 8; 10 to be safe)."""
 
 
 def block_bootstrap(
@@ -73,7 +94,9 @@ def block_bootstrap(
     r = np.asarray(returns, dtype=np.float64)
     t = len(r)
     if t == 0:
-        raise ValueError("no daily returns to resample")
+        raise DataValidationError(
+            "validation.block_bootstrap: the range gives no daily returns to resample"
+        )
     b = auto_block_size(r) if block_size == "auto" else int(block_size)
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, t, size=(n, math.ceil(t / b)))

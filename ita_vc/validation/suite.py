@@ -390,7 +390,8 @@ def _overfitting(run: _Run, grid: GridEvidence | None) -> Part:
     if t < partitions:
         raise DataValidationError(
             f"validation.overfitting.partitions: {partitions} blocks need at least "
-            f"{partitions} daily returns, the range gives {t}"
+            f"{partitions} daily returns, the range gives {t}: fewer partitions, a longer range, "
+            "or `validation.overfitting: null` skips the test"
         )
     combos = math.comb(partitions, partitions // 2)
     step("overfitting", 0, combos)

@@ -156,7 +156,8 @@ def walk_forward(
     if length < max(1, min_bars):
         raise DataValidationError(
             f"validation.wfo: {n_bars} bars make windows of {length} bars, shorter than the "
-            f"rule's longest indicator window ({min_bars}): use fewer windows or more data"
+            f"rule's longest indicator window ({min_bars}): use fewer windows, a smaller "
+            "in_sample_ratio or more data, or `validation.wfo: null` skips the test"
         )
     ts = prepared["ts_utc"].to_numpy(dtype=np.int64)[n_warm:]
     range_end = int(ts[-1]) + (int(ts[-1] - ts[-2]) if len(ts) > 1 else 0)

@@ -138,7 +138,10 @@ def test_data_values(data, fragment):
     ("raw", "fragment"),
     [
         ([1, 2], "params.yaml must be a mapping"),
-        ({1: {}}, "params.yaml: 1: unknown section (known: backtest, data, grid, rule)"),
+        (
+            {1: {}},
+            "params.yaml: 1: unknown section (known: backtest, data, grid, rule, validation)",
+        ),
         (
             {"rule": {"setup_id": "x", 7: 1}},
             "params.yaml: rule.7: unknown key (allowed: setup_id, version)",
@@ -205,7 +208,7 @@ def test_every_problem_is_reported_at_once():
         "params.yaml: data.timeframe: '7m': unknown timeframe",
         "params.yaml: backtest.fee_pct: 100: fee_pct must be >= 0 and < 100",
         "params.yaml: backtest.init_cash: 0: init_cash must be > 0",
-        "params.yaml: bogus: unknown section (known: backtest, data, grid, rule)",
+        "params.yaml: bogus: unknown section (known: backtest, data, grid, rule, validation)",
     ):
         assert any(line.startswith(fragment) for line in lines), (fragment, message)
 

@@ -215,7 +215,7 @@ def test_4_runs_are_recorded_listed_shown_compared_and_verified(ws):
     deep = sh("ita-vc", "snapshot", "verify", a, "--deep", cwd=ws)
     assert "FAIL" not in deep.stdout
     snapshot = json.loads((ws / f"provenance/{a}.json").read_text())
-    assert snapshot["stages"]["grid"] == "not_run" and snapshot["schema_version"] == 2
+    assert snapshot["stages"]["grid"] == "not_run" and snapshot["schema_version"] == 3
     assert sh("git", "status", "--porcelain", cwd=ws).stdout == ""
     (ws / "run_ids.txt").write_text(f"{a}\n{b}\n")
 

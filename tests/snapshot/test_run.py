@@ -52,6 +52,8 @@ FIELDS = {
     "ita_vc_version",
     "stages",
     "run_hash",
+    # schema_version 3
+    "validation",
 }
 
 
@@ -63,8 +65,9 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert (s["setup_id"], s["rule_version"], s["schema_version"]) == (
         "example_ma_cross",
         "v1.0",
-        2,
+        3,
     )
+    assert s["validation"] is None  # the validate stage did not run
     rule = yaml.safe_load((ran_repo / "rules/example_ma_cross/v1.0.yaml").read_text())
     assert s["params_hash"] == rule["params_hash"]
     summary = json.loads((ran_repo / "results/backtest/summary.json").read_text())
@@ -86,7 +89,13 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
         "results/report",
         "results/plots/equity.csv",
     }  # the grid did not run
-    assert s["stages"] == {"prepare": "run", "backtest": "run", "report": "run", "grid": "not_run"}
+    assert s["stages"] == {
+        "prepare": "run",
+        "backtest": "run",
+        "report": "run",
+        "grid": "not_run",
+        "validate": "not_run",
+    }
     assert s["rule_status"] == "inactive" and s["run_hash"].startswith("sha256:")
     from ita_vc import __version__
 

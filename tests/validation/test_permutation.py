@@ -15,6 +15,8 @@ from ita_vc.validation.permutation import (
     iter_permutation_batches,
     perm_context,
     permutation_test,
+    permuted_hlc,
+    permuted_returns,
     total_return_of,
 )
 from ita_vc.validation.stats import permute_bars
@@ -115,3 +117,24 @@ def test_a_trend_rule_finds_an_edge_only_where_returns_trend(phi, expect_edge):
         assert result.p_value < 0.05, result
     else:
         assert result.p_value > 0.2, result
+
+
+@pytest.mark.parametrize("indicator", ["ma_cross", "atr"])
+def test_the_workers_fast_path_is_permute_bars_bit_for_bit(indicator):
+    rng = np.random.default_rng(9)
+    prepared, params = _prepared(_candles(rng.normal(0, 0.01, 500)))
+    catalog = load_catalog()
+    params_of = {"ma_cross": {"fast": 3, "slow": 12}, "atr": {"window": 5, "k": 1.0}}
+    rule = load_rule(
+        {**RULE, "indicators": [{"name": indicator, "params": params_of[indicator]}]}, catalog
+    )
+    context = perm_context(prepared, rule, params, catalog)
+    n_warm = context.n_warm
+    for perm in draw_permutations(1, 3, len(prepared) - n_warm - 1):
+        full = permute_bars(context.bars, n_warm, perm)
+        fast = permuted_hlc(context.bars, n_warm, context.moves, perm)
+        assert fast.close.tobytes() == full.close.tobytes()
+        if indicator == "atr":
+            assert fast.high.tobytes() == full.high.tobytes()
+            assert fast.low.tobytes() == full.low.tobytes()
+        assert permuted_returns(perm[None, :], context) == [total_return_of(full, context)]

@@ -72,3 +72,11 @@ def test_monte_carlo_refuses_more_draws_than_memory_allows():
 
     with pytest.raises(DataValidationError, match="monte_carlo.n"):
         monte_carlo(np.zeros(1000), 1.0, n=10**6, seed=0)
+
+
+def test_auto_block_size_refuses_too_few_returns_and_takes_1_without_variation():
+    from ita_vc.errors import DataValidationError
+
+    with pytest.raises(DataValidationError, match="needs at least 10"):
+        auto_block_size(np.random.default_rng(0).normal(size=7))
+    assert auto_block_size(np.zeros(50)) == 1  # arch gives NaN: no variation

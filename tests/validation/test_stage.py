@@ -1,0 +1,171 @@
+"""The validate stage in a workspace made by ``ita-vc init``: recorded by ``ita-vc run --stage
+validate``, the same bytes again and from ``ita-vc validate``, the snapshot and ``runs list``
+columns, and the refusals (exit 11) before any work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import TmpRepo, invoke, make_pipeline_repo, run
+
+pytestmark = pytest.mark.slow
+
+VALIDATION = """\
+validation:
+  seed: 3
+  permutation: {n: 20}
+  block_bootstrap: {n: 60, block_size: auto, confidence: 0.9}
+  monte_carlo: {n: 50}
+  wfo: {windows: 3, in_sample_ratio: 2, mode: anchored}
+  overfitting: {partitions: 4, max_variants: 100}
+"""
+GRID = """\
+grid:
+  indicators:
+    - name: ma_cross
+      params: {fast: [5, 10], slow: [30, 50]}
+  targets: {sl_pct: [null, 2.0]}
+  top_k: 3
+  top_trades_n: 1
+"""
+FILES = (
+    "validation_summary.json",
+    "report.md",
+    "permutation.png",
+    "bootstrap.png",
+    "monte_carlo.png",
+    "walk_forward.png",
+    "pbo.png",
+)
+
+
+def _params(repo: TmpRepo) -> None:
+    text = (repo / "params.yaml").read_text()
+    head = text[: text.index("grid:")]
+    head = head.replace('start: "2025-01-04"', 'start: "2025-01-05"').replace(
+        'end: "2025-01-12"', 'end: "2025-02-10"'
+    )
+    (repo / "params.yaml").write_text(head + GRID + VALIDATION)
+    repo.git("commit", "-qam", "validation settings")
+
+
+@pytest.fixture(scope="module")
+def validated(_template_repo, tmp_path_factory):
+    from ita_vc.snapshot.runner import run_pipeline
+    from ita_vc.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("validated") / "repo"
+    shutil.copytree(_template_repo, root, symlinks=True)
+    repo = make_pipeline_repo(TmpRepo(root), days=45)
+    _params(repo)
+    report = run_pipeline(Workspace.at(repo), stages=["report", "validate"], note="validated")
+    repo.report = report  # type: ignore[attr-defined]
+    return repo
+
+
+def test_the_run_records_the_validation(validated):
+    snapshot = validated.report.snapshot
+    assert snapshot["schema_version"] == 3
+    assert snapshot["stages"]["validate"] == "run" and snapshot["stages"]["grid"] == "run"
+    folder = validated / "results" / "validation"
+    for name in FILES:
+        assert (folder / name).is_file(), name
+    summary = json.loads((folder / "validation_summary.json").read_text())
+    assert snapshot["validation"] == summary
+    assert summary["seed"] == 3 and summary["wfo"]["mode"] == "anchored"
+    assert summary["overfitting"]["n_variants"] == 4 and summary["overfitting"]["combinations"] == 6
+    assert (validated / "results" / "grid" / "variant_returns.parquet").is_file()
+    assert run(["git", "status", "--porcelain"], cwd=validated).stdout == ""
+
+
+def test_runs_list_and_show_have_the_validation(validated, monkeypatch):
+    monkeypatch.chdir(validated)
+    listed = invoke("runs", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    row = json.loads(listed.stdout)[0]
+    summary = validated.report.snapshot["validation"]
+    assert row["validation"] == {
+        "p_value": summary["permutation"]["p_value"],
+        "dsr": summary["overfitting"]["dsr"],
+        "pbo": summary["overfitting"]["pbo"],
+    }
+    table = invoke("runs", "list")
+    assert "p_value" in table.stdout and "pbo" in table.stdout
+    assert f"{summary['permutation']['p_value']:.4f}" in table.stdout
+    assert invoke("runs", "list", "--sort", "pbo").exit_code == 0
+    shown = invoke("runs", "show", "@latest")
+    assert "validation" in shown.stdout and "PBO" in shown.stdout
+
+
+def test_the_same_bytes_again_and_from_the_cli(validated, tmp_path, monkeypatch):
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    folder = copy / "results" / "validation"
+    before = {name: (folder / name).read_bytes() for name in FILES}
+    env_bin = shutil.which("dvc")
+    assert env_bin is not None
+    run(["dvc", "repro", "-f", "-s", "validate"], cwd=copy)
+    assert {name: (folder / name).read_bytes() for name in FILES} == before
+    out = tmp_path / "cli-out"
+    result = invoke("validate", "--out", str(out), "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert "PBO" in result.stdout and "p = " in result.stdout
+    assert {name: (out / name).read_bytes() for name in FILES} == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("partitions: 4", "partitions: 5"),
+        ("permutation: {n: 20}", "permutation: {n: 0}"),
+        ("mode: anchored", "mode: sideways"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(validated, tmp_path, monkeypatch, edit, message):
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    params = copy / "params.yaml"
+    params.write_text(params.read_text().replace(edit, message))
+    before = (copy / "results" / "validation" / "validation_summary.json").read_bytes()
+    result = invoke("validate")
+    assert result.exit_code == 11, result.output
+    assert "params.yaml:" in result.output and "validation." in result.output
+    assert "Traceback" not in result.output
+    ran = invoke("run", "--stage", "validate", "--allow-dirty")
+    assert ran.exit_code == 11, ran.output
+    after = (copy / "results" / "validation" / "validation_summary.json").read_bytes()
+    assert after == before  # nothing already stored is touched
+
+
+def test_a_stale_grid_is_refused_by_the_stage(validated, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    params = copy / "params.yaml"
+    params.write_text(params.read_text().replace("slow: [30, 50]", "slow: [30, 60]"))
+    proc = run(
+        [str(shutil.which("python") or "python"), "-m", "ita_vc.pipeline", "validate"],
+        cwd=copy,
+        check=False,
+    )
+    assert proc.returncode == 11, proc.stderr
+    assert "result of another grid" in proc.stderr and "dvc repro grid" in proc.stderr
+
+
+def test_too_many_variants_and_short_windows_are_refused(validated, tmp_path, monkeypatch):
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    params = copy / "params.yaml"
+    text = params.read_text()
+    params.write_text(text.replace("max_variants: 100", "max_variants: 3"))
+    result = invoke("validate", "--workers", "1")
+    assert result.exit_code == 11 and "max_variants" in result.output, result.output
+    params.write_text(text.replace("windows: 3,", "windows: 400,"))
+    result = invoke("validate", "--workers", "1")
+    assert result.exit_code == 11, result.output
+    assert "shorter than the rule's longest indicator window" in result.output
