@@ -2,8 +2,8 @@
 
 As a new user would, with the real tools: restore the sample candles from the DVC remote
 committed in ``samples/`` (offline), check the example rules, run the backtest pipeline with
-``dvc repro`` (prepare -> backtest -> report -> grid, as params.yaml says), and show the
-metrics and the grid's best variants.
+``dvc repro`` (prepare -> backtest -> report -> grid -> validate, as params.yaml says), and
+show the metrics, the grid's best variants and the validation verdict.
 """
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ def main() -> int:
         total = format_metric("Total Return [%]", row["Total Return [%]"])
         print(f"  {row['rank']}. {row['variant_key']:<40} {total} %")
     print("  (results/grid/report.md; `ita-vc grid promote KEY` saves one as a rule version)")
+    from ita_vc.validation.verdict import verdict_lines
+
+    validation = json.loads((ROOT / "results/validation/validation_summary.json").read_text())
+    print("\nvalidation (results/validation/report.md; docs/validation.md):")
+    for line in verdict_lines(validation):
+        print(f"  {line}")
     print(
         f"\nreport: {ROOT / 'results/report/report.md'} (charts beside it); "
         "`dvc metrics show`, `dvc plots show` work too"

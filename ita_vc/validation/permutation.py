@@ -272,7 +272,10 @@ def permutation_test(
     executor: Executor[list[float]] = Executor(context, workers, scheduler, PERMUTE)
     returns: list[float] = []
     try:
-        for part in executor.map(iter_permutation_batches(seed, n, m, _BATCH)):
+        # int32 rows: half the bytes to the workers (the same indexes)
+        small = np.int32 if m < 2**31 else np.int64
+        batches = (b.astype(small) for b in iter_permutation_batches(seed, n, m, _BATCH))
+        for part in executor.map(batches):
             returns.extend(part)
             if progress is not None:
                 progress(len(returns), n)
