@@ -74,6 +74,8 @@ stages:
 
 def _as_release_0_1_0(repo):
     (repo / "dvc.yaml").write_text(DVC_YAML_0_1_0)
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params[: params.index("validation:")])  # 0.1.0 had none
     (repo / "configs/plots/time_series.json").unlink()
     ignore = repo / ".gitignore"
     ignore.write_text(
@@ -121,6 +123,32 @@ def test_upgrade_shows_every_change_and_writes_only_with_yes(old_workspace):
     assert "changed command" in status
     again = invoke("init", "--upgrade")
     assert again.exit_code == 0 and "up to date" in again.stdout
+    # without a validation: section in params.yaml the validate stage is not added: a note
+    # says how (DVC refuses a stage whose params are missing)
+    assert "validate" not in stages
+    assert "note: the validation suite" in again.stdout
+
+
+def test_upgrade_adds_the_validate_stage_once_params_has_its_section(old_workspace):
+    from ita_vc.initialize import _template
+
+    repo = old_workspace
+    assert invoke("init", "--upgrade", "--yes").exit_code == 0
+    template = _template("params.yaml")
+    params = repo / "params.yaml"
+    params.write_text(params.read_text() + template[template.index("validation:") :])
+    shown = invoke("init", "--upgrade", "--yes")
+    assert shown.exit_code == 0, shown.output
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    assert (
+        stages["validate"]["cmd"] == f"python -m ita_vc.pipeline validate --engine {ENGINE_VERSION}"
+    )
+    assert "validation" in stages["validate"]["params"]
+    assert "validation.overfitting" in stages["grid"]["params"]
+    # DVC reads the new stage: every declared param is in params.yaml
+    status = run([str(VENV_BIN / "dvc"), "status", "validate"], cwd=repo, env=pipeline_env())
+    assert "validate" in status.stdout
+    assert "note:" not in invoke("init", "--upgrade").stdout
 
 
 def test_upgrade_leaves_a_users_own_pipeline_alone(tmp_repo):

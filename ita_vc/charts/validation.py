@@ -1,0 +1,256 @@
+"""The validation report's charts (docs/validation.md): one PNG per test that ran.
+
+* ``permutation.png``: the permuted Total Returns, the actual one marked, the p-value;
+* ``bootstrap.png``: the bootstrap replicates' total return, the confidence interval shaded;
+* ``monte_carlo.png``: the equity fan (p5..p95 band, p50 line) over the trade number;
+* ``walk_forward.png``: the stitched out-of-sample equity, each segment's start marked;
+* ``pbo.png``: the CSCV logits, lambda <= 0 (overfit) shaded, the PBO.
+
+matplotlib Agg, no timestamp in the PNG metadata: the same outcome gives the same bytes.
+Values that are not finite are left out (and counted in the title).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.dates as mdates
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import numpy.typing as npt
+    from matplotlib.axes import Axes
+
+    from ita_vc.validation.outcome import ValidationOutcome
+
+__all__ = [
+    "render_bootstrap_png",
+    "render_monte_carlo_png",
+    "render_pbo_png",
+    "render_permutation_png",
+    "render_wfo_png",
+    "validation_charts",
+]
+
+_MAIN = "#1f77b4"
+_MARK = "#d62728"
+_BAND = "#9ecae1"
+_GREY = "#7f7f7f"
+
+
+def _figure(height: float = 4.2) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(10, height), dpi=90, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _finite(values: npt.ArrayLike | None) -> tuple[npt.NDArray[np.float64], int]:
+    """The finite values and how many were dropped."""
+    x = np.asarray(values if values is not None else [], dtype=np.float64)
+    keep = np.isfinite(x)
+    return x[keep], int((~keep).sum())
+
+
+def _dropped(count: int) -> str:
+    return f" ({count:,} non-finite values left out)" if count else ""
+
+
+def _hist(ax: Axes, values: npt.NDArray[np.float64], **style: Any) -> None:
+    """A histogram that also draws one value or all-equal values (one narrow bar)."""
+    low, high = float(values.min()), float(values.max())
+    if high - low <= 1e-12 * max(1.0, abs(low)):
+        width = max(abs(low) * 0.01, 0.01)
+        edges = np.array([low - width, low + width])
+    else:
+        bins = int(min(60, max(10, 2 * np.sqrt(len(values)))))
+        edges = np.histogram_bin_edges(values, bins=bins)
+    ax.hist(values, bins=edges.tolist(), **style)
+
+
+def _f(value: object, digits: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _title(summary: Mapping[str, Any]) -> str:
+    return (
+        f"{summary.get('setup_id')} {summary.get('rule_version')} on {summary.get('symbol')} "
+        f"{summary.get('timeframe')}"
+    )
+
+
+def render_permutation_png(outcome: ValidationOutcome) -> bytes:
+    """The permuted Total Returns [%] with the actual one marked."""
+    s = outcome.summary
+    perm = s["permutation"]
+    values, dropped = _finite(outcome.permuted_returns)
+    fig, ax = _figure()
+    if len(values):
+        _hist(ax, values, color=_MAIN, alpha=0.7, label=f"permuted price paths ({len(values):,})")
+    actual = perm.get("actual")
+    if isinstance(actual, int | float):
+        ax.axvline(
+            actual, color=_MARK, linestyle="--", linewidth=2, label=f"actual: {_f(actual, 2)} %"
+        )
+    ax.set_xlabel("Total Return [%]")
+    ax.set_ylabel("permutations")
+    ax.set_title(
+        f"{_title(s)}: permutation test, n = {perm['n']:,}, p = {_f(perm.get('p_value'), 4)}"
+        + _dropped(dropped)
+    )
+    ax.legend(loc="upper left", framealpha=0.9)
+    return _png(fig)
+
+
+def render_bootstrap_png(outcome: ValidationOutcome) -> bytes:
+    """The replicates' total return [%] with the confidence interval shaded."""
+    s = outcome.summary
+    boot = s["block_bootstrap"]
+    values, dropped = _finite(outcome.bootstrap_returns)
+    fig, ax = _figure()
+    ci = boot.get("return_ci") or {}
+    lower, upper = ci.get("lower"), ci.get("upper")
+    level = f"{_f(100 * boot['confidence'], 0)} %"
+    if isinstance(lower, int | float) and isinstance(upper, int | float):
+        ax.axvspan(
+            lower,
+            upper,
+            color=_BAND,
+            alpha=0.5,
+            label=f"{level} CI [{_f(lower, 2)}, {_f(upper, 2)}] %",
+        )
+    if len(values):
+        _hist(ax, values, color=_MAIN, alpha=0.7, label=f"replicates ({len(values):,})")
+    actual = (s.get("actual") or {}).get("Total Return [%]")
+    if isinstance(actual, int | float):
+        ax.axvline(
+            actual, color=_MARK, linestyle="--", linewidth=2, label=f"actual: {_f(actual, 2)} %"
+        )
+    ax.set_xlabel("total return [%] of a replicate")
+    ax.set_ylabel("replicates")
+    ax.set_title(
+        f"{_title(s)}: circular block bootstrap, n = {boot['n']:,}, block "
+        f"{boot['block_size']} days, {level}" + _dropped(dropped)
+    )
+    ax.legend(loc="upper left", framealpha=0.9)
+    return _png(fig)
+
+
+def render_monte_carlo_png(outcome: ValidationOutcome) -> bytes:
+    """The equity fan over the trade number: p5..p95 band, p50 line, the initial cash."""
+    s = outcome.summary
+    mc = s["monte_carlo"]
+    fan = np.asarray(outcome.mc_fan, dtype=np.float64)
+    fig, ax = _figure()
+    steps, p5, p50, p95 = fan
+    ax.fill_between(steps, p5, p95, color=_BAND, alpha=0.6, label="p5 .. p95")
+    ax.plot(steps, p50, color=_MAIN, linewidth=1.8, label="p50")
+    ax.axhline(mc["init_cash"], color=_GREY, linestyle="--", linewidth=1, label="initial cash")
+    ax.set_xlabel("trade")
+    ax.set_ylabel("equity")
+    ax.set_title(
+        f"{_title(s)}: Monte Carlo over {mc['trades']:,} trades, n = {mc['n']:,}, "
+        f"P(loss) = {_f(mc.get('prob_loss'), 4)}"
+    )
+    ax.legend(loc="upper left", framealpha=0.9)
+    return _png(fig)
+
+
+def render_wfo_png(outcome: ValidationOutcome) -> bytes:
+    """The stitched out-of-sample equity, a dashed line where each segment starts."""
+    s = outcome.summary
+    wfo = s["wfo"]
+    series = outcome.wfo
+    if series is None:
+        raise ValueError("the outcome has no walk-forward series to draw")
+    fig, ax = _figure()
+    times = np.asarray(series.ts, dtype=np.int64).astype("datetime64[ms]")
+    equity, _dropped_n = _finite(series.equity)
+    if len(equity) == len(times):
+        ax.plot(times, equity, color=_MAIN, linewidth=1.4, label="out-of-sample equity")
+    ax.axhline(series.init_cash, color=_GREY, linestyle=":", linewidth=1, label="initial cash")
+    segments = wfo.get("segments") or []
+    for i, start in enumerate(series.boundaries):
+        at: Any = np.datetime64(int(start), "ms")
+        ax.axvline(at, color=_MARK, linestyle="--", linewidth=0.9, alpha=0.7)
+        if len(segments) <= 8 and i < len(segments):
+            ax.annotate(
+                str(segments[i]["variant_key"]).split("|", 1)[0],
+                (at, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -3),
+                textcoords="offset points",
+                fontsize=7,
+                rotation=90,
+                va="top",
+                color=_MARK,
+            )
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    ret = (wfo.get("metrics") or {}).get("Total Return [%]")
+    ax.set_ylabel("equity")
+    ax.set_title(
+        f"{_title(s)}: walk-forward ({wfo['mode']}, {len(segments)} segments), out-of-sample "
+        f"{_f(ret, 2)} %, WFE = {_f(wfo.get('wfe'), 3)}"
+    )
+    ax.legend(loc="lower left", framealpha=0.9)
+    return _png(fig)
+
+
+def render_pbo_png(outcome: ValidationOutcome) -> bytes:
+    """The CSCV logits; lambda <= 0 (the in-sample best below the median out of sample)
+    shaded."""
+    s = outcome.summary
+    over = s["overfitting"]
+    values, dropped = _finite(outcome.lambdas)
+    fig, ax = _figure()
+    if len(values):
+        _hist(ax, values, color=_MAIN, alpha=0.7, label=f"combinations ({len(values):,})")
+        low = min(float(values.min()), 0.0)
+        ax.axvspan(
+            low - 0.05 * (abs(low) + 1), 0, color=_MARK, alpha=0.08, label="overfit (lambda <= 0)"
+        )
+    ax.axvline(0, color=_MARK, linestyle="--", linewidth=1.5)
+    ax.set_xlabel("lambda = logit of the in-sample best's out-of-sample rank")
+    ax.set_ylabel("combinations")
+    ax.set_title(
+        f"{_title(s)}: CSCV, S = {over['partitions']}, {over['n_variants']:,} variants, "
+        f"PBO = {_f(over.get('pbo'), 4)}, DSR = {_f(over.get('dsr'), 4)}" + _dropped(dropped)
+    )
+    ax.legend(loc="upper left", framealpha=0.9)
+    return _png(fig)
+
+
+def validation_charts(outcome: ValidationOutcome) -> dict[str, bytes]:
+    """File name -> PNG of each test that ran and has something to draw."""
+    s = outcome.summary
+    charts: list[tuple[str, str, object, Callable[[ValidationOutcome], bytes]]] = [
+        ("permutation.png", "permutation", outcome.permuted_returns, render_permutation_png),
+        ("bootstrap.png", "block_bootstrap", outcome.bootstrap_returns, render_bootstrap_png),
+        ("monte_carlo.png", "monte_carlo", outcome.mc_fan, render_monte_carlo_png),
+        ("walk_forward.png", "wfo", outcome.wfo, render_wfo_png),
+        ("pbo.png", "overfitting", outcome.lambdas, render_pbo_png),
+    ]
+    out: dict[str, bytes] = {}
+    for name, key, data, render in charts:
+        if s.get(key) is None or data is None:
+            continue
+        if isinstance(data, np.ndarray) and data.size == 0:
+            continue
+        out[name] = render(outcome)
+    return out
