@@ -205,8 +205,9 @@ def render_wfo_png(outcome: ValidationOutcome) -> bytes:
     ret = (wfo.get("metrics") or {}).get("Total Return [%]")
     ax.set_ylabel("equity")
     ax.set_title(
-        f"{_title(s)}: walk-forward ({wfo['mode']}, {len(segments)} segments), out-of-sample "
-        f"{_f(ret, 2)} %, WFE = {_f(wfo.get('wfe'), 3)}"
+        f"{_title(s)}: walk-forward ({wfo['mode']}, {len(segments)} segments)\n"
+        f"out of sample {_f(ret, 2)} %, WFE = {_f(wfo.get('wfe'), 3)}; dashed: a segment "
+        "starts (its variant)"
     )
     ax.legend(loc="lower left", framealpha=0.9)
     return _png(fig)

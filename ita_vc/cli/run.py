@@ -270,6 +270,8 @@ def _print_summary(summary: RunSummary) -> None:
         other = right[i] if i < len(right) else None
         metrics.add_row(m.name, m.text, *((other.name, other.text) if other else ("", "")))
     console.print(metrics)
+    if "validation" in by_title:  # the validate stage ran with this run
+        console.print("\n".join(_section_lines(by_title["validation"])), markup=False)
     if "environment" in by_title:
         console.print("\n".join(_section_lines(by_title["environment"])), markup=False)
 

@@ -31,7 +31,7 @@ from ita_vc.backtest.params import parse_params
 from ita_vc.backtest.run import prepare_candles, run_backtest
 from ita_vc.candles.dataset import CandleStore
 from ita_vc.candles.validate import format_ts
-from ita_vc.errors import DataValidationError, ItaVcError
+from ita_vc.errors import ConfigError, DataValidationError, ItaVcError
 from ita_vc.grid import run_grid
 from ita_vc.grid.request import GridSetup, check_params_and_grid, parse_grid
 from ita_vc.grid.returns import stage_a_returns, variant_returns_frame
@@ -298,6 +298,8 @@ def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str,
     workspace = Workspace.discover(root)
     params_doc = load_params_document(workspace.root)
     validation = read_validation(params_doc.data, params_doc.index)  # checked before any work
+    if engine == "1.0":  # engine 1.0's grid outputs stay 0.3's, byte for byte
+        validation = None
     prepared, rule, params, request = grid_inputs(
         workspace, params_doc.data, index=params_doc.index, engine=engine
     )
@@ -396,6 +398,12 @@ def _stage_grid_evidence(
 
 def stage_validate(root: Path | None = None, engine: str | None = None) -> dict[str, Any]:
     """Run the validate stage into ``results/validation/``; returns the summary."""
+    if engine == "1.0":
+        raise ConfigError(
+            "the validate stage needs engine 1.1 (the trades' equity_before, the grid's daily "
+            "returns); dvc.yaml pins 1.0: `ita-vc init --upgrade --yes` moves the pipeline "
+            "(docs/backtest-model.md says what changes)"
+        )
     workspace = Workspace.discover(root)
     params_doc = load_params_document(workspace.root)
     setup, validation = validation_setup(

@@ -56,6 +56,11 @@ def _ci(ci: object, digits: int, suffix: str = "") -> str:
     return f"[{_f(ci.get('lower'), digits, suffix)}, {_f(ci.get('upper'), digits, suffix)}]"
 
 
+def _cell(text: object) -> str:
+    """Text in a markdown table cell: its pipes escaped (a variant key has two)."""
+    return str(text).replace("|", "\\|")
+
+
 def _date(ms: object) -> str:
     if not isinstance(ms, int):
         return "-"
@@ -106,7 +111,14 @@ def _verdict(s: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             if isinstance(wfe, float)
             else "no segment with an in-sample gain"
         )
-        rows.append(("walk-forward", f"WFE = {_f(wfe, 3)}", reading))
+        stitched = (wfo.get("metrics") or {}).get("Total Return [%]")
+        rows.append(
+            (
+                "walk-forward",
+                f"WFE = {_f(wfe, 3)}; out of sample {_f(stitched, 2, ' %')}",
+                reading,
+            )
+        )
     over = s.get("overfitting")
     if over:
         pbo, dsr = over.get("pbo"), over.get("dsr")
@@ -183,7 +195,7 @@ def _wfo(wfo: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"| {i} | {_date(seg['in_sample_start'])} .. {_date(seg['in_sample_end'])} | "
             f"{_date(seg['out_sample_start'])} .. {_date(seg['out_sample_end'])} | "
-            f"`{seg['variant_key']}` | {_f(seg.get('in_sample_return'), 2, ' %')} | "
+            f"`{_cell(seg['variant_key'])}` | {_f(seg.get('in_sample_return'), 2, ' %')} | "
             f"{_f(seg.get('return'), 2, ' %')} |"
         )
     metrics = wfo.get("metrics") or {}

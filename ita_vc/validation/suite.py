@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ita_vc.backtest.metrics import daily_returns, return_days_index
+from ita_vc.backtest.records import TRADE_EQUITY_BEFORE, TRADE_PNL
 from ita_vc.backtest.run import run_backtest
 from ita_vc.errors import DataValidationError
 from ita_vc.validation.outcome import SUMMARY_SCHEMA_VERSION, ValidationOutcome, WfoSeries
@@ -292,8 +293,8 @@ def _monte_carlo(run: _Run, notes: list[str]) -> Part:
     n = run.validation.monte_carlo_n
     if n is None:
         return None, {}
-    trades = run.result.trades
-    q = (trades["pnl"] / trades["equity_before"]).to_numpy(dtype=np.float64)
+    trades = run.result.engine_trades  # the engine's rows: equity_before under any pin
+    q = trades[:, TRADE_PNL] / trades[:, TRADE_EQUITY_BEFORE]
     init_cash = float(run.params.backtest.init_cash)
     run.step("monte_carlo", 0, n)
     mc, fan = monte_carlo(q, init_cash, n=n, seed=run.validation.seed)

@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from tests.helpers import TmpRepo, invoke, make_pipeline_repo, run
+from ita_vc.snapshot.runner import pipeline_env
+from tests.helpers import VENV_BIN, TmpRepo, invoke, make_pipeline_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -106,9 +107,7 @@ def test_the_same_bytes_again_and_from_the_cli(validated, tmp_path, monkeypatch)
     monkeypatch.chdir(copy)
     folder = copy / "results" / "validation"
     before = {name: (folder / name).read_bytes() for name in FILES}
-    env_bin = shutil.which("dvc")
-    assert env_bin is not None
-    run(["dvc", "repro", "-f", "-s", "validate"], cwd=copy)
+    run([str(VENV_BIN / "dvc"), "repro", "-f", "-s", "validate"], cwd=copy, env=pipeline_env())
     assert {name: (folder / name).read_bytes() for name in FILES} == before
     out = tmp_path / "cli-out"
     result = invoke("validate", "--out", str(out), "--workers", "1")
@@ -148,8 +147,9 @@ def test_a_stale_grid_is_refused_by_the_stage(validated, tmp_path):
     params = copy / "params.yaml"
     params.write_text(params.read_text().replace("slow: [30, 50]", "slow: [30, 60]"))
     proc = run(
-        [str(shutil.which("python") or "python"), "-m", "ita_vc.pipeline", "validate"],
+        [str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "validate"],
         cwd=copy,
+        env=pipeline_env(),
         check=False,
     )
     assert proc.returncode == 11, proc.stderr
@@ -169,3 +169,17 @@ def test_too_many_variants_and_short_windows_are_refused(validated, tmp_path, mo
     result = invoke("validate", "--workers", "1")
     assert result.exit_code == 11, result.output
     assert "shorter than the rule's longest indicator window" in result.output
+
+
+def test_an_engine_10_pipeline_keeps_its_grid_and_refuses_the_stage(validated, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    python = str(VENV_BIN / "python")
+    proc = run(
+        [python, "-m", "ita_vc.pipeline", "validate", "--engine", "1.0"], cwd=copy, check=False
+    )
+    assert proc.returncode == 8 and "needs engine 1.1" in proc.stderr
+    (copy / "results" / "grid" / "variant_returns.parquet").unlink()
+    run([python, "-m", "ita_vc.pipeline", "grid", "--engine", "1.0"], cwd=copy, env=pipeline_env())
+    # engine 1.0's grid outputs stay 0.3's: no per-variant returns, whatever params.yaml says
+    assert not (copy / "results" / "grid" / "variant_returns.parquet").exists()
