@@ -223,3 +223,30 @@ def test_pbo_of_a_trend_grid_on_random_walks_is_near_a_half():
         pbos[seed] = cscv(evidence.returns.matrix, 16).pbo
     assert 0.3 <= pbos[15] <= 0.7, pbos
     assert 0.3 <= float(np.mean(list(pbos.values()))) <= 0.7, pbos
+
+
+def test_dask_gives_the_same_validation(inputs):
+    import distributed
+    prepared, params, rule, catalog, request, _evidence = inputs
+    raw = {"seed": 2, "permutation": {"n": 17}, "overfitting": {"partitions": 4}}
+    local = _validate(inputs, raw)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        evidence = grid_evidence(
+            prepared, rule, params, request, max_variants=100, scheduler=address
+        )
+        remote = run_validation(
+            prepared,
+            rule,
+            params,
+            parse_validation(raw),
+            catalog,
+            request=request,
+            grid=evidence,
+            scheduler=address,
+        )
+    assert canonical_json(remote.summary) == canonical_json(local.summary)
+    assert remote.permuted_returns.tobytes() == local.permuted_returns.tobytes()
+    assert evidence.returns.matrix.tobytes() == inputs[5].returns.matrix.tobytes()
