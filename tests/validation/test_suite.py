@@ -227,6 +227,7 @@ def test_pbo_of_a_trend_grid_on_random_walks_is_near_a_half():
 
 def test_dask_gives_the_same_validation(inputs):
     import distributed
+
     prepared, params, rule, catalog, request, _evidence = inputs
     raw = {"seed": 2, "permutation": {"n": 17}, "overfitting": {"partitions": 4}}
     local = _validate(inputs, raw)
