@@ -183,3 +183,14 @@ def test_an_engine_10_pipeline_keeps_its_grid_and_refuses_the_stage(validated, t
     run([python, "-m", "ita_vc.pipeline", "grid", "--engine", "1.0"], cwd=copy, env=pipeline_env())
     # engine 1.0's grid outputs stay 0.3's: no per-variant returns, whatever params.yaml says
     assert not (copy / "results" / "grid" / "variant_returns.parquet").exists()
+
+
+def test_a_validated_run_verifies_and_reproduces_bit_for_bit(validated, tmp_path, monkeypatch):
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    verified = invoke("snapshot", "verify", "@latest", "--deep")
+    assert verified.exit_code == 0, verified.output
+    reproduced = invoke("reproduce", "@latest")
+    assert reproduced.exit_code == 0, reproduced.output
+    assert "validate" in reproduced.output
