@@ -71,6 +71,7 @@ def test_runs_choose_their_stages_and_record_which_ran(run_copy):
         "backtest": "run",
         "report": "run",
         "grid": "run",
+        "validate": "not_run",
     }
     assert "results/grid" in {o["path"] for o in with_grid.snapshot["outputs"]}
     assert (run_copy / "results" / "grid" / "topk.parquet").is_file()
@@ -83,6 +84,7 @@ def test_runs_choose_their_stages_and_record_which_ran(run_copy):
         "backtest": "run",
         "report": "not_run",
         "grid": "not_run",
+        "validate": "not_run",
     }
     assert {o["path"] for o in only_backtest.snapshot["outputs"]} == {
         "results/prepared",
