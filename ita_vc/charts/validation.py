@@ -19,6 +19,7 @@ import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -43,11 +44,14 @@ _BAND = "#9ecae1"
 _GREY = "#7f7f7f"
 
 
-def _figure(height: float = 4.2) -> tuple[Figure, Axes]:
+def _figure(height: float = 4.2, *, counts: bool = False) -> tuple[Figure, Axes]:
+    """A figure; ``counts``: the y axis counts things (whole-number ticks)."""
     fig = Figure(figsize=(10, height), dpi=90, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.grid(True, alpha=0.3)
+    if counts:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return fig, ax
 
 
@@ -98,7 +102,7 @@ def render_permutation_png(outcome: ValidationOutcome) -> bytes:
     s = outcome.summary
     perm = s["permutation"]
     values, dropped = _finite(outcome.permuted_returns)
-    fig, ax = _figure()
+    fig, ax = _figure(counts=True)
     if len(values):
         _hist(ax, values, color=_MAIN, alpha=0.7, label=f"permuted price paths ({len(values):,})")
     actual = perm.get("actual")
@@ -112,6 +116,7 @@ def render_permutation_png(outcome: ValidationOutcome) -> bytes:
         f"{_title(s)}: permutation test, n = {perm['n']:,}, p = {_f(perm.get('p_value'), 4)}"
         + _dropped(dropped)
     )
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend above the bars
     ax.legend(loc="upper left", framealpha=0.9)
     return _png(fig)
 
@@ -121,7 +126,7 @@ def render_bootstrap_png(outcome: ValidationOutcome) -> bytes:
     s = outcome.summary
     boot = s["block_bootstrap"]
     values, dropped = _finite(outcome.bootstrap_returns)
-    fig, ax = _figure()
+    fig, ax = _figure(counts=True)
     ci = boot.get("return_ci") or {}
     lower, upper = ci.get("lower"), ci.get("upper")
     level = f"{_f(100 * boot['confidence'], 0)} %"
@@ -146,6 +151,7 @@ def render_bootstrap_png(outcome: ValidationOutcome) -> bytes:
         f"{_title(s)}: circular block bootstrap, n = {boot['n']:,}, block "
         f"{boot['block_size']} days, {level}" + _dropped(dropped)
     )
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
     ax.legend(loc="upper left", framealpha=0.9)
     return _png(fig)
 
@@ -189,7 +195,7 @@ def render_wfo_png(outcome: ValidationOutcome) -> bytes:
         ax.axvline(at, color=_MARK, linestyle="--", linewidth=0.9, alpha=0.7)
         if len(segments) <= 8 and i < len(segments):
             ax.annotate(
-                str(segments[i]["variant_key"]).split("|", 1)[0],
+                str(segments[i]["variant_key"]),
                 (at, 1.0),
                 xycoords=("data", "axes fraction"),
                 xytext=(3, -3),
@@ -219,7 +225,7 @@ def render_pbo_png(outcome: ValidationOutcome) -> bytes:
     s = outcome.summary
     over = s["overfitting"]
     values, dropped = _finite(outcome.lambdas)
-    fig, ax = _figure()
+    fig, ax = _figure(counts=True)
     if len(values):
         _hist(ax, values, color=_MAIN, alpha=0.7, label=f"combinations ({len(values):,})")
         low = min(float(values.min()), 0.0)
@@ -233,6 +239,7 @@ def render_pbo_png(outcome: ValidationOutcome) -> bytes:
         f"{_title(s)}: CSCV, S = {over['partitions']}, {over['n_variants']:,} variants, "
         f"PBO = {_f(over.get('pbo'), 4)}, DSR = {_f(over.get('dsr'), 4)}" + _dropped(dropped)
     )
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
     ax.legend(loc="upper left", framealpha=0.9)
     return _png(fig)
 

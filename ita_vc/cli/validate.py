@@ -52,61 +52,42 @@ def validate_command(
 
     from ita_vc.cli.console import out as console
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_validation
-    from ita_vc.pipeline.stages import grid_candles, read_grid_params, validation_setup
-    from ita_vc.rules.registry import RuleRegistry
+    from ita_vc.pipeline.stages import validate_workspace
     from ita_vc.store.artifacts import PersistentStore
-    from ita_vc.validation.suite import grid_evidence, run_validation
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
-    params_doc = read_grid_params(workspace, params)
-    # refusals before any work
-    (rule, run_params, request), validation = validation_setup(
-        workspace, params_doc.data, index=params_doc.index
-    )
-    sink = DirSink(out) if out else None
-    with workspace.lock(name="validate", timeout=wait, purpose="ita-vc validate"):
-        prepared = grid_candles(workspace, run_params)
-        with Progress(
+    sink = DirSink(out) if out else None  # checked before any work
+    with (
+        workspace.lock(name="validate", timeout=wait, purpose="ita-vc validate"),
+        Progress(
             TextColumn("{task.fields[test]}"),
             BarColumn(),
             MofNCompleteColumn(),
             console=console(),
-        ) as bar:
-            task = bar.add_task("validate", total=None, test="")
+        ) as bar,
+    ):
+        task = bar.add_task("validate", total=None, test="checking")
 
-            def progress(test: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, test=test)
+        def progress(test: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, test=test)
 
-            grid = None
-            if validation.overfitting is not None:
-                progress("grid (overfitting)", 0, 1)
-                grid = grid_evidence(
-                    prepared,
-                    rule,
-                    run_params,
-                    request,
-                    max_variants=validation.overfitting.max_variants,
-                    workers=workers,
-                    scheduler=scheduler,
-                )
-            outcome = run_validation(
-                prepared,
-                rule,
-                run_params,
-                validation,
-                RuleRegistry(workspace).catalog,
-                request=request,
-                grid=grid,
-                workers=workers,
-                scheduler=scheduler,
-                progress=progress,
-            )
+        outcome = validate_workspace(
+            workspace.root,
+            params_path=params,
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+        )
         target = sink or StoreSink(PersistentStore(workspace), "results", "validation")
         files = write_validation(outcome, target)
     where = out or Path(workspace.config.store.kinds["results"], "validation")
     _print_summary(outcome.summary)
-    console().print(f"{len(files)} file(s) -> {where} (report.md)", markup=False)
+    console().print(
+        f"{len(files)} file(s) -> {where} (report.md). Outside DVC: `ita-vc run --stage "
+        "validate` records a validation with its run.",
+        markup=False,
+    )
 
 
 def _print_summary(summary: dict[str, object]) -> None:

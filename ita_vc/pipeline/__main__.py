@@ -69,22 +69,11 @@ def _older(pinned: str) -> bool:
 
 
 def _validation_line(summary: dict[str, object]) -> str:
-    """What ran and its headline numbers, on one line."""
-    parts = []
-    for key, field, label in (
-        ("permutation", "p_value", "p"),
-        ("block_bootstrap", "return_ci", "return CI"),
-        ("monte_carlo", "prob_loss", "P(loss)"),
-        ("wfo", "wfe", "WFE"),
-        ("overfitting", "pbo", "PBO"),
-    ):
-        entry = summary.get(key)
-        if isinstance(entry, dict):
-            value = entry.get(field)
-            if isinstance(value, dict):
-                value = f"[{value.get('lower')}, {value.get('upper')}]"
-            parts.append(f"{label} {value}")
-    return ", ".join(parts) or "every test skipped (params.yaml: validation:)"
+    """What ran and its headline numbers, on one line (as `ita-vc validate` prints them)."""
+    from ita_vc.validation.verdict import verdict_lines
+
+    lines = [line for line in verdict_lines(summary) if "skipped" not in line]
+    return "; ".join(" ".join(line.split()) for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:

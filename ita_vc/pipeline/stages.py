@@ -27,6 +27,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ita_vc.backtest.params import parse_params
 from ita_vc.backtest.run import prepare_candles, run_backtest
 from ita_vc.candles.dataset import CandleStore
@@ -48,7 +50,7 @@ from ita_vc.rules.registry import RuleRegistry
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.validation.params import ValidationParams, parse_validation
-from ita_vc.validation.suite import GridEvidence, run_validation
+from ita_vc.validation.suite import GridEvidence, check_inputs, grid_evidence, run_validation
 from ita_vc.workspace import Workspace
 from ita_vc.yaml_read import (
     YamlDocument,
@@ -59,10 +61,11 @@ from ita_vc.yaml_read import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from ita_vc.grid.request import GridInputs
+    from ita_vc.validation.outcome import ValidationOutcome
 
 __all__ = [
     "PARAMS_FILE",
@@ -76,6 +79,7 @@ __all__ = [
     "stage_prepare",
     "stage_report",
     "stage_validate",
+    "validate_workspace",
     "validation_setup",
 ]
 
@@ -390,7 +394,7 @@ def _stage_grid_evidence(
     returns = VariantReturns(
         keys,
         frame["ts_utc"].to_numpy(dtype="int64"),
-        frame[keys].to_numpy(dtype="float64"),
+        np.ascontiguousarray(frame[keys].to_numpy(dtype="float64")),  # as computed: C order
     )
     best = topk.iloc[0]
     return GridEvidence(str(best["variant_key"]), json.loads(best["params_json"]), returns)
@@ -432,3 +436,55 @@ def stage_validate(root: Path | None = None, engine: str | None = None) -> dict[
     write_validation(outcome, StoreSink(store, "results", VALIDATION))
     summary: dict[str, Any] = outcome.summary
     return summary
+
+
+def validate_workspace(
+    root: Path | None = None,
+    *,
+    params_path: Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ValidationOutcome:
+    """The validation of a workspace's params (``ita-vc validate``, without DVC): params and
+    every setting checked, then the candles prepared as the ``prepare`` stage does, what the
+    data allows checked (before any test or grid runs), the grid of the overfitting statistics
+    run here, then the suite. Nothing is written (see
+    :func:`~ita_vc.pipeline.outputs.write_validation`).
+
+    Raises:
+        DataValidationError: bad params or settings, no candles, or inputs a test refuses.
+    """
+    workspace = Workspace.discover(root)
+    params_doc = read_grid_params(workspace, params_path)
+    (rule, params, request), validation = validation_setup(
+        workspace, params_doc.data, index=params_doc.index
+    )
+    prepared = grid_candles(workspace, params)
+    catalog = RuleRegistry(workspace).catalog
+    check_inputs(prepared, rule, params, validation, catalog, request=request)
+    grid = None
+    if validation.overfitting is not None:
+        if progress is not None:
+            progress("grid (overfitting)", 0, 1)
+        grid = grid_evidence(
+            prepared,
+            rule,
+            params,
+            request,
+            max_variants=validation.overfitting.max_variants,
+            workers=workers,
+            scheduler=scheduler,
+        )
+    return run_validation(
+        prepared,
+        rule,
+        params,
+        validation,
+        catalog,
+        request=request,
+        grid=grid,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+    )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ita_vc._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ita_vc.pipeline.stages import validate_workspace
     from ita_vc.validation.outcome import SUMMARY_SCHEMA_VERSION, ValidationOutcome, WfoSeries
     from ita_vc.validation.params import (
         VALIDATION_SCHEMA,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     )
     from ita_vc.validation.suite import (
         GridEvidence,
+        check_inputs,
         grid_evidence,
         longest_window,
         run_daily_returns,
@@ -72,6 +74,8 @@ if TYPE_CHECKING:
     from ita_vc.validation.walkforward import Segment, WfoResult, walk_forward
 
 _EXPORTS = {
+    "validate_workspace": "ita_vc.pipeline.stages",
+    "check_inputs": "ita_vc.validation.suite",
     "BarArrays": "ita_vc.validation.stats",
     "BootstrapParams": "ita_vc.validation.params",
     "BootstrapResult": "ita_vc.validation.resampling",
@@ -139,6 +143,7 @@ __all__ = [
     "auto_block_size",
     "block_bootstrap",
     "block_bootstrap_replicates",
+    "check_inputs",
     "check_params",
     "confidence_interval",
     "cscv",
@@ -158,6 +163,7 @@ __all__ = [
     "run_daily_returns",
     "run_validation",
     "sharpe_columns",
+    "validate_workspace",
     "verdict_lines",
     "walk_forward",
     "wfo_windows",

@@ -104,14 +104,8 @@ def _verdict(s: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     wfo = s.get("wfo")
     if wfo:
         wfe = wfo.get("wfe")
-        reading = (
-            "out of sample keeps at least half of the in-sample pace"
-            if isinstance(wfe, float) and wfe >= 0.5
-            else "out of sample falls well short of in sample"
-            if isinstance(wfe, float)
-            else "no segment with an in-sample gain"
-        )
         stitched = (wfo.get("metrics") or {}).get("Total Return [%]")
+        reading = _wfo_reading(wfo, stitched, wfe)
         rows.append(
             (
                 "walk-forward",
@@ -122,13 +116,46 @@ def _verdict(s: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     over = s.get("overfitting")
     if over:
         pbo, dsr = over.get("pbo"), over.get("dsr")
-        reading = (
-            "the grid's winner is mostly luck (PBO > 0.5)"
-            if isinstance(pbo, float) and pbo > 0.5
-            else "the grid's winner tends to hold out of sample"
-        )
+        reading = _overfitting_reading(pbo, dsr)
         rows.append(("overfitting", f"PBO = {_f(pbo, 4)}, DSR = {_f(dsr, 4)}", reading))
     return rows
+
+
+def _wfo_reading(wfo: Mapping[str, Any], stitched: object, wfe: object) -> str:
+    segments = wfo.get("segments") or []
+    short = sum(
+        1
+        for seg in segments
+        if isinstance(seg.get("return"), float)
+        and isinstance(seg.get("in_sample_return"), float)
+        and seg["return"] < seg["in_sample_return"]
+    )
+    if isinstance(stitched, float) and stitched <= 0:
+        return (
+            f"out of sample lost money ({short} of {len(segments)} segments below their "
+            "in-sample return): the optimisation did not carry over"
+        )
+    if not isinstance(wfe, float):
+        return "no segment with an in-sample gain"
+    if wfe >= 0.5:
+        return "out of sample keeps at least half of the in-sample pace"
+    return "out of sample gains, well below the in-sample pace"
+
+
+def _overfitting_reading(pbo: object, dsr: object) -> str:
+    if isinstance(pbo, float) and pbo > 0.5:
+        reading = "the grid's winner is mostly luck (PBO > 0.5)"
+    elif isinstance(pbo, float) and pbo > 0.2:
+        reading = "the grid's winner is close to a coin flip out of sample"
+    elif isinstance(pbo, float):
+        reading = "the grid's winner tends to hold out of sample"
+    else:
+        reading = "-"
+    if isinstance(dsr, float) and dsr < 0.95:
+        reading += (
+            "; its Sharpe is not clearly above the best of that many lucky trials (DSR < 0.95)"
+        )
+    return reading
 
 
 def _permutation(perm: Mapping[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ita_vc.utils.arrays import FloatArray
 
 __all__ = [
+    "AUTO_MIN_RETURNS",
     "FAN_POINTS",
     "MAX_DRAWS",
     "BootstrapResult",

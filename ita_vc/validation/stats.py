@@ -187,7 +187,9 @@ class Cscv:
 
 
 def sharpe_columns(m: FloatArray) -> FloatArray:
-    """mean / std (ddof=1) per column, 0 where the std is 0 (not annualised)."""
+    """mean / std (ddof=1) per column, 0 where the std is 0 (not annualised). The matrix is
+    read in C order whatever its layout, so the sums (and the bits) never depend on it."""
+    m = np.ascontiguousarray(m, dtype=np.float64)
     std = m.std(axis=0, ddof=1)
     mean = m.mean(axis=0)
     out = np.zeros(m.shape[1])
@@ -208,7 +210,7 @@ def cscv(matrix: npt.ArrayLike, partitions: int) -> Cscv:
     Raises:
         ValueError: S odd or outside 2..20, fewer than S rows, fewer than 2 variants.
     """
-    m = np.asarray(matrix, dtype=np.float64)
+    m = np.ascontiguousarray(matrix, dtype=np.float64)  # C order: the same sums, any layout
     s = partitions
     if s % 2 or not 2 <= s <= 20:
         raise ValueError(f"partitions must be even and in 2..20, got {s}")

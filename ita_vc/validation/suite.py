@@ -25,9 +25,14 @@ from ita_vc.backtest.run import run_backtest
 from ita_vc.errors import DataValidationError
 from ita_vc.validation.outcome import SUMMARY_SCHEMA_VERSION, ValidationOutcome, WfoSeries
 from ita_vc.validation.permutation import permutation_test
-from ita_vc.validation.resampling import block_bootstrap, monte_carlo
+from ita_vc.validation.resampling import (
+    AUTO_MIN_RETURNS,
+    MAX_DRAWS,
+    block_bootstrap,
+    monte_carlo,
+)
 from ita_vc.validation.stats import cscv, deflated_sharpe, sharpe_columns
-from ita_vc.validation.walkforward import variant_rule_map, walk_forward
+from ita_vc.validation.walkforward import check_window_length, variant_rule_map, walk_forward
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GridEvidence",
+    "check_inputs",
     "grid_evidence",
     "longest_window",
     "run_daily_returns",
@@ -201,6 +207,7 @@ def run_validation(
     result = run_backtest(prepared, rule, params, catalog=catalog)
     daily = run_daily_returns(result, params.backtest.periods_per_year)
     run = _Run(prepared, rule, params, validation, catalog, result, daily, workers, scheduler, step)
+    _preflight(run, request, grid)  # every refusal before any test runs
     summary = _header(result, validation)
     summary["periods_per_year"] = params.backtest.periods_per_year
     summary["actual"] = {
@@ -222,6 +229,112 @@ def run_validation(
         summary[name] = entry
         extra.update(series)
     return ValidationOutcome(summary, notes=notes, **extra)
+
+
+def _preflight(
+    run: _Run,
+    request: GridRequest | None,
+    grid: GridEvidence | None,
+    *,
+    need_grid: bool = True,
+) -> None:
+    """What the data and the grid allow, checked for every test before any of them runs.
+
+    Raises:
+        DataValidationError: the first test the inputs do not allow, and why.
+    """
+    v = run.validation
+    n_warm = int(run.prepared["warmup"].sum())
+    bars = len(run.prepared) - n_warm
+    if v.permutation_n is not None and bars < 2:
+        raise DataValidationError(
+            "params.yaml: validation.permutation: the range holds fewer than 2 bars: nothing "
+            "to permute"
+        )
+    boot = v.block_bootstrap
+    if boot is not None:
+        need = AUTO_MIN_RETURNS if boot.block_size == "auto" else 2
+        if len(run.daily) < need:
+            raise DataValidationError(
+                f"params.yaml: validation.block_bootstrap: the range gives {len(run.daily)} "
+                f"daily returns; {'block_size: auto (arch) ' if need > 2 else 'the bootstrap '}"
+                f"needs at least {need}: an integer block_size, a longer range, or "
+                "`block_bootstrap: null` skips the test"
+            )
+    trades = len(run.result.engine_trades)
+    if v.monte_carlo_n is not None and v.monte_carlo_n * trades > MAX_DRAWS:
+        raise DataValidationError(
+            f"params.yaml: validation.monte_carlo.n: {v.monte_carlo_n:,} paths x {trades:,} "
+            f"trades is more than {MAX_DRAWS:,} draws (memory): lower monte_carlo.n"
+        )
+    if v.wfo is not None:
+        if request is None:
+            raise DataValidationError("validation.wfo: needs the grid of params.yaml (grid:)")
+        check_window_length(
+            bars, v.wfo.windows, v.wfo.in_sample_ratio, longest_window(run.rule, run.catalog)
+        )
+    if v.overfitting is not None:
+        if grid is None and not need_grid:  # the grid comes later: the days it will have
+            if len(run.daily) < v.overfitting.partitions:
+                raise DataValidationError(
+                    f"params.yaml: validation.overfitting.partitions: "
+                    f"{v.overfitting.partitions} blocks need at least "
+                    f"{v.overfitting.partitions} daily returns, the range gives "
+                    f"{len(run.daily)}: fewer partitions, a longer range, or "
+                    "`overfitting: null` skips the test"
+                )
+            return
+        _check_overfitting(grid, v.overfitting.partitions, v.overfitting.max_variants)
+
+
+def check_inputs(
+    prepared: pd.DataFrame,
+    rule: Rule,
+    params: RunParams,
+    validation: ValidationParams,
+    catalog: Catalog,
+    *,
+    request: GridRequest | None = None,
+) -> None:
+    """What :func:`run_validation` would refuse for these candles, checked before anything
+    costly (the grid of the overfitting statistics, any test): one backtest of the run.
+
+    Raises:
+        DataValidationError: as :func:`run_validation`.
+    """
+    result = run_backtest(prepared, rule, params, catalog=catalog)
+    daily = run_daily_returns(result, params.backtest.periods_per_year)
+    run = _Run(prepared, rule, params, validation, catalog, result, daily, 1, None, _no_step)
+    _preflight(run, request, None, need_grid=False)
+
+
+def _no_step(_test: str, _done: int, _total: int) -> None:
+    return None
+
+
+def _check_overfitting(grid: GridEvidence | None, partitions: int, max_variants: int) -> None:
+    if grid is None:
+        raise DataValidationError(
+            "validation.overfitting: needs the grid's per-variant daily returns "
+            "(the grid stage writes them when validation.overfitting is set)"
+        )
+    t, n = grid.returns.matrix.shape
+    if n > max_variants:
+        raise DataValidationError(
+            f"params.yaml: validation.overfitting.max_variants: the grid has {n:,} Stage A "
+            f"variants, more than max_variants {max_variants:,}"
+        )
+    if n < 2:
+        raise DataValidationError(
+            f"params.yaml: validation.overfitting: the grid has {n} Stage A variant(s); CSCV "
+            "ranks at least 2 (widen the grid's indicator axes)"
+        )
+    if t < partitions:
+        raise DataValidationError(
+            f"params.yaml: validation.overfitting.partitions: {partitions} blocks need at least "
+            f"{partitions} daily returns, the range gives {t}: fewer partitions, a longer range, "
+            "or `overfitting: null` skips the test"
+        )
 
 
 def _permutation(run: _Run) -> Part:
@@ -370,30 +483,12 @@ def _overfitting(run: _Run, grid: GridEvidence | None) -> Part:
     over = run.validation.overfitting
     if over is None:
         return None, {}
-    if grid is None:
-        raise DataValidationError(
-            "validation.overfitting: needs the grid's per-variant daily returns "
-            "(the grid stage writes them when validation.overfitting is set)"
-        )
-    partitions, max_variants, step = over.partitions, over.max_variants, run.step
+    if grid is None:  # _preflight refused it already
+        raise DataValidationError("validation.overfitting: no grid")
+    partitions, step = over.partitions, run.step
+    _check_overfitting(grid, partitions, over.max_variants)
     matrix = grid.returns.matrix
     t, n = matrix.shape
-    if n > max_variants:
-        raise DataValidationError(
-            f"params.yaml: validation.overfitting.max_variants: the grid has {n:,} Stage A "
-            f"variants, more than max_variants {max_variants:,}"
-        )
-    if n < 2:
-        raise DataValidationError(
-            f"validation.overfitting: the grid has {n} Stage A variant(s); CSCV ranks at "
-            "least 2 (widen the grid's indicator axes)"
-        )
-    if t < partitions:
-        raise DataValidationError(
-            f"validation.overfitting.partitions: {partitions} blocks need at least "
-            f"{partitions} daily returns, the range gives {t}: fewer partitions, a longer range, "
-            "or `validation.overfitting: null` skips the test"
-        )
     combos = math.comb(partitions, partitions // 2)
     step("overfitting", 0, combos)
     result = cscv(matrix, partitions)

@@ -37,6 +37,7 @@ __all__ = [
     "Segment",
     "WfoResult",
     "annualised",
+    "check_window_length",
     "variant_rule_map",
     "walk_forward",
     "window_frame",
@@ -72,6 +73,23 @@ class WfoResult:
     ts: IntArray
     equity: FloatArray
     metrics: dict[str, Any]
+
+
+def check_window_length(n_bars: int, windows: int, in_sample_ratio: int, min_bars: int) -> int:
+    """L = floor(N / (k + q)), the walk-forward's window length in bars.
+
+    Raises:
+        DataValidationError: L is smaller than ``min_bars`` (the rule's longest indicator
+            window) or than 1.
+    """
+    length = n_bars // (windows + in_sample_ratio)
+    if length < max(1, min_bars):
+        raise DataValidationError(
+            f"params.yaml: validation.wfo: {n_bars} bars make windows of {length} bars, "
+            f"shorter than the rule's longest indicator window ({min_bars}): use fewer windows, "
+            "a smaller in_sample_ratio or more data, or `wfo: null` skips the test"
+        )
+    return length
 
 
 def window_frame(
@@ -152,13 +170,7 @@ def walk_forward(
     """
     n_warm = int(prepared["warmup"].sum())
     n_bars = len(prepared) - n_warm
-    length = n_bars // (windows + in_sample_ratio)
-    if length < max(1, min_bars):
-        raise DataValidationError(
-            f"validation.wfo: {n_bars} bars make windows of {length} bars, shorter than the "
-            f"rule's longest indicator window ({min_bars}): use fewer windows, a smaller "
-            "in_sample_ratio or more data, or `validation.wfo: null` skips the test"
-        )
+    length = check_window_length(n_bars, windows, in_sample_ratio, min_bars)
     ts = prepared["ts_utc"].to_numpy(dtype=np.int64)[n_warm:]
     range_end = int(ts[-1]) + (int(ts[-1] - ts[-2]) if len(ts) > 1 else 0)
     warmup = params.backtest.warmup_bars

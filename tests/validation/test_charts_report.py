@@ -185,3 +185,13 @@ def test_the_report_reads_the_numbers():
     assert "![Permutation test](permutation.png)" in text and "(pbo.png)" in text
     assert "bootstrap.png" not in text and "walk_forward.png" not in text
     assert render_validation_md(outcome, ["permutation.png", "pbo.png"]) == text
+
+
+def test_a_losing_walk_forward_and_a_coin_flip_grid_read_as_such():
+    outcome = _full()
+    summary = outcome.summary
+    summary["wfo"] = {**summary["wfo"], "wfe": 1.9, "metrics": {"Total Return [%]": -4.2}}
+    summary["overfitting"] = {**summary["overfitting"], "pbo": 0.46, "dsr": 0.35}
+    text = render_validation_md(outcome, [])
+    assert "out of sample lost money (3 of 3 segments below their in-sample return)" in text
+    assert "close to a coin flip" in text and "DSR < 0.95" in text

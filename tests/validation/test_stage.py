@@ -194,3 +194,17 @@ def test_a_validated_run_verifies_and_reproduces_bit_for_bit(validated, tmp_path
     reproduced = invoke("reproduce", "@latest")
     assert reproduced.exit_code == 0, reproduced.output
     assert "validate" in reproduced.output
+
+
+def test_data_refusals_come_before_the_grid_or_any_test(validated, tmp_path):
+    from ita_vc.errors import DataValidationError
+    from ita_vc.pipeline.stages import validate_workspace
+
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    params = copy / "params.yaml"
+    params.write_text(params.read_text().replace("windows: 3,", "windows: 400,"))
+    seen = []
+    with pytest.raises(DataValidationError, match="shorter than the rule's longest"):
+        validate_workspace(copy, workers=1, progress=lambda *a: seen.append(a))
+    assert seen == []  # neither the grid nor a test started

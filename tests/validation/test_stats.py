@@ -179,3 +179,13 @@ def test_deflated_sharpe_from_returns():
     assert result.dsr == pytest.approx(expected) and result.n_trials == 50
     single = deflated_sharpe(best, [0.1])
     assert single.dsr is None and single.psr0 is not None and single.sr0 is None
+
+
+def test_sharpe_columns_and_cscv_do_not_depend_on_the_memory_layout():
+    # a matrix read back from parquet is column-ordered; computed, row-ordered: the same bits
+    from ita_vc.validation.stats import sharpe_columns
+
+    m = np.random.default_rng(3).normal(0.001, 0.01, size=(251, 37))
+    fortran = np.asfortranarray(m)
+    assert sharpe_columns(fortran).tobytes() == sharpe_columns(m).tobytes()
+    assert cscv(fortran, 6).lambdas.tobytes() == cscv(m, 6).lambdas.tobytes()
