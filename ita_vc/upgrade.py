@@ -104,15 +104,17 @@ def _stage_kind(body: Any) -> str | None:
 
 
 def _add_validate(stages: Any, engine: str, validation: Any) -> bool:
-    """Add the template's ``validate`` stage beside our grid stage, when params.yaml has a
-    ``validation:`` section; the grid stage declares ``validation.overfitting`` when params.yaml
-    has that key."""
+    """Add the template's ``validate`` stage beside our grid stage when params.yaml has a
+    ``validation:`` section, and make the grid stage declare ``validation.overfitting`` when
+    params.yaml has that key (also for a validate stage added earlier: the grid stage then
+    re-runs when the setting changes and writes the per-variant returns)."""
     if not isinstance(validation, dict):
         return False
     kinds = {name: _stage_kind(body) for name, body in stages.items()}
     grid = next((name for name, kind in kinds.items() if kind == "grid"), None)
-    if grid is None or "validate" in kinds.values() or "validate" in stages:
+    if grid is None:
         return False
+    changed = False
     params = stages[grid].get("params")
     if (
         "overfitting" in validation
@@ -120,9 +122,12 @@ def _add_validate(stages: Any, engine: str, validation: Any) -> bool:
         and not {"validation.overfitting", "validation"} & {p for p in params if isinstance(p, str)}
     ):
         params.append("validation.overfitting")
-    template = load_rt(_template("dvc.yaml.in").replace("@ENGINE@", engine), "dvc.yaml")
-    stages["validate"] = template["stages"]["validate"]
-    return True
+        changed = True
+    if "validate" not in kinds.values() and "validate" not in stages:
+        template = load_rt(_template("dvc.yaml.in").replace("@ENGINE@", engine), "dvc.yaml")
+        stages["validate"] = template["stages"]["validate"]
+        changed = True
+    return changed
 
 
 def _upgrade_dvc_yaml(text: str, engine: str, template: str, validation: Any = None) -> str:
@@ -267,11 +272,17 @@ def upgrade_notes(root: Path) -> list[str]:
     if not isinstance(stages, dict):
         return []
     kinds = {_stage_kind(body) for body in stages.values()}
-    if "grid" in kinds and "validate" not in kinds and _params_validation(root) is None:
+    validation = _params_validation(root)
+    if "grid" in kinds and "validate" not in kinds and validation is None:
         return [
             "the validation suite (docs/validation.md) is a `validate` stage: add a "
             "`validation:` section to params.yaml (ita-vc's template: `ita-vc init` in an empty "
             "folder writes one), then run `ita-vc init --upgrade` again to add the stage"
+        ]
+    if "validate" in kinds and not (isinstance(validation, dict) and "overfitting" in validation):
+        return [
+            "once you set `validation.overfitting` in params.yaml, run `ita-vc init --upgrade` "
+            "again: the grid stage then declares it (and writes the per-variant daily returns)"
         ]
     return []
 

@@ -237,3 +237,19 @@ def test_dvc_plots_output_is_ignored_by_git_so_runs_are_not_refused(tmp_repo):
     run([str(VENV_BIN / "dvc"), "plots", "show"], cwd=repo)
     assert (repo / "dvc_plots" / "index.html").is_file()
     assert repo.git("status", "--porcelain").stdout == ""
+
+
+def test_overfitting_set_after_the_stage_was_added_reaches_the_grid_stage(old_workspace):
+    repo = old_workspace
+    params = repo / "params.yaml"
+    params.write_text(params.read_text() + "validation:\n  seed: 1\n  permutation: {n: 10}\n")
+    assert invoke("init", "--upgrade", "--yes").exit_code == 0
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    assert "validate" in stages and "validation.overfitting" not in stages["grid"]["params"]
+    assert "once you set `validation.overfitting`" in invoke("init", "--upgrade").stdout
+    params.write_text(params.read_text() + "  overfitting: {partitions: 4}\n")
+    shown = invoke("init", "--upgrade", "--yes")
+    assert shown.exit_code == 0 and "+      - validation.overfitting" in shown.stdout
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    assert "validation.overfitting" in stages["grid"]["params"]
+    assert "note:" not in invoke("init", "--upgrade").stdout

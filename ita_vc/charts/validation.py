@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from ita_vc.validation.outcome import ValidationOutcome
 
 __all__ = [
+    "CHART_FILES",
+    "placeholder_png",
     "render_bootstrap_png",
     "render_monte_carlo_png",
     "render_pbo_png",
@@ -241,6 +243,33 @@ def render_pbo_png(outcome: ValidationOutcome) -> bytes:
     )
     ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
     ax.legend(loc="upper left", framealpha=0.9)
+    return _png(fig)
+
+
+CHART_FILES = {
+    "permutation.png": "permutation",
+    "bootstrap.png": "block_bootstrap",
+    "monte_carlo.png": "monte_carlo",
+    "walk_forward.png": "wfo",
+    "pbo.png": "overfitting",
+}
+"""Every chart file of a validation and the summary key of its test."""
+
+
+def placeholder_png(name: str, outcome: ValidationOutcome) -> bytes:
+    """A small chart saying why ``name`` draws nothing this time (the test was skipped, or had
+    nothing to draw): a folder of outputs never keeps an earlier validation's chart."""
+    key = CHART_FILES[name]
+    fig = Figure(figsize=(6, 1.2), dpi=90, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    why = (
+        f"skipped: params.yaml validation.{key} is not set"
+        if outcome.summary.get(key) is None
+        else "nothing to draw (see report.md)"
+    )
+    ax.text(0.5, 0.5, f"{_title(outcome.summary)}\n{key}: {why}", ha="center", va="center")
     return _png(fig)
 
 

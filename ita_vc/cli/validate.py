@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from ita_vc.workspace import Workspace
 
 
 def validate_command(
@@ -57,6 +60,11 @@ def validate_command(
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
+    results = Path(workspace.config.store.kinds["results"], "validation")
+    if out is not None:
+        _check_out(workspace, out)
+    else:  # a symlinked results/validation leading out is refused now, not after the work
+        workspace.contained(results / "validation_summary.json")
     sink = DirSink(out) if out else None  # checked before any work
     with (
         workspace.lock(name="validate", timeout=wait, purpose="ita-vc validate"),
@@ -79,15 +87,40 @@ def validate_command(
             scheduler=scheduler,
             progress=progress,
         )
-        target = sink or StoreSink(PersistentStore(workspace), "results", "validation")
-        files = write_validation(outcome, target)
-    where = out or Path(workspace.config.store.kinds["results"], "validation")
+        if sink is not None:
+            files = write_validation(outcome, sink)
+        else:  # results/ is also `ita-vc run`'s: written under the workspace lock
+            with workspace.lock(timeout=wait, purpose="ita-vc validate (writing results)"):
+                store = PersistentStore(workspace)
+                files = write_validation(outcome, StoreSink(store, "results", "validation"))
+    where = out or results
     _print_summary(outcome.summary)
     console().print(
         f"{len(files)} file(s) -> {where} (report.md). Outside DVC: `ita-vc run --stage "
         "validate` records a validation with its run.",
         markup=False,
     )
+
+
+def _check_out(workspace: Workspace, out: Path) -> None:
+    """``--out`` may not be inside what the workspace versions by hand (data/, .git, .dvc).
+
+    Raises:
+        UsageError: naming the folder.
+    """
+    from ita_vc.errors import UsageError
+
+    root = workspace.root.resolve()
+    target = out.resolve()
+    if not target.is_relative_to(root):
+        return
+    rel = target.relative_to(root).as_posix()
+    for folder in (workspace.config.paths.data_root, ".git", ".dvc"):
+        if rel == folder or rel.startswith(folder.rstrip("/") + "/"):
+            raise UsageError(
+                f"--out {out}: inside {folder}/, which the workspace versions; write the "
+                "validation elsewhere (default: results/validation)"
+            )
 
 
 def _print_summary(summary: dict[str, object]) -> None:

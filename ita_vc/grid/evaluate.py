@@ -27,6 +27,7 @@ from ita_vc.backtest.metrics import (
 from ita_vc.backtest.records import TRADE_WIDTH
 from ita_vc.backtest.signals import combine_states, indicator_state
 from ita_vc.utils.hashing import hash_canonical
+from ita_vc.utils.process import die_with_parent
 from ita_vc.utils.tablehash import hash_dataframe
 
 if TYPE_CHECKING:
@@ -252,6 +253,7 @@ def init_pool_worker(context: EvalContext) -> None:
     terminal reaches the whole process group, and only the parent decides how to stop (the
     pool must not break under it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL)  # never outlive the search (nor hold its locks)
     init_worker(context)
 
 

@@ -6,28 +6,12 @@ Exit codes: 0, an :class:`ItaVcError`'s code, or 130 when interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
-import signal
 import sys
 
 from ita_vc.backtest.run import ENGINE_VERSION, SUPPORTED_ENGINES
 from ita_vc.errors import EXIT_INTERRUPTED, ConfigError, ItaVcError
 from ita_vc.pipeline import stages
-
-
-def die_with_parent() -> None:
-    """Linux: get SIGTERM when the parent (``dvc repro``) dies, even by SIGKILL, so a killed
-    ``ita-vc run`` leaves no stage writing outputs behind its back."""
-    if sys.platform != "linux":
-        return
-    parent = os.getppid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl: do as if it had just died
-        os.kill(os.getpid(), signal.SIGTERM)
+from ita_vc.utils.process import die_with_parent
 
 
 def check_engine(pinned: str | None) -> None:

@@ -286,14 +286,19 @@ def _write_grid_files(
 
 def write_validation(outcome: Any, sink: OutputSink) -> list[str]:
     """``validation_summary.json``, the charts of the tests that ran
-    (:func:`ita_vc.charts.validation.validation_charts`) and ``report.md``; returns the file
-    names written. Same outcome, same bytes."""
-    from ita_vc.charts.validation import validation_charts  # lazy: matplotlib
+    (:func:`ita_vc.charts.validation.validation_charts`; the others a placeholder saying why,
+    so no earlier validation's chart stays beside this one) and ``report.md``; returns the
+    file names written. Same outcome, same bytes."""
+    from ita_vc.charts.validation import (  # lazy: matplotlib
+        CHART_FILES,
+        placeholder_png,
+        validation_charts,
+    )
     from ita_vc.validation.report import render_validation_md
 
     charts = validation_charts(outcome)
     sink.json(outcome.summary, "validation_summary.json")
-    for name, data in charts.items():
-        sink.binary(data, name)
+    for name in CHART_FILES:
+        sink.binary(charts[name] if name in charts else placeholder_png(name, outcome), name)
     sink.binary(render_validation_md(outcome, list(charts)).encode("utf-8"), "report.md")
-    return ["validation_summary.json", *charts, "report.md"]
+    return ["validation_summary.json", *CHART_FILES, "report.md"]

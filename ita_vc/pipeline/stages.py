@@ -358,16 +358,20 @@ def _stage_grid_evidence(
     store: Any, prepared: Any, setup: GridSetup, validation: ValidationParams
 ) -> GridEvidence | None:
     """The grid stage's outputs the overfitting statistics read, checked to be of this grid
-    and these candles."""
+    and these candles, and whole.
+
+    Raises:
+        DataValidationError: missing, stale or damaged grid outputs (what to run is said).
+    """
     if validation.overfitting is None:
         return None
-    import json
-
-    from ita_vc.grid.returns import VariantReturns
     from ita_vc.grid.search import _context, _request_hash
 
     folder = _results(store, "grid")
-    rerun = "run the grid stage first (`dvc repro grid`, or `ita-vc validate`, which runs it)"
+    rerun = (
+        "run the grid stage (`dvc repro grid`; if DVC says it did not change, its params lack "
+        "`validation.overfitting`: `ita-vc init --upgrade --yes` adds it) or `ita-vc validate`"
+    )
     try:
         summary = store.load_json(f"{folder}/summary.json")
         topk = store.load_dataframe(f"{folder}/topk.parquet")
@@ -375,8 +379,9 @@ def _stage_grid_evidence(
         raise DataValidationError(f"{folder}: no grid outputs ({exc}): {rerun}") from exc
     rule, params, request = setup
     key = _context(prepared, rule, params, request).key
-    if summary.get("grid_request_hash") != _request_hash(request) or (
-        summary.get("engine_params_hash") != key
+    if not isinstance(summary, dict) or (
+        summary.get("grid_request_hash") != _request_hash(request)
+        or summary.get("engine_params_hash") != key
     ):
         raise DataValidationError(
             f"{folder} is the result of another grid, data or params than params.yaml's: {rerun}"
@@ -385,19 +390,49 @@ def _stage_grid_evidence(
         frame = store.load_dataframe(f"{folder}/{VARIANT_RETURNS}")
     except (ItaVcError, OSError) as exc:
         raise DataValidationError(
-            f"{folder}/{VARIANT_RETURNS} is missing (the grid ran without "
-            f"validation.overfitting): {rerun}"
+            f"{folder}/{VARIANT_RETURNS} is missing or unreadable (the grid ran without "
+            f"validation.overfitting?): {rerun}"
         ) from exc
-    if len(topk) == 0:
-        raise DataValidationError(f"{folder}/topk.parquet holds no variant: {rerun}")
-    keys = [str(c) for c in frame.columns[1:]]
-    returns = VariantReturns(
-        keys,
-        frame["ts_utc"].to_numpy(dtype="int64"),
-        np.ascontiguousarray(frame[keys].to_numpy(dtype="float64")),  # as computed: C order
-    )
+    return GridEvidence(*_best_row(topk, folder, rerun), _returns_of(frame, request, folder, rerun))
+
+
+def _best_row(topk: Any, folder: str, rerun: str) -> tuple[str, dict[str, Any]]:
+    """The top-K's rank-1 variant key and its params (checked)."""
+    import json
+
+    from ita_vc.grid.request import variant_from_dict
+
+    damaged = DataValidationError(f"{folder}/topk.parquet is damaged or empty: {rerun}")
+    if len(topk) == 0 or not {"variant_key", "params_json"} <= set(topk.columns):
+        raise damaged
     best = topk.iloc[0]
-    return GridEvidence(str(best["variant_key"]), json.loads(best["params_json"]), returns)
+    try:
+        row = json.loads(best["params_json"])
+        variant_from_dict(row)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise damaged from exc
+    if not isinstance(row, dict):
+        raise damaged
+    return str(best["variant_key"]), row
+
+
+def _returns_of(frame: Any, request: Any, folder: str, rerun: str) -> Any:
+    """The daily-returns matrix of the file, checked against the grid's Stage A variants."""
+    from ita_vc.grid.returns import VariantReturns
+
+    keys = [str(c) for c in frame.columns[1:]]
+    expected = sorted(v.key for v in request.base_variants())
+    if len(frame.columns) < 1 or frame.columns[0] != "ts_utc" or keys != expected:
+        raise DataValidationError(
+            f"{folder}/{VARIANT_RETURNS} does not hold this grid's Stage A variants "
+            f"({len(keys):,} columns, {len(expected):,} variants): {rerun}"
+        )
+    matrix = np.ascontiguousarray(frame[keys].to_numpy(dtype="float64"))  # as computed
+    if not np.isfinite(matrix).all():
+        raise DataValidationError(
+            f"{folder}/{VARIANT_RETURNS} holds non-finite returns (a damaged file): {rerun}"
+        )
+    return VariantReturns(keys, frame["ts_utc"].to_numpy(dtype="int64"), matrix)
 
 
 def stage_validate(root: Path | None = None, engine: str | None = None) -> dict[str, Any]:

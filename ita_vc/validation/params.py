@@ -39,11 +39,15 @@ _NUMERIC_METRICS = (
 Drawdown [%] is <= 0, so larger is a shallower drawdown)."""
 
 
+MAX_BLOCK = 100_000
+"""The longest bootstrap block accepted (days; a block longer than the returns wraps whole)."""
+
+
 def _block_size(value: object) -> int | str:
     if value == "auto":
         return "auto"
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise Invalid(f'must be "auto" or an integer >= 1, got {value!r}')
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BLOCK:
+        raise Invalid(f'must be "auto" or an integer in 1..{MAX_BLOCK:,}, got {value!r}')
     return value
 
 

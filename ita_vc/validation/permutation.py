@@ -21,6 +21,7 @@ from ita_vc.backtest.signals import resolve_indicator_params, rule_states
 from ita_vc.errors import DataValidationError
 from ita_vc.grid.executor import Executor, Task
 from ita_vc.utils.hashing import hash_canonical
+from ita_vc.utils.process import die_with_parent
 from ita_vc.utils.tablehash import hash_dataframe
 from ita_vc.validation.stats import BarArrays, permutation_p_value
 
@@ -225,6 +226,7 @@ def init_perm_worker(context: PermContext) -> None:
     """Pool initializer: keep the context (one per process) and ignore SIGINT (the parent
     decides how to stop)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL)  # never outlive the test (nor hold its locks)
     _CONTEXTS.clear()
     _CONTEXTS[context.key] = context
 

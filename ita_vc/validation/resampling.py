@@ -99,11 +99,23 @@ def block_bootstrap(
             "validation.block_bootstrap: the range gives no daily returns to resample"
         )
     b = auto_block_size(r) if block_size == "auto" else int(block_size)
+    k = math.ceil(t / b)
+    if n * max(k, t) > MAX_DRAWS:
+        raise DataValidationError(
+            f"validation.block_bootstrap.n: {n:,} replicates x {t:,} days is more than "
+            f"{MAX_DRAWS:,} values (memory): lower block_bootstrap.n"
+        )
     rng = np.random.default_rng(seed)
-    starts = rng.integers(0, t, size=(n, math.ceil(t / b)))
-    reps = block_bootstrap_replicates(r, b, starts)
-    totals = (np.prod(1.0 + reps, axis=1) - 1.0) * 100.0
-    sharpes = [s for s in (sharpe_ratio(row, periods_per_year) for row in reps) if s is not None]
+    starts = rng.integers(0, t, size=(n, k))
+    totals = np.empty(n)
+    sharpes: list[float] = []
+    chunk = max(1, _CHUNK_CELLS // t)
+    for lo in range(0, n, chunk):  # replicates built a chunk of rows at a time
+        reps = block_bootstrap_replicates(r, b, starts[lo : lo + chunk])
+        totals[lo : lo + len(reps)] = (np.prod(1.0 + reps, axis=1) - 1.0) * 100.0
+        sharpes += [
+            s for s in (sharpe_ratio(row, periods_per_year) for row in reps) if s is not None
+        ]
     result = BootstrapResult(
         n,
         b,
@@ -162,7 +174,8 @@ def monte_carlo(
 
 FAN_POINTS = 2000
 """Trade steps at most in the Monte Carlo fan (the chart's x axis)."""
-MAX_DRAWS = 400_000_000
-"""n x M draws at most (the index matrix is 8 bytes per draw: 3.2 GB)."""
+MAX_DRAWS = 200_000_000
+"""Monte Carlo's n x M draws (and the bootstrap's n x T values) at most: the index matrix is 8
+bytes per draw (1.6 GB), the fan's samples as much again at most."""
 _CHUNK_CELLS = 4_000_000
 """Path cells built at once (32 MB)."""

@@ -101,7 +101,8 @@ def block_bootstrap_replicates(r: npt.ArrayLike, block: int, starts: IntArray) -
     j = 0..block-1, concatenated and cut to T values (circular blocks)."""
     returns = np.asarray(r, dtype=np.float64)
     t = len(returns)
-    offsets = np.arange(block)
+    # a block longer than T: one block per replicate, of which only T values are kept
+    offsets = np.arange(min(block, t))
     index = (starts[:, :, None] + offsets[None, None, :]) % t  # (n, k, b)
     replicates: FloatArray = returns[index.reshape(len(starts), -1)[:, :t]]
     return replicates

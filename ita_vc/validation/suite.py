@@ -218,7 +218,7 @@ def run_validation(
     extra: dict[str, Any] = {}
     notes: list[str] = []
     parts: list[tuple[str, Callable[[], Part]]] = [
-        ("permutation", lambda: _permutation(run)),
+        ("permutation", lambda: _permutation(run, notes)),
         ("block_bootstrap", lambda: _bootstrap(run)),
         ("monte_carlo", lambda: _monte_carlo(run, notes)),
         ("wfo", lambda: _wfo(run, request)),
@@ -261,6 +261,12 @@ def _preflight(
                 f"needs at least {need}: an integer block_size, a longer range, or "
                 "`block_bootstrap: null` skips the test"
             )
+    if boot is not None and boot.n * len(run.daily) > MAX_DRAWS:
+        raise DataValidationError(
+            f"params.yaml: validation.block_bootstrap.n: {boot.n:,} replicates x "
+            f"{len(run.daily):,} days is more than {MAX_DRAWS:,} values (memory): lower "
+            "block_bootstrap.n"
+        )
     trades = len(run.result.engine_trades)
     if v.monte_carlo_n is not None and v.monte_carlo_n * trades > MAX_DRAWS:
         raise DataValidationError(
@@ -337,10 +343,17 @@ def _check_overfitting(grid: GridEvidence | None, partitions: int, max_variants:
         )
 
 
-def _permutation(run: _Run) -> Part:
+def _permutation(run: _Run, notes: list[str]) -> Part:
     n = run.validation.permutation_n
     if n is None:
         return None, {}
+    if len(run.result.engine_trades) == 0:
+        notes.append(
+            "Permutation: the run closed no trades, so its p-value says nothing about an edge "
+            "(a permuted path's closes are exp(log(close_0) + cumsum(r)), which can differ from "
+            "the actual closes in the last bits: on flat prices a moving average may cross on "
+            "that rounding and trade)."
+        )
     perm, values = permutation_test(
         run.prepared,
         run.rule,

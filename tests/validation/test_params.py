@@ -61,3 +61,9 @@ def test_bad_partitions(partitions):
 def test_the_section_must_be_a_mapping(bad):
     with pytest.raises(DataValidationError, match="validation"):
         parse_validation(bad)
+
+
+@pytest.mark.parametrize("size", [0, 100_001, 10**20, True, 2.0, "AUTO"])
+def test_block_sizes_out_of_range_are_refused(size):
+    with pytest.raises(DataValidationError, match="block_size"):
+        parse_validation({"block_bootstrap": {"block_size": size}})

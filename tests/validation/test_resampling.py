@@ -80,3 +80,11 @@ def test_auto_block_size_refuses_too_few_returns_and_takes_1_without_variation()
     with pytest.raises(DataValidationError, match="needs at least 10"):
         auto_block_size(np.random.default_rng(0).normal(size=7))
     assert auto_block_size(np.zeros(50)) == 1  # arch gives NaN: no variation
+
+
+def test_a_block_longer_than_the_returns_wraps_whole():
+    r = np.array([0.01, -0.02, 0.03, 0.0])
+    result, values = block_bootstrap(r, n=5, block_size=100_000, confidence=0.9, seed=1)
+    starts = np.random.default_rng(1).integers(0, 4, size=(5, 1))
+    expected = [(np.prod(1 + r[(s + np.arange(4)) % 4]) - 1) * 100 for s in starts[:, 0]]
+    assert values.tolist() == expected and result.block_size == 100_000

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,135 @@ def test_data_refusals_come_before_the_grid_or_any_test(validated, tmp_path):
     with pytest.raises(DataValidationError, match="shorter than the rule's longest"):
         validate_workspace(copy, workers=1, progress=lambda *a: seen.append(a))
     assert seen == []  # neither the grid nor a test started
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("summary", "another grid"),
+        ("ts_column", "does not hold this grid's Stage A variants"),
+        ("nan", "non-finite returns"),
+        ("params_json", "topk.parquet is damaged"),
+    ],
+)
+def test_damaged_grid_outputs_are_refused_by_the_stage(validated, tmp_path, damage, message):
+    import numpy as np
+    import pandas as pd
+
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    grid = copy / "results" / "grid"
+    for name in ("summary.json", "variant_returns.parquet", "topk.parquet"):
+        target = grid / name  # DVC may have linked the file from its cache: replace, not edit
+        data = target.read_bytes()
+        target.unlink()
+        target.write_bytes(data)
+    sidecars = list(grid.glob(".*"))
+    for sidecar in sidecars:  # the store checks hashes: a user's damage comes without them
+        sidecar.unlink()
+    if damage == "summary":
+        (grid / "summary.json").write_text("[]")
+    elif damage in ("ts_column", "nan"):
+        frame = pd.read_parquet(grid / "variant_returns.parquet")
+        if damage == "nan":
+            frame.iloc[3, 2] = np.nan
+        else:
+            frame = frame.rename(columns={"ts_utc": "day"})
+        frame.to_parquet(grid / "variant_returns.parquet")
+    else:
+        frame = pd.read_parquet(grid / "topk.parquet")
+        frame["params_json"] = '{"fast": 7}'
+        frame.to_parquet(grid / "topk.parquet")
+    proc = run(
+        [str(VENV_BIN / "python"), "-m", "ita_vc.pipeline", "validate", "--engine", "1.1"],
+        cwd=copy,
+        env=pipeline_env(),
+        check=False,
+    )
+    assert proc.returncode == 11, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_killed_validate_leaves_no_worker_and_no_lock(validated, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    params = copy / "params.yaml"
+    params.write_text(
+        params.read_text().replace("permutation: {n: 20}", "permutation: {n: 10000000}")
+    )
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "ita-vc"), "validate", "--workers", "2"],
+        cwd=copy,
+        env=pipeline_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def children() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == proc.pid:
+                    found.append(int(entry))
+        return found
+
+    deadline = time.monotonic() + 120
+    while len(children()) < 2 and time.monotonic() < deadline:  # the pool is up
+        time.sleep(0.2)
+    workers = children()
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)  # PR_SET_PDEATHSIG: they died with it
+    params.write_text(
+        params.read_text().replace("permutation: {n: 10000000}", "permutation: {n: 5}")
+    )
+    again = run(
+        [str(VENV_BIN / "ita-vc"), "validate", "--workers", "1"],
+        cwd=copy,
+        env=pipeline_env(),
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr  # the lock went with them
+
+
+def test_out_inside_data_is_refused_and_skipped_charts_are_replaced(
+    validated, tmp_path, monkeypatch
+):
+    copy = tmp_path / "copy"
+    shutil.copytree(validated, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    refused = invoke("validate", "--out", "data/v")
+    assert refused.exit_code == 2 and "inside data/" in refused.output
+    out = tmp_path / "v"
+    assert invoke("validate", "--out", str(out), "--workers", "1").exit_code == 0
+    big = (out / "pbo.png").stat().st_size
+    params = copy / "params.yaml"
+    text = params.read_text()
+    params.write_text(
+        text.replace("overfitting: {partitions: 4, max_variants: 100}", "overfitting: null")
+    )
+    assert invoke("validate", "--out", str(out), "--workers", "1").exit_code == 0
+    # no earlier validation's chart stays: the skipped test's file says it was skipped
+    assert (out / "pbo.png").stat().st_size < big
+    assert "pbo.png" not in (out / "report.md").read_text()
+    assert json.loads((out / "validation_summary.json").read_text())["overfitting"] is None
