@@ -656,11 +656,20 @@ def _reproduce(
     )
     journal.save("repro")
     before = set(gitcli.status_paths(workspace.root))
+    lock_path = workspace.root / "dvc.lock"
+    lock_before = lock_path.read_bytes() if lock_path.is_file() else None
     try:
         prep.write_params()
         _repro(workspace.root, prep.targets, opts.progress, lock_fd)
     except BaseException:
         prep.restore_params()
+        # DVC records the stages that finished in dvc.lock but writes their .gitignore entries
+        # only when the whole repro succeeds: the lock goes back to what it was, so the next
+        # run re-runs them and their outputs are ignored again
+        if lock_before is None:
+            lock_path.unlink(missing_ok=True)
+        elif lock_path.read_bytes() != lock_before:
+            atomic_write_bytes(lock_path, lock_before)
         journal.clear()
         raise
     return journal, before

@@ -341,3 +341,20 @@ def test_out_inside_data_is_refused_and_skipped_charts_are_replaced(
     assert (out / "pbo.png").stat().st_size < big
     assert "pbo.png" not in (out / "report.md").read_text()
     assert json.loads((out / "validation_summary.json").read_text())["overfitting"] is None
+
+
+def test_a_run_whose_stage_fails_leaves_the_lock_as_it_was(tmp_repo):
+    """DVC writes dvc.lock entries of the stages that finished but their .gitignore entries
+    only when the whole repro succeeds: the run puts dvc.lock back, so the next run re-runs
+    them and nothing they wrote shows as untracked."""
+    from ita_vc.errors import DataValidationError
+    from ita_vc.snapshot.runner import run_pipeline
+    from ita_vc.workspace import Workspace
+
+    repo = make_pipeline_repo(tmp_repo)
+    workspace = Workspace.at(repo)
+    with pytest.raises(DataValidationError, match="windows of 0 bars"):
+        run_pipeline(workspace, stages=["validate"], overrides=[("validation.wfo.windows", 400)])
+    assert not (repo / "dvc.lock").exists()
+    report = run_pipeline(workspace, stages=["validate"])
+    assert report.committed and repo.git("status", "--porcelain").stdout == ""
