@@ -60,13 +60,13 @@ def test_a_new_rule_version_reruns_only_the_backtest(pipeline_repo):
     from ita_vc.rules import RuleRegistry
     from ita_vc.workspace import Workspace
 
-    _dvc(pipeline_repo, "repro")
+    _dvc(pipeline_repo, "repro", "report")  # the whole pipeline: the test above
     RuleRegistry(Workspace.at(pipeline_repo)).bump(
         "example_ma_cross", sets=["indicators.0.params.fast=5"]
     )
     params = pipeline_repo / "params.yaml"
     params.write_text(params.read_text().replace('version: "1.0"', 'version: "1.1"'))
-    out = _dvc(pipeline_repo, "repro")
+    out = _dvc(pipeline_repo, "repro", "report")
     assert "Stage 'prepare' didn't change, skipping" in out.stdout
     assert "Running stage 'backtest'" in out.stdout
     summary = json.loads((pipeline_repo / "results/backtest/summary.json").read_text())
