@@ -12,6 +12,8 @@ __all__ = [
     "DURATION_METRICS",
     "METRIC_UNITS",
     "format_duration",
+    "format_fixed",
+    "format_interval",
     "format_metric",
     "format_number",
 ]
@@ -73,6 +75,23 @@ def format_number(value: float, decimals: int, *, grouping: bool = True) -> str:
         return str(value)
     text = f"{value:,.{decimals}f}" if grouping else f"{value:.{decimals}f}"
     return text[1:] if text.startswith("-") and not text.strip("-0.,") else text
+
+
+def format_fixed(value: object, digits: int, suffix: str = "") -> str:
+    """A number with ``digits`` places (thousands separated) and ``suffix``; ``-`` for null or
+    anything that is not a number (the validation report's p-values, probabilities, CIs)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def format_interval(ci: object, digits: int, suffix: str = "") -> str:
+    """``[lower, upper]`` of a ``{lower, upper}`` mapping, each by :func:`format_fixed`; ``-``
+    when there is none."""
+    if not isinstance(ci, dict):
+        return "-"
+    lower, upper = ci.get("lower"), ci.get("upper")
+    return f"[{format_fixed(lower, digits, suffix)}, {format_fixed(upper, digits, suffix)}]"
 
 
 def metric_unit(name: str) -> str:

@@ -17,7 +17,6 @@ outcome gives the same bytes.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from matplotlib.figure import Figure
 
 from ita_vc.backtest.format import format_metric
 from ita_vc.charts.html import standalone_html
+from ita_vc.charts.run_png import png_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -366,11 +366,8 @@ def _note_figure(view: GridView, text: str) -> Any:
 
 
 def _png(fig: Any) -> bytes:
-
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def render_heatmap_png(view: GridView) -> bytes:

@@ -35,6 +35,7 @@ __all__ = [
     "EXIT_STYLE",
     "equity_figure",
     "line_png",
+    "png_bytes",
     "price_figure",
     "render_chart_png",
     "render_equity_png",
@@ -78,7 +79,9 @@ def _figure(height: float) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes, without a timestamp or version in the metadata: the same
+    figure gives the same bytes (every PNG chart of ita-vc is saved through here)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
@@ -196,7 +199,7 @@ def price_figure(series: RunSeries, title: str) -> Figure:
 
 def render_price_png(series: RunSeries, title: str) -> bytes:
     """price.png: :func:`price_figure` as PNG bytes."""
-    return _png(price_figure(series, title))
+    return png_bytes(price_figure(series, title))
 
 
 def equity_figure(series: RunSeries, title: str) -> Figure:
@@ -235,7 +238,7 @@ def equity_figure(series: RunSeries, title: str) -> Figure:
 
 def render_equity_png(series: RunSeries, title: str) -> bytes:
     """equity.png: :func:`equity_figure` as PNG bytes."""
-    return _png(equity_figure(series, title))
+    return png_bytes(equity_figure(series, title))
 
 
 def line_png(
@@ -255,7 +258,7 @@ def line_png(
         _no_bars(ax)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def render_chart_png(

@@ -12,7 +12,6 @@ Values that are not finite are left out (and counted in the title).
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.dates as mdates
@@ -20,6 +19,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from ita_vc.backtest.format import format_fixed as _f
+from ita_vc.charts.run_png import png_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -57,12 +59,6 @@ def _figure(height: float = 4.2, *, counts: bool = False) -> tuple[Figure, Axes]
     return fig, ax
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
 def _finite(values: npt.ArrayLike | None) -> tuple[npt.NDArray[np.float64], int]:
     """The finite values and how many were dropped."""
     x = np.asarray(values if values is not None else [], dtype=np.float64)
@@ -86,10 +82,21 @@ def _hist(ax: Axes, values: npt.NDArray[np.float64], **style: Any) -> None:
     ax.hist(values, bins=edges.tolist(), **style)
 
 
-def _f(value: object, digits: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "-"
-    return f"{value:,.{digits}f}"
+def _mark_actual(ax: Axes, actual: object) -> None:
+    """The run's own value as a dashed line, in the legend."""
+    if isinstance(actual, int | float):
+        label = f"actual: {_f(actual, 2)} %"
+        ax.axvline(actual, color=_MARK, linestyle="--", linewidth=2, label=label)
+
+
+def _histogram_png(fig: Figure, ax: Axes, xlabel: str, ylabel: str, title: str) -> bytes:
+    """A histogram's labels and title, room above the bars for the legend, the PNG."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
+    ax.legend(loc="upper left", framealpha=0.9)
+    return png_bytes(fig)
 
 
 def _title(summary: Mapping[str, Any]) -> str:
@@ -108,19 +115,9 @@ def render_permutation_png(outcome: ValidationOutcome) -> bytes:
     if len(values):
         _hist(ax, values, color=_MAIN, alpha=0.7, label=f"permuted price paths ({len(values):,})")
     actual = perm.get("actual")
-    if isinstance(actual, int | float):
-        ax.axvline(
-            actual, color=_MARK, linestyle="--", linewidth=2, label=f"actual: {_f(actual, 2)} %"
-        )
-    ax.set_xlabel("Total Return [%]")
-    ax.set_ylabel("permutations")
-    ax.set_title(
-        f"{_title(s)}: permutation test, n = {perm['n']:,}, p = {_f(perm.get('p_value'), 4)}"
-        + _dropped(dropped)
-    )
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend above the bars
-    ax.legend(loc="upper left", framealpha=0.9)
-    return _png(fig)
+    _mark_actual(ax, actual)
+    title = f"{_title(s)}: permutation test, n = {perm['n']:,}, p = {_f(perm.get('p_value'), 4)}"
+    return _histogram_png(fig, ax, "Total Return [%]", "permutations", title + _dropped(dropped))
 
 
 def render_bootstrap_png(outcome: ValidationOutcome) -> bytes:
@@ -143,19 +140,13 @@ def render_bootstrap_png(outcome: ValidationOutcome) -> bytes:
     if len(values):
         _hist(ax, values, color=_MAIN, alpha=0.7, label=f"replicates ({len(values):,})")
     actual = (s.get("actual") or {}).get("Total Return [%]")
-    if isinstance(actual, int | float):
-        ax.axvline(
-            actual, color=_MARK, linestyle="--", linewidth=2, label=f"actual: {_f(actual, 2)} %"
-        )
-    ax.set_xlabel("total return [%] of a replicate")
-    ax.set_ylabel("replicates")
-    ax.set_title(
+    _mark_actual(ax, actual)
+    title = (
         f"{_title(s)}: circular block bootstrap, n = {boot['n']:,}, block "
-        f"{boot['block_size']} days, {level}" + _dropped(dropped)
+        f"{boot['block_size']} days, {level}"
     )
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
-    ax.legend(loc="upper left", framealpha=0.9)
-    return _png(fig)
+    xlabel = "total return [%] of a replicate"
+    return _histogram_png(fig, ax, xlabel, "replicates", title + _dropped(dropped))
 
 
 def render_monte_carlo_png(outcome: ValidationOutcome) -> bytes:
@@ -175,7 +166,7 @@ def render_monte_carlo_png(outcome: ValidationOutcome) -> bytes:
         f"P(loss) = {_f(mc.get('prob_loss'), 4)}"
     )
     ax.legend(loc="upper left", framealpha=0.9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def render_wfo_png(outcome: ValidationOutcome) -> bytes:
@@ -218,7 +209,7 @@ def render_wfo_png(outcome: ValidationOutcome) -> bytes:
         "starts (its variant)"
     )
     ax.legend(loc="lower left", framealpha=0.9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def render_pbo_png(outcome: ValidationOutcome) -> bytes:
@@ -235,15 +226,12 @@ def render_pbo_png(outcome: ValidationOutcome) -> bytes:
             low - 0.05 * (abs(low) + 1), 0, color=_MARK, alpha=0.08, label="overfit (lambda <= 0)"
         )
     ax.axvline(0, color=_MARK, linestyle="--", linewidth=1.5)
-    ax.set_xlabel("lambda = logit of the in-sample best's out-of-sample rank")
-    ax.set_ylabel("combinations")
-    ax.set_title(
+    title = (
         f"{_title(s)}: CSCV, S = {over['partitions']}, {over['n_variants']:,} variants, "
-        f"PBO = {_f(over.get('pbo'), 4)}, DSR = {_f(over.get('dsr'), 4)}" + _dropped(dropped)
+        f"PBO = {_f(over.get('pbo'), 4)}, DSR = {_f(over.get('dsr'), 4)}"
     )
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
-    ax.legend(loc="upper left", framealpha=0.9)
-    return _png(fig)
+    xlabel = "lambda = logit of the in-sample best's out-of-sample rank"
+    return _histogram_png(fig, ax, xlabel, "combinations", title + _dropped(dropped))
 
 
 CHART_FILES = {
@@ -270,7 +258,7 @@ def placeholder_png(name: str, outcome: ValidationOutcome) -> bytes:
         else "nothing to draw (see report.md)"
     )
     ax.text(0.5, 0.5, f"{_title(outcome.summary)}\n{key}: {why}", ha="center", va="center")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def validation_charts(outcome: ValidationOutcome) -> dict[str, bytes]:

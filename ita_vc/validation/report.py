@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.backtest.format import format_fixed as _f
+from ita_vc.backtest.format import format_interval as _ci
 from ita_vc.backtest.format import format_metric
 
 if TYPE_CHECKING:
@@ -42,18 +44,6 @@ _WFO_METRICS = (
     "Win Rate [%]",
     "Benchmark Return [%]",
 )
-
-
-def _f(value: object, digits: int, suffix: str = "") -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "-"
-    return f"{value:,.{digits}f}{suffix}"
-
-
-def _ci(ci: object, digits: int, suffix: str = "") -> str:
-    if not isinstance(ci, dict):
-        return "-"
-    return f"[{_f(ci.get('lower'), digits, suffix)}, {_f(ci.get('upper'), digits, suffix)}]"
 
 
 def _cell(text: object) -> str:

@@ -8,22 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.backtest.format import format_fixed as _f
+from ita_vc.backtest.format import format_interval as _ci
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["headline_values", "verdict_lines"]
-
-
-def _f(value: object, digits: int, suffix: str = "") -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "-"
-    return f"{value:,.{digits}f}{suffix}"
-
-
-def _ci(ci: object, digits: int, suffix: str = "") -> str:
-    if not isinstance(ci, dict):
-        return "-"
-    return f"[{_f(ci.get('lower'), digits, suffix)}, {_f(ci.get('upper'), digits, suffix)}]"
 
 
 def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
