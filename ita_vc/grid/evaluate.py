@@ -11,7 +11,6 @@ one whenever the key differs, so a worker never evaluates with another search's 
 
 from __future__ import annotations
 
-import signal
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
@@ -27,7 +26,7 @@ from ita_vc.backtest.metrics import (
 from ita_vc.backtest.records import TRADE_WIDTH
 from ita_vc.backtest.signals import combine_states, indicator_state
 from ita_vc.utils.hashing import hash_canonical
-from ita_vc.utils.process import die_with_parent
+from ita_vc.utils.process import start_pool_worker
 from ita_vc.utils.tablehash import hash_dataframe
 
 if TYPE_CHECKING:
@@ -249,11 +248,10 @@ def init_worker(context: EvalContext) -> None:
 
 
 def init_pool_worker(context: EvalContext) -> None:
-    """:func:`init_worker` for a local pool process, which also ignores SIGINT: a Ctrl-C in a
-    terminal reaches the whole process group, and only the parent decides how to stop (the
-    pool must not break under it)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(signal.SIGKILL)  # never outlive the search (nor hold its locks)
+    """:func:`init_worker` for a pool of one's own: the process first ignores SIGINT and dies
+    with its parent (:func:`~ita_vc.utils.process.start_pool_worker`, which the grid's
+    :class:`~ita_vc.grid.executor.Executor` runs in every pool process itself)."""
+    start_pool_worker()
     init_worker(context)
 
 

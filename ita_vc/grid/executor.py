@@ -18,8 +18,9 @@ from ita_vc.errors import ItaVcError
 from ita_vc.grid.evaluate import (
     evaluate_batch,
     evaluate_in_worker,
-    init_pool_worker,
+    init_worker,
 )
+from ita_vc.utils.process import start_pool_worker
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -43,15 +44,23 @@ class _Pending(Protocol[R]):  # type: ignore[misc]  # covariance is not the poin
 class Task(Generic[R]):
     """How a batch is evaluated: ``local(batch, context)`` in this process or on Dask (the
     context scattered once), ``in_worker(batch, key)`` in a local pool process set up by
-    ``initializer(context)``. All three are module-level functions (pickled by name)."""
+    ``initializer(context)`` (after :func:`~ita_vc.utils.process.start_pool_worker`). All
+    three are module-level functions (pickled by name)."""
 
     local: Callable[[Any, Any], R]
     in_worker: Callable[[Any, str], R]
     initializer: Callable[[Any], None]
 
 
-EVALUATE: Task[list[VariantResult]] = Task(evaluate_batch, evaluate_in_worker, init_pool_worker)
+EVALUATE: Task[list[VariantResult]] = Task(evaluate_batch, evaluate_in_worker, init_worker)
 """The grid's task: variants -> :class:`~ita_vc.grid.evaluate.VariantResult` s."""
+
+
+def _start_worker(initializer: Callable[[Any], None], context: Any) -> None:
+    """A pool process's start: SIGINT ignored, death with the parent, then the task's own
+    initializer."""
+    start_pool_worker()
+    initializer(context)
 
 
 def _in_order(
@@ -102,7 +111,7 @@ class Executor(Generic[R]):
             self.remote_context = self.client.scatter(context, broadcast=True)
         elif self.workers > 1:
             self.pool = ProcessPoolExecutor(
-                self.workers, initializer=task.initializer, initargs=(context,)
+                self.workers, initializer=_start_worker, initargs=(task.initializer, context)
             )
 
     def map(self, batches: Iterable[Any]) -> Iterator[R]:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-__all__ = ["die_with_parent"]
+__all__ = ["die_with_parent", "start_pool_worker"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -30,3 +30,11 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl: do as if it had just died
         os.kill(os.getpid(), sig)
+
+
+def start_pool_worker() -> None:
+    """What every local pool process does first: ignore SIGINT (a Ctrl-C in a terminal reaches
+    the whole process group; only the parent decides how to stop, and the pool must not break
+    under it) and die with its parent (never outlive the work, nor hold its locks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL)

@@ -8,7 +8,6 @@ drawn in the parent from one ``default_rng(seed)``, in order, whatever evaluates
 from __future__ import annotations
 
 import math
-import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,6 @@ from ita_vc.backtest.signals import resolve_indicator_params, rule_states
 from ita_vc.errors import DataValidationError
 from ita_vc.grid.executor import Executor, Task
 from ita_vc.utils.hashing import hash_canonical
-from ita_vc.utils.process import die_with_parent
 from ita_vc.utils.tablehash import hash_dataframe
 from ita_vc.validation.stats import BarArrays, permutation_p_value
 
@@ -223,10 +221,7 @@ _CONTEXTS: dict[str, PermContext] = {}
 
 
 def init_perm_worker(context: PermContext) -> None:
-    """Pool initializer: keep the context (one per process) and ignore SIGINT (the parent
-    decides how to stop)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(signal.SIGKILL)  # never outlive the test (nor hold its locks)
+    """Pool initializer: keep the context (one per process)."""
     _CONTEXTS.clear()
     _CONTEXTS[context.key] = context
 
