@@ -17,7 +17,7 @@ import numpy as np
 
 from ita_vc.backtest.metrics import return_days_index
 from ita_vc.errors import DataValidationError
-from ita_vc.grid.evaluate import init_pool_worker, returns_batch, returns_in_worker
+from ita_vc.grid.evaluate import init_worker, returns_batch, returns_in_worker
 from ita_vc.grid.executor import Executor, Task
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ita_vc.rules.model import Rule
     from ita_vc.utils.arrays import FloatArray, IntArray
 
-__all__ = ["VariantReturns", "stage_a_returns", "variant_returns_frame"]
+__all__ = ["VariantReturns", "stage_a_returns", "too_many_variants", "variant_returns_frame"]
 
 _DAY_MS = 86_400_000
 _BATCH = 64
@@ -44,7 +44,7 @@ class VariantReturns:
     matrix: FloatArray
 
 
-RETURNS: Task[FloatArray] = Task(returns_batch, returns_in_worker, init_pool_worker)
+RETURNS: Task[FloatArray] = Task(returns_batch, returns_in_worker, init_worker)
 
 
 def stage_a_returns(
@@ -68,10 +68,10 @@ def stage_a_returns(
     context = _context(prepared, rule, params, request)
     counts = guards(request, len(context.arrays.close) - context.arrays.n_warm)
     if counts.exact and counts.stage_a > max_variants:
-        raise _too_many(counts.stage_a, max_variants)
+        raise too_many_variants(counts.stage_a, max_variants)
     variants = sorted(request.base_variants(), key=lambda v: v.key)
     if len(variants) > max_variants:
-        raise _too_many(len(variants), max_variants)
+        raise too_many_variants(len(variants), max_variants)
     ts = context.arrays.ts[context.arrays.n_warm :]
     executor: Executor[FloatArray] = Executor(context, workers, scheduler, RETURNS)
     try:
@@ -90,7 +90,8 @@ def stage_a_returns(
     return VariantReturns([v.key for v in variants], days.astype(np.int64), matrix)
 
 
-def _too_many(count: int, limit: int) -> DataValidationError:
+def too_many_variants(count: int, limit: int) -> DataValidationError:
+    """The refusal of more Stage A variants than ``validation.overfitting.max_variants``."""
     return DataValidationError(
         f"params.yaml: validation.overfitting.max_variants: the grid has {count:,} Stage A "
         f"variants, more than max_variants {limit:,}: narrow the grid's indicator axes or "

@@ -50,7 +50,7 @@ from ita_vc.rules.registry import RuleRegistry
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.validation.params import ValidationParams, parse_validation
-from ita_vc.validation.suite import GridEvidence, check_inputs, grid_evidence, run_validation
+from ita_vc.validation.suite import GridEvidence, grid_evidence, run_validation
 from ita_vc.workspace import Workspace
 from ita_vc.yaml_read import (
     YamlDocument,
@@ -484,7 +484,7 @@ def validate_workspace(
     """The validation of a workspace's params (``ita-vc validate``, without DVC): params and
     every setting checked, then the candles prepared as the ``prepare`` stage does, what the
     data allows checked (before any test or grid runs), the grid of the overfitting statistics
-    run here, then the suite. Nothing is written (see
+    run here (only then), then the suite. Nothing is written (see
     :func:`~ita_vc.pipeline.outputs.write_validation`).
 
     Raises:
@@ -496,27 +496,31 @@ def validate_workspace(
         workspace, params_doc.data, index=params_doc.index
     )
     prepared = grid_candles(workspace, params)
-    catalog = RuleRegistry(workspace).catalog
-    check_inputs(prepared, rule, params, validation, catalog, request=request)
-    grid = None
+    grid: Callable[[], GridEvidence] | None = None
     if validation.overfitting is not None:
-        if progress is not None:
-            progress("grid (overfitting)", 0, 1)
-        grid = grid_evidence(
-            prepared,
-            rule,
-            params,
-            request,
-            max_variants=validation.overfitting.max_variants,
-            workers=workers,
-            scheduler=scheduler,
-        )
+        max_variants = validation.overfitting.max_variants
+
+        def grid_of() -> GridEvidence:  # run_validation calls it once the data passed its checks
+            if progress is not None:
+                progress("grid (overfitting)", 0, 1)
+            return grid_evidence(
+                prepared,
+                rule,
+                params,
+                request,
+                max_variants=max_variants,
+                workers=workers,
+                scheduler=scheduler,
+            )
+
+        grid = grid_of
+
     return run_validation(
         prepared,
         rule,
         params,
         validation,
-        catalog,
+        RuleRegistry(workspace).catalog,
         request=request,
         grid=grid,
         workers=workers,

@@ -64,7 +64,6 @@ if TYPE_CHECKING:
     )
     from ita_vc.validation.suite import (
         GridEvidence,
-        check_inputs,
         grid_evidence,
         longest_window,
         run_daily_returns,
@@ -75,7 +74,6 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "validate_workspace": "ita_vc.pipeline.stages",
-    "check_inputs": "ita_vc.validation.suite",
     "BarArrays": "ita_vc.validation.stats",
     "BootstrapParams": "ita_vc.validation.params",
     "BootstrapResult": "ita_vc.validation.resampling",
@@ -143,7 +141,6 @@ __all__ = [
     "auto_block_size",
     "block_bootstrap",
     "block_bootstrap_replicates",
-    "check_inputs",
     "check_params",
     "confidence_interval",
     "cscv",

@@ -33,6 +33,8 @@ __all__ = [
     "BootstrapResult",
     "auto_block_size",
     "block_bootstrap",
+    "check_bootstrap",
+    "check_monte_carlo",
     "monte_carlo",
 ]
 
@@ -63,12 +65,7 @@ def auto_block_size(returns: npt.ArrayLike) -> int:
     from arch.bootstrap import optimal_block_length
 
     r = np.asarray(returns, dtype=np.float64)
-    if len(r) < AUTO_MIN_RETURNS:
-        raise DataValidationError(
-            f"validation.block_bootstrap.block_size: auto: the range gives {len(r)} daily "
-            f"returns; arch's optimal block length needs at least {AUTO_MIN_RETURNS}. Set an "
-            "integer block_size, use a longer range, or `block_bootstrap: null` skips the test"
-        )
+    _check_auto(len(r))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         value = float(optimal_block_length(r)["circular"].iloc[0])
@@ -77,6 +74,50 @@ def auto_block_size(returns: npt.ArrayLike) -> int:
 
 AUTO_MIN_RETURNS = 10
 """Daily returns ``block_size: auto`` needs (arch's estimator fails below 8; 10 to be safe)."""
+
+
+def _check_auto(t: int) -> None:
+    if t < AUTO_MIN_RETURNS:
+        raise DataValidationError(
+            f"params.yaml: validation.block_bootstrap.block_size: auto: the range gives {t} "
+            f"daily returns; arch's optimal block length needs at least {AUTO_MIN_RETURNS}. Set "
+            "an integer block_size, use a longer range, or `block_bootstrap: null` skips the "
+            "test"
+        )
+
+
+def check_bootstrap(n: int, t: int, block_size: int | Literal["auto"]) -> None:
+    """What :func:`block_bootstrap` refuses for ``n`` replicates of ``t`` daily returns, before
+    any work.
+
+    Raises:
+        DataValidationError: no returns, too few for ``block_size: auto``, or n x T above
+            :data:`MAX_DRAWS` (memory).
+    """
+    if t == 0:
+        raise DataValidationError(
+            "validation.block_bootstrap: the range gives no daily returns to resample"
+        )
+    if block_size == "auto":
+        _check_auto(t)
+    if n * t > MAX_DRAWS:
+        raise DataValidationError(
+            f"params.yaml: validation.block_bootstrap.n: {n:,} replicates x {t:,} days is more "
+            f"than {MAX_DRAWS:,} values (memory): lower block_bootstrap.n"
+        )
+
+
+def check_monte_carlo(n: int, trades: int) -> None:
+    """What :func:`monte_carlo` refuses for ``n`` paths of ``trades`` trades, before any work.
+
+    Raises:
+        DataValidationError: n x trades above :data:`MAX_DRAWS` (memory).
+    """
+    if n * trades > MAX_DRAWS:
+        raise DataValidationError(
+            f"params.yaml: validation.monte_carlo.n: {n:,} paths x {trades:,} trades is more "
+            f"than {MAX_DRAWS:,} draws (memory): lower monte_carlo.n"
+        )
 
 
 def block_bootstrap(
@@ -91,20 +132,16 @@ def block_bootstrap(
     """Circular block bootstrap of the daily returns: ``starts = rng.integers(0, T, size=(n,
     ceil(T / b)))``; per replicate the total return [%] and the Sharpe Ratio as the metric
     defines it (annualised with ``periods_per_year``; undefined ones left out of its CI).
-    Returns the result and every replicate's total return [%], in draw order."""
+    Returns the result and every replicate's total return [%], in draw order.
+
+    Raises:
+        DataValidationError: as :func:`check_bootstrap`.
+    """
     r = np.asarray(returns, dtype=np.float64)
     t = len(r)
-    if t == 0:
-        raise DataValidationError(
-            "validation.block_bootstrap: the range gives no daily returns to resample"
-        )
+    check_bootstrap(n, t, block_size)
     b = auto_block_size(r) if block_size == "auto" else int(block_size)
     k = math.ceil(t / b)
-    if n * max(k, t) > MAX_DRAWS:
-        raise DataValidationError(
-            f"validation.block_bootstrap.n: {n:,} replicates x {t:,} days is more than "
-            f"{MAX_DRAWS:,} values (memory): lower block_bootstrap.n"
-        )
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, t, size=(n, k))
     totals = np.empty(n)
@@ -146,11 +183,7 @@ def monte_carlo(
     m = len(returns)
     if m == 0:
         return monte_carlo_summary(np.empty((0, 1)), init_cash), None
-    if n * m > MAX_DRAWS:
-        raise DataValidationError(
-            f"validation.monte_carlo.n: {n:,} paths x {m:,} trades is {n * m:,} draws, more "
-            f"than {MAX_DRAWS:,} (memory): lower monte_carlo.n"
-        )
+    check_monte_carlo(n, m)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, m, size=(n, m))
     steps = np.unique(np.linspace(0, m, min(m + 1, FAN_POINTS)).round().astype(np.int64))

@@ -23,12 +23,13 @@ from ita_vc.backtest.metrics import daily_returns, return_days_index
 from ita_vc.backtest.records import TRADE_EQUITY_BEFORE, TRADE_PNL
 from ita_vc.backtest.run import run_backtest
 from ita_vc.errors import DataValidationError
+from ita_vc.grid.returns import too_many_variants
 from ita_vc.validation.outcome import SUMMARY_SCHEMA_VERSION, ValidationOutcome, WfoSeries
 from ita_vc.validation.permutation import permutation_test
 from ita_vc.validation.resampling import (
-    AUTO_MIN_RETURNS,
-    MAX_DRAWS,
     block_bootstrap,
+    check_bootstrap,
+    check_monte_carlo,
     monte_carlo,
 )
 from ita_vc.validation.stats import cscv, deflated_sharpe, sharpe_columns
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GridEvidence",
-    "check_inputs",
     "grid_evidence",
     "longest_window",
     "run_daily_returns",
@@ -183,7 +183,7 @@ def run_validation(
     catalog: Catalog,
     *,
     request: GridRequest | None = None,
-    grid: GridEvidence | None = None,
+    grid: GridEvidence | Callable[[], GridEvidence] | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
@@ -191,7 +191,8 @@ def run_validation(
     """Validate the run of ``rule`` with ``params`` on prepared candles.
 
     ``request`` (the grid of params.yaml) is needed by the walk-forward test, ``grid`` (the
-    grid's rank-1 variant and Stage A daily returns) by the overfitting statistics.
+    grid's rank-1 variant and Stage A daily returns, or a function that computes them: called
+    only once the data passed every check) by the overfitting statistics.
     ``progress(test, done, total)`` is called as each test goes.
 
     Raises:
@@ -207,7 +208,12 @@ def run_validation(
     result = run_backtest(prepared, rule, params, catalog=catalog)
     daily = run_daily_returns(result, params.backtest.periods_per_year)
     run = _Run(prepared, rule, params, validation, catalog, result, daily, workers, scheduler, step)
-    _preflight(run, request, grid)  # every refusal before any test runs
+    _preflight(run, request)  # every refusal the data makes before the grid or any test runs
+    evidence = None
+    if validation.overfitting is not None:
+        evidence = grid() if callable(grid) else grid
+        _check_overfitting(evidence, validation.overfitting.partitions,
+                           validation.overfitting.max_variants)  # fmt: skip
     summary = _header(result, validation)
     summary["periods_per_year"] = params.backtest.periods_per_year
     summary["actual"] = {
@@ -222,7 +228,7 @@ def run_validation(
         ("block_bootstrap", lambda: _bootstrap(run)),
         ("monte_carlo", lambda: _monte_carlo(run, notes)),
         ("wfo", lambda: _wfo(run, request)),
-        ("overfitting", lambda: _overfitting(run, grid)),
+        ("overfitting", lambda: _overfitting(run, evidence)),
     ]
     for name, compute in parts:
         entry, series = compute()
@@ -231,14 +237,9 @@ def run_validation(
     return ValidationOutcome(summary, notes=notes, **extra)
 
 
-def _preflight(
-    run: _Run,
-    request: GridRequest | None,
-    grid: GridEvidence | None,
-    *,
-    need_grid: bool = True,
-) -> None:
-    """What the data and the grid allow, checked for every test before any of them runs.
+def _preflight(run: _Run, request: GridRequest | None) -> None:
+    """What the data allows, checked for every test before any of them (or the grid of the
+    overfitting statistics) runs.
 
     Raises:
         DataValidationError: the first test the inputs do not allow, and why.
@@ -253,69 +254,32 @@ def _preflight(
         )
     boot = v.block_bootstrap
     if boot is not None:
-        need = AUTO_MIN_RETURNS if boot.block_size == "auto" else 2
-        if len(run.daily) < need:
+        if len(run.daily) < 2:
             raise DataValidationError(
                 f"params.yaml: validation.block_bootstrap: the range gives {len(run.daily)} "
-                f"daily returns; {'block_size: auto (arch) ' if need > 2 else 'the bootstrap '}"
-                f"needs at least {need}: an integer block_size, a longer range, or "
-                "`block_bootstrap: null` skips the test"
+                "daily returns; the bootstrap needs at least 2: an integer block_size, a "
+                "longer range, or `block_bootstrap: null` skips the test"
             )
-    if boot is not None and boot.n * len(run.daily) > MAX_DRAWS:
-        raise DataValidationError(
-            f"params.yaml: validation.block_bootstrap.n: {boot.n:,} replicates x "
-            f"{len(run.daily):,} days is more than {MAX_DRAWS:,} values (memory): lower "
-            "block_bootstrap.n"
-        )
-    trades = len(run.result.engine_trades)
-    if v.monte_carlo_n is not None and v.monte_carlo_n * trades > MAX_DRAWS:
-        raise DataValidationError(
-            f"params.yaml: validation.monte_carlo.n: {v.monte_carlo_n:,} paths x {trades:,} "
-            f"trades is more than {MAX_DRAWS:,} draws (memory): lower monte_carlo.n"
-        )
+        check_bootstrap(boot.n, len(run.daily), boot.block_size)
+    if v.monte_carlo_n is not None:
+        check_monte_carlo(v.monte_carlo_n, len(run.result.engine_trades))
     if v.wfo is not None:
         if request is None:
             raise DataValidationError("validation.wfo: needs the grid of params.yaml (grid:)")
         check_window_length(
             bars, v.wfo.windows, v.wfo.in_sample_ratio, longest_window(run.rule, run.catalog)
         )
-    if v.overfitting is not None:
-        if grid is None and not need_grid:  # the grid comes later: the days it will have
-            if len(run.daily) < v.overfitting.partitions:
-                raise DataValidationError(
-                    f"params.yaml: validation.overfitting.partitions: "
-                    f"{v.overfitting.partitions} blocks need at least "
-                    f"{v.overfitting.partitions} daily returns, the range gives "
-                    f"{len(run.daily)}: fewer partitions, a longer range, or "
-                    "`overfitting: null` skips the test"
-                )
-            return
-        _check_overfitting(grid, v.overfitting.partitions, v.overfitting.max_variants)
+    if v.overfitting is not None:  # the grid's daily returns are the run's days
+        _check_partitions(len(run.daily), v.overfitting.partitions)
 
 
-def check_inputs(
-    prepared: pd.DataFrame,
-    rule: Rule,
-    params: RunParams,
-    validation: ValidationParams,
-    catalog: Catalog,
-    *,
-    request: GridRequest | None = None,
-) -> None:
-    """What :func:`run_validation` would refuse for these candles, checked before anything
-    costly (the grid of the overfitting statistics, any test): one backtest of the run.
-
-    Raises:
-        DataValidationError: as :func:`run_validation`.
-    """
-    result = run_backtest(prepared, rule, params, catalog=catalog)
-    daily = run_daily_returns(result, params.backtest.periods_per_year)
-    run = _Run(prepared, rule, params, validation, catalog, result, daily, 1, None, _no_step)
-    _preflight(run, request, None, need_grid=False)
-
-
-def _no_step(_test: str, _done: int, _total: int) -> None:
-    return None
+def _check_partitions(days: int, partitions: int) -> None:
+    if days < partitions:
+        raise DataValidationError(
+            f"params.yaml: validation.overfitting.partitions: {partitions} blocks need at least "
+            f"{partitions} daily returns, the range gives {days}: fewer partitions, a longer "
+            "range, or `overfitting: null` skips the test"
+        )
 
 
 def _check_overfitting(grid: GridEvidence | None, partitions: int, max_variants: int) -> None:
@@ -326,21 +290,13 @@ def _check_overfitting(grid: GridEvidence | None, partitions: int, max_variants:
         )
     t, n = grid.returns.matrix.shape
     if n > max_variants:
-        raise DataValidationError(
-            f"params.yaml: validation.overfitting.max_variants: the grid has {n:,} Stage A "
-            f"variants, more than max_variants {max_variants:,}"
-        )
+        raise too_many_variants(n, max_variants)
     if n < 2:
         raise DataValidationError(
             f"params.yaml: validation.overfitting: the grid has {n} Stage A variant(s); CSCV "
             "ranks at least 2 (widen the grid's indicator axes)"
         )
-    if t < partitions:
-        raise DataValidationError(
-            f"params.yaml: validation.overfitting.partitions: {partitions} blocks need at least "
-            f"{partitions} daily returns, the range gives {t}: fewer partitions, a longer range, "
-            "or `overfitting: null` skips the test"
-        )
+    _check_partitions(t, partitions)
 
 
 def _permutation(run: _Run, notes: list[str]) -> Part:
@@ -496,10 +452,9 @@ def _overfitting(run: _Run, grid: GridEvidence | None) -> Part:
     over = run.validation.overfitting
     if over is None:
         return None, {}
-    if grid is None:  # _preflight refused it already
+    if grid is None:  # run_validation refused it already
         raise DataValidationError("validation.overfitting: no grid")
     partitions, step = over.partitions, run.step
-    _check_overfitting(grid, partitions, over.max_variants)
     matrix = grid.returns.matrix
     t, n = matrix.shape
     combos = math.comb(partitions, partitions // 2)
