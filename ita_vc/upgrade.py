@@ -150,9 +150,8 @@ def _upgrade_dvc_yaml(text: str, engine: str, template: str, validation: Any = N
 
 def _report_deps(body: Any) -> bool:
     """The report stage's deps name the prepared candles (its price chart reads them)."""
-    cmd, deps = body.get("cmd"), body.get("deps")
-    match = _STAGE_CMD.fullmatch(cmd.strip()) if isinstance(cmd, str) else None
-    if match is None or match.group(1) != "report" or not isinstance(deps, list):
+    deps = body.get("deps")
+    if _stage_kind(body) != "report" or not isinstance(deps, list):
         return False
     if "results/backtest" not in deps or "results/prepared" in deps:
         return False
