@@ -1,0 +1,257 @@
+"""The run log (issue #17, work in progress): a record of every run, the failed, cancelled and
+killed ones included, local to the clone.
+
+``.ita/runs.jsonl`` is append-only: one JSON object per line, each an *event* of one run
+(``start``, ``stage``, ``progress``, ``heartbeat``, ``end``), written with ``O_APPEND``, under an
+exclusive lock on the file and fsynced, so concurrent runs never interleave a line and a
+crash loses at most the line being written (a torn last line is skipped when reading). A run's
+record is the fold of its events, in order (:func:`fold`). Committed runs keep their durable
+record in their snapshot; this log is what makes failures and runs outside the pipeline
+visible (``runs list --status failed``); it is documented as not versioned.
+
+Statuses: ``running`` until an ``end`` event gives ``completed``, ``failed`` (with the error's
+exit code and message) or ``cancelled`` (Ctrl-C). A ``running`` record whose last heartbeat is
+older than :data:`STALE_SECONDS` and whose process is gone reads as ``abandoned`` (a SIGKILL or
+a machine that went off): it never blocks a later run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import EXIT_INTERRUPTED, ItaVcError
+from ita_vc.utils.hashing import canonical_json
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from pathlib import Path
+
+__all__ = [
+    "FLOWS",
+    "HEARTBEAT_SECONDS",
+    "LOG_NAME",
+    "STALE_SECONDS",
+    "RunLog",
+    "RunRecord",
+    "fold",
+]
+
+LOG_NAME = "runs.jsonl"
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 30.0
+FLOWS = ("backtest", "grid", "validate", "live", "train")
+_MAX_LINE = 1 << 20
+"""A line longer than this (1 MiB) is not a record (skipped when read, refused when written)."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@dataclass
+class RunRecord:
+    """One run, folded from its events (seed 004's ``runs`` fields; times in epoch ms)."""
+
+    run_id: str
+    flow: str = "backtest"
+    status: str = "running"
+    stage: str | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+    heartbeat_at: int | None = None
+    pid: int | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    config_hash: str | None = None
+    config_json: str | None = None
+    seed: int | None = None
+    rule: str | None = None
+    data_hash: str | None = None
+    git_commit: str | None = None
+    metrics_summary_json: str | None = None
+    artifacts_manifest_sha: str | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    def effective_status(self, now_ms: int | None = None) -> str:
+        """``abandoned`` for a ``running`` record whose heartbeat is stale and whose process is
+        gone; else the recorded status."""
+        if self.status != "running":
+            return self.status
+        now = _now_ms() if now_ms is None else now_ms
+        beat = self.heartbeat_at or self.updated_at or self.created_at or 0
+        if now - beat > STALE_SECONDS * 1000 and not _pid_alive(self.pid):
+            return "abandoned"
+        return "running"
+
+    def to_dict(self, now_ms: int | None = None) -> dict[str, Any]:
+        """The record as JSON, with ``status`` as :meth:`effective_status` reads it."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["status"] = self.effective_status(now_ms)
+        return out
+
+
+_FIELDS = set(RunRecord.__dataclass_fields__) - {"run_id", "progress"}
+
+
+def fold(events: Iterator[Mapping[str, Any]] | list[Mapping[str, Any]]) -> dict[str, RunRecord]:
+    """Each run's record from the log's events, in log order (unknown keys are ignored, so a
+    newer ita-vc's lines read)."""
+    records: dict[str, RunRecord] = {}
+    for event in events:
+        run_id = event.get("run_id")
+        if not isinstance(run_id, str):
+            continue
+        record = records.setdefault(run_id, RunRecord(run_id))
+        ts = event.get("ts")
+        kind = event.get("event")
+        for key, value in event.items():
+            if key in _FIELDS:
+                setattr(record, key, value)
+        if isinstance(ts, int):
+            record.updated_at = ts
+            if kind == "start":
+                record.created_at = record.created_at or ts
+                record.started_at = ts
+                record.heartbeat_at = ts
+            elif kind == "heartbeat":
+                record.heartbeat_at = ts
+            elif kind == "end":
+                record.completed_at = ts
+        if kind == "progress" and isinstance(event.get("progress"), dict):
+            record.progress = {**event["progress"], "updated_at": ts}
+    return records
+
+
+class RunLog:
+    """The run log of a workspace's state folder (``.ita/runs.jsonl``)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOG_NAME
+
+    def append(self, event: Mapping[str, Any]) -> None:
+        """Append one event (with ``ts`` now when it has none): one line, locked, fsynced.
+
+        Raises:
+            ItaVcError: the line is too long, or the log cannot be written.
+        """
+        line = canonical_json({"ts": _now_ms(), **event}) + "\n"
+        data = line.encode("utf-8")
+        if len(data) > _MAX_LINE:
+            raise ItaVcError(f"{self.path}: a run log event of {len(data):,} bytes is too long")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)  # closing releases the lock
+        except OSError as exc:
+            raise ItaVcError(f"{self.path}: cannot write the run log: {exc}") from exc
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The log's events in order; a torn or foreign line is skipped."""
+        try:
+            handle = self.path.open("rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            for raw in handle:
+                if len(raw) > _MAX_LINE or not raw.endswith(b"\n"):
+                    continue  # a torn last line (a crash mid-write) or junk
+                try:
+                    event = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    continue
+                if isinstance(event, dict):
+                    yield event
+
+    def records(self) -> dict[str, RunRecord]:
+        """Every run's record, by run id."""
+        return fold(self.events())
+
+    @contextlib.contextmanager
+    def recording(
+        self,
+        run_id: str,
+        flow: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ) -> Iterator[Callable[..., None]]:
+        """Record a run around a block: ``start`` now, a heartbeat every ``heartbeat`` seconds
+        from a daemon thread, and ``end`` with ``completed``, ``failed`` (the error's exit code
+        and message) or ``cancelled`` (KeyboardInterrupt). Yields ``update(**fields)`` (e.g.
+        ``stage=...``, ``progress={...}``, ``metrics_summary_json=...``) for the block.
+
+        Raises:
+            ValueError: an unknown flow.
+        """
+        if flow not in FLOWS:
+            raise ValueError(f"unknown flow {flow!r} (known: {', '.join(FLOWS)})")
+        self.append({"event": "start", "run_id": run_id, "flow": flow, "status": "running",
+                     "pid": os.getpid(), **dict(fields or {})})  # fmt: skip
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(heartbeat):
+                with contextlib.suppress(ItaVcError):
+                    self.append({"event": "heartbeat", "run_id": run_id})
+
+        thread = threading.Thread(target=beat, name=f"heartbeat {run_id}", daemon=True)
+        thread.start()
+
+        def update(**values: Any) -> None:
+            kind = "progress" if "progress" in values else "stage"
+            self.append({"event": kind, "run_id": run_id, **values})
+
+        try:
+            yield update
+        except KeyboardInterrupt:
+            self._end(run_id, "cancelled", EXIT_INTERRUPTED, "interrupted (Ctrl-C)")
+            raise
+        except ItaVcError as exc:
+            self._end(run_id, "failed", exc.exit_code, str(exc))
+            raise
+        except BaseException as exc:
+            self._end(run_id, "failed", 3, f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            self._end(run_id, "completed", None, None)
+        finally:
+            stop.set()
+            thread.join(timeout=heartbeat + 1)
+
+    def _end(self, run_id: str, status: str, code: int | None, message: str | None) -> None:
+        with contextlib.suppress(ItaVcError):  # the run's own outcome wins over the log's
+            self.append(
+                {
+                    "event": "end",
+                    "run_id": run_id,
+                    "status": status,
+                    "error_code": code,
+                    "error_message": message,
+                }
+            )
