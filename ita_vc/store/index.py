@@ -26,7 +26,14 @@ from ita_vc.errors import IndexCorruptError, PersistentStoreError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["MIGRATIONS", "RUN_COLUMNS", "IndexRow", "MetadataIndex", "utc_now_iso"]
+__all__ = [
+    "MIGRATIONS",
+    "RUN_COLUMNS",
+    "TABLE_COLUMNS",
+    "IndexRow",
+    "MetadataIndex",
+    "utc_now_iso",
+]
 
 _BUSY_TIMEOUT_S = 60.0
 
@@ -89,7 +96,112 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        "run_links",
+        """
+        CREATE TABLE run_artifacts (
+            run_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mime TEXT NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (run_id, path)
+        );
+        CREATE INDEX run_artifacts_sha256 ON run_artifacts (sha256);
+        CREATE INDEX run_artifacts_path ON run_artifacts (path);
+        CREATE TABLE run_inputs (
+            run_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            PRIMARY KEY (run_id, kind, ref)
+        );
+        CREATE INDEX run_inputs_ref ON run_inputs (kind, ref);
+        """,
+    ),
+    (
+        5,
+        "rules",
+        """
+        CREATE TABLE rules (
+            id TEXT PRIMARY KEY,
+            setup_id TEXT NOT NULL,
+            version TEXT NOT NULL,
+            file_path TEXT NOT NULL,
+            author TEXT,
+            active INTEGER NOT NULL,
+            created_at TEXT,
+            params_hash TEXT NOT NULL
+        );
+        CREATE INDEX rules_setup ON rules (setup_id, version);
+        """,
+    ),
+    (
+        6,
+        "presets",
+        """
+        CREATE TABLE presets (
+            name TEXT PRIMARY KEY,
+            file_path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            created_at TEXT,
+            source TEXT,
+            values_json TEXT NOT NULL
+        );
+        """,
+    ),
+    (
+        7,
+        "feature_cache",
+        """
+        CREATE TABLE feature_cache (
+            feature_hash TEXT PRIMARY KEY,
+            candle_hash TEXT NOT NULL,
+            indicator TEXT NOT NULL,
+            params_json TEXT NOT NULL,
+            code_version TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        );
+        CREATE INDEX feature_cache_used ON feature_cache (last_used_at);
+        """,
+    ),
 )
+
+#: the columns of the tables added for run records, rules, presets and the feature cache
+#: (written and read through :meth:`MetadataIndex.replace_rows` / ``upsert_rows`` / ``rows``)
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "run_artifacts": ("run_id", "path", "name", "sha256", "size", "mime", "source"),
+    "run_inputs": ("run_id", "kind", "ref"),
+    "rules": (
+        "id",
+        "setup_id",
+        "version",
+        "file_path",
+        "author",
+        "active",
+        "created_at",
+        "params_hash",
+    ),
+    "presets": ("name", "file_path", "sha256", "created_at", "source", "values_json"),
+    "feature_cache": (
+        "feature_hash",
+        "candle_hash",
+        "indicator",
+        "params_json",
+        "code_version",
+        "path",
+        "sha256",
+        "size",
+        "created_at",
+        "last_used_at",
+    ),
+}
 
 RUN_COLUMNS = (
     "run_id",
@@ -281,6 +393,77 @@ class MetadataIndex:
         """Remove a row of the runs table; True if there was one."""
         with self._transaction() as conn:
             return conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount > 0
+
+    @staticmethod
+    def _table(table: str) -> tuple[str, ...]:
+        if table not in TABLE_COLUMNS:
+            raise ValueError(f"unknown index table {table!r}")
+        return TABLE_COLUMNS[table]
+
+    def upsert_rows(self, table: str, rows: Iterable[Mapping[str, object]]) -> int:
+        """Insert or replace ``rows`` (mappings of :data:`TABLE_COLUMNS` ``[table]``) in one
+        transaction; the number written."""
+        columns = self._table(table)
+        sql = (
+            f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        values = [tuple(row.get(c) for c in columns) for row in rows]
+        with self._transaction() as conn:
+            conn.executemany(sql, values)
+        return len(values)
+
+    def replace_rows(
+        self,
+        table: str,
+        rows: Iterable[Mapping[str, object]],
+        where: Mapping[str, str | int] | None = None,
+    ) -> int:
+        """Delete the rows of ``table`` matching ``where`` (all of them when None) and insert
+        ``rows``, in one transaction (a reader sees the old rows or the new ones)."""
+        columns = self._table(table)
+        clauses = []
+        for column in where or {}:
+            if column not in columns:
+                raise ValueError(f"unknown {table} column {column!r}")
+            clauses.append(f"{column} = ?")
+        delete = f"DELETE FROM {table}" + (  # noqa: S608
+            f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        )
+        insert = (
+            f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        values = [tuple(row.get(c) for c in columns) for row in rows]
+        with self._transaction() as conn:
+            conn.execute(delete, tuple((where or {}).values()))
+            conn.executemany(insert, values)
+        return len(values)
+
+    def delete_rows(self, table: str, **where: str | int) -> int:
+        """Delete the rows of ``table`` matching every ``column=value``; how many."""
+        columns = self._table(table)
+        if not where or any(c not in columns for c in where):
+            raise ValueError(f"delete_rows needs known {table} columns: {sorted(where)}")
+        sql = f"DELETE FROM {table} WHERE " + " AND ".join(  # noqa: S608
+            f"{c} = ?" for c in where
+        )
+        with self._transaction() as conn:
+            return conn.execute(sql, tuple(where.values())).rowcount
+
+    def rows(
+        self, table: str, order: str | None = None, **filters: str | int | None
+    ) -> list[dict[str, Any]]:
+        """Rows of ``table`` matching every non-None ``column=value`` filter, ordered by
+        ``order`` (a column name; the first column by default)."""
+        columns = self._table(table)
+        order = order or columns[0]
+        if order not in columns:
+            raise ValueError(f"unknown {table} column {order!r}")
+        return [
+            dict(zip(columns, row, strict=True))
+            for row in self._select(table, columns, order, filters)
+        ]
 
     def check(self) -> None:
         """Open the index (creating it when missing) and read its schema: a command that will
