@@ -13,17 +13,22 @@ Contract (``schema_version`` 1; every field always present)::
     metrics                                            # copy of metrics.json
     validation                                         # validation_summary.json (schema 3;
                                                        # null unless the validate stage ran)
+    artifacts_manifest_sha                             # schema 4: sha256 of the run's
+                                                       # provenance/<run_id>.manifest.json
+    preset_ref {name, sha256} | null                   # schema 4: the preset params came from
     outputs [{path, md5, size, nfiles}]                # every out of every stage
     env {python, os, cpu, gpu, packages {dist: version}, packages_sha256}
     timestamp                                          # UTC, seconds
     meta {author, run_mode, flow, note}
     snapshot_sha256                                    # canonical JSON of all the rest
 
-**Run ids** are ``<mode>_<YYYY>_<MM>_<DD>_<NNN>_<xxx>``: ``bt`` for backtests (``lv`` live,
-``tr`` train), the UTC date, a per-clone sequence number for that day, and three hex digits of
-the sha256 of (author e-mail, host name, nanosecond timestamp, code commit). Two people running
-on the same day get the same ``NNN`` but (with probability 4095/4096) different suffixes; a
-snapshot file is never overwritten, so a collision is an error, never a silent replacement.
+**Run ids** are ``<flow>_<YYYY>_<MM>_<DD>_<NNN>_<xxx>``: ``bt`` for backtests (``ita-vc run``
+and ``backtest run``), ``gr`` for ``grid run``, ``va`` for ``validate``, ``lv`` live, ``tr`` train
+(:data:`RUN_ID_PREFIXES`), the UTC date, a per-clone sequence number for that day, and three
+hex digits of the sha256 of (author e-mail, host name, nanosecond timestamp, code commit). Two
+people running on the same day get the same ``NNN`` but (with probability 4095/4096)
+different suffixes; a snapshot file is never overwritten, so a collision is an error, never a
+silent replacement.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from filelock import FileLock
+
 from ita_vc._version import __version__
 from ita_vc.backtest.params import parse_params
 from ita_vc.errors import (
@@ -51,6 +58,7 @@ from ita_vc.errors import (
     UsageError,
 )
 from ita_vc.rules.registry import RuleRegistry, default_author
+from ita_vc.snapshot.manifest import build_manifest, manifest_sha, save_manifest
 from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.utils.atomic import atomic_write_bytes
@@ -70,6 +78,7 @@ if TYPE_CHECKING:
     from ita_vc.workspace import Workspace
 
 __all__ = [
+    "RUN_ID_PREFIXES",
     "RUN_MODES",
     "SNAPSHOT_SCHEMA_VERSION",
     "RunProvenance",
@@ -83,9 +92,15 @@ __all__ = [
     "snapshot_hash",
 ]
 
-SNAPSHOT_SCHEMA_VERSION = 3
+SNAPSHOT_SCHEMA_VERSION = 4
+#: the modes of ``ita-vc run`` and their run-id prefixes
 RUN_MODES = {"backtest": "bt", "live": "lv", "train": "tr"}
-_RUN_ID_RE = re.compile(r"(bt|lv|tr)_(\d{4})_(\d{2})_(\d{2})_(\d{3,})_([0-9a-f]{3})")
+#: every flow's run-id prefix (``ita-vc run`` and ``backtest run``: bt; ``grid run``: gr;
+#: ``validate``: va)
+RUN_ID_PREFIXES = {**RUN_MODES, "grid": "gr", "validate": "va"}
+_RUN_ID_RE = re.compile(r"(bt|gr|va|lv|tr)_(\d{4})_(\d{2})_(\d{2})_(\d{3,})_([0-9a-f]{3})")
+#: a snapshot file name (runs of ``ita-vc run``: bt, lv, tr)
+RUN_FILE_RE = re.compile(r"(bt|lv|tr)_\d{4}_\d{2}_\d{2}_\d{3,}_[0-9a-f]{3}\.json")
 #: files a run itself writes: they never make the tree "dirty"
 RUN_WRITTEN = ("params.yaml", "dvc.lock")
 
@@ -185,7 +200,7 @@ def new_run_id(
     """The next run id of the day: one more than every sequence number of that day in
     ``provenance_dir``, in ``taken`` (run ids known elsewhere) and ``floor`` (see the module
     docstring; :func:`next_run_id` gathers them for a workspace)."""
-    prefix = f"{RUN_MODES[mode]}_{when:%Y_%m_%d}_"
+    prefix = f"{RUN_ID_PREFIXES[mode]}_{when:%Y_%m_%d}_"
     seq = floor
     names = set(taken or ())
     if provenance_dir.is_dir():
@@ -218,18 +233,28 @@ def _committed_run_ids(root: Path, folder: str) -> set[str]:
 def next_run_id(workspace: Workspace, mode: str, when: dt.datetime, identity: str) -> str:
     """A run id unique in this clone whatever the branch: the day's sequence continues from
     the snapshots in the workspace, every snapshot committed on any ref, and a per-clone
-    counter (``.ita/run-ids.json``, which also remembers runs whose snapshots were set aside).
-    Call it holding the workspace lock; the counter is advanced here.
+    counter (``.ita/run-ids.json``, which also remembers runs whose snapshots were set aside,
+    and the ids of runs that commit nothing: ``grid run``, ``validate``, failed runs). The
+    counter is read and advanced under its own file lock, so commands that do not hold the
+    workspace lock (``grid run``, ``validate``) never get the same id.
     """
-    folder = workspace.config.store.kinds["provenance"]
     counter_path = workspace.contained(workspace.state_dir / "run-ids.json", follow=True)
+    counter_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(os.fspath(counter_path) + ".lock", timeout=60):
+        return _next_run_id_locked(workspace, counter_path, mode, when, identity)
+
+
+def _next_run_id_locked(
+    workspace: Workspace, counter_path: Path, mode: str, when: dt.datetime, identity: str
+) -> str:
+    folder = workspace.config.store.kinds["provenance"]
     try:
         counters = json.loads(counter_path.read_text("utf-8"))
     except (OSError, ValueError):
         counters = {}
     if not isinstance(counters, dict):
         counters = {}
-    day = f"{RUN_MODES[mode]}_{when:%Y_%m_%d}"
+    day = f"{RUN_ID_PREFIXES[mode]}_{when:%Y_%m_%d}"
     stored = counters.get(day)
     floor = stored if isinstance(stored, int) else 0
     run_id = new_run_id(
@@ -288,6 +313,7 @@ class SnapshotStore:
         self.workspace = workspace
         self.store = PersistentStore(workspace)
         self.folder = workspace.path(workspace.config.store.kinds["provenance"])
+        self._manifests: dict[str, dict[str, Any]] = {}
 
     def snapshot_relpath(self, run_id: str) -> str:
         """``provenance/<run_id>.json``."""
@@ -379,8 +405,11 @@ class SnapshotStore:
         meta: Mapping[str, Any] | None = None,
         stages_run: list[str] | None = None,
         rule_status: str | None = None,
+        preset_ref: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """The sealed snapshot of the pipeline state now (after ``dvc repro``).
+        """The sealed snapshot of the pipeline state now (after ``dvc repro``), and the run's
+        manifest (every output file hashed now: :mod:`ita_vc.snapshot.manifest`), which
+        :meth:`save` writes next to it.
 
         ``stages_run``: the ``dvc.yaml`` stages this run reproduced (default: every stage in
         ``dvc.lock``); only their ``dvc.lock`` entries and outputs are recorded, the other
@@ -407,6 +436,9 @@ class SnapshotStore:
         all_stages = _all_stages(root, recorded)
         now = dt.datetime.now(dt.UTC)
         rng = summary.get("range") or {}
+        outputs = _outputs(stages)
+        manifest = build_manifest(self.workspace, run_id, [str(o["path"]) for o in outputs])
+        self._manifests[run_id] = manifest
         snapshot: dict[str, Any] = {
             "schema_version": SNAPSHOT_SCHEMA_VERSION,
             "run_id": run_id,
@@ -436,7 +468,9 @@ class SnapshotStore:
             "params": params,
             "metrics": metrics,
             "validation": self._validation() if "validate" in stages else None,
-            "outputs": _outputs(stages),
+            "outputs": outputs,
+            "artifacts_manifest_sha": manifest_sha(manifest),
+            "preset_ref": dict(preset_ref) if preset_ref else None,
             "env": environment(),
             "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "meta": {
@@ -449,10 +483,11 @@ class SnapshotStore:
         return seal(snapshot)
 
     def save(self, snapshot: dict[str, Any]) -> ArtifactRef:
-        """Write a sealed snapshot (never overwriting) and index it.
+        """Write a sealed snapshot and its manifest (never overwriting) and index it.
 
         Raises:
             PersistentStoreError: a snapshot of that run id exists already.
+            IntegrityError: the manifest :meth:`build` made no longer matches the snapshot.
         """
         run_id = check_run_id(snapshot["run_id"])
         rel = self.snapshot_relpath(run_id)
@@ -461,6 +496,14 @@ class SnapshotStore:
                 f"a snapshot of run {run_id} exists already; snapshots are never overwritten",
                 path=rel,
             )
+        manifest = self._manifests.pop(run_id, None)
+        if snapshot.get("artifacts_manifest_sha") is not None:
+            if manifest is None or manifest_sha(manifest) != snapshot["artifacts_manifest_sha"]:
+                raise IntegrityError(
+                    f"run {run_id}: the snapshot's artifacts_manifest_sha does not match the "
+                    "manifest built with it (build and save the snapshot with one SnapshotStore)"
+                )
+            save_manifest(self.workspace, manifest)
         ref = self.store.save_json(snapshot, "provenance", f"{run_id}.json", overwrite=False)
         self.store.index.upsert_run(run_row(snapshot, rel))
         logging.getLogger("ita_vc.snapshot").info("Run snapshot saved: %s -> %s", run_id, rel)

@@ -9,11 +9,11 @@ snapshot file; one ``git cat-file --batch`` reads them.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.snapshot.capture import RUN_FILE_RE
 from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["RecordedRun", "recorded_runs"]
 
 _MARK = "@@ita@@"
-_RUN_FILE = re.compile(r"(bt|lv|tr)_\d{4}_\d{2}_\d{2}_\d{3,}_[0-9a-f]{3}\.json")
+_RUN_FILE = RUN_FILE_RE
 
 
 @dataclass

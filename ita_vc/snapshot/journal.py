@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.snapshot.capture import RUN_WRITTEN, snapshot_hash
+from ita_vc.snapshot.manifest import MANIFEST_SUFFIX
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
@@ -167,6 +168,9 @@ def _finish_commit(journal: RunJournal, snapshot: dict[str, Any], notes: list[st
     wanted = set(journal.to_stage) | set(RUN_WRITTEN)
     if not journal.to_stage:  # killed before it knew: what a run writes
         wanted |= {p for p in changed if p.endswith(".gitignore")}
+    manifest = str(journal.snapshot_path).removesuffix(".json") + MANIFEST_SUFFIX
+    if manifest in changed:
+        wanted.add(manifest)
     paths = sorted({p for p in wanted if p in changed} | {str(journal.snapshot_path)})
     gitcli.git(["add", "--", *paths], root)
     message = journal.message or f"ita-vc run {journal.run_id}"
@@ -186,8 +190,11 @@ def _set_aside(journal: RunJournal, notes: list[str]) -> None:
     orphans = journal.workspace.contained(journal.workspace.state_dir / "orphans" / "x")
     orphans.parent.mkdir(parents=True, exist_ok=True)
     target = orphans.parent / f"{journal.run_id}.json"
-    gitcli.git(["reset", "-q", "--", rel], root, check=False)
+    manifest = rel.removesuffix(".json") + MANIFEST_SUFFIX
+    gitcli.git(["reset", "-q", "--", rel, manifest], root, check=False)
     os.replace(root / rel, target)
+    if (root / manifest).is_file():
+        os.replace(root / manifest, orphans.parent / f"{journal.run_id}{MANIFEST_SUFFIX}")
     MetadataIndex(journal.workspace.index_path).delete_run(str(journal.run_id))
     notes.append(
         f"run {journal.run_id} was interrupted before its commit and the workspace "

@@ -70,45 +70,55 @@ def manifest_relpath(workspace: Workspace, run_id: str) -> str:
     return PurePosixPath(folder, f"{run_id}{MANIFEST_SUFFIX}").as_posix()
 
 
-def _files_of(workspace: Workspace, rel: str) -> list[str]:
-    """The files of an output (itself when a file), as workspace-relative POSIX paths."""
-    absolute = workspace.path(rel)
+def _label(workspace: Workspace, path: Path) -> str:
+    """``path`` relative to the workspace (POSIX), or absolute when outside it."""
+    try:
+        return path.relative_to(workspace.root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _files_of(workspace: Workspace, out: str | Path) -> list[Path]:
+    """The files of an output (itself when a file): a workspace-relative path or an absolute
+    one (``backtest run --out`` may write anywhere)."""
+    absolute = Path(out) if Path(out).is_absolute() else workspace.path(str(out))
     if absolute.is_file():
-        return [rel]
+        return [absolute]
     if not absolute.is_dir():
-        raise ItaVcError(f"output {rel} is missing: the run cannot list its files")
-    found = []
+        raise ItaVcError(f"output {out} is missing: the run cannot list its files")
+    found: list[Path] = []
     for folder, dirs, names in os.walk(absolute):
         dirs.sort()
-        for name in names:
-            found.append((Path(folder) / name).relative_to(workspace.root).as_posix())
+        found.extend(Path(folder) / name for name in names)
     return sorted(found)
 
 
-def build_manifest(workspace: Workspace, run_id: str, outputs: Iterable[str]) -> dict[str, Any]:
-    """The manifest of ``run_id`` whose stages wrote ``outputs`` (paths of files or folders,
-    relative to the workspace), hashing each file now.
+def build_manifest(
+    workspace: Workspace, run_id: str, outputs: Iterable[str | Path]
+) -> dict[str, Any]:
+    """The manifest of ``run_id`` whose stages wrote ``outputs`` (files or folders: relative to
+    the workspace, or absolute), hashing each file now. Paths are recorded relative to the
+    workspace (absolute for files outside it).
 
     Raises:
         ItaVcError: an output is missing.
     """
-    files = []
-    for out in sorted(set(outputs)):
-        for rel in _files_of(workspace, out):
-            sha256, size = hash_file(workspace.path(rel))
-            files.append(
-                {
-                    "name": PurePosixPath(rel).name,
-                    "path": rel,
-                    "sha256": sha256,
-                    "size": size,
-                    "mime": mime_of(rel),
-                }
-            )
+    files = {}
+    for out in outputs:
+        for path in _files_of(workspace, out):
+            rel = _label(workspace, path)
+            sha256, size = hash_file(path)
+            files[rel] = {
+                "name": path.name,
+                "path": rel,
+                "sha256": sha256,
+                "size": size,
+                "mime": mime_of(rel),
+            }
     return {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "run_id": run_id,
-        "files": sorted(files, key=lambda f: str(f["path"])),
+        "files": [files[k] for k in sorted(files)],
     }
 
 

@@ -1,5 +1,5 @@
-"""The run log (issue #17, work in progress): a record of every run, the failed, cancelled and
-killed ones included, local to the clone.
+"""The run log: a record of every run, the failed, cancelled and killed ones included, local to
+the clone.
 
 ``.ita/runs.jsonl`` is append-only: one JSON object per line, each an *event* of one run
 (``start``, ``stage``, ``progress``, ``heartbeat``, ``end``), written with ``O_APPEND``, under an
@@ -91,6 +91,16 @@ class RunRecord:
     git_commit: str | None = None
     metrics_summary_json: str | None = None
     artifacts_manifest_sha: str | None = None
+    preset_ref: dict[str, Any] | None = None
+    symbol: str | None = None
+    timeframe: str | None = None
+    note: str | None = None
+    #: the snapshot of a committed ``ita-vc run`` (``provenance/<run_id>.json``)
+    snapshot_path: str | None = None
+    #: a run whose inputs equal an already recorded run: that run's id (nothing new recorded)
+    recorded_as: str | None = None
+    #: the manifest of a run that commits nothing (``.ita/manifests/<run_id>.manifest.json``)
+    manifest_path: str | None = None
     progress: dict[str, Any] = field(default_factory=dict)
 
     def effective_status(self, now_ms: int | None = None) -> str:
@@ -225,7 +235,8 @@ class RunLog:
 
         def update(**values: Any) -> None:
             kind = "progress" if "progress" in values else "stage"
-            self.append({"event": kind, "run_id": run_id, **values})
+            with contextlib.suppress(ItaVcError):  # a full disk must not fail the run itself
+                self.append({"event": kind, "run_id": run_id, **values})
 
         try:
             yield update

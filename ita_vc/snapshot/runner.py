@@ -31,7 +31,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -56,11 +55,14 @@ from ita_vc.pipeline.engine_pin import pinned_engine
 from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.registry import RuleRegistry, default_author
 from ita_vc.rules.validate import check_setup_id
-from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, SnapshotStore, next_run_id
+from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, SnapshotStore
 from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
+from ita_vc.snapshot.manifest import MANIFEST_SUFFIX, manifest_relpath
 from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
+from ita_vc.snapshot.records import Recorder, headline_metrics, recorded_run
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.utils.hashing import canonical_json
 from ita_vc.validation.params import check_params
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import (
@@ -470,8 +472,10 @@ def _repro(
 
 
 def _undo_snapshot(workspace: Workspace, rel: str, run_id: str) -> None:
-    gitcli.git(["reset", "-q", "--", rel], workspace.root, check=False)
-    (workspace.root / rel).unlink(missing_ok=True)
+    written = [rel, manifest_relpath(workspace, run_id)]
+    gitcli.git(["reset", "-q", "--", *written], workspace.root, check=False)
+    for path in written:
+        (workspace.root / path).unlink(missing_ok=True)
     with contextlib.suppress(PersistentStoreError):
         MetadataIndex(workspace.index_path).delete_run(run_id)
 
@@ -711,13 +715,14 @@ def _recorded_after(
 def _staged_paths(after: set[str], before: set[str], rel: str, dirty: list[str]) -> list[str]:
     """What the run's commit holds: everything the run changed, its snapshot, the files it
     always writes, new ``.gitignore`` entries, and ``.dvc`` files when data was dirty."""
+    manifest = rel.removesuffix(".json") + MANIFEST_SUFFIX
     return sorted(
         {
             p
             for p in after
             if p not in before
             or p in RUN_WRITTEN
-            or p == rel
+            or p in (rel, manifest)
             or (p.endswith(".gitignore") and p not in dirty)
         }
         | ({p for p in after if p.endswith(".dvc")} if any(".dvc:" in d for d in dirty) else set())
@@ -762,14 +767,9 @@ def _record(
     journal: RunJournal,
     provenance: SnapshotStore,
     before: set[str],
+    run_id: str,
 ) -> RunReport:
-    """Step 6: a new run id journalled, then snapshot and commit; undone on any error."""
-    root = workspace.root
-    now = dt.datetime.now(dt.UTC)
-    identity = (
-        f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|{prep.code_commit}"
-    )
-    run_id = next_run_id(workspace, opts.mode, now, identity)
+    """Step 6: the run id journalled, then snapshot and commit; undone on any error."""
     rel = provenance.snapshot_relpath(run_id)
     journal.run_id, journal.snapshot_path = run_id, rel
     journal.save("snapshot")
@@ -783,6 +783,58 @@ def _record(
         raise
     journal.clear()
     return report
+
+
+_RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
+
+
+def _recording_progress(
+    rec: Recorder, progress: Callable[[str], None] | None
+) -> Callable[[str], None]:
+    """The ``dvc repro`` line callback: the user's, and the record's stage from DVC's
+    ``Running stage 'X'`` lines."""
+
+    def on_line(line: str) -> None:
+        match = _RUNNING_STAGE.search(line)
+        if match:
+            rec.stage(match.group(1))
+        if progress is not None:
+            progress(line)
+
+    return on_line
+
+
+def _record_config(rec: Recorder, text: str) -> None:
+    """The run's frozen params (``params.yaml`` as the stages will read it) into its record."""
+    doc = _load_params_text(text)
+    rule = doc.get("rule")
+    rule = rule if isinstance(rule, dict) else {}
+    data = doc.get("data")
+    data = data if isinstance(data, dict) else {}
+    setup, version = rule.get("setup_id"), rule.get("version")
+    rec.config(
+        doc,
+        rule=f"{setup}@v{str(version).lstrip('v')}" if setup and version else None,
+        symbol=data.get("symbol"),
+        timeframe=data.get("timeframe"),
+    )
+
+
+def _record_outcome(rec: Recorder, report: RunReport) -> None:
+    """What a finished ``ita-vc run`` adds to its record."""
+    snap = report.snapshot
+    if report.already:
+        rec.set(recorded_as=report.run_id)
+        return
+    metrics = snap.get("metrics") or {}
+    rec.set(
+        snapshot_path=report.snapshot_path,
+        artifacts_manifest_sha=snap.get("artifacts_manifest_sha"),
+        data_hash=snap.get("data_hash"),
+        config_hash=snap.get("config_hash"),
+        preset_ref=snap.get("preset_ref"),
+        metrics_summary_json=canonical_json(headline_metrics(metrics)),
+    )
 
 
 def run_pipeline(
@@ -800,7 +852,9 @@ def run_pipeline(
     force: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Run the pipeline and record it (see the module docstring).
+    """Run the pipeline and record it (see the module docstring). The run gets its id when
+    it starts (after the workspace lock) and its record in the run log
+    (:mod:`ita_vc.snapshot.records`), failed and cancelled runs included.
 
     Raises:
         UsageError: a bad mode, stage name or wait.
@@ -813,15 +867,24 @@ def run_pipeline(
         VcsError: ``dvc repro`` or ``git commit`` failed.
     """
     edits = _run_edits(mode, setup_id, version, overrides)
-    opts = _RunOptions(mode, note, allow_dirty, commit, force, stages, progress)
-    with workspace.lock(timeout=wait, purpose=f"ita-vc run ({mode})") as lock:
+    with (
+        workspace.lock(timeout=wait, purpose=f"ita-vc run ({mode})") as lock,
+        recorded_run(workspace, mode, note=note) as rec,
+    ):
+        opts = _RunOptions(
+            mode, note, allow_dirty, commit, force, stages, _recording_progress(rec, progress)
+        )
+        rec.stage("preflight")
         prep = _prepare(workspace, edits, opts)
-        recorded = _recorded_before(workspace, prep, opts)
-        if recorded is not None:
-            return recorded
-        journal, before = _reproduce(workspace, prep, edits, opts, lock.fd)
-        provenance = SnapshotStore(workspace)
-        recorded = _recorded_after(workspace, prep, opts, journal, provenance)
-        if recorded is not None:
-            return recorded
-        return _record(workspace, prep, opts, journal, provenance, before)
+        _record_config(rec, prep.text)
+        report = _recorded_before(workspace, prep, opts)
+        if report is None:
+            rec.stage("repro")
+            journal, before = _reproduce(workspace, prep, edits, opts, lock.fd)
+            provenance = SnapshotStore(workspace)
+            report = _recorded_after(workspace, prep, opts, journal, provenance)
+            if report is None:
+                rec.stage("snapshot")
+                report = _record(workspace, prep, opts, journal, provenance, before, rec.run_id)
+        _record_outcome(rec, report)
+        return report

@@ -18,10 +18,13 @@ from ita_vc.errors import (
 )
 from ita_vc.snapshot.capture import SnapshotStore, snapshot_hash
 from ita_vc.snapshot.runner import apply_param_overrides, run_pipeline
+from ita_vc.utils.hashing import hash_canonical
 from ita_vc.workspace import Workspace
 from tests.helpers import lock_held_elsewhere
 
 FIELDS = {
+    "artifacts_manifest_sha",
+    "preset_ref",
     "schema_version",
     "run_id",
     "setup_id",
@@ -65,7 +68,7 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
     assert (s["setup_id"], s["rule_version"], s["schema_version"]) == (
         "example_ma_cross",
         "v1.0",
-        3,
+        4,
     )
     assert s["validation"] is None  # the validate stage did not run
     rule = yaml.safe_load((ran_repo / "rules/example_ma_cross/v1.0.yaml").read_text())
@@ -112,6 +115,24 @@ def test_the_snapshot_has_every_field_and_each_is_right(ran_repo):
         "note": "first run",
     }
     assert s["snapshot_sha256"] == snapshot_hash(s)
+    assert s["preset_ref"] is None  # params.yaml names no preset
+    # the manifest: every file of every output, hashed, and the snapshot's sha of it
+    manifest = json.loads((ran_repo / f"provenance/{s['run_id']}.manifest.json").read_text())
+    assert s["artifacts_manifest_sha"] == hash_canonical(manifest)
+    files = {f["path"]: f for f in manifest["files"]}
+    on_disk = sorted(
+        p.relative_to(ran_repo).as_posix()
+        for out in outs
+        for p in ([ran_repo / out] if (ran_repo / out).is_file() else (ran_repo / out).rglob("*"))
+        if p.is_file()
+    )
+    assert sorted(files) == on_disk and len(files) > len(outs)
+    for rel, entry in files.items():
+        data = (ran_repo / rel).read_bytes()
+        assert entry["sha256"] == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert entry["size"] == len(data) and entry["name"] == rel.rsplit("/", 1)[-1]
+    assert files["results/backtest/trades.parquet"]["mime"] == "application/vnd.apache.parquet"
+    assert files["results/metrics.json"]["mime"] == "application/json"
 
 
 def test_the_run_is_committed_and_indexed(ran_repo):
@@ -120,6 +141,7 @@ def test_the_run_is_committed_and_indexed(ran_repo):
     assert log == f"ita-vc run {report.run_id}: example_ma_cross v1.0 (backtest)"
     committed = ran_repo.git("show", "--name-only", "--format=", "HEAD").stdout.split()
     assert f"provenance/{report.run_id}.json" in committed and "dvc.lock" in committed
+    assert f"provenance/{report.run_id}.manifest.json" in committed
     assert ran_repo.git("status", "--porcelain").stdout == ""
     on_disk = json.loads((ran_repo / report.snapshot_path).read_text())
     assert on_disk == report.snapshot

@@ -1,0 +1,140 @@
+"""Run records of every flow: one place that gives a run its id and keeps its record in the run
+log while it runs (:mod:`ita_vc.snapshot.runlog`).
+
+``ita-vc run`` (``bt_``/``lv_``/``tr_``), ``backtest run`` (``bt_``), ``grid run`` (``gr_``) and
+``validate`` (``va_``) each run inside :func:`recorded_run`: the id is allocated from the
+clone's counter, a ``start`` event is written with the git commit, then the stage, progress
+(at most one event a second) and the fields the run learns (rule, data hash, config) as it goes,
+and an ``end`` event with the outcome. A run that commits nothing gets its manifest under
+``.ita/manifests/`` (local like the log); a committed run's manifest is committed next to its
+snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.snapshot.capture import next_run_id
+from ita_vc.snapshot.manifest import MANIFEST_SUFFIX, build_manifest, manifest_sha
+from ita_vc.snapshot.runlog import RunLog, RunRecord
+from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.utils.hashing import canonical_json
+from ita_vc.vcs import gitcli
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from pathlib import Path
+
+    from ita_vc.workspace import Workspace
+
+__all__ = ["PROGRESS_INTERVAL_S", "Recorder", "headline_metrics", "log_records", "recorded_run"]
+
+#: progress events are written at most this often (the first and the last always)
+PROGRESS_INTERVAL_S = 1.0
+
+
+class Recorder:
+    """The handle a running flow updates its record through."""
+
+    def __init__(self, workspace: Workspace, run_id: str, update: Callable[..., None]) -> None:
+        self.workspace = workspace
+        self.run_id = run_id
+        self._update = update
+        self._stage: str | None = None
+        self._last_progress = 0.0
+
+    def stage(self, name: str) -> None:
+        """The run entered stage ``name`` (written once per change)."""
+        if name != self._stage:
+            self._stage = name
+            self._update(stage=name)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """``done`` of ``total`` units of ``stage`` (throttled to one event a second)."""
+        now = time.monotonic()
+        final = total > 0 and done >= total
+        if stage == self._stage and not final and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        self._stage = stage
+        ratio = min(1.0, done / total) if total > 0 else 0.0
+        self._update(
+            stage=stage, progress={"stage": stage, "done": done, "total": total, "ratio": ratio}
+        )
+
+    def set(self, **fields: Any) -> None:
+        """Record fields the run learnt (``rule``, ``data_hash``, ``config_json``, ...)."""
+        if fields:
+            self._update(**fields)
+
+    def config(self, config: Mapping[str, Any], **fields: Any) -> None:
+        """Record the run's canonical frozen config (and its ``seed`` when it has one)."""
+        validation = config.get("validation")
+        seed = validation.get("seed") if isinstance(validation, dict) else None
+        self.set(
+            config_json=canonical_json(config),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            **fields,
+        )
+
+    def finish(
+        self,
+        outputs: Iterable[str | Path],
+        metrics: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The run wrote ``outputs`` (files or folders) and nothing is committed: its manifest
+        goes to ``.ita/manifests/<run_id>.manifest.json`` and its sha and the metrics into the
+        record. Returns the manifest's sha."""
+        manifest = build_manifest(self.workspace, self.run_id, outputs)
+        sha = manifest_sha(manifest)
+        target = self.workspace.contained(
+            self.workspace.state_dir / "manifests" / f"{self.run_id}{MANIFEST_SUFFIX}",
+            follow=True,
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, (canonical_json(manifest) + "\n").encode("utf-8"))
+        self.set(
+            artifacts_manifest_sha=sha,
+            manifest_path=self.workspace.relpath(target),
+            metrics_summary_json=canonical_json(headline_metrics(metrics)) if metrics else None,
+        )
+        return sha
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics a record keeps: numbers and strings (JSON-safe), NaN as null."""
+    kept: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or value is None or isinstance(value, str | int):
+            kept[str(key)] = value
+        elif isinstance(value, float):
+            kept[str(key)] = value if math.isfinite(value) else None
+    return kept
+
+
+@contextlib.contextmanager
+def recorded_run(workspace: Workspace, flow: str, **fields: Any) -> Iterator[Recorder]:
+    """Run a block as run ``<flow prefix>_...`` with its record in the run log (see the module
+    docstring). The block's exception ends the record ``failed`` (``cancelled`` for Ctrl-C)
+    and is re-raised.
+
+    Raises:
+        ItaVcError: the run log cannot be written (nothing ran).
+    """
+    root = workspace.root
+    commit = gitcli.head(root)
+    identity = f"{gitcli.config_value(root, 'user.email')}|{socket.gethostname()}|{commit}"
+    run_id = next_run_id(workspace, flow, dt.datetime.now(dt.UTC), identity)
+    log = RunLog(workspace.state_dir)
+    with log.recording(run_id, flow, fields={"git_commit": commit, **fields}) as update:
+        yield Recorder(workspace, run_id, update)
+
+
+def log_records(workspace: Workspace) -> dict[str, RunRecord]:
+    """Every record of the clone's run log, by run id."""
+    return RunLog(workspace.state_dir).records()
