@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from ita_vc.workspace import Workspace
 
 app = typer.Typer(help="Run the backtest core directly (no DVC).", no_args_is_help=True)
 
@@ -30,6 +34,8 @@ def run_command(
     from ita_vc.cli.console import out as console
     from ita_vc.errors import DataValidationError
     from ita_vc.pipeline.outputs import DirSink, write_backtest, write_report
+    from ita_vc.catalog import load_catalog
+    from ita_vc.snapshot.records import recorded_run
     from ita_vc.yaml_read import YamlError, load_yaml_document, read_text_file
 
     sink = DirSink(out)  # refuses an --out that is a file or cannot be created, before any work
@@ -42,26 +48,36 @@ def run_command(
         except YamlError as exc:
             raise DataValidationError(str(exc)) from exc
         run_params = parse_params(doc.data, index=doc.index, source=str(params))
-    frame = read_candle_file(candles, validate=True)
-    catalog = None
-    try:
-        from ita_vc.catalog import load_catalog
-        from ita_vc.workspace import find_root
-
-        catalog = load_catalog(find_root())
-    except Exception:  # noqa: BLE001 - outside a workspace the embedded catalog applies
-        catalog = None
-    result = run_backtest(frame, rule, run_params, catalog=catalog)
-    write_backtest(result, sink, sink)
-    write_report(
-        result.summary,
-        result.metrics,
-        result.equity,
-        result.drawdown,
-        sink,
-        trades=result.trades,
-        candles=frame if result.candles_used is None else result.candles_used,
-    )
+    workspace = _workspace_or_none()
+    with contextlib.ExitStack() as stack:
+        rec = (
+            stack.enter_context(recorded_run(workspace, "backtest"))
+            if workspace is not None
+            else None
+        )
+        frame = read_candle_file(candles, validate=True)
+        catalog = load_catalog(workspace.root) if workspace is not None else None
+        result = run_backtest(frame, rule, run_params, catalog=catalog)
+        write_backtest(result, sink, sink)
+        write_report(
+            result.summary,
+            result.metrics,
+            result.equity,
+            result.drawdown,
+            sink,
+            trades=result.trades,
+            candles=frame if result.candles_used is None else result.candles_used,
+        )
+        if rec is not None:
+            summary = result.summary
+            rec.set(
+                rule=f"{summary['setup_id']}@{summary['rule_version']}",
+                symbol=summary.get("symbol"),
+                timeframe=summary.get("timeframe"),
+                data_hash=summary.get("data_hash"),
+                config_hash=summary.get("config_hash"),
+            )
+            rec.finish([out.resolve()], result.metrics)
     from ita_vc.backtest.format import format_metric
 
     m = result.metrics
@@ -75,3 +91,15 @@ def run_command(
         f"Max DD {shown['Max. Drawdown [%]']} %, Sharpe {shown['Sharpe Ratio']} -> {out}",
         markup=False,
     )
+
+
+def _workspace_or_none() -> Workspace | None:
+    """The workspace the command runs in (its catalog and run log), None outside one (the
+    embedded catalog applies and nothing is recorded)."""
+    from ita_vc.errors import NotInitializedError
+    from ita_vc.workspace import Workspace
+
+    try:
+        return Workspace.discover()
+    except NotInitializedError:
+        return None

@@ -61,6 +61,7 @@ def run_command(
     from ita_vc.grid import default_grid_folder, run_grid
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_grid
     from ita_vc.pipeline.stages import grid_candles, grid_request, read_grid_params
+    from ita_vc.snapshot.records import recorded_run
     from ita_vc.store.artifacts import PersistentStore
     from ita_vc.workspace import Workspace
 
@@ -69,7 +70,19 @@ def run_command(
     # refusals before any work
     rule, run_params, request = grid_request(workspace, params_doc.data, index=params_doc.index)
     checkpoint = workspace.contained(workspace.state_dir / "grid" / "checkpoint.json")
-    with workspace.lock(name="grid", timeout=wait, purpose="ita-vc grid run"):
+    data = run_params.data
+    with (
+        workspace.lock(name="grid", timeout=wait, purpose="ita-vc grid run"),
+        recorded_run(
+            workspace,
+            "grid",
+            rule=f"{rule.setup_id}@{rule.version.tag}",
+            symbol=data.symbol,
+            timeframe=data.timeframe,
+        ) as rec,
+    ):
+        rec.config(params_doc.data)
+        rec.stage("prepare")
         prepared = grid_candles(workspace, run_params)
         with (
             graceful_sigint() as ctrl_c,
@@ -86,6 +99,7 @@ def run_command(
             task = bar.add_task("grid", total=None, stage="A", rate=0.0)
 
             def progress(stage: str, done: int, total: int) -> None:
+                rec.progress(f"stage_{stage.lower()}", done, total)
                 elapsed = bar.tasks[task].elapsed or 1e-9
                 if ctrl_c.is_set():
                     stage += " (Ctrl-C: stopping after this batch; again to abort)"
@@ -105,8 +119,25 @@ def run_command(
                 progress=progress,
                 should_stop=ctrl_c.is_set,
             )
+        rec.stage("write")
         sink = DirSink(out) if out else StoreSink(PersistentStore(workspace), "results", "grid")
         write_grid(outcome, sink, engine=run_params.engine)
+        best_row = outcome.topk.iloc[0].to_dict() if len(outcome.topk) else {}
+        rec.set(data_hash=outcome.summary.get("data_hash"))
+        rec.finish(
+            [out or default_grid_folder(workspace)],
+            {
+                "stop_reason": outcome.summary["stop_reason"],
+                **outcome.summary["counts"],
+                **{
+                    str(k): v
+                    for k, v in best_row.items()
+                    if str(k) == "variant_key" or "[%]" in str(k)
+                },
+            },
+        )
+        if outcome.summary["stop_reason"] == "interrupted":
+            rec.cancelled("interrupted (Ctrl-C): the best variants so far were written")
     from ita_vc.backtest.format import format_metric
 
     where = out or default_grid_folder(workspace).relative_to(workspace.root)

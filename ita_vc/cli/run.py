@@ -139,6 +139,14 @@ def list_command(
     note: Annotated[
         str | None, typer.Option("--note", help="Only runs whose note contains TEXT.")
     ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only runs with this status: running, completed, failed, cancelled or "
+            "abandoned (failed, cancelled and running runs come from the clone's run log).",
+        ),
+    ] = None,
     sort: Annotated[
         str | None,
         typer.Option(
@@ -150,13 +158,21 @@ def list_command(
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Recorded runs with their key metrics (newest first)."""
+    """Runs with their status and key metrics (newest first): committed runs, and the failed,
+    cancelled, running and uncommitted ones of this clone's run log."""
     from ita_vc.backtest.format import format_metric
     from ita_vc.cli.console import Col, out, print_table
     from ita_vc.snapshot.runs import VALIDATION_COLUMNS, list_runs
 
     rows = list_runs(
-        _workspace(), setup_id=setup, sort=sort, limit=limit, symbol=symbol, since=since, note=note
+        _workspace(),
+        setup_id=setup,
+        sort=sort,
+        limit=limit,
+        symbol=symbol,
+        since=since,
+        note=note,
+        status=status,
     )
     if as_json:
         out().print_json(json.dumps(rows))
@@ -171,6 +187,7 @@ def list_command(
         metric_keys.insert(0, sort_key)
     columns = [
         Col("run_id", no_wrap=True),
+        Col("status", 1, no_wrap=True),
         Col("setup", 2),
         Col("version", 3, no_wrap=True),
         Col("symbol", 4),
@@ -185,8 +202,9 @@ def list_command(
     cells = [
         [
             r["run_id"],
-            r["setup_id"],
-            r["rule_version"],
+            _status_cell(r),
+            r["setup_id"] or "-",
+            r["rule_version"] or "-",
             f"{r.get('symbol') or '-'} {r.get('timeframe') or ''}".strip(),
             r["created_at"],
             "yes" if r["kept"] else "",
@@ -196,11 +214,28 @@ def list_command(
                 else format_metric(k, r["metrics"].get(k))
                 for k in metric_keys
             ),
-            r.get("note") or "",
+            _note_cell(r),
         ]
         for r in rows
     ]
     print_table(out(), columns, cells, title=f"{len(rows)} run(s)")
+
+
+def _status_cell(row: dict[str, object]) -> str:
+    """``completed``; ``failed (backtest)``: a run that stopped names its stage."""
+    status = str(row.get("status"))
+    stage = row.get("stage")
+    if status in ("failed", "cancelled", "running", "abandoned") and stage:
+        return f"{status} ({stage})"
+    return status if row.get("flow") in (None, "backtest") else f"{status} [{row.get('flow')}]"
+
+
+def _note_cell(row: dict[str, object]) -> str:
+    """The run's note; a failed run's error (exit code and the message's first line)."""
+    if row.get("error_message"):
+        first = str(row["error_message"]).splitlines()[0]
+        return f"exit {row.get('error_code')}: {first[:120]}"
+    return str(row.get("note") or "")
 
 
 def _validation_cell(value: float | None) -> str:
@@ -214,13 +249,27 @@ def show_command(
         bool, typer.Option("--json", help="Print the whole snapshot document (JSON).")
     ] = False,
 ) -> None:
-    """A run at a glance: rule, data, execution, git, metrics, outputs and environment."""
+    """A run at a glance: rule, data, execution, git, metrics, outputs and environment; for a
+    run known only to the clone's run log (running, failed, cancelled, abandoned, grid run,
+    validate), its record: status, stage, progress, error."""
     from ita_vc.cli.console import out
     from ita_vc.snapshot.capture import SnapshotStore
+    from ita_vc.snapshot.records import log_records
+    from ita_vc.snapshot.runs import record_lines, resolve_run_id
     from ita_vc.snapshot.summary import run_summary
 
     workspace = _workspace()
-    rid = _run_id(workspace, run_id)
+    records = log_records(workspace)
+    rid = resolve_run_id(workspace, run_id, extra=records)
+    store = SnapshotStore(workspace)
+    if rid in records and not workspace.path(store.snapshot_relpath(rid)).is_file():
+        record = records[rid]
+        if as_json:
+            out().print_json(json.dumps(record.to_dict()))
+            return
+        for label, value in record_lines(record):
+            out().print(f"{label:<12} {value}" if label else f"{'':<12} {value}", markup=False)
+        return
     if as_json:
         out().print_json(json.dumps(SnapshotStore(workspace).load_snapshot(rid)))
         return

@@ -56,6 +56,7 @@ def validate_command(
     from ita_vc.cli.console import out as console
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_validation
     from ita_vc.pipeline.stages import validate_workspace
+    from ita_vc.snapshot.records import record_validation, recorded_run
     from ita_vc.store.artifacts import PersistentStore
     from ita_vc.workspace import Workspace
 
@@ -68,6 +69,7 @@ def validate_command(
     sink = DirSink(out) if out else None  # checked before any work
     with (
         workspace.lock(name="validate", timeout=wait, purpose="ita-vc validate"),
+        recorded_run(workspace, "validate") as rec,
         Progress(
             TextColumn("{task.fields[test]}"),
             BarColumn(),
@@ -79,6 +81,7 @@ def validate_command(
 
         def progress(test: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, test=test)
+            rec.progress(test, done, total)
 
         outcome = validate_workspace(
             workspace.root,
@@ -93,6 +96,7 @@ def validate_command(
             with workspace.lock(timeout=wait, purpose="ita-vc validate (writing results)"):
                 store = PersistentStore(workspace)
                 files = write_validation(outcome, StoreSink(store, "results", "validation"))
+        record_validation(rec, outcome.summary, [out or workspace.path(str(results))])
     where = out or results
     _print_summary(outcome.summary)
     console().print(

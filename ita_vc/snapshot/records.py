@@ -19,6 +19,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from ita_vc.errors import EXIT_INTERRUPTED
 from ita_vc.snapshot.capture import next_run_id
 from ita_vc.snapshot.manifest import MANIFEST_SUFFIX, build_manifest, manifest_sha
 from ita_vc.snapshot.runlog import RunLog, RunRecord
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
 
     from ita_vc.workspace import Workspace
 
-__all__ = ["PROGRESS_INTERVAL_S", "Recorder", "headline_metrics", "log_records", "recorded_run"]
+__all__ = [
+    "PROGRESS_INTERVAL_S",
+    "Recorder",
+    "headline_metrics",
+    "log_records",
+    "record_validation",
+    "recorded_run",
+]
 
 #: progress events are written at most this often (the first and the last always)
 PROGRESS_INTERVAL_S = 1.0
@@ -82,6 +90,11 @@ class Recorder:
             **fields,
         )
 
+    def cancelled(self, message: str) -> None:
+        """The run stops normally but was cancelled (Ctrl-C after which partial results were
+        written): its record ends ``cancelled`` with exit code 130."""
+        self._update(end_as=("cancelled", EXIT_INTERRUPTED, message))
+
     def finish(
         self,
         outputs: Iterable[str | Path],
@@ -104,6 +117,25 @@ class Recorder:
             metrics_summary_json=canonical_json(headline_metrics(metrics)) if metrics else None,
         )
         return sha
+
+
+def record_validation(
+    rec: Recorder, summary: Mapping[str, Any], outputs: Iterable[str | Path]
+) -> None:
+    """What ``ita-vc validate`` adds to its record: the run's rule, data, config and seed,
+    the headline numbers (p-value, DSR, PBO) and the manifest of what it wrote."""
+    from ita_vc.validation.verdict import headline_values  # lazy: the validation package
+
+    setup, version = summary.get("setup_id"), summary.get("rule_version")
+    rec.set(
+        rule=f"{setup}@{version}" if setup and version else None,
+        symbol=summary.get("symbol"),
+        timeframe=summary.get("timeframe"),
+        data_hash=summary.get("data_hash"),
+        config_hash=summary.get("config_hash"),
+        seed=summary.get("seed"),
+    )
+    rec.finish(outputs, headline_values(summary))
 
 
 def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -214,7 +214,9 @@ class RunLog:
         """Record a run around a block: ``start`` now, a heartbeat every ``heartbeat`` seconds
         from a daemon thread, and ``end`` with ``completed``, ``failed`` (the error's exit code
         and message) or ``cancelled`` (KeyboardInterrupt). Yields ``update(**fields)`` (e.g.
-        ``stage=...``, ``progress={...}``, ``metrics_summary_json=...``) for the block.
+        ``stage=...``, ``progress={...}``, ``metrics_summary_json=...``) for the block;
+        ``update(end_as=(status, code, message))`` sets the outcome of a block that ends
+        normally (a search stopped by Ctrl-C that wrote its partial results: cancelled).
 
         Raises:
             ValueError: an unknown flow.
@@ -233,7 +235,13 @@ class RunLog:
         thread = threading.Thread(target=beat, name=f"heartbeat {run_id}", daemon=True)
         thread.start()
 
+        ending: list[tuple[str, int | None, str | None]] = []
+
         def update(**values: Any) -> None:
+            if "end_as" in values:  # the block's own outcome (e.g. a grid stopped by Ctrl-C)
+                ending[:] = [values.pop("end_as")]
+            if not values:
+                return
             kind = "progress" if "progress" in values else "stage"
             with contextlib.suppress(ItaVcError):  # a full disk must not fail the run itself
                 self.append({"event": kind, "run_id": run_id, **values})
@@ -250,7 +258,7 @@ class RunLog:
             self._end(run_id, "failed", 3, f"{type(exc).__name__}: {exc}")
             raise
         else:
-            self._end(run_id, "completed", None, None)
+            self._end(run_id, *(ending[0] if ending else ("completed", None, None)))
         finally:
             stop.set()
             thread.join(timeout=heartbeat + 1)

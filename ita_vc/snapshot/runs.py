@@ -16,6 +16,7 @@ from ita_vc.backtest.metrics import METRIC_NAMES
 from ita_vc.errors import ItaVcError, UsageError
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id, run_row
 from ita_vc.snapshot.history import recorded_runs
+from ita_vc.snapshot.records import log_records
 from ita_vc.snapshot.summary import DiffRow, run_diff
 from ita_vc.validation.verdict import headline_values
 from ita_vc.vcs import gitcli
@@ -23,17 +24,21 @@ from ita_vc.vcs import gitcli
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ita_vc.snapshot.runlog import RunRecord
     from ita_vc.workspace import Workspace
 
 __all__ = [
     "KEEP_TAG_PREFIX",
     "METRIC_ALIASES",
+    "STATUSES",
     "DiffRow",
     "diff_runs",
     "keep_run",
     "list_runs",
+    "log_entry",
     "parse_since",
     "pinned_runs",
+    "record_lines",
     "resolve_metric",
     "resolve_run_id",
     "sync_runs",
@@ -66,6 +71,9 @@ METRIC_ALIASES: dict[str, str] = {
     "sqn": "SQN",
 }
 """Short names ``runs list --sort`` accepts (besides every metric name, in any case)."""
+STATUSES = ("running", "completed", "failed", "cancelled", "abandoned")
+"""The statuses ``runs list --status`` filters on (``abandoned``: a ``running`` record whose
+heartbeat is stale and whose process is gone)."""
 VALIDATION_COLUMNS = ("p_value", "dsr", "pbo")
 """The validation numbers ``runs list`` shows and sorts by (p_value and pbo ascending: smaller
 is better; dsr descending), from a run's recorded validation summary."""
@@ -120,11 +128,12 @@ def parse_since(text: str) -> str:
 _LATEST = re.compile(r"@latest(?:~(\d+))?")
 
 
-def resolve_run_id(workspace: Workspace, ref: str) -> str:
+def resolve_run_id(workspace: Workspace, ref: str, extra: Iterable[str] = ()) -> str:
     """The run id ``ref`` names: a full id, a unique prefix of one (``bt_2025_11_10_00``),
     ``@latest`` (the newest run recorded in this checkout) or ``@latest~N`` (N runs before it).
 
     A full, well-formed id is returned as it is (it may name a run of another branch).
+    ``extra``: more run ids a prefix may name (the run log's, for ``runs show``).
 
     Raises:
         UsageError: no run matches, the prefix is ambiguous (the candidates are named), or
@@ -143,7 +152,8 @@ def resolve_run_id(workspace: Workspace, ref: str) -> str:
         return ids[-1 - back]
     if ref in ids:
         return ref
-    matches = [run_id for run_id in ids if run_id.startswith(ref)] if ref else []
+    known = list(dict.fromkeys([*ids, *extra]))
+    matches = [run_id for run_id in known if run_id.startswith(ref)] if ref else []
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
@@ -193,6 +203,135 @@ def _matches(
     return not note or note.lower() in text.lower()
 
 
+def _iso_ms(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _split_rule(rule: str | None) -> tuple[str | None, str | None]:
+    if not rule or "@" not in rule:
+        return rule, None
+    setup, version = rule.rsplit("@", 1)
+    return setup, version
+
+
+def log_entry(record: RunRecord) -> dict[str, Any]:
+    """A run-log record as a ``runs list`` row (failed, cancelled, running and abandoned runs,
+    and completed runs that commit nothing: ``grid run``, ``validate``, ``backtest run``)."""
+    setup, version = _split_rule(record.rule)
+    try:
+        metrics = json.loads(record.metrics_summary_json or "{}")
+    except ValueError:
+        metrics = {}
+    return {
+        "run_id": record.run_id,
+        "status": record.effective_status(),
+        "flow": record.flow,
+        "stage": record.stage,
+        "created_at": _iso_ms(record.created_at),
+        "updated_at": _iso_ms(record.updated_at),
+        "setup_id": setup,
+        "rule_version": version,
+        "config_hash": record.config_hash,
+        "git_commit": record.git_commit,
+        "run_mode": record.flow,
+        "snapshot_path": None,
+        "snapshot_sha256": None,
+        "metrics": metrics if isinstance(metrics, dict) else {},
+        "kept": False,
+        "symbol": record.symbol,
+        "timeframe": record.timeframe,
+        "note": record.note,
+        "validation": headline_values(None),
+        "error_code": record.error_code,
+        "error_message": record.error_message,
+        "data_hash": record.data_hash,
+    }
+
+
+def _log_rows(workspace: Workspace, committed: set[str]) -> list[dict[str, Any]]:
+    """The run log's records that no snapshot in this checkout stands for."""
+    rows = []
+    for record in log_records(workspace).values():
+        if record.run_id in committed or record.recorded_as or record.snapshot_path:
+            continue  # the snapshot is the record (or the run was an already recorded one)
+        rows.append(log_entry(record))
+    return rows
+
+
+def _ago(ms: int | None, now_ms: int) -> str:
+    if ms is None:
+        return "-"
+    return f"{_iso_ms(ms)} ({max(0, now_ms - ms) // 1000:,} s ago)"
+
+
+def record_lines(record: RunRecord, now_ms: int | None = None) -> list[tuple[str, str]]:
+    """``runs show`` of a run known only to the run log (running, failed, cancelled, abandoned,
+    or a run that commits nothing): label and value lines, ``run_progress`` included."""
+    now = now_ms if now_ms is not None else int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    status = record.effective_status(now)
+    lines = [("run", f"{record.run_id} ({record.flow})"), ("status", status)]
+    if status == "abandoned":
+        lines.append(
+            (
+                "",
+                f"no heartbeat for {(now - (record.heartbeat_at or 0)) // 1000:,} s and process "
+                f"{record.pid} is gone (killed, or its machine went off): it holds nothing",
+            )
+        )
+    lines.append(("stage", record.stage or "-"))
+    progress = record.progress
+    if progress:
+        done, total = progress.get("done"), progress.get("total")
+        ratio = progress.get("ratio")
+        share = f" ({ratio * 100:.1f} %)" if isinstance(ratio, int | float) else ""
+        lines.append(
+            (
+                "progress",
+                f"{progress.get('stage')}: {done:,} / {total:,}{share}, "
+                f"updated {_ago(progress.get('updated_at'), now)}"
+                if isinstance(done, int) and isinstance(total, int)
+                else str(progress),
+            )
+        )
+    lines += [
+        ("created", _ago(record.created_at, now)),
+        ("updated", _ago(record.updated_at, now)),
+        ("heartbeat", _ago(record.heartbeat_at, now)),
+    ]
+    if record.completed_at is not None:
+        lines.append(("ended", _ago(record.completed_at, now)))
+    if record.error_code is not None or record.error_message:
+        lines.append(("error", f"exit {record.error_code}: {record.error_message}"))
+    for label, value in (
+        ("rule", record.rule),
+        ("data", " ".join(str(v) for v in (record.symbol, record.timeframe) if v) or None),
+        ("data_hash", record.data_hash),
+        ("config_hash", record.config_hash),
+        ("seed", record.seed),
+        ("git commit", record.git_commit),
+        ("preset", record.preset_ref),
+        ("manifest", record.manifest_path or record.artifacts_manifest_sha),
+        ("note", record.note),
+    ):
+        if value is not None:
+            lines.append((label, str(value)))
+    if record.metrics_summary_json:
+        lines.append(("metrics", record.metrics_summary_json))
+    lines.append(("", "a record of this clone's run log (.ita/runs.jsonl): local, not versioned"))
+    return lines
+
+
+def _check_status(status: str | None) -> str | None:
+    if status is None:
+        return None
+    wanted = status.strip().lower()
+    if wanted not in STATUSES:
+        raise UsageError(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
+    return wanted
+
+
 def list_runs(
     workspace: Workspace,
     *,
@@ -202,8 +341,14 @@ def list_runs(
     symbol: str | None = None,
     since: str | None = None,
     note: str | None = None,
+    status: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs (newest first, or by a metric descending), with their key metrics and pin state.
+
+    Committed runs come from their snapshots (``status`` completed); the clone's run log
+    (:mod:`ita_vc.snapshot.runlog`) adds the failed, cancelled, running and abandoned runs and
+    the completed runs that commit nothing (``flow`` grid, validate; ``backtest run``), each
+    with its ``stage``, ``error_code`` and ``error_message``. ``status`` keeps one status.
 
     ``sort`` takes a metric name in any case or an alias (:func:`resolve_metric`); the filters
     keep the runs of one setup, one symbol (any case), recorded at or after ``since``
@@ -211,9 +356,10 @@ def list_runs(
     run's ``symbol``, ``timeframe`` and ``note``, and ``sort_metric`` (the resolved name).
 
     Raises:
-        UsageError: an unknown sort metric (the valid ones are listed), a bad ``since`` or a
-            limit below 1.
+        UsageError: an unknown sort metric (the valid ones are listed), a bad ``since``, an
+            unknown status or a limit below 1.
     """
+    wanted = _check_status(status)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit must be a whole number >= 1, got {limit!r}")
     metric = (
@@ -234,6 +380,11 @@ def list_runs(
         entry["timeframe"] = snapshot.get("timeframe")
         entry["note"] = (snapshot.get("meta") or {}).get("note")
         entry["validation"] = headline_values(snapshot.get("validation"))
+        entry["status"] = "completed"
+        entry["flow"] = entry.get("run_mode") or "backtest"
+        entry["stage"] = None
+        entry["error_code"] = entry["error_message"] = None
+        entry["data_hash"] = snapshot.get("data_hash")
         if metric in VALIDATION_COLUMNS:
             entry["metrics"][metric] = entry["validation"][metric]
             entry["sort_metric"] = metric
@@ -241,6 +392,22 @@ def list_runs(
             entry["metrics"][metric] = (snapshot.get("metrics") or {}).get(metric)
             entry["sort_metric"] = metric
         rows.append(entry)
+    committed = {row["run_id"] for row in rows} | set(provenance.run_ids())
+    for entry in _log_rows(workspace, committed):
+        like = {
+            "setup_id": entry["setup_id"],
+            "symbol": entry["symbol"],
+            "timestamp": entry["created_at"],
+            "meta": {"note": entry["note"]},
+        }
+        if _matches(like, setup_id=setup_id, symbol=symbol, since=after, note=note):
+            if metric is not None:
+                value = entry["metrics"].get(metric) if metric not in VALIDATION_COLUMNS else None
+                entry["metrics"][metric] = value
+                entry["sort_metric"] = metric
+            rows.append(entry)
+    if wanted is not None:
+        rows = [r for r in rows if r["status"] == wanted]
     if metric is not None:
         sign = 1 if metric in ("p_value", "pbo") else -1  # smaller p and PBO are better
 
@@ -251,7 +418,7 @@ def list_runs(
 
         rows.sort(key=order)
     else:
-        rows.reverse()
+        rows.sort(key=lambda r: (str(r.get("created_at") or ""), r["run_id"]), reverse=True)
     return rows[:limit] if limit else rows
 
 
