@@ -31,10 +31,10 @@ def run_command(
     from ita_vc.backtest.params import parse_params
     from ita_vc.backtest.run import run_backtest
     from ita_vc.candles.importers import read_candle_file
+    from ita_vc.catalog import load_catalog
     from ita_vc.cli.console import out as console
     from ita_vc.errors import DataValidationError
     from ita_vc.pipeline.outputs import DirSink, write_backtest, write_report
-    from ita_vc.catalog import load_catalog
     from ita_vc.snapshot.records import recorded_run
     from ita_vc.yaml_read import YamlError, load_yaml_document, read_text_file
 
