@@ -2,8 +2,10 @@
 
 Checks, without re-hashing data: the snapshot's own hash (tamper evidence); the rule file's
 ``params_hash`` against the registry; every recorded out and dep object present in the DVC
-cache (each file of a directory object too), or on a remote. ``deep`` also re-hashes every
-object (DVC's md5 of the bytes) and recomputes the data hash from the prepared candles.
+cache (each file of a directory object too), or on a remote; the run's manifest (schema 4)
+hashing to ``artifacts_manifest_sha`` and listing files of the recorded outputs. ``deep`` also
+re-hashes every object (DVC's md5 of the bytes), each manifest file's sha256 from its cached
+object, and recomputes the data hash from the prepared candles.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ita_vc.errors import ItaVcError
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id, snapshot_hash
+from ita_vc.snapshot.manifest import load_manifest, manifest_relpath, manifest_sha
+from ita_vc.utils.hashing import hash_file
 from ita_vc.utils.tablehash import hash_dataframe
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import cache_paths, remote_has, tracked_paths
@@ -271,6 +275,66 @@ def _check_data_hash(
     )
 
 
+def _check_manifest(
+    workspace: Workspace,
+    snapshot: dict[str, Any],
+    files: list[tuple[str, str, Path]],
+    report: VerifyReport,
+    deep: bool,
+) -> None:
+    """Schema 4: the committed manifest hashes to ``artifacts_manifest_sha`` and lists files of
+    the recorded outputs; ``deep``: each file's sha256, computed from its DVC cache object."""
+    expected = snapshot.get("artifacts_manifest_sha")
+    if expected is None:
+        return  # a snapshot from before manifests (schema < 4)
+    run_id = str(snapshot.get("run_id"))
+    try:
+        manifest = load_manifest(workspace, run_id)
+    except ItaVcError as exc:
+        report.checks.append(Check("manifest", False, str(exc)))
+        return
+    rel = manifest_relpath(workspace, run_id)
+    if manifest is None:
+        report.checks.append(Check("manifest", False, f"{rel} is missing"))
+        return
+    outs = [str(o.get("path")) for o in snapshot.get("outputs") or []]
+    stray = [
+        f["path"]
+        for f in manifest["files"]
+        if not any(f["path"] == o or f["path"].startswith(o + "/") for o in outs)
+    ]
+    sha = manifest_sha(manifest)
+    problems = [f"{rel} hashes to {sha}, the snapshot says {expected}"] if sha != expected else []
+    problems += [f"{p}: not in a recorded output" for p in stray[:20]]
+    report.checks.append(
+        Check(
+            "manifest",
+            not problems,
+            f"{len(manifest['files'])} file(s), {sha}" if not problems else "; ".join(problems),
+        )
+    )
+    if not deep or problems:
+        return
+    cached = {label.removeprefix("out "): path for label, _md5, path in files}
+    bad = []
+    for entry in manifest["files"]:
+        path = cached.get(entry["path"])
+        if path is None:
+            bad.append(f"{entry['path']}: no cached object")
+            continue
+        sha256, size = hash_file(path)
+        report.bytes_hashed += size
+        if (sha256, size) != (entry["sha256"], entry["size"]):
+            bad.append(f"{entry['path']}: {sha256} ({size:,} bytes), manifest {entry['sha256']}")
+    report.checks.append(
+        Check(
+            "deep: manifest sha256",
+            not bad,
+            f"{len(manifest['files'])} file(s) re-hashed" if not bad else "; ".join(bad[:20]),
+        )
+    )
+
+
 def verify_run(
     workspace: Workspace,
     run_id: str,
@@ -308,6 +372,7 @@ def verify_run(
             else f"{len(missing)} missing: " + "; ".join(missing[:20]),
         )
     )
+    _check_manifest(workspace, snapshot, files, report, deep)
     if deep:
         _check_content(files, report, progress)
         _check_data_hash(files, snapshot, report)

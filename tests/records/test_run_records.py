@@ -242,3 +242,25 @@ def test_the_new_run_id_prefixes_are_run_ids(ref):
     from ita_vc.snapshot.capture import check_run_id
 
     assert check_run_id(ref) == ref
+
+
+def test_snapshot_verify_checks_the_manifest(run_copy):
+    from ita_vc.snapshot.verify import verify_run
+
+    workspace = Workspace.at(run_copy)
+    rid = run_copy.report.run_id
+    report = verify_run(workspace, rid, deep=True)
+    assert report.ok, report.failures()
+    names = {c.name for c in report.checks}
+    assert {"manifest", "deep: manifest sha256"} <= names
+    path = run_copy / f"provenance/{rid}.manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"][0]["sha256"] = "sha256:" + "0" * 64
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    # the store's sidecar catches the edit first; either way the check names the manifest
+    failed = verify_run(workspace, rid)
+    assert not failed.ok
+    (check,) = [c for c in failed.checks if c.name == "manifest"]
+    assert not check.ok and "manifest" in check.detail
+    result = invoke("snapshot", "verify", rid)
+    assert result.exit_code == 6 and "manifest" in result.output
