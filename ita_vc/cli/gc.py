@@ -87,6 +87,12 @@ def gc_command(
         + (f", brought back {len(report.restored)} the plan keeps" if report.restored else ""),
         markup=False,
     )
+    if report.records_dropped:
+        out().print(
+            f"run log: dropped the records of {len(report.records_dropped)} run(s) beyond the "
+            "newest max_runs (pinned and running ones are kept)",
+            markup=False,
+        )
     out().print(
         f"purge report {report.report_path}; audit log {data['audit_log_path']}", markup=False
     )

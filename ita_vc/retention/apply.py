@@ -14,6 +14,7 @@ from ita_vc.errors import ItaVcError, RetentionRefusedError, UsageError
 from ita_vc.retention.facts import gather_facts
 from ita_vc.retention.policy import load_policy, make_plan
 from ita_vc.retention.trash import Trash
+from ita_vc.snapshot.records import prune_records
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.store.index import MetadataIndex
 from ita_vc.vcs.dvc import cache_dir, push_objects, shared_cache_reason
@@ -53,6 +54,7 @@ class PurgeReport:
     restored: list[dict[str, Any]] = field(default_factory=list)
     audit_log_path: str = ""
     report_path: str = ""
+    records_dropped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The report document."""
@@ -73,6 +75,7 @@ class PurgeReport:
             "recovered_interrupted_steps": self.recovered,
             "restored_from_trash": self.restored,
             "audit_log_path": self.audit_log_path,
+            "run_records_dropped": self.records_dropped,
         }
 
 
@@ -267,6 +270,11 @@ def collect_garbage(
             progress=progress,
         )
         report.recovered = recovered + report.recovered
+        report.records_dropped = prune_records(
+            workspace,
+            load_policy(workspace.root).max_runs,
+            protect=[r.run_id for r in facts.runs if r.pinned],
+        )
     return plan, facts, report
 
 

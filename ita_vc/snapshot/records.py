@@ -38,6 +38,7 @@ __all__ = [
     "Recorder",
     "headline_metrics",
     "log_records",
+    "prune_records",
     "record_validation",
     "recorded_run",
 ]
@@ -165,6 +166,25 @@ def recorded_run(workspace: Workspace, flow: str, **fields: Any) -> Iterator[Rec
     log = RunLog(workspace.state_dir)
     with log.recording(run_id, flow, fields={"git_commit": commit, **fields}) as update:
         yield Recorder(workspace, run_id, update)
+
+
+def prune_records(
+    workspace: Workspace, max_runs: int | None, protect: Iterable[str] = ()
+) -> list[str]:
+    """Retention of run records (``max_runs`` of ``configs/retention.yaml``, seed 004's "keep
+    the newest N runs"): the run log keeps the records of the newest ``max_runs`` runs, every
+    live running one and the ``protect``-ed (pinned) ones; the dropped runs' local manifests
+    (``.ita/manifests/``) go with them. Committed snapshots are git's: never touched. Returns
+    the dropped run ids.
+
+    Raises:
+        ItaVcError: the log cannot be rewritten (left as it was).
+    """
+    dropped = RunLog(workspace.state_dir).compact(max_runs, protect)
+    folder = workspace.state_dir / "manifests"
+    for run_id in dropped:
+        (folder / f"{run_id}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
+    return dropped
 
 
 def log_records(workspace: Workspace) -> dict[str, RunRecord]:

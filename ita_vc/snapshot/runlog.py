@@ -23,14 +23,15 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import EXIT_INTERRUPTED, ItaVcError
+from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.utils.hashing import canonical_json
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
 __all__ = [
@@ -150,7 +151,14 @@ def fold(events: Iterator[Mapping[str, Any]] | list[Mapping[str, Any]]) -> dict[
                 record.completed_at = ts
         if kind == "progress" and isinstance(event.get("progress"), dict):
             record.progress = {**event["progress"], "updated_at": ts}
+        elif kind == "record" and isinstance(event.get("progress"), dict):
+            record.progress = dict(event["progress"])  # a compacted run: fields set above
     return records
+
+
+def _record_event(record: RunRecord) -> dict[str, Any]:
+    """A folded record as one ``record`` event (what :meth:`RunLog.compact` writes)."""
+    return {k: v for k, v in asdict(record).items() if v is not None and v != {}}
 
 
 class RunLog:
@@ -158,6 +166,7 @@ class RunLog:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / LOG_NAME
+        self.lock_path = state_dir / f"{LOG_NAME}.lock"
 
     def append(self, event: Mapping[str, Any]) -> None:
         """Append one event (with ``ts`` now when it has none): one line, locked, fsynced.
@@ -170,16 +179,59 @@ class RunLog:
         if len(data) > _MAX_LINE:
             raise ItaVcError(f"{self.path}: a run log event of {len(data):,} bytes is too long")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)  # closing releases the lock
+            with self._locked():
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         except OSError as exc:
             raise ItaVcError(f"{self.path}: cannot write the run log: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The log's lock (a file of its own, so :meth:`compact` can replace the log)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def compact(self, keep_newest: int | None, protect: Iterable[str] = ()) -> list[str]:
+        """Retention of records: keep the records of the newest ``keep_newest`` runs (by
+        creation), every ``running`` record whose process is alive and every run in
+        ``protect`` (pinned runs); the log is rewritten with one folded line per kept run.
+        Returns the dropped run ids (None keeps everything).
+
+        Raises:
+            ItaVcError: the log cannot be rewritten (it is left as it was).
+        """
+        if keep_newest is None:
+            return []
+        kept_ids = set(protect)
+        try:
+            with self._locked():
+                records = self.records()
+                ordered = sorted(
+                    records.values(), key=lambda r: (r.created_at or 0, r.run_id), reverse=True
+                )
+                keep = {r.run_id for r in ordered[:keep_newest]} | kept_ids
+                keep |= {r.run_id for r in ordered if r.effective_status() == "running"}
+                dropped = [r.run_id for r in ordered if r.run_id not in keep]
+                if not dropped:
+                    return []
+                lines = [
+                    canonical_json({"event": "record", **_record_event(r)}) + "\n"
+                    for r in reversed(ordered)
+                    if r.run_id in keep
+                ]
+                atomic_write_bytes(self.path, "".join(lines).encode("utf-8"))
+        except OSError as exc:
+            raise ItaVcError(f"{self.path}: cannot compact the run log: {exc}") from exc
+        return sorted(dropped)
 
     def events(self) -> Iterator[dict[str, Any]]:
         """The log's events in order; a torn or foreign line is skipped."""

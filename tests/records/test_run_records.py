@@ -264,3 +264,19 @@ def test_snapshot_verify_checks_the_manifest(run_copy):
     assert not check.ok and "manifest" in check.detail
     result = invoke("snapshot", "verify", rid)
     assert result.exit_code == 6 and "manifest" in result.output
+
+
+def test_gc_keeps_the_records_of_the_newest_max_runs(run_copy):
+    for fee in ("-1", "-2"):
+        assert invoke("run", "-S", f"backtest.fee={fee}").exit_code == 11
+    ids = sorted(_records(run_copy), key=lambda r: _records(run_copy)[r].created_at or 0)
+    assert len(ids) == 3  # the committed run and two refusals
+    policy = run_copy / "configs" / "retention.yaml"
+    policy.write_text(policy.read_text().replace("max_runs: 100 ", "max_runs: 1   "))
+    result = invoke("gc", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "dropped the records of 2 run(s)" in result.stdout
+    assert set(_records(run_copy)) == {ids[-1]}
+    # the committed run is still listed: its snapshot is its durable record
+    listed = {r["run_id"] for r in json.loads(invoke("runs", "list", "--json").stdout)}
+    assert listed == {run_copy.report.run_id, ids[-1]}

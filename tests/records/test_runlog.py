@@ -123,3 +123,25 @@ def test_concurrent_writers_never_interleave_and_a_torn_line_is_skipped(tmp_path
 def test_fold_ignores_foreign_lines_and_unknown_keys():
     records = fold([{"no": "id"}, {"run_id": "x", "event": "start", "ts": 5, "newer_key": 1}])
     assert list(records) == ["x"] and records["x"].created_at == 5
+
+
+def test_compact_keeps_the_newest_runs_running_ones_and_protected_ones(tmp_path):
+    log = RunLog(tmp_path)
+    for i in range(6):
+        log.append({"event": "start", "run_id": f"gr_{i}", "status": "running", "ts": 1000 + i,
+                    "pid": os.getpid() if i == 0 else 999_999_999})  # fmt: skip
+        if i:
+            log.append({"event": "end", "run_id": f"gr_{i}", "status": "failed", "ts": 2000 + i,
+                        "error_code": 11, "error_message": f"bad {i}"})  # fmt: skip
+    log.append({"event": "progress", "run_id": "gr_5", "progress": {"done": 1}, "ts": 3000})
+    before = log.records()
+    dropped = log.compact(2, protect=["gr_2"])
+    # gr_5, gr_4: newest; gr_2: protected (pinned); gr_0: running with a live pid
+    assert dropped == ["gr_1", "gr_3"]
+    after = log.records()
+    assert set(after) == {"gr_0", "gr_2", "gr_4", "gr_5"}
+    for run_id, record in after.items():
+        assert record == before[run_id]  # every field and the progress survive compaction
+    assert log.compact(None) == [] and log.compact(10) == []
+    log.append({"event": "start", "run_id": "gr_6", "status": "running", "ts": 5000})
+    assert set(log.records()) == {"gr_0", "gr_2", "gr_4", "gr_5", "gr_6"}
