@@ -13,12 +13,24 @@ if TYPE_CHECKING:
         environment,
         snapshot_hash,
     )
+    from ita_vc.snapshot.manifest import build_manifest, load_manifest, manifest_sha
+    from ita_vc.snapshot.records import Recorder, log_records, prune_records, recorded_run
     from ita_vc.snapshot.reproduce import ReproduceReport, reproduce_run
+    from ita_vc.snapshot.runlog import RunLog, RunRecord
     from ita_vc.snapshot.runner import RunReport, run_pipeline
     from ita_vc.snapshot.runs import diff_runs, keep_run, list_runs, pinned_runs
     from ita_vc.snapshot.verify import VerifyReport, verify_run
 
 _EXPORTS = {
+    "Recorder": "ita_vc.snapshot.records",
+    "RunLog": "ita_vc.snapshot.runlog",
+    "RunRecord": "ita_vc.snapshot.runlog",
+    "build_manifest": "ita_vc.snapshot.manifest",
+    "load_manifest": "ita_vc.snapshot.manifest",
+    "log_records": "ita_vc.snapshot.records",
+    "manifest_sha": "ita_vc.snapshot.manifest",
+    "prune_records": "ita_vc.snapshot.records",
+    "recorded_run": "ita_vc.snapshot.records",
     "ReproduceReport": "ita_vc.snapshot.reproduce",
     "RunProvenance": "ita_vc.snapshot.capture",
     "SnapshotStore": "ita_vc.snapshot.capture",
@@ -36,16 +48,25 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Recorder",
     "ReproduceReport",
+    "RunLog",
     "RunProvenance",
+    "RunRecord",
     "RunReport",
     "SnapshotStore",
     "VerifyReport",
+    "build_manifest",
     "diff_runs",
     "environment",
     "keep_run",
     "list_runs",
+    "load_manifest",
+    "log_records",
+    "manifest_sha",
     "pinned_runs",
+    "prune_records",
+    "recorded_run",
     "reproduce_run",
     "run_pipeline",
     "snapshot_hash",
