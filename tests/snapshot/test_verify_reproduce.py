@@ -30,6 +30,7 @@ def test_verify_passes_light_and_deep(ran_repo):
         "rule params_hash",
         "git-tracked deps at the run's commit",
         "objects in the DVC cache",
+        "manifest",
     ]
     deep = verify_run(workspace, run_id, deep=True)
     assert deep.ok, _failures(deep)

@@ -139,7 +139,7 @@ def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
         "backtest.fee_pct=0.3",
     )
     untracked = run_copy.git("status", "--porcelain").stdout
-    (orphan,) = _RUN_ID.findall(untracked)
+    (orphan,) = set(_RUN_ID.findall(untracked))  # its snapshot and its manifest
     result = invoke("run", "-S", "backtest.fee_pct=0.3")
     assert result.exit_code == 0, result.output
     assert f"completed the commit of run {orphan}" in result.stderr
@@ -148,7 +148,12 @@ def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
     log = run_copy.git("log", "-1", "--format=%s").stdout
     assert orphan in log and "completed after an interruption" in log
     committed = run_copy.git("show", "--name-only", "--format=", "HEAD").stdout.split()
-    assert {"dvc.lock", "params.yaml", f"provenance/{orphan}.json"} <= set(committed)
+    assert {
+        "dvc.lock",
+        "params.yaml",
+        f"provenance/{orphan}.json",
+        f"provenance/{orphan}.manifest.json",
+    } <= set(committed)
     assert verify_run(Workspace.at(run_copy), orphan).ok
 
 
@@ -167,7 +172,7 @@ def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
         "-S",
         "backtest.fee_pct=0.3",
     )
-    (orphan,) = _RUN_ID.findall(run_copy.git("status", "--porcelain").stdout)
+    (orphan,) = set(_RUN_ID.findall(run_copy.git("status", "--porcelain").stdout))
     # the user moves on by hand: other params, dvc repro - dvc.lock is not the snapshot's now
     (run_copy / "params.yaml").write_text(
         (run_copy / "params.yaml").read_text().replace("fee_pct: 0.3", "fee_pct: 0.4")
@@ -178,6 +183,8 @@ def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
     assert f"moved it to .ita/orphans/{orphan}.json" in result.stderr
     assert (run_copy / f".ita/orphans/{orphan}.json").is_file()
     assert not (run_copy / f"provenance/{orphan}.json").exists()
+    assert (run_copy / f".ita/orphans/{orphan}.manifest.json").is_file()
+    assert not (run_copy / f"provenance/{orphan}.manifest.json").exists()
     new_id = _RUN_ID.search(result.stdout).group(0)
     assert new_id != orphan
     assert run_copy.git("status", "--porcelain").stdout == ""
