@@ -215,7 +215,13 @@ def test_4_runs_are_recorded_listed_shown_compared_and_verified(ws):
     deep = sh("ita-vc", "snapshot", "verify", a, "--deep", cwd=ws)
     assert "FAIL" not in deep.stdout
     snapshot = json.loads((ws / f"provenance/{a}.json").read_text())
-    assert snapshot["stages"]["grid"] == "not_run" and snapshot["schema_version"] == 3
+    assert snapshot["stages"]["grid"] == "not_run" and snapshot["schema_version"] == 4
+    assert (ws / f"provenance/{a}.manifest.json").is_file()  # committed with the snapshot
+    # a refused run is a failed run of the clone's run log, listed with its error
+    assert sh("ita-vc", "run", "-S", "backtest.fee_pct=-1", cwd=ws, ok=False).returncode == 11
+    failed = json.loads(sh("ita-vc", "runs", "list", "--status", "failed", "--json", cwd=ws).stdout)
+    assert [(r["stage"], r["error_code"]) for r in failed] == [("preflight", 11)]
+    assert "fee_pct" in failed[0]["error_message"]
     assert sh("git", "status", "--porcelain", cwd=ws).stdout == ""
     (ws / "run_ids.txt").write_text(f"{a}\n{b}\n")
 
@@ -241,6 +247,11 @@ def test_6_grid_with_overrides_promote_and_the_promoted_version_reproduces_its_r
     import pandas as pd
 
     sh("ita-vc", "grid", "run", "--workers", "1", cwd=ws)
+    grids = json.loads(
+        sh("ita-vc", "runs", "list", "--json", "--status", "completed", cwd=ws).stdout
+    )
+    (grid,) = [r for r in grids if r["flow"] == "grid"]
+    assert grid["run_id"].startswith("gr_") and grid["setup_id"] == "GoogCross"
     topk = pd.read_parquet(ws / "results/grid/topk.parquet")
     best = topk.iloc[0]
     sh("ita-vc", "grid", "promote", best["variant_key"], cwd=ws)
