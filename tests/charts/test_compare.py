@@ -164,7 +164,7 @@ def test_runs_plot_refuses_bad_input(in_runs, args, code, says):
 @pytest.mark.slow  # the three real `ita-vc run`s of the fixture
 def test_a_missing_equity_object_is_named(in_runs):
     first = in_runs.run_ids[0]
-    snapshot = json.loads(next((in_runs / "provenance").glob(f"{first}*.json")).read_text())
+    snapshot = json.loads(next((in_runs / "provenance").glob(f"{first}.json")).read_text())
     oid = next(o["md5"] for o in snapshot["outputs"] if o["path"] == "results/backtest")
     cache = in_runs / ".dvc/cache/files/md5"
     entries = json.loads((cache / oid[:2] / oid[2:]).read_text())

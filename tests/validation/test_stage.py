@@ -70,7 +70,7 @@ def validated(_template_repo, tmp_path_factory):
 
 def test_the_run_records_the_validation(validated):
     snapshot = validated.report.snapshot
-    assert snapshot["schema_version"] == 3
+    assert snapshot["schema_version"] == 4
     assert snapshot["stages"]["validate"] == "run" and snapshot["stages"]["grid"] == "run"
     folder = validated / "results" / "validation"
     for name in FILES:
