@@ -48,6 +48,9 @@ LOG_NAME = "runs.jsonl"
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0
 FLOWS = ("backtest", "grid", "validate", "live", "train")
+#: the log and its lock are never opened through a symlink (one planted in .ita/ would make
+#: every run append outside the workspace)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _MAX_LINE = 1 << 20
 """A line longer than this (1 MiB) is not a record (skipped when read, refused when written)."""
 
@@ -180,7 +183,7 @@ class RunLog:
             raise ItaVcError(f"{self.path}: a run log event of {len(data):,} bytes is too long")
         try:
             with self._locked():
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
                 try:
                     os.write(fd, data)
                     os.fsync(fd)
@@ -193,7 +196,7 @@ class RunLog:
     def _locked(self) -> Iterator[None]:
         """The log's lock (a file of its own, so :meth:`compact` can replace the log)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -236,9 +239,11 @@ class RunLog:
     def events(self) -> Iterator[dict[str, Any]]:
         """The log's events in order; a torn or foreign line is skipped."""
         try:
-            handle = self.path.open("rb")
+            handle = os.fdopen(os.open(self.path, os.O_RDONLY | _NOFOLLOW), "rb")
         except FileNotFoundError:
             return
+        except OSError as exc:  # a symlink planted in its place (ELOOP): not our log
+            raise ItaVcError(f"{self.path}: cannot read the run log: {exc}") from exc
         with handle:
             for raw in handle:
                 if len(raw) > _MAX_LINE or not raw.endswith(b"\n"):

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from ita_vc.errors import DataValidationError
+from ita_vc.errors import DataValidationError, ItaVcError
 from ita_vc.snapshot.runlog import STALE_SECONDS, RunLog, fold
 
 CHILD = textwrap.dedent(
@@ -145,3 +145,17 @@ def test_compact_keeps_the_newest_runs_running_ones_and_protected_ones(tmp_path)
     assert log.compact(None) == [] and log.compact(10) == []
     log.append({"event": "start", "run_id": "gr_6", "status": "running", "ts": 5000})
     assert set(log.records()) == {"gr_0", "gr_2", "gr_4", "gr_5", "gr_6"}
+
+
+def test_a_symlink_planted_as_the_log_is_never_followed(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "runs.jsonl").symlink_to(outside)
+    log = RunLog(state)
+    with pytest.raises(ItaVcError, match="cannot write the run log"):
+        log.append({"event": "start", "run_id": "bt_1"})
+    with pytest.raises(ItaVcError, match="cannot read the run log"):
+        log.records()
+    assert outside.read_text() == "precious\n"
