@@ -149,15 +149,32 @@ def list_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="Only runs of rule SETUP@vX.Y (or SETUP@X.Y).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Only runs whose data hash starts with this (>= 6 hex)."),
+    ] = None,
 ) -> None:
     """Recorded runs with their key metrics (newest first)."""
     from ita_vc.backtest.format import format_metric
     from ita_vc.cli.console import Col, out, print_table
+    from ita_vc.snapshot.links import filter_runs
     from ita_vc.snapshot.runs import VALIDATION_COLUMNS, list_runs
 
+    workspace, filtered = _workspace(), rule is not None or data is not None
     rows = list_runs(
-        _workspace(), setup_id=setup, sort=sort, limit=limit, symbol=symbol, since=since, note=note
+        workspace,
+        setup_id=setup,
+        sort=sort,
+        limit=None if filtered else limit,
+        symbol=symbol,
+        since=since,
+        note=note,
     )
+    if filtered:  # --rule / --data (ita_vc.snapshot.links), before --limit
+        rows = [dict(r) for r in filter_runs(workspace, rows, rule=rule, data=data)][:limit]
     if as_json:
         out().print_json(json.dumps(rows))
         return
