@@ -529,10 +529,18 @@ def lineage(workspace: Workspace, target: str) -> Lineage:
         return LineageHit(run_id, info.get("rule"), info.get("commit"), via)
 
     result = Lineage(target, hashes)
-    for row in index.rows("run_artifacts", order="run_id"):
-        if matcher(row["sha256"]):
-            result.produced.append(hit(row["run_id"], f"{row['source']} {row['path']}"))
     provenance = SnapshotStore(workspace)
+    artifacts = index.rows("run_artifacts", order="run_id")
+    seen: set[tuple[str, str]] = set()
+    for row in artifacts:
+        if matcher(row["sha256"]):
+            seen.add((row["run_id"], row["path"]))
+            result.produced.append(hit(row["run_id"], f"{row['source']} {row['path']}"))
+    # a run with a manifest lists files; its dvc.lock outputs (a folder's .dir hash) too
+    for run_id in sorted({r["run_id"] for r in artifacts if r["source"] == "manifest"}):
+        for path, md5 in _outputs_of(provenance, run_id):
+            if (run_id, path) not in seen and matcher(f"md5:{md5}"):
+                result.produced.append(hit(run_id, f"output {path}"))
     for row in sorted(inputs, key=lambda r: (r["run_id"], r["kind"], r["ref"])):
         kind, ref = row["kind"], row["ref"]
         if kind == "dep_md5" and matcher(ref):
@@ -543,6 +551,15 @@ def lineage(workspace: Workspace, target: str) -> Lineage:
     result.produced = _unique(result.produced)
     result.used = _unique(result.used)
     return result
+
+
+def _outputs_of(provenance: SnapshotStore, run_id: str) -> list[tuple[str, str]]:
+    """``(path, md5)`` of the dvc.lock outputs a run's snapshot records."""
+    try:
+        outputs = provenance.load_snapshot(run_id).get("outputs") or []
+    except ItaVcError:
+        return []
+    return [(str(o["path"]), str(o["md5"])) for o in outputs if o.get("path") and o.get("md5")]
 
 
 def _deps_with(provenance: SnapshotStore, run_id: str, md5: str) -> list[str]:
