@@ -163,18 +163,11 @@ def list_command(
     from ita_vc.snapshot.links import filter_runs
     from ita_vc.snapshot.runs import VALIDATION_COLUMNS, list_runs
 
-    workspace, filtered = _workspace(), rule is not None or data is not None
+    workspace = _workspace()
     rows = list_runs(
-        workspace,
-        setup_id=setup,
-        sort=sort,
-        limit=None if filtered else limit,
-        symbol=symbol,
-        since=since,
-        note=note,
+        workspace, setup_id=setup, sort=sort, limit=None, symbol=symbol, since=since, note=note
     )
-    if filtered:  # --rule / --data (ita_vc.snapshot.links), before --limit
-        rows = [dict(r) for r in filter_runs(workspace, rows, rule=rule, data=data)][:limit]
+    rows = filter_runs(workspace, rows, rule=rule, data=data)[:limit]  # --rule, --data
     if as_json:
         out().print_json(json.dumps(rows))
         return

@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ita_vc.errors import IntegrityError, ItaVcError, PersistentStoreError, UsageError
 from ita_vc.rules.model import RuleVersion
@@ -63,6 +63,7 @@ _DIR_MIME = "inode/directory"
 _HEX = re.compile(r"[0-9a-f]+")
 _MIN_PREFIX = 6
 _log = logging.getLogger(__name__)
+_Row = TypeVar("_Row", bound="Mapping[str, Any]")
 
 
 # -- building the rows --------------------------------------------------------------------------
@@ -371,17 +372,19 @@ def parse_data_prefix(text: str) -> str:
 
 def filter_runs(
     workspace: Workspace,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[_Row],
     *,
     rule: str | None = None,
     data: str | None = None,
-) -> list[Mapping[str, Any]]:
+) -> list[_Row]:
     """The ``runs list`` rows of runs that used rule ``rule`` (``SETUP@vX.Y``) and data whose
     hash starts with ``data`` (see :func:`parse_rule_ref`, :func:`parse_data_prefix`).
 
     Raises:
         UsageError: a malformed ``rule`` or ``data``.
     """
+    if rule is None and data is None:
+        return list(rows)
     want_rule = parse_rule_ref(rule) if rule is not None else None
     want_data = parse_data_prefix(data) if data is not None else None
     provenance = SnapshotStore(workspace)
@@ -491,6 +494,20 @@ def _hash_matcher(text: str) -> tuple[_Matcher, list[str]] | None:
     return _Matcher(frozenset(), prefixes), [f"{p}..." for p in prefixes if ":" in p]
 
 
+def _target_matcher(workspace: Workspace, target: str) -> tuple[_Matcher, list[str]]:
+    """What ``target`` matches: a file's hashes (a path is tried first), or a hash (prefix)."""
+    candidate = Path(target)
+    if target and (candidate.is_absolute() or (Path.cwd() / candidate).exists()):
+        return _file_matcher(workspace, target)
+    by_hash = _hash_matcher(target)
+    if by_hash is None:
+        raise UsageError(
+            f"lineage: {target!r} is neither a file in the workspace nor a hash "
+            "(sha256:<hex>, md5:<hex> or at least 6 hex digits)"
+        )
+    return by_hash
+
+
 def lineage(workspace: Workspace, target: str) -> Lineage:
     """Which runs produced ``target`` (in their manifest, outputs or attached artifacts) and
     which used it (as data, a dvc.lock dep, a rule's params hash or a preset), each with its
@@ -500,23 +517,14 @@ def lineage(workspace: Workspace, target: str) -> Lineage:
     taken from the current folder), or a hash or prefix of one (``sha256:<hex>``,
     ``md5:<hex>``, bare hex of at least 6 digits, a data hash). A path is tried first.
     Matching is by content: a file that changed since the run no longer matches. Runs without
-    a manifest list whole outputs only (a folder output by DVC's ``.dir`` hash).
+    a manifest list whole outputs only (a folder output by DVC's ``.dir`` hash); a run with a
+    manifest matches its whole dvc.lock outputs by DVC's md5 too.
 
     Raises:
         UsageError: neither an existing file nor a hash, a folder, or a path leading outside
             the workspace.
     """
-    candidate = Path(target)
-    if target and (candidate.is_absolute() or (Path.cwd() / candidate).exists()):
-        matcher, hashes = _file_matcher(workspace, target)
-    else:
-        by_hash = _hash_matcher(target)
-        if by_hash is None:
-            raise UsageError(
-                f"lineage: {target!r} is neither a file in the workspace nor a hash "
-                "(sha256:<hex>, md5:<hex> or at least 6 hex digits)"
-            )
-        matcher, hashes = by_hash
+    matcher, hashes = _target_matcher(workspace, target)
     _ensure_linked(workspace)
     index = _index(workspace)
     inputs = index.rows("run_inputs")
