@@ -132,3 +132,22 @@ def _short(value: str) -> str:
     """``sha256:abcdef...`` -> ``abcdef012345``; ``md5:...`` keeps its scheme."""
     scheme, _, digits = value.partition(":")
     return digits[:12] if scheme == "sha256" else f"{scheme}:{digits[:12]}"
+
+
+@app.command("attach")
+def attach_command(
+    run_id: Annotated[str, typer.Argument(help="Run id, a unique prefix of one, @latest.")],
+    path: Annotated[str, typer.Argument(help="A stored artifact (a file under a store folder).")],
+) -> None:
+    """Link an existing artifact to a recorded run (provenance/RUN.attached.json: commit it)."""
+    import os
+
+    from ita_vc.cli.console import out
+    from ita_vc.snapshot.links import attach_artifact
+    from ita_vc.snapshot.runs import resolve_run_id
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    rid = resolve_run_id(workspace, run_id)
+    row = attach_artifact(workspace, rid, os.path.abspath(path))  # from the current folder
+    out().print(f"attached {row['path']} ({row['sha256'][:19]}) to {rid}", markup=False)

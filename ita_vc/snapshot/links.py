@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ita_vc.errors import IntegrityError, ItaVcError, PersistentStoreError, UsageError
+from ita_vc.errors import (
+    IntegrityError,
+    ItaVcError,
+    PersistentStoreError,
+    UsageError,
+    VcsError,
+)
 from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.validate import check_setup_id
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id
@@ -33,6 +39,7 @@ from ita_vc.snapshot.manifest import load_manifest, mime_of
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.utils.hashing import hash_file
+from ita_vc.vcs.dvc import cache_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -267,6 +274,32 @@ def load_attached(workspace: Workspace, run_id: str) -> list[dict[str, Any]]:
     return [_check_entry(e, rel, i) for i, e in enumerate(doc["artifacts"])]
 
 
+def _inside(workspace: Workspace, absolute: Path, what: str) -> str:
+    """The workspace-relative path of ``absolute``: no folder on the way may lead outside the
+    workspace, and a symbolic link as the file must point inside it or into the DVC cache (a
+    checkout with ``cache.type symlink``).
+
+    Raises:
+        UsageError: it leads outside (``what`` names it in the message).
+    """
+    outside = UsageError(f"{what} leads outside the workspace {workspace.root}")
+    try:
+        workspace.contained(absolute)
+        rel = workspace.relpath(absolute)
+    except PersistentStoreError:
+        raise outside from None
+    if absolute.is_symlink():
+        target = absolute.resolve()
+        if not target.is_relative_to(workspace.root):
+            try:
+                cache = cache_dir(workspace.root).resolve()
+            except VcsError:
+                raise outside from None
+            if not target.is_relative_to(cache):
+                raise outside
+    return rel
+
+
 def _attach_target(workspace: Workspace, ref: ArtifactRef | str | os.PathLike[str]) -> str:
     """The workspace-relative path of ``ref``, refusing traversal and escapes."""
     raw = getattr(ref, "path", ref)
@@ -277,14 +310,7 @@ def _attach_target(workspace: Workspace, ref: ArtifactRef | str | os.PathLike[st
     if ".." in path.parts:
         raise UsageError(f"artifact path {text!r} may not contain '..'")
     absolute = path if path.is_absolute() else workspace.root / path
-    try:
-        workspace.contained(absolute, follow=True)
-        rel = absolute.relative_to(workspace.root).as_posix()
-    except (PersistentStoreError, ValueError):
-        raise UsageError(
-            f"artifact path {text!r} leads outside the workspace {workspace.root}"
-        ) from None
-    return rel
+    return _inside(workspace, absolute, f"artifact path {text!r}")
 
 
 def attach_artifact(
@@ -457,11 +483,7 @@ def _file_matcher(workspace: Workspace, text: str) -> tuple[_Matcher, list[str]]
     if ".." in path.parts:
         raise UsageError(f"lineage: the path {text!r} may not contain '..'")
     absolute = path if path.is_absolute() else Path.cwd() / path
-    try:
-        workspace.contained(absolute, follow=True)
-        workspace.relpath(absolute)
-    except PersistentStoreError:
-        raise UsageError(f"lineage: {text!r} is outside the workspace {workspace.root}") from None
+    _inside(workspace, absolute, f"lineage: {text!r}")
     if absolute.is_dir():
         raise UsageError(
             f"lineage: {text!r} is a folder; give one of its files or a hash (a run's files "

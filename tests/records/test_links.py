@@ -112,11 +112,21 @@ def test_attach_artifact_survives_index_rebuild(run_copy):
         {"path": ref.path, "sha256": ref.sha256, "size": ref.size}
     ]
     assert (run_copy / attached_relpath(workspace, rid)).is_file()
+    # the command line: paths from the current folder
+    cli = invoke("store", "attach", "@latest", "metrics.json", cwd=run_copy / "results")
+    assert cli.exit_code == 0 and "attached results/metrics.json" in cli.stdout
+    assert invoke("store", "attach", "@latest", "/etc/hostname").exit_code == 2
+    assert [e["path"] for e in load_attached(workspace, rid)] == [
+        "results/metrics.json",
+        ref.path,
+    ]
     # the index is a cache: delete it, rebuild it, the link is still there
     os.unlink(workspace.index_path)
     assert invoke("index", "rebuild").exit_code == 0
     listed = _json("store", "ls", "--run-id", rid)
-    assert {r["path"]: r["source"] for r in listed}[ref.path] == "attached"
+    sources = {r["path"]: r["source"] for r in listed}
+    assert sources[ref.path] == "attached"
+    assert sources["results/metrics.json"] == "manifest"  # the manifest's row wins
 
 
 def test_attach_artifact_refuses(run_copy, tmp_path):
