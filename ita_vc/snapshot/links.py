@@ -36,6 +36,7 @@ from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.validate import check_setup_id
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id
 from ita_vc.snapshot.manifest import load_manifest, mime_of
+from ita_vc.store.artifacts import PersistentStore
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.utils.hashing import hash_file
@@ -207,7 +208,7 @@ def _ensure_linked(workspace: Workspace, run_ids: Iterable[str] | None = None) -
     """Link the workspace's runs the index has no links of yet (recorded before the links
     existed, pulled from elsewhere, or indexed before the last ``index rebuild``)."""
     index = _index(workspace)
-    linked = {row["run_id"] for row in index.rows("run_inputs", kind="commit")}
+    linked = {row["run_id"] for row in index.rows("run_inputs", kind="rule")}
     provenance = SnapshotStore(workspace)
     for run_id in provenance.run_ids() if run_ids is None else run_ids:
         if run_id not in linked:
@@ -330,8 +331,6 @@ def attach_artifact(
         PersistentStoreError: no such artifact (not a file under a store folder).
         IntegrityError: an ``ArtifactRef`` whose sha256 no longer matches the file.
     """
-    from ita_vc.store.artifacts import PersistentStore  # lazy: the store imports pandas
-
     check_run_id(run_id)
     provenance = SnapshotStore(workspace)
     if run_id not in provenance.run_ids():
