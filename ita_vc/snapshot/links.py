@@ -43,7 +43,7 @@ from ita_vc.utils.hashing import hash_file
 from ita_vc.vcs.dvc import cache_dir
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from ita_vc.store.artifacts import ArtifactRef
     from ita_vc.workspace import Workspace
@@ -72,6 +72,7 @@ _HEX = re.compile(r"[0-9a-f]+")
 _MIN_PREFIX = 6
 _log = logging.getLogger(__name__)
 _Row = TypeVar("_Row", bound="Mapping[str, Any]")
+_T = TypeVar("_T")
 
 
 # -- building the rows --------------------------------------------------------------------------
@@ -124,18 +125,32 @@ def _inputs(run_id: str, snapshot: Mapping[str, Any]) -> list[dict[str, object]]
     return [{"run_id": run_id, "kind": k, "ref": r} for k, r in sorted(refs)]
 
 
+def _loaded(
+    load: Callable[[Workspace, str], _T], workspace: Workspace, run_id: str, strict: bool
+) -> _T | None:
+    """``load(workspace, run_id)``; when not ``strict``, None (logged) if the file is bad."""
+    try:
+        return load(workspace, run_id)
+    except IntegrityError as exc:
+        if strict:
+            raise
+        _log.warning("run links of %s: %s", run_id, exc)
+        return None
+
+
 def link_rows(
-    workspace: Workspace, snapshot: Mapping[str, Any]
+    workspace: Workspace, snapshot: Mapping[str, Any], *, strict: bool = True
 ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """The ``run_artifacts`` and ``run_inputs`` rows of one run, from its snapshot, its
-    manifest (when it has one) and its attached artifacts.
+    manifest (when it has one) and its attached artifacts. ``strict=False`` skips a malformed
+    manifest (the snapshot's outputs stand in) or attachment file (logged).
 
     Raises:
         UsageError: the snapshot's run id is malformed.
-        IntegrityError: the manifest or the attachment file is malformed.
+        IntegrityError: (strict) the manifest or the attachment file is malformed.
     """
     run_id = check_run_id(str(snapshot.get("run_id")))
-    manifest = load_manifest(workspace, run_id)
+    manifest = _loaded(load_manifest, workspace, run_id, strict)
     if manifest is not None:
         artifacts = [
             _artifact(run_id, f["path"], f["sha256"], f["size"], str(f["mime"]), "manifest")
@@ -144,7 +159,7 @@ def link_rows(
     else:
         artifacts = _snapshot_outputs(run_id, snapshot)
     taken = {row["path"] for row in artifacts}
-    for entry in load_attached(workspace, run_id):
+    for entry in _loaded(load_attached, workspace, run_id, strict) or []:
         if entry["path"] not in taken:
             artifacts.append(
                 _artifact(
@@ -178,8 +193,8 @@ def link_run(workspace: Workspace, snapshot: Mapping[str, Any]) -> None:
 
 def sync_run_links(workspace: Workspace) -> int:
     """Recreate both link tables for every run with a snapshot in the workspace (the runs
-    ``runs list`` shows); the number of runs linked. A run whose manifest or attachment file
-    is malformed keeps its snapshot links only (logged; ``snapshot verify`` reports it)."""
+    ``runs list`` shows); the number of runs linked. A malformed manifest or attachment file
+    is skipped (logged): the run keeps its other links."""
     provenance = SnapshotStore(workspace)
     artifacts: list[dict[str, object]] = []
     inputs: list[dict[str, object]] = []
@@ -190,11 +205,7 @@ def sync_run_links(workspace: Workspace) -> int:
         except ItaVcError as exc:
             _log.warning("run links: %s skipped: %s", run_id, exc)
             continue
-        try:
-            rows, used = link_rows(workspace, snapshot)
-        except IntegrityError as exc:
-            _log.warning("run links: %s: %s", run_id, exc)
-            rows, used = _snapshot_outputs(run_id, snapshot), _inputs(run_id, snapshot)
+        rows, used = link_rows(workspace, snapshot, strict=False)
         artifacts += rows
         inputs += used
         count += 1

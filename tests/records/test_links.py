@@ -276,3 +276,22 @@ def test_lineage_on_a_fresh_clone_after_index_rebuild(run_copy, tmp_path):
     assert rebuilt.exit_code == 0, rebuilt.output
     assert _answers(clone, queries) == before
     assert _json("store", "ls", "--run-id", rid, cwd=clone) == files_before
+
+
+def test_a_malformed_attachment_file_is_reported_not_fatal(run_copy):
+    from ita_vc.errors import IntegrityError
+
+    workspace, snapshot, _ = _setup(run_copy)
+    rid = snapshot["run_id"]
+    (run_copy / attached_relpath(workspace, rid)).write_text('{"run_id": "other"}')
+    with pytest.raises(IntegrityError, match="attached.json"):
+        load_attached(workspace, rid)
+    assert sync_run_links(workspace) == 1  # `index rebuild` goes on: the manifest's links
+    rows = MetadataIndex(workspace.index_path).rows("run_artifacts", run_id=rid)
+    assert rows and {r["source"] for r in rows} == {"manifest"}
+    (run_copy / "provenance" / f"{rid}.manifest.json").write_text("[]")
+    sync_run_links(workspace)
+    rows = MetadataIndex(workspace.index_path).rows("run_artifacts", run_id=rid)
+    assert rows and {r["source"] for r in rows} == {"snapshot"}
+    result = invoke("store", "attach", rid, "results/metrics.json")
+    assert result.exit_code == 6 and "attached.json" in result.stderr
