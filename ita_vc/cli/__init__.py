@@ -59,6 +59,7 @@ def _register() -> None:
         index,
         indicators,
         init,
+        lineage,
         plot,
         rule,
         run,
@@ -83,6 +84,7 @@ def _register() -> None:
     app.add_typer(indicators.app, name="indicators")
     app.add_typer(store.app, name="store")
     app.add_typer(index.app, name="index")
+    app.command("lineage")(lineage.lineage_command)
 
 
 _register()

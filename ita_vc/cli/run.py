@@ -157,23 +157,33 @@ def list_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="Only runs of rule SETUP@vX.Y (or SETUP@X.Y).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Only runs whose data hash starts with this (>= 6 hex)."),
+    ] = None,
 ) -> None:
     """Runs with their status and key metrics (newest first): committed runs, and the failed,
     cancelled, running and uncommitted ones of this clone's run log."""
     from ita_vc.backtest.format import format_metric
     from ita_vc.cli.console import Col, out, print_table
+    from ita_vc.snapshot.links import filter_runs
     from ita_vc.snapshot.runs import VALIDATION_COLUMNS, list_runs
 
+    workspace = _workspace()
     rows = list_runs(
-        _workspace(),
+        workspace,
         setup_id=setup,
         sort=sort,
-        limit=limit,
+        limit=None,
         symbol=symbol,
         since=since,
         note=note,
         status=status,
     )
+    rows = filter_runs(workspace, rows, rule=rule, data=data)[:limit]  # --rule, --data
     if as_json:
         out().print_json(json.dumps(rows))
         return
