@@ -57,6 +57,7 @@ from ita_vc.rules.registry import RuleRegistry, default_author
 from ita_vc.rules.validate import check_setup_id
 from ita_vc.snapshot.capture import RUN_MODES, RUN_WRITTEN, SnapshotStore
 from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
+from ita_vc.snapshot.links import link_run
 from ita_vc.snapshot.manifest import MANIFEST_SUFFIX, manifest_relpath
 from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
 from ita_vc.snapshot.records import Recorder, headline_metrics, recorded_run
@@ -886,5 +887,7 @@ def run_pipeline(
             if report is None:
                 rec.stage("snapshot")
                 report = _record(workspace, prep, opts, journal, provenance, before, rec.run_id)
+                with contextlib.suppress(ItaVcError):  # the index is a cache: rebuild cures it
+                    link_run(workspace, report.snapshot)
         _record_outcome(rec, report)
         return report
