@@ -24,7 +24,7 @@ from ita_vc.snapshot.links import (
     parse_rule_ref,
     sync_run_links,
 )
-from ita_vc.snapshot.manifest import build_manifest, save_manifest
+from ita_vc.snapshot.manifest import build_manifest, load_manifest, save_manifest
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.hashing import hash_file
 from ita_vc.workspace import Workspace
@@ -32,12 +32,15 @@ from tests.helpers import invoke, run
 
 
 def _setup(repo):
-    """The workspace, the recorded run's snapshot, and its manifest written and committed."""
+    """The workspace, the recorded run's snapshot, and its manifest (committed by the run;
+    written back when a test removed it)."""
     workspace = Workspace.at(repo)
     snapshot = repo.report.snapshot
     rid = snapshot["run_id"]
-    manifest = build_manifest(workspace, rid, [o["path"] for o in snapshot["outputs"]])
-    save_manifest(workspace, manifest)
+    manifest = load_manifest(workspace, rid)
+    if manifest is None:
+        manifest = build_manifest(workspace, rid, [o["path"] for o in snapshot["outputs"]])
+        save_manifest(workspace, manifest)
     return workspace, snapshot, manifest
 
 
@@ -51,6 +54,8 @@ def test_links_from_the_snapshot_then_from_the_manifest(run_copy):
     workspace = Workspace.at(run_copy)
     snapshot = run_copy.report.snapshot
     rid = snapshot["run_id"]
+    # a run recorded before manifests (schema < 4): linked from its snapshot's outputs
+    (run_copy / f"provenance/{rid}.manifest.json").unlink()
     assert sync_run_links(workspace) == 1
     index = MetadataIndex(workspace.index_path)
     rows = index.rows("run_artifacts", run_id=rid)
@@ -178,6 +183,7 @@ def _fake_run(repo, snapshot, *, version, data_hash):
     other["run_id"] = snapshot["run_id"][:-7] + "009_fff"
     other["rule_version"], other["data_hash"] = version, data_hash
     other["timestamp"] = "2099-01-01T00:00:00Z"
+    other.pop("artifacts_manifest_sha")  # as a run from before manifests
     SnapshotStore(workspace).save(seal(other))
     return other["run_id"]
 
