@@ -73,7 +73,7 @@ TS_MIN_MS = -9_223_372_036_854
 TS_MAX_MS = 9_223_372_036_854
 """Latest epoch ms pandas can hold in nanoseconds (2262-04-11T23:47:16.854Z)."""
 SOURCE = "params.yaml"
-_SECTIONS = {"rule", "data", "backtest", "grid", "validation"}
+_SECTIONS = {"rule", "data", "backtest", "grid", "validation", "preset"}
 _INT_LIMIT = 2**63  # YAML integers beyond int64 would overflow a float or an index
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TIME_RANGE = (
@@ -349,6 +349,8 @@ PARAMS_SCHEMA = strict(
         ),
         vol.Optional("grid"): _anything,  # checked by ita_vc.grid.parse_grid
         vol.Optional("validation"): _anything,  # checked by ita_vc.validation.parse_validation
+        # written by `ita-vc preset apply` (ita_vc.presets); read by no stage
+        vol.Optional("preset"): strict({vol.Required("name"): str, vol.Required("sha256"): str}),
         vol.Extra: _unknown_section,
     }
 )

@@ -60,6 +60,7 @@ def _register() -> None:
         indicators,
         init,
         plot,
+        preset,
         rule,
         run,
         store,
@@ -83,6 +84,7 @@ def _register() -> None:
     app.add_typer(indicators.app, name="indicators")
     app.add_typer(store.app, name="store")
     app.add_typer(index.app, name="index")
+    app.add_typer(preset.app, name="preset")
 
 
 _register()
