@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ita_vc.backtest.params import parse_params
+from ita_vc.errors import DataValidationError, UsageError
 from ita_vc.presets import (
     apply_preset,
     check_preset_name,
@@ -164,7 +166,7 @@ def test_list_show_and_the_index(run_copy):
     listing = invoke("preset", "list")
     assert listing.exit_code == 11 and "presets/bad.json" in listing.stderr
     assert "one" in listing.stdout
-    with pytest.raises(Exception, match="bad.json"):
+    with pytest.raises(DataValidationError, match="bad.json"):
         list_presets(ws)
 
 
@@ -272,13 +274,9 @@ def test_bad_names_exit_2(workspace, name):
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=70))
 def test_names_are_checked_by_one_rule(name):
-    import re
-
     good = bool(re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", name)) and ".." not in name
-    try:
-        check_preset_name(name)
-        accepted = True
-    except Exception as exc:  # noqa: BLE001 - the class is asserted below
-        assert type(exc).__name__ == "UsageError" and repr(name) in str(exc)
-        accepted = False
-    assert accepted is good
+    if good:
+        assert check_preset_name(name) == name
+    else:
+        with pytest.raises(UsageError, match=re.escape(repr(name))):
+            check_preset_name(name)
