@@ -73,7 +73,7 @@ TS_MIN_MS = -9_223_372_036_854
 TS_MAX_MS = 9_223_372_036_854
 """Latest epoch ms pandas can hold in nanoseconds (2262-04-11T23:47:16.854Z)."""
 SOURCE = "params.yaml"
-_SECTIONS = {"rule", "data", "backtest", "grid", "validation", "preset"}
+_SECTIONS = {"rule", "data", "backtest", "grid", "validation"}
 _INT_LIMIT = 2**63  # YAML integers beyond int64 would overflow a float or an index
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TIME_RANGE = (
