@@ -112,9 +112,9 @@ class Preset:
 class PresetDiff:
     """Dotted keys (``backtest.fee_pct``) that differ between two presets' values."""
 
-    changed: dict[str, tuple[Any, Any]]
-    added: dict[str, Any]
-    removed: dict[str, Any]
+    changed: dict[str, tuple[object, object]]
+    added: dict[str, object]
+    removed: dict[str, object]
 
     @property
     def empty(self) -> bool:
@@ -198,7 +198,7 @@ def _utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check_values(workspace: Workspace, values: Mapping[str, Any], where: str) -> None:
+def _check_values(workspace: Workspace, values: Mapping[str, object], where: str) -> None:
     """The checks ``ita-vc run`` makes of params.yaml, on a preset's values."""
     try:
         check_params(
@@ -421,7 +421,7 @@ def save_preset(
     return preset
 
 
-def _plain(node: Any) -> Any:
+def _plain(node: object) -> object:
     """A round-trip node as plain JSON data (for comparison)."""
     if isinstance(node, Mapping):
         return {str(k): _plain(v) for k, v in node.items()}
@@ -436,7 +436,7 @@ def _plain(node: Any) -> Any:
     return str(node)
 
 
-def _same(node: Any, value: Any) -> bool:
+def _same(node: object, value: object) -> bool:
     try:
         return hash_canonical(_plain(node)) == hash_canonical(value)
     except (TypeError, ValueError):
@@ -458,9 +458,14 @@ def _merge(node: Any, value: Any, path: str) -> Any:
 
 
 def _fresh(value: Any, path: str) -> Any:
+    """``value`` as a new round-trip node; ``rule.version`` always double-quoted (1.10
+    unquoted would read as the float 1.1)."""
     if path == "rule.version" and isinstance(value, str):
-        return DoubleQuotedScalarString(value)  # always quoted: 1.10 unquoted is a float
-    return to_rt(value)
+        return DoubleQuotedScalarString(value)
+    node = to_rt(value)
+    if path == "rule" and isinstance(value, Mapping) and isinstance(value.get("version"), str):
+        node["version"] = DoubleQuotedScalarString(value["version"])
+    return node
 
 
 def _render(text: str, preset: Preset) -> str:
@@ -469,6 +474,8 @@ def _render(text: str, preset: Preset) -> str:
         doc = load_rt(text, PARAMS_FILE, allow_aliases=True) if text.strip() else to_rt({})
     except YamlEditError as exc:
         raise DataValidationError(f"{PARAMS_FILE}: {exc}") from exc
+    if doc is None:  # comments only
+        doc = to_rt({})
     if not isinstance(doc, Mapping):
         raise DataValidationError(f"{PARAMS_FILE}: must be a mapping of sections")
     for section in PRESET_SECTIONS:
@@ -484,7 +491,7 @@ def _render(text: str, preset: Preset) -> str:
     return dump_rt(doc)
 
 
-def _check_inputs(workspace: Workspace, preset: Preset, params: Mapping[str, Any]) -> None:
+def _check_inputs(workspace: Workspace, preset: Preset, params: Mapping[str, object]) -> None:
     """The rule version and the candles the preset names exist in the workspace."""
     parsed, _validation = check_params(
         dict(params), load_catalog(workspace.root), engine=pinned_engine(workspace.root)

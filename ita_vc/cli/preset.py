@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ Name = Annotated[str, typer.Argument(help="Preset name: a-z, 0-9, _ . - (max 64)
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _json(data: Any) -> None:
+def _json(data: object) -> None:
     from ita_vc.cli.console import out
 
     out().print_json(json.dumps(data, sort_keys=True))

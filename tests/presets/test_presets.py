@@ -280,3 +280,16 @@ def test_names_are_checked_by_one_rule(name):
     else:
         with pytest.raises(UsageError, match=re.escape(repr(name))):
             check_preset_name(name)
+
+
+def test_apply_writes_missing_sections_with_a_quoted_version(run_copy):
+    ws = Workspace.at(run_copy)
+    preset = save_preset(ws, "base")
+    (run_copy / "params.yaml").write_text("rule:\n  setup_id: example_ma_cross  # the setup\n")
+    apply_preset(ws, "base")
+    text = (run_copy / "params.yaml").read_text()
+    assert "# the setup" in text and 'version: "1.0"' in text
+    assert preset_ref(_params(run_copy)) == preset.ref()
+    (run_copy / "params.yaml").write_text("# only a comment\n")
+    apply_preset(ws, "base")
+    assert preset_ref(_params(run_copy)) == preset.ref()
