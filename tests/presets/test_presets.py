@@ -293,3 +293,21 @@ def test_apply_writes_missing_sections_with_a_quoted_version(run_copy):
     (run_copy / "params.yaml").write_text("# only a comment\n")
     apply_preset(ws, "base")
     assert preset_ref(_params(run_copy)) == preset.ref()
+
+
+def test_ita_vc_run_accepts_a_params_yaml_with_a_preset(run_copy):
+    from ita_vc.snapshot.capture import SnapshotStore
+
+    assert invoke("preset", "save", "now").exit_code == 0
+    assert invoke("preset", "apply", "now").exit_code == 0
+    run_copy.git("add", "-A")
+    run_copy.git("commit", "-q", "-m", "preset now")
+    same = invoke("run")
+    assert same.exit_code == 0 and "already recorded" in same.stdout, same.output
+    out = invoke("run", "--force", "--note", "after the preset")
+    assert out.exit_code == 0, out.output
+    snapshots = SnapshotStore(Workspace.at(run_copy))
+    first, second = (snapshots.load_snapshot(i) for i in snapshots.run_ids())
+    assert second["params"]["preset"]["name"] == "now"
+    assert second["config_hash"] == first["config_hash"]
+    assert second["run_hash"] == first["run_hash"]
