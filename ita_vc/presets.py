@@ -377,10 +377,10 @@ def _source_values(workspace: Workspace, from_run: str | None) -> tuple[str, dic
     run_id = resolve_run_id(workspace, from_run)
     try:
         snapshot = SnapshotStore(workspace).load_snapshot(run_id)
-    except IntegrityError:
-        raise
     except ItaVcError as exc:
-        raise UsageError(str(exc)) from exc
+        if type(exc) is not ItaVcError:  # unreadable or not a snapshot: its own exit code
+            raise
+        raise UsageError(str(exc)) from exc  # no snapshot for that run
     params = snapshot.get("params")
     if not isinstance(params, dict):
         raise DataValidationError(f"run {run_id}: its snapshot records no params")

@@ -114,8 +114,10 @@ def test_save_from_a_run_and_refuses_to_overwrite(run_copy):
     assert again.exit_code == 2 and "--force" in again.stderr
     assert invoke("preset", "save", "fromrun", "--force").exit_code == 0
     assert load_preset(Workspace.at(run_copy), "fromrun").values["backtest"]["warmup_bars"] == 10
-    unknown = invoke("preset", "save", "x", "--from-run", "bt_1999_01_01_99")
-    assert unknown.exit_code != 0 and "Traceback" not in unknown.stderr
+    for ref in ("bt_1999_01_01_99", "bt_1999_01_01_001_abc"):
+        unknown = invoke("preset", "save", "x", "--from-run", ref)
+        assert unknown.exit_code == 2 and ref in unknown.stderr, unknown.output
+    assert not (run_copy / "presets/x.json").exists()
 
 
 def test_diff_names_changed_added_and_removed_keys(run_copy):
