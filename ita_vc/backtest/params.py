@@ -349,6 +349,8 @@ PARAMS_SCHEMA = strict(
         ),
         vol.Optional("grid"): _anything,  # checked by ita_vc.grid.parse_grid
         vol.Optional("validation"): _anything,  # checked by ita_vc.validation.parse_validation
+        # written by `ita-vc preset apply` (ita_vc.presets); read by no stage
+        vol.Optional("preset"): strict({vol.Required("name"): str, vol.Required("sha256"): str}),
         vol.Extra: _unknown_section,
     }
 )

@@ -61,6 +61,7 @@ def _register() -> None:
         init,
         lineage,
         plot,
+        preset,
         rule,
         run,
         store,
@@ -85,6 +86,7 @@ def _register() -> None:
     app.add_typer(store.app, name="store")
     app.add_typer(index.app, name="index")
     app.command("lineage")(lineage.lineage_command)
+    app.add_typer(preset.app, name="preset")
 
 
 _register()

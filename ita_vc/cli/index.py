@@ -13,6 +13,7 @@ app = typer.Typer(help="Manage the metadata index.", no_args_is_help=True)
 def rebuild_command() -> None:
     """Recreate the index from the files in the workspace (cures a deleted or corrupt index)."""
     from ita_vc.cli.console import err, out
+    from ita_vc.presets import sync_presets
     from ita_vc.rules.table import sync_rules
     from ita_vc.snapshot.links import sync_run_links
     from ita_vc.snapshot.runs import sync_runs
@@ -26,6 +27,7 @@ def rebuild_command() -> None:
     runs = len(sync_runs(workspace))
     sync_run_links(workspace)  # run_artifacts, run_inputs (ita_vc.snapshot.links)
     sync_rules(workspace)  # the rules table (ita_vc.rules.table)
+    sync_presets(workspace)
     elapsed = time.perf_counter() - started
     out().print(
         f"Index rebuilt: {report.count} artifact(s), {runs} run(s) in {elapsed:.2f} s -> "
