@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from ita_vc.backtest.params import PRESET_SECTIONS, preset_ref, preset_values
 from ita_vc.catalog import load_catalog
 from ita_vc.errors import (
     DataValidationError,
@@ -69,8 +70,6 @@ __all__ = [
     "sync_presets",
 ]
 
-PRESET_SECTIONS: tuple[str, ...] = ("rule", "data", "backtest", "grid", "validation")
-"""The params.yaml sections a preset holds, in params.yaml's order."""
 PRESET_SCHEMA_VERSION = 1
 PRESETS_DIR = "presets"
 """The git-tracked folder of preset files (relative to the workspace root)."""
@@ -171,27 +170,6 @@ def preset_relpath(name: str) -> str:
         UsageError: not a preset name.
     """
     return PurePosixPath(PRESETS_DIR, f"{check_preset_name(name)}.json").as_posix()
-
-
-def preset_values(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The preset sections of a params mapping (absent sections absent)."""
-    return {key: params[key] for key in PRESET_SECTIONS if key in params}
-
-
-def preset_ref(params: Mapping[str, Any]) -> dict[str, str] | None:
-    """``{"name", "sha256"}`` when ``params`` records ``preset: {name, sha256}`` and its preset
-    sections still hash to that sha256 (the run's params came from that preset); else None."""
-    ref = params.get("preset") if isinstance(params, Mapping) else None
-    if not isinstance(ref, Mapping):
-        return None
-    name, sha = ref.get("name"), ref.get("sha256")
-    if not isinstance(name, str) or not isinstance(sha, str):
-        return None
-    try:
-        current = hash_canonical(preset_values(params))
-    except (TypeError, ValueError):
-        return None
-    return {"name": name, "sha256": sha} if current == sha else None
 
 
 def _utc_now() -> str:

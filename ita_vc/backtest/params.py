@@ -34,6 +34,7 @@ from ita_vc.errors import DataValidationError
 from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.validate import check_setup_id
 from ita_vc.schema import Invalid, Problems, strict
+from ita_vc.utils.hashing import hash_canonical
 
 __all__ = [
     "CALENDAR_PERIODS",
@@ -42,6 +43,7 @@ __all__ = [
     "FUTURES_FEE_PCT",
     "MAX_PCT",
     "PARAMS_SCHEMA",
+    "PRESET_SECTIONS",
     "TRADING_PERIODS",
     "TS_MAX_MS",
     "TS_MIN_MS",
@@ -51,6 +53,8 @@ __all__ = [
     "default_periods_per_year",
     "parse_params",
     "parse_time",
+    "preset_ref",
+    "preset_values",
 ]
 
 DEFAULT_FEE_PCT = 0.075
@@ -493,3 +497,28 @@ def _resolve(valid: Mapping[str, Any], version: str | None, engine: str | None) 
             periods_per_year=float(periods),
         ),
     )
+
+
+PRESET_SECTIONS: tuple[str, ...] = ("rule", "data", "backtest", "grid", "validation")
+"""The params.yaml sections a preset holds (:mod:`ita_vc.presets`), in params.yaml's order."""
+
+
+def preset_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset sections of a params mapping (absent sections absent)."""
+    return {key: params[key] for key in PRESET_SECTIONS if key in params}
+
+
+def preset_ref(params: Mapping[str, Any]) -> dict[str, str] | None:
+    """``{"name", "sha256"}`` when ``params`` records ``preset: {name, sha256}`` and its preset
+    sections still hash to that sha256 (the run's params came from that preset); else None."""
+    ref = params.get("preset") if isinstance(params, Mapping) else None
+    if not isinstance(ref, Mapping):
+        return None
+    name, sha = ref.get("name"), ref.get("sha256")
+    if not isinstance(name, str) or not isinstance(sha, str):
+        return None
+    try:
+        current = hash_canonical(preset_values(params))
+    except (TypeError, ValueError):
+        return None
+    return {"name": name, "sha256": sha} if current == sha else None

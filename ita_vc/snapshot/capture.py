@@ -50,6 +50,7 @@ from filelock import FileLock
 
 from ita_vc._version import __version__
 from ita_vc.backtest.params import parse_params
+from ita_vc.backtest.params import preset_ref as run_preset_ref
 from ita_vc.errors import (
     DataValidationError,
     IntegrityError,
@@ -470,7 +471,9 @@ class SnapshotStore:
             "validation": self._validation() if "validate" in stages else None,
             "outputs": outputs,
             "artifacts_manifest_sha": manifest_sha(manifest),
-            "preset_ref": dict(preset_ref) if preset_ref else None,
+            "preset_ref": dict(preset_ref)
+            if preset_ref
+            else (run_preset_ref(params) if isinstance(params, dict) else None),
             "env": environment(),
             "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "meta": {

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from ita_vc.backtest.params import preset_ref
 from ita_vc.catalog import load_catalog
 from ita_vc.errors import (
     ConfigError,
@@ -815,6 +816,7 @@ def _record_config(rec: Recorder, text: str) -> None:
     setup, version = rule.get("setup_id"), rule.get("version")
     rec.config(
         doc,
+        preset_ref=preset_ref(doc),
         rule=f"{setup}@v{str(version).lstrip('v')}" if setup and version else None,
         symbol=data.get("symbol"),
         timeframe=data.get("timeframe"),

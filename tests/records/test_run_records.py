@@ -280,3 +280,31 @@ def test_gc_keeps_the_records_of_the_newest_max_runs(run_copy):
     # the committed run is still listed: its snapshot is its durable record
     listed = {r["run_id"] for r in json.loads(invoke("runs", "list", "--json").stdout)}
     assert listed == {run_copy.report.run_id, ids[-1]}
+
+
+def test_a_run_from_a_preset_records_its_preset_ref(run_copy):
+    params = run_copy / "params.yaml"
+    params.write_text(params.read_text().replace("fee_pct: null", "fee_pct: 0.2"))
+    assert invoke("preset", "save", "fee02").exit_code == 0
+    run_copy.git("checkout", "--", "params.yaml")  # back to the recorded values
+    applied = invoke("preset", "apply", "fee02")
+    assert applied.exit_code == 0, applied.output
+    run_copy.git("add", "-A")
+    run_copy.git("commit", "-q", "-m", "the fee02 preset")
+    result = invoke("run")
+    assert result.exit_code == 0, result.output
+    preset = json.loads((run_copy / "presets/fee02.json").read_text())
+    ref = {"name": "fee02", "sha256": preset["sha256"]}
+    rid = next(r for r in _records(run_copy).values() if r.snapshot_path).run_id
+    latest = max(_records(run_copy).values(), key=lambda r: r.created_at or 0)
+    assert latest.preset_ref == ref
+    snapshot = json.loads((run_copy / latest.snapshot_path).read_text())
+    assert snapshot["preset_ref"] == ref and snapshot["params"]["preset"] == ref
+    assert rid  # the first run (no preset) is recorded too
+    # an edited section no longer is the preset's: the next run records no preset_ref
+    params.write_text(params.read_text().replace("fee_pct: 0.2", "fee_pct: 0.3"))
+    run_copy.git("commit", "-q", "-am", "edited by hand")
+    assert invoke("run").exit_code == 0
+    newest = max(_records(run_copy).values(), key=lambda r: r.created_at or 0)
+    assert newest.preset_ref is None
+    assert json.loads((run_copy / newest.snapshot_path).read_text())["preset_ref"] is None
