@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         VcsError,
         WorkspaceLockedError,
     )
+    from ita_vc.index_rebuild import rebuild_index
     from ita_vc.initialize import InitReport, init_workspace
     from ita_vc.store import ArtifactRef, PersistentStore, canonical_json, hash_canonical
     from ita_vc.workspace import Workspace
@@ -59,6 +60,7 @@ _EXPORTS = {
     "hash_canonical": "ita_vc.store",
     "init_workspace": "ita_vc.initialize",
     "load_config": "ita_vc.config",
+    "rebuild_index": "ita_vc.index_rebuild",
 }
 
 __all__ = [
@@ -85,6 +87,7 @@ __all__ = [
     "hash_canonical",
     "init_workspace",
     "load_config",
+    "rebuild_index",
 ]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 
 app = typer.Typer(help="Manage the metadata index.", no_args_is_help=True)
@@ -11,27 +9,18 @@ app = typer.Typer(help="Manage the metadata index.", no_args_is_help=True)
 
 @app.command("rebuild")
 def rebuild_command() -> None:
-    """Recreate the index from the files in the workspace (cures a deleted or corrupt index)."""
+    """Recreate the index from the files in the workspace (cures a deleted or corrupt index):
+    artifacts, runs, run links, rules, presets and the feature cache's entries."""
     from ita_vc.cli.console import err, out
-    from ita_vc.presets import sync_presets
-    from ita_vc.rules.table import sync_rules
-    from ita_vc.snapshot.links import sync_run_links
-    from ita_vc.snapshot.runs import sync_runs
-    from ita_vc.store import PersistentStore
+    from ita_vc.index_rebuild import rebuild_index
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
-    store = PersistentStore(workspace)
-    started = time.perf_counter()
-    report = store.rebuild()
-    runs = len(sync_runs(workspace))
-    sync_run_links(workspace)  # run_artifacts, run_inputs (ita_vc.snapshot.links)
-    sync_rules(workspace)  # the rules table (ita_vc.rules.table)
-    sync_presets(workspace)
-    elapsed = time.perf_counter() - started
+    report = rebuild_index(workspace)
+    tables = ", ".join(f"{count} {name}" for name, count in report.tables.items())
     out().print(
-        f"Index rebuilt: {report.count} artifact(s), {runs} run(s) in {elapsed:.2f} s -> "
-        f"{store.index.path}",
+        f"Index rebuilt: {report.artifacts} artifact(s), {tables} in {report.seconds:.2f} s -> "
+        f"{workspace.index_path}",
         markup=False,
     )
     if report.skipped:
