@@ -79,18 +79,24 @@ def _run_files(
     from ita_vc.snapshot.capture import SnapshotStore
     from ita_vc.snapshot.links import linked_artifacts
     from ita_vc.snapshot.manifest import mime_of
+    from ita_vc.snapshot.records import local_manifest_files, log_records
     from ita_vc.snapshot.runs import resolve_run_id
     from ita_vc.store import PersistentStore
 
+    records = log_records(workspace)
     try:
-        rid = resolve_run_id(workspace, ref)
-    except UsageError:
+        rid = resolve_run_id(workspace, ref, extra=records)
+    except UsageError as exc:
+        if not ref.strip() or ref.startswith("@") or "ambiguous" in str(exc):
+            raise
         rid = ref  # not a recorded run: artifacts saved with this run_id only
     linked = (
         linked_artifacts(workspace, rid)
         if kind is None and symbol is None and rid in SnapshotStore(workspace).run_ids()
         else []
     )
+    if not linked and kind is None and symbol is None and rid in records:
+        linked = local_manifest_files(workspace, records[rid])  # grid run, validate, ...
     rows = {row["path"]: row for row in linked}
     for art in PersistentStore(workspace).list(kind=kind, symbol=symbol, run_id=rid):
         rows.setdefault(

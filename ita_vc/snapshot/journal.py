@@ -22,6 +22,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.snapshot.capture import RUN_WRITTEN, snapshot_hash
@@ -203,6 +204,28 @@ def _set_aside(journal: RunJournal, notes: list[str]) -> None:
     )
 
 
+def _set_aside_manifest(journal: RunJournal, notes: list[str]) -> None:
+    """A run killed after writing its manifest but before its snapshot left the manifest
+    alone: it belongs to no recorded run, so it goes to ``.ita/orphans/`` (else it would make
+    the tree dirty and refuse every later run)."""
+    if not journal.snapshot_path:
+        return
+    root = journal.workspace.root
+    rel = str(journal.snapshot_path).removesuffix(".json") + MANIFEST_SUFFIX
+    if not (root / rel).is_file() or (root / str(journal.snapshot_path)).is_file():
+        return  # no manifest, or its snapshot is there (committed or just completed)
+    if _is_committed(root, rel):
+        return
+    orphans = journal.workspace.contained(journal.workspace.state_dir / "orphans" / "x")
+    orphans.parent.mkdir(parents=True, exist_ok=True)
+    gitcli.git(["reset", "-q", "--", rel], root, check=False)
+    os.replace(root / rel, orphans.parent / PurePosixPath(rel).name)
+    notes.append(
+        f"run {journal.run_id} was killed after writing its manifest, before its snapshot: "
+        f"moved {rel} to {journal.workspace.relpath(orphans.parent)}/"
+    )
+
+
 def recover_interrupted_run(workspace: Workspace) -> list[str]:
     """Repair what a killed ``ita-vc run`` left (see the module docstring); returns notes for
     the user. Call it holding the workspace lock.
@@ -230,6 +253,7 @@ def recover_interrupted_run(workspace: Workspace) -> list[str]:
             _restore_params(journal, notes)
     elif journal.phase in ("start", "repro", "snapshot", "commit"):
         _restore_params(journal, notes)
+    _set_aside_manifest(journal, notes)
     journal.clear()
     for note in notes:
         _log.warning("%s", note)

@@ -322,7 +322,18 @@ def _attach_target(workspace: Workspace, ref: ArtifactRef | str | os.PathLike[st
     if ".." in path.parts:
         raise UsageError(f"artifact path {text!r} may not contain '..'")
     absolute = path if path.is_absolute() else workspace.root / path
-    return _inside(workspace, absolute, f"artifact path {text!r}")
+    try:
+        rel = _inside(workspace, absolute, f"artifact path {text!r}")
+        target = absolute.resolve()
+    except OSError as exc:  # a name too long for the file system
+        raise UsageError(f"not an artifact path: {text[:80]!r}...: {exc.strerror}") from None
+    if absolute.is_symlink() and target.is_relative_to(workspace.root.resolve()):
+        # a link to another workspace file would attach that file under a stored name
+        raise UsageError(
+            f"artifact path {text!r} is a symbolic link to "
+            f"{target.relative_to(workspace.root.resolve()).as_posix()}: attach that file"
+        )
+    return rel
 
 
 def attach_artifact(
@@ -501,6 +512,8 @@ def _file_matcher(workspace: Workspace, text: str) -> tuple[_Matcher, list[str]]
             f"lineage: {text!r} is a folder; give one of its files or a hash (a run's files "
             "are listed by `ita-vc store ls --run-id RUN`)"
         )
+    if not absolute.is_file():  # a FIFO, a socket, a device: reading it could block forever
+        raise UsageError(f"lineage: {text!r} is not a regular file")
     sha256, _size = hash_file(absolute)
     digest = hashlib.md5(usedforsecurity=False)
     with open(absolute, "rb") as stream:
@@ -517,7 +530,8 @@ def _hash_matcher(text: str) -> tuple[_Matcher, list[str]] | None:
     if not sep:
         scheme, digits = "", lowered
     digits = digits.removesuffix(".dir")
-    if scheme not in ("", "sha256", "md5") or len(digits) < _MIN_PREFIX:
+    longest = 32 if scheme == "md5" else 64
+    if scheme not in ("", "sha256", "md5") or not _MIN_PREFIX <= len(digits) <= longest:
         return None
     if not _HEX.fullmatch(digits):
         return None
@@ -531,7 +545,11 @@ def _hash_matcher(text: str) -> tuple[_Matcher, list[str]] | None:
 def _target_matcher(workspace: Workspace, target: str) -> tuple[_Matcher, list[str]]:
     """What ``target`` matches: a file's hashes (a path is tried first), or a hash (prefix)."""
     candidate = Path(target)
-    if target and (candidate.is_absolute() or (Path.cwd() / candidate).exists()):
+    try:
+        is_path = bool(target) and (candidate.is_absolute() or (Path.cwd() / candidate).exists())
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        is_path = False
+    if is_path:
         return _file_matcher(workspace, target)
     by_hash = _hash_matcher(target)
     if by_hash is None:

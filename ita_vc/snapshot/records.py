@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import math
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import EXIT_INTERRUPTED
+from ita_vc.errors import EXIT_INTERRUPTED, ItaVcError
 from ita_vc.snapshot.capture import next_run_id
-from ita_vc.snapshot.manifest import MANIFEST_SUFFIX, build_manifest, manifest_sha
+from ita_vc.snapshot.manifest import (
+    MANIFEST_SUFFIX,
+    build_manifest,
+    check_manifest,
+    manifest_sha,
+)
 from ita_vc.snapshot.runlog import RunLog, RunRecord
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.utils.hashing import canonical_json
@@ -37,6 +43,7 @@ __all__ = [
     "PROGRESS_INTERVAL_S",
     "Recorder",
     "headline_metrics",
+    "local_manifest_files",
     "log_records",
     "prune_records",
     "record_validation",
@@ -185,6 +192,26 @@ def prune_records(
     for run_id in dropped:
         (folder / f"{run_id}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
     return dropped
+
+
+def local_manifest_files(workspace: Workspace, record: RunRecord) -> list[dict[str, Any]]:
+    """The files of a run that committed nothing, from its local manifest when it still
+    hashes to the record's ``artifacts_manifest_sha`` (else none: it was edited or lost)."""
+    if not record.manifest_path:
+        return []
+    try:
+        path = workspace.contained(record.manifest_path)
+        manifest = check_manifest(
+            json.loads(path.read_text("utf-8")), record.run_id, record.manifest_path
+        )
+    except (ItaVcError, OSError, ValueError):
+        return []
+    if manifest_sha(manifest) != record.artifacts_manifest_sha:
+        return []
+    return [
+        {**entry, "run_id": record.run_id, "source": "manifest (local)"}
+        for entry in manifest["files"]
+    ]
 
 
 def log_records(workspace: Workspace) -> dict[str, RunRecord]:

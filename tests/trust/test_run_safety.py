@@ -157,6 +157,33 @@ def test_a_run_killed_after_its_snapshot_is_completed_by_the_next_run(run_copy):
     assert verify_run(Workspace.at(run_copy), orphan).ok
 
 
+def test_a_run_killed_between_its_manifest_and_its_snapshot_blocks_nothing(run_copy):
+    _killed_run(
+        run_copy,
+        """
+        import ita_vc.snapshot.capture as capture
+        real = capture.save_manifest
+        def save_manifest(*args, **kwargs):
+            real(*args, **kwargs)
+            die()
+        capture.save_manifest = save_manifest
+    """,
+        "-S",
+        "backtest.fee_pct=0.3",
+    )
+    (orphan,) = set(_RUN_ID.findall(run_copy.git("status", "--porcelain").stdout))
+    assert (run_copy / f"provenance/{orphan}.manifest.json").is_file()
+    assert not (run_copy / f"provenance/{orphan}.json").exists()
+    result = invoke("run", "-S", "backtest.fee_pct=0.3")
+    assert result.exit_code == 0, result.output
+    assert "killed after writing its manifest" in result.stderr
+    assert (run_copy / f".ita/orphans/{orphan}.manifest.json").is_file()
+    assert not (run_copy / f"provenance/{orphan}.manifest.json").exists()
+    assert run_copy.git("status", "--porcelain").stdout == ""
+    new_id = _RUN_ID.search(result.stdout).group(0)
+    assert new_id != orphan and (run_copy / f"provenance/{new_id}.manifest.json").is_file()
+
+
 @pytest.mark.slow
 def test_a_snapshot_that_no_longer_matches_is_set_aside_not_recorded(run_copy):
     _killed_run(
