@@ -71,6 +71,21 @@ def gc_command(
                 "back into the cache",
                 markup=False,
             )
+        from ita_vc.retention.policy import load_policy
+        from ita_vc.snapshot.records import prune_records
+
+        drop = prune_records(
+            workspace,
+            load_policy(workspace.root).max_runs,
+            protect=[r.run_id for r in facts.runs if r.pinned],
+            dry_run=True,
+        )
+        if drop:
+            out().print(
+                f"run log: the records of {len(drop)} run(s) beyond the newest max_runs "
+                "completed (and max_runs failed) runs would be dropped",
+                markup=False,
+            )
         out().print("dry run: nothing changed. `ita-vc gc` executes this plan.")
         return
     _plan, _facts, report = collect_garbage(
@@ -90,7 +105,8 @@ def gc_command(
     if report.records_dropped:
         out().print(
             f"run log: dropped the records of {len(report.records_dropped)} run(s) beyond the "
-            "newest max_runs (pinned and running ones are kept)",
+            "newest max_runs completed and max_runs failed runs (pinned and running ones are "
+            "kept)",
             markup=False,
         )
     out().print(

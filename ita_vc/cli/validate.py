@@ -55,7 +55,7 @@ def validate_command(
 
     from ita_vc.cli.console import out as console
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_validation
-    from ita_vc.pipeline.stages import validate_workspace
+    from ita_vc.pipeline.stages import read_grid_params, validate_workspace
     from ita_vc.snapshot.records import record_validation, recorded_run
     from ita_vc.store.artifacts import PersistentStore
     from ita_vc.workspace import Workspace
@@ -78,6 +78,8 @@ def validate_command(
         ) as bar,
     ):
         task = bar.add_task("validate", total=None, test="checking")
+        rec.stage("preflight")
+        rec.config(read_grid_params(workspace, params).data)
 
         def progress(test: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, test=test)

@@ -231,6 +231,20 @@ def _committed_run_ids(root: Path, folder: str) -> set[str]:
     }
 
 
+def _logged_run_ids(workspace: Workspace) -> set[str]:
+    """Run ids in the clone's run log (failed runs and runs that commit nothing)."""
+    from ita_vc.snapshot.runlog import RunLog  # lazy: the run log imports this module's peers
+
+    try:
+        return {
+            str(e["run_id"])
+            for e in RunLog(workspace.state_dir).events()
+            if e.get("event") in ("start", "record") and isinstance(e.get("run_id"), str)
+        }
+    except ItaVcError:
+        return set()  # an unreadable log: the counter and the snapshots still count
+
+
 def next_run_id(workspace: Workspace, mode: str, when: dt.datetime, identity: str) -> str:
     """A run id unique in this clone whatever the branch: the day's sequence continues from
     the snapshots in the workspace, every snapshot committed on any ref, and a per-clone
@@ -257,13 +271,14 @@ def _next_run_id_locked(
         counters = {}
     day = f"{RUN_ID_PREFIXES[mode]}_{when:%Y_%m_%d}"
     stored = counters.get(day)
-    floor = stored if isinstance(stored, int) else 0
+    # a hand-edited or damaged counter is ignored (the run log and the snapshots still count)
+    floor = stored if isinstance(stored, int) and 0 <= stored < 10**6 else 0
     run_id = new_run_id(
         workspace.path(folder),
         mode,
         when,
         identity,
-        _committed_run_ids(workspace.root, folder),
+        _committed_run_ids(workspace.root, folder) | _logged_run_ids(workspace),
         floor,
     )
     counters[day] = int(str(_RUN_ID_RE.fullmatch(run_id).group(5)))  # type: ignore[union-attr]

@@ -35,7 +35,7 @@ from ita_vc.errors import (
 from ita_vc.rules.model import RuleVersion
 from ita_vc.rules.validate import check_setup_id
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id
-from ita_vc.snapshot.manifest import load_manifest, mime_of
+from ita_vc.snapshot.manifest import load_manifest, manifest_relpath, manifest_sha, mime_of
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
@@ -151,6 +151,21 @@ def link_rows(
     """
     run_id = check_run_id(str(snapshot.get("run_id")))
     manifest = _loaded(load_manifest, workspace, run_id, strict)
+    expected = snapshot.get("artifacts_manifest_sha")
+    if manifest is not None and expected is not None and manifest_sha(manifest) != expected:
+        # an edited manifest is not the run's: links come from the snapshot's outputs then
+        # (`snapshot verify` reports the edit)
+        _log.warning(
+            "%s: does not hash to the snapshot's artifacts_manifest_sha; linked from "
+            "the snapshot's outputs",
+            manifest_relpath(workspace, run_id),
+        )
+        if strict:
+            raise IntegrityError(
+                f"{manifest_relpath(workspace, run_id)}: does not hash to the snapshot's "
+                f"artifacts_manifest_sha {expected} (edited?): `ita-vc snapshot verify {run_id}`"
+            )
+        manifest = None
     if manifest is not None:
         artifacts = [
             _artifact(run_id, f["path"], f["sha256"], f["size"], str(f["mime"]), "manifest")

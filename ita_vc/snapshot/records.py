@@ -176,18 +176,25 @@ def recorded_run(workspace: Workspace, flow: str, **fields: Any) -> Iterator[Rec
 
 
 def prune_records(
-    workspace: Workspace, max_runs: int | None, protect: Iterable[str] = ()
+    workspace: Workspace,
+    max_runs: int | None,
+    protect: Iterable[str] = (),
+    *,
+    dry_run: bool = False,
 ) -> list[str]:
     """Retention of run records (``max_runs`` of ``configs/retention.yaml``, seed 004's "keep
-    the newest N runs"): the run log keeps the records of the newest ``max_runs`` runs, every
-    live running one and the ``protect``-ed (pinned) ones; the dropped runs' local manifests
+    the newest N completed runs"): the run log keeps the records of the newest ``max_runs``
+    completed runs and of the newest ``max_runs`` failed/cancelled/abandoned ones, every live
+    running one and the ``protect``-ed (pinned) ones; the dropped runs' local manifests
     (``.ita/manifests/``) go with them. Committed snapshots are git's: never touched. Returns
-    the dropped run ids.
+    the dropped run ids (``dry_run``: what would be dropped, nothing changed).
 
     Raises:
         ItaVcError: the log cannot be rewritten (left as it was).
     """
-    dropped = RunLog(workspace.state_dir).compact(max_runs, protect)
+    dropped = RunLog(workspace.state_dir).compact(max_runs, protect, dry_run=dry_run)
+    if dry_run:
+        return dropped
     folder = workspace.state_dir / "manifests"
     for run_id in dropped:
         (folder / f"{run_id}{MANIFEST_SUFFIX}").unlink(missing_ok=True)

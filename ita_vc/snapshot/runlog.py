@@ -59,15 +59,28 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _pid_alive(pid: object) -> bool:
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), None if it does not exist."""
+    import psutil  # lazy: only the run log's liveness checks need it
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.Error:
+        return -1.0  # exists, not ours to inspect
+
+
+def _pid_alive(pid: object, started: object = None) -> bool:
+    """Whether the run's process still runs: ``pid`` exists and, when the record has its
+    start time, is the same process (a pid reused after a reboot is not the run)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    now_started = _started(pid)
+    if now_started is None:
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
+    if isinstance(started, int | float) and now_started >= 0:
+        return abs(now_started - float(started)) < 1.0
     return True
 
 
@@ -85,6 +98,8 @@ class RunRecord:
     completed_at: int | None = None
     heartbeat_at: int | None = None
     pid: int | None = None
+    #: the process's start time (epoch seconds): a reused pid is not the run's process
+    pid_started: float | None = None
     error_code: int | None = None
     error_message: str | None = None
     config_hash: str | None = None
@@ -114,7 +129,7 @@ class RunRecord:
             return self.status
         now = _now_ms() if now_ms is None else now_ms
         beat = self.heartbeat_at or self.updated_at or self.created_at or 0
-        if now - beat > STALE_SECONDS * 1000 and not _pid_alive(self.pid):
+        if now - beat > STALE_SECONDS * 1000 and not _pid_alive(self.pid, self.pid_started):
             return "abandoned"
         return "running"
 
@@ -178,7 +193,7 @@ class RunLog:
             ItaVcError: the line is too long, or the log cannot be written.
         """
         line = canonical_json({"ts": _now_ms(), **event}) + "\n"
-        data = line.encode("utf-8")
+        data = line.encode("utf-8", "backslashreplace")  # lone surrogates from bad bytes
         if len(data) > _MAX_LINE:
             raise ItaVcError(f"{self.path}: a run log event of {len(data):,} bytes is too long")
         try:
@@ -203,35 +218,42 @@ class RunLog:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def compact(self, keep_newest: int | None, protect: Iterable[str] = ()) -> list[str]:
-        """Retention of records: keep the records of the newest ``keep_newest`` runs (by
-        creation), every ``running`` record whose process is alive and every run in
-        ``protect`` (pinned runs); the log is rewritten with one folded line per kept run.
-        Returns the dropped run ids (None keeps everything).
+    def compact(
+        self, keep_newest: int | None, protect: Iterable[str] = (), *, dry_run: bool = False
+    ) -> list[str]:
+        """Retention of records: keep the records of the newest ``keep_newest`` completed runs
+        and of the newest ``keep_newest`` others (failed, cancelled, abandoned: failures stay
+        visible without crowding out completed runs), every live ``running`` record and every
+        run in ``protect`` (pinned runs); the log is rewritten with one folded line per kept
+        run. Returns the dropped run ids (None keeps everything; ``dry_run`` writes nothing).
 
         Raises:
             ItaVcError: the log cannot be rewritten (it is left as it was).
         """
         if keep_newest is None:
             return []
-        kept_ids = set(protect)
         try:
             with self._locked():
                 records = self.records()
                 ordered = sorted(
                     records.values(), key=lambda r: (r.created_at or 0, r.run_id), reverse=True
                 )
-                keep = {r.run_id for r in ordered[:keep_newest]} | kept_ids
-                keep |= {r.run_id for r in ordered if r.effective_status() == "running"}
+                statuses = {r.run_id: r.effective_status() for r in ordered}
+                done = [r.run_id for r in ordered if statuses[r.run_id] == "completed"]
+                other = [
+                    r.run_id for r in ordered if statuses[r.run_id] not in ("completed", "running")
+                ]
+                keep = set(done[:keep_newest]) | set(other[:keep_newest]) | set(protect)
+                keep |= {run_id for run_id, status in statuses.items() if status == "running"}
                 dropped = [r.run_id for r in ordered if r.run_id not in keep]
-                if not dropped:
-                    return []
+                if not dropped or dry_run:
+                    return sorted(dropped)
                 lines = [
                     canonical_json({"event": "record", **_record_event(r)}) + "\n"
                     for r in reversed(ordered)
                     if r.run_id in keep
                 ]
-                atomic_write_bytes(self.path, "".join(lines).encode("utf-8"))
+                atomic_write_bytes(self.path, "".join(lines).encode("utf-8", "backslashreplace"))
         except OSError as exc:
             raise ItaVcError(f"{self.path}: cannot compact the run log: {exc}") from exc
         return sorted(dropped)
@@ -281,7 +303,8 @@ class RunLog:
         if flow not in FLOWS:
             raise ValueError(f"unknown flow {flow!r} (known: {', '.join(FLOWS)})")
         self.append({"event": "start", "run_id": run_id, "flow": flow, "status": "running",
-                     "pid": os.getpid(), **dict(fields or {})})  # fmt: skip
+                     "pid": os.getpid(), "pid_started": _started(os.getpid()),
+                     **dict(fields or {})})  # fmt: skip
         stop = threading.Event()
 
         def beat() -> None:

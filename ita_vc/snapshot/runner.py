@@ -870,6 +870,13 @@ def run_pipeline(
         VcsError: ``dvc repro`` or ``git commit`` failed.
     """
     edits = _run_edits(mode, setup_id, version, overrides)
+    if note is not None:
+        try:
+            note.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"--note: not valid UTF-8 text ({note!r}); the note is stored as JSON"
+            ) from None
     with (
         workspace.lock(timeout=wait, purpose=f"ita-vc run ({mode})") as lock,
         recorded_run(workspace, mode, note=note) as rec,

@@ -273,10 +273,14 @@ def test_gc_keeps_the_records_of_the_newest_max_runs(run_copy):
     assert len(ids) == 3  # the committed run and two refusals
     policy = run_copy / "configs" / "retention.yaml"
     policy.write_text(policy.read_text().replace("max_runs: 100 ", "max_runs: 1   "))
+    planned = invoke("gc", "--dry-run")
+    assert planned.exit_code == 0 and "the records of 1 run(s)" in planned.stdout
+    assert len(_records(run_copy)) == 3  # nothing dropped by the dry run
     result = invoke("gc", "--yes")
     assert result.exit_code == 0, result.output
-    assert "dropped the records of 2 run(s)" in result.stdout
-    assert set(_records(run_copy)) == {ids[-1]}
+    assert "dropped the records of 1 run(s)" in result.stdout
+    # kept: the newest completed record and the newest failed one
+    assert set(_records(run_copy)) == {ids[0], ids[-1]}
     # the committed run is still listed: its snapshot is its durable record
     listed = {r["run_id"] for r in json.loads(invoke("runs", "list", "--json").stdout)}
     assert listed == {run_copy.report.run_id, ids[-1]}

@@ -135,16 +135,23 @@ def test_compact_keeps_the_newest_runs_running_ones_and_protected_ones(tmp_path)
                         "error_code": 11, "error_message": f"bad {i}"})  # fmt: skip
     log.append({"event": "progress", "run_id": "gr_5", "progress": {"done": 1}, "ts": 3000})
     before = log.records()
+    log.append({"event": "start", "run_id": "gr_7", "status": "running", "ts": 900,
+                "pid": 999_999_999})  # fmt: skip
+    log.append({"event": "end", "run_id": "gr_7", "status": "completed", "ts": 950})
+    before = log.records()
+    assert log.compact(2, protect=["gr_2"], dry_run=True) == ["gr_1", "gr_3"]
+    assert log.records() == before  # a dry run writes nothing
     dropped = log.compact(2, protect=["gr_2"])
-    # gr_5, gr_4: newest; gr_2: protected (pinned); gr_0: running with a live pid
+    # failed gr_5, gr_4: the newest failures; gr_7: the newest completed; gr_2: protected
+    # (pinned); gr_0: running with a live pid
     assert dropped == ["gr_1", "gr_3"]
     after = log.records()
-    assert set(after) == {"gr_0", "gr_2", "gr_4", "gr_5"}
+    assert set(after) == {"gr_0", "gr_2", "gr_4", "gr_5", "gr_7"}
     for run_id, record in after.items():
         assert record == before[run_id]  # every field and the progress survive compaction
     assert log.compact(None) == [] and log.compact(10) == []
     log.append({"event": "start", "run_id": "gr_6", "status": "running", "ts": 5000})
-    assert set(log.records()) == {"gr_0", "gr_2", "gr_4", "gr_5", "gr_6"}
+    assert set(log.records()) == {"gr_0", "gr_2", "gr_4", "gr_5", "gr_6", "gr_7"}
 
 
 def test_a_symlink_planted_as_the_log_is_never_followed(tmp_path):
@@ -159,3 +166,16 @@ def test_a_symlink_planted_as_the_log_is_never_followed(tmp_path):
     with pytest.raises(ItaVcError, match="cannot read the run log"):
         log.records()
     assert outside.read_text() == "precious\n"
+
+
+def test_a_reused_pid_is_not_the_run(tmp_path):
+    """After a reboot the run's pid may belong to another process: the start time tells."""
+    log = RunLog(tmp_path)
+    log.append({"event": "start", "run_id": "gr_1", "status": "running", "ts": 1_000,
+                "pid": os.getpid(), "pid_started": 12.0})  # fmt: skip
+    log.append({"event": "start", "run_id": "gr_2", "status": "running", "ts": 1_000,
+                "pid": os.getpid()})  # fmt: skip
+    records = log.records()
+    late = 1_000 + int(STALE_SECONDS * 1000) + 1
+    assert records["gr_1"].effective_status(late) == "abandoned"  # our pid, not its process
+    assert records["gr_2"].effective_status(late) == "running"  # no start time: the pid counts
