@@ -11,6 +11,7 @@ one whenever the key differs, so a worker never evaluates with another search's 
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
@@ -25,6 +26,7 @@ from ita_vc.backtest.metrics import (
 )
 from ita_vc.backtest.records import TRADE_WIDTH
 from ita_vc.backtest.signals import combine_states, indicator_state
+from ita_vc.features.cache import FeatureSession, FeatureSource, active_settings, feature_source
 from ita_vc.utils.hashing import hash_canonical
 from ita_vc.utils.process import start_pool_worker
 from ita_vc.utils.tablehash import hash_dataframe
@@ -129,6 +131,9 @@ class EvalContext:
     periods_per_year: float = 365.0
     """Sharpe's annualisation (params' ``backtest.periods_per_year``; in the key through
     the params when it is not 365)."""
+    features: FeatureSource | None = None
+    """The feature cache to read and fill (docs/cache.md); not in the key: it changes no
+    result."""
 
 
 def evaluation_context(
@@ -144,9 +149,17 @@ def evaluation_context(
             "params": params.to_dict(),
         }
     )
-    return EvalContext(
-        key, data_hash, grid_arrays(prepared), settings, params.backtest.periods_per_year
+    arrays = grid_arrays(prepared)
+    features = feature_source(
+        active_settings(),
+        market=params.data.market,
+        symbol=params.data.symbol,
+        timeframe=params.data.timeframe,
+        ts=arrays.ts,
+        data_hash=data_hash,
+        engine_version=params.engine_version,
     )
+    return EvalContext(key, data_hash, arrays, settings, params.backtest.periods_per_year, features)
 
 
 _STATE_CACHE_BYTES = 256 * 2**20
@@ -171,6 +184,28 @@ class _Evaluator:
         n = len(self.close) - self.n_warm
         self.trades = np.empty((n + 1, TRADE_WIDTH))
         self.fills = np.empty((2 * n + 2, 7))
+        self.features = (
+            FeatureSession(context.features, len(self.close)) if context.features else None
+        )
+
+    def indicator(self, name: str, params: Mapping[str, Any]) -> States:
+        """One indicator's states: from the feature cache when it holds them, else computed
+        (and offered to the cache)."""
+        session = self.features
+        if session is not None:
+            found = session.get(name, params)
+            if found is not None:
+                return found
+        start = time.perf_counter()
+        states: States = indicator_state(name, dict(params), self.high, self.low, self.close)
+        if session is not None:
+            session.offer(name, params, states, time.perf_counter() - start)
+        return states
+
+    def flush(self) -> None:
+        """After a batch: write the feature cache entries computed in it, record its hits."""
+        if self.features is not None:
+            self.features.flush()
 
     def states(self, variant: Variant) -> States:
         parts = []
@@ -179,9 +214,7 @@ class _Evaluator:
             if key not in self.cache:
                 if len(self.cache) >= self.cache_entries:  # bounded memory
                     self.cache.clear()
-                self.cache[key] = indicator_state(
-                    name, dict(params), self.high, self.low, self.close
-                )
+                self.cache[key] = self.indicator(name, dict(params))
             parts.append(self.cache[key])
         if len(parts) == 1:  # one indicator: its state is the final state
             return parts[0]
@@ -258,14 +291,18 @@ def init_pool_worker(context: EvalContext) -> None:
 def evaluate_batch(variants: Sequence[Variant], context: EvalContext) -> list[VariantResult]:
     """Evaluate a batch with ``context`` (its evaluator reused while the key stays the same)."""
     evaluator = _evaluator(context)
-    return [evaluator.evaluate(v) for v in variants]
+    results = [evaluator.evaluate(v) for v in variants]
+    evaluator.flush()
+    return results
 
 
 def _returns(evaluator: _Evaluator, variants: Sequence[Variant]) -> npt.NDArray[np.float64]:
     t = max(0, len(evaluator.days) - 1) if evaluator.days is not None else 0
     if not variants:
         return np.empty((t, 0))
-    return np.column_stack([evaluator.daily_returns(v) for v in variants])
+    out = np.column_stack([evaluator.daily_returns(v) for v in variants])
+    evaluator.flush()
+    return out
 
 
 def returns_batch(variants: Sequence[Variant], context: EvalContext) -> npt.NDArray[np.float64]:
@@ -297,4 +334,6 @@ def evaluate_in_worker(variants: Sequence[Variant], key: str) -> list[VariantRes
             f"internal: no grid evaluator for {key} in this process "
             "(init_worker was not called with its context)"
         )
-    return [evaluator.evaluate(v) for v in variants]
+    results = [evaluator.evaluate(v) for v in variants]
+    evaluator.flush()
+    return results
