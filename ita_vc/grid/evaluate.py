@@ -184,6 +184,7 @@ class _Evaluator:
         n = len(self.close) - self.n_warm
         self.trades = np.empty((n + 1, TRADE_WIDTH))
         self.fills = np.empty((2 * n + 2, 7))
+        self.source = context.features
         self.features = (
             FeatureSession(context.features, len(self.close)) if context.features else None
         )
@@ -269,7 +270,7 @@ _EVALUATORS: dict[str, _Evaluator] = {}
 def _evaluator(context: EvalContext) -> _Evaluator:
     """The evaluator of ``context``, built when this process holds none of its key."""
     found = _EVALUATORS.get(context.key)
-    if found is None:
+    if found is None or found.source != context.features:  # the cache in use changed too
         _EVALUATORS.clear()  # another search's candles and buffers: let them go
         found = _EVALUATORS[context.key] = _Evaluator(context)
     return found
