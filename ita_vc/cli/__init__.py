@@ -52,6 +52,7 @@ def _root(
 def _register() -> None:
     from ita_vc.cli import (
         backtest,
+        cache,
         data,
         gc,
         grid,
@@ -83,6 +84,7 @@ def _register() -> None:
     app.add_typer(indicators.app, name="indicators")
     app.add_typer(store.app, name="store")
     app.add_typer(index.app, name="index")
+    app.add_typer(cache.app, name="cache")
 
 
 _register()

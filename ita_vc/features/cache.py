@@ -128,16 +128,18 @@ def active_settings() -> FeatureCacheSettings | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
-def cache_settings(workspace: str | Path) -> FeatureCacheSettings | None:
+def cache_settings(
+    workspace: str | Path, *, even_disabled: bool = False
+) -> FeatureCacheSettings | None:
     """The workspace's feature cache settings from ``configs/config.yaml``; None when
-    ``cache.enabled`` is false.
+    ``cache.enabled`` is false (unless ``even_disabled``: ``cache info``/``clear``).
 
     Raises:
         ConfigError: the configuration is invalid.
     """
     root = Path(workspace).resolve()
     config = load_config(root)
-    if not config.cache.enabled:
+    if not config.cache.enabled and not even_disabled:
         return None
     return FeatureCacheSettings(
         root=root / config.paths.cache_root,
