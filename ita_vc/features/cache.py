@@ -1,12 +1,13 @@
 """The feature cache: indicator state series as parquet files, named by their feature hash.
 
-An entry is ``<cache_root>/features/<hh>/<hex>.parquet`` (``hh`` = the first two hex digits of
-the feature hash; one int8 column ``state``), with a row of the metadata index's
-``feature_cache`` table holding the sha256 and size of the file's bytes. A read checks both and
-the series' length; an entry that fails (truncated, a flipped byte, another length, unreadable)
-is deleted and recomputed, never used. Writes go to a temp file, are fsynced and published with
-``os.replace`` (:func:`~ita_vc.utils.atomic.atomic_write_bytes`): concurrent writers of one entry
-write the same bytes, and a reader sees the old file, the new one or none.
+An entry is ``<cache_root>/features/<hh>/<hex>.parquet`` (``hh`` = the first two hex digits
+of the feature hash; the series as runs of equal states, columns ``start`` and ``state``),
+with a row of the metadata index's ``feature_cache`` table holding the sha256 and size of the
+file's bytes. A read checks both and the series' length; an entry that fails (truncated, a
+flipped byte, another length, unreadable) is deleted and recomputed, never used. Writes go to
+a temp file, are fsynced and published with ``os.replace``
+(:func:`~ita_vc.utils.atomic.atomic_write_bytes`): concurrent writers of one entry write the
+same bytes, and a reader sees the old file, the new one or none.
 
 What is cached (measured in docs/cache.md): a series whose computation took longer than loading
 it would (:func:`worth_caching`); entries are written after a batch, never between variants.
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ita_vc.config import load_config
+from ita_vc.errors import ItaVcError
 from ita_vc.features.hashing import candle_hash, code_version, feature_hash
 from ita_vc.store.index import MetadataIndex, utc_now_iso
 from ita_vc.utils.atomic import atomic_write_bytes
@@ -170,17 +172,42 @@ def _params_json(params: Mapping[str, float]) -> str:
 
 
 _META_KEY = b"ita_vc.feature"
+_LEN_KEY = b"ita_vc.n_bars"
 
 
 def _encode(states: States, meta: Mapping[str, str]) -> bytes:
-    """The parquet bytes of an entry; ``meta`` (the row's identity columns) rides in the
-    schema metadata so that :func:`sync_feature_cache` can rebuild the row from the file."""
-    table = pa.table({"state": states}).replace_schema_metadata(
-        {_META_KEY: json.dumps(dict(meta), sort_keys=True).encode()}
+    """The parquet bytes of an entry: the series as runs, one row per run of equal states
+    (``start``: int64 bar index of the run's first bar, ``state``: int8); ``meta`` (the row's
+    identity columns) and the series' length ``n_bars`` ride in the schema metadata."""
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(states)) + 1)).astype(np.int64)
+    table = pa.table({"start": starts, "state": states[starts]}).replace_schema_metadata(
+        {
+            _META_KEY: json.dumps(dict(meta), sort_keys=True).encode(),
+            _LEN_KEY: str(len(states)).encode(),
+        }
     )
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=_COMPRESSION)
+    pq.write_table(
+        table, buf, compression=_COMPRESSION, use_dictionary=False, write_statistics=False
+    )
     return buf.getvalue()
+
+
+def _runs_to_states(table: pa.Table, n_bars: int) -> States | None:
+    """The series of an entry's runs, None unless they describe exactly ``n_bars`` int8
+    states (first run at bar 0, starts strictly increasing and below ``n_bars``)."""
+    meta = table.schema.metadata or {}
+    if meta.get(_LEN_KEY) != str(n_bars).encode() or table.num_columns != 2:
+        return None
+    start, state = table.column("start"), table.column("state")
+    if start.type != pa.int64() or state.type != pa.int8() or start.null_count + state.null_count:
+        return None
+    starts, values = start.to_numpy(), state.to_numpy()
+    ends = np.append(starts[1:], n_bars)
+    if not len(starts) or starts[0] != 0 or (ends <= starts).any():
+        return None
+    states: States = np.repeat(values, ends - starts).astype(np.int8)  # a fresh, writable array
+    return states
 
 
 def _file_meta(data: bytes) -> dict[str, str] | None:
@@ -231,13 +258,10 @@ class FeatureCache:
         if len(data) != int(row["size"]) or hash_bytes(data) != row["sha256"]:
             return None
         try:
-            column = pq.read_table(pa.BufferReader(data)).column("state")
-        except (pa.ArrowException, KeyError, OSError):
+            table = pq.read_table(pa.BufferReader(data))
+            return _runs_to_states(table, n_bars)
+        except (pa.ArrowException, KeyError, OSError, ValueError):
             return None
-        if column.type != pa.int8() or len(column) != n_bars or column.null_count:
-            return None
-        states: States = np.array(column.to_numpy(), dtype=np.int8)  # writable: one numba type
-        return states
 
     def remove(self, fhash: str) -> None:
         """Delete one entry (its row first, then its file)."""
@@ -336,9 +360,16 @@ class FeatureSession:
     )
     hits: list[dict[str, Any]] = field(init=False, default_factory=list)
 
+    broken: str | None = field(init=False, default=None)
+    """Why the cache stopped being used in this session (an unreadable index, a folder that
+    cannot be written): the grid then computes every series, as without a cache."""
+
     def __post_init__(self) -> None:
         self.cache = FeatureCache(self.source.settings)
-        self.known = self.cache.rows(self.source.candle_hash)
+        try:
+            self.known = self.cache.rows(self.source.candle_hash)
+        except (OSError, ItaVcError) as exc:
+            self.known, self.broken = {}, str(exc)
 
     def key(self, name: str, params: Mapping[str, float]) -> str:
         """The feature hash of ``name(params)`` on this session's candles."""
@@ -346,11 +377,18 @@ class FeatureSession:
 
     def get(self, name: str, params: Mapping[str, float]) -> States | None:
         """The cached, verified series, or None (a miss)."""
-        row = self.known.pop(self.key(name, params), None)
-        if row is None:
+        fhash = self.key(name, params)
+        row = self.known.get(fhash)
+        if row is None or self.broken:
             return None
-        states = self.cache.load(row, self.n_bars)
-        if states is not None:
+        try:
+            states = self.cache.load(row, self.n_bars)
+        except (OSError, ItaVcError) as exc:
+            self.broken = str(exc)
+            return None
+        if states is None:  # gone or corrupt (and deleted): computed from now on
+            del self.known[fhash]
+        else:
             self.hits.append(row)
         return states
 
@@ -358,7 +396,7 @@ class FeatureSession:
         self, name: str, params: Mapping[str, float], states: States, compute_s: float
     ) -> None:
         """Queue a computed series for writing when :func:`worth_caching` says so."""
-        if worth_caching(compute_s, self.n_bars):
+        if not self.broken and worth_caching(compute_s, self.n_bars):
             src = self.source
             fhash = self.key(name, params)
             self.pending.append(
@@ -366,13 +404,17 @@ class FeatureSession:
             )
 
     def flush(self) -> None:
-        """Write the queued entries and record the hits (after a batch)."""
+        """Write the queued entries and record the hits (after a batch); an I/O or index
+        error turns the cache off for the rest of the session instead of failing the grid."""
         pending, hits = self.pending, self.hits
         self.pending, self.hits = [], []
-        if pending:
-            self.cache.write(pending)
-        if hits:
-            self.cache.touch(hits)
+        try:
+            if pending:
+                self.cache.write(pending)
+            if hits:
+                self.cache.touch(hits)
+        except (OSError, ItaVcError) as exc:  # a cache never fails the work that uses it
+            self.broken = str(exc)
 
 
 def sync_feature_cache(workspace: Workspace | str | Path) -> int:

@@ -11,6 +11,7 @@ one whenever the key differs, so a worker never evaluates with another search's 
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
@@ -166,6 +167,34 @@ _STATE_CACHE_BYTES = 256 * 2**20
 """Indicator states kept per process (bytes); beyond it the cache starts over."""
 
 
+_MALLOC_TUNED: list[bool] = []
+
+
+def _keep_engine_buffers() -> None:
+    """Once per process, on glibc: serve allocations up to 32 MiB from the heap and keep up
+    to 64 MiB of freed heap (``mallopt`` M_MMAP_THRESHOLD, M_TRIM_THRESHOLD).
+
+    The engine allocates two n-bar arrays per variant. glibc serves allocations that large with
+    a fresh ``mmap`` (a page fault per 4 KiB page) until freeing a large ``mmap``-ed chunk
+    raises its dynamic thresholds to about these values; computing an indicator does that as a
+    side effect, but a grid served from the feature cache computes none and spent as long in
+    page faults as in the engine (docs/cache.md). Fixing the thresholds makes every grid run
+    alike; it changes no result. Elsewhere than glibc this does nothing.
+    """
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED.append(True)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+    except (OSError, AttributeError):  # not glibc
+        return
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+
+
 class _Evaluator:
     """Per-process state of one context: the indicator-state cache and reusable buffers."""
 
@@ -185,6 +214,7 @@ class _Evaluator:
         self.trades = np.empty((n + 1, TRADE_WIDTH))
         self.fills = np.empty((2 * n + 2, 7))
         self.source = context.features
+        _keep_engine_buffers()
         self.features = (
             FeatureSession(context.features, len(self.close)) if context.features else None
         )

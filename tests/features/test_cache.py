@@ -222,3 +222,36 @@ def test_the_write_rule_compares_compute_and_load_time():
     assert not worth_caching(0.0005, 1000)
     assert worth_caching(0.02, 1_000_000)
     assert not worth_caching(0.004, 1_000_000)
+
+
+def test_an_unwritable_cache_turns_itself_off_instead_of_failing(tmp_path, bars):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    settings = FeatureCacheSettings(blocker, tmp_path / "index.sqlite", 1 << 30)
+    source = FeatureSource(settings, "sha256:" + "6" * 64, "1+2.0")
+    session = FeatureSession(source, len(bars[2]))
+    session.offer("sma", {"window": 5}, indicator_state("sma", {"window": 5}, *bars), 1.0)
+    session.flush()  # no exception
+    assert session.broken
+    session.offer("sma", {"window": 6}, indicator_state("sma", {"window": 6}, *bars), 1.0)
+    assert session.pending == []
+    assert session.get("sma", {"window": 5}) is None
+
+
+def test_runs_that_do_not_describe_the_series_are_refused():
+    import pyarrow as pa
+
+    from ita_vc.features.cache import _LEN_KEY, _runs_to_states
+
+    def table(starts, states, n):
+        return pa.table(
+            {"start": pa.array(starts, pa.int64()), "state": pa.array(states, pa.int8())}
+        ).replace_schema_metadata({_LEN_KEY: str(n).encode()})
+
+    good = _runs_to_states(table([0, 2], [1, -1], 4), 4)
+    assert good is not None and good.tolist() == [1, 1, -1, -1]
+    assert _runs_to_states(table([0, 2], [1, -1], 4), 5) is None  # another length
+    assert _runs_to_states(table([1, 2], [1, -1], 4), 4) is None  # not from bar 0
+    assert _runs_to_states(table([0, 2, 2], [1, -1, 0], 4), 4) is None  # not increasing
+    assert _runs_to_states(table([0, 4], [1, -1], 4), 4) is None  # past the end
+    assert _runs_to_states(table([], [], 4), 4) is None
