@@ -167,9 +167,7 @@ def _bool(value: object) -> bool:
 
 def _max_bytes(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Invalid(
-            f"must be a whole number of bytes >= 0, got {value!r} ({type_name(value)})"
-        )
+        raise Invalid(f"must be a whole number of bytes >= 0, got {value!r} ({type_name(value)})")
     return value
 
 
