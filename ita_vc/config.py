@@ -37,6 +37,7 @@ __all__ = [
     "CONFIG_RELPATH",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "CacheConfig",
     "CandlesConfig",
     "Config",
     "PathsConfig",
@@ -68,6 +69,8 @@ class PathsConfig:
     trash_root: str
     index_path: str
     logs_root: str
+    cache_root: str = ".ita/cache"
+    """The feature cache (``<cache_root>/features/``): local, git-ignored, rebuildable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,14 @@ class CandlesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The feature cache (docs/cache.md): on or off, and its size budget (LRU eviction)."""
+
+    enabled: bool = True
+    max_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A validated workspace configuration."""
 
@@ -95,6 +106,7 @@ class Config:
     store: StoreConfig
     candles: CandlesConfig
     raw: Mapping[str, Any] = field(repr=False)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The merged configuration as plain data."""
@@ -147,6 +159,18 @@ def _markets(value: object) -> list[str]:
     return markets
 
 
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"must be true or false, got {value!r} ({type_name(value)})")
+    return value
+
+
+def _max_bytes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Invalid(f"must be a whole number of bytes >= 0, got {value!r} ({type_name(value)})")
+    return value
+
+
 def _schema_version(value: object) -> int:
     version: int = integer()(value)
     if version != SCHEMA_VERSION:
@@ -172,6 +196,12 @@ SCHEMA = strict(
             {
                 vol.Optional("layout"): _layout,
                 vol.Optional("markets"): _markets,
+            }
+        ),
+        vol.Optional("cache"): strict(
+            {
+                vol.Optional("enabled"): _bool,
+                vol.Optional("max_bytes"): _max_bytes,
             }
         ),
     }
@@ -204,7 +234,7 @@ def _check_overlaps(paths: Mapping[str, str], problems: Problems) -> None:
                 f"{posix[key]} overlaps data_root {data}: DVC forbids "
                 "pipeline outputs inside a tracked directory, keep them apart",
             )
-    for key in ("trash_root", "index_path", "logs_root"):
+    for key in ("trash_root", "index_path", "logs_root", "cache_root"):
         for tracked in ("data_root", "results_root", "provenance_root", "rules_root"):
             if _inside(posix[key], posix[tracked]):
                 problems.add(
@@ -256,6 +286,7 @@ def parse_config(text: str, source: str = CONFIG_RELPATH) -> Config:
             layout=merged["candles"]["layout"], markets=tuple(merged["candles"]["markets"])
         ),
         raw=merged,
+        cache=CacheConfig(**merged["cache"]),
     )
 
 

@@ -35,7 +35,8 @@ def rebuild_index(workspace: Workspace) -> IndexRebuild:
     Raises:
         PersistentStoreError: the index cannot be written.
     """
-    from ita_vc.presets import sync_presets  # lazy: each table's module
+    from ita_vc.features import sync_feature_cache  # lazy: each table's module
+    from ita_vc.presets import sync_presets
     from ita_vc.rules.table import sync_rules
     from ita_vc.snapshot.links import sync_run_links
     from ita_vc.snapshot.runs import sync_runs
@@ -48,5 +49,6 @@ def rebuild_index(workspace: Workspace) -> IndexRebuild:
     result.tables["run links"] = sync_run_links(workspace)
     result.tables["rules"] = sync_rules(workspace)
     result.tables["presets"] = sync_presets(workspace)
+    result.tables["feature cache entries"] = sync_feature_cache(workspace)
     result.seconds = time.perf_counter() - started
     return result

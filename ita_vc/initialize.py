@@ -72,8 +72,9 @@ def _gitignore_lines(root: Path) -> list[str]:
     paths = load_config(root).paths
     state = PurePosixPath(paths.index_path).parent
     lines = [f"/{state}/"] if state.parts else [f"/{paths.index_path}*", "/workspace.lock"]
-    if not (state.parts and PurePosixPath(paths.trash_root).is_relative_to(state)):
-        lines.append(f"/{paths.trash_root}/")
+    for local in (paths.trash_root, paths.cache_root):  # the trash, the feature cache
+        if not (state.parts and PurePosixPath(local).is_relative_to(state)):
+            lines.append(f"/{local}/")
     lines += [
         f"/{paths.logs_root}/",
         "__pycache__/",

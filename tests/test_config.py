@@ -98,8 +98,8 @@ def test_every_problem_is_reported_with_its_line():
     assert str(info.value).splitlines() == [
         "configs/config.yaml:3: paths.data_root: must be relative to the repository, got "
         "absolute '/abs'",
-        "configs/config.yaml:4: paths.logs_rot: unknown key (allowed: data_root, index_path, "
-        "logs_root, provenance_root, results_root, rules_root, trash_root)",
+        "configs/config.yaml:4: paths.logs_rot: unknown key (allowed: cache_root, data_root, "
+        "index_path, logs_root, provenance_root, results_root, rules_root, trash_root)",
         "configs/config.yaml:6: store.parquet_compression: 'lzma' is not one of zstd, snappy, "
         "gzip, lz4, brotli, none",
         "configs/config.yaml:7: store.kinds.bad-name: kind names are identifiers (letters, "

@@ -52,6 +52,7 @@ def _root(
 def _register() -> None:
     from ita_vc.cli import (
         backtest,
+        cache,
         data,
         gc,
         grid,
@@ -87,6 +88,7 @@ def _register() -> None:
     app.add_typer(index.app, name="index")
     app.command("lineage")(lineage.lineage_command)
     app.add_typer(preset.app, name="preset")
+    app.add_typer(cache.app, name="cache")
 
 
 _register()

@@ -58,6 +58,7 @@ def run_command(
 
     from ita_vc.cli.console import out as console
     from ita_vc.cli.interrupt import graceful_sigint
+    from ita_vc.features import activate, cache_settings
     from ita_vc.grid import default_grid_folder, run_grid
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_grid
     from ita_vc.pipeline.stages import grid_candles, grid_request, read_grid_params
@@ -85,6 +86,7 @@ def run_command(
         rec.stage("prepare")
         prepared = grid_candles(workspace, run_params)
         with (
+            activate(cache_settings(workspace.root)),
             graceful_sigint() as ctrl_c,
             Progress(
                 TextColumn("stage {task.fields[stage]}"),

@@ -11,6 +11,8 @@ one whenever the key differs, so a worker never evaluates with another search's 
 
 from __future__ import annotations
 
+import ctypes
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
@@ -25,6 +27,7 @@ from ita_vc.backtest.metrics import (
 )
 from ita_vc.backtest.records import TRADE_WIDTH
 from ita_vc.backtest.signals import combine_states, indicator_state
+from ita_vc.features.cache import FeatureSession, FeatureSource, active_settings, feature_source
 from ita_vc.utils.hashing import hash_canonical
 from ita_vc.utils.process import start_pool_worker
 from ita_vc.utils.tablehash import hash_dataframe
@@ -129,6 +132,9 @@ class EvalContext:
     periods_per_year: float = 365.0
     """Sharpe's annualisation (params' ``backtest.periods_per_year``; in the key through
     the params when it is not 365)."""
+    features: FeatureSource | None = None
+    """The feature cache to read and fill (docs/cache.md); not in the key: it changes no
+    result."""
 
 
 def evaluation_context(
@@ -144,13 +150,49 @@ def evaluation_context(
             "params": params.to_dict(),
         }
     )
-    return EvalContext(
-        key, data_hash, grid_arrays(prepared), settings, params.backtest.periods_per_year
+    arrays = grid_arrays(prepared)
+    features = feature_source(
+        active_settings(),
+        market=params.data.market,
+        symbol=params.data.symbol,
+        timeframe=params.data.timeframe,
+        ts=arrays.ts,
+        data_hash=data_hash,
+        engine_version=params.engine_version,
     )
+    return EvalContext(key, data_hash, arrays, settings, params.backtest.periods_per_year, features)
 
 
 _STATE_CACHE_BYTES = 256 * 2**20
 """Indicator states kept per process (bytes); beyond it the cache starts over."""
+
+
+_MALLOC_TUNED: list[bool] = []
+
+
+def _keep_engine_buffers() -> None:
+    """Once per process, on glibc: serve allocations up to 32 MiB from the heap and keep up
+    to 64 MiB of freed heap (``mallopt`` M_MMAP_THRESHOLD, M_TRIM_THRESHOLD).
+
+    The engine allocates two n-bar arrays per variant. glibc serves allocations that large with
+    a fresh ``mmap`` (a page fault per 4 KiB page) until freeing a large ``mmap``-ed chunk
+    raises its dynamic thresholds to about these values; computing an indicator does that as a
+    side effect, but a grid served from the feature cache computes none and spent as long in
+    page faults as in the engine (docs/cache.md). Fixing the thresholds makes every grid run
+    alike; it changes no result. Elsewhere than glibc this does nothing.
+    """
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED.append(True)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+    except (OSError, AttributeError):  # not glibc
+        return
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
 class _Evaluator:
@@ -171,6 +213,30 @@ class _Evaluator:
         n = len(self.close) - self.n_warm
         self.trades = np.empty((n + 1, TRADE_WIDTH))
         self.fills = np.empty((2 * n + 2, 7))
+        self.source = context.features
+        _keep_engine_buffers()
+        self.features = (
+            FeatureSession(context.features, len(self.close)) if context.features else None
+        )
+
+    def indicator(self, name: str, params: Mapping[str, Any]) -> States:
+        """One indicator's states: from the feature cache when it holds them, else computed
+        (and offered to the cache)."""
+        session = self.features
+        if session is not None:
+            found = session.get(name, params)
+            if found is not None:
+                return found
+        start = time.perf_counter()
+        states: States = indicator_state(name, dict(params), self.high, self.low, self.close)
+        if session is not None:
+            session.offer(name, params, states, time.perf_counter() - start)
+        return states
+
+    def flush(self) -> None:
+        """After a batch: write the feature cache entries computed in it, record its hits."""
+        if self.features is not None:
+            self.features.flush()
 
     def states(self, variant: Variant) -> States:
         parts = []
@@ -179,9 +245,7 @@ class _Evaluator:
             if key not in self.cache:
                 if len(self.cache) >= self.cache_entries:  # bounded memory
                     self.cache.clear()
-                self.cache[key] = indicator_state(
-                    name, dict(params), self.high, self.low, self.close
-                )
+                self.cache[key] = self.indicator(name, dict(params))
             parts.append(self.cache[key])
         if len(parts) == 1:  # one indicator: its state is the final state
             return parts[0]
@@ -236,7 +300,7 @@ _EVALUATORS: dict[str, _Evaluator] = {}
 def _evaluator(context: EvalContext) -> _Evaluator:
     """The evaluator of ``context``, built when this process holds none of its key."""
     found = _EVALUATORS.get(context.key)
-    if found is None:
+    if found is None or found.source != context.features:  # the cache in use changed too
         _EVALUATORS.clear()  # another search's candles and buffers: let them go
         found = _EVALUATORS[context.key] = _Evaluator(context)
     return found
@@ -258,14 +322,18 @@ def init_pool_worker(context: EvalContext) -> None:
 def evaluate_batch(variants: Sequence[Variant], context: EvalContext) -> list[VariantResult]:
     """Evaluate a batch with ``context`` (its evaluator reused while the key stays the same)."""
     evaluator = _evaluator(context)
-    return [evaluator.evaluate(v) for v in variants]
+    results = [evaluator.evaluate(v) for v in variants]
+    evaluator.flush()
+    return results
 
 
 def _returns(evaluator: _Evaluator, variants: Sequence[Variant]) -> npt.NDArray[np.float64]:
     t = max(0, len(evaluator.days) - 1) if evaluator.days is not None else 0
     if not variants:
         return np.empty((t, 0))
-    return np.column_stack([evaluator.daily_returns(v) for v in variants])
+    out = np.column_stack([evaluator.daily_returns(v) for v in variants])
+    evaluator.flush()
+    return out
 
 
 def returns_batch(variants: Sequence[Variant], context: EvalContext) -> npt.NDArray[np.float64]:
@@ -297,4 +365,6 @@ def evaluate_in_worker(variants: Sequence[Variant], key: str) -> list[VariantRes
             f"internal: no grid evaluator for {key} in this process "
             "(init_worker was not called with its context)"
         )
-    return [evaluator.evaluate(v) for v in variants]
+    results = [evaluator.evaluate(v) for v in variants]
+    evaluator.flush()
+    return results

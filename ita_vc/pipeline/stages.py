@@ -34,6 +34,7 @@ from ita_vc.backtest.run import prepare_candles, run_backtest
 from ita_vc.candles.dataset import CandleStore
 from ita_vc.candles.validate import format_ts
 from ita_vc.errors import ConfigError, DataValidationError, ItaVcError
+from ita_vc.features import activate, cache_settings
 from ita_vc.grid import run_grid
 from ita_vc.grid.request import GridSetup, check_params_and_grid, parse_grid
 from ita_vc.grid.returns import stage_a_returns, variant_returns_frame
@@ -313,7 +314,8 @@ def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str,
         returns = stage_a_returns(
             prepared, rule, params, request, max_variants=validation.overfitting.max_variants
         )
-    outcome = run_grid(prepared, rule, params, request, keep_partial=False)
+    with activate(cache_settings(workspace.root)):  # the feature cache (docs/cache.md)
+        outcome = run_grid(prepared, rule, params, request, keep_partial=False)
     sink = StoreSink(store, "results", "grid")
     write_grid(outcome, sink, timings=False, engine=params.engine)
     if returns is not None:
