@@ -69,14 +69,7 @@ def run_command(
             candles=frame if result.candles_used is None else result.candles_used,
         )
         if rec is not None:
-            summary = result.summary
-            rec.set(
-                rule=f"{summary['setup_id']}@{summary['rule_version']}",
-                symbol=summary.get("symbol"),
-                timeframe=summary.get("timeframe"),
-                data_hash=summary.get("data_hash"),
-                config_hash=summary.get("config_hash"),
-            )
+            rec.summary(result.summary)
             rec.finish([out.resolve()], result.metrics)
     from ita_vc.backtest.format import format_metric
 

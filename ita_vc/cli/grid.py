@@ -62,7 +62,7 @@ def run_command(
     from ita_vc.grid import default_grid_folder, run_grid
     from ita_vc.pipeline.outputs import DirSink, StoreSink, write_grid
     from ita_vc.pipeline.stages import grid_candles, grid_request, read_grid_params
-    from ita_vc.snapshot.records import recorded_run
+    from ita_vc.snapshot.records import recorded_run, rule_ref
     from ita_vc.store.artifacts import PersistentStore
     from ita_vc.workspace import Workspace
 
@@ -77,7 +77,7 @@ def run_command(
         recorded_run(
             workspace,
             "grid",
-            rule=f"{rule.setup_id}@{rule.version.tag}",
+            rule=rule_ref(rule.setup_id, rule.version.tag),
             symbol=data.symbol,
             timeframe=data.timeframe,
         ) as rec,

@@ -260,10 +260,11 @@ def collect_garbage(
 
         recovered = Trash(workspace, cache_dir(workspace.root)).recover()  # before planning
         plan, facts = compute_plan(workspace, now=now)
+        policy = load_policy(workspace.root)
         report = execute_plan(
             workspace,
             plan,
-            load_policy(workspace.root),
+            policy,
             facts,
             yes=yes,
             force_shared_cache=force_shared_cache,
@@ -272,7 +273,7 @@ def collect_garbage(
         report.recovered = recovered + report.recovered
         report.records_dropped = prune_records(
             workspace,
-            load_policy(workspace.root).max_runs,
+            policy.max_runs,
             protect=[r.run_id for r in facts.runs if r.pinned],
         )
     return plan, facts, report

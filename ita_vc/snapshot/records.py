@@ -48,6 +48,7 @@ __all__ = [
     "prune_records",
     "record_validation",
     "recorded_run",
+    "rule_ref",
 ]
 
 #: progress events are written at most this often (the first and the last always)
@@ -98,6 +99,18 @@ class Recorder:
             **fields,
         )
 
+    def summary(self, summary: Mapping[str, Any], **fields: Any) -> None:
+        """Record what a backtest's ``summary.json`` (or a validation summary) says about the
+        run: its rule, symbol, timeframe, data hash and config hash."""
+        self.set(
+            rule=rule_ref(summary.get("setup_id"), summary.get("rule_version")),
+            symbol=summary.get("symbol"),
+            timeframe=summary.get("timeframe"),
+            data_hash=summary.get("data_hash"),
+            config_hash=summary.get("config_hash"),
+            **fields,
+        )
+
     def cancelled(self, message: str) -> None:
         """The run stops normally but was cancelled (Ctrl-C after which partial results were
         written): its record ends ``cancelled`` with exit code 130."""
@@ -127,6 +140,14 @@ class Recorder:
         return sha
 
 
+def rule_ref(setup_id: object, version: object) -> str | None:
+    """``SETUP@vX.Y`` as records and ``runs list --rule`` name a rule version (None when
+    either part is missing); the version with or without its ``v``."""
+    if not setup_id or not version:
+        return None
+    return f"{setup_id}@v{str(version).lstrip('v')}"
+
+
 def record_validation(
     rec: Recorder, summary: Mapping[str, Any], outputs: Iterable[str | Path]
 ) -> None:
@@ -134,15 +155,7 @@ def record_validation(
     the headline numbers (p-value, DSR, PBO) and the manifest of what it wrote."""
     from ita_vc.validation.verdict import headline_values  # lazy: the validation package
 
-    setup, version = summary.get("setup_id"), summary.get("rule_version")
-    rec.set(
-        rule=f"{setup}@{version}" if setup and version else None,
-        symbol=summary.get("symbol"),
-        timeframe=summary.get("timeframe"),
-        data_hash=summary.get("data_hash"),
-        config_hash=summary.get("config_hash"),
-        seed=summary.get("seed"),
-    )
+    rec.summary(summary, seed=summary.get("seed"))
     rec.finish(outputs, headline_values(summary))
 
 

@@ -61,7 +61,7 @@ from ita_vc.snapshot.journal import RunJournal, recover_interrupted_run
 from ita_vc.snapshot.links import link_run
 from ita_vc.snapshot.manifest import MANIFEST_SUFFIX, manifest_relpath
 from ita_vc.snapshot.pipeline_files import pipeline_stage_names, run_hash_of
-from ita_vc.snapshot.records import Recorder, headline_metrics, recorded_run
+from ita_vc.snapshot.records import Recorder, headline_metrics, recorded_run, rule_ref
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.utils.hashing import canonical_json
@@ -817,7 +817,7 @@ def _record_config(rec: Recorder, text: str) -> None:
     rec.config(
         doc,
         preset_ref=preset_ref(doc),
-        rule=f"{setup}@v{str(version).lstrip('v')}" if setup and version else None,
+        rule=rule_ref(setup, version),
         symbol=data.get("symbol"),
         timeframe=data.get("timeframe"),
     )
