@@ -17,7 +17,8 @@ from ita_vc.retention.trash import Trash
 from ita_vc.snapshot.records import prune_records
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.store.index import MetadataIndex
-from ita_vc.vcs.dvc import cache_dir, push_objects, shared_cache_reason
+from ita_vc.vcs.dvc import cache_dir, shared_cache_reason
+from ita_vc.vcs.remote import open_remote
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,15 +111,17 @@ def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
         RetentionRefusedError: the push or its verification failed (nothing is removed).
     """
     try:
-        missing = push_objects(workspace.root, remote, oids)
-    except Exception as exc:
+        with open_remote(workspace.root, remote) as archive:
+            failed = archive.push(oids)
+            missing = set(oids) - archive.has(oids)
+    except ItaVcError as exc:
         raise RetentionRefusedError(
             f"archiving to DVC remote {remote!r} failed ({exc}); nothing was removed"
         ) from exc
-    if missing:
+    if missing or failed:
         raise RetentionRefusedError(
             f"the archive remote {remote!r} does not hold "
-            f"{len(missing)} pushed object(s); nothing was removed"
+            f"{len(missing | failed)} pushed object(s); nothing was removed"
         )
 
 
