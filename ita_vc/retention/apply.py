@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import ItaVcError, RetentionRefusedError, UsageError
 from ita_vc.retention.facts import gather_facts
-from ita_vc.retention.policy import load_policy, make_plan
+from ita_vc.retention.policy import POLICY_RELPATH, load_policy, make_plan
 from ita_vc.retention.trash import Trash
 from ita_vc.snapshot.records import prune_records
 from ita_vc.store.artifacts import PersistentStore
@@ -104,16 +104,33 @@ def _audit(workspace: Workspace, *records: dict[str, Any]) -> str:
     return workspace.relpath(path)
 
 
-def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
+def _check_s3(remote: str, url: str) -> None:
+    """Raises RetentionRefusedError when an ``archive_to_s3`` class's remote is not S3."""
+    if not url.startswith("s3://"):
+        raise RetentionRefusedError(
+            f"{POLICY_RELPATH}: strategy archive_to_s3 needs an S3 archive remote, but "
+            f"archive_remote {remote!r} is {url}; nothing was removed"
+        )
+
+
+def _archive(
+    workspace: Workspace, oids: list[str], remote: str, *, require_s3: bool = False
+) -> None:
     """Push objects to the archive remote and check every one arrived.
 
     Raises:
-        RetentionRefusedError: the push or its verification failed (nothing is removed).
+        RetentionRefusedError: the push or its verification failed, or ``require_s3`` (a
+            class written ``archive_to_s3``) and the archive remote is not ``s3://``
+            (nothing is removed).
     """
     try:
         with open_remote(workspace.root, remote) as archive:
+            if require_s3:
+                _check_s3(remote, archive.url)
             failed = archive.push(oids)
             missing = set(oids) - archive.has(oids)
+    except RetentionRefusedError:
+        raise
     except ItaVcError as exc:
         raise RetentionRefusedError(
             f"archiving to DVC remote {remote!r} failed ({exc}); nothing was removed"
@@ -317,10 +334,16 @@ def _archive_removals(
     workspace: Workspace, removals: list[Decision], policy: RetentionPolicy, report: PurgeReport
 ) -> None:
     """Push the objects to archive to the archive remote first."""
-    archive = [d.oid for d in removals if d.action == "archive"]
+    archive = [d for d in removals if d.action == "archive"]
     if archive:
-        _archive(workspace, archive, policy.archive_remote)
-        report.archived = archive
+        s3_only = {c.name for c in policy.classes if c.written == "archive_to_s3"}
+        _archive(
+            workspace,
+            [d.oid for d in archive],
+            policy.archive_remote,
+            require_s3=any(d.cls in s3_only for d in archive),
+        )
+        report.archived = [d.oid for d in archive]
 
 
 def _trash_removals(

@@ -535,6 +535,22 @@ def _tree_entries(out: Any) -> list[tuple[str, str]]:
     )
 
 
+def _remote_urls(root: str | Path) -> dict[str, Any]:
+    """``{"remote": {name: {"url": url}}}`` of the workspace's remotes, merged into the config
+    of every revision DVC reads: credentials in ``.dvc/config.local`` for a remote that an old
+    revision's ``.dvc/config`` does not define yet would otherwise make that revision's config
+    invalid ("expected 'url'") and stop the scan."""
+    from dvc.config import Config  # lazy: see the module docstring
+
+    try:
+        remotes = Config(dvc_dir=str(Path(root) / ".dvc")).get("remote", {})
+    except Exception:  # noqa: BLE001 - an invalid config is reported by the scan itself
+        return {}
+    return {
+        "remote": {name: {"url": conf["url"]} for name, conf in remotes.items() if "url" in conf}
+    }
+
+
 def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) -> CacheScan:
     """The cached outs DVC sees in every commit of every ref and in the workspace
     (``repo.brancher`` + ``repo.index.outs``), with directory outs' tree objects read, and the
@@ -550,7 +566,7 @@ def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) ->
     revisions = 0
     rev = "workspace"
     try:
-        with Repo(str(root)) as repo:
+        with Repo(str(root), config=_remote_urls(root)) as repo:
             odb = repo.cache.local
             scan = CacheScan(Path(repo.cache.local_cache_dir), set(), odb.oid_to_path)
             for rev in repo.brancher(all_commits=True):  # every commit of every ref + workspace
