@@ -160,10 +160,19 @@ def reproduce_run(
     stages = recorded_stages(snapshot)
     report = ReproduceReport(run_id, commit, stages=stages, engine_note=engine_note(snapshot))
     schema_1 = not isinstance(snapshot.get("stages"), dict)
-    from ita_vc.team.sync import fetch_run_inputs  # lazy: DVC remotes only when needed
+    from ita_vc.team.sync import (  # lazy: DVC remotes only when needed
+        data_source_objects,
+        fetch_run_inputs,
+    )
 
     with workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"):
-        fetched = fetch_run_inputs(workspace, snapshot, dvc_remote=remote, timeout=timeout)
+        fetched = fetch_run_inputs(
+            workspace,
+            snapshot,
+            extra=data_source_objects(root, commit),
+            dvc_remote=remote,
+            timeout=timeout,
+        )
         if fetched and progress is not None:
             progress(f"fetched {fetched} input object(s) from the DVC remote")
     with (

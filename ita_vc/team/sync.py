@@ -43,6 +43,7 @@ from ita_vc.snapshot.verify import dvc_objects
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import checkout_workspace, local_objects, tracked_paths, workspace_objects
 from ita_vc.vcs.remote import DEFAULT_TIMEOUT, Remote, open_remote
+from ita_vc.yaml_read import YamlError, load_yaml_text
 
 if TYPE_CHECKING:
     from ita_vc.snapshot.history import RecordedRun
@@ -53,6 +54,7 @@ __all__ = [
     "PushReport",
     "RunCheck",
     "clone_workspace",
+    "data_source_objects",
     "fetch_run_inputs",
     "pull_workspace",
     "push_workspace",
@@ -213,13 +215,39 @@ def _fetch_all(
     return len(dirs) + len(absent) - len(failed), failed
 
 
+def data_source_objects(root: Path, commit: str) -> dict[str, str]:
+    """``{object id: path}`` of the outs ``data.dvc`` records at ``commit`` (what reproducing a
+    run at that commit checks out), or {} when there is none or it cannot be read."""
+    spec = f"{commit}:data.dvc"
+    blob = gitcli.cat_files(root, [spec]).get(spec)
+    if blob is None:
+        return {}
+    try:
+        doc = load_yaml_text(blob.decode("utf-8", "replace"), "data.dvc")
+    except YamlError:
+        return {}
+    outs = doc.get("outs") if isinstance(doc, dict) else None
+    return {
+        str(out["md5"]): str(out.get("path", "data"))
+        for out in outs or []
+        if isinstance(out, dict) and isinstance(out.get("md5"), str)
+    }
+
+
 def _run_needs(
-    runs: dict[str, RecordedRun], chosen: list[str], managed: list[str]
+    root: Path, runs: dict[str, RecordedRun], chosen: list[str], managed: list[str]
 ) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """What each run needs: its recorded outs and DVC-tracked deps, and the data sources
+    (``data.dvc``) at its commit, which reproducing it checks out."""
     wanted: dict[str, set[str]] = {}
     labels: dict[str, str] = {}
     for run_id in chosen:
-        for _role, path, md5 in dvc_objects(runs[run_id].snapshot, managed):
+        snapshot = runs[run_id].snapshot
+        objects = [(path, md5) for _role, path, md5 in dvc_objects(snapshot, managed)]
+        commit = snapshot.get("git_commit_hash")
+        if isinstance(commit, str) and commit:
+            objects += [(p, o) for o, p in data_source_objects(root, commit).items()]
+        for path, md5 in objects:
             wanted.setdefault(md5, set()).add(run_id)
             labels.setdefault(md5, path)
     return wanted, labels
@@ -230,7 +258,7 @@ def _needs(
 ) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Object id -> who needs it ("workspace" or run ids), and a path label per object."""
     root = workspace.root
-    wanted, labels = _run_needs(runs, chosen, tracked_paths(root))
+    wanted, labels = _run_needs(root, runs, chosen, tracked_paths(root))
     for path, oid in workspace_objects(root):
         wanted.setdefault(oid, set()).add("workspace")
         labels.setdefault(oid, path)
@@ -356,7 +384,7 @@ def _check_runs(
 ) -> list[RunCheck]:
     """Light verification: each snapshot's hash, each object in the cache or on the remote."""
     root = workspace.root
-    wanted, labels = _run_needs(runs, chosen, tracked_paths(root))
+    wanted, labels = _run_needs(root, runs, chosen, tracked_paths(root))
     _expand(root, remote, wanted, labels)
     local = local_objects(root, sorted(wanted))
     on_remote = remote.has(set(wanted) - set(local))
@@ -434,12 +462,14 @@ def fetch_run_inputs(
     workspace: Workspace,
     snapshot: dict[str, Any],
     *,
+    extra: dict[str, str] | None = None,
     dvc_remote: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> int:
     """Bring into the local cache the DVC-tracked inputs a run needs to be reproduced (its
-    recorded deps under DVC-tracked paths, directory deps file by file) that the cache lacks,
-    from ``dvc_remote`` (default: core.remote). Returns how many objects were fetched; 0
+    recorded deps under DVC-tracked paths, directory deps file by file, and ``extra``:
+    ``{object id: path}`` such as the ``.dvc`` files' outs at the run's commit) that the cache
+    lacks, from ``dvc_remote`` (default: core.remote). Returns how many objects were fetched; 0
     without opening any remote when nothing is missing.
 
     Raises:
@@ -454,6 +484,7 @@ def fetch_run_inputs(
         for role, path, md5 in dvc_objects(snapshot, tracked_paths(root))
         if role == "dep"
     ]
+    deps += [(path, oid) for oid, path in (extra or {}).items()]
     wanted = {md5: {"the run"} for _path, md5 in deps}
     labels = {md5: path for path, md5 in deps}
     dirs = [o for o in wanted if o.endswith(".dir")]

@@ -309,7 +309,9 @@ class Remote:
                 verify=self._odb.verify,
                 callback=watch.callback,
             )
-        return {str(h.value) for h in result.failed}
+        failed = {str(h.value) for h in result.failed}
+        # an object the remote lacks is neither transferred nor "failed" for DVC
+        return failed | {str(h.value) for h in infos if not cache.exists(str(h.value))}
 
     def copy_to(self, other: Remote, oids: Iterable[str], *, jobs: int | None = None) -> set[str]:
         """Copy objects from this remote to ``other`` (the archive remote); returns the
