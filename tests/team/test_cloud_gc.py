@@ -42,11 +42,7 @@ def _run_objects(repo: TmpRepo, run_id: str) -> set[str]:
     from ita_vc.workspace import Workspace
 
     snapshot = recorded_runs(Workspace.at(repo))[run_id].snapshot
-    return {
-        md5
-        for role, _path, md5 in dvc_objects(snapshot, tracked_paths(repo))
-        if role == "out"
-    }
+    return {md5 for role, _path, md5 in dvc_objects(snapshot, tracked_paths(repo)) if role == "out"}
 
 
 def _pinned_run_only_on_a_remote_branch(repo: TmpRepo, server, bucket: str, tmp_path: Path):
@@ -208,7 +204,7 @@ def test_strategy_aliases_resolve_and_keep_their_name():
     policy = parse_policy(
         {
             "raw": {"paths": ["data/**"], "retain_days": 365, "strategy": "archive_to_s3"},
-            "vectors": {"paths": ["data/embeddings/**"], "retain_days": 30, "strategy": "prune_old"},
+            "vectors": {"paths": ["data/vec/**"], "retain_days": 30, "strategy": "prune_old"},
         }
     )
     raw, vectors = policy.classes
