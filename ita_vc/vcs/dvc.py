@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -444,6 +445,9 @@ def checkout_workspace(root: str | Path) -> list[str]:
     """
     from dvc.exceptions import CheckoutError, ConfirmRemoveError, DvcException  # lazy
 
+    quiet = logging.getLogger("dvc_data.index.checkout")  # "No file hash info found for
+    level = quiet.level  # <an output that never ran>": expected here, not worth a warning
+    quiet.setLevel(logging.ERROR)
     try:
         with _quiet_repo(root) as repo:
             repo.checkout(force=False, allow_missing=True)
@@ -453,6 +457,8 @@ def checkout_workspace(root: str | Path) -> list[str]:
         return [f"not restored: {path}" for path in exc.target_infos] or [describe_error(exc)]
     except DvcException as exc:
         raise VcsError(f"dvc checkout failed: {describe_error(exc)}") from exc
+    finally:
+        quiet.setLevel(level)
     return []
 
 

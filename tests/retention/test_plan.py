@@ -139,7 +139,7 @@ def test_every_policy_problem_is_reported_with_its_line(tmp_path):
         "configs/retention.yaml:1: pngs.retain: unknown key (allowed: paths, retain_days, "
         "strategy)",
         "configs/retention.yaml:1: pngs.strategy: unknown strategy 'shred' (one of delete, "
-        "archive, keep_forever)",
+        "archive, keep_forever, archive_to_s3, prune_old)",
         "configs/retention.yaml:4: charts.retain_days: null means forever; use strategy "
         "keep_forever, or give a number of days",
         "configs/retention.yaml:6: 7: class and setting names are strings, got 7 (integer)",
