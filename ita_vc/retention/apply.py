@@ -127,7 +127,7 @@ def _archive(
         with open_remote(workspace.root, remote) as archive:
             if require_s3:
                 _check_s3(remote, archive.url)
-            failed = archive.push(oids)
+            _sent, failed = archive.push(oids)
             missing = set(oids) - archive.has(oids)
     except RetentionRefusedError:
         raise

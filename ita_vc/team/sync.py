@@ -313,11 +313,9 @@ def push_workspace(
             report.pins = len(pins)
             wanted, labels = _needs(workspace, remote, runs, chosen)
             report.objects_needed = len(wanted)
-            on_remote = remote.has(wanted)
-            report.already_on_remote = len(on_remote)
-            to_push = sorted(set(wanted) - on_remote)
-            local = local_objects(root, to_push)
-            missing = sorted(set(to_push) - set(local))
+            local = local_objects(root, sorted(wanted))
+            not_local = sorted(set(wanted) - set(local))
+            missing = sorted(set(not_local) - remote.has(not_local))
             if missing:
                 report.missing = _describe(missing, wanted, labels)
                 if not allow_missing:
@@ -329,14 +327,15 @@ def push_workspace(
                         + "\nrestore them (`ita-vc trash restore RUN_ID`, `dvc fetch` from "
                         "another remote, or re-run), or push without them: --allow-missing"
                     )
-            failed = remote.push(sorted(local), jobs=jobs, progress=progress)
+            sent, failed = remote.push(sorted(local), jobs=jobs, progress=progress)
             if failed:
                 raise RemoteError(
                     f"{len(failed)} object(s) failed to upload to DVC remote "
                     f"{remote.name!r}; git was not pushed (run `ita-vc push` again): "
                     + ", ".join(sorted(failed)[:10])
                 )
-            report.pushed = len(local)
+            report.pushed = len(sent)
+            report.already_on_remote = len(wanted) - len(sent) - len(missing)
         args = ["push", "--porcelain", "--set-upstream"]
         if _pre_push_is_dvc(root):
             args.append("--no-verify")

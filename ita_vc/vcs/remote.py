@@ -261,9 +261,10 @@ class Remote:
 
     def push(
         self, oids: Iterable[str], *, jobs: int | None = None, progress: Any = None
-    ) -> set[str]:
-        """Copy objects from the local cache (directory listings after their files);
-        returns the objects that failed.
+    ) -> tuple[set[str], set[str]]:
+        """Copy the objects the remote lacks from the local cache (directory listings after
+        their files; DVC's transfer asks the remote once what it holds); returns the objects
+        transferred and those that failed.
 
         Raises:
             RemoteError: the remote failed as a whole.
@@ -273,14 +274,14 @@ class Remote:
 
         infos = {HashInfo("md5", oid) for oid in oids}
         if not infos:
-            return set()
+            return set(), set()
         cache = self._repo.cache.local
         watch = _Progress(progress)
         with self._errors("pushing objects"):
             result = transfer(
                 cache, self._odb, infos, jobs=jobs, cache_odb=cache, callback=watch.callback
             )
-        return {str(h.value) for h in result.failed}
+        return {str(h.value) for h in result.transferred}, {str(h.value) for h in result.failed}
 
     def fetch(
         self, oids: Iterable[str], *, jobs: int | None = None, progress: Any = None
