@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -63,8 +64,20 @@ def _files_holding(root: Path, secret: bytes) -> list[str]:
     return found
 
 
-def _new_candles(repo: TmpRepo) -> None:
-    """More candles committed: HEAD's data differs from the recorded run's."""
+def _stray_object(repo: TmpRepo) -> str:
+    """An object in the cache that nothing committed references; its md5."""
+    stray = repo / "stray.bin"
+    stray.write_bytes(b"not part of any run" * 100)
+    repo.dvc("add", "-q", "stray.bin")
+    (repo / "stray.bin.dvc").unlink()
+    md5 = hashlib.md5(stray.read_bytes(), usedforsecurity=False).hexdigest()
+    stray.unlink()
+    repo.git("checkout", "-q", "--", ".gitignore")
+    return md5
+
+
+def _new_candles(repo: TmpRepo, day: int = 12) -> None:
+    """More candles committed (from ``day``): HEAD's data differs from the recorded run's."""
     from ita_vc.candles import CandleStore
     from ita_vc.candles.sample import SampleSpec, generate_candles
     from ita_vc.workspace import Workspace
@@ -80,7 +93,7 @@ def _new_candles(repo: TmpRepo) -> None:
         12.0,
         9,
     )
-    export = Path(repo).parent / "more.parquet"
+    export = Path(repo).parent / f"more-{day}.parquet"
     generate_candles(spec).drop(columns="gap_flag").to_parquet(export)
     CandleStore(Workspace.at(repo)).import_files([export], market="binance-spot", symbol="BTCUSDT")
     repo.git("add", "-A")
@@ -95,11 +108,7 @@ def test_push_clone_pull_reproduce_bit_exactly_and_no_secret_anywhere(
     _team(run_copy, s3_server, s3_bucket, tmp_path)
     assert invoke("runs", "keep", run_id, "--reason", "baseline").exit_code == 0
     _new_candles(run_copy)  # the run's candles are no longer the workspace's
-    stray = run_copy / "stray.bin"
-    stray.write_bytes(b"not part of any run" * 100)
-    run_copy.dvc("add", "-q", "stray.bin")  # in the cache, referenced by nothing committed
-    (run_copy / "stray.bin.dvc").unlink()
-    run_copy.git("checkout", "-q", "--", ".gitignore")
+    stray_md5 = _stray_object(run_copy)
 
     pushed = invoke("push", "--json")
     assert pushed.exit_code == 0, pushed.output
@@ -107,7 +116,6 @@ def test_push_clone_pull_reproduce_bit_exactly_and_no_secret_anywhere(
     assert report["runs"] == [run_id] and report["pins"] == 1 and report["missing"] == []
     on_remote = _stored(s3_server, s3_bucket)
     assert report["pushed"] == len(on_remote) == report["objects_needed"]
-    stray_md5 = __import__("hashlib").md5(stray.read_bytes()).hexdigest()
     assert stray_md5 not in on_remote  # only what runs and the workspace need
     tags = run(["git", "ls-remote", "--tags", "origin"], cwd=run_copy).stdout
     assert f"refs/tags/ita/keep/{run_id}" in tags
@@ -140,6 +148,15 @@ def test_push_clone_pull_reproduce_bit_exactly_and_no_secret_anywhere(
 
     verified = invoke("snapshot", "verify", run_id, "--deep", cwd=clone)
     assert verified.exit_code == 0, verified.output
+
+    # Alice adds tracked data and pushes; Bob pulls: a fast-forward, the new data checked out
+    run_copy.dvc_gen({"extra/notes.csv": "a,b\n1,2\n"}, commit="extra data")
+    assert invoke("push").exit_code == 0
+    bob = invoke("pull", "--json", cwd=clone)
+    assert bob.exit_code == 0, bob.output
+    pulled = json.loads(bob.stdout)
+    assert pulled["commits"] == 1 and pulled["fetched"] == 1 and pulled["ok"]
+    assert (clone / "extra" / "notes.csv").read_text() == "a,b\n1,2\n"
 
     secret = s3_server.secret_access_key.encode()
     assert _files_holding(clone, secret) == []
