@@ -466,7 +466,8 @@ def fetch_run_inputs(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> int:
     """Bring into the local cache the DVC-tracked inputs a run needs to be reproduced (its
-    recorded deps under DVC-tracked paths, directory deps file by file, and ``extra``:
+    recorded deps under DVC-tracked paths that no recorded stage writes - the candles, not
+    ``results/backtest`` - directory deps file by file, and ``extra``:
     ``{object id: path}`` such as the ``.dvc`` files' outs at the run's commit) that the cache
     lacks, from ``dvc_remote`` (default: core.remote). Returns how many objects were fetched; 0
     without opening any remote when nothing is missing.
@@ -478,10 +479,12 @@ def fetch_run_inputs(
     from ita_vc.vcs.remote import default_remote  # lazy: keeps dvc out of the import
 
     root = workspace.root
-    deps = [
+    recorded = dvc_objects(snapshot, tracked_paths(root))
+    produced = [path for role, path, _md5 in recorded if role == "out"]
+    deps = [  # the sources: a dep another recorded stage writes is re-made, not fetched
         (path, md5)
-        for role, path, md5 in dvc_objects(snapshot, tracked_paths(root))
-        if role == "dep"
+        for role, path, md5 in recorded
+        if role == "dep" and not any(path == o or path.startswith(f"{o}/") for o in produced)
     ]
     deps += [(path, oid) for oid, path in (extra or {}).items()]
     wanted = {md5: {"the run"} for _path, md5 in deps}

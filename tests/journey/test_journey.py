@@ -231,18 +231,23 @@ def test_4_runs_are_recorded_listed_shown_compared_and_verified(ws):
 def test_5_a_teammate_clones_pulls_and_reproduces_bit_exactly(home, ws):
     a = (ws / "run_ids.txt").read_text().split()[0]
     remote = home / "dvc-remote"
+    sh("git", "init", "-q", "--bare", str(home / "origin.git"), cwd=home)
+    sh("git", "remote", "add", "origin", str(home / "origin.git"), cwd=ws)
     sh("dvc", "remote", "add", "-d", "team", str(remote), cwd=ws)
     sh("git", "commit", "-q", "-am", "the team's DVC remote", cwd=ws)
-    sh("dvc", "push", "-q", cwd=ws)
+    pushed = json.loads(sh("ita-vc", "push", "--json", cwd=ws).stdout)  # through the hooks
+    assert pushed["pushed"] > 0 and pushed["missing"] == [] and len(pushed["runs"]) >= 2
     clone = home / "teammate"
-    sh("git", "clone", "-q", str(ws), str(clone), cwd=home)
-    # the grid stage has not run yet: it has no recorded output, which plain `dvc pull` calls
-    # an error (DVC's rule for any stage not run); --allow-missing pulls everything recorded
-    assert sh("dvc", "pull", "-q", cwd=clone, ok=False).returncode != 0
-    sh("dvc", "pull", "-q", "--allow-missing", cwd=clone)
+    cloned = json.loads(
+        sh("ita-vc", "clone", str(home / "origin.git"), str(clone), "--json", cwd=home).stdout
+    )
+    assert cloned["ok"] and cloned["missing_remotely"] == []
+    # the run's candles are older than the workspace's: reproduce fetches them itself
     result = sh("ita-vc", "reproduce", a, cwd=clone)
     assert f"{a} reproduced bit-exactly" in result.stdout
     assert sh("git", "worktree", "list", cwd=clone).stdout.count("\n") == 1
+    again = json.loads(sh("ita-vc", "pull", "--json", cwd=clone).stdout)
+    assert again["commits"] == 0 and again["fetched"] == 0 and again["ok"]
 
 
 def test_6_grid_with_overrides_promote_and_the_promoted_version_reproduces_its_row(home, ws):
