@@ -26,6 +26,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -241,7 +242,9 @@ class Remote:
         if not self._fs.exists(base):
             return found
         raw = self._fs.fs.find(self._fs.fs._strip_protocol(base), detail=True)
-        for path, info in raw.items():
+        # an object store lists sizes and times in one go; a folder remote yields paths
+        items = raw.items() if isinstance(raw, dict) else ((p, self._fs.fs.info(p)) for p in raw)
+        for path, info in items:
             try:
                 oid = to_oid(path)
             except ValueError:
@@ -333,9 +336,8 @@ class Remote:
     def _trash_base(self) -> str:
         """``<bucket>/.ita-trash/<remote path>/files/md5`` on an object store,
         ``<remote folder>.ita-trash/files/md5`` elsewhere."""
-        fs = self._fs
-        path = str(fs.fs._strip_protocol(self._odb.path)).rstrip("/")
-        if fs.protocol in _OBJECT_STORES or any(p in _OBJECT_STORES for p in _protocols(fs)):
+        path = str(self._fs.fs._strip_protocol(self._odb.path)).rstrip("/")
+        if self._object_store():
             bucket, _, rest = path.partition("/")
             return f"{bucket}/.ita-trash/{rest}"
         remote_root = path.rsplit("/", 2)[0]  # <remote>/files/md5 -> <remote>
@@ -371,6 +373,16 @@ class Remote:
                 return {}
             return self._listing(base, to_oid)
 
+    def _copy(self, src: str, dst: str) -> None:
+        """A server-side copy on an object store; a folder remote needs the folder first."""
+        if not self._object_store():
+            self._fs.fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
+        self._fs.fs.copy(src, dst)
+
+    def _object_store(self) -> bool:
+        fs = self._fs
+        return fs.protocol in _OBJECT_STORES or any(p in _OBJECT_STORES for p in _protocols(fs))
+
     def _present(self, path: str) -> bool:
         return bool(self._fs.fs.exists(path))
 
@@ -384,7 +396,7 @@ class Remote:
         src, dst = self._object_path(oid), self._trash_path(oid)
         with self._errors(f"moving object {oid} to the trash"):
             if self._present(src):
-                self._fs.fs.copy(src, dst)
+                self._copy(src, dst)
                 self._fs.fs.rm_file(src)
 
     def restore(self, oid: str) -> bool:
@@ -399,7 +411,7 @@ class Remote:
             if not self._present(src):
                 return False
             if not self._present(dst):
-                self._fs.fs.copy(src, dst)
+                self._copy(src, dst)
             self._fs.fs.rm_file(src)
         return True
 
@@ -415,7 +427,7 @@ class Remote:
         with self._errors(f"settling object {oid}"):
             in_trash, in_place = self._present(src), self._present(dst)
             if in_trash and not in_place:
-                self._fs.fs.copy(src, dst)
+                self._copy(src, dst)
                 self._fs.fs.rm_file(src)
                 return "restored"
             if in_trash:
@@ -455,6 +467,9 @@ def _secrets(config: dict[str, Any]) -> list[str]:
     return values
 
 
+_URL_AUTH = re.compile(r"(://)[^/@\s]+@")
+
+
 def _remote_url(repo: Any, name: str) -> str:
     remotes = repo.config.get("remote", {})
     if name not in remotes:
@@ -463,7 +478,7 @@ def _remote_url(repo: Any, name: str) -> str:
             f".dvc/config: no DVC remote {name!r} (remotes: {known}); add one with "
             f"`dvc remote add {name} s3://BUCKET/PATH`"
         )
-    return str(remotes[name].get("url", ""))
+    return _URL_AUTH.sub(r"\1***@", str(remotes[name].get("url", "")))  # user:password@
 
 
 @contextlib.contextmanager

@@ -230,3 +230,28 @@ def test_archive_to_s3_refuses_an_archive_remote_that_is_not_s3(workspace, tmp_r
     with pytest.raises(RetentionRefusedError, match="archive_to_s3 needs an S3 archive remote"):
         collect_garbage(workspace, yes=True, now=FUTURE)
     assert not (tmp_path / "folder-remote").exists()  # nothing archived, nothing removed
+
+
+def test_gc_cloud_on_a_folder_remote_trashes_beside_it(aged, tmp_path):
+    run_id = aged.report.run_id
+    run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], cwd=tmp_path)
+    aged.git("remote", "add", "origin", str(tmp_path / "origin.git"))
+    folder = tmp_path / "store"
+    aged.dvc("remote", "add", "-d", "team", str(folder))
+    (aged / "configs" / "retention.yaml").write_text(AGED_POLICY)
+    aged.git("add", ".dvc/config", "configs/retention.yaml")
+    aged.git("commit", "-q", "-m", "remote and policy")
+    assert invoke("push").exit_code == 0
+    aged.git("rm", "-q", "dvc.lock")  # the workspace no longer uses the run's results
+    aged.git("commit", "-q", "-m", "drop the results")
+    assert invoke("push").exit_code == 0
+    outs = _run_objects(aged, run_id)
+    stored = folder / "files" / "md5"
+    assert all((stored / o[:2] / o[2:]).exists() for o in outs)
+
+    _plan, _facts, report = _gc(aged, dry_run=False)
+    trash = tmp_path / "store.ita-trash" / "files" / "md5"
+    assert report.trash.endswith("store.ita-trash/files/md5")
+    assert outs <= {t["oid"] for t in report.trashed}
+    assert all((trash / o[:2] / o[2:]).exists() for o in outs)
+    assert not any((stored / o[:2] / o[2:]).exists() for o in outs)

@@ -45,7 +45,7 @@ def test_a_failed_reproduce_leaves_no_worktree_and_no_folder(run_copy, tmp_path,
     moved = run_copy.parent / "cache-aside"
     cache.rename(moved)  # the recorded inputs cannot be checked out
     try:
-        with pytest.raises(VcsError, match="restoring the recorded inputs failed"):
+        with pytest.raises(VcsError, match="no DVC remote is configured"):
             reproduce_run(workspace, run_copy.report.run_id)
     finally:
         moved.rename(cache)
