@@ -134,6 +134,30 @@ def _worktree(root: Path, commit: str, run_id: str, keep: bool) -> Iterator[Path
             gitcli.git(["worktree", "prune"], root, check=False)
 
 
+def _fetch_inputs(
+    workspace: Workspace,
+    snapshot: dict[str, Any],
+    remote: str | None,
+    timeout: float,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """The run's sources the cache lacks (a fresh clone), from the DVC remote."""
+    from ita_vc.snapshot.objects import (  # lazy: DVC remotes only when needed
+        data_source_objects,
+        fetch_run_inputs,
+    )
+
+    fetched = fetch_run_inputs(
+        workspace,
+        snapshot,
+        extra=data_source_objects(workspace.root, str(snapshot["git_commit_hash"])),
+        dvc_remote=remote,
+        timeout=timeout,
+    )
+    if fetched and progress is not None:
+        progress(f"fetched {fetched} input object(s) from the DVC remote")
+
+
 def reproduce_run(
     workspace: Workspace,
     run_id: str,
@@ -160,21 +184,8 @@ def reproduce_run(
     stages = recorded_stages(snapshot)
     report = ReproduceReport(run_id, commit, stages=stages, engine_note=engine_note(snapshot))
     schema_1 = not isinstance(snapshot.get("stages"), dict)
-    from ita_vc.team.sync import (  # lazy: DVC remotes only when needed
-        data_source_objects,
-        fetch_run_inputs,
-    )
-
     with workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"):
-        fetched = fetch_run_inputs(
-            workspace,
-            snapshot,
-            extra=data_source_objects(root, commit),
-            dvc_remote=remote,
-            timeout=timeout,
-        )
-        if fetched and progress is not None:
-            progress(f"fetched {fetched} input object(s) from the DVC remote")
+        _fetch_inputs(workspace, snapshot, remote, timeout, progress)
     with (
         workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"),
         _worktree(root, commit, run_id, keep_worktree) as tree,

@@ -21,8 +21,6 @@ clone
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,12 +36,16 @@ from ita_vc.errors import (
 )
 from ita_vc.snapshot.capture import snapshot_hash
 from ita_vc.snapshot.history import recorded_runs
+from ita_vc.snapshot.objects import (
+    describe_objects,
+    expand_dirs,
+    fetch_missing,
+    run_needs,
+)
 from ita_vc.snapshot.runs import KEEP_TAG_PREFIX, pinned_runs
-from ita_vc.snapshot.verify import dvc_objects
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import checkout_workspace, local_objects, tracked_paths, workspace_objects
 from ita_vc.vcs.remote import DEFAULT_TIMEOUT, Remote, open_remote
-from ita_vc.yaml_read import YamlError, load_yaml_text
 
 if TYPE_CHECKING:
     from ita_vc.snapshot.history import RecordedRun
@@ -54,8 +56,6 @@ __all__ = [
     "PushReport",
     "RunCheck",
     "clone_workspace",
-    "data_source_objects",
-    "fetch_run_inputs",
     "pull_workspace",
     "push_workspace",
 ]
@@ -174,103 +174,17 @@ def _pre_push_is_dvc(root: Path) -> bool:
 
 
 # -- objects -------------------------------------------------------------------------------
-def _dir_listing(root: Path, remote: Remote, oid: str) -> list[str] | None:
-    """The object ids inside a ``.dir`` object (from the cache, else the remote), or None."""
-    local = local_objects(root, [oid])
-    try:
-        raw = local[oid].read_bytes() if oid in local else remote.read_object(oid)
-        entries = json.loads(raw)
-        return [str(e["md5"]) for e in entries if isinstance(e, dict) and e.get("md5")]
-    except (RemoteError, OSError, ValueError, TypeError):
-        return None
-
-
-def _expand(
-    root: Path, remote: Remote, wanted: dict[str, set[str]], labels: dict[str, str]
-) -> None:
-    """Add the files of every directory object (owned by the same owners)."""
-    for oid in [o for o in wanted if o.endswith(".dir")]:
-        inner = _dir_listing(root, remote, oid) or []
-        for entry in inner:
-            wanted.setdefault(entry, set()).update(wanted[oid])
-            labels.setdefault(entry, f"{labels.get(oid, oid)}/{entry[:8]}")
-
-
-def _fetch_all(
-    root: Path,
-    remote: Remote,
-    wanted: dict[str, set[str]],
-    labels: dict[str, str],
-    jobs: int | None = None,
-    progress: Progress | None = None,
-) -> tuple[int, set[str]]:
-    """Fetch what the cache lacks of ``wanted``: the directory listings first (so their files
-    join ``wanted``), then the files. Returns (objects fetched, objects that failed)."""
-    dirs = [o for o in wanted if o.endswith(".dir")]
-    dirs = sorted(set(dirs) - set(local_objects(root, dirs)))
-    failed = remote.fetch(dirs, jobs=jobs)
-    _expand(root, remote, wanted, labels)
-    absent = sorted(set(wanted) - set(local_objects(root, sorted(wanted))))
-    failed |= remote.fetch(absent, jobs=jobs, progress=progress)
-    return len(dirs) + len(absent) - len(failed), failed
-
-
-def data_source_objects(root: Path, commit: str) -> dict[str, str]:
-    """``{object id: path}`` of the outs ``data.dvc`` records at ``commit`` (what reproducing a
-    run at that commit checks out), or {} when there is none or it cannot be read."""
-    spec = f"{commit}:data.dvc"
-    blob = gitcli.cat_files(root, [spec]).get(spec)
-    if blob is None:
-        return {}
-    try:
-        doc = load_yaml_text(blob.decode("utf-8", "replace"), "data.dvc")
-    except YamlError:
-        return {}
-    outs = doc.get("outs") if isinstance(doc, dict) else None
-    return {
-        str(out["md5"]): str(out.get("path", "data"))
-        for out in outs or []
-        if isinstance(out, dict) and isinstance(out.get("md5"), str)
-    }
-
-
-def _run_needs(
-    root: Path, runs: dict[str, RecordedRun], chosen: list[str], managed: list[str]
-) -> tuple[dict[str, set[str]], dict[str, str]]:
-    """What each run needs: its recorded outs and DVC-tracked deps, and the data sources
-    (``data.dvc``) at its commit, which reproducing it checks out."""
-    wanted: dict[str, set[str]] = {}
-    labels: dict[str, str] = {}
-    for run_id in chosen:
-        snapshot = runs[run_id].snapshot
-        objects = [(path, md5) for _role, path, md5 in dvc_objects(snapshot, managed)]
-        commit = snapshot.get("git_commit_hash")
-        if isinstance(commit, str) and commit:
-            objects += [(p, o) for o, p in data_source_objects(root, commit).items()]
-        for path, md5 in objects:
-            wanted.setdefault(md5, set()).add(run_id)
-            labels.setdefault(md5, path)
-    return wanted, labels
-
-
 def _needs(
     workspace: Workspace, remote: Remote, runs: dict[str, RecordedRun], chosen: list[str]
 ) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Object id -> who needs it ("workspace" or run ids), and a path label per object."""
     root = workspace.root
-    wanted, labels = _run_needs(root, runs, chosen, tracked_paths(root))
+    wanted, labels = run_needs(root, runs, chosen, tracked_paths(root))
     for path, oid in workspace_objects(root):
         wanted.setdefault(oid, set()).add("workspace")
         labels.setdefault(oid, path)
-    _expand(root, remote, wanted, labels)
+    expand_dirs(root, remote, wanted, labels)
     return wanted, labels
-
-
-def _describe(oids: list[str], wanted: dict[str, set[str]], labels: dict[str, str]) -> list[str]:
-    return [
-        f"{labels.get(oid, '?')} ({oid}) - needed by {', '.join(sorted(wanted.get(oid, ())))}"
-        for oid in oids
-    ]
 
 
 # -- push ----------------------------------------------------------------------------------
@@ -317,7 +231,7 @@ def push_workspace(
             not_local = sorted(set(wanted) - set(local))
             missing = sorted(set(not_local) - remote.has(not_local))
             if missing:
-                report.missing = _describe(missing, wanted, labels)
+                report.missing = describe_objects(missing, wanted, labels)
                 if not allow_missing:
                     raise IntegrityError(
                         f"{len(missing)} object(s) are neither in the local cache nor on DVC "
@@ -383,8 +297,8 @@ def _check_runs(
 ) -> list[RunCheck]:
     """Light verification: each snapshot's hash, each object in the cache or on the remote."""
     root = workspace.root
-    wanted, labels = _run_needs(root, runs, chosen, tracked_paths(root))
-    _expand(root, remote, wanted, labels)
+    wanted, labels = run_needs(root, runs, chosen, tracked_paths(root))
+    expand_dirs(root, remote, wanted, labels)
     local = local_objects(root, sorted(wanted))
     on_remote = remote.has(set(wanted) - set(local))
     absent = set(wanted) - set(local) - on_remote
@@ -447,71 +361,13 @@ def pull_workspace(
                 wanted.setdefault(oid, set()).add("workspace")
                 labels.setdefault(oid, path)
             report.objects_needed = len(wanted)
-            fetched, failed = _fetch_all(root, remote, wanted, labels, jobs, progress)
+            fetched, failed = fetch_missing(root, remote, wanted, labels, jobs, progress)
             report.objects_needed = len(wanted)
             report.fetched = fetched
-            report.missing_remotely = _describe(sorted(failed), wanted, labels)
+            report.missing_remotely = describe_objects(sorted(failed), wanted, labels)
             report.kept_local_changes = checkout_workspace(root)
             report.runs = _check_runs(workspace, remote, runs, chosen)
     return report
-
-
-# -- reproduce -----------------------------------------------------------------------------
-def fetch_run_inputs(
-    workspace: Workspace,
-    snapshot: dict[str, Any],
-    *,
-    extra: dict[str, str] | None = None,
-    dvc_remote: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> int:
-    """Bring into the local cache the DVC-tracked inputs a run needs to be reproduced (its
-    recorded deps under DVC-tracked paths that no recorded stage writes - the candles, not
-    ``results/backtest`` - directory deps file by file, and ``extra``:
-    ``{object id: path}`` such as the ``.dvc`` files' outs at the run's commit) that the cache
-    lacks, from ``dvc_remote`` (default: core.remote). Returns how many objects were fetched; 0
-    without opening any remote when nothing is missing.
-
-    Raises:
-        VcsError: objects missing locally with no DVC remote configured, or missing on the
-            remote too (named). RemoteError: the remote refused or did not answer.
-    """
-    from ita_vc.vcs.remote import default_remote  # lazy: keeps dvc out of the import
-
-    root = workspace.root
-    recorded = dvc_objects(snapshot, tracked_paths(root))
-    produced = [path for role, path, _md5 in recorded if role == "out"]
-    deps = [  # the sources: a dep another recorded stage writes is re-made, not fetched
-        (path, md5)
-        for role, path, md5 in recorded
-        if role == "dep" and not any(path == o or path.startswith(f"{o}/") for o in produced)
-    ]
-    deps += [(path, oid) for oid, path in (extra or {}).items()]
-    wanted = {md5: {"the run"} for _path, md5 in deps}
-    labels = {md5: path for path, md5 in deps}
-    dirs = [o for o in wanted if o.endswith(".dir")]
-    local = local_objects(root, sorted(wanted))
-    if set(dirs) <= set(local):
-        for oid in dirs:
-            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-                for entry in json.loads(local[oid].read_bytes()):
-                    wanted.setdefault(str(entry["md5"]), {"the run"})
-        if not set(wanted) - set(local_objects(root, sorted(wanted))):
-            return 0
-    if not (dvc_remote or default_remote(root)):
-        raise VcsError(
-            "the run's inputs are not in the local cache and no DVC remote is configured: "
-            "`dvc remote add -d NAME URL`, or fetch them into the cache by hand"
-        )
-    with open_remote(root, dvc_remote, timeout=timeout) as remote:
-        fetched, failed = _fetch_all(root, remote, wanted, labels)
-        if failed:
-            raise VcsError(
-                f"{len(failed)} input object(s) of the run are neither in the local cache nor "
-                f"on DVC remote {remote.name!r}:\n  "
-                + "\n  ".join(_describe(sorted(failed), wanted, labels)[:20])
-            )
-    return fetched
 
 
 # -- clone ---------------------------------------------------------------------------------
