@@ -18,6 +18,7 @@ code  meaning
 10    :class:`WorkspaceLockedError`
 11    :class:`DataValidationError` (input data refused: candles, params)
 12    :class:`DirtyWorkspaceError` (uncommitted changes block a run)
+13    :class:`RemoteError` (a DVC remote refused the credentials, is missing or did not answer)
 130   interrupted (Ctrl-C)
 ====  =============================================================
 """
@@ -38,6 +39,7 @@ __all__ = [
     "ItaVcError",
     "NotInitializedError",
     "PersistentStoreError",
+    "RemoteError",
     "RetentionRefusedError",
     "RuleValidationError",
     "UsageError",
@@ -133,3 +135,10 @@ class DirtyWorkspaceError(ItaVcError):
     committed ``.dvc`` entry) would make a run untraceable; nothing was run."""
 
     exit_code: ClassVar[int] = 12
+
+
+class RemoteError(VcsError):
+    """A DVC remote (an S3 bucket, a team server) refused the credentials, does not exist or
+    did not answer in time; the message names the remote and its URL, never a credential."""
+
+    exit_code: ClassVar[int] = 13

@@ -21,6 +21,7 @@ def test_exit_codes_are_the_documented_contract():
             errors.DataValidationError,
             errors.UsageError,
             errors.DirtyWorkspaceError,
+            errors.RemoteError,
         )
     } == {
         "ItaVcError": 1,
@@ -36,6 +37,7 @@ def test_exit_codes_are_the_documented_contract():
         "DataValidationError": 11,
         "UsageError": 2,
         "DirtyWorkspaceError": 12,
+        "RemoteError": 13,
     }
     assert (errors.EXIT_USAGE, errors.EXIT_UNEXPECTED, errors.EXIT_INTERRUPTED) == (2, 3, 130)
 

@@ -66,6 +66,7 @@ def _register() -> None:
         rule,
         run,
         store,
+        team,
         validate,
     )
 
@@ -89,6 +90,9 @@ def _register() -> None:
     app.command("lineage")(lineage.lineage_command)
     app.add_typer(preset.app, name="preset")
     app.add_typer(cache.app, name="cache")
+    app.command("push")(team.push_command)
+    app.command("pull")(team.pull_command)
+    app.command("clone")(team.clone_command)
 
 
 _register()

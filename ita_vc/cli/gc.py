@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,15 +32,39 @@ def gc_command(
         float,
         typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
     ] = 0,
+    cloud: Annotated[
+        bool,
+        typer.Option(
+            "--cloud", help="Collect the DVC remote instead of the local cache (same policy)."
+        ),
+    ] = False,
+    dvc_remote: Annotated[
+        str | None,
+        typer.Option("--dvc-remote", help="With --cloud: the DVC remote (default: core.remote)."),
+    ] = None,
+    git_remote: Annotated[
+        str,
+        typer.Option(
+            "--git-remote", help="With --cloud: fetch the team's branches, tags and pins here."
+        ),
+    ] = "origin",
+    timeout: Annotated[
+        float, typer.Option(help="With --cloud: seconds the remote may stay silent (exit 13).")
+    ] = 30.0,
 ) -> None:
     """Apply configs/retention.yaml to the DVC cache: soft delete / archive what the policy
     says, bring back trashed objects it keeps, purge what aged out of the trash, write a purge
-    report. Holds the workspace lock (a run, an import or a restore waits or is refused)."""
-    from ita_vc.cli.console import Col, out, print_table
+    report. Holds the workspace lock (a run, an import or a restore waits or is refused).
+    --cloud does the same on the DVC remote (its trash under a prefix of the bucket), after
+    fetching the team's branches, tags and pins."""
+    from ita_vc.cli.console import out
     from ita_vc.retention.apply import collect_garbage, compute_plan
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
+    if cloud:
+        _cloud(workspace, dry_run, as_json, yes, wait, dvc_remote, git_remote, timeout)
+        return
     if dry_run:
         plan, facts = compute_plan(workspace)
         trashed = {o.oid for o in facts.objects if o.in_trash}
@@ -48,21 +72,9 @@ def gc_command(
         if as_json:
             out().print_json(json.dumps(plan.to_dict()))
             return
-        cells = [
-            [
-                row["class"],
-                f"{row['keep']} / {_gb(row['keep_bytes'])}",
-                f"{row['delete']} / {_gb(row['delete_bytes'])}",
-                f"{row['archive']} / {_gb(row['archive_bytes'])}",
-                ", ".join(f"{k} ({v})" for k, v in sorted(row["keep_reasons"].items())),
-            ]
-            for row in plan.summary()
-        ]
-        print_table(
-            out(),
-            [Col("class"), Col("keep"), Col("delete"), Col("archive", 1), Col("why kept", 2)],
-            cells,
-            title=f"retention plan ({facts.revisions} revisions, "
+        _plan_table(
+            plan,
+            f"retention plan ({facts.revisions} revisions, "
             f"{len(facts.runs)} runs, {len(plan.decisions)} cached objects)",
         )
         if back:
@@ -111,6 +123,83 @@ def gc_command(
         )
     out().print(
         f"purge report {report.report_path}; audit log {data['audit_log_path']}", markup=False
+    )
+
+
+def _plan_table(plan: Any, title: str) -> None:
+    from ita_vc.cli.console import Col, out, print_table
+
+    cells = [
+        [
+            row["class"],
+            f"{row['keep']} / {_gb(row['keep_bytes'])}",
+            f"{row['delete']} / {_gb(row['delete_bytes'])}",
+            f"{row['archive']} / {_gb(row['archive_bytes'])}",
+            ", ".join(f"{k} ({v})" for k, v in sorted(row["keep_reasons"].items())),
+        ]
+        for row in plan.summary()
+    ]
+    print_table(
+        out(),
+        [Col("class"), Col("keep"), Col("delete"), Col("archive", 1), Col("why kept", 2)],
+        cells,
+        title=title,
+    )
+
+
+def _cloud(
+    workspace: Any,
+    dry_run: bool,
+    as_json: bool,
+    yes: bool,
+    wait: float,
+    dvc_remote: str | None,
+    git_remote: str,
+    timeout: float,
+) -> None:
+    """``gc --cloud``: plan (and unless --dry-run, execute) on the DVC remote."""
+    from ita_vc.cli.console import out
+    from ita_vc.cli.team import _bar
+    from ita_vc.retention.cloud import collect_cloud_garbage
+
+    with _bar("moving remote objects to the trash") as progress:
+        plan, facts, report = collect_cloud_garbage(
+            workspace,
+            dvc_remote=dvc_remote,
+            git_remote=git_remote,
+            dry_run=dry_run,
+            yes=yes,
+            wait=wait,
+            timeout=timeout,
+            progress=progress,
+        )
+    if as_json:
+        data = plan.to_dict() if dry_run else report.to_dict()
+        out().print_json(json.dumps({"remote": report.remote, "url": report.url, **data}))
+        return
+    if dry_run:
+        _plan_table(
+            plan,
+            f"remote retention plan: {report.remote} ({report.url}; {facts.revisions} "
+            f"revisions, {len(facts.runs)} runs, {len(plan.decisions)} remote objects)",
+        )
+        out().print(
+            f"dry run: nothing changed. `ita-vc gc --cloud` moves the removals to "
+            f"{report.trash} (purged after safety_window_days).",
+            markup=False,
+        )
+        return
+    data = report.to_dict()
+    out().print(
+        f"remote {report.remote}: moved {data['total_files_trashed']} object(s) "
+        f"({data['trashed_gb']:.4f} GB) to {report.trash}, archived {len(report.archived)}, "
+        f"purged {data['total_files_purged']} ({data['freed_space_gb']:.4f} GB freed)"
+        + (f", brought back {len(report.restored)} the plan keeps" if report.restored else "")
+        + (f", settled {len(report.recovered)} interrupted step(s)" if report.recovered else ""),
+        markup=False,
+    )
+    out().print(
+        f"purge report {report.report_path}; audit log {report.audit_log_path}", markup=False
     )
 
 

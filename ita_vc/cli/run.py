@@ -396,8 +396,12 @@ def verify_command(
     all_runs: Annotated[bool, typer.Option("--all", help="Every recorded run.")] = False,
     deep: Annotated[bool, typer.Option(help="Also re-hash every object and the data.")] = False,
     remote: Annotated[
-        str | None, typer.Option(help="Accept objects held by this DVC remote.")
+        str | None,
+        typer.Option(help="Accept objects held by this DVC remote (checked, never downloaded)."),
     ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds the remote may stay silent (exit 13).")
+    ] = 30.0,
 ) -> None:
     """Check snapshot hashes, rule hashes and the DVC objects of runs; non-zero on mismatch."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
@@ -424,7 +428,12 @@ def verify_command(
         task = bar.add_task("re-hashing", total=None)
         for rid in run_ids:
             report = verify_run(
-                workspace, rid, deep=deep, remote=remote, progress=lambda n: bar.advance(task, n)
+                workspace,
+                rid,
+                deep=deep,
+                remote=remote,
+                timeout=timeout,
+                progress=lambda n: bar.advance(task, n),
             )
             failed += not report.ok
             for check in report.checks:
@@ -447,8 +456,18 @@ def reproduce_command(
         float,
         typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
     ] = 0,
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            "--dvc-remote", help="Fetch missing inputs from this DVC remote (default: core.remote)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds the remote may stay silent (exit 13).")
+    ] = 30.0,
 ) -> None:
-    """Re-run a recorded run with that commit's code in a temporary worktree and compare."""
+    """Re-run a recorded run with that commit's code in a temporary worktree and compare.
+    Inputs missing from the local cache (a fresh clone) are fetched from the DVC remote."""
     from ita_vc.cli.console import out
     from ita_vc.errors import IntegrityError
     from ita_vc.snapshot.reproduce import reproduce_run
@@ -461,6 +480,8 @@ def reproduce_command(
         run_id,
         keep_worktree=keep_worktree,
         wait=wait,
+        remote=remote,
+        timeout=timeout,
         progress=lambda line: console.print(f"  {line}", markup=False),
     )
     if report.engine_note:

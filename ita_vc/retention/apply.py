@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import ItaVcError, RetentionRefusedError, UsageError
 from ita_vc.retention.facts import gather_facts
-from ita_vc.retention.policy import load_policy, make_plan
+from ita_vc.retention.policy import POLICY_RELPATH, load_policy, make_plan
 from ita_vc.retention.trash import Trash
 from ita_vc.snapshot.records import prune_records
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.store.index import MetadataIndex
-from ita_vc.vcs.dvc import cache_dir, push_objects, shared_cache_reason
+from ita_vc.vcs.dvc import cache_dir, shared_cache_reason
+from ita_vc.vcs.remote import open_remote
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,22 +104,41 @@ def _audit(workspace: Workspace, *records: dict[str, Any]) -> str:
     return workspace.relpath(path)
 
 
-def _archive(workspace: Workspace, oids: list[str], remote: str) -> None:
+def _check_s3(remote: str, url: str) -> None:
+    """Raises RetentionRefusedError when an ``archive_to_s3`` class's remote is not S3."""
+    if not url.startswith("s3://"):
+        raise RetentionRefusedError(
+            f"{POLICY_RELPATH}: strategy archive_to_s3 needs an S3 archive remote, but "
+            f"archive_remote {remote!r} is {url}; nothing was removed"
+        )
+
+
+def _archive(
+    workspace: Workspace, oids: list[str], remote: str, *, require_s3: bool = False
+) -> None:
     """Push objects to the archive remote and check every one arrived.
 
     Raises:
-        RetentionRefusedError: the push or its verification failed (nothing is removed).
+        RetentionRefusedError: the push or its verification failed, or ``require_s3`` (a
+            class written ``archive_to_s3``) and the archive remote is not ``s3://``
+            (nothing is removed).
     """
     try:
-        missing = push_objects(workspace.root, remote, oids)
-    except Exception as exc:
+        with open_remote(workspace.root, remote) as archive:
+            if require_s3:
+                _check_s3(remote, archive.url)
+            failed = archive.push(oids)
+            missing = set(oids) - archive.has(oids)
+    except RetentionRefusedError:
+        raise
+    except ItaVcError as exc:
         raise RetentionRefusedError(
             f"archiving to DVC remote {remote!r} failed ({exc}); nothing was removed"
         ) from exc
-    if missing:
+    if missing or failed:
         raise RetentionRefusedError(
             f"the archive remote {remote!r} does not hold "
-            f"{len(missing)} pushed object(s); nothing was removed"
+            f"{len(missing | failed)} pushed object(s); nothing was removed"
         )
 
 
@@ -314,10 +334,16 @@ def _archive_removals(
     workspace: Workspace, removals: list[Decision], policy: RetentionPolicy, report: PurgeReport
 ) -> None:
     """Push the objects to archive to the archive remote first."""
-    archive = [d.oid for d in removals if d.action == "archive"]
+    archive = [d for d in removals if d.action == "archive"]
     if archive:
-        _archive(workspace, archive, policy.archive_remote)
-        report.archived = archive
+        s3_only = {c.name for c in policy.classes if c.written == "archive_to_s3"}
+        _archive(
+            workspace,
+            [d.oid for d in archive],
+            policy.archive_remote,
+            require_s3=any(d.cls in s3_only for d in archive),
+        )
+        report.archived = [d.oid for d in archive]
 
 
 def _trash_removals(

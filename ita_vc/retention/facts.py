@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ita_vc.workspace import Workspace
 
-__all__ = ["Facts", "gather_facts"]
+__all__ = ["Facts", "Inventory", "gather_facts"]
 
 
 @dataclass
@@ -42,6 +42,15 @@ class Facts:
     revisions: int
     cache_dir: Path
     missing: int  # referenced by some revision, absent from the cache
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a store holds: object id -> size, for its objects and for its trash (the local
+    cache by default; a DVC remote for ``gc --cloud``)."""
+
+    stored: dict[str, int]
+    trashed: dict[str, int]
 
 
 def _commit_times(root: Path) -> dict[str, int]:
@@ -80,8 +89,11 @@ def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
     workspace: Workspace,
     policy: RetentionPolicy,
     progress: Callable[[str], None] | None = None,
+    *,
+    inventory: Inventory | None = None,
 ) -> Facts:
-    """Collect the facts (see the module docstring).
+    """Collect the facts (see the module docstring); ``inventory``: plan another store's
+    objects (a DVC remote's) instead of the local cache's.
 
     Raises:
         VcsError: DVC cannot read a revision's pipeline files (an invalid dvc.lock).
@@ -116,20 +128,24 @@ def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
             note(oid, path, when, rev)
             for rel, inner in trees.get(oid, []):
                 note(inner, f"{path}/{rel}", when, rev)
-    cache_dir, stored, cache_path = scan.cache_dir, scan.stored, scan.object_path
-    trashed = _trash_sizes(workspace, cache_dir)
+    cache_dir, cache_path = scan.cache_dir, scan.object_path
+    if inventory is None:
+        sizes = dict.fromkeys(scan.stored, -1)  # read from the cache when needed
+        trashed = _trash_sizes(workspace, cache_dir)
+    else:
+        sizes, trashed = inventory.stored, inventory.trashed
+
+    def size_of(oid: str) -> int:
+        size = sizes[oid]
+        return Path(cache_path(oid)).stat().st_size if size < 0 else size
+
     runs, run_refs = _run_facts(workspace, protected_commits, trees)
-    active: set[tuple[str, str]] = set()
-    registry = RuleRegistry(workspace)
-    for setup in registry.setups():
-        version = registry.get_active_version(setup)
-        if version is not None:
-            active.add((setup, version.tag))
+    active = _active_versions(workspace)
     objects = []
     missing = 0
     for oid, entry in refs.items():
-        if oid in stored:
-            size, in_trash = Path(cache_path(oid)).stat().st_size, False
+        if oid in sizes:
+            size, in_trash = size_of(oid), False
         elif oid in trashed:
             size, in_trash = trashed[oid], True
         else:
@@ -147,14 +163,24 @@ def gather_facts(  # noqa: PLR0912 - a walk over revisions and runs
                 in_trash,
             )
         )
-    for oid in stored - set(refs):
-        size = Path(cache_path(oid)).stat().st_size
-        objects.append(ObjectFacts(oid, size, "", 0, run_refs.get(oid, set())))
+    for oid in set(sizes) - set(refs):
+        objects.append(ObjectFacts(oid, size_of(oid), "", 0, run_refs.get(oid, set())))
     run_times = {r.run_id: r.time for r in runs}
     for obj in objects:
         for run_id in obj.runs:
             obj.last_ref = max(obj.last_ref, run_times.get(run_id, 0))
     return Facts(objects, runs, active, len(scan.revisions), cache_dir, missing)
+
+
+def _active_versions(workspace: Workspace) -> set[tuple[str, str]]:
+    """``(setup, version)`` of every setup's active rule version."""
+    active: set[tuple[str, str]] = set()
+    registry = RuleRegistry(workspace)
+    for setup in registry.setups():
+        version = registry.get_active_version(setup)
+        if version is not None:
+            active.add((setup, version.tag))
+    return active
 
 
 def _trash_sizes(workspace: Workspace, cache_dir: Path) -> dict[str, int]:

@@ -38,6 +38,7 @@ __all__ = [
     "POLICY_RELPATH",
     "SETTINGS_SCHEMA",
     "STRATEGIES",
+    "STRATEGY_ALIASES",
     "Decision",
     "ObjectFacts",
     "Plan",
@@ -52,6 +53,10 @@ __all__ = [
 
 POLICY_RELPATH = "configs/retention.yaml"
 STRATEGIES = ("delete", "archive", "keep_forever")
+STRATEGY_ALIASES = {"archive_to_s3": "archive", "prune_old": "delete"}
+"""The seed's strategy names: ``archive_to_s3`` is ``archive`` to an S3 remote (refused at gc
+time when ``archive_remote`` is not ``s3://``); ``prune_old`` (embeddings, vector data) is
+``delete`` once older than ``retain_days``."""
 _SETTINGS = {
     "keep_last_runs",
     "max_runs",
@@ -106,8 +111,9 @@ class RetentionClass:
     name: str
     paths: tuple[str, ...]
     retain_days: int | None
-    strategy: str
+    strategy: str  # delete | archive | keep_forever (an alias resolved)
     patterns: tuple[re.Pattern[str], ...] = field(repr=False, default=())
+    written: str = ""  # the strategy as the file writes it (an alias stays visible)
 
     def matches(self, path: str) -> bool:
         """True if one of the globs matches ``path``."""
@@ -150,8 +156,9 @@ def _globs(value: object) -> list[str]:
 
 
 def _strategy(value: object) -> str:
-    if not isinstance(value, str) or value not in STRATEGIES:
-        raise Invalid(f"unknown strategy {value!r} (one of {', '.join(STRATEGIES)})")
+    if not isinstance(value, str) or (value not in STRATEGIES and value not in STRATEGY_ALIASES):
+        names = ", ".join([*STRATEGIES, *STRATEGY_ALIASES])
+        raise Invalid(f"unknown strategy {value!r} (one of {names})")
     return value
 
 
@@ -219,8 +226,9 @@ def _parse_class(name: str, body: Mapping[str, Any], problems: Problems) -> Rete
         name,
         tuple(valid["paths"]),
         valid["retain_days"],
-        valid["strategy"],
+        STRATEGY_ALIASES.get(valid["strategy"], valid["strategy"]),
         tuple(glob_to_regex(p) for p in valid["paths"]),
+        valid["strategy"],
     )
 
 

@@ -15,6 +15,7 @@ exists and its hooks end in ``exec``. So:
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +25,14 @@ from ita_vc.errors import VcsError
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
 
-__all__ = ["HOOK_MARKER", "HookReport", "hooks_dir", "install_hooks", "uninstall_hooks"]
+__all__ = [
+    "HOOK_MARKER",
+    "HookReport",
+    "hooks_dir",
+    "install_hooks",
+    "is_dvc_pre_push",
+    "uninstall_hooks",
+]
 
 HOOK_MARKER = "# ita-vc pre-commit hook"
 #: The line every hook ita-vc writes carries; uninstall removes exactly the hooks that have it.
@@ -145,6 +153,19 @@ def _dvc_script(name: str, dvc: str) -> str:
             ["#!/bin/sh", MARK, *_missing(dvc), f'exec {shlex.quote(dvc)} git-hook {name} "$@"']
         )
         + "\n"
+    )
+
+
+def is_dvc_pre_push(root: Path) -> bool:
+    """True when the repository's pre-push hook is only DVC's (``dvc git-hook pre-push``, as
+    ita-vc or ``dvc install`` wrote it): it pushes the workspace's objects to the default
+    remote, which ``ita-vc push`` has just done for the remote it was given."""
+    text = _read(hooks_dir(root) / "pre-push")
+    if text is None or _ours(text, "pre-push"):
+        return text is not None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return bool(lines) and all(
+        re.fullmatch(r"exec \S*dvc git-hook pre-push( \"\$@\"| \$@)?", ln) for ln in lines
     )
 
 

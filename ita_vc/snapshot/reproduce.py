@@ -141,14 +141,18 @@ def reproduce_run(
     progress: Callable[[str], None] | None = None,
     keep_worktree: bool = False,
     wait: float = 0,
+    remote: str | None = None,
+    timeout: float = 30.0,
 ) -> ReproduceReport:
     """Reproduce ``run_id`` (see the module docstring). It writes the shared DVC cache, so it
-    holds the workspace lock (``wait`` seconds to get it).
+    holds the workspace lock (``wait`` seconds to get it). Inputs the local cache lacks (a
+    fresh clone) are fetched first from ``remote`` (default: core.remote).
 
     Raises:
         UsageError: a malformed run id. ItaVcError: unknown run.
         WorkspaceLockedError: another command holds the workspace.
-        VcsError: the worktree, the input checkout or ``dvc repro`` failed.
+        VcsError: the worktree, the input checkout or ``dvc repro`` failed, or inputs are
+            missing locally and on the remote. RemoteError: the remote refused or timed out.
     """
     snapshot = SnapshotStore(workspace).load_snapshot(run_id)
     commit = str(snapshot["git_commit_hash"])
@@ -156,6 +160,12 @@ def reproduce_run(
     stages = recorded_stages(snapshot)
     report = ReproduceReport(run_id, commit, stages=stages, engine_note=engine_note(snapshot))
     schema_1 = not isinstance(snapshot.get("stages"), dict)
+    from ita_vc.team.sync import fetch_run_inputs  # lazy: DVC remotes only when needed
+
+    with workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"):
+        fetched = fetch_run_inputs(workspace, snapshot, dvc_remote=remote, timeout=timeout)
+        if fetched and progress is not None:
+            progress(f"fetched {fetched} input object(s) from the DVC remote")
     with (
         workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"),
         _worktree(root, commit, run_id, keep_worktree) as tree,

@@ -23,7 +23,7 @@ from ita_vc.snapshot.manifest import load_manifest, manifest_relpath, manifest_s
 from ita_vc.utils.hashing import hash_file
 from ita_vc.utils.tablehash import hash_dataframe
 from ita_vc.vcs import gitcli
-from ita_vc.vcs.dvc import cache_paths, remote_has, tracked_paths
+from ita_vc.vcs.dvc import cache_paths, local_objects, tracked_paths
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from ita_vc.workspace import Workspace
 
-__all__ = ["Check", "VerifyReport", "verify_run"]
+__all__ = ["Check", "VerifyReport", "dvc_objects", "verify_run"]
 
 _CHUNK = 1 << 20
 
@@ -173,6 +173,13 @@ def _split_objects(
     return objects, git_deps
 
 
+def dvc_objects(snapshot: dict[str, Any], managed: list[str]) -> list[tuple[str, str, str]]:
+    """``(role, path, md5)`` of the run's recorded objects that live in DVC's cache (every out,
+    and the deps under a DVC-tracked path such as the candles): what a teammate needs
+    to verify or reproduce the run. ``managed``: :func:`ita_vc.vcs.dvc.tracked_paths`."""
+    return _split_objects(snapshot, managed)[0]
+
+
 def _dir_entries(
     workspace: Workspace,
     label: str,
@@ -216,13 +223,33 @@ def _locate_objects(
     return files, missing
 
 
-def _still_missing(workspace: Workspace, missing: list[str], remote: str | None) -> list[str]:
-    """The missing objects the remote does not hold either, the trashed ones marked."""
+def _oid_of(item: str) -> str:
+    return item.rsplit("(", 1)[-1].rstrip(")")
+
+
+def _still_missing(
+    workspace: Workspace, missing: list[str], remote: str | None, timeout: float
+) -> list[str]:
+    """The missing objects the remote does not hold either (a directory object the remote
+    holds: each of its files too, from its listing read on the remote - nothing is
+    downloaded into the cache), the trashed ones marked."""
     if missing and remote:
-        held = remote_has(
-            workspace.root, remote, [m.rsplit("(", 1)[-1].rstrip(")") for m in missing if "(" in m]
-        )
-        missing = [m for m in missing if not held.get(m.rsplit("(", 1)[-1].rstrip(")"))]
+        from ita_vc.vcs.remote import open_remote  # lazy: DVC remotes only with --remote
+
+        with open_remote(workspace.root, remote, timeout=timeout) as store:
+            held = store.has([_oid_of(m) for m in missing if "(" in m])
+            inner: list[tuple[str, str]] = []
+            for item in missing:
+                oid = _oid_of(item)
+                if oid.endswith(".dir") and oid in held:
+                    label = item.rsplit(" (", 1)[0]
+                    entries = json.loads(store.read_object(oid))
+                    inner += [(f"{label}/{e['relpath']}", str(e["md5"])) for e in entries]
+            local = local_objects(workspace.root, [md5 for _label, md5 in inner])
+            wanted = [(label, md5) for label, md5 in inner if md5 not in local]
+            inner_held = store.has([md5 for _label, md5 in wanted])
+        missing = [m for m in missing if _oid_of(m) not in held]
+        missing += [f"{label} ({md5})" for label, md5 in wanted if md5 not in inner_held]
     if missing:
         missing = _mark_trashed(workspace, missing)
     return missing
@@ -342,12 +369,14 @@ def verify_run(
     deep: bool = False,
     remote: str | None = None,
     progress: Callable[[int], None] | None = None,
+    timeout: float = 30.0,
 ) -> VerifyReport:
     """Verify one run (see the module docstring); never raises for a failed check.
 
     Raises:
         UsageError: a malformed run id.
         VcsError: DVC cannot read the pipeline files (an invalid dvc.lock).
+        RemoteError, ConfigError: ``remote`` refused, did not answer or does not exist.
     """
     check_run_id(run_id)  # a malformed id is a usage error, not a failed verification
     report = VerifyReport(run_id)
@@ -362,7 +391,7 @@ def verify_run(
     objects, git_deps = _split_objects(snapshot, tracked_paths(workspace.root))
     _check_git_deps(workspace, snapshot, git_deps, report)
     files, missing = _locate_objects(workspace, objects)
-    missing = _still_missing(workspace, missing, remote)
+    missing = _still_missing(workspace, missing, remote, timeout)
     report.checks.append(
         Check(
             "objects in the DVC cache" + (f" or remote {remote}" if remote else ""),

@@ -45,20 +45,21 @@ __all__ = [
     "check_pipeline_files",
     "check_pipeline_history",
     "checkout",
+    "checkout_workspace",
     "data_source_changes",
     "describe_error",
     "disable_analytics",
     "init_dvc",
     "is_dvc_repo",
+    "local_objects",
     "pipeline_outputs",
     "pipeline_status",
-    "push_objects",
-    "remote_has",
     "scan_revisions",
     "shared_cache_reason",
     "stage_closure",
     "track_path",
     "tracked_paths",
+    "workspace_objects",
 ]
 
 
@@ -398,23 +399,6 @@ def data_source_changes(root: str | Path) -> list[str]:
     return sorted(found)
 
 
-def remote_has(root: str | Path, remote: str, oids: list[str]) -> dict[str, bool]:
-    """Which objects the DVC remote ``remote`` holds.
-
-    Raises:
-        VcsError: unknown remote or unreachable.
-    """
-    from dvc.exceptions import DvcException  # lazy: see the module docstring
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            odb = repo.cloud.get_remote_odb(remote)
-            return {oid: bool(odb.exists(oid)) for oid in oids}
-    except DvcException as exc:
-        raise VcsError(f"dvc remote {remote!r}: {exc}") from exc
-
-
 def pipeline_status(root: str | Path, targets: list[str] | None = None) -> dict[str, object]:
     """``dvc status [TARGETS --with-deps]`` as data (empty when up to date).
 
@@ -450,6 +434,61 @@ def checkout(root: str | Path, targets: list[str]) -> None:
         raise VcsError(f"dvc checkout {' '.join(targets)} failed: {describe_error(exc)}") from exc
 
 
+def checkout_workspace(root: str | Path) -> list[str]:
+    """``dvc checkout`` of the whole workspace from the local cache, without ``--force``:
+    data changed in the workspace is left alone (listed in the result, with why), and an
+    output whose object is absent (a stage that never ran) is skipped.
+
+    Raises:
+        VcsError: DVC failed otherwise.
+    """
+    from dvc.exceptions import CheckoutError, ConfirmRemoveError, DvcException  # lazy
+
+    try:
+        with _quiet_repo(root) as repo:
+            repo.checkout(force=False, allow_missing=True)
+    except ConfirmRemoveError as exc:
+        return [f"{describe_error(exc)}: your workspace copy was kept"]
+    except CheckoutError as exc:
+        return [f"not restored: {path}" for path in exc.target_infos] or [describe_error(exc)]
+    except DvcException as exc:
+        raise VcsError(f"dvc checkout failed: {describe_error(exc)}") from exc
+    return []
+
+
+def workspace_objects(root: str | Path) -> list[tuple[str, str]]:
+    """``(repo-relative path, object id)`` of every cached out the workspace's pipeline files
+    record (``dvc.lock`` and ``.dvc`` files as they are now); directory outs by their
+    ``.dir`` object (see :func:`local_objects` for their files).
+
+    Raises:
+        VcsError: DVC cannot read the pipeline files.
+    """
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
+
+    try:
+        with _quiet_repo(root) as repo:
+            base = Path(repo.root_dir)
+            return sorted(
+                {
+                    (Path(out.fs_path).relative_to(base).as_posix(), str(out.hash_info.value))
+                    for out in repo.index.outs
+                    if out.use_cache and out.hash_info and out.hash_info.value
+                }
+            )
+    except DvcException as exc:
+        raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
+
+
+def local_objects(root: str | Path, oids: list[str]) -> dict[str, Path]:
+    """Those of ``oids`` the local cache holds, with their paths.
+
+    Raises:
+        VcsError: DVC cannot open the repository.
+    """
+    return {oid: path for oid, path in cache_paths(root, oids).items() if path.is_file()}
+
+
 def shared_cache_reason(root: Path) -> str | None:
     """Why the DVC cache cannot be judged from this repository alone, or None."""
     from dvc.repo import Repo  # lazy: see the module docstring
@@ -465,23 +504,6 @@ def shared_cache_reason(root: Path) -> str | None:
             "objects this repository does not reference"
         )
     return None
-
-
-def push_objects(root: str | Path, remote: str, oids: list[str]) -> list[str]:
-    """Copy objects from the local cache to the DVC remote ``remote``; returns those the
-    remote does not hold afterwards.
-
-    Raises:
-        Exception: whatever DVC raises (unknown or unreachable remote, missing objects).
-    """
-    from dvc.repo import Repo  # lazy: see the module docstring
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.transfer import transfer
-
-    with Repo(str(root)) as repo:
-        dest = repo.cloud.get_remote_odb(remote)
-        transfer(repo.cache.local, dest, {HashInfo("md5", oid) for oid in oids})
-        return [oid for oid in oids if not dest.exists(oid)]
 
 
 @dataclass
@@ -513,6 +535,22 @@ def _tree_entries(out: Any) -> list[tuple[str, str]]:
     )
 
 
+def _remote_urls(root: str | Path) -> dict[str, Any]:
+    """``{"remote": {name: {"url": url}}}`` of the workspace's remotes, merged into the config
+    of every revision DVC reads: credentials in ``.dvc/config.local`` for a remote that an old
+    revision's ``.dvc/config`` does not define yet would otherwise make that revision's config
+    invalid ("expected 'url'") and stop the scan."""
+    from dvc.config import Config  # lazy: see the module docstring
+
+    try:
+        remotes = Config(dvc_dir=str(Path(root) / ".dvc")).get("remote", {})
+    except Exception:  # noqa: BLE001 - an invalid config is reported by the scan itself
+        return {}
+    return {
+        "remote": {name: {"url": conf["url"]} for name, conf in remotes.items() if "url" in conf}
+    }
+
+
 def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) -> CacheScan:
     """The cached outs DVC sees in every commit of every ref and in the workspace
     (``repo.brancher`` + ``repo.index.outs``), with directory outs' tree objects read, and the
@@ -528,7 +566,7 @@ def scan_revisions(root: Path, progress: Callable[[str], None] | None = None) ->
     revisions = 0
     rev = "workspace"
     try:
-        with Repo(str(root)) as repo:
+        with Repo(str(root), config=_remote_urls(root)) as repo:
             odb = repo.cache.local
             scan = CacheScan(Path(repo.cache.local_cache_dir), set(), odb.oid_to_path)
             for rev in repo.brancher(all_commits=True):  # every commit of every ref + workspace

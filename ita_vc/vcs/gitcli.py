@@ -8,6 +8,7 @@ being committed (``git commit -a`` and partial commits use a temporary index).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -44,15 +45,23 @@ def run(
     *,
     stdin: bytes | None = None,
     timeout: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git ARGS`` in ``cwd`` (None: the current folder), whatever its exit code.
+    """Run ``git ARGS`` in ``cwd`` (None: the current folder), whatever its exit code;
+    ``env``: variables added to the environment.
 
     Raises:
         VcsError: git cannot be started, or ran longer than ``timeout`` seconds.
     """
     try:
         return subprocess.run(
-            ["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False, timeout=timeout
+            ["git", *args],
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            check=False,
+            timeout=timeout,
+            env={**os.environ, **env} if env else None,
         )
     except OSError as exc:
         raise VcsError(f"cannot run git: {exc}") from exc
