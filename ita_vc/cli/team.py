@@ -123,7 +123,9 @@ def _print_pull(report: PullReport, as_json: bool) -> None:
             )
         console.print(
             f"fetched {report.fetched} object(s) from DVC remote {report.dvc_remote} "
-            f"({report.dvc_url}); the workspace needs {report.objects_needed}",
+            f"({report.dvc_url}); the workspace needs {report.objects_needed} "
+            f"({report.objects_needed - report.fetched - len(report.missing_remotely)} "
+            "already in the cache)",
             markup=False,
         )
         for line in report.kept_local_changes:
