@@ -30,12 +30,15 @@ if TYPE_CHECKING:
 __all__ = [
     "AUDIT_LOG",
     "PurgeReport",
+    "append_audit",
+    "check_archive_s3",
     "collect_garbage",
     "compute_plan",
     "execute_plan",
     "purge_trash",
     "purge_trash_safely",
     "restore_from_trash",
+    "select_removals",
 ]
 
 AUDIT_LOG = "retention-audit.jsonl"
@@ -94,7 +97,8 @@ def compute_plan(
     return make_plan(facts.objects, facts.runs, policy, stamp, facts.active_versions), facts
 
 
-def _audit(workspace: Workspace, *records: dict[str, Any]) -> str:
+def append_audit(workspace: Workspace, *records: dict[str, Any]) -> str:
+    """Append records to the retention audit log (one fsync); returns its relative path."""
     path = workspace.logs_dir / AUDIT_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as stream:
@@ -104,29 +108,30 @@ def _audit(workspace: Workspace, *records: dict[str, Any]) -> str:
     return workspace.relpath(path)
 
 
-def _check_s3(remote: str, url: str) -> None:
-    """Raises RetentionRefusedError when an ``archive_to_s3`` class's remote is not S3."""
-    if not url.startswith("s3://"):
+def check_archive_s3(
+    policy: RetentionPolicy, archived: list[Decision], remote: str, url: str
+) -> None:
+    """Raises RetentionRefusedError when one of ``archived`` belongs to a class written
+    ``archive_to_s3`` and the archive remote ``remote`` (at ``url``) is not S3."""
+    s3_only = {c.name for c in policy.classes if c.written == "archive_to_s3"}
+    if any(d.cls in s3_only for d in archived) and not url.startswith("s3://"):
         raise RetentionRefusedError(
             f"{POLICY_RELPATH}: strategy archive_to_s3 needs an S3 archive remote, but "
             f"archive_remote {remote!r} is {url}; nothing was removed"
         )
 
 
-def _archive(
-    workspace: Workspace, oids: list[str], remote: str, *, require_s3: bool = False
-) -> None:
+def _archive(workspace: Workspace, archived: list[Decision], policy: RetentionPolicy) -> None:
     """Push objects to the archive remote and check every one arrived.
 
     Raises:
-        RetentionRefusedError: the push or its verification failed, or ``require_s3`` (a
-            class written ``archive_to_s3``) and the archive remote is not ``s3://``
-            (nothing is removed).
+        RetentionRefusedError: the push or its verification failed, or a class written
+            ``archive_to_s3`` and an archive remote that is not ``s3://`` (nothing is removed).
     """
+    remote, oids = policy.archive_remote, [d.oid for d in archived]
     try:
         with open_remote(workspace.root, remote) as archive:
-            if require_s3:
-                _check_s3(remote, archive.url)
+            check_archive_s3(policy, archived, remote, archive.url)
             _sent, failed = archive.push(oids)
             missing = set(oids) - archive.has(oids)
     except RetentionRefusedError:
@@ -188,7 +193,7 @@ def purge_trash(
             index.mark_object(
                 entry.oid, path=entry.path, cls=entry.cls, size=freed, status="purged"
             )
-            report.audit_log_path = _audit(
+            report.audit_log_path = append_audit(
                 workspace,
                 {"at": report.purge_date, "op": "purge", "oid": entry.oid, "path": entry.path},
             )
@@ -225,7 +230,7 @@ def _restore_kept(workspace: Workspace, plan: Plan, facts: Facts, report: PurgeR
                     "reason": decision.reason,
                 }
             )
-            report.audit_log_path = _audit(
+            report.audit_log_path = append_audit(
                 workspace,
                 {
                     "at": report.purge_date,
@@ -309,14 +314,17 @@ def _refuse_shared_cache(workspace: Workspace, force_shared_cache: bool) -> None
         )
 
 
-def _removals(
+def select_removals(
     plan: Plan,
     facts: Facts,
     policy: RetentionPolicy,
     yes: bool,
+    *,
+    where: str = "",
+    command: str = "ita-vc gc --dry-run",
 ) -> list[Decision]:
     """The objects to delete or archive that are not in the trash yet; more than
-    ``confirm_above_gb`` of them needs ``yes``."""
+    ``confirm_above_gb`` of them needs ``yes`` (``where``/``command``: for the message)."""
     trashed = {o.oid for o in facts.objects if o.in_trash}
     removals = [
         d for d in plan.decisions if d.action in ("delete", "archive") and d.oid not in trashed
@@ -324,8 +332,8 @@ def _removals(
     total = sum(d.size for d in removals)
     if total > policy.confirm_above_gb * _GB and not yes:
         raise RetentionRefusedError(
-            f"the plan removes {total / _GB:.2f} GB, more than confirm_above_gb = "
-            f"{policy.confirm_above_gb}; review `ita-vc gc --dry-run` and pass --yes"
+            f"the plan removes {total / _GB:.2f} GB{where}, more than confirm_above_gb = "
+            f"{policy.confirm_above_gb}; review `{command}` and pass --yes"
         )
     return removals
 
@@ -336,13 +344,7 @@ def _archive_removals(
     """Push the objects to archive to the archive remote first."""
     archive = [d for d in removals if d.action == "archive"]
     if archive:
-        s3_only = {c.name for c in policy.classes if c.written == "archive_to_s3"}
-        _archive(
-            workspace,
-            [d.oid for d in archive],
-            policy.archive_remote,
-            require_s3=any(d.cls in s3_only for d in archive),
-        )
+        _archive(workspace, archive, policy)
         report.archived = [d.oid for d in archive]
 
 
@@ -384,7 +386,7 @@ def _trash_removals(
             for d in batch
         ]
         report.trashed.extend(items)
-        report.audit_log_path = _audit(
+        report.audit_log_path = append_audit(
             workspace, *({"at": report.purge_date, "op": "trash", **i} for i in items)
         )
         if progress is not None:
@@ -429,7 +431,7 @@ def execute_plan(
     report.recovered = trash.recover()
     if report.recovered:  # objects came back from an interrupted batch: decide afresh
         plan, facts = compute_plan(workspace, now=plan.now)
-    removals = _removals(plan, facts, policy, yes)
+    removals = select_removals(plan, facts, policy, yes)
     _restore_kept(workspace, plan, facts, report)
     _archive_removals(workspace, removals, policy, report)
     store = PersistentStore(workspace)
@@ -489,7 +491,7 @@ def _restore_from_trash(
             index.mark_object(
                 entry.oid, path=entry.path, cls=entry.cls, size=entry.size, status="restored"
             )
-            _audit(
+            append_audit(
                 workspace,
                 {
                     "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ita_vc.errors import RetentionRefusedError
-from ita_vc.retention.apply import AUDIT_LOG
+from ita_vc.retention.apply import append_audit, check_archive_s3, select_removals
 from ita_vc.retention.facts import Inventory, gather_facts
 from ita_vc.retention.policy import load_policy, make_plan
 from ita_vc.store.artifacts import PersistentStore
@@ -163,31 +163,6 @@ def _recover(journal: _Journal, remote: Remote) -> list[str]:
     return settled
 
 
-def _audit(workspace: Workspace, records: list[dict[str, Any]]) -> str:
-    path = workspace.logs_dir / AUDIT_LOG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as stream:
-        stream.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-        stream.flush()
-        os.fsync(stream.fileno())
-    return workspace.relpath(path)
-
-
-def _removals(plan: Plan, facts: Facts, policy: RetentionPolicy, yes: bool) -> list[Decision]:
-    trashed = {o.oid for o in facts.objects if o.in_trash}
-    removals = [
-        d for d in plan.decisions if d.action in ("delete", "archive") and d.oid not in trashed
-    ]
-    total = sum(d.size for d in removals)
-    if total > policy.confirm_above_gb * _GB and not yes:
-        raise RetentionRefusedError(
-            f"the plan removes {total / _GB:.2f} GB from the remote, more than "
-            f"confirm_above_gb = {policy.confirm_above_gb}; review `ita-vc gc --cloud "
-            "--dry-run` and pass --yes"
-        )
-    return removals
-
-
 def _archive(
     workspace: Workspace, remote: Remote, policy: RetentionPolicy, removals: list[Decision]
 ) -> list[str]:
@@ -200,15 +175,9 @@ def _archive(
             f"archive_remote is {remote.name!r}, the remote being collected: archiving needs "
             "another DVC remote; nothing was removed"
         )
-    s3_only = {c.name for c in policy.classes if c.written == "archive_to_s3"}
     with open_remote(workspace.root, policy.archive_remote, timeout=remote.timeout) as archive:
-        if any(d.cls in s3_only for d in removals if d.action == "archive") and not (
-            archive.url.startswith("s3://")
-        ):
-            raise RetentionRefusedError(
-                f"strategy archive_to_s3 needs an S3 archive remote, but archive_remote "
-                f"{archive.name!r} is {archive.url}; nothing was removed"
-            )
+        archived = [d for d in removals if d.action == "archive"]
+        check_archive_s3(policy, archived, archive.name, archive.url)
         missing = remote.copy_to(archive, oids)
     if missing:
         raise RetentionRefusedError(
@@ -333,13 +302,20 @@ def collect_cloud_garbage(
             plan = make_plan(facts.objects, facts.runs, policy, stamp, facts.active_versions)
             if dry_run:
                 return plan, facts, report
-            removals = _removals(plan, facts, policy, yes)
+            removals = select_removals(
+                plan,
+                facts,
+                policy,
+                yes,
+                where=" from the remote",
+                command="ita-vc gc --cloud --dry-run",
+            )
             audit = _restore(remote, journal, plan, facts, report)
             report.archived = _archive(workspace, remote, policy, removals)
             audit += _trash(remote, journal, removals, report, progress)
             audit += _purge(remote, journal, plan, trash, policy, report, stamp)
             remote.clear_index()
-        report.audit_log_path = _audit(workspace, audit)
+        report.audit_log_path = append_audit(workspace, *audit)
         ref = PersistentStore(workspace).save_json(
             report.to_dict(),
             "retention",
