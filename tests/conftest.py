@@ -155,4 +155,5 @@ def run_copy(ran_repo, tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     copy = TmpRepo(root)
     copy.report = ran_repo.report  # type: ignore[attr-defined]
+    copy.head_before = ran_repo.head_before  # type: ignore[attr-defined]
     return copy

@@ -67,19 +67,6 @@ def _pinned_run_only_on_a_remote_branch(repo: TmpRepo, server, bucket: str, tmp_
     return run_id
 
 
-@pytest.fixture
-def aged(ran_repo, tmp_path, monkeypatch):
-    import shutil
-
-    root = tmp_path / "repo"
-    shutil.copytree(ran_repo, root, symlinks=True)
-    monkeypatch.chdir(root)
-    repo = TmpRepo(root)
-    repo.report = ran_repo.report  # type: ignore[attr-defined]
-    repo.head_before = ran_repo.head_before  # type: ignore[attr-defined]
-    return repo
-
-
 def _gc(repo: TmpRepo, *, dry_run: bool, now: int = FUTURE):
     from ita_vc.retention.cloud import collect_cloud_garbage
     from ita_vc.workspace import Workspace
@@ -89,13 +76,13 @@ def _gc(repo: TmpRepo, *, dry_run: bool, now: int = FUTURE):
 
 @pytest.mark.slow
 def test_gc_cloud_keeps_a_pinned_run_on_a_remote_only_branch_trashes_restores_purges(
-    aged, s3_server, s3_bucket, tmp_path
+    run_copy, s3_server, s3_bucket, tmp_path
 ):
-    run_id = _pinned_run_only_on_a_remote_branch(aged, s3_server, s3_bucket, tmp_path)
-    outs = _run_objects(aged, run_id)
+    run_id = _pinned_run_only_on_a_remote_branch(run_copy, s3_server, s3_bucket, tmp_path)
+    outs = _run_objects(run_copy, run_id)
     assert outs <= _stored(s3_server, s3_bucket)
 
-    plan, facts, _ = _gc(aged, dry_run=True)  # fetches origin/exp and the pin first
+    plan, facts, _ = _gc(run_copy, dry_run=True)  # fetches origin/exp and the pin first
     assert run_id in {r.run_id for r in facts.runs if r.pinned}
     decided = {d.oid: d for d in plan.decisions}
     assert all(decided[o].action == "keep" for o in outs)
@@ -106,39 +93,39 @@ def test_gc_cloud_keeps_a_pinned_run_on_a_remote_only_branch_trashes_restores_pu
     assert _stored(s3_server, s3_bucket) == before and _trashed(s3_server, s3_bucket) == set()
 
     # unpinned (here and on the remote: a pin either side keeps the objects): they age out
-    run(["git", "tag", "-d", f"ita/keep/{run_id}"], cwd=aged)
-    run(["git", "push", "-q", "origin", f":refs/tags/ita/keep/{run_id}"], cwd=aged)
-    plan, _facts, report = _gc(aged, dry_run=False)
+    run(["git", "tag", "-d", f"ita/keep/{run_id}"], cwd=run_copy)
+    run(["git", "push", "-q", "origin", f":refs/tags/ita/keep/{run_id}"], cwd=run_copy)
+    plan, _facts, report = _gc(run_copy, dry_run=False)
     trashed = {t["oid"] for t in report.trashed}
     assert outs <= trashed
     assert outs <= _trashed(s3_server, s3_bucket)
     assert not outs & _stored(s3_server, s3_bucket)
     workspace_kept = {d.oid for d in plan.decisions if d.reason == "used by the workspace"}
     assert workspace_kept and workspace_kept <= _stored(s3_server, s3_bucket)
-    assert Path(aged, ".ita", "trash", "cloud-team.jsonl").exists()
+    assert Path(run_copy, ".ita", "trash", "cloud-team.jsonl").exists()
 
     # pinned again: the next gc --cloud brings the objects back
     assert invoke("runs", "keep", run_id).exit_code == 0
-    run(["git", "push", "-q", "origin", f"refs/tags/ita/keep/{run_id}"], cwd=aged)
-    _plan, _facts, report = _gc(aged, dry_run=False)
+    run(["git", "push", "-q", "origin", f"refs/tags/ita/keep/{run_id}"], cwd=run_copy)
+    _plan, _facts, report = _gc(run_copy, dry_run=False)
     assert outs <= {r["oid"] for r in report.restored}
     assert outs <= _stored(s3_server, s3_bucket) and not outs & _trashed(s3_server, s3_bucket)
-    aged.git("switch", "-q", "--detach", "origin/exp")  # where the run is recorded
+    run_copy.git("switch", "-q", "--detach", "origin/exp")  # where the run is recorded
     verify = invoke("snapshot", "verify", run_id, "--remote", "team")
     assert verify.exit_code == 0, verify.output
-    aged.git("switch", "-q", "main")
+    run_copy.git("switch", "-q", "main")
 
     # unpinned again, trashed, and purged once the safety window has passed
-    run(["git", "tag", "-d", f"ita/keep/{run_id}"], cwd=aged)
-    run(["git", "push", "-q", "origin", f":refs/tags/ita/keep/{run_id}"], cwd=aged)
-    _gc(aged, dry_run=False)
-    _plan, _facts, early = _gc(aged, dry_run=False, now=int(time.time()) + 86_400)
+    run(["git", "tag", "-d", f"ita/keep/{run_id}"], cwd=run_copy)
+    run(["git", "push", "-q", "origin", f":refs/tags/ita/keep/{run_id}"], cwd=run_copy)
+    _gc(run_copy, dry_run=False)
+    _plan, _facts, early = _gc(run_copy, dry_run=False, now=int(time.time()) + 86_400)
     assert early.purged == []  # within safety_window_days of being trashed
     assert outs <= _trashed(s3_server, s3_bucket)
-    _plan, _facts, late = _gc(aged, dry_run=False, now=FUTURE + 8 * 86_400)
+    _plan, _facts, late = _gc(run_copy, dry_run=False, now=FUTURE + 8 * 86_400)
     assert outs <= {p["oid"] for p in late.purged}
     assert not outs & (_trashed(s3_server, s3_bucket) | _stored(s3_server, s3_bucket))
-    audit = (aged / "logs" / "retention-audit.jsonl").read_text()
+    audit = (run_copy / "logs" / "retention-audit.jsonl").read_text()
     assert "cloud-trash" in audit and "cloud-restore" in audit and "cloud-purge" in audit
 
 
@@ -163,13 +150,13 @@ _KILL_IN_TRASH = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_a_killed_gc_cloud_is_settled_by_the_next(aged, s3_server, s3_bucket, tmp_path):
-    run_id = _pinned_run_only_on_a_remote_branch(aged, s3_server, s3_bucket, tmp_path)
-    run(["git", "push", "-q", "origin", f":refs/tags/ita/keep/{run_id}"], cwd=aged)
+def test_a_killed_gc_cloud_is_settled_by_the_next(run_copy, s3_server, s3_bucket, tmp_path):
+    run_id = _pinned_run_only_on_a_remote_branch(run_copy, s3_server, s3_bucket, tmp_path)
+    run(["git", "push", "-q", "origin", f":refs/tags/ita/keep/{run_id}"], cwd=run_copy)
     everything = _stored(s3_server, s3_bucket)
     proc = subprocess.run(
         [sys.executable, "-c", _KILL_IN_TRASH, str(FUTURE)],
-        cwd=aged,
+        cwd=run_copy,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
@@ -181,7 +168,7 @@ def test_a_killed_gc_cloud_is_settled_by_the_next(aged, s3_server, s3_bucket, tm
     assert len(both) == 1  # the object being moved: in place and in the trash
     assert everything <= _stored(s3_server, s3_bucket) | _trashed(s3_server, s3_bucket)
 
-    _plan, _facts, report = _gc(aged, dry_run=False)
+    _plan, _facts, report = _gc(run_copy, dry_run=False)
     assert both <= set(report.recovered)
     assert everything <= _stored(s3_server, s3_bucket) | _trashed(s3_server, s3_bucket)
     assert not _stored(s3_server, s3_bucket) & _trashed(s3_server, s3_bucket)
@@ -232,24 +219,24 @@ def test_archive_to_s3_refuses_an_archive_remote_that_is_not_s3(workspace, tmp_r
     assert not (tmp_path / "folder-remote").exists()  # nothing archived, nothing removed
 
 
-def test_gc_cloud_on_a_folder_remote_trashes_beside_it(aged, tmp_path):
-    run_id = aged.report.run_id
+def test_gc_cloud_on_a_folder_remote_trashes_beside_it(run_copy, tmp_path):
+    run_id = run_copy.report.run_id
     run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], cwd=tmp_path)
-    aged.git("remote", "add", "origin", str(tmp_path / "origin.git"))
+    run_copy.git("remote", "add", "origin", str(tmp_path / "origin.git"))
     folder = tmp_path / "store"
-    aged.dvc("remote", "add", "-d", "team", str(folder))
-    (aged / "configs" / "retention.yaml").write_text(AGED_POLICY)
-    aged.git("add", ".dvc/config", "configs/retention.yaml")
-    aged.git("commit", "-q", "-m", "remote and policy")
+    run_copy.dvc("remote", "add", "-d", "team", str(folder))
+    (run_copy / "configs" / "retention.yaml").write_text(AGED_POLICY)
+    run_copy.git("add", ".dvc/config", "configs/retention.yaml")
+    run_copy.git("commit", "-q", "-m", "remote and policy")
     assert invoke("push").exit_code == 0
-    aged.git("rm", "-q", "dvc.lock")  # the workspace no longer uses the run's results
-    aged.git("commit", "-q", "-m", "drop the results")
+    run_copy.git("rm", "-q", "dvc.lock")  # the workspace no longer uses the run's results
+    run_copy.git("commit", "-q", "-m", "drop the results")
     assert invoke("push").exit_code == 0
-    outs = _run_objects(aged, run_id)
+    outs = _run_objects(run_copy, run_id)
     stored = folder / "files" / "md5"
     assert all((stored / o[:2] / o[2:]).exists() for o in outs)
 
-    _plan, _facts, report = _gc(aged, dry_run=False)
+    _plan, _facts, report = _gc(run_copy, dry_run=False)
     trash = tmp_path / "store.ita-trash" / "files" / "md5"
     assert report.trash.endswith("store.ita-trash/files/md5")
     assert outs <= {t["oid"] for t in report.trashed}
