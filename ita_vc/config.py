@@ -11,6 +11,8 @@ at once.
 from __future__ import annotations
 
 import copy
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -98,6 +100,22 @@ class CacheConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JobsConfig:
+    """``jobs:`` - the job queue (docs/jobs.md; seed 003's ``backtest.jobs.*`` keys)."""
+
+    enabled: bool = True
+    url: str | None = None
+    """None: ``.ita/jobs.sqlite``; else ``postgresql://user@host:port/database``, never with a
+    password (it comes from ``PGPASSWORD``, ``~/.pgpass`` or ``.ita/jobs.local.yaml``)."""
+    top_k_persisted_default: int = 500
+    max_active_jobs: int = 2
+    max_attempts: int = 3
+    claim_poll_seconds: float = 1.0
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A validated workspace configuration."""
 
@@ -107,6 +125,7 @@ class Config:
     candles: CandlesConfig
     raw: Mapping[str, Any] = field(repr=False)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The merged configuration as plain data."""
@@ -171,6 +190,43 @@ def _max_bytes(value: object) -> int:
     return value
 
 
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Invalid(f"must be a whole number >= 1, got {value!r} ({type_name(value)})")
+    return value
+
+
+def _seconds(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= 86_400
+    ):
+        raise Invalid(
+            f"must be a number of seconds > 0 and <= 86400, got {value!r} ({type_name(value)})"
+        )
+    return float(value)
+
+
+def _jobs_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(
+        ("postgresql://", "postgres://", "sqlite:///")
+    ):
+        raise Invalid(
+            "must be postgresql://user@host:port/database (or null for .ita/jobs.sqlite), "
+            f"got {value!r}"
+        )
+    if re.search(r"://[^/@]*:[^/@]*@", value) or "password=" in value:
+        raise Invalid(
+            "must not hold a password (this file is committed): set PGPASSWORD, use "
+            "~/.pgpass, or put the whole URL in .ita/jobs.local.yaml (url: ...)"
+        )
+    return value
+
+
 def _schema_version(value: object) -> int:
     version: int = integer()(value)
     if version != SCHEMA_VERSION:
@@ -202,6 +258,18 @@ SCHEMA = strict(
             {
                 vol.Optional("enabled"): _bool,
                 vol.Optional("max_bytes"): _max_bytes,
+            }
+        ),
+        vol.Optional("jobs"): strict(
+            {
+                vol.Optional("enabled"): _bool,
+                vol.Optional("url"): _jobs_url,
+                vol.Optional("top_k_persisted_default"): _positive_int,
+                vol.Optional("max_active_jobs"): _positive_int,
+                vol.Optional("max_attempts"): _positive_int,
+                vol.Optional("claim_poll_seconds"): _seconds,
+                vol.Optional("lease_seconds"): _seconds,
+                vol.Optional("heartbeat_seconds"): _seconds,
             }
         ),
     }
@@ -255,6 +323,19 @@ def _check_kinds(merged: dict[str, Any], problems: Problems) -> None:
         problems.add("store.kinds", "needs a 'candles' kind (where canonical candles are stored)")
 
 
+def _jobs_config(section: Mapping[str, Any], problems: Problems) -> JobsConfig:
+    """The ``jobs:`` section; a heartbeat must come well within the lease."""
+    jobs = JobsConfig(**section)
+    if jobs.heartbeat_seconds * 2 > jobs.lease_seconds:
+        problems.add(
+            "jobs.heartbeat_seconds",
+            f"{jobs.heartbeat_seconds:g} s must be at most half of lease_seconds "
+            f"({jobs.lease_seconds:g} s): a worker must renew its lease before it expires",
+        )
+        problems.raise_for(ConfigError)
+    return jobs
+
+
 def parse_config(text: str, source: str = CONFIG_RELPATH) -> Config:
     """Validate config text against :data:`SCHEMA`, merge it over the embedded defaults and
     return the :class:`Config`.
@@ -287,6 +368,7 @@ def parse_config(text: str, source: str = CONFIG_RELPATH) -> Config:
         ),
         raw=merged,
         cache=CacheConfig(**merged["cache"]),
+        jobs=_jobs_config(merged.get("jobs") or {}, problems),
     )
 
 

@@ -19,6 +19,8 @@ code  meaning
 11    :class:`DataValidationError` (input data refused: candles, params)
 12    :class:`DirtyWorkspaceError` (uncommitted changes block a run)
 13    :class:`RemoteError` (a DVC remote refused the credentials, is missing or did not answer)
+14    :class:`JobStoreError` (the job store is unreachable, refused the login or is of a newer
+      ita-vc)
 130   interrupted (Ctrl-C)
 ====  =============================================================
 """
@@ -37,6 +39,7 @@ __all__ = [
     "IndexCorruptError",
     "IntegrityError",
     "ItaVcError",
+    "JobStoreError",
     "NotInitializedError",
     "PersistentStoreError",
     "RemoteError",
@@ -142,3 +145,11 @@ class RemoteError(VcsError):
     did not answer in time; the message names the remote and its URL, never a credential."""
 
     exit_code: ClassVar[int] = 13
+
+
+class JobStoreError(ItaVcError):
+    """The job store (``.ita/jobs.sqlite`` or the team's PostgreSQL server) is unreachable,
+    refused the login, or was migrated by a newer ita-vc; the message names it, never a
+    password."""
+
+    exit_code: ClassVar[int] = 14

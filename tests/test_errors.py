@@ -22,6 +22,7 @@ def test_exit_codes_are_the_documented_contract():
             errors.UsageError,
             errors.DirtyWorkspaceError,
             errors.RemoteError,
+            errors.JobStoreError,
         )
     } == {
         "ItaVcError": 1,
@@ -38,6 +39,7 @@ def test_exit_codes_are_the_documented_contract():
         "UsageError": 2,
         "DirtyWorkspaceError": 12,
         "RemoteError": 13,
+        "JobStoreError": 14,
     }
     assert (errors.EXIT_USAGE, errors.EXIT_UNEXPECTED, errors.EXIT_INTERRUPTED) == (2, 3, 130)
 

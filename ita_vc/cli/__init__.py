@@ -60,6 +60,7 @@ def _register() -> None:
         index,
         indicators,
         init,
+        jobs,
         lineage,
         plot,
         preset,
@@ -93,6 +94,8 @@ def _register() -> None:
     app.command("push")(team.push_command)
     app.command("pull")(team.pull_command)
     app.command("clone")(team.clone_command)
+    app.add_typer(jobs.app, name="jobs")
+    app.command("worker")(jobs.worker_command)
 
 
 _register()

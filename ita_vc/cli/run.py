@@ -31,6 +31,30 @@ def _run_id(workspace: Workspace, ref: str) -> str:
 _RUN_REF_HELP = "Run id, a unique prefix of one, @latest or @latest~N."
 
 
+def parse_sets(sets: list[str] | None) -> list[tuple[str, object]]:
+    """``-S key.path=value`` options as (key, value) pairs (values read as YAML scalars).
+
+    Raises:
+        DataValidationError: not ``key=value``, or a value that is not a scalar.
+    """
+    from ita_vc.errors import DataValidationError
+    from ita_vc.yaml_rewrite import YamlEditError, parse_set_value
+
+    overrides: list[tuple[str, object]] = []
+    for item in sets or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise DataValidationError(f"-S needs key.path=value, got {item!r}")
+        try:
+            if key.strip() == "rule.version":  # text, not YAML: 1.10 must not become 1.1
+                overrides.append((key.strip(), raw.strip().strip("'\"")))
+            else:
+                overrides.append((key.strip(), parse_set_value(raw)))
+        except YamlEditError as exc:
+            raise DataValidationError(f"-S {key.strip()}: {exc}") from exc
+    return overrides
+
+
 def run_command(
     setup: Annotated[str | None, typer.Option("--setup", help="Rule setup id.")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Rule version vX.Y.")] = None,
@@ -68,22 +92,9 @@ def run_command(
     """Run the pipeline (dvc repro), snapshot its provenance, commit the run."""
     from ita_vc.backtest.format import format_metric
     from ita_vc.cli.console import err, out
-    from ita_vc.errors import DataValidationError
     from ita_vc.snapshot.runner import run_pipeline
-    from ita_vc.yaml_rewrite import YamlEditError, parse_set_value
 
-    overrides = []
-    for item in sets or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise DataValidationError(f"-S needs key.path=value, got {item!r}")
-        try:
-            if key.strip() == "rule.version":  # text, not YAML: 1.10 must not become 1.1
-                overrides.append((key.strip(), raw.strip().strip("'\"")))
-            else:
-                overrides.append((key.strip(), parse_set_value(raw)))
-        except YamlEditError as exc:
-            raise DataValidationError(f"-S {key.strip()}: {exc}") from exc
+    overrides = parse_sets(sets)
     console = out()
     report = run_pipeline(
         _workspace(),

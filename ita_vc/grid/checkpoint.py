@@ -20,6 +20,7 @@ from ita_vc.grid.request import variant_from_dict, variant_to_dict
 from ita_vc.utils.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from ita_vc.grid.request import GridRequest
@@ -30,6 +31,7 @@ __all__ = [
     "SearchState",
     "checkpoint_every",
     "load_checkpoint",
+    "parse_checkpoint",
 ]
 
 CHECKPOINT_EVERY_S = 2.0
@@ -96,26 +98,40 @@ def checkpoint_every() -> float:
 
 
 class CheckpointWriter:
-    """Saves the search state of one request and engine setting (nowhere if ``path`` is None)."""
+    """Saves the search state of one request and engine setting: to ``path`` (atomically), or
+    through ``write(document, state)`` (a job's checkpoint in the job store), or nowhere."""
 
-    def __init__(self, path: Path | None, request_hash: str, engine_hash: str) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        request_hash: str,
+        engine_hash: str,
+        write: Callable[[bytes, SearchState], None] | None = None,
+    ) -> None:
         self.path = path
         self.request_hash = request_hash
         self.engine_hash = engine_hash
+        self.write = write
         self.every = checkpoint_every()
         self.last_saved = time.perf_counter()
 
     def save(self, state: SearchState, *, force: bool = False) -> None:
         """Write ``state`` if the interval has passed since the last write (or ``force``)."""
         now = time.perf_counter()
-        if self.path is None or (not force and now - self.last_saved < self.every):
+        if (self.path is None and self.write is None) or (
+            not force and now - self.last_saved < self.every
+        ):
             return
         doc = {
             "request_hash": self.request_hash,
             "engine_params_hash": self.engine_hash,
             "state": state.to_dict(),
         }
-        atomic_write_bytes(self.path, json.dumps(doc, sort_keys=True).encode("utf-8"))
+        data = json.dumps(doc, sort_keys=True).encode("utf-8")
+        if self.path is not None:
+            atomic_write_bytes(self.path, data)
+        if self.write is not None:
+            self.write(data, state)
         self.last_saved = now
 
 
@@ -182,21 +198,38 @@ def load_checkpoint(
             it, or run without ``--resume``).
     """
     remedy = "delete it, or run without --resume to start over"
-    saved = _read(checkpoint, remedy)
+    return parse_checkpoint(
+        _read(checkpoint, remedy), str(checkpoint), request, request_hash, engine_hash, remedy
+    )
+
+
+def parse_checkpoint(
+    saved: dict[str, Any],
+    source: str,
+    request: GridRequest,
+    request_hash: str,
+    engine_hash: str,
+    remedy: str = "start over",
+) -> SearchState:
+    """The search state of a checkpoint document (read from ``source``), checked.
+
+    Raises:
+        DataValidationError: of another grid or engine setting, or a damaged search state.
+    """
     if (saved.get("request_hash"), saved.get("engine_params_hash")) != (request_hash, engine_hash):
         raise DataValidationError(
-            f"{checkpoint}: the checkpoint is of another grid or engine setting; {remedy}"
+            f"{source}: the checkpoint is of another grid or engine setting; {remedy}"
         )
     state = saved.get("state")
     if not _well_formed(state):
-        raise DataValidationError(f"{checkpoint}: the search state is damaged; {remedy}")
+        raise DataValidationError(f"{source}: the search state is damaged; {remedy}")
     allowed = {(n, p): set(v) for n, params in request.axes for p, v in params}
     try:
         shortlist = [_result(i, request, allowed) for i in state["shortlist"]]
         topk = [_result(i, request, allowed) for i in state["topk"]]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DataValidationError(
-            f"{checkpoint}: the search state is damaged ({exc}); {remedy}"
+            f"{source}: the search state is damaged ({exc}); {remedy}"
         ) from exc
     return SearchState(
         state["stage"],

@@ -12,6 +12,7 @@ Ctrl-C or ``max_seconds`` stop cleanly and write the best-so-far top-K marked ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,12 @@ from ita_vc.backtest.report_v1 import metrics_table_md as metrics_table_md_v1
 from ita_vc.backtest.run import run_backtest
 from ita_vc.errors import DataValidationError, ItaVcError
 from ita_vc.grid.axes import DEFAULT_AXES_NOTE
-from ita_vc.grid.checkpoint import CheckpointWriter, SearchState, load_checkpoint
+from ita_vc.grid.checkpoint import (
+    CheckpointWriter,
+    SearchState,
+    load_checkpoint,
+    parse_checkpoint,
+)
 from ita_vc.grid.evaluate import (
     EngineSettings,
     EvalContext,
@@ -439,6 +445,8 @@ def run_grid(
     progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     keep_partial: bool = True,
+    saved_checkpoint: dict[str, Any] | None = None,
+    save_state: Callable[[bytes, SearchState], None] | None = None,
 ) -> GridOutcome:
     """Run a grid over prepared candles (a ``warmup`` column; see the module docstring).
 
@@ -446,6 +454,10 @@ def run_grid(
     ``should_stop()`` turns true (checked after every batch: how the CLI turns a Ctrl-C into a
     clean stop), or on a ``KeyboardInterrupt``. With ``keep_partial=False`` an interrupted search
     raises ``KeyboardInterrupt`` (after saving the checkpoint) instead of building a partial top-K.
+    A job (:mod:`ita_vc.jobs`) keeps its checkpoint in the job store: it starts from
+    ``saved_checkpoint`` (a checkpoint document; one of another request or engine setting, or
+    damaged, is ignored: the search starts over, with the same result) and gets each checkpoint
+    through ``save_state(document, state)``.
 
     Raises:
         DataValidationError: a guard refused the request, or a bad resume checkpoint.
@@ -457,9 +469,14 @@ def run_grid(
     started = time.perf_counter()
     request_hash = _request_hash(request)
     state = SearchState()
+    if saved_checkpoint is not None:
+        with contextlib.suppress(DataValidationError):
+            state = parse_checkpoint(
+                saved_checkpoint, "the job's checkpoint", request, request_hash, context.key
+            )
     if resume and checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, request, request_hash, context.key)
-    writer = CheckpointWriter(checkpoint, request_hash, context.key)
+    writer = CheckpointWriter(checkpoint, request_hash, context.key, save_state)
     search = Search(
         request,
         Executor(context, workers, scheduler),

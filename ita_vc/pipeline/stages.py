@@ -292,8 +292,14 @@ def read_validation(raw: Mapping[str, Any], index: Any = None) -> ValidationPara
     return parse_validation(raw.get("validation"), index=index)
 
 
-def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str, Any]:
+def stage_grid(
+    root: Path | None = None,
+    engine: str | None = None,
+    search: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run the grid stage (``params.yaml: grid:``) into ``results/grid/``; returns the summary.
+    ``search`` holds more keyword arguments of :func:`~ita_vc.grid.run_grid` (a job's
+    progress, stop, checkpoint and workers: :mod:`ita_vc.jobs`); they change no output.
 
     Raises:
         KeyboardInterrupt: the search was interrupted. Nothing is written then: a stage's outs
@@ -315,7 +321,7 @@ def stage_grid(root: Path | None = None, engine: str | None = None) -> dict[str,
             prepared, rule, params, request, max_variants=validation.overfitting.max_variants
         )
     with activate(cache_settings(workspace.root)):  # the feature cache (docs/cache.md)
-        outcome = run_grid(prepared, rule, params, request, keep_partial=False)
+        outcome = run_grid(prepared, rule, params, request, keep_partial=False, **(search or {}))
     sink = StoreSink(store, "results", "grid")
     write_grid(outcome, sink, timings=False, engine=params.engine)
     if returns is not None:

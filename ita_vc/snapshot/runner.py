@@ -854,10 +854,12 @@ def run_pipeline(
     stages: Sequence[str] | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    before_repro: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run the pipeline and record it (see the module docstring). The run gets its id when
     it starts (after the workspace lock) and its record in the run log
-    (:mod:`ita_vc.snapshot.records`), failed and cancelled runs included.
+    (:mod:`ita_vc.snapshot.records`), failed and cancelled runs included. ``before_repro``
+    runs under the lock after the checks (``ita-vc jobs adopt`` places a job's outputs there).
 
     Raises:
         UsageError: a bad mode, stage name or wait.
@@ -887,6 +889,8 @@ def run_pipeline(
         rec.stage("preflight")
         prep = _prepare(workspace, edits, opts)
         _record_config(rec, prep.text)
+        if before_repro is not None:
+            before_repro()
         report = _recorded_before(workspace, prep, opts)
         if report is None:
             rec.stage("repro")

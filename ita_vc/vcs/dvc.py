@@ -47,6 +47,7 @@ __all__ = [
     "check_pipeline_history",
     "checkout",
     "checkout_workspace",
+    "commit_stages",
     "data_source_changes",
     "describe_error",
     "disable_analytics",
@@ -58,6 +59,7 @@ __all__ = [
     "scan_revisions",
     "shared_cache_reason",
     "stage_closure",
+    "stage_paths",
     "track_path",
     "tracked_paths",
     "workspace_objects",
@@ -344,6 +346,51 @@ def stage_closure(root: str | Path, targets: list[str]) -> list[str]:
     except DvcException as exc:
         raise VcsError(f"dvc.yaml: {describe_error(exc)}") from exc
     return [name for name in order if name in wanted]
+
+
+def stage_paths(root: str | Path, names: list[str]) -> tuple[list[str], list[str]]:
+    """``(deps, outs)``: repo-relative paths of the named ``dvc.yaml`` stages' dependencies
+    and outputs (params files left out), in stage order, ``${...}`` resolved.
+
+    Raises:
+        VcsError: an unknown stage, or DVC cannot read the pipeline files.
+    """
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
+    from dvc.stage import PipelineStage
+
+    deps: list[str] = []
+    outs: list[str] = []
+    try:
+        with _quiet_repo(root) as repo:
+            base = Path(repo.root_dir)
+            stages = {s.name: s for s in repo.index.stages if isinstance(s, PipelineStage)}
+            for name in names:
+                if name not in stages:
+                    raise VcsError(f"dvc.yaml has no stage {name!r}")
+                for dep in stages[name].deps:
+                    if type(dep).__name__ != "ParamsDependency":
+                        deps.append(Path(dep.fs_path).relative_to(base).as_posix())
+                outs += [Path(o.fs_path).relative_to(base).as_posix() for o in stages[name].outs]
+    except DvcException as exc:
+        raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
+    return list(dict.fromkeys(deps)), list(dict.fromkeys(outs))
+
+
+def commit_stages(root: str | Path, names: list[str]) -> None:
+    """``dvc commit --force`` of the named stages: their outputs as they are now recorded in
+    ``dvc.lock`` (and cached), with the current dependencies and params.
+
+    Raises:
+        VcsError: DVC failed.
+    """
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
+
+    try:
+        with _quiet_repo(root) as repo:
+            for name in names:
+                repo.commit(_stage_target(root, name), force=True)
+    except DvcException as exc:
+        raise VcsError(f"dvc commit {' '.join(names)} failed: {describe_error(exc)}") from exc
 
 
 def pipeline_outputs(root: str | Path) -> list[str]:

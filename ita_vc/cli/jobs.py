@@ -1,0 +1,366 @@
+"""``ita-vc jobs ...`` and ``ita-vc worker``: the job queue (docs/jobs.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from ita_vc.jobs.model import Job
+    from ita_vc.jobs.store import JobStore
+    from ita_vc.workspace import Workspace
+
+app = typer.Typer(
+    help="Backtest jobs: queued, observable, cancellable (run by `ita-vc worker`).",
+    no_args_is_help=True,
+)
+
+_JOB = "Job id (e.g. 42)."
+
+
+def _open() -> tuple[Workspace, JobStore]:
+    from ita_vc.jobs.worker import open_store
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    return workspace, open_store(workspace)
+
+
+def _ms(value: int | None) -> str:
+    if value is None:
+        return "-"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _progress(job: Job) -> str:
+    if job.stage is None:
+        return "-"
+    if job.total:
+        return f"{job.stage} {job.processed or 0:,}/{job.total:,}"
+    return job.stage
+
+
+def _json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@app.command("submit")
+def submit_command(
+    grid: Annotated[bool, typer.Option("--grid", help="A grid job (the default).")] = False,
+    backtest: Annotated[
+        bool, typer.Option("--backtest", help="A single backtest (prepare -> backtest -> report).")
+    ] = False,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-S", help="key.path=value over params.yaml (as `ita-vc run -S`)."),
+    ] = None,
+    priority: Annotated[int, typer.Option(help="Higher runs first (then oldest first).")] = 0,
+    note: Annotated[str | None, typer.Option(help="A note kept with the job.")] = None,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty",
+            help="Queue despite uncommitted changes (recorded; the worker runs the commit).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+) -> None:
+    """Freeze the request (commit, params, rule version, data, grid) and queue it."""
+    from ita_vc.cli.console import out
+    from ita_vc.cli.run import parse_sets
+    from ita_vc.errors import UsageError
+    from ita_vc.jobs.request import freeze_request
+
+    if grid and backtest:
+        raise UsageError("--grid and --backtest exclude each other")
+    if note is not None and len(note) > 2000:
+        raise UsageError(f"--note: at most 2000 characters, got {len(note)}")
+    if abs(priority) > 1_000_000:
+        raise UsageError(f"--priority: between -1000000 and 1000000, got {priority}")
+    workspace, store = _open()
+    frozen = freeze_request(
+        workspace, "backtest" if backtest else "grid", parse_sets(sets), allow_dirty=allow_dirty
+    )
+    job_id = store.submit(
+        frozen.kind,
+        frozen.body,
+        frozen.request_hash,
+        priority=priority,
+        note=note,
+        max_attempts=workspace.config.jobs.max_attempts,
+    )
+    if as_json:
+        _json({"id": job_id, "request_hash": frozen.request_hash, "state": "queued"})
+        return
+    dirty = frozen.body.get("dirty") or []
+    out().print(
+        f"job {job_id} queued ({frozen.kind}, {frozen.body['rule']['setup_id']} "
+        f"{frozen.body['rule']['version']}, commit {frozen.body['git_commit'][:10]}); "
+        f"`ita-vc worker` runs it, `ita-vc jobs status {job_id}` follows it",
+        markup=False,
+    )
+    if dirty:
+        out().print(
+            f"note: {len(dirty)} uncommitted change(s) are NOT in the job (the worker runs "
+            "the commit): " + ", ".join(dirty[:5]),
+            markup=False,
+        )
+
+
+@app.command("list")
+def list_command(
+    state: Annotated[
+        str | None,
+        typer.Option(help="queued, running, succeeded, failed or cancelled."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The jobs, newest first."""
+    from rich.table import Table
+
+    from ita_vc.cli.console import out
+
+    _workspace, store = _open()
+    jobs = store.list_jobs(state, limit)
+    if as_json:
+        _json([{k: v for k, v in j.to_dict().items() if k != "request"} for j in jobs])
+        return
+    if not jobs:
+        out().print("no jobs" + (f" {state}" if state else ""), markup=False)
+        return
+    table = Table("id", "state", "kind", "rule", "progress", "attempt", "submitted", "note")
+    for job in jobs:
+        rule = job.request.get("rule") or {}
+        table.add_row(
+            str(job.id),
+            job.state
+            + (" (cancel asked)" if job.cancel_requested and job.state == "running" else "")
+            + (" DAMAGED" if job.damaged else ""),
+            job.kind,
+            f"{rule.get('setup_id', '?')} {rule.get('version', '')}",
+            _progress(job),
+            f"{job.attempt}/{job.max_attempts}",
+            _ms(job.submitted_at),
+            (job.note or "")[:40],
+        )
+    out().print(table)
+
+
+@app.command("status")
+def status_command(
+    job: Annotated[str, typer.Argument(help=_JOB)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+) -> None:
+    """One job: state, progress, attempts, lease, error, result."""
+    from ita_vc.cli.console import out
+    from ita_vc.jobs.model import parse_job_id
+
+    job_id = parse_job_id(job)
+    _workspace, store = _open()
+    row = store.get(job_id)
+    if as_json:
+        _json(row.to_dict())
+        return
+    request = row.request
+    rule = request.get("rule") or {}
+    lines = [
+        f"job {row.id}: {row.state}" + (" (cancel requested)" if row.cancel_requested else ""),
+        f"  kind        {row.kind}, priority {row.priority}",
+        f"  rule        {rule.get('setup_id')} {rule.get('version')} ({rule.get('params_hash')})",
+        f"  commit      {request.get('git_commit')}",
+        f"  request     {row.request_hash}",
+        f"  progress    {_progress(row)} (updated {_ms(row.progress_at)})",
+        f"  attempt     {row.attempt} of {row.max_attempts}",
+        f"  submitted   {_ms(row.submitted_at)}; started {_ms(row.started_at)}; "
+        f"finished {_ms(row.finished_at)}",
+    ]
+    if row.state == "running":
+        lines.append(
+            f"  lease       {row.lease_owner}, heartbeat {_ms(row.heartbeat_at)}, expires "
+            f"{_ms(row.lease_expires_at)}"
+        )
+    if row.note:
+        lines.append(f"  note        {row.note}")
+    if row.damaged:
+        lines.append(f"  DAMAGED     {row.damaged}")
+    if row.last_error:
+        lines.append(f"  last error  {row.last_error}")
+    if row.result:
+        summary = row.result.get("summary") or {}
+        lines.append(
+            f"  result      {row.result.get('files')} file(s), {row.result.get('bytes'):,} bytes; "
+            f"`ita-vc jobs top {row.id}`, `ita-vc jobs adopt {row.id}`"
+        )
+        if summary.get("stop_reason"):
+            lines.append(
+                f"  search      {summary.get('stop_reason')}, counts {summary.get('counts')}"
+            )
+    out().print("\n".join(lines), markup=False, highlight=False)
+
+
+@app.command("top")
+def top_command(
+    job: Annotated[str, typer.Argument(help=_JOB)],
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many rows.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The job's best variants: best so far while it runs, the final top-K after."""
+    from rich.table import Table
+
+    from ita_vc.backtest.format import format_metric
+    from ita_vc.cli.console import out
+    from ita_vc.jobs.model import parse_job_id
+
+    job_id = parse_job_id(job)
+    _workspace, store = _open()
+    row = store.get(job_id)
+    found = store.topk(job_id)
+    rows, final, attempt = found if found is not None else ([], False, row.attempt)
+    if as_json:
+        _json(
+            {
+                "job": job_id,
+                "state": row.state,
+                "final": final,
+                "attempt": attempt,
+                "rows": rows[:limit],
+            }
+        )
+        return
+    if not rows:
+        out().print(f"job {job_id} ({row.state}): no results yet", markup=False)
+        return
+    what = "final top-K" if final else f"best so far (attempt {attempt}, {_progress(row)})"
+    table = Table(
+        "rank",
+        "variant",
+        "Total Return [%]",
+        "Max. Drawdown [%]",
+        "Sharpe Ratio",
+        "Num. Trades",
+        title=f"job {job_id}: {what}",
+    )
+    for item in rows[:limit]:
+        table.add_row(
+            str(item.get("rank")),
+            str(item.get("variant_key", "")),
+            *(
+                "-" if item.get(name) is None else format_metric(name, item[name])
+                for name in ("Total Return [%]", "Max. Drawdown [%]", "Sharpe Ratio", "Num. Trades")
+            ),
+        )
+    out().print(table)
+
+
+@app.command("cancel")
+def cancel_command(job: Annotated[str, typer.Argument(help=_JOB)]) -> None:
+    """Cancel a job: at once when queued, at the next batch boundary when running."""
+    from ita_vc.cli.console import out
+    from ita_vc.jobs.model import parse_job_id
+
+    job_id = parse_job_id(job)
+    _workspace, store = _open()
+    row = store.cancel(job_id)
+    if row.state == "running":
+        said = "cancel requested: its worker stops at the next batch boundary"
+    else:
+        said = row.state
+    out().print(f"job {job_id}: {said}", markup=False)
+
+
+@app.command("logs")
+def logs_command(job: Annotated[str, typer.Argument(help=_JOB)]) -> None:
+    """The job's log: submission, claims, resumes, errors, end."""
+    from ita_vc.cli.console import out
+    from ita_vc.jobs.model import parse_job_id
+
+    job_id = parse_job_id(job)
+    _workspace, store = _open()
+    store.get(job_id)
+    for at, attempt, level, message in store.events(job_id):
+        out().print(
+            f"{_ms(at)}  attempt {attempt}  {level:5}  {message}", markup=False, highlight=False
+        )
+
+
+@app.command("adopt")
+def adopt_command(
+    job: Annotated[str, typer.Argument(help=_JOB)],
+    note: Annotated[str | None, typer.Option(help="A note kept in the snapshot.")] = None,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another ita-vc command holding the workspace."),
+    ] = 0,
+) -> None:
+    """Make a succeeded job's outputs a committed run (as `ita-vc run` records one)."""
+    from ita_vc.cli.console import out
+    from ita_vc.jobs.adopt import adopt_job
+    from ita_vc.jobs.model import parse_job_id
+
+    job_id = parse_job_id(job)
+    workspace, store = _open()
+    report = adopt_job(workspace, store, job_id, note=note, wait=wait)
+    if report.already:
+        out().print(f"job {job_id}: already recorded as {report.run_id}", markup=False)
+        return
+    out().print(
+        f"job {job_id} adopted as {report.run_id} ({report.snapshot_path}, commit "
+        f"{(report.committed or '')[:10]})",
+        markup=False,
+    )
+
+
+def worker_command(
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Jobs at once (each in its own process).")
+    ] = 1,
+    once: Annotated[bool, typer.Option("--once", help="Run one job (or none) and exit.")] = False,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes of each job's pool (default: 1 per job).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address for the grid batches.")
+    ] = None,
+) -> None:
+    """Claim queued jobs and run them; Ctrl-C (or SIGTERM) stops at the next batch boundary
+    and gives the job back to the queue (it resumes from its checkpoint)."""
+    import signal
+    import subprocess
+    import sys
+
+    from ita_vc.cli.console import err
+    from ita_vc.cli.interrupt import graceful_sigint
+    from ita_vc.jobs.worker import Worker
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    if concurrency > 1:
+        args = [sys.executable, "-m", "ita_vc", "worker"] + (["--once"] if once else [])
+        args += [f"--workers={workers}"] if workers else []
+        args += [f"--scheduler={scheduler}"] if scheduler else []
+        children = [subprocess.Popen(args, cwd=workspace.root) for _ in range(concurrency)]
+        try:
+            codes = [child.wait() for child in children]
+        except KeyboardInterrupt:
+            for child in children:
+                child.send_signal(signal.SIGINT)
+            codes = [child.wait() for child in children]
+        raise typer.Exit(max(codes, key=abs))
+    options: dict[str, Any] = {"workers": workers or 1}
+    if scheduler:
+        options["scheduler"] = scheduler
+    worker = Worker(workspace, options=options)
+    console = err()
+    with graceful_sigint() as ctrl_c:
+        previous = signal.signal(signal.SIGTERM, lambda *_: ctrl_c.set())
+        worker.stop_event = ctrl_c
+        try:
+            console.print(f"worker {worker.name}: waiting for jobs (Ctrl-C stops)", markup=False)
+            worker.run(once=once, on_event=lambda line: console.print(line, markup=False))
+        finally:
+            signal.signal(signal.SIGTERM, previous)

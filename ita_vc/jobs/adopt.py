@@ -1,0 +1,144 @@
+"""``ita-vc jobs adopt JOB``: a succeeded job's outputs become a committed run.
+
+Only when the workspace would produce exactly those outputs: the params sections the stages
+read equal the frozen request's, the candles file has the recorded md5, the pinned engine is
+the request's, and every git-tracked dependency of the job's stages is unchanged between the
+job's commit and HEAD (and not modified in the working tree). Otherwise it refuses and says what
+differs. Then, as ``ita-vc run`` (its own lock, checks, journal and commit): the job's files
+are written into the stages' outputs, ``dvc commit`` records them in ``dvc.lock``, and the run
+reproduces the stages - which DVC finds up to date - and snapshots and commits them; the
+snapshot, manifest and record are ``ita-vc run``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from ita_vc.errors import DirtyWorkspaceError, ItaVcError, UsageError
+from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.vcs import gitcli
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ita_vc.jobs.store import JobStore
+    from ita_vc.snapshot.runner import RunReport
+    from ita_vc.workspace import Workspace
+
+__all__ = ["adopt_job", "adoption_differences"]
+
+_SECTIONS = ("rule", "data", "backtest", "grid", "validation")
+
+
+def _md5(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[str]:
+    """What differs between the workspace and the job's frozen request (empty: adoptable)."""
+    from ita_vc.pipeline.engine_pin import pinned_engine
+    from ita_vc.snapshot.runner import _load_params_text, _read_params
+    from ita_vc.vcs.dvc import stage_paths
+
+    root = workspace.root
+    diffs = []
+    params = _load_params_text(_read_params(workspace.contained("params.yaml")))
+    frozen = request.get("params") or {}
+    sections = ("rule", "data", "backtest") + (
+        ("grid", "validation") if request.get("kind") == "grid" else ()
+    )
+    for section in sections:
+        if params.get(section) != frozen.get(section):
+            diffs.append(f"params.yaml: {section}: differs from the job's (use its -S values)")
+    engine = pinned_engine(root)
+    if engine != request.get("engine"):
+        diffs.append(f"dvc.yaml pins engine {engine}, the job ran engine {request.get('engine')}")
+    data = request.get("data") or {}
+    rel = str(data.get("path"))
+    if _md5(root / rel) != data.get("md5"):
+        diffs.append(f"{rel}: not the job's candles (md5 {data.get('md5')})")
+    stages = ["grid"] if request.get("kind") == "grid" else ["prepare", "backtest", "report"]
+    deps, outs = stage_paths(root, stages)
+    tracked = [
+        d for d in deps if d != rel and not any(d == o or d.startswith(o + "/") for o in outs)
+    ]
+    commit = str(request.get("git_commit"))
+    if tracked:
+        changed = (
+            gitcli.git(["diff", "--name-only", commit, "--", *tracked], root, check=False)
+            .decode("utf-8", "replace")
+            .split()
+        )
+        diffs += [f"{path}: changed since the job's commit {commit[:10]}" for path in changed]
+    return diffs
+
+
+def _write_outputs(workspace: Workspace, files: dict[str, bytes], outs: list[str]) -> None:
+    """The job's files in place of the stage outputs (each output replaced whole)."""
+    for out in outs:
+        target = workspace.contained(out)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+    for name, data in sorted(files.items()):
+        if not any(name == o or name.startswith(o + "/") for o in outs):
+            raise ItaVcError(f"the job's file {name} is outside its stages' outputs: not written")
+        atomic_write_bytes(workspace.contained(name), data)
+
+
+def adopt_job(
+    workspace: Workspace,
+    store: JobStore,
+    job_id: int,
+    *,
+    note: str | None = None,
+    wait: float = 0,
+) -> RunReport:
+    """Adopt a succeeded job (see the module docstring); the run's report.
+
+    Raises:
+        UsageError: the job did not succeed. ItaVcError: no such job.
+        DirtyWorkspaceError: the workspace differs from the job's request (each difference
+            named), or uncommitted changes.
+        JobStoreError: a stored output is damaged.
+    """
+    from ita_vc.snapshot.runner import run_pipeline
+    from ita_vc.vcs.dvc import commit_stages
+
+    job = store.get(job_id)
+    if job.state != "succeeded" or job.result is None:
+        raise UsageError(
+            f"job {job_id} is {job.state}: only a succeeded job can be adopted"
+            + (f" ({job.last_error})" if job.last_error else "")
+        )
+    request = job.request
+    diffs = adoption_differences(workspace, request)
+    if diffs:
+        raise DirtyWorkspaceError(
+            f"job {job_id} cannot be adopted here: the workspace would not produce its "
+            "outputs:\n  " + "\n  ".join(diffs)
+        )
+    files = store.files(job_id)
+    outs = [str(o) for o in job.result.get("outs") or []]
+    stages = [str(s) for s in job.result.get("stages") or []]
+
+    def place_outputs() -> None:
+        if adoption_differences(workspace, request):  # re-checked under the run's lock
+            raise DirtyWorkspaceError(f"the workspace changed while adopting job {job_id}")
+        _write_outputs(workspace, files, outs)
+        commit_stages(workspace.root, stages)
+
+    return run_pipeline(
+        workspace,
+        stages=["report", "grid"] if "grid" in stages else ["report"],
+        note=note or f"adopted job {job_id}" + (f": {job.note}" if job.note else ""),
+        wait=wait,
+        before_repro=place_outputs,
+    )
