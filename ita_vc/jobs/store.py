@@ -512,16 +512,17 @@ class JobStore:
         total: int | None,
         checkpoint: bytes | None = None,
         topk: list[dict[str, Any]] | None = None,
-    ) -> bool:
+    ) -> str:
         """Progress, and with it the checkpoint and the best-so-far top-K, in one
-        transaction (the worker calls it at batch boundaries, throttled); False when the
-        lease is no longer ours (nothing written)."""
+        transaction (the worker calls it at batch boundaries, throttled). Returns ``ok``,
+        ``cancel`` (written; a cancel was asked) or ``lost`` (the lease is no longer ours:
+        nothing written)."""
         db = self.db
         key = (claim.job.id, claim.owner, claim.attempt)
         with db.transaction():
-            rows = db.execute(f"SELECT id FROM jobs WHERE {self._lease_sql()}", key)
+            rows = db.execute(f"SELECT cancel_requested FROM jobs WHERE {self._lease_sql()}", key)
             if not rows:
-                return False
+                return "lost"
             db.execute(
                 f"UPDATE jobs SET stage = ?, processed = ?, total = ?, progress_at = {db.now_sql} "
                 "WHERE id = ?",
@@ -539,7 +540,7 @@ class JobStore:
                     ("job_id", "attempt", "final", "rows_json"),
                     (claim.job.id, claim.attempt, 0, json.dumps(topk, sort_keys=True)),
                 )
-        return True
+        return "cancel" if rows[0][0] else "ok"
 
     def _upsert(self, table: str, columns: Sequence[str], values: Sequence[Any]) -> None:
         db = self.db
@@ -684,9 +685,7 @@ class JobStore:
                 f"{self.where}: job {job_id}: its top-K is damaged ({exc})"
             ) from exc
         if not isinstance(data, list):
-            raise JobStoreError(
-                f"{self.where}: job {job_id}: its top-K is damaged (not a list)"
-            )
+            raise JobStoreError(f"{self.where}: job {job_id}: its top-K is damaged (not a list)")
         return data, bool(rows[0][1]), int(rows[0][2])
 
     def files(self, job_id: int) -> dict[str, bytes]:

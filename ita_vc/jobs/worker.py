@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -126,6 +127,15 @@ def _heartbeat(
         store.close()
 
 
+def _drop_log_handlers(base: Path) -> None:
+    """Close the log handlers the stage code attached inside the worktree (it goes away)."""
+    logger = logging.getLogger("ita_vc")
+    for handler in list(logger.handlers):
+        if str(getattr(handler, "baseFilename", "")).startswith(str(base)):
+            logger.removeHandler(handler)
+            handler.close()
+
+
 @contextlib.contextmanager
 def _worktree(root: Path, commit: str, job_id: int) -> Iterator[Path]:
     """A detached worktree at ``commit`` (no hooks run), removed whatever happens."""
@@ -147,6 +157,7 @@ def _worktree(root: Path, commit: str, job_id: int) -> Iterator[Path]:
         )
         yield tree
     finally:
+        _drop_log_handlers(base)
         gitcli.git(["worktree", "remove", "--force", str(tree)], root, check=False)
         shutil.rmtree(base, ignore_errors=True)
         gitcli.git(["worktree", "prune"], root, check=False)
@@ -270,26 +281,33 @@ class _Reporter:
         self.settings = settings
         self.beat = beat
         self.stop_requested = stop
-        self.stage = "preparing"
-        self.done = 0
-        self.total: int | None = None
+        self.totals: dict[str, int] = {}
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        self.stage, self.done, self.total = _STAGE_NAMES.get(stage, stage), done, total
+        del done  # counted from the state at each save
+        self.totals[stage] = total
 
     def save(self, document: bytes, state: SearchState) -> None:
-        stage = _STAGE_NAMES.get(state.stage, self.stage)
-        if stage != self.stage:  # a new stage starts from 0 of its own total
-            self.stage, self.done = stage, 0
-        ok = self.store.report(
-            self.claim,
-            stage=self.stage,
-            processed=self.done,
-            total=self.total,
-            checkpoint=document,
-            topk=_best_so_far(state, self.settings.top_k_persisted_default),
+        if state.stage == "A":
+            done, total = state.evaluated_a, self.totals.get("A")
+        else:
+            done, total = state.evaluated_b, self.totals.get("B")
+        self.answer(
+            self.store.report(
+                self.claim,
+                stage=_STAGE_NAMES[state.stage],
+                processed=done,
+                total=total,
+                checkpoint=document,
+                topk=_best_so_far(state, self.settings.top_k_persisted_default),
+            )
         )
-        if not ok:
+
+    def answer(self, said: str) -> None:
+        """What the store said to a report: a cancel asked, or the lease lost."""
+        if said == "cancel":
+            self.beat.cancel.set()
+        elif said == "lost":
             self.beat.lost.set()
 
     def should_stop(self) -> bool:
@@ -364,12 +382,18 @@ def _run_backtest_job(
     from ita_vc.vcs.dvc import stage_paths
 
     engine = claim.job.request.get("engine") or pinned_engine(tree)
-    reporter.total = len(BACKTEST_STAGES)
-    store.report(claim, stage="preparing", processed=0, total=3)
+    steps = len(BACKTEST_STAGES)
+
+    def step(stage: str, done: int) -> None:
+        reporter.answer(store.report(claim, stage=stage, processed=done, total=steps))
+        if reporter.should_stop():
+            raise KeyboardInterrupt  # as the grid's search stops: between units of work
+
+    step("preparing", 0)
     stage_prepare(tree)
-    store.report(claim, stage="backtest", processed=1, total=3)
+    step("backtest", 1)
     summary = stage_backtest(tree, engine)
-    store.report(claim, stage="finalizing", processed=2, total=3)
+    step("finalizing", 2)
     stage_report(tree, engine)
     _deps, outs = stage_paths(tree, BACKTEST_STAGES)
     metrics_path = tree / "results" / "metrics.json"
@@ -387,7 +411,7 @@ def _attempt(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, bytes]]:
     """Steps 1-2 of the module docstring: (result, final top-K rows, output files)."""
     job = claim.job
-    store.report(claim, stage="preparing", processed=0, total=None)
+    reporter.answer(store.report(claim, stage="preparing", processed=0, total=None))
     request = job.request
     commit = str(request["git_commit"])
     _ensure_commit(workspace.root, commit)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -43,9 +42,19 @@ def grid_repo(_template_repo, tmp_path_factory):
     shutil.copytree(_template_repo, root, symlinks=True)
     repo = make_pipeline_repo(TmpRepo(root))
     params = (root / "params.yaml").read_text()
-    params = params.replace("overfitting: {partitions: 4, max_variants: 20000}", "overfitting: null")
+    params = params.replace(
+        "overfitting: {partitions: 4, max_variants: 20000}", "overfitting: null"
+    )
+    params = params.replace("  top_k: 20\n", "  top_k: 20\n  batch_size: 2\n")  # many batches
     (root / "params.yaml").write_text(params)
-    repo.git("commit", "-qam", "no overfitting stats in the grid")
+    config = (root / "configs" / "config.yaml").read_text()
+    config = (
+        config.replace("lease_seconds: 60", "lease_seconds: 3")
+        .replace("heartbeat_seconds: 5", "heartbeat_seconds: 1")
+        .replace("claim_poll_seconds: 1 ", "claim_poll_seconds: 0.2 ")
+    )
+    (root / "configs" / "config.yaml").write_text(config)
+    repo.git("commit", "-qam", "small batches, short leases")
     from ita_vc.snapshot.runner import pipeline_env
 
     run([sys.executable, "-m", "dvc", "repro", "-q", "grid"], cwd=root, env=pipeline_env())
@@ -106,3 +115,268 @@ def test_a_grid_job_equals_the_grid_stage_byte_for_byte(ws):
     assert "report_table_md" in top["rows"][0]
     logs = invoke("jobs", "logs", str(job_id))
     assert "claimed by" in logs.stdout and "succeeded" in logs.stdout
+
+
+def _worker(**settings):
+    """An in-process worker with the workspace's settings (``settings`` override them)."""
+    import dataclasses
+
+    from ita_vc.jobs import Worker
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.discover()
+    return Worker(workspace, settings=dataclasses.replace(workspace.config.jobs, **settings))
+
+
+def _run_until(predicate, *, worker=None, deadline_s: float = 120.0) -> list:
+    """Run ``worker.run(once=True)`` until ``predicate()`` (a lease must expire first)."""
+    import time
+
+    worker = worker or _worker()
+    outcomes: list = []
+    end = time.monotonic() + deadline_s
+    while not predicate():
+        assert time.monotonic() < end, "the job was not reclaimed in time"
+        outcomes += worker.run(once=True)
+        if not outcomes:
+            time.sleep(0.2)
+    return outcomes
+
+
+def test_two_jobs_two_worker_processes_each_claimed_once(ws):
+    first, second = _submit("--priority", "1"), _submit()
+    result = invoke("worker", "--concurrency", "2", "--once")
+    assert result.exit_code == 0, result.output
+    owners = set()
+    for job_id in (first, second):
+        status = _status(job_id)
+        assert status["state"] == "succeeded" and status["attempt"] == 1, status
+        claims = [m for _at, _a, _l, m in _events(job_id) if "claimed by" in m]
+        assert len(claims) == 1, claims
+        owners.add(claims[0])
+        assert {Path(k).name: v for k, v in _job_files(job_id).items()} == ws.reference
+    assert len(owners) == 2  # two different workers
+
+
+def _events(job_id: int) -> list:
+    from ita_vc.jobs import open_store
+    from ita_vc.workspace import Workspace
+
+    store = open_store(Workspace.discover())
+    try:
+        return store.events(job_id)
+    finally:
+        store.close()
+
+
+_KILL_MID_STAGE_A = textwrap.dedent(
+    """
+    import os, signal
+    from ita_vc.jobs import worker as w
+    save = w._Reporter.save
+    def killing_save(self, document, state):
+        save(self, document, state)  # the checkpoint is in the store
+        if state.stage == "A" and state.next_batch >= 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    w._Reporter.save = killing_save
+    from ita_vc.cli import main
+    main(["worker", "--once"])
+    """
+)
+
+
+def test_a_killed_worker_loses_its_job_which_another_resumes(ws):
+    job_id = _submit()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_MID_STAGE_A],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    killed = _status(job_id)
+    assert killed["state"] == "running" and killed["stage"] == "stage_a", killed
+    assert 0 < killed["processed"] < killed["total"]
+    outcomes = _run_until(lambda: _status(job_id)["state"] != "running")
+    assert [o.state for o in outcomes] == ["succeeded"]
+    status = _status(job_id)
+    assert status["state"] == "succeeded" and status["attempt"] == 2, status
+    assert {Path(k).name: v for k, v in _job_files(job_id).items()} == ws.reference
+    messages = [m for _at, _a, _l, m in _events(job_id)]
+    assert any("reclaimed by" in m for m in messages), messages
+    assert any("resuming from the checkpoint: stage A" in m for m in messages), messages
+
+
+def test_cancel_a_queued_job_at_once_and_idempotently(ws):
+    job_id = _submit()
+    for _ in range(2):
+        result = invoke("jobs", "cancel", str(job_id))
+        assert result.exit_code == 0 and "cancelled" in result.stdout, result.output
+    assert _status(job_id)["state"] == "cancelled"
+    assert _worker().run(once=True) == []  # nothing left to claim
+
+
+def test_cancel_a_running_job_at_the_next_batch_and_progress_is_monotonic(ws, monkeypatch):
+    from ita_vc.jobs import worker as w
+    from ita_vc.jobs.store import JobStore
+
+    monkeypatch.setenv("ITA_VC_GRID_CHECKPOINT_SECONDS", "0")
+    job_id = _submit()
+    reports: list[tuple[str, int | None]] = []
+    tops: list[dict] = []
+    report = JobStore.report
+
+    def recording_report(self, claim, *, stage, processed, total, **kw):
+        reports.append((stage, processed))
+        return report(self, claim, stage=stage, processed=processed, total=total, **kw)
+
+    save = w._Reporter.save
+
+    def cancelling_save(self, document, state):
+        save(self, document, state)
+        top = invoke("jobs", "top", str(job_id), "--json", "--limit", "500")
+        tops.append(json.loads(top.stdout))
+        if state.stage == "B" and state.next_batch >= 2:
+            assert invoke("jobs", "cancel", str(job_id)).exit_code == 0
+
+    monkeypatch.setattr(JobStore, "report", recording_report)
+    monkeypatch.setattr(w._Reporter, "save", cancelling_save)
+    outcomes = _worker().run(once=True)
+    assert [o.state for o in outcomes] == ["cancelled"]
+    status = _status(job_id)
+    assert status["state"] == "cancelled" and status["last_error"] is None, status
+    order = ["preparing", "stage_a", "stage_b", "finalizing"]
+    keys = [(order.index(stage), done or 0) for stage, done in reports]
+    assert keys == sorted(keys) and keys[-1][0] == 2  # never finalized
+    # `top` while running: a consistent snapshot each time (ranks 1..n, best first)
+    assert tops and all(not t["final"] and t["state"] == "running" for t in tops)
+    for top in tops:
+        ranks = [r["rank"] for r in top["rows"]]
+        returns = [r["Total Return [%]"] for r in top["rows"]]
+        assert ranks == list(range(1, len(ranks) + 1))
+        assert returns == sorted(returns, reverse=True)
+    assert _worker().run(once=True) == []
+
+
+def test_bad_job_ids_and_unknown_jobs(ws):
+    for bad in ("abc", "0", "-3", "1.5", "../etc", "9" * 30):
+        result = invoke("jobs", "status", bad)
+        assert result.exit_code == 2, (bad, result.output)
+        assert "not a job id" in result.stderr or "No such option" in result.stderr
+    result = invoke("jobs", "cancel", "4242")
+    assert result.exit_code == 1 and "no job 4242" in result.stderr, result.output
+    assert invoke("jobs", "list", "--state", "nope").exit_code == 2
+
+
+def test_a_corrupted_row_is_named_and_the_queue_goes_on(ws):
+    from ita_vc.jobs import open_store
+    from ita_vc.workspace import Workspace
+
+    broken, good = _submit(), _submit()
+    store = open_store(Workspace.discover())
+    store.db.execute("UPDATE jobs SET request_json = ? WHERE id = ?", ('{"kind": ', broken))
+    store.close()
+    listed = invoke("jobs", "list")
+    assert listed.exit_code == 0 and "DAMAGED" in listed.stdout, listed.output
+    assert "damaged" in invoke("jobs", "status", str(broken)).stdout
+    outcomes = _worker().run(once=True)
+    assert [(o.job_id, o.state) for o in outcomes] == [(good, "succeeded")]
+    status = _status(broken)
+    assert status["state"] == "failed" and "damaged" in status["last_error"], status
+
+
+def test_max_active_jobs_is_a_quota_over_every_worker(ws):
+    from ita_vc.jobs import open_store
+    from ita_vc.workspace import Workspace
+
+    first, second = _submit(), _submit()
+    store = open_store(Workspace.discover())
+    try:
+        held = store.claim("other-machine", lease_seconds=60, max_active=1)
+        assert held is not None and held.job.id == first
+        assert _worker(max_active_jobs=1).run(once=True) == []  # refused: quota reached
+        assert _status(second)["state"] == "queued"
+        outcomes = _worker(max_active_jobs=2).run(once=True)
+        assert [(o.job_id, o.state) for o in outcomes] == [(second, "succeeded")]
+    finally:
+        store.close()
+
+
+def test_a_job_that_keeps_failing_ends_failed_with_its_last_error(ws):
+    from ita_vc.jobs import open_store
+    from ita_vc.workspace import Workspace
+
+    store = open_store(Workspace.discover())
+    job_id = _submit()
+    request = store.get(job_id).request
+    request["git_commit"] = "0" * 40
+    store.db.execute("UPDATE jobs SET request_json = ? WHERE id = ?", (json.dumps(request), job_id))
+    store.close()
+    states = [o.state for _ in range(3) for o in _worker().run(once=True)]
+    assert states == ["released", "released", "failed"]
+    status = _status(job_id)
+    assert status["state"] == "failed" and status["attempt"] == 3
+    assert "is not in this clone nor on its git remote" in status["last_error"]
+
+
+def test_a_job_whose_data_cannot_be_found_fails_saying_so(ws):
+    from ita_vc.jobs import open_store
+    from ita_vc.workspace import Workspace
+
+    store = open_store(Workspace.discover())
+    job_id = _submit()
+    request = store.get(job_id).request
+    request["data"]["md5"] = "f" * 32
+    store.db.execute("UPDATE jobs SET request_json = ? WHERE id = ?", (json.dumps(request), job_id))
+    store.close()
+    assert [o.state for o in _worker().run(once=True)] == ["failed"]
+    status = _status(job_id)
+    assert status["attempt"] == 1 and "ffffffff" in status["last_error"]
+    assert "neither this clone's DVC cache nor its DVC remote" in status["last_error"]
+
+
+def test_submit_refuses_uncommitted_inputs_unless_allowed(ws):
+    rule = ws / "rules" / "example_ma_cross" / "v1.0.yaml"
+    (ws / "configs" / "indicators.yaml").write_text(
+        (ws / "configs" / "indicators.yaml").read_text() + "\n# edited\n"
+    )
+    result = invoke("jobs", "submit")
+    assert result.exit_code == 12 and "configs/indicators.yaml" in result.stderr, result.output
+    result = invoke("jobs", "submit", "--allow-dirty")
+    assert result.exit_code == 0 and "NOT in the job" in result.stdout, result.output
+    rule.write_text(rule.read_text() + "\n# edited\n")
+    result = invoke("jobs", "submit", "--allow-dirty")
+    assert result.exit_code == 12 and "is not committed" in result.stderr, result.output
+    assert invoke("jobs", "submit", "-S", "grid.top_k=-1", "--allow-dirty").exit_code in (4, 11)
+
+
+def test_adopt_makes_the_job_a_committed_run_or_says_what_differs(ws):
+    from ita_vc.snapshot.capture import SnapshotStore
+    from ita_vc.workspace import Workspace
+
+    job_id = _submit()
+    queued = invoke("jobs", "adopt", str(job_id))
+    assert queued.exit_code == 2 and "queued" in queued.stderr, queued.output
+    assert [o.state for o in _worker().run(once=True)] == ["succeeded"]
+    params = (ws / "params.yaml").read_text()
+    (ws / "params.yaml").write_text(params.replace("top_k: 20", "top_k: 7"))
+    ws.git("commit", "-qam", "another top_k")
+    refused = invoke("jobs", "adopt", str(job_id))
+    assert refused.exit_code == 12 and "params.yaml: grid" in refused.stderr, refused.output
+    (ws / "params.yaml").write_text(params)
+    ws.git("commit", "-qam", "back")
+    head = ws.git("rev-parse", "HEAD").stdout.strip()
+    adopted = invoke("jobs", "adopt", str(job_id))
+    assert adopted.exit_code == 0, adopted.output
+    assert ws.git("rev-parse", "HEAD~1").stdout.strip() == head  # one run commit
+    run_id = adopted.stdout.split(" adopted as ")[1].split()[0]
+    snapshot = SnapshotStore(Workspace.discover()).load_snapshot(run_id)
+    assert snapshot["stages"]["grid"] == "run"
+    grid_files = {p.name: p.read_bytes() for p in sorted((ws / "results" / "grid").iterdir())}
+    assert grid_files == ws.reference
+    assert ws.git("status", "--porcelain").stdout.strip() == ""
+    verify = invoke("snapshot", "verify", run_id)
+    assert verify.exit_code == 0, verify.output
