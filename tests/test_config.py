@@ -144,3 +144,36 @@ def test_load_config_rejects_non_utf8(tmp_path):
 
 def test_config_error_exit_code():
     assert ConfigError.exit_code == 8
+
+
+def test_the_jobs_section_has_the_issues_defaults_and_is_checked():
+    jobs = parse_config("").jobs
+    assert (jobs.enabled, jobs.url, jobs.top_k_persisted_default, jobs.max_active_jobs) == (
+        True,
+        None,
+        500,
+        2,
+    )
+    assert (jobs.lease_seconds, jobs.heartbeat_seconds, jobs.claim_poll_seconds) == (60, 5, 1)
+    assert jobs.max_attempts == 3
+    custom = parse_config("jobs:\n  url: postgresql://ita@db:5432/jobs\n  lease_seconds: 30\n")
+    assert custom.jobs.url == "postgresql://ita@db:5432/jobs"
+    assert custom.jobs.lease_seconds == 30.0
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("jobs:\n  url: postgresql://ita:pw@db/jobs\n", r"jobs.url: must not hold a password"),
+        ("jobs:\n  url: mysql://db/jobs\n", r"jobs.url: must be postgresql://"),
+        ("jobs:\n  lease_seconds: 0\n", r"jobs.lease_seconds: must be a number of seconds"),
+        ("jobs:\n  lease_seconds: .nan\n", r"jobs.lease_seconds: must be a number of seconds"),
+        ("jobs:\n  max_active_jobs: 0\n", r"jobs.max_active_jobs: must be a whole number >= 1"),
+        ("jobs:\n  max_attempts: true\n", r"jobs.max_attempts: must be a whole number >= 1"),
+        ("jobs:\n  heartbeat_seconds: 40\n", r"jobs.heartbeat_seconds: 40 s must be at most half"),
+        ("jobs:\n  workers: 3\n", r"jobs.workers: unknown key"),
+    ],
+)
+def test_bad_jobs_settings_name_the_key(text, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_config(text)

@@ -59,6 +59,20 @@ def grid_repo(_template_repo, tmp_path_factory):
 
     run([sys.executable, "-m", "dvc", "repro", "-q", "grid"], cwd=root, env=pipeline_env())
     reference = {p.name: p.read_bytes() for p in sorted((root / "results" / "grid").iterdir())}
+    run([sys.executable, "-m", "dvc", "repro", "-q", "report"], cwd=root, env=pipeline_env())
+    outs = [
+        "results/prepared",
+        "results/backtest",
+        "results/metrics.json",
+        "results/report",
+        "results/plots/equity.csv",
+    ]
+    repo.backtest_reference = {  # type: ignore[attr-defined]
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for out in outs
+        for p in sorted([root / out, *(root / out).rglob("*")])
+        if p.is_file()
+    }
     repo.git("checkout", "--", ".")
     repo.git("clean", "-fdxq", "results")
     repo.reference = reference  # type: ignore[attr-defined]
@@ -74,6 +88,7 @@ def ws(grid_repo, tmp_path, monkeypatch, backend):
     monkeypatch.chdir(root)
     repo = TmpRepo(root)
     repo.reference = grid_repo.reference  # type: ignore[attr-defined]
+    repo.backtest_reference = grid_repo.backtest_reference  # type: ignore[attr-defined]
     return repo
 
 
@@ -380,3 +395,22 @@ def test_adopt_makes_the_job_a_committed_run_or_says_what_differs(ws):
     assert ws.git("status", "--porcelain").stdout.strip() == ""
     verify = invoke("snapshot", "verify", run_id)
     assert verify.exit_code == 0, verify.output
+
+
+def test_a_backtest_job_equals_the_pipeline_stages_and_is_adopted(ws):
+    job_id = _submit("--backtest", "-S", "backtest.fee_pct=0.1")
+    assert [o.state for o in _worker().run(once=True)] == ["succeeded"]
+    status = _status(job_id)
+    assert status["kind"] == "backtest" and status["stage"] == "finalizing", status
+    files = _job_files(job_id)
+    assert set(files) == set(ws.backtest_reference)
+    # the -S value is in the job: the metrics differ from the committed params' run
+    assert files["results/metrics.json"] != ws.backtest_reference["results/metrics.json"]
+    refused = invoke("jobs", "adopt", str(job_id))
+    assert refused.exit_code == 12 and "params.yaml: backtest" in refused.stderr, refused.output
+    same = _submit("--backtest")
+    assert [o.state for o in _worker().run(once=True)] == ["succeeded"]
+    assert _job_files(same) == ws.backtest_reference
+    adopted = invoke("jobs", "adopt", str(same))
+    assert adopted.exit_code == 0, adopted.output
+    assert ws.git("status", "--porcelain").stdout.strip() == ""
