@@ -325,9 +325,10 @@ def _check_kinds(merged: dict[str, Any], problems: Problems) -> None:
 
 def _jobs_config(section: Mapping[str, Any], problems: Problems) -> JobsConfig:
     """The ``jobs:`` section; a heartbeat must come well within the lease."""
-    jobs = JobsConfig(
-        **{k: float(v) if k.endswith("_seconds") else v for k, v in section.items()}
-    )
+    values: dict[str, Any] = {
+        k: float(v) if k.endswith("_seconds") else v for k, v in section.items()
+    }
+    jobs = JobsConfig(**values)
     if jobs.heartbeat_seconds * 2 > jobs.lease_seconds:
         problems.add(
             "jobs.heartbeat_seconds",
