@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 
 WHEEL_VENV := .venv-wheel
 
-.PHONY: install demo test quick lint typecheck pytest bench fuzz clean journey-wheel
+.PHONY: install demo test quick lint typecheck pytest bench fuzz clean journey-wheel pg-start pg-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,15 @@ journey-wheel: $(STAMP)
 fuzz: $(STAMP)
 	ITA_VC_FUZZ_EXAMPLES=$${ITA_VC_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q \
 		-p no:cacheprovider tests/hostile/test_fuzz.py
+
+## A PostgreSQL server for the jobs tests (Debian's postgresql package; 127.0.0.1:54329,
+## login ita_vc / PGPASSWORD=ita_vc; data in $${ITA_VC_PG_DIR:-/tmp/ita-vc-pg}). The tests start
+## it themselves when it is installed; CI installs the package and runs this first.
+pg-start:
+	scripts/postgres.sh start
+
+pg-stop:
+	scripts/postgres.sh stop
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e . --group bench

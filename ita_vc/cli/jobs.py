@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ita_vc.jobs.model import Job
     from ita_vc.jobs.store import JobStore
     from ita_vc.workspace import Workspace
@@ -18,14 +21,21 @@ app = typer.Typer(
 )
 
 _JOB = "Job id (e.g. 42)."
+_TOP_COLUMNS = ("Total Return [%]", "Max. Drawdown [%]", "Sharpe Ratio", "Num. Trades")
 
 
-def _open() -> tuple[Workspace, JobStore]:
+@contextlib.contextmanager
+def _session() -> Iterator[tuple[Workspace, JobStore]]:
+    """The workspace and its job store, closed when the command ends."""
     from ita_vc.jobs.worker import open_store
     from ita_vc.workspace import Workspace
 
     workspace = Workspace.discover()
-    return workspace, open_store(workspace)
+    store = open_store(workspace)
+    try:
+        yield workspace, store
+    finally:
+        store.close()
 
 
 def _ms(value: int | None) -> str:
@@ -81,34 +91,34 @@ def submit_command(
         raise UsageError(f"--note: at most 2000 characters, got {len(note)}")
     if abs(priority) > 1_000_000:
         raise UsageError(f"--priority: between -1000000 and 1000000, got {priority}")
-    workspace, store = _open()
-    frozen = freeze_request(
-        workspace, "backtest" if backtest else "grid", parse_sets(sets), allow_dirty=allow_dirty
-    )
-    job_id = store.submit(
-        frozen.kind,
-        frozen.body,
-        frozen.request_hash,
-        priority=priority,
-        note=note,
-        max_attempts=workspace.config.jobs.max_attempts,
-    )
-    if as_json:
-        _json({"id": job_id, "request_hash": frozen.request_hash, "state": "queued"})
-        return
-    dirty = frozen.body.get("dirty") or []
-    out().print(
-        f"job {job_id} queued ({frozen.kind}, {frozen.body['rule']['setup_id']} "
-        f"{frozen.body['rule']['version']}, commit {frozen.body['git_commit'][:10]}); "
-        f"`ita-vc worker` runs it, `ita-vc jobs status {job_id}` follows it",
-        markup=False,
-    )
-    if dirty:
+    with _session() as (workspace, store):
+        frozen = freeze_request(
+            workspace, "backtest" if backtest else "grid", parse_sets(sets), allow_dirty=allow_dirty
+        )
+        job_id = store.submit(
+            frozen.kind,
+            frozen.body,
+            frozen.request_hash,
+            priority=priority,
+            note=note,
+            max_attempts=workspace.config.jobs.max_attempts,
+        )
+        if as_json:
+            _json({"id": job_id, "request_hash": frozen.request_hash, "state": "queued"})
+            return
+        dirty = frozen.body.get("dirty") or []
         out().print(
-            f"note: {len(dirty)} uncommitted change(s) are NOT in the job (the worker runs "
-            "the commit): " + ", ".join(dirty[:5]),
+            f"job {job_id} queued ({frozen.kind}, {frozen.body['rule']['setup_id']} "
+            f"{frozen.body['rule']['version']}, commit {frozen.body['git_commit'][:10]}); "
+            f"`ita-vc worker` runs it, `ita-vc jobs status {job_id}` follows it",
             markup=False,
         )
+        if dirty:
+            out().print(
+                f"note: {len(dirty)} uncommitted change(s) are NOT in the job (the worker runs "
+                "the commit): " + ", ".join(dirty[:5]),
+                markup=False,
+            )
 
 
 @app.command("list")
@@ -125,30 +135,30 @@ def list_command(
 
     from ita_vc.cli.console import out
 
-    _workspace, store = _open()
-    jobs = store.list_jobs(state, limit)
-    if as_json:
-        _json([{k: v for k, v in j.to_dict().items() if k != "request"} for j in jobs])
-        return
-    if not jobs:
-        out().print("no jobs" + (f" {state}" if state else ""), markup=False)
-        return
-    table = Table("id", "state", "kind", "rule", "progress", "attempt", "submitted", "note")
-    for job in jobs:
-        rule = job.request.get("rule") or {}
-        table.add_row(
-            str(job.id),
-            job.state
-            + (" (cancel asked)" if job.cancel_requested and job.state == "running" else "")
-            + (" DAMAGED" if job.damaged else ""),
-            job.kind,
-            f"{rule.get('setup_id', '?')} {rule.get('version', '')}",
-            _progress(job),
-            f"{job.attempt}/{job.max_attempts}",
-            _ms(job.submitted_at),
-            (job.note or "")[:40],
-        )
-    out().print(table)
+    with _session() as (_workspace, store):
+        jobs = store.list_jobs(state, limit)
+        if as_json:
+            _json([{k: v for k, v in j.to_dict().items() if k != "request"} for j in jobs])
+            return
+        if not jobs:
+            out().print("no jobs" + (f" {state}" if state else ""), markup=False)
+            return
+        table = Table("id", "state", "kind", "rule", "progress", "attempt", "submitted", "note")
+        for job in jobs:
+            rule = job.request.get("rule") or {}
+            table.add_row(
+                str(job.id),
+                job.state
+                + (" (cancel asked)" if job.cancel_requested and job.state == "running" else "")
+                + (" DAMAGED" if job.damaged else ""),
+                job.kind,
+                f"{rule.get('setup_id', '?')} {rule.get('version', '')}",
+                _progress(job),
+                f"{job.attempt}/{job.max_attempts}",
+                _ms(job.submitted_at),
+                (job.note or "")[:40],
+            )
+        out().print(table)
 
 
 @app.command("status")
@@ -161,46 +171,48 @@ def status_command(
     from ita_vc.jobs.model import parse_job_id
 
     job_id = parse_job_id(job)
-    _workspace, store = _open()
-    row = store.get(job_id)
-    if as_json:
-        _json(row.to_dict())
-        return
-    request = row.request
-    rule = request.get("rule") or {}
-    lines = [
-        f"job {row.id}: {row.state}" + (" (cancel requested)" if row.cancel_requested else ""),
-        f"  kind        {row.kind}, priority {row.priority}",
-        f"  rule        {rule.get('setup_id')} {rule.get('version')} ({rule.get('params_hash')})",
-        f"  commit      {request.get('git_commit')}",
-        f"  request     {row.request_hash}",
-        f"  progress    {_progress(row)} (updated {_ms(row.progress_at)})",
-        f"  attempt     {row.attempt} of {row.max_attempts}",
-        f"  submitted   {_ms(row.submitted_at)}; started {_ms(row.started_at)}; "
-        f"finished {_ms(row.finished_at)}",
-    ]
-    if row.state == "running":
-        lines.append(
-            f"  lease       {row.lease_owner}, heartbeat {_ms(row.heartbeat_at)}, expires "
-            f"{_ms(row.lease_expires_at)}"
-        )
-    if row.note:
-        lines.append(f"  note        {row.note}")
-    if row.damaged:
-        lines.append(f"  DAMAGED     {row.damaged}")
-    if row.last_error:
-        lines.append(f"  last error  {row.last_error}")
-    if row.result:
-        summary = row.result.get("summary") or {}
-        lines.append(
-            f"  result      {row.result.get('files')} file(s), {row.result.get('bytes'):,} bytes; "
-            f"`ita-vc jobs top {row.id}`, `ita-vc jobs adopt {row.id}`"
-        )
-        if summary.get("stop_reason"):
+    with _session() as (_workspace, store):
+        row = store.get(job_id)
+        if as_json:
+            _json(row.to_dict())
+            return
+        request = row.request
+        rule = request.get("rule") or {}
+        lines = [
+            f"job {row.id}: {row.state}" + (" (cancel requested)" if row.cancel_requested else ""),
+            f"  kind        {row.kind}, priority {row.priority}",
+            f"  rule        {rule.get('setup_id')} {rule.get('version')} "
+            f"({rule.get('params_hash')})",
+            f"  commit      {request.get('git_commit')}",
+            f"  request     {row.request_hash}",
+            f"  progress    {_progress(row)} (updated {_ms(row.progress_at)})",
+            f"  attempt     {row.attempt} of {row.max_attempts}",
+            f"  submitted   {_ms(row.submitted_at)}; started {_ms(row.started_at)}; "
+            f"finished {_ms(row.finished_at)}",
+        ]
+        if row.state == "running":
             lines.append(
-                f"  search      {summary.get('stop_reason')}, counts {summary.get('counts')}"
+                f"  lease       {row.lease_owner}, heartbeat {_ms(row.heartbeat_at)}, expires "
+                f"{_ms(row.lease_expires_at)}"
             )
-    out().print("\n".join(lines), markup=False, highlight=False)
+        if row.note:
+            lines.append(f"  note        {row.note}")
+        if row.damaged:
+            lines.append(f"  DAMAGED     {row.damaged}")
+        if row.last_error:
+            lines.append(f"  last error  {row.last_error}")
+        if row.result:
+            summary = row.result.get("summary") or {}
+            lines.append(
+                f"  result      {row.result.get('files')} file(s), "
+                f"{row.result.get('bytes'):,} bytes; "
+                f"`ita-vc jobs top {row.id}`, `ita-vc jobs adopt {row.id}`"
+            )
+            if summary.get("stop_reason"):
+                lines.append(
+                    f"  search      {summary.get('stop_reason')}, counts {summary.get('counts')}"
+                )
+        out().print("\n".join(lines), markup=False, highlight=False)
 
 
 @app.command("top")
@@ -217,44 +229,49 @@ def top_command(
     from ita_vc.jobs.model import parse_job_id
 
     job_id = parse_job_id(job)
-    _workspace, store = _open()
-    row = store.get(job_id)
-    found = store.topk(job_id)
-    rows, final, attempt = found if found is not None else ([], False, row.attempt)
-    if as_json:
-        _json(
-            {
-                "job": job_id,
-                "state": row.state,
-                "final": final,
-                "attempt": attempt,
-                "rows": rows[:limit],
-            }
+    with _session() as (_workspace, store):
+        row = store.get(job_id)
+        found = store.topk(job_id)
+        rows, final, attempt = found if found is not None else ([], False, row.attempt)
+        if as_json:
+            _json(
+                {
+                    "job": job_id,
+                    "state": row.state,
+                    "final": final,
+                    "attempt": attempt,
+                    "rows": rows[:limit],
+                }
+            )
+            return
+        if not rows:
+            out().print(f"job {job_id} ({row.state}): no results yet", markup=False)
+            return
+        what = "final top-K" if final else f"best so far (attempt {attempt}, {_progress(row)})"
+        table = Table(
+            "rank",
+            "variant",
+            "Total Return [%]",
+            "Max. Drawdown [%]",
+            "Sharpe Ratio",
+            "Num. Trades",
+            title=f"job {job_id}: {what}",
         )
-        return
-    if not rows:
-        out().print(f"job {job_id} ({row.state}): no results yet", markup=False)
-        return
-    what = "final top-K" if final else f"best so far (attempt {attempt}, {_progress(row)})"
-    table = Table(
-        "rank",
-        "variant",
-        "Total Return [%]",
-        "Max. Drawdown [%]",
-        "Sharpe Ratio",
-        "Num. Trades",
-        title=f"job {job_id}: {what}",
-    )
-    for item in rows[:limit]:
-        table.add_row(
-            str(item.get("rank")),
-            str(item.get("variant_key", "")),
-            *(
-                "-" if item.get(name) is None else format_metric(name, item[name])
-                for name in ("Total Return [%]", "Max. Drawdown [%]", "Sharpe Ratio", "Num. Trades")
-            ),
-        )
-    out().print(table)
+        for item in rows[:limit]:
+            table.add_row(
+                str(item.get("rank")),
+                str(item.get("variant_key", "")),
+                *(
+                    "-" if item.get(name) is None else format_metric(name, item[name])
+                    for name in (
+                        "Total Return [%]",
+                        "Max. Drawdown [%]",
+                        "Sharpe Ratio",
+                        "Num. Trades",
+                    )
+                ),
+            )
+        out().print(table)
 
 
 @app.command("cancel")
@@ -264,13 +281,13 @@ def cancel_command(job: Annotated[str, typer.Argument(help=_JOB)]) -> None:
     from ita_vc.jobs.model import parse_job_id
 
     job_id = parse_job_id(job)
-    _workspace, store = _open()
-    row = store.cancel(job_id)
-    if row.state == "running":
-        said = "cancel requested: its worker stops at the next batch boundary"
-    else:
-        said = row.state
-    out().print(f"job {job_id}: {said}", markup=False)
+    with _session() as (_workspace, store):
+        row = store.cancel(job_id)
+        if row.state == "running":
+            said = "cancel requested: its worker stops at the next batch boundary"
+        else:
+            said = row.state
+        out().print(f"job {job_id}: {said}", markup=False)
 
 
 @app.command("logs")
@@ -280,12 +297,12 @@ def logs_command(job: Annotated[str, typer.Argument(help=_JOB)]) -> None:
     from ita_vc.jobs.model import parse_job_id
 
     job_id = parse_job_id(job)
-    _workspace, store = _open()
-    store.get(job_id)
-    for at, attempt, level, message in store.events(job_id):
-        out().print(
-            f"{_ms(at)}  attempt {attempt}  {level:5}  {message}", markup=False, highlight=False
-        )
+    with _session() as (_workspace, store):
+        store.get(job_id)
+        for at, attempt, level, message in store.events(job_id):
+            out().print(
+                f"{_ms(at)}  attempt {attempt}  {level:5}  {message}", markup=False, highlight=False
+            )
 
 
 @app.command("adopt")
@@ -303,16 +320,16 @@ def adopt_command(
     from ita_vc.jobs.model import parse_job_id
 
     job_id = parse_job_id(job)
-    workspace, store = _open()
-    report = adopt_job(workspace, store, job_id, note=note, wait=wait)
-    if report.already:
-        out().print(f"job {job_id}: already recorded as {report.run_id}", markup=False)
-        return
-    out().print(
-        f"job {job_id} adopted as {report.run_id} ({report.snapshot_path}, commit "
-        f"{(report.committed or '')[:10]})",
-        markup=False,
-    )
+    with _session() as (workspace, store):
+        report = adopt_job(workspace, store, job_id, note=note, wait=wait)
+        if report.already:
+            out().print(f"job {job_id}: already recorded as {report.run_id}", markup=False)
+            return
+        out().print(
+            f"job {job_id} adopted as {report.run_id} ({report.snapshot_path}, commit "
+            f"{(report.committed or '')[:10]})",
+            markup=False,
+        )
 
 
 def worker_command(

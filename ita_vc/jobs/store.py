@@ -323,7 +323,11 @@ class JobStore:
         self.db = backend
         self.where = where
         """The store, for messages: a path, or the URL without its password."""
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            backend.close()
+            raise
 
     # -- schema ----------------------------------------------------------------------------
 
