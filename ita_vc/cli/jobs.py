@@ -361,12 +361,18 @@ def worker_command(
         args += [f"--workers={workers}"] if workers else []
         args += [f"--scheduler={scheduler}"] if scheduler else []
         children = [subprocess.Popen(args, cwd=workspace.root) for _ in range(concurrency)]
+
+        def forward(signum: int, _frame: object) -> None:
+            if signum == signal.SIGTERM:  # Ctrl-C reaches the children from the terminal
+                for child in children:
+                    child.send_signal(signal.SIGTERM)
+
+        saved = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             codes = [child.wait() for child in children]
-        except KeyboardInterrupt:
-            for child in children:
-                child.send_signal(signal.SIGINT)
-            codes = [child.wait() for child in children]
+        finally:
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)
         raise typer.Exit(max(codes, key=abs))
     options: dict[str, Any] = {"workers": workers or 1}
     if scheduler:

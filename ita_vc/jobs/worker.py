@@ -347,7 +347,7 @@ def _run_grid_job(
     from ita_vc.vcs.dvc import stage_paths
 
     engine = claim.job.request.get("engine") or pinned_engine(tree)
-    saved = store.checkpoint(claim.job.id) if claim.resumed else None
+    saved = store.checkpoint(claim.job.id)  # a previous attempt's, stopped or lost
     if saved is not None:
         state = saved.get("state")
         state = state if isinstance(state, dict) else {}

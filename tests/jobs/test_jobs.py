@@ -414,3 +414,40 @@ def test_a_backtest_job_equals_the_pipeline_stages_and_is_adopted(ws):
     adopted = invoke("jobs", "adopt", str(same))
     assert adopted.exit_code == 0, adopted.output
     assert ws.git("status", "--porcelain").stdout.strip() == ""
+
+
+_TERM_AFTER_FIRST_SAVE = textwrap.dedent(
+    """
+    import os, signal
+    from ita_vc.jobs import worker as w
+    save = w._Reporter.save
+    def terminating_save(self, document, state):
+        save(self, document, state)
+        if state.stage == "A" and state.next_batch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a service manager stops it
+    w._Reporter.save = terminating_save
+    from ita_vc.cli import main
+    main(["worker"])
+    """
+)
+
+
+def test_a_stopped_worker_gives_its_job_back_which_resumes_elsewhere(ws):
+    job_id = _submit()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _TERM_AFTER_FIRST_SAVE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"job {job_id}: released" in proc.stderr
+    status = _status(job_id)
+    assert (status["state"], status["attempt"]) == ("queued", 0), status
+    assert [o.state for o in _worker().run(once=True)] == ["succeeded"]
+    assert _status(job_id)["attempt"] == 1  # the stopped attempt was not counted
+    assert {Path(k).name: v for k, v in _job_files(job_id).items()} == ws.reference
+    assert any("resuming from the checkpoint" in m for _at, _a, _l, m in _events(job_id))
