@@ -338,7 +338,8 @@ def worker_command(
     ] = 1,
     once: Annotated[bool, typer.Option("--once", help="Run one job (or none) and exit.")] = False,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Processes of each job's pool (default: 1 per job).")
+        int | None,
+        typer.Option(min=1, help="Processes of each job's grid pool (default: CPU count)."),
     ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address for the grid batches.")
@@ -374,7 +375,7 @@ def worker_command(
             for signum, handler in saved.items():
                 signal.signal(signum, handler)
         raise typer.Exit(max(codes, key=abs))
-    options: dict[str, Any] = {"workers": workers or 1}
+    options: dict[str, Any] = {"workers": workers}  # None: the CPU count, as the grid stage
     if scheduler:
         options["scheduler"] = scheduler
     worker = Worker(workspace, options=options)
