@@ -13,10 +13,12 @@ snapshot, manifest and record are ``ita-vc run``'s.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import DirtyWorkspaceError, ItaVcError, UsageError
+from ita_vc.errors import DirtyWorkspaceError, JobStoreError, UsageError
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
 
@@ -81,16 +83,53 @@ def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[
     return diffs
 
 
+def _checked_names(files: dict[str, bytes], outs: list[str]) -> None:
+    """Every stored file name is a plain relative path inside one of the stage outputs.
+
+    Raises:
+        JobStoreError: a name with ``..``, an absolute path, or outside the outputs (a damaged
+            or hostile store: nothing is written).
+    """
+    for name in files:
+        parts = PurePosixPath(name).parts
+        if (
+            not parts
+            or PurePosixPath(name).as_posix() != name  # "a//b", "a/", "./a"
+            or PurePosixPath(name).is_absolute()
+            or any(p in ("", ".", "..") for p in parts)
+            or "\\" in name
+            or not any(name == o or name.startswith(o + "/") for o in outs)
+        ):
+            raise JobStoreError(
+                f"the job's stored output {name!r} is not a file of its stages' outputs "
+                f"({', '.join(outs)}): the job store is damaged; nothing was written"
+            )
+
+
 def _write_outputs(workspace: Workspace, files: dict[str, bytes], outs: list[str]) -> None:
-    """The job's files in place of the stage outputs (each output replaced whole)."""
+    """The job's files in place of the stage outputs: each output folder is built beside it,
+    then swapped in (the previous one stays in the DVC cache)."""
+    _checked_names(files, outs)
     for out in outs:
         target = workspace.contained(out)
+        inside = {n: d for n, d in files.items() if n.startswith(out + "/")}
+        if out in files:
+            atomic_write_bytes(target, files[out])
+            continue
+        if not inside:
+            continue
+        staging = workspace.contained(f"{out}.ita-adopt")
+        shutil.rmtree(staging, ignore_errors=True)
+        for name, data in sorted(inside.items()):
+            atomic_write_bytes(staging / name[len(out) + 1 :], data)
+        old = workspace.contained(f"{out}.ita-old")
+        shutil.rmtree(old, ignore_errors=True)
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-    for name, data in sorted(files.items()):
-        if not any(name == o or name.startswith(o + "/") for o in outs):
-            raise ItaVcError(f"the job's file {name} is outside its stages' outputs: not written")
-        atomic_write_bytes(workspace.contained(name), data)
+            target.rename(old)
+        elif os.path.lexists(target):
+            target.unlink()
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def adopt_job(
@@ -110,7 +149,7 @@ def adopt_job(
         JobStoreError: a stored output is damaged.
     """
     from ita_vc.snapshot.runner import run_pipeline
-    from ita_vc.vcs.dvc import commit_stages
+    from ita_vc.vcs.dvc import commit_stages, stage_paths
 
     job = store.get(job_id)
     if job.state != "succeeded" or job.result is None:
@@ -126,8 +165,9 @@ def adopt_job(
             "outputs:\n  " + "\n  ".join(diffs)
         )
     files = store.files(job_id)
-    outs = [str(o) for o in job.result.get("outs") or []]
-    stages = [str(s) for s in job.result.get("stages") or []]
+    stages = ["grid"] if job.kind == "grid" else ["prepare", "backtest", "report"]
+    _deps, outs = stage_paths(workspace.root, stages)  # this workspace's outputs, not the store's
+    _checked_names(files, outs)
 
     def place_outputs() -> None:
         if adoption_differences(workspace, request):  # re-checked under the run's lock

@@ -451,3 +451,26 @@ def test_a_stopped_worker_gives_its_job_back_which_resumes_elsewhere(ws):
     assert _status(job_id)["attempt"] == 1  # the stopped attempt was not counted
     assert {Path(k).name: v for k, v in _job_files(job_id).items()} == ws.reference
     assert any("resuming from the checkpoint" in m for _at, _a, _l, m in _events(job_id))
+
+
+@pytest.mark.parametrize(
+    "name", ["results/grid/../params.yaml", "/etc/passwd", "rules/x.yaml", "results/grid/"]
+)
+def test_adopt_refuses_stored_files_outside_the_outputs(ws, name):
+    from ita_vc.jobs import open_store
+    from ita_vc.workspace import Workspace
+
+    job_id = _submit()
+    assert [o.state for o in _worker().run(once=True)] == ["succeeded"]
+    store = open_store(Workspace.discover())
+    store.db.execute(
+        "UPDATE job_files SET name = ? WHERE job_id = ? AND name = ?",
+        (name, job_id, "results/grid/report.md"),
+    )
+    store.close()
+    before = {p: p.read_bytes() for p in ws.rglob("*") if p.is_file() and ".git" not in p.parts}
+    result = invoke("jobs", "adopt", str(job_id))
+    assert result.exit_code == 14 and "nothing was written" in result.stderr, result.output
+    after = {p: p.read_bytes() for p in ws.rglob("*") if p.is_file() and ".git" not in p.parts}
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    assert all(".ita" in p.parts or "logs" in p.parts for p in changed), changed
