@@ -85,7 +85,29 @@ def open_store(workspace: Workspace, *, timeout: float = 10.0) -> JobStore:
         url = value
     if url is None:
         url = workspace.config.jobs.url
-    return open_job_store(url, workspace.state_dir / "jobs.sqlite", timeout=timeout)
+    default = workspace.state_dir / "jobs.sqlite"
+    if url is None:
+        _check_local_file(workspace, default)
+    return open_job_store(url, default, timeout=timeout)
+
+
+def _check_local_file(workspace: Workspace, path: Path) -> None:
+    """``.ita/jobs.sqlite`` is a regular file inside the workspace (or not there yet).
+
+    Raises:
+        JobStoreError: a symlink, a folder or another kind of file.
+    """
+    from ita_vc.errors import JobStoreError, PersistentStoreError
+
+    try:
+        workspace.contained(path)
+    except PersistentStoreError as exc:
+        raise JobStoreError(str(exc)) from exc
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+        raise JobStoreError(
+            f"{path}: the job store must be a regular file (not a symlink or a folder); "
+            "move it away to start an empty queue"
+        )
 
 
 @dataclass
