@@ -18,7 +18,7 @@ import shutil
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import DirtyWorkspaceError, JobStoreError, UsageError
+from ita_vc.errors import DirtyWorkspaceError, JobStoreError, UsageError, VcsError
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
 
@@ -48,7 +48,7 @@ def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[
     """What differs between the workspace and the job's frozen request (empty: adoptable)."""
     from ita_vc.pipeline.engine_pin import pinned_engine
     from ita_vc.snapshot.runner import _load_params_text, _read_params
-    from ita_vc.vcs.dvc import stage_paths
+    from ita_vc.vcs.dvc import missing_stage_params, stage_paths
 
     root = workspace.root
     diffs = []
@@ -68,6 +68,15 @@ def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[
     if _md5(root / rel) != data.get("md5"):
         diffs.append(f"{rel}: not the job's candles (md5 {data.get('md5')})")
     stages = ["grid"] if request.get("kind") == "grid" else ["prepare", "backtest", "report"]
+    try:
+        missing = missing_stage_params(root, stages)  # what `dvc commit` would refuse
+    except VcsError as exc:
+        missing = [str(exc)]
+    if missing:
+        return [
+            *diffs,
+            *(f"DVC cannot run the {' and '.join(stages)} stage here: {m}" for m in missing),
+        ]
     deps, outs = stage_paths(root, stages)
     tracked = [
         d for d in deps if d != rel and not any(d == o or d.startswith(o + "/") for o in outs)

@@ -54,6 +54,7 @@ __all__ = [
     "init_dvc",
     "is_dvc_repo",
     "local_objects",
+    "missing_stage_params",
     "pipeline_outputs",
     "pipeline_status",
     "scan_revisions",
@@ -374,6 +375,32 @@ def stage_paths(root: str | Path, names: list[str]) -> tuple[list[str], list[str
     except DvcException as exc:
         raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
     return list(dict.fromkeys(deps)), list(dict.fromkeys(outs))
+
+
+def missing_stage_params(root: str | Path, names: list[str]) -> list[str]:
+    """What DVC would refuse in the named stages' params: each message names the missing keys
+    and the params file (``dvc repro`` and ``dvc commit`` fail on them).
+
+    Raises:
+        VcsError: DVC cannot read the pipeline files.
+    """
+    from dvc.exceptions import DvcException  # lazy: see the module docstring
+    from dvc.stage import PipelineStage
+
+    problems: list[str] = []
+    try:
+        with _quiet_repo(root) as repo:
+            stages = {s.name: s for s in repo.index.stages if isinstance(s, PipelineStage)}
+            for name in names:
+                for dep in stages[name].deps if name in stages else []:
+                    if type(dep).__name__ == "ParamsDependency":
+                        try:
+                            dep.get_hash()
+                        except DvcException as exc:
+                            problems.append(f"stage {name}: {describe_error(exc)}")
+    except DvcException as exc:
+        raise VcsError(f"DVC cannot read the pipeline files: {describe_error(exc)}") from exc
+    return problems
 
 
 def commit_stages(root: str | Path, names: list[str]) -> None:

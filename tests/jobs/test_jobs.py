@@ -474,3 +474,25 @@ def test_adopt_refuses_stored_files_outside_the_outputs(ws, name):
     after = {p: p.read_bytes() for p in ws.rglob("*") if p.is_file() and ".git" not in p.parts}
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
     assert all(".ita" in p.parts or "logs" in p.parts for p in changed), changed
+
+
+def test_a_job_on_a_dask_cluster_equals_the_grid_stage(ws):
+    import dataclasses
+
+    import distributed
+
+    from ita_vc.jobs import Worker
+    from ita_vc.workspace import Workspace
+
+    job_id = _submit()
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        workspace = Workspace.discover()
+        worker = Worker(
+            workspace,
+            settings=dataclasses.replace(workspace.config.jobs),
+            options={"scheduler": cluster.scheduler_address},
+        )
+        assert [o.state for o in worker.run(once=True)] == ["succeeded"]
+    assert {Path(k).name: v for k, v in _job_files(job_id).items()} == ws.reference

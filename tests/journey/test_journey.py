@@ -305,3 +305,37 @@ def test_7_dvc_plots_draw_a_line_and_gc_plans(ws):
     plan = sh("ita-vc", "gc", "--dry-run", cwd=ws)
     assert "dry run: nothing changed" in plan.stdout
     assert "Traceback" not in plan.stderr
+
+
+def test_8_a_grid_job_runs_in_the_background_and_is_adopted_as_a_run(ws):
+    if sh("git", "status", "--porcelain", cwd=ws).stdout.strip():
+        sh("git", "add", "-A", cwd=ws)
+        sh("git", "commit", "-qm", "promoted variant", cwd=ws)
+    other = json.loads(
+        sh("ita-vc", "jobs", "submit", "--json", "-S", "grid.top_k=3", cwd=ws).stdout
+    )
+    job = json.loads(sh("ita-vc", "jobs", "submit", "--json", "--note", "as is", cwd=ws).stdout)
+    listed = sh("ita-vc", "jobs", "list", cwd=ws).stdout
+    assert "queued" in listed and "GoogCross" in listed
+    for _ in range(2):
+        sh("ita-vc", "worker", "--once", "--workers", "1", cwd=ws)
+    for job_id in (other["id"], job["id"]):
+        status = json.loads(sh("ita-vc", "jobs", "status", str(job_id), "--json", cwd=ws).stdout)
+        assert status["state"] == "succeeded" and status["attempt"] == 1, status
+    top = json.loads(sh("ita-vc", "jobs", "top", str(other["id"]), "--json", cwd=ws).stdout)
+    assert top["final"] and len(top["rows"]) == 3
+    refused = sh("ita-vc", "jobs", "adopt", str(other["id"]), cwd=ws, ok=False)
+    assert refused.returncode == 12 and "params.yaml: grid" in refused.stderr
+    # this params.yaml has no validation: section, which dvc.yaml's grid stage reads
+    refused = sh("ita-vc", "jobs", "adopt", str(job["id"]), cwd=ws, ok=False)
+    assert refused.returncode == 12 and "DVC cannot run the grid stage" in refused.stderr
+    params = ws / "params.yaml"
+    params.write_text(params.read_text() + "validation:\n  overfitting: null\n")
+    sh("git", "commit", "-qam", "no overfitting statistics", cwd=ws)
+    job = json.loads(sh("ita-vc", "jobs", "submit", "--json", cwd=ws).stdout)
+    sh("ita-vc", "worker", "--once", "--workers", "1", cwd=ws)
+    adopted = sh("ita-vc", "jobs", "adopt", str(job["id"]), cwd=ws)
+    run_id = adopted.stdout.split(" adopted as ")[1].split()[0]
+    assert sh("git", "status", "--porcelain", cwd=ws).stdout.strip() == ""
+    sh("ita-vc", "snapshot", "verify", run_id, cwd=ws)
+    assert "grid" in sh("ita-vc", "runs", "show", run_id, cwd=ws).stdout
