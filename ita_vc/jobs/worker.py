@@ -550,6 +550,11 @@ class Worker:
                 )
                 if claim is None:
                     if once:
+                        if on_event is not None:
+                            on_event(
+                                "no job to run (none queued, or max_active_jobs = "
+                                f"{self.settings.max_active_jobs} already running)"
+                            )
                         break
                     self.stop_event.wait(self.settings.claim_poll_seconds)
                     continue
