@@ -5,7 +5,7 @@
 #   scripts/postgres.sh start    # initdb (first time), start, create the login role; idempotent
 #   scripts/postgres.sh stop
 #   scripts/postgres.sh status
-#   scripts/postgres.sh url      # postgresql://ita_vc@127.0.0.1:54329/postgres (password: ita_vc)
+#   scripts/postgres.sh url      # postgresql://ita_vc@127.0.0.1:54329/ita_vc (password: ita_vc)
 #
 # Environment: ITA_VC_PG_DIR (default /tmp/ita-vc-pg), ITA_VC_PG_PORT (default 54329).
 # PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user.
@@ -54,28 +54,29 @@ start() {
     if [ "$(id -u)" = 0 ]; then chown postgres "$DIR" "$SOCKETS"; fi
     if running; then
         echo "postgres.sh: running on 127.0.0.1:$PORT ($DATA)"
-        return
+    else
+        if [ ! -f "$DATA/PG_VERSION" ]; then
+            local pwfile
+            pwfile=$(mktemp)
+            echo "$PASSWORD" >"$pwfile"
+            chmod 644 "$pwfile"
+            as_owner "$BIN/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+                --pwfile="$pwfile" -E UTF8 --no-locale >/dev/null
+            rm -f "$pwfile"
+        fi
+        as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $PORT -k $SOCKETS -c fsync=off -c max_connections=200" \
+            start >/dev/null || { cat "$LOG" >&2; exit 1; }
     fi
-    if [ ! -f "$DATA/PG_VERSION" ]; then
-        local pwfile
-        pwfile=$(mktemp)
-        echo "$PASSWORD" >"$pwfile"
-        chmod 644 "$pwfile"
-        as_owner "$BIN/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-            --pwfile="$pwfile" -E UTF8 --no-locale >/dev/null
-        rm -f "$pwfile"
-    fi
-    as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $SOCKETS -c fsync=off -c max_connections=200" \
-        start >/dev/null || { cat "$LOG" >&2; exit 1; }
     as_owner psql -h "$SOCKETS" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
     CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
   END IF;
 END \$\$;
+SELECT 'CREATE DATABASE $ROLE OWNER $ROLE' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$ROLE')\gexec
 SQL
-    echo "postgres.sh: started on 127.0.0.1:$PORT ($DATA); login $ROLE, PGPASSWORD=$PASSWORD"
+    echo "postgres.sh: ready on 127.0.0.1:$PORT ($DATA); database and login $ROLE, PGPASSWORD=$PASSWORD"
 }
 
 stop() {
@@ -92,6 +93,6 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) BIN=$(bindir); if running; then echo "running on 127.0.0.1:$PORT"; else echo "not running"; exit 3; fi ;;
-    url) echo "postgresql://$ROLE@127.0.0.1:$PORT/postgres" ;;
+    url) echo "postgresql://$ROLE@127.0.0.1:$PORT/$ROLE" ;;
     *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
 esac

@@ -10,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from ita_vc.jobs.model import Job
     from ita_vc.jobs.store import JobStore
@@ -332,6 +333,53 @@ def adopt_command(
         )
 
 
+def _supervise(args: list[str], root: Path, concurrency: int, once: bool) -> int:
+    """Run ``concurrency`` worker processes (each in its own session: a Ctrl-C reaches this
+    process, which passes SIGINT/SIGTERM on once to each); a worker killed by a signal is
+    replaced (unless stopping or ``once``). Returns the exit code."""
+    import signal
+    import subprocess
+    import time
+
+    from ita_vc.cli.console import err
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(args, cwd=root, start_new_session=True)
+
+    children = [spawn() for _ in range(concurrency)]
+    stopping: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    saved = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    codes: list[int] = []
+    try:
+        while children:
+            for child in list(children):
+                code = child.poll()
+                if code is None:
+                    continue
+                children.remove(child)
+                if code >= 0 or once or stopping:
+                    codes.append(code if code >= 0 else 128 - code)
+                else:
+                    err().print(
+                        f"worker process {child.pid} was killed (signal {-code}); its job "
+                        "is reclaimed after its lease; starting another worker process",
+                        markup=False,
+                    )
+                    children.append(spawn())
+            time.sleep(0.2)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    return 0 if stopping and all(c in (0, 130) for c in codes) else max(codes, default=0)
+
+
 def worker_command(
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, help="Jobs at once (each in its own process).")
@@ -348,7 +396,6 @@ def worker_command(
     """Claim queued jobs and run them; Ctrl-C (or SIGTERM) stops at the next batch boundary
     and gives the job back to the queue (it resumes from its checkpoint)."""
     import signal
-    import subprocess
     import sys
 
     from ita_vc.cli.console import err
@@ -361,20 +408,7 @@ def worker_command(
         args = [sys.executable, "-m", "ita_vc", "worker"] + (["--once"] if once else [])
         args += [f"--workers={workers}"] if workers else []
         args += [f"--scheduler={scheduler}"] if scheduler else []
-        children = [subprocess.Popen(args, cwd=workspace.root) for _ in range(concurrency)]
-
-        def forward(signum: int, _frame: object) -> None:
-            if signum == signal.SIGTERM:  # Ctrl-C reaches the children from the terminal
-                for child in children:
-                    child.send_signal(signal.SIGTERM)
-
-        saved = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            codes = [child.wait() for child in children]
-        finally:
-            for signum, handler in saved.items():
-                signal.signal(signum, handler)
-        raise typer.Exit(max(codes, key=abs))
+        raise typer.Exit(_supervise(args, workspace.root, concurrency, once))
     options: dict[str, Any] = {"workers": workers}  # None: the CPU count, as the grid stage
     if scheduler:
         options["scheduler"] = scheduler

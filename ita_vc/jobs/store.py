@@ -325,6 +325,15 @@ class JobStore:
         """The store, for messages: a path, or the URL without its password."""
         try:
             self._migrate()
+        except JobStoreError as exc:
+            backend.close()
+            if "permission denied" not in str(exc):
+                raise
+            raise JobStoreError(
+                f"{exc}: the login may not create the job tables in this database; use a "
+                "database it owns (`createdb -O USER NAME`; PostgreSQL 15 no longer lets every "
+                "login create tables in the shared `postgres` database)"
+            ) from exc
         except BaseException:
             backend.close()
             raise
@@ -459,15 +468,16 @@ class JobStore:
                 if job.damaged is not None or job.kind not in ("grid", "backtest"):
                     why = job.damaged or f"the job's row is damaged (unknown kind {job.kind!r})"
                     self._end(job.id, "failed", why)
+                    self._event(job.id, job.attempt, "error", f"failed: {why}")
                     continue
                 reclaimed = job.state == "running"
                 if reclaimed and job.attempt >= job.max_attempts:
-                    self._end(
-                        job.id,
-                        "failed",
+                    why = (
                         f"its worker stopped answering (lease expired) on attempt "
-                        f"{job.attempt} of {job.max_attempts}",
+                        f"{job.attempt} of {job.max_attempts}"
                     )
+                    self._end(job.id, "failed", why)
+                    self._event(job.id, job.attempt, "error", f"failed: {why}")
                     continue
                 db.execute(
                     "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?, "
@@ -588,6 +598,8 @@ class JobStore:
                 (json.dumps(result, sort_keys=True), claim.job.id),
             )
             self._end(claim.job.id, "succeeded", None)
+            # an earlier attempt's error stays in the log, not on a job that succeeded
+            db.execute("UPDATE jobs SET last_error = NULL WHERE id = ?", (claim.job.id,))
             self._event(claim.job.id, claim.attempt, "info", "succeeded")
         return True
 
@@ -622,8 +634,6 @@ class JobStore:
             "lease_expires_at = NULL, last_error = COALESCE(?, last_error) WHERE id = ?",
             (state, error, job_id),
         )
-        if state == "failed" and error is not None:
-            self._event(job_id, 0, "error", f"failed: {error}")
 
     def log(self, claim: Claim, message: str, level: str = "info") -> None:
         """A line of the job's log (``jobs logs``)."""

@@ -496,3 +496,49 @@ def test_a_job_on_a_dask_cluster_equals_the_grid_stage(ws):
         )
         assert [o.state for o in worker.run(once=True)] == ["succeeded"]
     assert {Path(k).name: v for k, v in _job_files(job_id).items()} == ws.reference
+
+
+def _wait_for(predicate, what: str, deadline_s: float = 60.0):
+    import time
+
+    end = time.monotonic() + deadline_s
+    while not (value := predicate()):
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def test_concurrency_replaces_a_killed_worker_process_and_stops_on_sigint(ws):
+    import psutil
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "ita_vc", "worker", "--concurrency", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+
+    def wait_ready(n: int) -> None:  # n worker processes said they wait for jobs
+        assert parent.stderr is not None
+        while sum("waiting for jobs" in line for line in seen) < n:
+            line = parent.stderr.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+
+    try:
+        wait_ready(2)
+        victim = psutil.Process(parent.pid).children()[0].pid
+        os.kill(victim, signal.SIGKILL)
+        wait_ready(3)  # the replacement is up
+        parent.send_signal(signal.SIGINT)  # `kill -INT`, not the terminal's group-wide Ctrl-C
+        _out, err = parent.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    err = "".join(seen) + err
+    assert parent.returncode == 0, err
+    assert f"worker process {victim} was killed (signal 9)" in err
+    assert "Traceback" not in err
