@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -196,25 +196,27 @@ def _positive_int(value: object) -> int:
     return value
 
 
-def _seconds(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 < value <= 86_400
-    ):
-        raise Invalid(
-            f"must be a number of seconds > 0 and <= 86400, got {value!r} ({type_name(value)})"
-        )
-    return float(value)
+def _seconds(low: float) -> Callable[[object], float]:
+    def check(value: object) -> float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not low <= value <= 86_400
+        ):
+            raise Invalid(
+                f"must be a number of seconds >= {low:g} and <= 86400, got {value!r} "
+                f"({type_name(value)})"
+            )
+        return float(value)
+
+    return check
 
 
 def _jobs_url(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value.startswith(
-        ("postgresql://", "postgres://", "sqlite:///")
-    ):
+    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
         raise Invalid(
             "must be postgresql://user@host:port/database (or null for .ita/jobs.sqlite), "
             f"got {value!r}"
@@ -267,9 +269,9 @@ SCHEMA = strict(
                 vol.Optional("top_k_persisted_default"): _positive_int,
                 vol.Optional("max_active_jobs"): _positive_int,
                 vol.Optional("max_attempts"): _positive_int,
-                vol.Optional("claim_poll_seconds"): _seconds,
-                vol.Optional("lease_seconds"): _seconds,
-                vol.Optional("heartbeat_seconds"): _seconds,
+                vol.Optional("claim_poll_seconds"): _seconds(0.05),
+                vol.Optional("lease_seconds"): _seconds(1),
+                vol.Optional("heartbeat_seconds"): _seconds(0.1),
             }
         ),
     }

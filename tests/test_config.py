@@ -166,7 +166,9 @@ def test_the_jobs_section_has_the_issues_defaults_and_is_checked():
     [
         ("jobs:\n  url: postgresql://ita:pw@db/jobs\n", r"jobs.url: must not hold a password"),
         ("jobs:\n  url: mysql://db/jobs\n", r"jobs.url: must be postgresql://"),
-        ("jobs:\n  lease_seconds: 0\n", r"jobs.lease_seconds: must be a number of seconds"),
+        ("jobs:\n  lease_seconds: 0\n", r"jobs.lease_seconds: must be a number of seconds >= 1"),
+        ("jobs:\n  heartbeat_seconds: 1e-7\n", r"jobs.heartbeat_seconds: must be a number"),
+        ("jobs:\n  url: sqlite:///etc/passwd\n", r"jobs.url: must be postgresql://"),
         ("jobs:\n  lease_seconds: .nan\n", r"jobs.lease_seconds: must be a number of seconds"),
         ("jobs:\n  max_active_jobs: 0\n", r"jobs.max_active_jobs: must be a whole number >= 1"),
         ("jobs:\n  max_attempts: true\n", r"jobs.max_attempts: must be a whole number >= 1"),

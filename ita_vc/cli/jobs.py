@@ -44,7 +44,40 @@ def _ms(value: int | None) -> str:
         return "-"
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return f"{value} (not a time)"
+
+
+def _safe(value: object, limit: int = 2000) -> str:
+    """Text from the store or a user, printable: control characters (terminal escapes) shown
+    as ``?``, cut at ``limit``."""
+    text = str(value)[:limit]
+    return "".join(c if c.isprintable() or c == " " else "?" for c in text)
+
+
+def _check_note(note: str) -> None:
+    """A note is printable UTF-8 text of at most 2,000 characters.
+
+    Raises:
+        UsageError: otherwise.
+    """
+    from ita_vc.errors import UsageError
+
+    if len(note) > 2000:
+        raise UsageError(f"--note: at most 2000 characters, got {len(note)}")
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"--note: not valid UTF-8 text ({note!r})") from None
+    if any(not (c.isprintable() or c in " \t") for c in note):
+        raise UsageError(f"--note: control characters are not allowed ({note!r})")
+
+
+def _obj(value: object) -> dict[str, Any]:
+    """A JSON object from the store, or {} when it is something else (a damaged row)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _progress(job: Job) -> str:
@@ -88,14 +121,15 @@ def submit_command(
 
     if grid and backtest:
         raise UsageError("--grid and --backtest exclude each other")
-    if note is not None and len(note) > 2000:
-        raise UsageError(f"--note: at most 2000 characters, got {len(note)}")
+    if note is not None:
+        _check_note(note)
     if abs(priority) > 1_000_000:
         raise UsageError(f"--priority: between -1000000 and 1000000, got {priority}")
     with _session() as (workspace, store):
         frozen = freeze_request(
             workspace, "backtest" if backtest else "grid", parse_sets(sets), allow_dirty=allow_dirty
         )
+        same = store.same_request(frozen.request_hash)
         job_id = store.submit(
             frozen.kind,
             frozen.body,
@@ -107,6 +141,12 @@ def submit_command(
         if as_json:
             _json({"id": job_id, "request_hash": frozen.request_hash, "state": "queued"})
             return
+        if same:
+            out().print(
+                f"note: the same request as job(s) {', '.join(map(str, same))} (queued, running "
+                "or succeeded): its result will be the same",
+                markup=False,
+            )
         dirty = frozen.body.get("dirty") or []
         out().print(
             f"job {job_id} queued ({frozen.kind}, {frozen.body['rule']['setup_id']} "
@@ -146,20 +186,75 @@ def list_command(
             return
         table = Table("id", "state", "kind", "rule", "progress", "attempt", "submitted", "note")
         for job in jobs:
-            rule = job.request.get("rule") or {}
+            rule = _obj(job.request.get("rule"))
             table.add_row(
                 str(job.id),
-                job.state
+                _safe(job.state)
                 + (" (cancel asked)" if job.cancel_requested and job.state == "running" else "")
                 + (" DAMAGED" if job.damaged else ""),
-                job.kind,
-                f"{rule.get('setup_id', '?')} {rule.get('version', '')}",
-                _progress(job),
+                _safe(job.kind),
+                _safe(f"{rule.get('setup_id', '?')} {rule.get('version', '')}"),
+                _safe(_progress(job)),
                 f"{job.attempt}/{job.max_attempts}",
                 _ms(job.submitted_at),
-                (job.note or "")[:40],
+                _safe(job.note or "", 40),
             )
         out().print(table)
+
+
+def _status_lines(row: Job, now: int) -> list[str]:
+    """``jobs status``'s lines (every value from the store made printable)."""
+    request = row.request
+    rule = _obj(request.get("rule"))
+    lines = [
+        f"job {row.id}: {row.state}" + (" (cancel requested)" if row.cancel_requested else ""),
+        f"  kind        {row.kind}, priority {row.priority}",
+        f"  rule        {rule.get('setup_id', '?')} {rule.get('version', '?')} "
+        f"({rule.get('params_hash', '?')})",
+        f"  commit      {request.get('git_commit', '?')} (ita-vc "
+        f"{request.get('ita_vc_version', '?')}, engine {request.get('engine') or 'default'})",
+        f"  request     {row.request_hash}",
+        f"  progress    {_progress(row)} (updated {_ms(row.progress_at)})",
+        f"  attempt     {row.attempt} of {row.max_attempts}",
+        f"  submitted   {_ms(row.submitted_at)}; started {_ms(row.started_at)}; "
+        f"finished {_ms(row.finished_at)}",
+    ]
+    if row.state == "running":
+        expired = row.lease_expires_at is not None and row.lease_expires_at < now
+        lines.append(
+            f"  lease       {row.lease_owner}, heartbeat {_ms(row.heartbeat_at)}, expires "
+            f"{_ms(row.lease_expires_at)}"
+            + (" - EXPIRED: the next idle worker reclaims it" if expired else "")
+        )
+    dirty = request.get("dirty")
+    if isinstance(dirty, list) and dirty:
+        lines.append(
+            f"  not in job  {len(dirty)} uncommitted path(s): {', '.join(map(str, dirty[:5]))}"
+        )
+    if row.note:
+        lines.append(f"  note        {row.note}")
+    if row.damaged:
+        lines.append(f"  DAMAGED     {row.damaged}")
+    if row.last_error:
+        lines.append(f"  last error  {row.last_error}")
+    result = _obj(row.result)
+    if result:
+        size = result.get("bytes")
+        lines.append(
+            f"  result      {result.get('files')} file(s), "
+            + (f"{size:,} bytes; " if isinstance(size, int) else "")
+            + f"`ita-vc jobs top {row.id}`, `ita-vc jobs adopt {row.id}`"
+        )
+        summary = _obj(result.get("summary"))
+        counts = _obj(summary.get("counts"))
+        if summary.get("stop_reason"):
+            lines.append(
+                f"  search      {summary.get('stop_reason')}: Stage A "
+                f"{counts.get('stage_a_evaluated', '?')}, Stage B "
+                f"{counts.get('stage_b_evaluated', '?')}, pruned {counts.get('pruned', '?')}, "
+                f"top {counts.get('top_k', '?')}"
+            )
+    return [_safe(line) for line in lines]
 
 
 @app.command("status")
@@ -177,42 +272,7 @@ def status_command(
         if as_json:
             _json(row.to_dict())
             return
-        request = row.request
-        rule = request.get("rule") or {}
-        lines = [
-            f"job {row.id}: {row.state}" + (" (cancel requested)" if row.cancel_requested else ""),
-            f"  kind        {row.kind}, priority {row.priority}",
-            f"  rule        {rule.get('setup_id')} {rule.get('version')} "
-            f"({rule.get('params_hash')})",
-            f"  commit      {request.get('git_commit')}",
-            f"  request     {row.request_hash}",
-            f"  progress    {_progress(row)} (updated {_ms(row.progress_at)})",
-            f"  attempt     {row.attempt} of {row.max_attempts}",
-            f"  submitted   {_ms(row.submitted_at)}; started {_ms(row.started_at)}; "
-            f"finished {_ms(row.finished_at)}",
-        ]
-        if row.state == "running":
-            lines.append(
-                f"  lease       {row.lease_owner}, heartbeat {_ms(row.heartbeat_at)}, expires "
-                f"{_ms(row.lease_expires_at)}"
-            )
-        if row.note:
-            lines.append(f"  note        {row.note}")
-        if row.damaged:
-            lines.append(f"  DAMAGED     {row.damaged}")
-        if row.last_error:
-            lines.append(f"  last error  {row.last_error}")
-        if row.result:
-            summary = row.result.get("summary") or {}
-            lines.append(
-                f"  result      {row.result.get('files')} file(s), "
-                f"{row.result.get('bytes'):,} bytes; "
-                f"`ita-vc jobs top {row.id}`, `ita-vc jobs adopt {row.id}`"
-            )
-            if summary.get("stop_reason"):
-                lines.append(
-                    f"  search      {summary.get('stop_reason')}, counts {summary.get('counts')}"
-                )
+        lines = _status_lines(row, store.now())
         out().print("\n".join(lines), markup=False, highlight=False)
 
 
@@ -258,12 +318,16 @@ def top_command(
             "Num. Trades",
             title=f"job {job_id}: {what}",
         )
-        for item in rows[:limit]:
+        for item in (_obj(r) for r in rows[:limit]):
             table.add_row(
-                str(item.get("rank")),
-                str(item.get("variant_key", "")),
+                _safe(item.get("rank")),
+                _safe(
+                    item.get("variant_key") or ("(the backtest)" if row.kind == "backtest" else "")
+                ),
                 *(
-                    "-" if item.get(name) is None else format_metric(name, item[name])
+                    "-"
+                    if not isinstance(item.get(name), int | float)
+                    else format_metric(name, item[name])
                     for name in (
                         "Total Return [%]",
                         "Max. Drawdown [%]",
@@ -321,6 +385,8 @@ def adopt_command(
     from ita_vc.jobs.model import parse_job_id
 
     job_id = parse_job_id(job)
+    if note is not None:
+        _check_note(note)
     with _session() as (workspace, store):
         report = adopt_job(workspace, store, job_id, note=note, wait=wait)
         if report.already:

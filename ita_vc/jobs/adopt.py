@@ -18,7 +18,13 @@ import shutil
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ita_vc.errors import DirtyWorkspaceError, JobStoreError, UsageError, VcsError
+from ita_vc.errors import (
+    DirtyWorkspaceError,
+    IntegrityError,
+    JobStoreError,
+    UsageError,
+    VcsError,
+)
 from ita_vc.utils.atomic import atomic_write_bytes
 from ita_vc.vcs import gitcli
 
@@ -44,10 +50,19 @@ def _md5(path: Path) -> str | None:
     return digest.hexdigest()
 
 
+_ABSENT = object()
+
+
+def _shown(value: object) -> str:
+    return "(absent)" if value is _ABSENT else repr(value)[:80]
+
+
 def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[str]:
     """What differs between the workspace and the job's frozen request (empty: adoptable)."""
+    from ita_vc.jobs.worker import ensure_commit
     from ita_vc.pipeline.engine_pin import pinned_engine
     from ita_vc.snapshot.runner import _load_params_text, _read_params
+    from ita_vc.utils.mappings import flatten
     from ita_vc.vcs.dvc import missing_stage_params, stage_paths
 
     root = workspace.root
@@ -58,8 +73,19 @@ def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[
         ("grid", "validation") if request.get("kind") == "grid" else ()
     )
     for section in sections:
-        if params.get(section) != frozen.get(section):
-            diffs.append(f"params.yaml: {section}: differs from the job's (use its -S values)")
+        here, there = params.get(section), frozen.get(section)
+        if here == there:
+            continue
+        if not (isinstance(here, dict) and isinstance(there, dict)):
+            diffs.append(f"params.yaml: {section}: {here!r} here, {there!r} in the job")
+            continue
+        flat_here, flat_there = flatten(here, section), flatten(there, section)
+        for key in sorted(set(flat_here) | set(flat_there)):
+            if flat_here.get(key, _ABSENT) != flat_there.get(key, _ABSENT):
+                diffs.append(
+                    f"params.yaml: {key}: {_shown(flat_here.get(key, _ABSENT))} here, "
+                    f"{_shown(flat_there.get(key, _ABSENT))} in the job (-S {key}=...)"
+                )
     engine = pinned_engine(root)
     if engine != request.get("engine"):
         diffs.append(f"dvc.yaml pins engine {engine}, the job ran engine {request.get('engine')}")
@@ -82,9 +108,13 @@ def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[
         d for d in deps if d != rel and not any(d == o or d.startswith(o + "/") for o in outs)
     ]
     commit = str(request.get("git_commit"))
+    try:
+        ensure_commit(root, commit)
+    except (IntegrityError, VcsError) as exc:
+        return [*diffs, str(exc)]
     if tracked:
         changed = (
-            gitcli.git(["diff", "--name-only", commit, "--", *tracked], root, check=False)
+            gitcli.git(["diff", "--name-only", commit, "--", *tracked], root)
             .decode("utf-8", "replace")
             .split()
         )
@@ -187,7 +217,11 @@ def adopt_job(
     return run_pipeline(
         workspace,
         stages=["report", "grid"] if "grid" in stages else ["report"],
-        note=note or f"adopted job {job_id}" + (f": {job.note}" if job.note else ""),
+        note=" ".join(
+            part
+            for part in (note or job.note, f"[adopted job {job_id}, request {job.request_hash}]")
+            if part
+        ),
         wait=wait,
         before_repro=place_outputs,
     )

@@ -124,12 +124,38 @@ def freeze_request(
     }
     if kind == "grid":
         _rule, run_params, request = grid_request(workspace, doc.data, index=doc.index)
+        _check_overfitting_size(doc, request)
         body["grid_request"] = request.to_dict()
         body["grid_request_hash"] = hash_canonical(request.to_dict())
     else:
         run_params = params
     body["data"] = _candles(workspace, run_params)
     return FrozenRequest(kind, body)
+
+
+def _check_overfitting_size(doc: Any, request: Any) -> None:
+    """The grid stage's overfitting statistics hold every Stage A variant: refused at submit
+    when there are more than ``validation.overfitting.max_variants`` (as the stage would).
+
+    Raises:
+        DataValidationError: too many Stage A variants (or a bad validation section).
+    """
+    from itertools import islice
+
+    from ita_vc.grid.returns import too_many_variants
+    from ita_vc.pipeline.stages import read_validation
+
+    validation = read_validation(doc.data, doc.index)
+    if validation is None or validation.overfitting is None:
+        return
+    limit = validation.overfitting.max_variants
+    count, exact = request.count_stage_a()
+    if exact and count > limit:
+        raise too_many_variants(count, limit)
+    if not exact and count > limit:  # an upper bound: count the real ones, up to the limit
+        real = sum(1 for _ in islice(request.base_variants(), limit + 1))
+        if real > limit:
+            raise too_many_variants(real, limit)
 
 
 def _candles(workspace: Workspace, params: Any) -> dict[str, Any]:
@@ -139,6 +165,7 @@ def _candles(workspace: Workspace, params: Any) -> dict[str, Any]:
         DataValidationError: no such dataset.
     """
     from ita_vc.candles.dataset import CandleStore
+    from ita_vc.vcs.dvc import local_objects
 
     data = params.data
     candles = CandleStore(workspace)
@@ -151,13 +178,20 @@ def _candles(workspace: Workspace, params: Any) -> dict[str, Any]:
             f"{data.symbol} --commit`"
         )
     sha, size = hash_file(path)
+    md5 = _md5(path)
+    if not local_objects(workspace.root, [md5]):
+        raise DirtyWorkspaceError(
+            f"{rel} is not in the DVC cache as it is now (md5 {md5}): a worker takes the "
+            "candles from the cache; commit them (`ita-vc data import ... --commit`, or "
+            "`dvc add data` and commit data.dvc)"
+        )
     return {
         "market": data.market,
         "symbol": data.symbol,
         "timeframe": data.timeframe,
         "source_timeframe": data.source_timeframe,
         "path": rel,
-        "md5": _md5(path),
+        "md5": md5,
         "sha256": sha,
         "bytes": size,
     }

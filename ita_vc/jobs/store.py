@@ -26,7 +26,6 @@ import contextlib
 import json
 import re
 import sqlite3
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ita_vc.errors import ItaVcError, JobStoreError, UsageError
@@ -35,6 +34,7 @@ from ita_vc.utils.hashing import hash_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
 __all__ = [
     "MIGRATIONS",
@@ -116,8 +116,38 @@ _COLUMNS = (
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """``url`` with any password replaced by ``***``: in the user part (up to the last ``@``
+    of the authority, so a password holding ``@`` is hidden whole) and ``password=`` in the
+    query."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority, slash, tail = rest.partition("/")
+        user, at, host = authority.rpartition("@")
+        if at and ":" in user:
+            authority = user.split(":", 1)[0] + ":***@" + host
+        url = f"{scheme}://{authority}{slash}{tail}"
+    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
+
+
+def _secrets(url: str) -> list[str]:
+    """The password strings of ``url`` (raw and percent-decoded), to keep out of messages."""
+    from urllib.parse import unquote
+
+    found = []
+    _scheme, _sep, rest = url.partition("://")
+    user = rest.partition("/")[0].rpartition("@")[0]
+    if ":" in user:
+        found.append(user.split(":", 1)[1])
+    found += re.findall(r"(?i)password=([^&\s]*)", url)
+    whole = [x for s in found if s for x in {s, unquote(s)}]
+    parts = [p for x in whole for p in x.split("@")]  # libpq may split it at an "@"
+    return [x for x in {*whole, *parts} if len(x) >= 2]
+
+
+def _scrub(text: str, url: str) -> str:
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class Claim:
@@ -219,13 +249,16 @@ class _Postgres:
 
         self.psycopg = psycopg
         self.url = redact_url(url)
+        self.raw = url
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
         except psycopg.Error as exc:
             raise JobStoreError(
-                f"job store {self.url}: cannot connect ({_first_line(exc)}); check jobs.url, "
-                "that the server runs, and the password (PGPASSWORD or .ita/jobs.local.yaml)"
-            ) from exc
+                f"job store {self.url}: cannot connect ({_first_line(exc, url)}); check "
+                "jobs.url, that the server runs, and the password (PGPASSWORD or "
+                ".ita/jobs.local.yaml; a password with special characters must be "
+                "percent-encoded in a URL, or given in PGPASSWORD)"
+            ) from None
         self.depth = 0
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -233,7 +266,7 @@ class _Postgres:
             cursor = self.conn.execute(sql.replace("?", "%s"), tuple(params))
             return list(cursor.fetchall()) if cursor.description else []
         except self.psycopg.Error as exc:
-            raise JobStoreError(f"job store {self.url}: {_first_line(exc)}") from exc
+            raise JobStoreError(f"job store {self.url}: {_first_line(exc, self.raw)}") from None
 
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         rows = self.execute(sql + " RETURNING id", params)
@@ -251,7 +284,7 @@ class _Postgres:
                     self.execute("SELECT pg_advisory_xact_lock(?)", (self._CLAIM_LOCK,))
                 yield
         except self.psycopg.Error as exc:
-            raise JobStoreError(f"job store {self.url}: {_first_line(exc)}") from exc
+            raise JobStoreError(f"job store {self.url}: {_first_line(exc, self.raw)}") from None
         finally:
             self.depth -= 1
 
@@ -259,8 +292,10 @@ class _Postgres:
         self.conn.close()
 
 
-def _first_line(exc: BaseException) -> str:
-    return redact_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+def _first_line(exc: BaseException, url: str) -> str:
+    """The first line of a driver error, with the URL's password kept out."""
+    text = str(exc).strip()
+    return _scrub(redact_url(text.splitlines()[0] if text else type(exc).__name__), url)
 
 
 def _loads(text: Any) -> Any:
@@ -281,34 +316,52 @@ def _readable(values: dict[str, Any]) -> tuple[dict[str, Any], Any, str | None]:
     return request, result, None
 
 
+_INTS = ("priority", "submitted_at", "attempt", "max_attempts")
+_OPTIONAL_INTS = (
+    "started_at",
+    "finished_at",
+    "lease_expires_at",
+    "heartbeat_at",
+    "processed",
+    "total",
+    "progress_at",
+)
+_TEXTS = ("note", "lease_owner", "stage", "last_error")
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{value!r} is not a whole number")
+    return value
+
+
 def _job(row: tuple[Any, ...]) -> Job:
-    """A ``jobs`` row; a row that cannot be read is returned ``damaged`` (listed, never run)."""
+    """A ``jobs`` row; a row that cannot be read is returned ``damaged`` (listed, never run):
+    a bad JSON column, state, number or text (SQLite stores whatever it is given)."""
     values = dict(zip([c.strip() for c in _COLUMNS.split(",")], row, strict=True))
     request, result, damaged = _readable(values)
+    numbers: dict[str, Any] = {}
+    for name in (*_INTS, *_OPTIONAL_INTS):
+        value = values[name]
+        try:
+            numbers[name] = None if value is None and name in _OPTIONAL_INTS else _whole(value)
+        except TypeError as exc:
+            damaged = damaged or f"the job's row is damaged ({name}: {exc})"
+            numbers[name] = None if name in _OPTIONAL_INTS else 0
+    texts: dict[str, Any] = {
+        n: values[n] if isinstance(values[n], str | None) else str(values[n]) for n in _TEXTS
+    }
     return Job(
         id=int(values["id"]),
         kind=str(values["kind"]),
         state=str(values["state"]),
-        priority=int(values["priority"] or 0),
-        note=values["note"],
         request=request,
         request_hash=str(values["request_hash"]),
-        submitted_at=int(values["submitted_at"] or 0),
-        attempt=int(values["attempt"] or 0),
-        max_attempts=int(values["max_attempts"] or 0),
-        started_at=values["started_at"],
-        finished_at=values["finished_at"],
-        lease_owner=values["lease_owner"],
-        lease_expires_at=values["lease_expires_at"],
-        heartbeat_at=values["heartbeat_at"],
         cancel_requested=bool(values["cancel_requested"]),
-        stage=values["stage"],
-        processed=values["processed"],
-        total=values["total"],
-        progress_at=values["progress_at"],
-        last_error=values["last_error"],
         result=result if isinstance(result, dict) else None,
         damaged=damaged,
+        **numbers,
+        **texts,
     )
 
 
@@ -434,6 +487,15 @@ class JobStore:
             sql += f" LIMIT {int(limit)}"
         return [_job(row) for row in self.db.execute(sql, params)]
 
+    def same_request(self, request_hash: str) -> list[int]:
+        """Queued, running or succeeded jobs of the same request (ids, oldest first)."""
+        rows = self.db.execute(
+            "SELECT id FROM jobs WHERE request_hash = ? AND state IN "
+            "('queued', 'running', 'succeeded') ORDER BY id",
+            (request_hash,),
+        )
+        return [int(r[0]) for r in rows]
+
     def active_count(self) -> int:
         """Running jobs whose lease is still valid."""
         rows = self.db.execute(
@@ -471,6 +533,12 @@ class JobStore:
                     self._event(job.id, job.attempt, "error", f"failed: {why}")
                     continue
                 reclaimed = job.state == "running"
+                if job.cancel_requested:  # asked while its worker was alive: cancelled
+                    self._end(job.id, "cancelled", None)
+                    self._event(
+                        job.id, job.attempt, "info", "cancelled (its worker stopped before)"
+                    )
+                    continue
                 if reclaimed and job.attempt >= job.max_attempts:
                     why = (
                         f"its worker stopped answering (lease expired) on attempt "
@@ -734,8 +802,8 @@ class JobStore:
 
 
 def open_job_store(url: str | None, default_path: Path, *, timeout: float = 10.0) -> JobStore:
-    """The job store: SQLite at ``default_path`` (no ``url``, or ``sqlite:///PATH``) or the
-    PostgreSQL server of ``url`` (``postgresql://`` or ``postgres://``).
+    """The job store: SQLite at ``default_path`` (no ``url``) or the PostgreSQL server of
+    ``url`` (``postgresql://`` or ``postgres://``).
 
     Raises:
         JobStoreError: unreachable, login refused, or migrated by a newer ita-vc.
@@ -745,9 +813,6 @@ def open_job_store(url: str | None, default_path: Path, *, timeout: float = 10.0
 
     if url is None:
         return JobStore(_Sqlite(default_path), str(default_path))
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        return JobStore(_Sqlite(path), str(path))
     if url.startswith(("postgresql://", "postgres://")):
         return JobStore(_Postgres(url, timeout), redact_url(url))
     raise ConfigError(

@@ -24,12 +24,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -38,8 +39,8 @@ from ita_vc.errors import (
     DataValidationError,
     IntegrityError,
     ItaVcError,
+    JobStoreError,
     RuleValidationError,
-    VcsError,
 )
 from ita_vc.jobs.model import worker_name
 from ita_vc.vcs import gitcli
@@ -73,6 +74,7 @@ def open_store(workspace: Workspace, *, timeout: float = 10.0) -> JobStore:
     from ita_vc.yaml_read import YamlError, load_yaml_file
 
     url = os.environ.get("ITA_VC_JOBS_URL") or None
+    source = "ITA_VC_JOBS_URL"
     local = workspace.state_dir / "jobs.local.yaml"
     if url is None and os.path.lexists(local):
         try:
@@ -80,11 +82,20 @@ def open_store(workspace: Workspace, *, timeout: float = 10.0) -> JobStore:
         except YamlError as exc:
             raise ConfigError(str(exc)) from exc
         value = doc.get("url") if isinstance(doc, dict) else None
-        if not isinstance(value, str):
-            raise ConfigError(f"{local}: needs url: postgresql://user:password@host:port/db")
-        url = value
+        if not isinstance(value, str) or set(doc) != {"url"}:
+            raise ConfigError(
+                f"{local}: must hold only url: postgresql://user:password@host:port/db"
+            )
+        url, source = value, str(local)
     if url is None:
-        url = workspace.config.jobs.url
+        url, source = workspace.config.jobs.url, "configs/config.yaml: jobs.url"
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        from ita_vc.jobs.store import redact_url
+
+        raise ConfigError(
+            f"{source}: {redact_url(url)!r}: use postgresql://user@host:port/database "
+            "(or nothing, for .ita/jobs.sqlite)"
+        )
     default = workspace.state_dir / "jobs.sqlite"
     if url is None:
         _check_local_file(workspace, default)
@@ -185,13 +196,16 @@ def _worktree(root: Path, commit: str, job_id: int) -> Iterator[Path]:
         gitcli.git(["worktree", "prune"], root, check=False)
 
 
-def _ensure_commit(root: Path, commit: str) -> None:
+def ensure_commit(root: Path, commit: str) -> None:
     """The job's commit in this clone: fetched from ``origin`` (branches and ``ita/keep``
     pins) when missing.
 
     Raises:
-        VcsError: not found here nor on the remote.
+        IntegrityError: not a commit id, or found neither here nor on the remote.
     """
+
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise IntegrityError(f"the job's git_commit {commit!r} is not a commit id")
 
     def present() -> bool:
         kind = gitcli.git(["cat-file", "-t", commit], root, check=False)
@@ -211,10 +225,34 @@ def _ensure_commit(root: Path, commit: str) -> None:
         check=False,
     )
     if not present():
-        raise VcsError(
+        raise IntegrityError(
             f"the job's commit {commit[:12]} is not in this clone nor on its git remote "
             "origin: push it from the submitting clone (`ita-vc push`)"
         )
+
+
+def _inside(tree: Path, rel: str, field: str) -> Path:
+    """``tree / rel`` for a plain relative path that stays inside the worktree.
+
+    Raises:
+        DataValidationError: absolute, ``..``, non-canonical, or through a symlink out.
+    """
+    pure = PurePosixPath(rel)
+    if (
+        not rel
+        or pure.is_absolute()
+        or pure.as_posix() != rel
+        or any(part in ("", ".", "..") for part in pure.parts)
+        or "\\" in rel
+    ):
+        raise DataValidationError(f"the job's {field} {rel!r} is not a path inside its workspace")
+    target = tree / rel
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.resolve().is_relative_to(tree.resolve()):
+        raise DataValidationError(f"the job's {field} {rel!r} leads outside its workspace")
+    return target
 
 
 def _link_candles(workspace: Workspace, tree: Path, data: dict[str, Any]) -> None:
@@ -228,6 +266,9 @@ def _link_candles(workspace: Workspace, tree: Path, data: dict[str, Any]) -> Non
     from ita_vc.vcs.dvc import local_objects
 
     md5, rel = str(data["md5"]), str(data["path"])
+    target = _inside(tree, rel, "data.path")
+    if not re.fullmatch(r"[0-9a-f]{32}", md5):
+        raise DataValidationError(f"the job's data.md5 {md5!r} is not a DVC md5")
     found = local_objects(workspace.root, [md5])
     if md5 not in found:
         with contextlib.suppress(ItaVcError):
@@ -242,7 +283,6 @@ def _link_candles(workspace: Workspace, tree: Path, data: dict[str, Any]) -> Non
             "clone's DVC cache nor its DVC remote: push them from the submitting clone "
             "(`ita-vc push`), or `dvc pull` here"
         )
-    target = tree / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() or target.is_symlink():
         target.unlink()
@@ -432,11 +472,18 @@ def _attempt(
     options: dict[str, Any],
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, bytes]]:
     """Steps 1-2 of the module docstring: (result, final top-K rows, output files)."""
+    from ita_vc.utils.hashing import hash_canonical
+
     job = claim.job
     reporter.answer(store.report(claim, stage="preparing", processed=0, total=None))
     request = job.request
+    if hash_canonical(request) != job.request_hash:
+        raise DataValidationError(
+            f"the job's request does not hash to its request_hash {job.request_hash}: the "
+            "row was changed after submission; nothing was run"
+        )
     commit = str(request["git_commit"])
-    _ensure_commit(workspace.root, commit)
+    ensure_commit(workspace.root, commit)
     with _worktree(workspace.root, commit, job.id) as tree:
         _write_params(tree, dict(request["params"]))
         _link_candles(workspace, tree, dict(request["data"]))
@@ -538,50 +585,79 @@ class Worker:
         once: bool = False,
         on_event: Callable[[str], None] | None = None,
     ) -> list[JobOutcome]:
-        """Claim and run jobs; the outcomes, in order. ``on_event`` hears each claim and end."""
-        store = self.connect()
+        """Claim and run jobs; the outcomes, in order. ``on_event`` hears each claim and end.
+
+        Raises:
+            ConfigError: jobs are turned off (``jobs.enabled: false``).
+            JobStoreError: the store is unreachable.
+        """
+        if not self.settings.enabled:
+            from ita_vc.errors import ConfigError
+
+            raise ConfigError(
+                "configs/config.yaml: jobs.enabled is false: jobs are turned off in this "
+                "workspace, so this worker runs none"
+            )
         outcomes: list[JobOutcome] = []
+        store: JobStore | None = None
+        say = on_event or (lambda _line: None)
         try:
             while not self.stop_event.is_set():
-                claim = store.claim(
-                    self.name,
-                    lease_seconds=self.settings.lease_seconds,
-                    max_active=self.settings.max_active_jobs,
-                )
-                if claim is None:
-                    if once:
-                        if on_event is not None:
-                            on_event(
-                                "no job to run (none queued, or max_active_jobs = "
-                                f"{self.settings.max_active_jobs} already running)"
-                            )
+                try:
+                    store = store or self.connect()
+                    if not self._one(store, once, say, outcomes):
                         break
-                    self.stop_event.wait(self.settings.claim_poll_seconds)
-                    continue
-                if on_event is not None:
-                    on_event(
-                        f"job {claim.job.id}: claimed ({claim.job.kind}, attempt "
-                        f"{claim.attempt}{', resuming' if claim.resumed else ''})"
-                    )
-                started = time.perf_counter()
-                outcome = run_claimed(
-                    self.workspace,
-                    store,
-                    claim,
-                    self.settings,
-                    connect=self.connect,
-                    stop=self.stop_event.is_set,
-                    options=self.options,
-                )
-                outcomes.append(outcome)
-                if on_event is not None:
-                    on_event(
-                        f"job {outcome.job_id}: {outcome.state} in "
-                        f"{time.perf_counter() - started:.1f} s"
-                        + (f" ({outcome.error})" if outcome.error else "")
-                    )
-                if once:
-                    break
+                except JobStoreError as exc:
+                    if once:
+                        raise
+                    # a dropped connection (server restart, network): the job, if any, is
+                    # reclaimed after its lease - by this worker too, once it reconnects
+                    say(f"job store error: {exc}; reconnecting")
+                    with contextlib.suppress(Exception):
+                        if store is not None:
+                            store.close()
+                    store = None
+                    self.stop_event.wait(max(1.0, self.settings.claim_poll_seconds))
         finally:
-            store.close()
+            if store is not None:
+                store.close()
         return outcomes
+
+    def _one(
+        self, store: JobStore, once: bool, say: Callable[[str], None], outcomes: list[JobOutcome]
+    ) -> bool:
+        """Claim and run one job (or wait for one); False when the loop should end."""
+        claim = store.claim(
+            self.name,
+            lease_seconds=self.settings.lease_seconds,
+            max_active=self.settings.max_active_jobs,
+        )
+        if claim is None:
+            if once:
+                say(
+                    "no job to run (none queued, or max_active_jobs = "
+                    f"{self.settings.max_active_jobs} already running)"
+                )
+                return False
+            self.stop_event.wait(self.settings.claim_poll_seconds)
+            return True
+        say(
+            f"job {claim.job.id}: claimed ({claim.job.kind}, attempt "
+            f"{claim.attempt}{', resuming' if claim.resumed else ''})"
+        )
+        started = time.perf_counter()
+        outcome = run_claimed(
+            self.workspace,
+            store,
+            claim,
+            self.settings,
+            connect=self.connect,
+            stop=self.stop_event.is_set,
+            options=self.options,
+        )
+        outcomes.append(outcome)
+        say(
+            f"job {outcome.job_id}: {outcome.state} in {time.perf_counter() - started:.1f} s"
+            + (f" ({outcome.error})" if outcome.error else "")
+        )
+        return not once

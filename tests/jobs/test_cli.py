@@ -43,8 +43,9 @@ def test_an_unreachable_server_fails_fast_without_the_password(tmp_repo, monkeyp
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("url: 12\n", "needs url"),
-        ("- a\n", "needs url"),
+        ("url: 12\n", "must hold only url"),
+        ("- a\n", "must hold only url"),
+        ("url: postgresql://a:b@h/db\nfoo: 1\n", "must hold only url"),
         ("url: mysql://x/y\n", "use postgresql://"),
         ("a: &a [1]\nb: [*a, *a]\n", "alias"),
     ],

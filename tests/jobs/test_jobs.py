@@ -320,37 +320,65 @@ def test_max_active_jobs_is_a_quota_over_every_worker(ws):
         store.close()
 
 
-def test_a_job_that_keeps_failing_ends_failed_with_its_last_error(ws):
+def _rewrite_request(job_id: int, change, *, rehash: bool = True) -> None:
+    """Change a queued job's request in the store (and its request_hash, unless told not)."""
     from ita_vc.jobs import open_store
+    from ita_vc.utils.hashing import hash_canonical
     from ita_vc.workspace import Workspace
 
     store = open_store(Workspace.discover())
-    job_id = _submit()
     request = store.get(job_id).request
-    request["git_commit"] = "0" * 40
-    store.db.execute("UPDATE jobs SET request_json = ? WHERE id = ?", (json.dumps(request), job_id))
+    change(request)
+    old = store.get(job_id).request_hash
+    store.db.execute(
+        "UPDATE jobs SET request_json = ?, request_hash = ? WHERE id = ?",
+        (json.dumps(request), hash_canonical(request) if rehash else old, job_id),
+    )
     store.close()
+
+
+def test_a_job_that_keeps_failing_ends_failed_with_its_last_error(ws, monkeypatch):
+    from ita_vc.jobs import worker as w
+
+    def broken(*_args):
+        raise OSError("the disk is on fire")
+
+    monkeypatch.setattr(w, "_link_candles", broken)
+    job_id = _submit()
     states = [o.state for _ in range(3) for o in _worker().run(once=True)]
     assert states == ["released", "released", "failed"]
     status = _status(job_id)
     assert status["state"] == "failed" and status["attempt"] == 3
+    assert status["last_error"] == "OSError: the disk is on fire"
+    errors = [(a, m) for _at, a, level, m in _events(job_id) if level == "error"]
+    assert errors == [(3, "failed: OSError: the disk is on fire")]  # once, with its attempt
+
+
+def test_a_job_whose_commit_or_data_cannot_be_found_fails_at_once_saying_so(ws):
+    no_commit, no_data = _submit(), _submit()
+    _rewrite_request(no_commit, lambda r: r.update(git_commit="0" * 40))
+    _rewrite_request(no_data, lambda r: r["data"].update(md5="f" * 32))
+    assert [o.state for _ in range(2) for o in _worker().run(once=True)] == ["failed", "failed"]
+    status = _status(no_commit)
+    assert status["attempt"] == 1
     assert "is not in this clone nor on its git remote" in status["last_error"]
-
-
-def test_a_job_whose_data_cannot_be_found_fails_saying_so(ws):
-    from ita_vc.jobs import open_store
-    from ita_vc.workspace import Workspace
-
-    store = open_store(Workspace.discover())
-    job_id = _submit()
-    request = store.get(job_id).request
-    request["data"]["md5"] = "f" * 32
-    store.db.execute("UPDATE jobs SET request_json = ? WHERE id = ?", (json.dumps(request), job_id))
-    store.close()
-    assert [o.state for o in _worker().run(once=True)] == ["failed"]
-    status = _status(job_id)
+    status = _status(no_data)
     assert status["attempt"] == 1 and "ffffffff" in status["last_error"]
     assert "neither this clone's DVC cache nor its DVC remote" in status["last_error"]
+
+
+@pytest.mark.parametrize("path", ["/tmp/victim.txt", "../victim.txt", "data/../../victim.txt"])
+def test_a_tampered_request_runs_nothing_and_writes_nowhere(ws, tmp_path, path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    changed, escaping = _submit(), _submit()
+    _rewrite_request(changed, lambda r: r["params"]["grid"].update(top_k=1), rehash=False)
+    target = str(victim) if path.startswith("/") else path
+    _rewrite_request(escaping, lambda r: r["data"].update(path=target))
+    assert [o.state for _ in range(2) for o in _worker().run(once=True)] == ["failed", "failed"]
+    assert "does not hash to its request_hash" in _status(changed)["last_error"]
+    assert "is not a path inside its workspace" in _status(escaping)["last_error"]
+    assert victim.read_text() == "precious"
 
 
 def test_submit_refuses_uncommitted_inputs_unless_allowed(ws):
@@ -380,7 +408,8 @@ def test_adopt_makes_the_job_a_committed_run_or_says_what_differs(ws):
     (ws / "params.yaml").write_text(params.replace("top_k: 20", "top_k: 7"))
     ws.git("commit", "-qam", "another top_k")
     refused = invoke("jobs", "adopt", str(job_id))
-    assert refused.exit_code == 12 and "params.yaml: grid" in refused.stderr, refused.output
+    assert refused.exit_code == 12, refused.output
+    assert "params.yaml: grid.top_k: 7 here, 20 in the job" in refused.stderr
     (ws / "params.yaml").write_text(params)
     ws.git("commit", "-qam", "back")
     head = ws.git("rev-parse", "HEAD").stdout.strip()
@@ -407,7 +436,8 @@ def test_a_backtest_job_equals_the_pipeline_stages_and_is_adopted(ws):
     # the -S value is in the job: the metrics differ from the committed params' run
     assert files["results/metrics.json"] != ws.backtest_reference["results/metrics.json"]
     refused = invoke("jobs", "adopt", str(job_id))
-    assert refused.exit_code == 12 and "params.yaml: backtest" in refused.stderr, refused.output
+    assert refused.exit_code == 12, refused.output
+    assert "params.yaml: backtest.fee_pct: None here, 0.1 in the job" in refused.stderr
     same = _submit("--backtest")
     assert [o.state for o in _worker().run(once=True)] == ["succeeded"]
     assert _job_files(same) == ws.backtest_reference
