@@ -191,7 +191,7 @@ def _worktree(root: Path, commit: str, job_id: int) -> Iterator[Path]:
         yield tree
     finally:
         _drop_log_handlers(base)
-        gitcli.git(["worktree", "remove", "--force", str(tree)], root, check=False)
+        # the folder first (fast), then git forgets the worktree whose folder is gone
         shutil.rmtree(base, ignore_errors=True)
         gitcli.git(["worktree", "prune"], root, check=False)
 
@@ -395,6 +395,7 @@ def _collect(tree: Path, outs: list[str]) -> dict[str, bytes]:
 
 
 def _run_grid_job(
+    workspace_root: Path,
     tree: Path,
     claim: Claim,
     reporter: _Reporter,
@@ -421,7 +422,8 @@ def _run_grid_job(
     summary = stage_grid(
         tree,
         engine,
-        {
+        features_from=workspace_root,
+        search={
             "progress": reporter.progress,
             "should_stop": reporter.should_stop,
             "saved_checkpoint": saved,
@@ -488,7 +490,9 @@ def _attempt(
         _write_params(tree, dict(request["params"]))
         _link_candles(workspace, tree, dict(request["data"]))
         if job.kind == "grid":
-            result, topk, outs = _run_grid_job(tree, claim, reporter, store, options)
+            result, topk, outs = _run_grid_job(
+                workspace.root, tree, claim, reporter, store, options
+            )
         else:
             result, topk, outs = _run_backtest_job(tree, claim, reporter, store)
         files = _collect(tree, outs)

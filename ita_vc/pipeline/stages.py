@@ -296,10 +296,13 @@ def stage_grid(
     root: Path | None = None,
     engine: str | None = None,
     search: Mapping[str, Any] | None = None,
+    features_from: Path | None = None,
 ) -> dict[str, Any]:
     """Run the grid stage (``params.yaml: grid:``) into ``results/grid/``; returns the summary.
     ``search`` holds more keyword arguments of :func:`~ita_vc.grid.run_grid` (a job's
-    progress, stop, checkpoint and workers: :mod:`ita_vc.jobs`); they change no output.
+    progress, stop, checkpoint and workers: :mod:`ita_vc.jobs`), and ``features_from`` the
+    workspace whose feature cache to use (a job's worktree uses its workspace's: entries are
+    keyed by content); they change no output.
 
     Raises:
         KeyboardInterrupt: the search was interrupted. Nothing is written then: a stage's outs
@@ -320,7 +323,8 @@ def stage_grid(
         returns = stage_a_returns(
             prepared, rule, params, request, max_variants=validation.overfitting.max_variants
         )
-    with activate(cache_settings(workspace.root)):  # the feature cache (docs/cache.md)
+    features = cache_settings(features_from or workspace.root)  # docs/cache.md
+    with activate(features):
         outcome = run_grid(prepared, rule, params, request, keep_partial=False, **(search or {}))
     sink = StoreSink(store, "results", "grid")
     write_grid(outcome, sink, timings=False, engine=params.engine)
