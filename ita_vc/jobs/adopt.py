@@ -57,21 +57,13 @@ def _shown(value: object) -> str:
     return "(absent)" if value is _ABSENT else repr(value)[:80]
 
 
-def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[str]:
-    """What differs between the workspace and the job's frozen request (empty: adoptable)."""
-    from ita_vc.jobs.worker import ensure_commit
-    from ita_vc.pipeline.engine_pin import pinned_engine
-    from ita_vc.snapshot.runner import _load_params_text, _read_params
+def _params_differences(
+    params: dict[str, Any], frozen: dict[str, Any], sections: tuple[str, ...]
+) -> list[str]:
+    """Each params key of ``sections`` whose value differs, with both values."""
     from ita_vc.utils.mappings import flatten
-    from ita_vc.vcs.dvc import missing_stage_params, stage_paths
 
-    root = workspace.root
     diffs = []
-    params = _load_params_text(_read_params(workspace.contained("params.yaml")))
-    frozen = request.get("params") or {}
-    sections = ("rule", "data", "backtest") + (
-        ("grid", "validation") if request.get("kind") == "grid" else ()
-    )
     for section in sections:
         here, there = params.get(section), frozen.get(section)
         if here == there:
@@ -86,40 +78,77 @@ def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[
                     f"params.yaml: {key}: {_shown(flat_here.get(key, _ABSENT))} here, "
                     f"{_shown(flat_there.get(key, _ABSENT))} in the job (-S {key}=...)"
                 )
-    engine = pinned_engine(root)
-    if engine != request.get("engine"):
-        diffs.append(f"dvc.yaml pins engine {engine}, the job ran engine {request.get('engine')}")
-    data = request.get("data") or {}
+    return diffs
+
+
+def _candles_difference(root: Path, data: dict[str, Any]) -> str | None:
+    """Why the workspace's candles are not the job's (None: they are)."""
+    from ita_vc.errors import DataValidationError
+    from ita_vc.jobs.worker import inside
+
     rel = str(data.get("path"))
-    if _md5(root / rel) != data.get("md5"):
-        diffs.append(f"{rel}: not the job's candles (md5 {data.get('md5')})")
-    stages = ["grid"] if request.get("kind") == "grid" else ["prepare", "backtest", "report"]
+    try:
+        path = inside(root, rel, "data.path")
+    except DataValidationError as exc:
+        return str(exc)
+    if path.is_symlink() or _md5(path) != data.get("md5"):
+        return f"{rel}: not the job's candles (md5 {data.get('md5')})"
+    return None
+
+
+def _dependency_differences(
+    root: Path, request: dict[str, Any], stages: list[str], candles: str
+) -> list[str]:
+    """DVC cannot run the stages here (missing params), the job's commit is missing, or a
+    git-tracked dependency changed since it."""
+    from ita_vc.jobs.worker import ensure_commit
+    from ita_vc.vcs.dvc import missing_stage_params, stage_paths
+
     try:
         missing = missing_stage_params(root, stages)  # what `dvc commit` would refuse
     except VcsError as exc:
         missing = [str(exc)]
     if missing:
-        return [
-            *diffs,
-            *(f"DVC cannot run the {' and '.join(stages)} stage here: {m}" for m in missing),
-        ]
-    deps, outs = stage_paths(root, stages)
-    tracked = [
-        d for d in deps if d != rel and not any(d == o or d.startswith(o + "/") for o in outs)
-    ]
+        return [f"DVC cannot run the {' and '.join(stages)} stage here: {m}" for m in missing]
     commit = str(request.get("git_commit"))
     try:
         ensure_commit(root, commit)
     except (IntegrityError, VcsError) as exc:
-        return [*diffs, str(exc)]
-    if tracked:
-        changed = (
-            gitcli.git(["diff", "--name-only", commit, "--", *tracked], root)
-            .decode("utf-8", "replace")
-            .split()
-        )
-        diffs += [f"{path}: changed since the job's commit {commit[:10]}" for path in changed]
-    return diffs
+        return [str(exc)]
+    deps, outs = stage_paths(root, stages)
+    tracked = [
+        d for d in deps if d != candles and not any(d == o or d.startswith(o + "/") for o in outs)
+    ]
+    if not tracked:
+        return []
+    changed = (
+        gitcli.git(["diff", "--name-only", commit, "--", *tracked], root)
+        .decode("utf-8", "replace")
+        .split()
+    )
+    return [f"{path}: changed since the job's commit {commit[:10]}" for path in changed]
+
+
+def adoption_differences(workspace: Workspace, request: dict[str, Any]) -> list[str]:
+    """What differs between the workspace and the job's frozen request (empty: adoptable)."""
+    from ita_vc.pipeline.engine_pin import pinned_engine
+    from ita_vc.snapshot.runner import _load_params_text, _read_params
+
+    root = workspace.root
+    grid = request.get("kind") == "grid"
+    params = _load_params_text(_read_params(workspace.contained("params.yaml")))
+    frozen = request.get("params")
+    sections = ("rule", "data", "backtest") + (("grid", "validation") if grid else ())
+    diffs = _params_differences(params, frozen if isinstance(frozen, dict) else {}, sections)
+    engine = pinned_engine(root)
+    if engine != request.get("engine"):
+        diffs.append(f"dvc.yaml pins engine {engine}, the job ran engine {request.get('engine')}")
+    data = request.get("data")
+    data = data if isinstance(data, dict) else {}
+    if (why := _candles_difference(root, data)) is not None:
+        diffs.append(why)
+    stages = ["grid"] if grid else ["prepare", "backtest", "report"]
+    return diffs + _dependency_differences(root, request, stages, str(data.get("path")))
 
 
 def _checked_names(files: dict[str, bytes], outs: list[str]) -> None:

@@ -231,7 +231,7 @@ def ensure_commit(root: Path, commit: str) -> None:
         )
 
 
-def _inside(tree: Path, rel: str, field: str) -> Path:
+def inside(tree: Path, rel: str, field: str) -> Path:
     """``tree / rel`` for a plain relative path that stays inside the worktree.
 
     Raises:
@@ -266,7 +266,7 @@ def _link_candles(workspace: Workspace, tree: Path, data: dict[str, Any]) -> Non
     from ita_vc.vcs.dvc import local_objects
 
     md5, rel = str(data["md5"]), str(data["path"])
-    target = _inside(tree, rel, "data.path")
+    target = inside(tree, rel, "data.path")
     if not re.fullmatch(r"[0-9a-f]{32}", md5):
         raise DataValidationError(f"the job's data.md5 {md5!r} is not a DVC md5")
     found = local_objects(workspace.root, [md5])
