@@ -76,3 +76,34 @@ def test_option_refusals(tmp_repo):
     assert invoke("jobs", "list", "--limit", "0").exit_code == 2
     assert invoke("jobs", "top", "job-0").exit_code == 2
     assert invoke("worker", "--concurrency", "0").exit_code == 2
+
+
+def test_a_worker_reconnects_after_the_store_fails(tmp_repo, monkeypatch):
+    import dataclasses
+
+    from ita_vc.errors import JobStoreError
+    from ita_vc.jobs import Worker
+    from ita_vc.jobs.store import JobStore
+    from ita_vc.workspace import Workspace
+
+    workspace = Workspace.at(tmp_repo)
+    worker = Worker(
+        workspace, settings=dataclasses.replace(workspace.config.jobs, claim_poll_seconds=0.05)
+    )
+    calls: list[JobStore] = []
+
+    def flaky_claim(self, owner, **_kw):
+        calls.append(self)
+        if len(calls) == 1:
+            raise JobStoreError("job store x: the connection is lost")
+        worker.stop_event.set()  # the second claim, on a new connection: done
+
+    monkeypatch.setattr(JobStore, "claim", flaky_claim)
+    said: list[str] = []
+    assert worker.run(on_event=said.append) == []
+    assert said == ["job store error: job store x: the connection is lost; reconnecting"]
+    assert len(calls) == 2 and calls[0] is not calls[1]  # a new connection the second time
+    with pytest.raises(JobStoreError):  # --once: the error is the command's
+        calls.clear()
+        worker.stop_event.clear()
+        worker.run(once=True)

@@ -128,6 +128,13 @@ def test_a_grid_job_equals_the_grid_stage_byte_for_byte(ws):
     top = json.loads(invoke("jobs", "top", str(job_id), "--json", "--limit", "3").stdout)
     assert top["final"] and len(top["rows"]) == 3 and top["rows"][0]["rank"] == 1
     assert "report_table_md" in top["rows"][0]
+    shown = invoke("jobs", "top", str(job_id), "--limit", "2")
+    assert shown.exit_code == 0 and "final top-K" in shown.stdout, shown.output
+    assert top["rows"][0]["variant_key"][:20] in shown.stdout.replace("\n", "")
+    status = invoke("jobs", "status", str(job_id))
+    assert status.exit_code == 0, status.output
+    for part in ("job 1: succeeded", "search      complete: Stage A 12", "`ita-vc jobs adopt 1`"):
+        assert part in status.stdout, status.stdout
     logs = invoke("jobs", "logs", str(job_id))
     assert "claimed by" in logs.stdout and "succeeded" in logs.stdout
 
