@@ -191,6 +191,9 @@ class _Sqlite:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+            # a text column holding bytes that are not UTF-8 (a hand-edited or damaged row)
+            # reads with replacement characters instead of failing every query
+            self.conn.text_factory = lambda data: data.decode("utf-8", "replace")
             self.conn.execute("PRAGMA busy_timeout = 60000")
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
@@ -203,7 +206,7 @@ class _Sqlite:
         try:
             return list(self.conn.execute(sql, tuple(params)).fetchall())
         except sqlite3.DatabaseError as exc:
-            raise JobStoreError(f"{self.path}: {exc}") from exc
+            raise JobStoreError(f"{self.path}: {_printable(str(exc))}") from exc
 
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         try:
@@ -292,10 +295,15 @@ class _Postgres:
         self.conn.close()
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes) shown as ``?``."""
+    return "".join(c if c.isprintable() or c == " " else "?" for c in text)
+
+
 def _first_line(exc: BaseException, url: str) -> str:
     """The first line of a driver error, with the URL's password kept out."""
     text = str(exc).strip()
-    return _scrub(redact_url(text.splitlines()[0] if text else type(exc).__name__), url)
+    return _printable(_scrub(redact_url(text.splitlines()[0] if text else type(exc).__name__), url))
 
 
 def _loads(text: Any) -> Any:

@@ -107,3 +107,25 @@ def test_a_worker_reconnects_after_the_store_fails(tmp_repo, monkeypatch):
         calls.clear()
         worker.stop_event.clear()
         worker.run(once=True)
+
+
+def test_a_note_of_raw_bytes_and_escapes_neither_blocks_nor_reaches_the_terminal(tmp_repo):
+    import sqlite3
+
+    from ita_vc.jobs import open_store
+    from ita_vc.workspace import Workspace
+
+    store = open_store(Workspace.at(tmp_repo))
+    job_id = store.submit("grid", {"git_commit": "c"}, "sha256:x", note="fine")
+    store.close()
+    conn = sqlite3.connect(tmp_repo / ".ita" / "jobs.sqlite")
+    conn.execute(
+        "UPDATE jobs SET note = CAST(x'ff1b5d303b50574e0d1b5b324b07' AS TEXT) WHERE id = ?",
+        (job_id,),
+    )
+    conn.commit()
+    conn.close()
+    for args in (("jobs", "list"), ("jobs", "status", str(job_id)), ("jobs", "list", "--json")):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
