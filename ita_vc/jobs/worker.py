@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -171,29 +170,13 @@ def _drop_log_handlers(base: Path) -> None:
 
 @contextlib.contextmanager
 def _worktree(root: Path, commit: str, job_id: int) -> Iterator[Path]:
-    """A detached worktree at ``commit`` (no hooks run), removed whatever happens."""
-    base = Path(tempfile.mkdtemp(prefix=f"ita-vc-job-{job_id}-"))
-    tree = base / "worktree"
-    try:
-        gitcli.git(
-            [
-                "-c",
-                f"core.hooksPath={base / 'no-hooks'}",
-                "worktree",
-                "add",
-                "--detach",
-                "-q",
-                str(tree),
-                commit,
-            ],
-            root,
-        )
-        yield tree
-    finally:
-        _drop_log_handlers(base)
-        # the folder first (fast), then git forgets the worktree whose folder is gone
-        shutil.rmtree(base, ignore_errors=True)
-        gitcli.git(["worktree", "prune"], root, check=False)
+    """A temporary worktree at ``commit`` (:func:`~ita_vc.vcs.gitcli.temporary_worktree`),
+    the stage code's log handlers inside it closed before it goes."""
+    with gitcli.temporary_worktree(root, commit, f"ita-vc-job-{job_id}-") as tree:
+        try:
+            yield tree
+        finally:
+            _drop_log_handlers(tree.parent)
 
 
 def ensure_commit(root: Path, commit: str) -> None:
@@ -207,13 +190,9 @@ def ensure_commit(root: Path, commit: str) -> None:
     if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
         raise IntegrityError(f"the job's git_commit {commit!r} is not a commit id")
 
-    def present() -> bool:
-        kind = gitcli.git(["cat-file", "-t", commit], root, check=False)
-        return kind.strip() == b"commit"
-
-    if present():
+    if gitcli.has_commit(root, commit):
         return
-    gitcli.git(
+    gitcli.run(  # best effort, never a credential prompt: the check below says what is missing
         [
             "fetch",
             "-q",
@@ -222,9 +201,9 @@ def ensure_commit(root: Path, commit: str) -> None:
             "+refs/tags/ita/keep/*:refs/tags/ita/keep/*",
         ],
         root,
-        check=False,
+        env={"GIT_TERMINAL_PROMPT": "0"},
     )
-    if not present():
+    if not gitcli.has_commit(root, commit):
         raise IntegrityError(
             f"the job's commit {commit[:12]} is not in this clone nor on its git remote "
             "origin: push it from the submitting clone (`ita-vc push`)"

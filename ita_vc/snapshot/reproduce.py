@@ -12,11 +12,8 @@ happens.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +29,7 @@ from ita_vc.vcs.dvc import cache_dir
 from ita_vc.yaml_read import load_lockfile
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from ita_vc.workspace import Workspace
 
@@ -106,34 +103,6 @@ def engine_note(snapshot: dict[str, Any]) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _worktree(root: Path, commit: str, run_id: str, keep: bool) -> Iterator[Path]:
-    """A detached worktree at ``commit`` with no git hooks run; removed (registration and
-    folder) whatever happens, unless ``keep``."""
-    base = Path(tempfile.mkdtemp(prefix=f"ita-vc-reproduce-{run_id}-"))
-    tree = base / "worktree"
-    try:
-        gitcli.git(
-            [
-                "-c",
-                f"core.hooksPath={base / 'no-hooks'}",
-                "worktree",
-                "add",
-                "--detach",
-                "-q",
-                str(tree),
-                commit,
-            ],
-            root,
-        )
-        yield tree
-    finally:
-        if not keep:
-            gitcli.git(["worktree", "remove", "--force", str(tree)], root, check=False)
-            shutil.rmtree(base, ignore_errors=True)
-            gitcli.git(["worktree", "prune"], root, check=False)
-
-
 def _fetch_inputs(
     workspace: Workspace,
     snapshot: dict[str, Any],
@@ -188,7 +157,9 @@ def reproduce_run(
         _fetch_inputs(workspace, snapshot, remote, timeout, progress)
     with (
         workspace.lock(timeout=wait, purpose=f"ita-vc reproduce {run_id}"),
-        _worktree(root, commit, run_id, keep_worktree) as tree,
+        gitcli.temporary_worktree(
+            root, commit, f"ita-vc-reproduce-{run_id}-", keep=keep_worktree
+        ) as tree,
     ):
         shared_cache = cache_dir(root)
         (tree / ".dvc").mkdir(exist_ok=True)

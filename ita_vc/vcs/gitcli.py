@@ -8,11 +8,18 @@ being committed (``git commit -a`` and partial commits use a temporary index).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ita_vc.errors import VcsError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "EMPTY_TREE",
@@ -119,6 +126,30 @@ def init(path: str | Path) -> None:
         raise VcsError(f"git init failed in {path}: {exc}") from exc
     if proc.returncode != 0:
         raise VcsError(f"git init failed in {path}: {proc.stderr.decode(errors='replace')}")
+
+
+@contextlib.contextmanager
+def temporary_worktree(
+    root: str | Path, commit: str, prefix: str, *, keep: bool = False
+) -> Iterator[Path]:
+    """A detached worktree at ``commit`` in a new temp folder (``prefix``), with no git hook
+    run (DVC's post-checkout hook would run ``dvc checkout`` before the worktree shares the
+    cache); removed whatever happens - the folder first, then git prunes its registration -
+    unless ``keep``.
+
+    Raises:
+        VcsError: git could not add the worktree.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    tree = base / "worktree"
+    try:
+        hooks = f"core.hooksPath={base / 'no-hooks'}"
+        git(["-c", hooks, "worktree", "add", "--detach", "-q", str(tree), commit], root)
+        yield tree
+    finally:
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
+            git(["worktree", "prune"], root, check=False)
 
 
 def has_commit(root: str | Path, rev: str = "HEAD") -> bool:
