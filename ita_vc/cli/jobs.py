@@ -53,8 +53,9 @@ def _ms(value: int | None) -> str:
 def _safe(value: object, limit: int = 2000) -> str:
     """Text from the store or a user, printable: control characters (terminal escapes) shown
     as ``?``, cut at ``limit``."""
-    text = str(value)[:limit]
-    return "".join(c if c.isprintable() or c == " " else "?" for c in text)
+    from ita_vc.jobs.model import printable
+
+    return printable(str(value)[:limit])
 
 
 def _check_note(note: str) -> None:

@@ -12,7 +12,6 @@ snapshot, manifest and record are ``ita-vc run``'s.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import PurePosixPath
@@ -26,6 +25,7 @@ from ita_vc.errors import (
     VcsError,
 )
 from ita_vc.utils.atomic import atomic_write_bytes
+from ita_vc.utils.hashing import md5_file
 from ita_vc.vcs import gitcli
 
 if TYPE_CHECKING:
@@ -38,16 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["adopt_job", "adoption_differences"]
 
 _SECTIONS = ("rule", "data", "backtest", "grid", "validation")
-
-
-def _md5(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _ABSENT = object()
@@ -91,7 +81,8 @@ def _candles_difference(root: Path, data: dict[str, Any]) -> str | None:
         path = inside(root, rel, "data.path")
     except DataValidationError as exc:
         return str(exc)
-    if path.is_symlink() or _md5(path) != data.get("md5"):
+    # a regular file only: a FIFO would block the read
+    if path.is_symlink() or not path.is_file() or md5_file(path) != data.get("md5"):
         return f"{rel}: not the job's candles (md5 {data.get('md5')})"
     return None
 

@@ -28,6 +28,7 @@ __all__ = [
     "JOB_STATES",
     "Job",
     "parse_job_id",
+    "printable",
     "worker_name",
 ]
 
@@ -114,3 +115,9 @@ def parse_job_id(text: object) -> int:
 def worker_name() -> str:
     """A worker's lease owner: host, pid and a random part (unique across machines)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes, CR, BEL) shown as ``?``: for
+    values from the job store, which may come from anyone with a login on it."""
+    return "".join(c if c.isprintable() or c == " " else "?" for c in text)

@@ -9,13 +9,12 @@ canonical JSON.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ita_vc._version import __version__
 from ita_vc.errors import ConfigError, DataValidationError, DirtyWorkspaceError, UsageError
 from ita_vc.jobs.model import JOB_KINDS
-from ita_vc.utils.hashing import hash_canonical, hash_file
+from ita_vc.utils.hashing import hash_canonical, hash_file_md5
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -32,14 +31,6 @@ class FrozenRequest:
         self.kind = kind
         self.body = body
         self.request_hash = hash_canonical(body)
-
-
-def _md5(path: Any) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def freeze_request(
@@ -177,8 +168,7 @@ def _candles(workspace: Workspace, params: Any) -> dict[str, Any]:
             f"import them with `ita-vc data import FILE --market {data.market} --symbol "
             f"{data.symbol} --commit`"
         )
-    sha, size = hash_file(path)
-    md5 = _md5(path)
+    sha, md5, size = hash_file_md5(path)
     if not local_objects(workspace.root, [md5]):
         raise DirtyWorkspaceError(
             f"{rel} is not in the DVC cache as it is now (md5 {md5}): a worker takes the "

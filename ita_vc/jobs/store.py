@@ -29,7 +29,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ita_vc.errors import ItaVcError, JobStoreError, UsageError
-from ita_vc.jobs.model import FINAL_STATES, JOB_STATES, Job
+from ita_vc.jobs.model import FINAL_STATES, JOB_STATES, Job, printable
 from ita_vc.utils.hashing import hash_bytes
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class _Sqlite:
         try:
             return list(self.conn.execute(sql, tuple(params)).fetchall())
         except sqlite3.DatabaseError as exc:
-            raise JobStoreError(f"{self.path}: {_printable(str(exc))}") from exc
+            raise JobStoreError(f"{self.path}: {printable(str(exc))}") from exc
 
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         try:
@@ -295,15 +295,10 @@ class _Postgres:
         self.conn.close()
 
 
-def _printable(text: str) -> str:
-    """``text`` with control characters (terminal escapes) shown as ``?``."""
-    return "".join(c if c.isprintable() or c == " " else "?" for c in text)
-
-
 def _first_line(exc: BaseException, url: str) -> str:
     """The first line of a driver error, with the URL's password kept out."""
     text = str(exc).strip()
-    return _printable(_scrub(redact_url(text.splitlines()[0] if text else type(exc).__name__), url))
+    return printable(_scrub(redact_url(text.splitlines()[0] if text else type(exc).__name__), url))
 
 
 def _loads(text: Any) -> Any:

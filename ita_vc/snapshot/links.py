@@ -16,7 +16,6 @@ The index tables ``run_artifacts`` and ``run_inputs`` are a cache rebuilt from c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ from ita_vc.snapshot.manifest import load_manifest, manifest_relpath, manifest_s
 from ita_vc.store.artifacts import PersistentStore
 from ita_vc.store.index import MetadataIndex
 from ita_vc.utils.atomic import atomic_write_bytes
-from ita_vc.utils.hashing import hash_file
+from ita_vc.utils.hashing import hash_file, hash_file_md5
 from ita_vc.vcs.dvc import cache_dir
 
 if TYPE_CHECKING:
@@ -529,12 +528,7 @@ def _file_matcher(workspace: Workspace, text: str) -> tuple[_Matcher, list[str]]
         )
     if not absolute.is_file():  # a FIFO, a socket, a device: reading it could block forever
         raise UsageError(f"lineage: {text!r} is not a regular file")
-    sha256, _size = hash_file(absolute)
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(absolute, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    md5 = digest.hexdigest()
+    sha256, md5, _size = hash_file_md5(absolute)
     return _Matcher(frozenset({sha256, f"md5:{md5}", md5})), [sha256, f"md5:{md5}"]
 
 

@@ -20,7 +20,7 @@ from ita_vc.errors import ItaVcError
 from ita_vc.rules.registry import RuleRegistry
 from ita_vc.snapshot.capture import SnapshotStore, check_run_id, snapshot_hash
 from ita_vc.snapshot.manifest import load_manifest, manifest_relpath, manifest_sha
-from ita_vc.utils.hashing import hash_file
+from ita_vc.utils.hashing import hash_file, md5_file
 from ita_vc.utils.tablehash import hash_dataframe
 from ita_vc.vcs import gitcli
 from ita_vc.vcs.dvc import cache_paths, local_objects, tracked_paths
@@ -62,16 +62,6 @@ class VerifyReport:
     def failures(self) -> list[Check]:
         """The checks that failed."""
         return [c for c in self.checks if not c.ok]
-
-
-def _md5(path: Path, progress: Callable[[int], None] | None) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-            if progress is not None:
-                progress(len(chunk))
-    return digest.hexdigest()
 
 
 def _objects(snapshot: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -263,7 +253,7 @@ def _check_content(
     for label, md5, cache in files:
         report.bytes_hashed += cache.stat().st_size
         report.hashed_paths.append(cache)
-        if _md5(cache, progress) != md5:
+        if md5_file(cache, progress) != md5:
             bad.append(f"{label}: {cache} does not hash to {md5}")
     report.checks.append(
         Check(

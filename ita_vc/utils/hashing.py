@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 __all__ = [
@@ -34,8 +35,10 @@ __all__ = [
     "hash_bytes",
     "hash_canonical",
     "hash_file",
+    "hash_file_md5",
     "hash_stream",
     "is_hash",
+    "md5_file",
     "parse_hash",
 ]
 
@@ -149,3 +152,27 @@ def hash_file(path: str | Path) -> tuple[str, int]:
     """Hash a file's bytes; returns ``(sha256:..., size_in_bytes)``."""
     with open(path, "rb") as stream:
         return hash_stream(stream)
+
+
+def md5_file(path: str | Path, progress: Callable[[int], None] | None = None) -> str:
+    """DVC's md5 of a file's bytes (hex): the id of its DVC object. ``progress`` hears the
+    size of each chunk read."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return digest.hexdigest()
+
+
+def hash_file_md5(path: str | Path) -> tuple[str, str, int]:
+    """``(sha256:..., DVC md5 hex, size_in_bytes)`` of a file, in one read."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    size = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            sha256.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return format_hash(sha256.hexdigest()), md5.hexdigest(), size

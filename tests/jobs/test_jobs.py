@@ -191,6 +191,20 @@ def _events(job_id: int) -> list:
         store.close()
 
 
+def _wrapped_worker(script: str) -> subprocess.CompletedProcess[str]:
+    """Run a worker wrapped by ``script`` (which signals itself at an exact point) in a
+    process of its own, a checkpoint after every batch."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 _KILL_MID_STAGE_A = textwrap.dedent(
     """
     import os, signal
@@ -209,15 +223,7 @@ _KILL_MID_STAGE_A = textwrap.dedent(
 
 def test_a_killed_worker_loses_its_job_which_another_resumes(ws):
     job_id = _submit()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _KILL_MID_STAGE_A],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = _wrapped_worker(_KILL_MID_STAGE_A)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     killed = _status(job_id)
     assert killed["state"] == "running" and killed["stage"] == "stage_a", killed
@@ -471,15 +477,7 @@ _TERM_AFTER_FIRST_SAVE = textwrap.dedent(
 
 def test_a_stopped_worker_gives_its_job_back_which_resumes_elsewhere(ws):
     job_id = _submit()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ITA_VC_GRID_CHECKPOINT_SECONDS": "0"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _TERM_AFTER_FIRST_SAVE],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = _wrapped_worker(_TERM_AFTER_FIRST_SAVE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"job {job_id}: released" in proc.stderr
     status = _status(job_id)
